@@ -1,0 +1,191 @@
+"""The appliance: the composition root that runs mlbox's loops and HTTP API.
+
+`mlbox up` runs it headless; the TUI embeds it in its own process. Its loops
+are reconciliation loops over the database (a crashed run is found by looking,
+not by being told), so killing the appliance at any moment loses nothing:
+the next start looks again.
+
+A running appliance announces itself in ``$MLBOX_HOME/appliance.json`` (pid,
+address), so a second front end can work beside it instead of starting
+another API on the same port.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mlbox.services import Services
+from mlbox.settings import Settings
+
+log = logging.getLogger("mlbox.appliance")
+
+
+def process_start(pid: int) -> float | None:
+    """Start time of a live process, None when there is none (zombies count as gone)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return float(proc.create_time())
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class Announcement:
+    pid: int
+    url: str
+    started: float
+
+
+def running_appliance(settings: Settings) -> Announcement | None:
+    """The appliance serving this home, if one is alive."""
+    path = settings.home / "appliance.json"
+    try:
+        data = json.loads(path.read_text())
+        ann = Announcement(int(data["pid"]), str(data["url"]), float(data["started"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if ann.pid == os.getpid() or process_start(ann.pid) is None:
+        return None
+    return ann
+
+
+class Appliance:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.settings = services.settings
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._server: Any = None
+        self.url: str | None = None
+        self.token = services.home.token()
+
+    # -- loops -----------------------------------------------------------------
+
+    def reconcile_once(self, now: float | None = None) -> dict[str, list[int]]:
+        """One pass of every loop; returns what changed (tests call this directly)."""
+        crashed = self.services.tracking.reap_crashed(
+            now=time.time() if now is None else now,
+            this_host=socket.gethostname(),
+            process_start=process_start,
+            crash_after_s=self.settings.crash_after_s,
+        )
+        if crashed:
+            log.info("runs marked crashed: %s", crashed)
+        return {"crashed": crashed}
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.reconcile_once()
+            except Exception:  # a loop must survive a bad pass; the next one retries
+                log.exception("reconcile pass failed")
+            self._stop.wait(self.settings.reap_every_s)
+
+    def start_loops(self) -> None:
+        t = threading.Thread(target=self._loop, name="mlbox-reconcile", daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    # -- HTTP ------------------------------------------------------------------
+
+    def _make_server(self) -> Any:
+        import uvicorn
+
+        from mlbox.api.app import create_app
+
+        app = create_app(self.services, token=self.token)
+        sock = socket.socket(socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.settings.host.strip("[]"), self.settings.port))
+        host, port = sock.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{port}"
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+        server = uvicorn.Server(config)
+        self._server = server
+        self._socket = sock
+        return server
+
+    def _announce(self) -> None:
+        path = self.services.home.appliance_path
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "url": self.url, "started": time.time()}))
+        os.replace(tmp, path)
+
+    def _unannounce(self) -> None:
+        path = self.services.home.appliance_path
+        try:
+            if json.loads(path.read_text()).get("pid") == os.getpid():
+                path.unlink()
+        except (OSError, ValueError):
+            pass
+
+    def start_http(self) -> str:
+        """Serve the API from a background thread; returns its URL once it accepts."""
+        server = self._make_server()
+        t = threading.Thread(
+            target=lambda: server.run(sockets=[self._socket]), name="mlbox-http", daemon=True
+        )
+        t.start()
+        self._threads.append(t)
+        deadline = time.monotonic() + 10
+        while not server.started and t.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not server.started:
+            raise RuntimeError("the HTTP API did not start")
+        self._announce()
+        assert self.url is not None
+        return self.url
+
+    def serve_forever(self, on_ready: Any = None) -> None:
+        """`mlbox up`: loops in a thread, HTTP in the foreground until SIGINT/SIGTERM."""
+        import signal
+
+        self.start_loops()
+        server = self._make_server()
+
+        # uvicorn captures SIGINT/SIGTERM while serving, shuts down gracefully,
+        # then re-raises them into the handlers found before: make those no-ops
+        # so the `finally` below still runs.
+        signal.signal(signal.SIGINT, lambda signum, frame: None)
+        signal.signal(signal.SIGTERM, lambda signum, frame: None)
+
+        async def _ready_watch() -> None:
+            import asyncio
+
+            while not server.started:
+                await asyncio.sleep(0.01)
+            self._announce()
+            if on_ready:
+                on_ready(self.url)
+
+        import asyncio
+
+        async def main() -> None:
+            watcher = asyncio.create_task(_ready_watch())
+            await server.serve(sockets=[self._socket])
+            watcher.cancel()
+
+        try:
+            asyncio.run(main())
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        for t in self._threads:
+            t.join(timeout=5)
+        self._unannounce()

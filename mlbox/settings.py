@@ -1,0 +1,66 @@
+"""The one settings object, read from ``MLBOX_*`` environment variables.
+
+Loaded once at an entry point (CLI, client, test) and passed down; nothing
+below reads the environment for configuration on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mlbox.store.errors import InvalidInput
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path.home() / ".mlbox")
+    """``MLBOX_HOME``: the one folder holding every store (default ``~/.mlbox``)."""
+    host: str = "127.0.0.1"
+    """``MLBOX_HOST``: interface the HTTP API binds; loopback unless you mean otherwise."""
+    port: int = 5151
+    """``MLBOX_PORT``: HTTP API port (0 picks a free one)."""
+    allowed_hosts: tuple[str, ...] = ()
+    """``MLBOX_ALLOWED_HOSTS``: extra Host header names accepted beside loopback
+    (comma separated); anything else is refused, which defeats DNS rebinding."""
+    heartbeat_s: float = 5.0
+    """``MLBOX_HEARTBEAT_S``: how often a logging process proves it is alive."""
+    crash_after_s: float = 60.0
+    """``MLBOX_CRASH_AFTER_S``: a running run with no heartbeat for this long is
+    marked crashed (used when its pid cannot be checked, e.g. another host)."""
+    reap_every_s: float = 2.0
+    """``MLBOX_REAP_EVERY_S``: how often the appliance looks for crashed runs."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        s = cls()
+        if env.get("MLBOX_HOME"):
+            s = replace(s, home=Path(env["MLBOX_HOME"]).expanduser())
+        if env.get("MLBOX_HOST"):
+            s = replace(s, host=env["MLBOX_HOST"])
+        if env.get("MLBOX_ALLOWED_HOSTS"):
+            hosts = tuple(h.strip() for h in env["MLBOX_ALLOWED_HOSTS"].split(",") if h.strip())
+            s = replace(s, allowed_hosts=hosts)
+        for name, attr in (
+            ("MLBOX_PORT", "port"),
+            ("MLBOX_HEARTBEAT_S", "heartbeat_s"),
+            ("MLBOX_CRASH_AFTER_S", "crash_after_s"),
+            ("MLBOX_REAP_EVERY_S", "reap_every_s"),
+        ):
+            if env.get(name):
+                kind: type[int] | type[float] = int if attr == "port" else float
+                try:
+                    value: int | float = kind(env[name])
+                except ValueError:
+                    raise InvalidInput(f"{name}={env[name]!r} is not a number", field=name) from None
+                s = replace(s, **{attr: value})  # type: ignore[arg-type]
+        return s
+
+    @property
+    def accepted_hosts(self) -> frozenset[str]:
+        return frozenset((*LOOPBACK_HOSTS, self.host, *self.allowed_hosts))

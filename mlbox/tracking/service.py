@@ -1,0 +1,614 @@
+"""The tracking service: experiments, runs, params, metrics, artifacts, datasets.
+
+It owns the tracking tables; other services ask it, never its tables. Every
+write is one ``BEGIN IMMEDIATE`` transaction, so a crash leaves either all of
+a call's rows or none. Metric values may be NaN or ±inf: training that
+diverges must not crash on logging, and the user wants to see the divergence.
+NaN is stored as NULL (SQLite has no NaN) and read back as NaN; JSON front
+ends render both NaN and ±inf as null.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlbox.store.artifacts import ArtifactStore, clean_relpath
+from mlbox.store.db import Database
+from mlbox.store.errors import Conflict, InvalidInput, NotFound
+from mlbox.tracking import search
+from mlbox.tracking.liveness import Liveness, is_dead
+from mlbox.tracking.migrations import migrations
+from mlbox.tracking.provenance import CodeVersion
+from mlbox.tracking.schemas import (
+    RUN_STATUSES,
+    ArtifactInfo,
+    Comparison,
+    DatasetInfo,
+    Experiment,
+    MetricPoint,
+    MetricSummary,
+    Run,
+    RunDetail,
+    RunPage,
+)
+from mlbox.tracking.series import Chunk, group
+
+MAX_KEY_LEN = 250
+MAX_PARAM_LEN = 6000
+MAX_PAGE = 50_000
+DEFAULT_EXPERIMENT = "Default"
+
+MetricRow = tuple[str, int, float, float]
+"""(key, step, timestamp, value) — one point of a metric series."""
+
+
+def check_key(key: object, field: str) -> str:
+    """Keys name series, params and tags: non-empty text without control characters."""
+    if not isinstance(key, str) or not key.strip():
+        raise InvalidInput(f"{field} must be a non-empty string, got {key!r}", field=field)
+    if len(key) > MAX_KEY_LEN:
+        raise InvalidInput(f"{field} {key[:40]!r}… is longer than {MAX_KEY_LEN}", field=field)
+    if any(ord(c) < 32 for c in key):
+        raise InvalidInput(f"{field} {key!r} has control characters", field=field)
+    return key
+
+
+def check_value(key: str, value: object) -> float:
+    """A metric value as float; numbers (and numpy/torch scalars) only."""
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        raise InvalidInput(
+            f"metric {key!r}: value must be a number, got {type(value).__name__} {value!r}",
+            field=f"metrics.{key}",
+        )
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            f"metric {key!r}: value must be a number, got {type(value).__name__}",
+            field=f"metrics.{key}",
+        ) from None
+
+
+def check_step(key: str, step: object) -> int:
+    if isinstance(step, bool) or not isinstance(step, int):
+        index = getattr(step, "__index__", None)
+        if index is not None:
+            return int(index())
+        raise InvalidInput(f"metric {key!r}: step must be an integer, got {step!r}", field="step")
+    return step
+
+
+def _param_text(key: str, value: object) -> str:
+    if isinstance(value, (dict, list, tuple)):
+        text = json.dumps(value, default=str)
+    else:
+        text = str(value)
+    if len(text) > MAX_PARAM_LEN:
+        raise InvalidInput(f"param {key!r} is longer than {MAX_PARAM_LEN} characters", field=key)
+    return text
+
+
+def _stored(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _metrics_json(text: str | None) -> dict[str, float | None]:
+    """Latest values from SQL JSON: NULL is NaN (kept as None), ±inf arrives as text."""
+    if not text:
+        return {}
+    return {k: float(v) if isinstance(v, str) else v for k, v in json.loads(text).items()}
+
+
+def _read(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+class TrackingService:
+    def __init__(self, db: Database, artifacts: ArtifactStore) -> None:
+        self.db = db
+        self.artifacts = artifacts
+        migrations.apply(db)
+
+    # -- experiments -------------------------------------------------------
+
+    def _experiment_from_row(self, row: sqlite3.Row) -> Experiment:
+        return Experiment(
+            id=row["id"],
+            name=row["name"],
+            description=row["description"],
+            created_at=row["created_at"],
+            run_count=row["run_count"],
+        )
+
+    def list_experiments(self) -> list[Experiment]:
+        rows = self.db.query(
+            "SELECT e.*, (SELECT COUNT(*) FROM runs WHERE experiment_id = e.id) AS run_count "
+            "FROM experiments e ORDER BY e.name"
+        )
+        return [self._experiment_from_row(r) for r in rows]
+
+    def get_experiment(self, name_or_id: str | int) -> Experiment:
+        col = "id" if isinstance(name_or_id, int) else "name"
+        row = self.db.query_one(
+            "SELECT e.*, (SELECT COUNT(*) FROM runs WHERE experiment_id = e.id) AS run_count "
+            f"FROM experiments e WHERE e.{col} = ?",
+            (name_or_id,),
+        )
+        if row is None:
+            raise NotFound(f"no experiment {name_or_id!r}", field="experiment")
+        return self._experiment_from_row(row)
+
+    def create_experiment(self, name: str, description: str = "") -> Experiment:
+        check_key(name, "experiment")
+        try:
+            with self.db.atomic() as conn:
+                conn.execute(
+                    "INSERT INTO experiments (name, description, created_at) VALUES (?, ?, ?)",
+                    (name, description, time.time()),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"experiment {name!r} already exists", field="experiment") from None
+        return self.get_experiment(name)
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        check_key(name, "experiment")
+        with self.db.atomic() as conn:
+            conn.execute(
+                "INSERT INTO experiments (name, description, created_at) VALUES (?, '', ?) "
+                "ON CONFLICT (name) DO NOTHING",
+                (name, time.time()),
+            )
+        return self.get_experiment(name)
+
+    # -- runs ----------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment: str = DEFAULT_EXPERIMENT,
+        name: str | None = None,
+        *,
+        tags: dict[str, object] | None = None,
+        host: str = "",
+        pid: int = 0,
+        pid_started: float | None = None,
+        code: CodeVersion | None = None,
+        environment: dict[str, object] | None = None,
+        now: float | None = None,
+    ) -> Run:
+        exp = self.get_or_create_experiment(experiment)
+        now = time.time() if now is None else now
+        with self.db.atomic() as conn:
+            cur = conn.execute(
+                "INSERT INTO runs (experiment_id, name, status, start_time, heartbeat, host, pid,"
+                " pid_started, git_sha, git_dirty, environment)"
+                " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    exp.id,
+                    name or "",
+                    now,
+                    now,
+                    host,
+                    pid,
+                    pid_started,
+                    code.sha if code else None,
+                    None if code is None or code.dirty is None else int(code.dirty),
+                    json.dumps(environment or {}, default=str),
+                ),
+            )
+            run_id = int(cur.lastrowid or 0)
+            if not name:
+                conn.execute("UPDATE runs SET name = ? WHERE id = ?", (f"run-{run_id}", run_id))
+            if tags:
+                self.set_tags(run_id, tags)
+        return self.get_run(run_id)
+
+    def _require_run(self, run_id: int) -> None:
+        if self.db.query_one("SELECT 1 FROM runs WHERE id = ?", (run_id,)) is None:
+            raise NotFound(f"no run {run_id}", field="run_id")
+
+    def get_run(self, run_id: int) -> Run:
+        page = self._select_runs("r.id = ?", [run_id], "", 1, 0)
+        if not page:
+            raise NotFound(f"no run {run_id}", field="run_id")
+        return page[0]
+
+    def end_run(self, run_id: int, status: str = "finished", *, now: float | None = None) -> Run:
+        if status not in RUN_STATUSES or status == "running":
+            raise InvalidInput(
+                f"status must be one of finished, failed, killed, crashed; got {status!r}",
+                field="status",
+            )
+        self._require_run(run_id)
+        with self.db.atomic() as conn:
+            conn.execute(
+                "UPDATE runs SET status = ?, end_time = ? WHERE id = ? AND status = 'running'",
+                (status, time.time() if now is None else now, run_id),
+            )
+        return self.get_run(run_id)
+
+    def set_notes(self, run_id: int, notes: str) -> None:
+        self._require_run(run_id)
+        with self.db.atomic() as conn:
+            conn.execute("UPDATE runs SET notes = ? WHERE id = ?", (str(notes), run_id))
+
+    def heartbeat(self, run_id: int, *, now: float | None = None) -> None:
+        with self.db.atomic() as conn:
+            conn.execute(
+                "UPDATE runs SET heartbeat = ? WHERE id = ?",
+                (time.time() if now is None else now, run_id),
+            )
+
+    # -- params and tags -------------------------------------------------------
+
+    def log_params(self, run_id: int, params: dict[str, object]) -> None:
+        """Params are write-once: the same value again is fine, another value is a Conflict."""
+        if not isinstance(params, dict):
+            raise InvalidInput("params must be a mapping of name to value", field="params")
+        items = [(check_key(k, "param"), _param_text(k, v)) for k, v in params.items()]
+        self._require_run(run_id)
+        with self.db.atomic() as conn:
+            for key, text in items:
+                row = conn.execute(
+                    "SELECT value FROM params WHERE run_id = ? AND key = ?", (run_id, key)
+                ).fetchone()
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)",
+                        (run_id, key, text),
+                    )
+                elif row["value"] != text:
+                    raise Conflict(
+                        f"param {key!r} of run {run_id} is already {row['value']!r}; "
+                        f"cannot change it to {text!r}",
+                        field=key,
+                    )
+
+    def set_tags(self, run_id: int, tags: dict[str, object]) -> None:
+        if not isinstance(tags, dict):
+            raise InvalidInput("tags must be a mapping of name to value", field="tags")
+        items = [(run_id, check_key(k, "tag"), str(v)) for k, v in tags.items()]
+        self._require_run(run_id)
+        with self.db.atomic() as conn:
+            conn.executemany(
+                "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?)"
+                " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+                items,
+            )
+
+    # -- metrics -----------------------------------------------------------------
+
+    def log_metrics(self, run_id: int, series: Mapping[str, Chunk], *, now: float | None = None) -> None:
+        """Append already-validated points, one chunk per key, in one transaction."""
+        rows = []
+        latest = []
+        for key, chunk in series.items():
+            if not len(chunk):
+                continue
+            steps, ts, vals = chunk.encode()
+            rows.append((run_id, key, len(chunk), min(chunk.steps), max(chunk.steps), steps, ts, vals))
+            i = chunk.latest()
+            latest.append((run_id, key, chunk.steps[i], chunk.ts[i], _stored(chunk.values[i]), len(chunk)))
+        if not rows:
+            return
+        try:
+            with self.db.atomic() as conn:
+                conn.executemany(
+                    "INSERT INTO metric_chunks (run_id, key, n, first_step, last_step, steps, ts, vals)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                conn.executemany(
+                    "INSERT INTO latest_metrics (run_id, key, step, ts, value, count)"
+                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO UPDATE SET"
+                    " ts = CASE WHEN excluded.step >= step THEN excluded.ts ELSE ts END,"
+                    " value = CASE WHEN excluded.step >= step THEN excluded.value ELSE value END,"
+                    " step = MAX(step, excluded.step),"
+                    " count = count + excluded.count",
+                    latest,
+                )
+                conn.execute(
+                    "UPDATE runs SET heartbeat = ? WHERE id = ?",
+                    (time.time() if now is None else now, run_id),
+                )
+        except sqlite3.IntegrityError:
+            raise NotFound(f"no run {run_id}", field="run_id") from None
+
+    def log_points(self, run_id: int, points: Sequence[MetricRow]) -> None:
+        """Validate and store (key, step, timestamp, value) points (for API callers)."""
+        checked = [
+            (check_key(k, "metric"), check_step(k, s), check_value(k, t), check_value(k, v))
+            for k, s, t, v in points
+        ]
+        self._require_run(run_id)
+        self.log_metrics(run_id, group(checked))
+
+    def metric_keys(self, run_id: int) -> list[MetricSummary]:
+        rows = self.db.query(
+            "SELECT key, value, step, count FROM latest_metrics WHERE run_id = ? ORDER BY key",
+            (run_id,),
+        )
+        return [MetricSummary(r["key"], _read(r["value"]), r["step"], r["count"]) for r in rows]
+
+    def metric_series(self, run_id: int, key: str, *, max_points: int | None = None) -> Chunk:
+        """A whole series in step order; ``max_points`` thins it evenly for plots."""
+        rows = self.db.query(
+            "SELECT steps, ts, vals FROM metric_chunks WHERE run_id = ? AND key = ? ORDER BY id",
+            (run_id, key),
+        )
+        if not rows:
+            self._require_run(run_id)
+            raise NotFound(f"run {run_id} has no metric {key!r}", field="key")
+        chunk = Chunk()
+        for r in rows:
+            chunk.extend(Chunk.decode(r[0], r[1], r[2]))
+        chunk = chunk.sorted_by_step()
+        return chunk.thin(max_points) if max_points else chunk
+
+    def metric_history(self, run_id: int, key: str, *, max_points: int | None = None) -> list[MetricPoint]:
+        c = self.metric_series(run_id, key, max_points=max_points)
+        return [MetricPoint(s, t, v) for s, t, v in zip(c.steps, c.ts, c.values, strict=True)]
+
+    def export_metrics(self, run_id: int, path: str | Path) -> int:
+        """Write a run's whole metric history to Parquet; returns the number of points."""
+        import pyarrow as pa
+
+        from mlbox.store.tables import write_parquet
+
+        keys: list[str] = []
+        steps: list[int] = []
+        ts: list[float] = []
+        values: list[float] = []
+        for m in self.metric_keys(run_id):
+            c = self.metric_series(run_id, m.key)
+            keys.extend([m.key] * len(c))
+            steps.extend(c.steps)
+            ts.extend(c.ts)
+            values.extend(c.values)
+        table = pa.table(
+            {
+                "key": pa.array(keys, pa.string()),
+                "step": pa.array(steps, pa.int64()),
+                "timestamp": pa.array(ts, pa.float64()),
+                "value": pa.array(values, pa.float64()),
+            }
+        )
+        self._require_run(run_id)
+        write_parquet(table, path)
+        return len(keys)
+
+    # -- search --------------------------------------------------------------------
+
+    def _select_runs(self, where: str, params: list[Any], order: str, limit: int, offset: int) -> list[Run]:
+        sql = (
+            "SELECT r.*, e.name AS experiment,"
+            " (SELECT json_group_object(key, value) FROM params WHERE run_id = r.id) AS p,"
+            " (SELECT json_group_object(key, CASE WHEN abs(value) > 1.7976931348623157e308"
+            " THEN CAST(value AS TEXT) ELSE value END) FROM latest_metrics WHERE run_id = r.id) AS m,"
+            " (SELECT json_group_object(key, value) FROM tags WHERE run_id = r.id) AS t"
+            f" FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE {where} {order}"
+            " LIMIT ? OFFSET ?"
+        )
+        rows = self.db.query(sql, [*params, limit, offset])
+        return [
+            Run(
+                id=r["id"],
+                experiment_id=r["experiment_id"],
+                experiment=r["experiment"],
+                name=r["name"],
+                status=r["status"],
+                start_time=r["start_time"],
+                end_time=r["end_time"],
+                heartbeat=r["heartbeat"],
+                host=r["host"],
+                pid=r["pid"],
+                git_sha=r["git_sha"],
+                git_dirty=None if r["git_dirty"] is None else bool(r["git_dirty"]),
+                params=json.loads(r["p"]) if r["p"] else {},
+                metrics=_metrics_json(r["m"]),
+                tags=json.loads(r["t"]) if r["t"] else {},
+            )
+            for r in rows
+        ]
+
+    def search_runs(
+        self,
+        filter: str = "",
+        *,
+        order_by: list[str] | None = None,
+        experiments: Sequence[str] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> RunPage:
+        """Runs matching a filter expression (see `mlbox.tracking.search`), ordered and paged."""
+        if not isinstance(limit, int) or not 0 < limit <= MAX_PAGE:
+            raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+        if not isinstance(offset, int) or offset < 0:
+            raise InvalidInput("offset must be 0 or more", field="offset")
+        params: list[Any] = []
+        where = search.to_sql(search.parse(filter), params)
+        if experiments:
+            where += f" AND e.name IN ({', '.join('?' * len(experiments))})"
+            params.extend(experiments)
+        total_row = self.db.query_one(
+            f"SELECT COUNT(*) FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE {where}",
+            params,
+        )
+        order_params: list[Any] = []
+        order = search.order_sql(order_by, order_params)
+        runs = self._select_runs(where, [*params, *order_params], order, limit, offset)
+        return RunPage(runs=runs, total=total_row[0] if total_row else 0, offset=offset, limit=limit)
+
+    def compare(self, run_ids: Sequence[int]) -> Comparison:
+        """Params and latest metrics of several runs side by side."""
+        if len(run_ids) < 2:
+            raise InvalidInput("compare needs two or more run ids", field="run_ids")
+        runs = [self.get_run(i) for i in run_ids]
+        param_keys = sorted({k for r in runs for k in r.params})
+        metric_keys = sorted({k for r in runs for k in r.metrics})
+        return Comparison(
+            run_ids=[r.id for r in runs],
+            params={k: [r.params.get(k) for r in runs] for k in param_keys},
+            metrics={k: [r.metrics.get(k) for r in runs] for k in metric_keys},
+        )
+
+    def run_detail(self, run_id: int) -> RunDetail:
+        run = self.get_run(run_id)
+        row = self.db.query_one("SELECT notes, environment FROM runs WHERE id = ?", (run_id,))
+        assert row is not None
+        return RunDetail(
+            run=run,
+            notes=row["notes"],
+            environment=json.loads(row["environment"]),
+            metrics=self.metric_keys(run_id),
+            artifacts=self.list_artifacts(run_id),
+            datasets=self.list_datasets(run_id),
+        )
+
+    # -- artifacts -------------------------------------------------------------------
+
+    def _record_artifacts(self, run_id: int, items: list[tuple[str, str, int]]) -> None:
+        now = time.time()
+        with self.db.atomic() as conn:
+            conn.executemany(
+                "INSERT INTO artifacts (run_id, path, sha256, size, created_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (run_id, path) DO UPDATE SET sha256 = excluded.sha256,"
+                " size = excluded.size, created_at = excluded.created_at",
+                [(run_id, p, sha, size, now) for p, sha, size in items],
+            )
+
+    def log_artifact(
+        self, run_id: int, local_path: str | Path, artifact_path: str | None = None
+    ) -> list[ArtifactInfo]:
+        """Store a file or a folder (recursively) under ``artifact_path``."""
+        src = Path(local_path)
+        if not src.exists():
+            raise NotFound(f"no such file or folder: {src}", field="local_path")
+        self._require_run(run_id)
+        base = clean_relpath(artifact_path, field="artifact_path") if artifact_path else None
+        files: list[tuple[Path, str]] = []
+        if src.is_dir():
+            for dirpath, _dirs, names in os.walk(src):
+                for fname in sorted(names):
+                    f = Path(dirpath) / fname
+                    rel = f.relative_to(src).as_posix()
+                    files.append((f, f"{base}/{rel}" if base else f"{src.name}/{rel}"))
+        else:
+            files.append((src, f"{base}/{src.name}" if base else src.name))
+        items = []
+        for f, rel in files:
+            blob = self.artifacts.put_file(f)
+            items.append((clean_relpath(rel), blob.sha256, blob.size))
+        self._record_artifacts(run_id, items)
+        return [ArtifactInfo(p, sha, size) for p, sha, size in items]
+
+    def log_artifact_bytes(self, run_id: int, path: str, data: bytes) -> ArtifactInfo:
+        rel = clean_relpath(path)
+        self._require_run(run_id)
+        blob = self.artifacts.put_bytes(data)
+        self._record_artifacts(run_id, [(rel, blob.sha256, blob.size)])
+        return ArtifactInfo(rel, blob.sha256, blob.size)
+
+    def list_artifacts(self, run_id: int) -> list[ArtifactInfo]:
+        rows = self.db.query(
+            "SELECT path, sha256, size FROM artifacts WHERE run_id = ? ORDER BY path", (run_id,)
+        )
+        return [ArtifactInfo(r["path"], r["sha256"], r["size"]) for r in rows]
+
+    def artifact(self, run_id: int, path: str) -> ArtifactInfo:
+        rel = clean_relpath(path)
+        row = self.db.query_one(
+            "SELECT path, sha256, size FROM artifacts WHERE run_id = ? AND path = ?", (run_id, rel)
+        )
+        if row is None:
+            self._require_run(run_id)
+            raise NotFound(f"run {run_id} has no artifact {rel!r}", field="path")
+        return ArtifactInfo(row["path"], row["sha256"], row["size"])
+
+    def read_artifact(self, run_id: int, path: str) -> Iterator[bytes]:
+        """The artifact's bytes, verified against its sha256 before the first chunk."""
+        info = self.artifact(run_id, path)
+        return self.artifacts.iter_bytes(info.sha256)
+
+    # -- datasets --------------------------------------------------------------------
+
+    def log_dataset(
+        self,
+        run_id: int,
+        *,
+        name: str,
+        digest: str,
+        source: str,
+        rows: int | None,
+        schema: dict[str, str],
+        context: str = "training",
+    ) -> DatasetInfo:
+        check_key(name, "dataset")
+        check_key(context, "context")
+        self._require_run(run_id)
+        with self.db.atomic() as conn:
+            conn.execute(
+                "INSERT INTO datasets (run_id, name, context, digest, source, rows, schema)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, name, context) DO UPDATE SET"
+                " digest = excluded.digest, source = excluded.source, rows = excluded.rows,"
+                " schema = excluded.schema",
+                (run_id, name, context, digest, source, rows, json.dumps(schema)),
+            )
+        return DatasetInfo(name, context, digest, source, rows, schema)
+
+    def list_datasets(self, run_id: int) -> list[DatasetInfo]:
+        rows = self.db.query("SELECT * FROM datasets WHERE run_id = ? ORDER BY context, name", (run_id,))
+        return [
+            DatasetInfo(r["name"], r["context"], r["digest"], r["source"], r["rows"], json.loads(r["schema"]))
+            for r in rows
+        ]
+
+    # -- liveness ----------------------------------------------------------------------
+
+    def reap_crashed(
+        self,
+        *,
+        now: float,
+        this_host: str,
+        process_start: Callable[[int], float | None],
+        crash_after_s: float,
+    ) -> list[int]:
+        """Mark running runs whose process is gone as crashed; returns their ids."""
+        rows = self.db.query(
+            "SELECT id, host, pid, pid_started, heartbeat FROM runs WHERE status = 'running'"
+        )
+        dead = [
+            (r["heartbeat"], r["id"])
+            for r in rows
+            if is_dead(
+                Liveness(r["host"], r["pid"], r["pid_started"], r["heartbeat"]),
+                now=now,
+                this_host=this_host,
+                process_start=process_start,
+                crash_after_s=crash_after_s,
+            )
+        ]
+        if dead:
+            with self.db.atomic() as conn:
+                conn.executemany(
+                    "UPDATE runs SET status = 'crashed', end_time = ? WHERE id = ? AND status = 'running'",
+                    dead,
+                )
+        return [run_id for _, run_id in dead]
+
+
+def iter_runs(service: TrackingService, filter: str = "", page: int = 1000) -> Iterable[Run]:
+    """Every run matching a filter, a page at a time."""
+    offset = 0
+    while True:
+        result = service.search_runs(filter, limit=page, offset=offset)
+        yield from result.runs
+        offset += len(result.runs)
+        if offset >= result.total or not result.runs:
+            return

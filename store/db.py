@@ -1,0 +1,107 @@
+"""SQLite for everything transactional, shared safely by several processes.
+
+The database is also the bus between the appliance, the TUI, job processes and
+notebooks, so the invariants here matter more than anywhere else:
+
+* WAL mode: readers never block the writer and the writer never blocks readers.
+* Every write transaction starts with ``BEGIN IMMEDIATE``: the write lock is
+  taken up front, so a second writer waits on the busy timeout instead of
+  failing half-way with "database is locked" when it upgrades a read lock.
+* ``synchronous=FULL``: a commit is fsynced before it returns, so a committed
+  metric point survives a power loss, not only a killed process. Writers batch
+  (the metric writer commits thousands of points at once), which keeps the
+  cost of that fsync small.
+* One connection per thread and per process. A connection is never inherited
+  across ``fork``: the holder remembers its pid and opens a fresh connection
+  in a child, and ``subprocess`` children never see it (close_fds).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: the sqlite3 module never opens transactions on its
+    # own; `Database.atomic` issues BEGIN IMMEDIATE / SAVEPOINT explicitly.
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+class Database:
+    """A SQLite file opened with mlbox's pragmas, one connection per thread."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._pid = os.getpid()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection, reopened after a fork."""
+        if self._pid != os.getpid():
+            # A forked child: the parent's connections must never be used here.
+            self._local = threading.local()
+            self._pid = os.getpid()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+            self._local.depth = 0
+        return conn
+
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``), or a savepoint when nested."""
+        conn = self.conn
+        depth: int = self._local.depth
+        if depth == 0:
+            conn.execute("BEGIN IMMEDIATE")
+        else:
+            conn.execute(f"SAVEPOINT sp{depth}")
+        self._local.depth = depth + 1
+        try:
+            yield conn
+        except BaseException:
+            self._local.depth = depth
+            if depth == 0:
+                conn.execute("ROLLBACK")
+            else:
+                conn.execute(f"ROLLBACK TO sp{depth}")
+                conn.execute(f"RELEASE sp{depth}")
+            raise
+        self._local.depth = depth
+        if depth == 0:
+            conn.execute("COMMIT")
+        else:
+            conn.execute(f"RELEASE sp{depth}")
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        return self.conn.execute(sql, params).fetchall()
+
+    def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(sql, params).fetchone()
+        return row
+
+    def close(self) -> None:
+        """Close this thread's connection (others close when their thread ends)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._pid == os.getpid():
+            conn.close()
+        self._local = threading.local()

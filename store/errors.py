@@ -1,0 +1,49 @@
+"""The one error family of mlbox.
+
+It lives in the bottom layer so the stores can raise it too; services raise
+these, and each front end maps them once (HTTP status and JSON body, a one-line
+CLI error with exit code 2, an error dialog in the TUI).
+"""
+
+from __future__ import annotations
+
+
+class MlboxError(Exception):
+    """Base of every error mlbox raises on purpose; `http_status` guides the API."""
+
+    http_status = 400
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, str]:
+        body = {"error": self.message, "type": type(self).__name__}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class InvalidInput(MlboxError):
+    """The caller gave a value mlbox cannot accept; `field` names which one."""
+
+    http_status = 400
+
+
+class NotFound(MlboxError):
+    """An id, name or path that does not exist."""
+
+    http_status = 404
+
+
+class Conflict(MlboxError):
+    """The request contradicts what is stored (a param logged again with another value)."""
+
+    http_status = 409
+
+
+class IntegrityError(MlboxError):
+    """Stored bytes no longer match their sha256: the artifact was tampered with or rotted."""
+
+    http_status = 500

@@ -1,0 +1,70 @@
+"""Parquet files for bulk data, DuckDB as the query engine over them.
+
+DuckDB runs in memory here and reads Parquet directly: no process holds a
+DuckDB database file lock that another one needs, which keeps the stores
+shareable between the appliance, jobs and notebooks. Writes go to a temporary
+file and are renamed into place, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def write_parquet(data: pl.DataFrame | pa.Table, path: Path | str) -> Path:
+    """Write a frame to Parquet atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = data.to_arrow() if isinstance(data, pl.DataFrame) else data
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def connect(memory_limit: str | None = None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection; nothing is installed or downloaded."""
+    config: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    if threads:
+        config["threads"] = threads
+    return duckdb.connect(":memory:", config=config)
+
+
+def query(
+    sql: str,
+    params: Sequence[Any] | None = None,
+    *,
+    frames: dict[str, pl.DataFrame | pa.Table] | None = None,
+) -> pl.DataFrame:
+    """Run SQL over Parquet paths (``read_parquet('…')``) and named frames."""
+    con = connect()
+    try:
+        for name, frame in (frames or {}).items():
+            con.register(name, frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame)
+        result = con.sql(sql, params=list(params) if params else None).to_arrow_table()
+        frame = pl.from_arrow(result)
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+    finally:
+        con.close()
+
+
+def export(sql: str, path: Path | str, *, frames: dict[str, pl.DataFrame | pa.Table] | None = None) -> Path:
+    """Write a query's result to Parquet atomically."""
+    return write_parquet(query(sql, frames=frames), path)
