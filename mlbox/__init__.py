@@ -14,6 +14,7 @@ Importing stays light: torch, sklearn, duckdb and the UI load only when used.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def start_run(
     run_name: str | None = None,
     *,
     experiment: str | None = None,
-    tags: dict[str, object] | None = None,
+    tags: Mapping[str, object] | None = None,
     run_id: int | None = None,
     log_code: bool = True,
     log_environment: bool = True,
@@ -106,7 +107,7 @@ def log_metric(key: str, value: float, step: int | None = None) -> None:
     _c().log_metric(key, value, step)
 
 
-def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
     _c().log_metrics(metrics, step)
 
 
@@ -115,7 +116,7 @@ def log_param(key: str, value: object) -> None:
     _c().log_param(key, value)
 
 
-def log_params(params: dict[str, object]) -> None:
+def log_params(params: Mapping[str, object]) -> None:
     _c().log_params(params)
 
 
@@ -123,7 +124,7 @@ def set_tag(key: str, value: object) -> None:
     _c().set_tag(key, value)
 
 
-def set_tags(tags: dict[str, object]) -> None:
+def set_tags(tags: Mapping[str, object]) -> None:
     _c().set_tags(tags)
 
 

@@ -77,12 +77,13 @@ def check_value(key: str, value: object) -> float:
 
 
 def check_step(key: str, step: object) -> int:
-    if isinstance(step, bool) or not isinstance(step, int):
-        index = getattr(step, "__index__", None)
-        if index is not None:
-            return int(index())
-        raise InvalidInput(f"metric {key!r}: step must be an integer, got {step!r}", field="step")
-    return step
+    """An integer step (numpy integers too); a bool is refused, not read as 0 or 1."""
+    if isinstance(step, int) and not isinstance(step, bool):
+        return step
+    index = getattr(step, "__index__", None)
+    if index is not None and not isinstance(step, bool):
+        return int(index())
+    raise InvalidInput(f"metric {key!r}: step must be an integer, got {step!r}", field="step")
 
 
 def _param_text(key: str, value: object) -> str:
@@ -100,7 +101,7 @@ def _stored(value: float) -> float | None:
 
 
 def _metrics_json(text: str | None) -> dict[str, float | None]:
-    """Latest values from SQL JSON: NULL is NaN (kept as None), ±inf arrives as text."""
+    """Latest values from SQL JSON: NULL is NaN (kept as None), numbers arrive as exact text."""
     if not text:
         return {}
     return {k: float(v) if isinstance(v, str) else v for k, v in json.loads(text).items()}
@@ -240,10 +241,12 @@ class TrackingService:
 
     def heartbeat(self, run_id: int, *, now: float | None = None) -> None:
         with self.db.atomic() as conn:
-            conn.execute(
+            cur = conn.execute(
                 "UPDATE runs SET heartbeat = ? WHERE id = ?",
                 (time.time() if now is None else now, run_id),
             )
+        if cur.rowcount == 0:
+            raise NotFound(f"no run {run_id}", field="run_id")
 
     # -- params and tags -------------------------------------------------------
 
@@ -334,6 +337,8 @@ class TrackingService:
             "SELECT key, value, step, count FROM latest_metrics WHERE run_id = ? ORDER BY key",
             (run_id,),
         )
+        if not rows:
+            self._require_run(run_id)
         return [MetricSummary(r["key"], _read(r["value"]), r["step"], r["count"]) for r in rows]
 
     def metric_series(self, run_id: int, key: str, *, max_points: int | None = None) -> Chunk:
@@ -389,8 +394,9 @@ class TrackingService:
         sql = (
             "SELECT r.*, e.name AS experiment,"
             " (SELECT json_group_object(key, value) FROM params WHERE run_id = r.id) AS p,"
-            " (SELECT json_group_object(key, CASE WHEN abs(value) > 1.7976931348623157e308"
-            " THEN CAST(value AS TEXT) ELSE value END) FROM latest_metrics WHERE run_id = r.id) AS m,"
+            # Values travel as 17-digit text: SQLite's JSON keeps only 15 digits.
+            " (SELECT json_group_object(key, CASE WHEN value IS NULL THEN NULL"
+            " ELSE printf('%!.17g', value) END) FROM latest_metrics WHERE run_id = r.id) AS m,"
             " (SELECT json_group_object(key, value) FROM tags WHERE run_id = r.id) AS t"
             f" FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE {where} {order}"
             " LIMIT ? OFFSET ?"
@@ -519,6 +525,8 @@ class TrackingService:
         rows = self.db.query(
             "SELECT path, sha256, size FROM artifacts WHERE run_id = ? ORDER BY path", (run_id,)
         )
+        if not rows:
+            self._require_run(run_id)
         return [ArtifactInfo(r["path"], r["sha256"], r["size"]) for r in rows]
 
     def artifact(self, run_id: int, path: str) -> ArtifactInfo:
@@ -564,6 +572,8 @@ class TrackingService:
 
     def list_datasets(self, run_id: int) -> list[DatasetInfo]:
         rows = self.db.query("SELECT * FROM datasets WHERE run_id = ? ORDER BY context, name", (run_id,))
+        if not rows:
+            self._require_run(run_id)
         return [
             DatasetInfo(r["name"], r["context"], r["digest"], r["source"], r["rows"], json.loads(r["schema"]))
             for r in rows

@@ -1,0 +1,181 @@
+"""The demo's trials and how each one logs itself through the public client.
+
+This is the part to read as an example: a training script calls
+``mlbox.start_run`` and ``mlbox.log_*`` exactly as an MLflow user would. The
+math lives in `mlp` and `baselines`; here it is only wired to logging.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlbox
+from mlbox.demo.baselines import ForestConfig, LogRegConfig, fit_logreg, grow_forest
+from mlbox.demo.digits import Split, as_frame
+from mlbox.demo.evaluation import Evaluation, confusion_csv
+from mlbox.demo.mlp import MlpConfig, train_mlp
+
+EXPERIMENT = "digits-demo"
+TORCH_MODEL = "model/model.pt"
+SKLEARN_MODEL = "model/model.pkl"
+CONFUSION = "eval/confusion_matrix.csv"
+
+Config = MlpConfig | LogRegConfig | ForestConfig
+Report = Callable[[int, float], None]
+"""``report(units_done, latest_val_acc)``: how a trial tells the progress bar."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    name: str
+    config: Config
+
+    @property
+    def family(self) -> str:
+        if isinstance(self.config, MlpConfig):
+            return "torch-mlp"
+        if isinstance(self.config, LogRegConfig):
+            return "sklearn-logreg"
+        return "sklearn-forest"
+
+    @property
+    def units(self) -> int:
+        """Progress units: epochs, forest stages, or one fit."""
+        if isinstance(self.config, MlpConfig):
+            return self.config.epochs
+        if isinstance(self.config, ForestConfig):
+            return self.config.stages
+        return 1
+
+    @property
+    def model_path(self) -> str:
+        return TORCH_MODEL if isinstance(self.config, MlpConfig) else SKLEARN_MODEL
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    run_id: int
+    name: str
+    family: str
+    val_acc: float
+    val_loss: float
+    seconds: float
+    model_path: str
+
+
+def plan(quick: bool, seed: int = 0) -> list[Trial]:
+    """A small grid per model family; ``quick`` keeps one or two settings and few epochs."""
+    if quick:
+        mlps = [MlpConfig(hidden=64, lr=lr, epochs=4, seed=seed) for lr in (0.01, 0.003)]
+        logregs = [LogRegConfig(C=1.0)]
+        forests = [ForestConfig(n_estimators=40, grow_by=10, seed=seed)]
+    else:
+        mlps = [
+            MlpConfig(hidden=h, lr=lr, epochs=20, seed=seed)
+            for h in (32, 64, 128)
+            for lr in (0.001, 0.003, 0.01)
+        ]
+        logregs = [LogRegConfig(C=c) for c in (0.01, 0.1, 1.0, 10.0)]
+        forests = [ForestConfig(n_estimators=100, grow_by=10, seed=seed)]
+    return [
+        *(Trial(f"mlp-h{c.hidden}-lr{c.lr:g}", c) for c in mlps),
+        *(Trial(f"logreg-C{c.C:g}", c) for c in logregs),
+        *(Trial(f"forest-t{c.n_estimators}", c) for c in forests),
+    ]
+
+
+def _log_evaluation(ev: Evaluation, step: int) -> None:
+    mlbox.log_metrics({"val_acc": ev.accuracy, "val_loss": ev.log_loss}, step=step)
+
+
+def _log_model(model_file: str, write: Callable[[Path], object], card: dict[str, object]) -> None:
+    """Save the model plus a ``model.json`` card (how to load it) under ``model/``."""
+    with tempfile.TemporaryDirectory(prefix="mlbox-demo-") as tmp:
+        folder = Path(tmp)
+        write(folder / model_file)
+        (folder / "model.json").write_text(json.dumps({"file": model_file, **card}, indent=2) + "\n")
+        mlbox.log_artifact(folder, "model")
+
+
+def _run_mlp(config: MlpConfig, split: Split, report: Report) -> Evaluation:
+    import torch
+
+    last: list[Evaluation] = []
+
+    def on_step(step: int, loss: float) -> None:
+        mlbox.log_metric("train_loss", loss, step=step)  # returns at once: a background writer commits
+
+    def on_epoch(epoch: int, train_loss: float, val: Evaluation) -> None:
+        mlbox.log_metric("train_loss_epoch", train_loss, step=epoch)
+        _log_evaluation(val, epoch)
+        last[:] = [val]
+        report(1, val.accuracy)
+
+    model = train_mlp(config, split, on_step=on_step, on_epoch=on_epoch)
+    _log_model(
+        "model.pt",
+        lambda path: torch.save(model.state_dict(), path),
+        {"flavor": "torch-state-dict", "builder": "mlbox.demo.mlp:build_mlp", "hidden": config.hidden},
+    )
+    return last[-1]
+
+
+def _run_logreg(config: LogRegConfig, split: Split, report: Report) -> Evaluation:
+    model, val = fit_logreg(config, split)
+    _log_evaluation(val, 0)
+    mlbox.log_metric("train_acc", float(model.score(split.x_train, split.y_train)), step=0)
+    _log_model("model.pkl", lambda path: path.write_bytes(pickle.dumps(model)), {"flavor": "sklearn-pickle"})
+    report(1, val.accuracy)
+    return val
+
+
+def _run_forest(config: ForestConfig, split: Split, report: Report) -> Evaluation:
+    last: list[Evaluation] = []
+
+    def on_stage(n_trees: int, val: Evaluation) -> None:
+        _log_evaluation(val, n_trees)  # the step axis counts trees
+        last[:] = [val]
+        report(1, val.accuracy)
+
+    model = grow_forest(config, split, on_stage=on_stage)
+    _log_model("model.pkl", lambda path: path.write_bytes(pickle.dumps(model)), {"flavor": "sklearn-pickle"})
+    return last[-1]
+
+
+def run_trial(trial: Trial, split: Split, report: Report) -> TrialResult:
+    """One tracked run: params, data versions, metrics, model and confusion matrix."""
+    started = time.monotonic()
+    framework = "torch" if trial.family == "torch-mlp" else "sklearn"
+    tags: dict[str, object] = {"demo": "digits", "framework": framework, "model": trial.family}
+    with mlbox.start_run(trial.name, experiment=EXPERIMENT, tags=tags) as run:
+        mlbox.log_params({"model": trial.family, **asdict(trial.config), "input": "x/16"})
+        train = mlbox.log_dataset(
+            as_frame(split.x_train, split.y_train), "digits-train", source=split.description
+        )
+        mlbox.set_tag("train_data", train.digest[:12])  # filter runs by data version: tags.train_data = '…'
+        mlbox.log_dataset(
+            as_frame(split.x_val, split.y_val), "digits-val", context="validation", source=split.description
+        )
+        config = trial.config
+        if isinstance(config, MlpConfig):
+            val = _run_mlp(config, split, report)
+        elif isinstance(config, LogRegConfig):
+            val = _run_logreg(config, split, report)
+        else:
+            val = _run_forest(config, split, report)
+        mlbox.log_text(confusion_csv(val.confusion), CONFUSION)
+    return TrialResult(
+        run_id=run.id,
+        name=trial.name,
+        family=trial.family,
+        val_acc=val.accuracy,
+        val_loss=val.log_loss,
+        seconds=time.monotonic() - started,
+        model_path=trial.model_path,
+    )

@@ -1,0 +1,156 @@
+"""`mlbox demo --quick` end to end: a real subprocess trains and logs, then we read it all back.
+
+The models are checked by loading their artifact bytes and scoring them again
+on the demo's validation split: the accuracy must be good and equal to the
+one the run logged (the artifact is the model that produced the metrics).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlbox.demo.digits import load_split
+from mlbox.demo.evaluation import evaluate
+from mlbox.demo.trials import CONFUSION, EXPERIMENT, plan
+from mlbox.services import Services
+from mlbox.settings import Settings
+from mlbox.tracking.schemas import Run
+
+MLBOX = Path(sys.executable).parent / "mlbox"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """Run the quick demo once for the module; returns its home and stdout."""
+    home = tmp_path_factory.mktemp("demo") / "home"
+    env = dict(os.environ, MLBOX_HOME=str(home))
+    env.pop("MLBOX_RUN_ID", None)
+    env.pop("MLBOX_EXPERIMENT", None)
+    proc = subprocess.run(
+        [str(MLBOX), "demo", "--quick"],
+        env=env,
+        cwd=home.parent,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr
+    return home, proc.stdout
+
+
+@pytest.fixture
+def services_of(demo: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> Services:
+    monkeypatch.setenv("MLBOX_HOME", str(demo[0]))
+    return Services.open(Settings.from_env())
+
+
+def _runs(services: Services) -> list[Run]:
+    return services.tracking.search_runs("", experiments=[EXPERIMENT], limit=100).runs
+
+
+def test_every_planned_trial_is_a_finished_run(services_of: Services) -> None:
+    runs = _runs(services_of)
+    assert sorted(r.name for r in runs) == sorted(t.name for t in plan(quick=True))
+    assert {r.status for r in runs} == {"finished"}
+    for r in runs:
+        assert r.end_time is not None and r.end_time >= r.start_time
+        assert r.params["model"] in {"torch-mlp", "sklearn-logreg", "sklearn-forest"}
+        assert r.tags["demo"] == "digits"
+        assert len(r.tags["train_data"]) == 12
+
+
+def test_metrics_have_one_validation_point_per_epoch(services_of: Services) -> None:
+    tracking = services_of.tracking
+    by_name = {r.name: r for r in _runs(services_of)}
+    split = load_split()
+    for trial in plan(quick=True):
+        run = by_name[trial.name]
+        val_acc = tracking.metric_series(run.id, "val_acc")
+        assert len(val_acc) == trial.units, trial.name
+        assert all(0.0 <= v <= 1.0 for v in val_acc.values)
+        assert len(tracking.metric_series(run.id, "val_loss")) == trial.units
+        if trial.family == "torch-mlp":
+            batches = math.ceil(len(split.y_train) / int(run.params["batch_size"]))
+            train_loss = tracking.metric_series(run.id, "train_loss")
+            assert list(train_loss.steps) == list(range(trial.units * batches))
+            assert int(run.params["epochs"]) == trial.units
+        # the run's latest val_acc is the last epoch's
+        latest = {m.key: m for m in tracking.metric_keys(run.id)}["val_acc"]
+        assert (latest.last, latest.count) == (val_acc.values[-1], trial.units)
+        assert run.metrics["val_acc"] == pytest.approx(latest.last, rel=1e-12)
+
+
+def test_datasets_are_versioned_by_content(services_of: Services) -> None:
+    split = load_split()
+    digests: set[tuple[str, str]] = set()
+    for run in _runs(services_of):
+        sets = {d.context: d for d in services_of.tracking.list_datasets(run.id)}
+        assert set(sets) == {"training", "validation"}
+        assert sets["training"].rows == len(split.y_train)
+        assert sets["validation"].rows == len(split.y_val)
+        assert "label" in sets["training"].schema
+        for d in sets.values():
+            assert len(d.digest) == 64 and int(d.digest, 16) >= 0
+            digests.add((d.context, d.digest))
+        assert run.tags["train_data"] == sets["training"].digest[:12]
+    # every run saw the same split: one version per context
+    assert len(digests) == 2
+
+
+def test_model_artifacts_load_and_reproduce_the_logged_accuracy(services_of: Services) -> None:
+    import torch
+
+    from mlbox.demo.mlp import build_mlp, predict_proba
+
+    tracking = services_of.tracking
+    split = load_split()
+    by_name = {r.name: r for r in _runs(services_of)}
+    for trial in plan(quick=True):
+        run = by_name[trial.name]
+        paths = {a.path for a in tracking.list_artifacts(run.id)}
+        assert {trial.model_path, "model/model.json", CONFUSION} <= paths
+        data = b"".join(tracking.read_artifact(run.id, trial.model_path))
+        if trial.family == "torch-mlp":
+            state = torch.load(io.BytesIO(data), weights_only=True)
+            model = build_mlp(int(run.params["hidden"]))
+            model.load_state_dict(state)
+            proba = predict_proba(model, split.x_val)
+        else:
+            proba = pickle.loads(data).predict_proba(split.x_val)
+        accuracy = evaluate(split.y_val, proba).accuracy
+        assert accuracy > 0.8, trial.name
+        assert accuracy == pytest.approx(run.metrics["val_acc"], abs=1e-9), trial.name
+        confusion = b"".join(tracking.read_artifact(run.id, CONFUSION)).decode().splitlines()
+        assert len(confusion) == 11
+        assert sum(int(v) for line in confusion[1:] for v in line.split(",")[1:]) == len(split.y_val)
+
+
+def test_stdout_summarizes_and_says_what_to_open(demo: tuple[Path, str], services_of: Services) -> None:
+    home, out = demo
+    runs = _runs(services_of)
+    best = max(sorted(runs, key=lambda r: r.id), key=lambda r: r.metrics["val_acc"] or 0.0)  # first on ties
+    for r in runs:
+        assert r.name in out
+    assert "★ best" in out
+    assert "mlbox runs ls -e digits-demo" in out
+    assert f"mlbox runs show {best.id}" in out
+    assert "mlbox up" in out
+    assert f'curl -H "Authorization: Bearer $(cat {home / "token"})"' in out
+    assert f"/api/v1/runs/{best.id}" in out
+    assert f"export MLBOX_HOME={home}" in out
+
+
+def test_quick_plan_is_a_subset_sized_for_a_smoke_run() -> None:
+    quick, full = plan(quick=True), plan(quick=False)
+    assert sum(t.units for t in quick) < sum(t.units for t in full) / 4
+    assert {t.family for t in quick} == {t.family for t in full}
+    assert len({t.name for t in full}) == len(full)
