@@ -10,7 +10,8 @@ Grammar (case-insensitive keywords), close to MLflow's with ``or``/``not``/()::
     op      := = == != <> < <= > >= like ilike
 
 A metric compares its latest value; params and tags compare as text, or as
-numbers when the literal is a number and the operator orders (``<``, ``>=``…).
+numbers when the literal is a number and the operator orders (``<``, ``>=``…);
+then a value that is not a number (``'adam'``) matches no ordering at all.
 Names with unusual characters are written in backticks or double quotes:
 ``metrics.`val/acc` > 0.9``. Every error names what is wrong and where.
 """
@@ -90,8 +91,9 @@ def tokenize(expr: str) -> list[Token]:
     while pos < len(expr):
         m = _TOKEN.match(expr, pos)
         if not m or m.end() == pos:
+            at = len(expr) - len(expr[pos:].lstrip())  # the character, not the blanks before it
             raise InvalidInput(
-                f"filter: unexpected character {expr[pos:].lstrip()[:1]!r} at position {pos}",
+                f"filter: unexpected character {expr[at]!r} at position {at}",
                 field="filter",
             )
         kind = m.lastgroup or ""
@@ -158,6 +160,13 @@ class _Parser:
         self.i += 1
         return tok
 
+    def expect(self, text: str, msg: str) -> None:
+        """Take a punctuation token, or fail naming the token actually found."""
+        tok = self.peek()
+        if tok is None or tok.kind != "punct" or tok.text != text:
+            raise self.error(msg)
+        self.i += 1
+
     def keyword(self, word: str) -> bool:
         tok = self.peek()
         if tok and tok.kind == "word" and tok.text.lower() == word:
@@ -187,11 +196,10 @@ class _Parser:
         if self.keyword("not"):
             return Not(self.parse_unary())
         tok = self.peek()
-        if tok and tok.text == "(":
+        if tok and tok.kind == "punct" and tok.text == "(":
             self.i += 1
             node = self.parse_or()
-            if not (self.peek() and self.take().text == ")"):
-                raise self.error("expected ')'")
+            self.expect(")", "expected ')'")
             return node
         return self.parse_compare()
 
@@ -217,6 +225,8 @@ class _Parser:
                 if nxt.kind not in ("bq", "str"):
                     raise self.error("expected a quoted name")
                 rest = _unquote(nxt.text)
+                if not rest:
+                    raise InvalidInput(f"filter: empty name at position {nxt.pos}", field="filter")
         else:
             kind, rest = "attr", text
         if kind == "attr" and rest.lower() not in ATTRIBUTES:
@@ -242,14 +252,12 @@ class _Parser:
         ident = self.parse_ident()
         negate = self.keyword("not")
         if self.keyword("in"):
-            tok = self.take()
-            if tok.text != "(":
-                raise self.error("expected '(' after 'in'")
-            values = [self.parse_literal()]
-            while (t := self.take()).text == ",":
-                values.append(self.parse_literal())
-            if t.text != ")":
-                raise self.error("expected ')' to close the list")
+            self.expect("(", "expected '(' after 'in'")
+            values = [self.parse_literal_for(ident)]
+            while (t := self.peek()) is not None and t.kind == "punct" and t.text == ",":
+                self.i += 1
+                values.append(self.parse_literal_for(ident))
+            self.expect(")", "expected ',' or ')' in the list")
             return Compare(ident, "IN", tuple(values), negate_in=negate)
         if negate:
             raise self.error("expected 'in' after 'not'")
@@ -261,10 +269,28 @@ class _Parser:
                 f"({tok.text!r})",
                 field="filter",
             )
-        value = self.parse_literal()
+        at = self.peek()
+        value = self.parse_literal_for(ident)
         if op in ("LIKE", "ILIKE") and not isinstance(value, str):
-            raise InvalidInput(f"filter: {op.lower()} needs a quoted pattern", field="filter")
+            assert at is not None
+            raise InvalidInput(
+                f"filter: {op.lower()} needs a quoted pattern at position {at.pos} ({at.text!r})",
+                field="filter",
+            )
         return Compare(ident, op, (value,))
+
+    def parse_literal_for(self, ident: Ident) -> float | str:
+        """A literal of the type the name compares with: metrics take numbers only."""
+        at = self.peek()
+        value = self.parse_literal()
+        if ident.kind == "metric" and isinstance(value, str):
+            assert at is not None
+            raise InvalidInput(
+                f"filter: metrics.{ident.name} compares with numbers only; got {at.text} "
+                f"at position {at.pos}",
+                field="filter",
+            )
+        return value
 
 
 def parse(expr: str) -> Node | None:
@@ -285,7 +311,14 @@ def _compare_sql(node: Compare, params: list[Any]) -> str:
     if kind in ("param", "tag"):
         table, alias = ("params", "p") if kind == "param" else ("tags", "t")
         numeric = node.op in _ORDERING and all(isinstance(v, float) for v in node.values)
-        column = f"CAST({alias}.value AS REAL)" if numeric else f"{alias}.value"
+        # Text that is not a number (a param 'adam') is not ordered against a
+        # number at all: CAST alone would read it as 0.
+        column = (
+            f"(CASE WHEN json_valid({alias}.value) AND json_type({alias}.value) IN ('integer', 'real')"
+            f" THEN CAST({alias}.value AS REAL) END)"
+            if numeric
+            else f"{alias}.value"
+        )
         if not numeric:
             node = Compare(node.ident, node.op, tuple(_as_text(v) for v in node.values), node.negate_in)
         params.append(name)
@@ -346,8 +379,11 @@ def order_sql(order_by: list[str] | None, params: list[Any]) -> str:
         direction = "ASC"
         if len(words) == 2 and words[1].upper() in ("ASC", "DESC"):
             item, direction = words[0], words[1].upper()
-        parser = _Parser(item)
-        ident = parser.parse_ident()
+        try:
+            parser = _Parser(item)
+            ident = parser.parse_ident()
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message.replace("filter:", "order_by:", 1), field="order_by") from None
         if parser.peek() is not None:
             raise InvalidInput(f"order_by: cannot read {item!r}", field="order_by")
         if ident.kind == "metric":

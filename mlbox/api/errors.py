@@ -1,0 +1,87 @@
+"""Every failure of the API as one JSON shape: ``{"error": ..., "field": ...}``.
+
+Mapped once, here: `MlboxError` keeps its own status and body; Litestar's
+validation errors (a query parameter of the wrong type, malformed JSON, a body
+field of the wrong type) become 400 naming the field; its other HTTP errors
+(404 no route, 405, 413) keep their status; anything else is a 500 that says
+"internal error" and nothing more (the traceback goes to the log, never to the
+caller). No error is ever an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from mlbox.api.security import Unauthorized
+from mlbox.store.errors import MlboxError
+
+log = logging.getLogger("mlbox.api")
+
+_PARAMETER = re.compile(r"parameter '([^']+)'")
+
+
+def _problems(exc: ValidationException) -> list[dict[str, Any]]:
+    extra = exc.extra if isinstance(exc.extra, list) else [exc.extra] if exc.extra else []
+    return [item for item in extra if isinstance(item, dict)]
+
+
+def _json(body: dict[str, Any], status: int, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def mlbox_error(request: Request[Any, Any, Any], exc: MlboxError) -> Response[Any]:
+    if exc.http_status >= 500:
+        log.error("%s %s: %s", request.method, request.url.path, exc.message)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
+    return _json(exc.to_dict(), exc.http_status, headers)
+
+
+def _field(exc: ValidationException) -> str | None:
+    """The field a Litestar validation error is about: a query name, or a body path like ``metrics[0][1]``."""
+    for item in _problems(exc):
+        key = item.get("key")
+        if key:
+            return "body" if key == "data" else str(key)
+    match = _PARAMETER.search(exc.detail)  # "Missing required query parameter 'ids' ..."
+    return match.group(1) if match else None
+
+
+def validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    field = _field(exc)
+    messages = [str(i["message"]) for i in _problems(exc) if i.get("message")]
+    text = "; ".join(messages) or exc.detail
+    body: dict[str, Any] = {
+        "error": f"{field}: {text}" if messages and field else text,
+        "type": "InvalidInput",
+    }
+    if field is not None:
+        body["field"] = field
+    return _json(body, 400)
+
+
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if exc.status_code >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc.detail)
+        return _json({"error": "internal error"}, exc.status_code)
+    if isinstance(exc.__cause__, SerializationException):  # the body is not valid JSON
+        return _json({"error": f"malformed JSON body: {exc.detail}", "field": "body"}, 400)
+    return _json({"error": exc.detail}, exc.status_code, exc.headers)
+
+
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return _json({"error": "internal error"}, 500)
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    MlboxError: mlbox_error,
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    Exception: internal_error,
+}
