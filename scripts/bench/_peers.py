@@ -1,0 +1,104 @@
+"""Peer tools (MLflow, …) in their own virtual environments, for benchmarks.
+
+A peer must never be installed into mlbox's own ``.venv``: its dependencies
+would shadow ours and the comparison would measure a different mlbox. Each
+peer gets ``<repo>/.bench/venvs/<name>`` (git-ignored), made once with
+``python -m venv`` and ``pip install``, and reused while it still imports.
+Installing needs the network; running a benchmark afterwards does not.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VENVS = ROOT / ".bench" / "venvs"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A ready peer venv: its interpreter and the installed version of the package."""
+
+    name: str
+    python: Path
+    version: str
+
+
+class PeerUnavailable(Exception):
+    """The peer could not be installed or imported; the message says why."""
+
+
+def _python_of(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def _installed_version(python: Path, module: str) -> str | None:
+    """The module's ``__version__`` as the venv sees it, or None if it does not import."""
+    if not python.exists():
+        return None
+    proc = subprocess.run(
+        [str(python), "-c", f"import json, {module}; print(json.dumps({module}.__version__))"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if proc.returncode != 0:
+        return None
+    try:
+        return str(json.loads(proc.stdout.strip().splitlines()[-1]))
+    except (ValueError, IndexError):
+        return None
+
+
+def _tail(text: str, lines: int = 8) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def ensure_peer(name: str, requirement: str, module: str, *, log: bool = True) -> Peer:
+    """The peer's venv, made and filled on first use (pip picks the latest release).
+
+    Raises `PeerUnavailable` with pip's last lines when the install fails
+    (offline machine, no wheel for this Python, …).
+    """
+    venv = VENVS / name
+    python = _python_of(venv)
+    version = _installed_version(python, module)
+    if version is not None:
+        return Peer(name, python, version)
+    if log:
+        print(f"[bench] installing {requirement} into {venv} (first run only; a minute or two) …", flush=True)
+    if not python.exists():
+        made = subprocess.run(
+            [sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, timeout=300
+        )
+        if made.returncode != 0:
+            raise PeerUnavailable(f"python -m venv {venv} failed:\n{_tail(made.stderr or made.stdout)}")
+    try:
+        pip = subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--upgrade",
+                requirement,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+    except subprocess.TimeoutExpired:
+        raise PeerUnavailable(f"pip install {requirement} took longer than 30 minutes") from None
+    if pip.returncode != 0:
+        raise PeerUnavailable(f"pip install {requirement} failed:\n{_tail(pip.stderr or pip.stdout)}")
+    version = _installed_version(python, module)
+    if version is None:
+        raise PeerUnavailable(f"{requirement} installed into {venv} but `import {module}` fails")
+    return Peer(name, python, version)
