@@ -137,8 +137,8 @@ def runs() -> None:
 )
 @click.option("--order-by", "-o", multiple=True, help="e.g. 'metrics.acc DESC' (repeatable).")
 @click.option("--experiment", "-e", multiple=True, help="Only these experiments (repeatable).")
-@click.option("--limit", "-n", default=50, show_default=True, type=int)
-@click.option("--offset", default=0, type=int)
+@click.option("--limit", "-n", default=50, show_default=True, type=int, help="Runs per page.")
+@click.option("--offset", default=0, type=int, help="Skip this many runs (the next page).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 def runs_ls(
@@ -238,6 +238,8 @@ def runs_compare(ctx: Context, run_ids: tuple[str, ...], as_json: bool) -> None:
 @pass_ctx
 def runs_export(ctx: Context, run_id: str, output: str) -> None:
     """Export a run's metric history (key, step, timestamp, value) to Parquet."""
+    if os.path.isdir(output):
+        raise click.BadParameter(f"{output!r} is a folder; give a file name", param_hint="--output")
     n = ctx.services.tracking.export_metrics(_run_id(run_id), output)
     click.echo(f"wrote {n} points to {output}")
 
@@ -246,6 +248,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: every error becomes one line on stderr."""
     try:
         cli.main(args=argv, prog_name="mlbox", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # `mlbox runs` alone asks what the group can do: help, not an error.
+        click.echo(exc.ctx.get_help())
+        sys.exit(0)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -259,6 +265,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
+    except OSError as exc:  # a path the user gave cannot be written or read
+        click.echo(f"mlbox: error: {exc}", err=True)
+        sys.exit(2)
     except Exception as exc:
         if os.environ.get("MLBOX_DEBUG"):
             raise

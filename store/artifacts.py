@@ -29,7 +29,7 @@ from typing import BinaryIO
 from mlbox.store.errors import IntegrityError, InvalidInput, NotFound
 
 CHUNK = 1 << 20
-_SHA = re.compile(r"^[0-9a-f]{64}$")
+_SHA = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class ArtifactStore:
         self._tmp.mkdir(parents=True, exist_ok=True)
 
     def _path(self, sha256: str) -> Path:
-        if not isinstance(sha256, str) or not _SHA.match(sha256):
+        if not isinstance(sha256, str) or not _SHA.fullmatch(sha256):
             raise InvalidInput(f"not a sha256 digest: {sha256!r}", field="sha256")
         return self._objects / sha256[:2] / sha256[2:]
 
@@ -87,8 +87,9 @@ class ArtifactStore:
                 os.fsync(out.fileno())
             sha = digest.hexdigest()
             final = self._path(sha)
-            if final.exists():
+            if self._intact(sha):
                 return Blob(sha, size)  # same content already stored
+            # missing, or a damaged copy: the fresh bytes replace it
             final.parent.mkdir(exist_ok=True)
             os.chmod(tmp, 0o444)
             os.replace(tmp, final)
@@ -105,6 +106,13 @@ class ArtifactStore:
         import io
 
         return self.put_stream(io.BytesIO(data))
+
+    def _intact(self, sha256: str) -> bool:
+        try:
+            os.close(self._open_verified_fd(sha256))
+        except (NotFound, IntegrityError):
+            return False
+        return True
 
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).is_file()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,11 +37,25 @@ def _connect(path: Path) -> sqlite3.Connection:
         path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
     )
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode = WAL")
+    _set_wal(conn)
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.row_factory = sqlite3.Row
     return conn
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, retrying: on a brand-new file two processes switching at
+    once can get SQLITE_BUSY without the busy handler ever being called."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class Database:
@@ -88,7 +103,12 @@ class Database:
             raise
         self._local.depth = depth
         if depth == 0:
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:  # never leave a failed commit's transaction open
+                    conn.execute("ROLLBACK")
+                raise
         else:
             conn.execute(f"RELEASE sp{depth}")
 
@@ -104,4 +124,7 @@ class Database:
         conn = getattr(self._local, "conn", None)
         if conn is not None and self._pid == os.getpid():
             conn.close()
-        self._local = threading.local()
+        # Forget only this thread's connection: replacing `_local` would drop
+        # every other thread's connection too, mid-transaction perhaps.
+        self._local.conn = None
+        self._local.depth = 0

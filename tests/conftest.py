@@ -9,10 +9,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Hypothesis keeps its example database outside the working folder.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "mlbox-hypothesis"))
 
 from mlbox.services import Services
 from mlbox.settings import Settings

@@ -112,7 +112,9 @@ class Client:
                     rid = int(attach)
                 except ValueError:
                     raise InvalidInput(f"MLBOX_RUN_ID={attach!r} is not a run id", field="run_id") from None
-                run = svc.get_run(rid)
+                run = svc.attach_run(
+                    rid, host=socket.gethostname(), pid=os.getpid(), pid_started=_process_started()
+                )
                 if tags:
                     svc.set_tags(rid, dict(tags))
             else:

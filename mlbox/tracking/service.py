@@ -4,8 +4,10 @@ It owns the tracking tables; other services ask it, never its tables. Every
 write is one ``BEGIN IMMEDIATE`` transaction, so a crash leaves either all of
 a call's rows or none. Metric values may be NaN or ±inf: training that
 diverges must not crash on logging, and the user wants to see the divergence.
-NaN is stored as NULL (SQLite has no NaN) and read back as NaN; JSON front
-ends render both NaN and ±inf as null.
+NaN is stored as NULL (SQLite has no NaN) and read back as NaN in series and
+`MetricSummary.last`; in `Run.metrics` (latest values) a NaN shows as None and
+±inf as ±inf. A NaN never matches a filter and sorts last. JSON front ends
+render both NaN and ±inf as null.
 """
 
 from __future__ import annotations
@@ -219,6 +221,18 @@ class TrackingService:
         if not page:
             raise NotFound(f"no run {run_id}", field="run_id")
         return page[0]
+
+    def attach_run(self, run_id: int, *, host: str, pid: int, pid_started: float | None) -> Run:
+        """A process takes over a run (a job's run made by the scheduler): the
+        liveness check must then watch this process, and the run is running again."""
+        self._require_run(run_id)
+        with self.db.atomic() as conn:
+            conn.execute(
+                "UPDATE runs SET host = ?, pid = ?, pid_started = ?, heartbeat = ?, status = 'running',"
+                " end_time = NULL WHERE id = ?",
+                (host, pid, pid_started, time.time(), run_id),
+            )
+        return self.get_run(run_id)
 
     def end_run(self, run_id: int, status: str = "finished", *, now: float | None = None) -> Run:
         if status not in RUN_STATUSES or status == "running":

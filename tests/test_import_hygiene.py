@@ -1,0 +1,37 @@
+"""`import mlbox` stays light, and the layer contracts hold (harlequin's test_import_hygiene idea)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "sklearn", "shap", "numba", "duckdb", "polars", "textual", "litestar", "pandas", "uvicorn")
+
+PROBE = f"""
+import json, sys, time
+started = time.perf_counter()
+import mlbox
+elapsed = time.perf_counter() - started
+heavy = sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))
+print(json.dumps({{"elapsed": elapsed, "heavy": heavy, "version": mlbox.__version__}}))
+"""
+
+
+def test_import_mlbox_is_light_and_fast(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=True
+    )
+    result = json.loads(proc.stdout)
+    assert result["heavy"] == []
+    assert result["elapsed"] < 1.0, f"import mlbox took {result['elapsed']:.2f} s"
+    assert result["version"]
+
+
+def test_lint_imports_contracts_hold() -> None:
+    lint = Path(sys.executable).parent / "lint-imports"
+    proc = subprocess.run([str(lint), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "broken" in proc.stdout and "0 broken" in proc.stdout
