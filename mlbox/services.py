@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlbox.registry.service import RegistryService
 from mlbox.settings import Settings
 from mlbox.store import ArtifactStore, Database, Home
 from mlbox.tracking.service import TrackingService
@@ -18,13 +19,17 @@ class Services:
     settings: Settings
     home: Home
     tracking: TrackingService
+    registry: RegistryService
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
         home = Home(settings.home).ensure()
         db = Database(home.db_path)
+        artifacts = ArtifactStore(home.artifacts)
+        tracking = TrackingService(db, artifacts)
         return cls(
             settings=settings,
             home=home,
-            tracking=TrackingService(db, ArtifactStore(home.artifacts)),
+            tracking=tracking,
+            registry=RegistryService(db, artifacts, tracking, cache_dir=home.root / "cache" / "models"),
         )
