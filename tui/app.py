@@ -1,0 +1,195 @@
+"""The mlbox Textual app: wires the service screens, the status bar and the appliance.
+
+`make_app` builds it for both the CLI (`run_tui`) and the tests. When the CLI
+hands in an appliance, the app starts it (loops, then HTTP) in a thread
+worker on mount — the UI is up before the API is — and stops it on exit; a
+port already taken shows in the status bar rather than ending the TUI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from mlbox.services import Services
+from mlbox.store.errors import MlboxError
+from mlbox.tui.appliance_handle import ApplianceHandle
+from mlbox.tui.context import TuiContext
+from mlbox.tui.messages import ServiceFailed
+from mlbox.tui.navigation import SECTIONS
+from mlbox.tui.screens.base import MlboxScreen
+from mlbox.tui.widgets.error_dialog import ErrorDialog
+from mlbox.tui.widgets.status_bar import StatusInfo
+
+
+class ApplianceChanged(Message):
+    """The embedded appliance's new state (started, API address, or why HTTP is off)."""
+
+    def __init__(self, **changes: Any) -> None:
+        super().__init__()
+        self.changes = changes
+
+
+class Counted(Message):
+    """Experiment, run and running-run counts for the status bar; None when the count failed."""
+
+    def __init__(self, counts: tuple[int, int, int] | None) -> None:
+        super().__init__()
+        self.counts = counts
+        """(experiments, runs, running runs)"""
+
+
+class MlboxApp(App[None]):
+    TITLE = "mlbox"
+    MODES: ClassVar[dict[str, str | Any]] = {s.mode: s.screen for s in SECTIONS}
+    DEFAULT_MODE = SECTIONS[0].mode
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(Binding(s.key, f"switch_mode('{s.mode}')", s.title, show=False) for s in SECTIONS),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    status_info: reactive[StatusInfo] = reactive(StatusInfo)
+
+    def __init__(
+        self, ctx: TuiContext, *, appliance: ApplianceHandle | None, beside_url: str | None, home_label: str
+    ) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.appliance = appliance
+        self._appliance_settled = threading.Event()
+        self._counting = False
+        if appliance is not None:
+            state = StatusInfo(appliance="starting", home=home_label)
+        elif beside_url is not None:
+            state = StatusInfo(appliance="beside", api_url=beside_url, home=home_label)
+        else:
+            state = StatusInfo(appliance="none", home=home_label)
+        self.set_reactive(MlboxApp.status_info, state)
+
+    def on_mount(self) -> None:
+        if self.appliance is not None:
+            self.start_appliance(self.appliance)
+        self.count_runs()
+        self.set_interval(self.ctx.refresh_s, self.count_runs)
+
+    # -- the embedded appliance --------------------------------------------------------
+
+    @work(thread=True, group="appliance")
+    def start_appliance(self, appliance: ApplianceHandle) -> None:
+        try:
+            appliance.start_loops()
+            url = appliance.start_http()
+        except Exception as exc:  # a port in use must not end the TUI: it still works on the stores
+            self.post_message(ApplianceChanged(appliance="failed", note=f"HTTP API off: {exc}"))
+        else:
+            self.post_message(ApplianceChanged(appliance="embedded", api_url=url))
+        finally:
+            self._appliance_settled.set()
+
+    def on_appliance_changed(self, message: ApplianceChanged) -> None:
+        self.status_info = replace(self.status_info, **message.changes)
+
+    def stop_appliance(self) -> None:
+        """Stop the embedded appliance once its start has settled; safe to call twice."""
+        if self.appliance is not None:
+            self._appliance_settled.wait(timeout=30)
+            self.appliance.stop()
+            self.appliance = None
+
+    async def on_unmount(self) -> None:
+        await asyncio.to_thread(self.stop_appliance)
+
+    # -- counts for the status bar ---------------------------------------------------------
+
+    def count_runs(self) -> None:
+        """Re-count for the status bar, unless a count is still running (a slow disk).
+
+        A flag, not an exclusive worker: cancelling a thread does not stop it,
+        and a cancelled worker fails whoever waits for the workers.
+        """
+        if not self._counting:
+            self._counting = True
+            self.fetch_counts()
+
+    @work(thread=True, group="counts")
+    def fetch_counts(self) -> None:
+        tracking = self.ctx.services.tracking
+        try:
+            experiments = tracking.list_experiments()
+            running = tracking.search_runs("status = 'running'", limit=1).total
+        except MlboxError as exc:
+            self.post_message(Counted(None))
+            self.post_message(ServiceFailed(exc))
+            return
+        runs = sum(e.run_count for e in experiments)
+        self.post_message(Counted((len(experiments), runs, running)))
+
+    def on_counted(self, message: Counted) -> None:
+        self._counting = False
+        if message.counts is not None:
+            experiments, runs, running = message.counts
+            self.status_info = replace(self.status_info, experiments=experiments, runs=runs, running=running)
+
+    # -- errors and commands -----------------------------------------------------------------
+
+    def on_service_failed(self, message: ServiceFailed) -> None:
+        """The one place errors are shown; one dialog at a time."""
+        if not isinstance(self.screen, ErrorDialog):
+            self.push_screen(ErrorDialog(message.error))
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for s in SECTIONS:
+            yield SystemCommand(f"Go to {s.title}", s.help, lambda mode=s.mode: self.switch_mode(mode))
+        if isinstance(screen, MlboxScreen):
+            yield from screen.commands()
+
+
+def home_label(path: Path) -> str:
+    """The home folder as shown: under the user's home, with ``~``."""
+    try:
+        return "~/" + path.resolve().relative_to(Path.home().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def make_app(
+    services: Services,
+    *,
+    appliance: ApplianceHandle | None = None,
+    beside_url: str | None = None,
+    home: str | None = None,
+    refresh_s: float = 2.0,
+    live_s: float = 1.0,
+    page_size: int = 100,
+) -> MlboxApp:
+    """The app over ``services``; ``home`` overrides how the home folder is shown (snapshots)."""
+    ctx = TuiContext(
+        services=services,
+        nav=tuple(s.entry for s in SECTIONS),
+        refresh_s=refresh_s,
+        live_s=live_s,
+        page_size=page_size,
+    )
+    label = home if home is not None else home_label(services.home.root)
+    return MlboxApp(ctx, appliance=appliance, beside_url=beside_url, home_label=label)
+
+
+def run_tui(services: Services, *, appliance: ApplianceHandle | None, beside_url: str | None) -> None:
+    """The CLI's entry point: run the TUI until the user quits; the appliance stops with it."""
+    app = make_app(services, appliance=appliance, beside_url=beside_url)
+    try:
+        app.run()
+    finally:
+        app.stop_appliance()

@@ -1,0 +1,24 @@
+"""What the TUI needs from an embedded appliance, as a protocol.
+
+The CLI builds the real `mlbox.appliance.Appliance` and hands it in; the TUI
+never imports it (import-linter forbids ``mlbox.tui`` → ``mlbox.appliance``),
+so it depends only on these four members.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class ApplianceHandle(Protocol):
+    url: str | None
+
+    def start_loops(self) -> None:
+        """Start the background loops (crash reaper, later the scheduler)."""
+
+    def start_http(self) -> str:
+        """Serve the HTTP API; returns its URL once it accepts connections."""
+        ...
+
+    def stop(self) -> None:
+        """Stop loops and HTTP and wait for them; safe to call twice."""

@@ -1,0 +1,91 @@
+"""How run values read in the terminal: times, durations, numbers and statuses.
+
+Pure functions over values, shared by every screen, so a run's start time or a
+metric reads the same in the table, the detail and the comparison. Times are
+shown in local time; tests fix ``TZ`` to keep snapshots stable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+
+from rich.text import Text
+
+STATUS_STYLES: dict[str, str] = {
+    "running": "bold #4ea1ff",
+    "finished": "#3fb950",
+    "failed": "bold #f85149",
+    "killed": "#d29922",
+    "crashed": "bold #db61a2",
+}
+STATUS_ICONS: dict[str, str] = {
+    "running": "▶",
+    "finished": "✔",
+    "failed": "✘",
+    "killed": "■",
+    "crashed": "!",
+}
+
+
+def when(ts: float | None) -> str:
+    """A timestamp as ``YYYY-MM-DD HH:MM`` local time; ``-`` when unknown."""
+    if ts is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def duration(seconds: float | None) -> str:
+    """A duration that fits a narrow column: ``850ms``, ``42s``, ``3m07s``, ``2h05m``, ``3d04h``."""
+    if seconds is None or math.isnan(seconds) or seconds < 0:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def run_duration(start: float, end: float | None, heartbeat: float) -> float:
+    """How long a run ran; a running one counts to its last heartbeat (as the search language does)."""
+    return (end if end is not None else heartbeat) - start
+
+
+def number(value: float | None, digits: int = 6) -> str:
+    """A metric value in at most ``digits`` significant digits; NaN and ±inf spelled out."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{digits}g}"
+
+
+def status(name: str) -> Text:
+    """A run status in its colour with an icon, so it reads without colour too."""
+    return Text(f"{STATUS_ICONS.get(name, '?')} {name}", style=STATUS_STYLES.get(name, ""))
+
+
+def size(n: int) -> str:
+    """A byte count in binary units."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def ident(kind: str, key: str) -> str:
+    """``metrics.key`` for the search language, quoted when the key has unusual characters."""
+    if re.fullmatch(r"[A-Za-z_][\w\-/:]*(?:\.[\w\-/:]+)*", key):
+        return f"{kind}.{key}"
+    if "`" not in key:
+        return f"{kind}.`{key}`"
+    escaped = key.replace("\\", "\\\\").replace('"', '\\"')
+    return f'{kind}."{escaped}"'

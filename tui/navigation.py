@@ -1,0 +1,34 @@
+"""The service screens the app navigates between, one per working service.
+
+A service's screen is listed here once it works; nothing appears as a
+placeholder. Each entry becomes an app mode, a key, a navigation-bar entry
+and a command-palette command.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlbox.tui.screens.base import MlboxScreen
+from mlbox.tui.screens.experiments import ExperimentsScreen
+from mlbox.tui.widgets.nav_bar import NavEntry
+
+
+@dataclass(frozen=True)
+class Section:
+    mode: str
+    title: str
+    key: str
+    screen: type[MlboxScreen]
+    help: str
+
+    @property
+    def entry(self) -> NavEntry:
+        return NavEntry(self.mode, self.title, self.key)
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section(
+        "experiments", "Experiments", "1", ExperimentsScreen, "Runs, their metrics and curves, comparisons"
+    ),
+)

@@ -1,0 +1,108 @@
+"""Which columns the runs table shows and how each one sorts. Pure.
+
+Besides the fixed attributes, the table shows the latest value of the metric
+keys most runs have and a few of the most common params: with many
+experiments in one home, those are the ones worth a column. Every column
+names its search-language expression, so sorting is done by the service
+(``order_by``) over all matching runs, not only over the rows on screen.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from mlbox.tracking.schemas import Run
+from mlbox.tui import format as fmt
+
+MARK = "●"
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    """The DataTable column key: ``id``, ``metric:<key>``, ``param:<key>``…"""
+    label: str
+    sort: str | None
+    """Search-language expression given to ``order_by``; None when not sortable."""
+    numeric: bool = False
+    descending_first: bool = False
+    """Numbers and times sort high→low on the first press, names a→z."""
+
+    def cell(self, run: Run, marked: bool = False) -> Text:
+        kind, _, name = self.key.partition(":")
+        if kind == "mark":
+            return Text(MARK if marked else " ", style="bold yellow")
+        if kind == "id":
+            return Text(str(run.id), justify="right")
+        if kind == "experiment":
+            return Text(run.experiment)
+        if kind == "name":
+            return Text(run.name)
+        if kind == "status":
+            return fmt.status(run.status)
+        if kind == "started":
+            return Text(fmt.when(run.start_time))
+        if kind == "duration":
+            seconds = fmt.run_duration(run.start_time, run.end_time, run.heartbeat)
+            return Text(fmt.duration(seconds), justify="right")
+        if kind == "metric":
+            if name not in run.metrics:
+                return Text("")
+            return Text(fmt.number(run.metrics[name], digits=4), justify="right")
+        if kind == "param":
+            return Text(run.params.get(name, ""), justify="left")
+        raise KeyError(self.key)
+
+
+FIXED: tuple[Column, ...] = (
+    Column("mark", " ", None),
+    Column("id", "id", "id", numeric=True, descending_first=True),
+    Column("experiment", "experiment", "experiment"),
+    Column("name", "name", "name"),
+    Column("status", "status", "status"),
+    Column("started", "started", "start_time", descending_first=True),
+    Column("duration", "duration", "duration", numeric=True, descending_first=True),
+)
+
+
+def metric_column(key: str) -> Column:
+    return Column(f"metric:{key}", key, fmt.ident("metrics", key), numeric=True, descending_first=True)
+
+
+def param_column(key: str) -> Column:
+    return Column(f"param:{key}", key, fmt.ident("params", key))
+
+
+def most_common(keys: Iterable[Iterable[str]], n: int) -> list[str]:
+    """The ``n`` keys found in most runs, ties in alphabetical order; shown alphabetically."""
+    counts = Counter(k for run_keys in keys for k in run_keys)
+    top = sorted(counts, key=lambda k: (-counts[k], k))[:n]
+    return sorted(top)
+
+
+def choose_columns(
+    runs: Sequence[Run], *, metrics: int = 4, params: int = 3, keep: str | None = None
+) -> tuple[Column, ...]:
+    """The fixed columns plus the most common metric keys and params of ``runs``.
+
+    ``keep`` is the key of the column the table is sorted by: it stays even
+    when its key is no longer among the most common.
+    """
+    metric_keys = most_common((r.metrics for r in runs), metrics)
+    param_keys = most_common((r.params for r in runs), params)
+    if keep and keep.startswith("metric:") and keep[7:] not in metric_keys:
+        metric_keys.append(keep[7:])
+    if keep and keep.startswith("param:") and keep[6:] not in param_keys:
+        param_keys.append(keep[6:])
+    return (*FIXED, *map(metric_column, metric_keys), *map(param_column, param_keys))
+
+
+def order_by(column: Column | None, descending: bool) -> list[str] | None:
+    """The service's ``order_by`` for a sort on ``column``; None is the default, newest first."""
+    if column is None or column.sort is None:
+        return None
+    return [f"{column.sort} {'DESC' if descending else 'ASC'}"]

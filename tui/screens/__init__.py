@@ -1,0 +1,1 @@
+"""One screen per service (and the screens they open)."""

@@ -1,0 +1,241 @@
+"""One run in full: params, tags, metrics, artifacts, datasets, code and environment,
+beside its metric curves.
+
+While the run is running, a timer re-reads it every ``live_s`` seconds in a
+thread worker (the summaries and the chosen curves, thinned to
+``max_points``), so the curves grow as the run logs; it stops once the run
+ends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.timer import Timer
+from textual.widgets import DataTable, SelectionList, Static, TabbedContent, TabPane
+from textual.widgets.selection_list import Selection
+
+from mlbox.store.errors import MlboxError, NotFound
+from mlbox.tracking.schemas import RunDetail
+from mlbox.tracking.series import Chunk
+from mlbox.tui import format as fmt
+from mlbox.tui.messages import ServiceFailed
+from mlbox.tui.screens.base import MlboxScreen
+from mlbox.tui.widgets.metric_plot import MetricPlot
+
+
+class DetailLoaded(Message):
+    def __init__(self, detail: RunDetail, keys: list[str], series: dict[str, Chunk], defaulted: bool) -> None:
+        super().__init__()
+        self.detail = detail
+        self.keys = keys
+        self.series = series
+        self.defaulted = defaulted
+        """The worker chose ``keys`` (the user has not picked curves yet)."""
+
+
+def _table(table_id: str, *columns: str) -> DataTable[str | Text]:
+    table: DataTable[str | Text] = DataTable(id=table_id, cursor_type="row", zebra_stripes=True)
+    for c in columns:
+        table.add_column(c, key=c)
+    return table
+
+
+def _fill(table: DataTable[str | Text], rows: Sequence[Sequence[str | Text]]) -> None:
+    """Replace a table's rows, keeping the cursor where it was."""
+    row = table.cursor_row
+    table.clear()
+    table.add_rows(rows)
+    if rows:
+        table.move_cursor(row=min(row, len(rows) - 1), animate=False)
+
+
+def _right(text: str) -> Text:
+    return Text(text, justify="right")
+
+
+def code_and_environment(detail: RunDetail) -> list[tuple[str, str]]:
+    run = detail.run
+    rows = [
+        ("git sha", run.git_sha or "-"),
+        ("git dirty", "-" if run.git_dirty is None else ("yes" if run.git_dirty else "no")),
+        ("host", run.host or "-"),
+        ("pid", str(run.pid) if run.pid else "-"),
+    ]
+    for key, value in detail.environment.items():
+        rows.append((key, value if isinstance(value, str) else json.dumps(value)))
+    if detail.notes:
+        rows.append(("notes", detail.notes))
+    return rows
+
+
+class RunDetailScreen(MlboxScreen):
+    SECTION = "experiments"
+    CSS_PATH = "run_detail.tcss"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("k", "focus_keys", "Curves"),
+    ]
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.title = f"Run {run_id}"
+        self.detail: RunDetail | None = None
+        self.keys: list[str] = []
+        self.user_picked = False
+        self.loading = False
+        self.live: Timer | None = None
+        self.shown_rows: dict[str, list[tuple[str | Text, ...]]] = {}
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("loading…", id="run-title")
+        with Horizontal(id="panes"):
+            with TabbedContent(id="info"):
+                with TabPane("Metrics", id="tab-metrics"):
+                    yield _table("metrics", "key", "last", "step", "count")
+                with TabPane("Params", id="tab-params"):
+                    yield _table("params", "param", "value")
+                with TabPane("Tags", id="tab-tags"):
+                    yield _table("tags", "tag", "value")
+                with TabPane("Artifacts", id="tab-artifacts"):
+                    yield _table("artifacts", "path", "size", "sha256")
+                with TabPane("Datasets", id="tab-datasets"):
+                    yield _table("datasets", "name", "context", "rows", "digest", "source")
+                with TabPane("Code & env", id="tab-env"):
+                    yield _table("environment", "what", "value")
+            with Vertical(id="curves"):
+                yield SelectionList[str](id="metric-keys")
+                yield MetricPlot(id="plot", empty="no metrics logged yet")
+
+    def on_mount(self) -> None:
+        self.query_one("#metric-keys", SelectionList).border_title = "metrics to plot (space)"
+        self.load()
+        self.live = self.set_interval(self.ctx.live_s, self.tick, pause=True)
+
+    def commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand("Back to runs", "Close this run", self.app.pop_screen)
+        yield SystemCommand("Choose curves", "Pick the metric keys to plot", self.action_focus_keys)
+
+    def action_focus_keys(self) -> None:
+        self.query_one("#metric-keys", SelectionList).focus()
+
+    # -- loading ---------------------------------------------------------------------
+
+    def load(self) -> None:
+        self.loading = True
+        self.fetch_detail(list(self.keys), pick_default=not self.keys and not self.user_picked)
+
+    @work(thread=True, group="detail")
+    def fetch_detail(self, keys: list[str], pick_default: bool) -> None:
+        """Re-read the run and the curves of ``keys`` (the first metric when none is picked yet)."""
+        tracking = self.tracking
+        try:
+            detail = tracking.run_detail(self.run_id)
+            if pick_default and detail.metrics:
+                keys = [detail.metrics[0].key]
+            series = {}
+            for key in keys:
+                try:
+                    series[key] = tracking.metric_series(self.run_id, key, max_points=self.ctx.max_points)
+                except NotFound:  # not logged by this run (yet)
+                    continue
+        except MlboxError as exc:
+            self.fail(exc)
+            return
+        self.post_message(DetailLoaded(detail, keys, series, defaulted=pick_default))
+
+    def on_service_failed(self, message: ServiceFailed) -> None:
+        """Stop re-reading a run the service refuses (e.g. it is gone); the app shows why."""
+        self.loading = False
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+    def tick(self) -> None:
+        if not self.loading:
+            self.load()
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        self.loading = False
+        detail = message.detail
+        if message.defaulted and not self.user_picked:
+            self.keys = message.keys
+        elif message.keys != self.keys:
+            return  # an answer for curves the user has since changed; a newer one is coming
+        self.detail = detail
+        self._show_title(detail)
+        self._show_tables(detail)
+        self._show_keys(detail)
+        run = detail.run
+        self.query_one(MetricPlot).show_series(message.series, title=f"{run.name} (#{run.id})")
+        if self.live is not None:
+            if run.status == "running":
+                self.live.resume()
+            else:
+                self.live.stop()
+                self.live = None
+
+    def _show_title(self, detail: RunDetail) -> None:
+        run = detail.run
+        self.title = f"Run {run.id} · {run.name}"
+        seconds = fmt.run_duration(run.start_time, run.end_time, run.heartbeat)
+        title = Text.assemble(
+            (f"{run.name}", "bold"),
+            (f"  #{run.id}", "dim"),
+            "  in ",
+            (run.experiment, "bold"),
+            "  ",
+            fmt.status(run.status),
+            f"  started {fmt.when(run.start_time)}  ·  {fmt.duration(seconds)}",
+        )
+        if run.git_sha:
+            title.append(f"  ·  git {run.git_sha[:10]}{' (dirty)' if run.git_dirty else ''}", style="dim")
+        self.query_one("#run-title", Static).update(title)
+
+    def _show_tables(self, detail: RunDetail) -> None:
+        run = detail.run
+        metric_rows = [
+            (m.key, _right(fmt.number(m.last)), _right(str(m.step)), _right(str(m.count)))
+            for m in detail.metrics
+        ]
+        tables: dict[str, list[tuple[str | Text, ...]]] = {
+            "metrics": list(metric_rows),
+            "params": sorted(run.params.items()),
+            "tags": sorted(run.tags.items()),
+            "artifacts": [(a.path, _right(fmt.size(a.size)), a.sha256[:12]) for a in detail.artifacts],
+            "datasets": [
+                (d.name, d.context, _right("-" if d.rows is None else f"{d.rows:,}"), d.digest[:12], d.source)
+                for d in detail.datasets
+            ],
+            "environment": list(code_and_environment(detail)),
+        }
+        for table_id, rows in tables.items():
+            table = self.query_one(f"#{table_id}", DataTable)
+            if self.shown_rows.get(table_id) != rows:
+                _fill(table, rows)
+                self.shown_rows[table_id] = rows
+
+    def _show_keys(self, detail: RunDetail) -> None:
+        keys_list: SelectionList[str] = self.query_one("#metric-keys", SelectionList)
+        have = {keys_list.get_option_at_index(i).value for i in range(keys_list.option_count)}
+        new = [m.key for m in detail.metrics if m.key not in have]
+        if new:
+            with keys_list.prevent(SelectionList.SelectedChanged):
+                keys_list.add_options([Selection(k, k, k in self.keys) for k in new])
+
+    @on(SelectionList.SelectedChanged, "#metric-keys")
+    def keys_changed(self, event: SelectionList.SelectedChanged[str]) -> None:
+        keys = list(event.selection_list.selected)
+        if keys != self.keys:
+            self.keys = keys
+            self.user_picked = True
+            self.load()
