@@ -160,7 +160,8 @@ class TrackingService:
             raise Conflict(f"experiment {name!r} already exists", field="experiment") from None
         return self.get_experiment(name)
 
-    def get_or_create_experiment(self, name: str) -> Experiment:
+    def _experiment_id(self, name: str) -> int:
+        """The id of experiment ``name``, created on first use (no run count: that costs a scan)."""
         check_key(name, "experiment")
         with self.db.atomic() as conn:
             conn.execute(
@@ -168,6 +169,11 @@ class TrackingService:
                 "ON CONFLICT (name) DO NOTHING",
                 (name, time.time()),
             )
+            row = conn.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
+        return int(row[0])
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        self._experiment_id(name)
         return self.get_experiment(name)
 
     # -- runs ----------------------------------------------------------------
@@ -185,7 +191,7 @@ class TrackingService:
         environment: dict[str, object] | None = None,
         now: float | None = None,
     ) -> Run:
-        exp = self.get_or_create_experiment(experiment)
+        experiment_id = self._experiment_id(experiment)
         now = time.time() if now is None else now
         with self.db.atomic() as conn:
             cur = conn.execute(
@@ -193,7 +199,7 @@ class TrackingService:
                 " pid_started, git_sha, git_dirty, environment)"
                 " VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    exp.id,
+                    experiment_id,
                     name or "",
                     now,
                     now,
