@@ -15,7 +15,7 @@ from mlbox.services import Services
 from mlbox.store.errors import Conflict, IntegrityError, InvalidInput, NotFound
 from mlbox.tracking.provenance import CodeVersion
 from mlbox.tracking.schemas import RUN_STATUSES
-from mlbox.tracking.service import TrackingService, iter_runs
+from mlbox.tracking.service import TrackingService
 
 
 @pytest.fixture
@@ -263,13 +263,10 @@ def test_search_filter_order_paging_experiments(svc: TrackingService) -> None:
     assert svc.search_runs("params.lr = 0.01").total == 2  # i = 2 (in b) and 5 (in a)
     assert [r.id for r in svc.search_runs("params.lr = 0.01", experiments=["b"]).runs] == [ids[2]]
     assert [r.name for r in svc.search_runs("params.i > 4", order_by=["params.i"]).runs] == ["r5", "r6"]
-    assert [r.id for r in iter_runs(svc, "metrics.acc < 0.5", page=2)] == [
-        ids[4],
-        ids[3],
-        ids[2],
-        ids[1],
-        ids[0],
-    ]
+    page1 = svc.search_runs("metrics.acc < 0.5", limit=2)
+    page3 = svc.search_runs("metrics.acc < 0.5", limit=2, offset=4)
+    assert page1.total == 5 and [r.id for r in page1.runs] == [ids[4], ids[3]]
+    assert [r.id for r in page3.runs] == [ids[0]]
     for kwargs, fieldname in (
         ({"limit": 0}, "limit"),
         ({"limit": 10**6}, "limit"),

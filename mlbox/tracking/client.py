@@ -26,7 +26,8 @@ from mlbox.store.errors import Conflict, InvalidInput
 from mlbox.tracking import datasets as data_versions
 from mlbox.tracking import provenance
 from mlbox.tracking.schemas import ArtifactInfo, DatasetInfo, Run
-from mlbox.tracking.service import DEFAULT_EXPERIMENT, TrackingService, check_key, check_step, check_value
+from mlbox.tracking.service import DEFAULT_EXPERIMENT, TrackingService
+from mlbox.tracking.validation import check_key, check_step, check_value
 from mlbox.tracking.writer import MetricWriter
 
 

@@ -17,7 +17,7 @@ import math
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,61 +41,13 @@ from mlbox.tracking.schemas import (
     RunPage,
 )
 from mlbox.tracking.series import Chunk, group
+from mlbox.tracking.validation import check_key, check_step, check_value, param_text
 
-MAX_KEY_LEN = 250
-MAX_PARAM_LEN = 6000
 MAX_PAGE = 50_000
 DEFAULT_EXPERIMENT = "Default"
 
 MetricRow = tuple[str, int, float, float]
 """(key, step, timestamp, value) — one point of a metric series."""
-
-
-def check_key(key: object, field: str) -> str:
-    """Keys name series, params and tags: non-empty text without control characters."""
-    if not isinstance(key, str) or not key.strip():
-        raise InvalidInput(f"{field} must be a non-empty string, got {key!r}", field=field)
-    if len(key) > MAX_KEY_LEN:
-        raise InvalidInput(f"{field} {key[:40]!r}… is longer than {MAX_KEY_LEN}", field=field)
-    if any(ord(c) < 32 for c in key):
-        raise InvalidInput(f"{field} {key!r} has control characters", field=field)
-    return key
-
-
-def check_value(key: str, value: object) -> float:
-    """A metric value as float; numbers (and numpy/torch scalars) only."""
-    if isinstance(value, (str, bytes, bool)) or value is None:
-        raise InvalidInput(
-            f"metric {key!r}: value must be a number, got {type(value).__name__} {value!r}",
-            field=f"metrics.{key}",
-        )
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise InvalidInput(
-            f"metric {key!r}: value must be a number, got {type(value).__name__}",
-            field=f"metrics.{key}",
-        ) from None
-
-
-def check_step(key: str, step: object) -> int:
-    """An integer step (numpy integers too); a bool is refused, not read as 0 or 1."""
-    if isinstance(step, int) and not isinstance(step, bool):
-        return step
-    index = getattr(step, "__index__", None)
-    if index is not None and not isinstance(step, bool):
-        return int(index())
-    raise InvalidInput(f"metric {key!r}: step must be an integer, got {step!r}", field="step")
-
-
-def _param_text(key: str, value: object) -> str:
-    if isinstance(value, (dict, list, tuple)):
-        text = json.dumps(value, default=str)
-    else:
-        text = str(value)
-    if len(text) > MAX_PARAM_LEN:
-        raise InvalidInput(f"param {key!r} is longer than {MAX_PARAM_LEN} characters", field=key)
-    return text
 
 
 def _stored(value: float) -> float | None:
@@ -274,7 +226,7 @@ class TrackingService:
         """Params are write-once: the same value again is fine, another value is a Conflict."""
         if not isinstance(params, dict):
             raise InvalidInput("params must be a mapping of name to value", field="params")
-        items = [(check_key(k, "param"), _param_text(k, v)) for k, v in params.items()]
+        items = [(check_key(k, "param"), param_text(k, v)) for k, v in params.items()]
         self._require_run(run_id)
         with self.db.atomic() as conn:
             for key, text in items:
@@ -631,14 +583,3 @@ class TrackingService:
                     dead,
                 )
         return [run_id for _, run_id in dead]
-
-
-def iter_runs(service: TrackingService, filter: str = "", page: int = 1000) -> Iterable[Run]:
-    """Every run matching a filter, a page at a time."""
-    offset = 0
-    while True:
-        result = service.search_runs(filter, limit=page, offset=offset)
-        yield from result.runs
-        offset += len(result.runs)
-        if offset >= result.total or not result.runs:
-            return
