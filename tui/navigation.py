@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.experiments import ExperimentsScreen
+from mlbox.tui.screens.models import ModelsScreen
 from mlbox.tui.widgets.nav_bar import NavEntry
 
 
@@ -30,5 +31,8 @@ class Section:
 SECTIONS: tuple[Section, ...] = (
     Section(
         "experiments", "Experiments", "1", ExperimentsScreen, "Runs, their metrics and curves, comparisons"
+    ),
+    Section(
+        "models", "Models", "2", ModelsScreen, "Registered models, versions, aliases; promote and roll back"
     ),
 )
