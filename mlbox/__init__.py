@@ -9,19 +9,37 @@
         for step in range(100):
             mlbox.log_metric("loss", 1 / (step + 1), step=step)
 
-Importing stays light: torch, sklearn, duckdb and the UI load only when used.
+Models go to the registry the same way::
+
+    with mlbox.start_run():
+        ...
+        mlbox.log_model(model, example_input=x[:5])   # the run's ``model/`` artifact
+    mlbox.register_model("digits", run_id=run.id, example_input=x[:5])
+    model = mlbox.load_model("digits@champion")
+
+Importing stays light: torch, sklearn, duckdb, numpy and the UI load only when
+used (the registry is imported inside the functions that need it).
 """
 
 from __future__ import annotations
 
+import tempfile
+import threading
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlbox.store.errors import Conflict, IntegrityError, InvalidInput, MlboxError, NotFound
 from mlbox.tracking import client as _client
 from mlbox.tracking.client import ActiveRun, Client, set_home
 from mlbox.tracking.schemas import ArtifactInfo, DatasetInfo, Run
+
+if TYPE_CHECKING:
+    from mlbox.registry.loaded import LoadedModel
+    from mlbox.registry.schemas import ModelVersion
+    from mlbox.registry.service import RegistryService
+    from mlbox.registry.signature import SchemaMismatch
 
 __version__ = "0.1.0"
 
@@ -33,17 +51,21 @@ __all__ = [
     "InvalidInput",
     "MlboxError",
     "NotFound",
+    "SchemaMismatch",
     "__version__",
     "active_run",
     "end_run",
     "flush",
+    "load_model",
     "log_artifact",
     "log_dataset",
     "log_metric",
     "log_metrics",
+    "log_model",
     "log_param",
     "log_params",
     "log_text",
+    "register_model",
     "set_experiment",
     "set_home",
     "set_tag",
@@ -142,3 +164,99 @@ def log_dataset(
 ) -> DatasetInfo:
     """Record the data version (sha256 of its content) of a path, frame or array."""
     return _c().log_dataset(data, name, context=context, source=source)
+
+
+def log_model(
+    model: Any,
+    artifact_path: str = "model",
+    *,
+    example_input: Any = None,
+    flavor: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> list[ArtifactInfo]:
+    """Save ``model`` with its flavor and log the folder as the active run's ``artifact_path``.
+
+    The logged folder carries its manifest, so ``mlbox models register NAME
+    --run ID`` (or `register_model`) can register it later without loading
+    the model again. ``options`` reach the flavor (``{"form": "state_dict",
+    "class": "pkg.module:build", "init": {...}}`` for a torch module).
+    """
+    if active_run() is None:
+        raise Conflict("no active run: call mlbox.start_run() first", field="run")
+    from mlbox.registry.flavors import save_model
+
+    with tempfile.TemporaryDirectory(prefix="mlbox-model-") as tmp:
+        folder = Path(tmp) / "model"
+        save_model(model, folder, flavor=flavor, example_input=example_input, options=options)
+        return log_artifact(folder, artifact_path)
+
+
+_registries: weakref.WeakKeyDictionary[Client, RegistryService] = weakref.WeakKeyDictionary()
+_registries_lock = threading.Lock()
+
+
+def _registry() -> RegistryService:
+    """The registry over the default client's home, built as `mlbox.services.Services.open` builds it."""
+    from mlbox.registry.service import RegistryService
+    from mlbox.store import Home
+
+    client = _c()
+    with _registries_lock:
+        registry = _registries.get(client)
+        if registry is None:
+            t = client.tracking
+            cache = Home(client.settings.home).root / "cache" / "models"
+            registry = RegistryService(t.db, t.artifacts, t, cache_dir=cache)
+            _registries[client] = registry
+        return registry
+
+
+def register_model(
+    name: str,
+    *,
+    run_id: int | None = None,
+    artifact_path: str = "model",
+    model: Any = None,
+    example_input: Any = None,
+    flavor: str | None = None,
+    description: str = "",
+    options: Mapping[str, Any] | None = None,
+) -> ModelVersion:
+    """Register a new version of ``name``: a run's logged model, or ``model=`` from memory.
+
+    ``run_id`` defaults to the active run. With ``model=`` the object is saved
+    by its flavor and the run (if any) is recorded as its lineage. With
+    ``example_input`` the signature is inferred and the model is checked to run.
+    """
+    if run_id is None:
+        active = active_run()
+        run_id = None if active is None else active.id
+    if model is None and run_id is None:
+        raise InvalidInput(
+            "nothing to register: give run_id= (a run's logged model), model=, or call inside a run",
+            field="run_id",
+        )
+    return _registry().register(
+        name,
+        run_id=run_id,
+        artifact_path=None if model is not None else artifact_path,
+        model=model,
+        flavor=flavor,
+        example_input=example_input,
+        description=description,
+        options=options,
+    )
+
+
+def load_model(ref: str, *, device: str = "cpu") -> LoadedModel:
+    """A registered version (``name``, ``name@champion``, ``name/3``) loaded from verified files."""
+    return _registry().load(ref, device=device)
+
+
+def __getattr__(name: str) -> Any:
+    """`SchemaMismatch` on first use: its module needs numpy, which ``import mlbox`` does not load."""
+    if name == "SchemaMismatch":
+        from mlbox.registry.signature import SchemaMismatch
+
+        return SchemaMismatch
+    raise AttributeError(f"module 'mlbox' has no attribute {name!r}")

@@ -1,8 +1,10 @@
-"""`mlbox demo --quick` end to end: a real subprocess trains and logs, then we read it all back.
+"""`mlbox demo --quick` end to end: a real subprocess trains, logs and registers; we read it all back.
 
 The models are checked by loading their artifact bytes and scoring them again
 on the demo's validation split: the accuracy must be good and equal to the
 one the run logged (the artifact is the model that produced the metrics).
+The registered champion and challenger are checked the same way, loaded
+through the registry as serving loads them.
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mlbox.demo.digits import load_split
 from mlbox.demo.evaluation import evaluate
-from mlbox.demo.trials import CONFUSION, EXPERIMENT, plan
+from mlbox.demo.registration import CHALLENGER, CHAMPION, EXAMPLE_ROWS, MODEL_NAME
+from mlbox.demo.trials import CONFUSION, EXPERIMENT, MANIFEST, plan
 from mlbox.services import Services
 from mlbox.settings import Settings
 from mlbox.tracking.schemas import Run
@@ -29,11 +34,12 @@ MLBOX = Path(sys.executable).parent / "mlbox"
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """Run the quick demo once for the module; returns its home and stdout."""
+    """Run the quick demo once for the module; returns its home and stdout (and checks its time)."""
     home = tmp_path_factory.mktemp("demo") / "home"
     env = dict(os.environ, MLBOX_HOME=str(home))
     env.pop("MLBOX_RUN_ID", None)
     env.pop("MLBOX_EXPERIMENT", None)
+    started = time.monotonic()
     proc = subprocess.run(
         [str(MLBOX), "demo", "--quick"],
         env=env,
@@ -44,6 +50,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     assert "Traceback" not in proc.stderr
+    elapsed = time.monotonic() - started
+    assert elapsed < 60, f"mlbox demo --quick took {elapsed:.1f} s (it is sized for ~15 s)"
     return home, proc.stdout
 
 
@@ -117,7 +125,7 @@ def test_model_artifacts_load_and_reproduce_the_logged_accuracy(services_of: Ser
     for trial in plan(quick=True):
         run = by_name[trial.name]
         paths = {a.path for a in tracking.list_artifacts(run.id)}
-        assert {trial.model_path, "model/model.json", CONFUSION} <= paths
+        assert {trial.model_path, MANIFEST, CONFUSION} <= paths
         data = b"".join(tracking.read_artifact(run.id, trial.model_path))
         if trial.family == "torch-mlp":
             state = torch.load(io.BytesIO(data), weights_only=True)
@@ -147,6 +155,70 @@ def test_stdout_summarizes_and_says_what_to_open(demo: tuple[Path, str], service
     assert f'curl -H "Authorization: Bearer $(cat {home / "token"})"' in out
     assert f"/api/v1/runs/{best.id}" in out
     assert f"export MLBOX_HOME={home}" in out
+    assert f"mlbox models show {MODEL_NAME}@{CHAMPION}" in out
+
+
+def _ranked(services: Services) -> list[Run]:
+    """Best val_acc first, ties to the earlier run: the demo's own order."""
+    return sorted(_runs(services), key=lambda r: (-(r.metrics["val_acc"] or 0.0), r.id))
+
+
+def test_best_two_runs_are_registered_as_champion_and_challenger(
+    demo: tuple[Path, str], services_of: Services
+) -> None:
+    registry = services_of.registry
+    best, runner_up = _ranked(services_of)[:2]
+    model = registry.get_model(MODEL_NAME)
+    assert (model.version_count, model.aliases) == (2, {CHAMPION: 1, CHALLENGER: 2})
+    champion, challenger = registry.list_versions(MODEL_NAME)
+    for mv, run in ((champion, best), (challenger, runner_up)):
+        assert (mv.run_id, mv.lineage.source) == (run.id, f"run:{run.id}/model")
+        assert mv.lineage.experiment == EXPERIMENT
+        assert {d.context for d in mv.lineage.datasets} == {"training", "validation"}
+        # registering copied nothing: the version's files are the run's logged blobs
+        logged = {
+            a.path.removeprefix("model/"): a.sha256 for a in services_of.tracking.list_artifacts(run.id)
+        }
+        assert {f.path: f.sha256 for f in mv.files}.items() <= logged.items()
+        assert mv.signature is not None
+        [spec] = mv.signature.inputs.tensors
+        assert (spec.dtype, spec.shape) == ("float32", [-1, 64])
+        assert mv.signature.outputs is not None and mv.signature.outputs.tensors[0].shape == [-1]
+    moves = registry.alias_history(MODEL_NAME)
+    assert [(m.alias, m.from_version, m.to_version) for m in moves] == [
+        (CHAMPION, None, 1),
+        (CHALLENGER, None, 2),
+    ]
+    out = demo[1]
+    assert f"{MODEL_NAME} version 1 @{CHAMPION}" in out and f"{MODEL_NAME} version 2 @{CHALLENGER}" in out
+    assert f"{CHAMPION} = version 1 (run {best.id}), {CHALLENGER} = version 2 (run {runner_up.id})" in out
+
+
+def test_registered_models_load_and_predict_the_validation_set(services_of: Services) -> None:
+    split = load_split()
+    best, runner_up = _ranked(services_of)[:2]
+    for ref, run in ((f"{MODEL_NAME}@{CHAMPION}", best), (f"{MODEL_NAME}@{CHALLENGER}", runner_up)):
+        loaded = services_of.registry.load(ref)
+        labels = np.asarray(loaded.predict(split.x_val))
+        assert labels.shape == (len(split.y_val),) and labels.dtype.kind == "i", ref
+        assert float((labels == split.y_val).mean()) == pytest.approx(run.metrics["val_acc"], abs=1e-9), ref
+        # float64 rows (what JSON gives) are cast by the signature check, and predict the same
+        assert np.array_equal(
+            loaded.predict(split.x_val[:EXAMPLE_ROWS].astype(np.float64)), labels[:EXAMPLE_ROWS]
+        )
+
+
+def test_every_run_model_folder_is_registrable(services_of: Services) -> None:
+    """Not only the two registered: each run's ``model/`` loads through the registry, torch included."""
+    split = load_split()
+    registry = services_of.registry
+    families = set()
+    for run in _runs(services_of):
+        mv = registry.register("every-run", run_id=run.id, example_input=split.x_val[:2])
+        labels = np.asarray(registry.load(mv).predict(split.x_val))
+        assert float((labels == split.y_val).mean()) == pytest.approx(run.metrics["val_acc"], abs=1e-9)
+        families.add((mv.flavor, mv.manifest.get("form")))
+    assert families == {("pytorch", "state_dict"), ("sklearn", None)}
 
 
 def test_quick_plan_is_a_subset_sized_for_a_smoke_run() -> None:

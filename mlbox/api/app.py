@@ -26,6 +26,7 @@ from mlbox.api.errors import EXCEPTION_HANDLERS
 from mlbox.api.experiments import ExperimentController
 from mlbox.api.health import HealthController
 from mlbox.api.metrics import MetricController
+from mlbox.api.models import models_router
 from mlbox.api.runs import RunController
 from mlbox.api.security import host_guard, token_guard
 from mlbox.services import Services
@@ -60,6 +61,7 @@ def create_app(services: Services, *, token: str) -> Litestar:
             RunController,
             MetricController,
             ArtifactController,
+            models_router(services.registry),
         ],
         guards=[host_guard(services.settings.accepted_hosts), token_guard(token)],
         dependencies={"tracking": Provide(provide_tracking, sync_to_thread=False)},

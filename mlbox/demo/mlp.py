@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -44,6 +44,22 @@ def build_mlp(hidden: int, n_in: int = N_FEATURES, n_classes: int = N_CLASSES) -
     from torch import nn
 
     return nn.Sequential(nn.Linear(n_in, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+
+
+def build_classifier(hidden: int, n_in: int = N_FEATURES, n_classes: int = N_CLASSES) -> nn.Sequential:
+    """`build_mlp` plus softmax and argmax: what the registry loads a logged state dict into.
+
+    The added layers hold no weights, so the trained MLP's state dict loads as
+    is, and the served model answers class labels like the scikit-learn ones
+    (softmax first, so its ties break exactly as `predict_proba`'s argmax).
+    """
+    from torch import nn
+
+    class Argmax(nn.Module):
+        def forward(self, x: Any) -> Any:
+            return x.argmax(dim=1)
+
+    return nn.Sequential(*build_mlp(hidden, n_in, n_classes), nn.Softmax(dim=1), Argmax())
 
 
 def predict_proba(model: nn.Module, x: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ from rich.table import Table
 
 import mlbox
 from mlbox.demo.digits import Split, load_split
+from mlbox.demo.registration import CHALLENGER, CHAMPION, Registered, register_champion
 from mlbox.demo.trials import EXPERIMENT, Trial, TrialResult, plan, run_trial
 from mlbox.services import Services
 from mlbox.settings import Settings
@@ -51,6 +52,7 @@ class DemoState:
     split: Split | None = None
     trials: list[Trial] = field(default_factory=list)
     results: list[TrialResult] = field(default_factory=list)
+    registered: Registered | None = None
 
     @property
     def best(self) -> TrialResult | None:
@@ -107,6 +109,24 @@ def train_all(state: DemoState) -> None:
             )
 
 
+def register(state: DemoState) -> None:
+    """The best run's model becomes ``digits@champion`` and the runner-up's ``@challenger``."""
+    assert state.split is not None, "load_data runs first"
+    with state.console.status("Registering the best models and loading the champion back…"):
+        reg = register_champion(state.services.registry, state.results, state.split)
+    state.registered = reg
+    champion, challenger = reg.champion_run, reg.challenger_run
+    state.console.print(
+        f"  [green]✓[/] {reg.name} version {reg.champion.version} @{CHAMPION}   "
+        f"run {champion.run_id} {escape(champion.name)}  (loaded back: val_acc {reg.reproduced_acc:.4f})"
+    )
+    if reg.challenger is not None and challenger is not None:
+        state.console.print(
+            f"  [green]✓[/] {reg.name} version {reg.challenger.version} @{CHALLENGER} "
+            f"run {challenger.run_id} {escape(challenger.name)}"
+        )
+
+
 def summarize(state: DemoState) -> None:
     best = state.best
     table = Table(title=f"{EXPERIMENT}: {len(state.results)} runs", title_justify="left")
@@ -128,6 +148,15 @@ def summarize(state: DemoState) -> None:
             style="bold green" if is_best else None,
         )
     state.console.print(table)
+    reg = state.registered
+    if reg is not None:
+        champion, challenger = reg.champion_run, reg.challenger_run
+        line = (
+            f"model [bold]{reg.name}[/]: {CHAMPION} = version {reg.champion.version} (run {champion.run_id})"
+        )
+        if reg.challenger is not None and challenger is not None:
+            line += f", {CHALLENGER} = version {reg.challenger.version} (run {challenger.run_id})"
+        state.console.print(line)
     state.console.print(f"done in {time.monotonic() - state.started:.1f} s")
 
 
@@ -155,8 +184,12 @@ def what_to_open(state: DemoState) -> None:
         (f'{prog} runs ls -e {EXPERIMENT} -o "metrics.val_acc DESC"', ""),
     ]
     if best is not None:
+        commands.append((f"{prog} runs show {best.run_id}", f"the best run: {best.name}"))
+    if state.registered is not None:
+        ref = state.registered.champion_ref
+        commands.append((f"{prog} models show {ref}", "the champion: lineage, signature, files"))
+    if best is not None:
         commands += [
-            (f"{prog} runs show {best.run_id}", f"the best run: {best.name}"),
             (f"{prog} up", "headless HTTP API; then, in another shell:"),
             (
                 f'curl -H "Authorization: Bearer $(cat {token})" '
@@ -174,6 +207,9 @@ def what_to_open(state: DemoState) -> None:
 STEPS: Sequence[Step] = (
     Step("load data", load_data),
     Step("train", train_all),
+    Step("register", register),
+    # Serving goes here: a step that serves `state.registered.champion_ref`, sends some
+    # requests and leaves a curl example for `what_to_open`.
     Step("summary", summarize),
     Step("what to open", what_to_open),
 )

@@ -7,13 +7,9 @@ math lives in `mlp` and `baselines`; here it is only wired to logging.
 
 from __future__ import annotations
 
-import json
-import pickle
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import mlbox
 from mlbox.demo.baselines import ForestConfig, LogRegConfig, fit_logreg, grow_forest
@@ -22,8 +18,12 @@ from mlbox.demo.evaluation import Evaluation, confusion_csv
 from mlbox.demo.mlp import MlpConfig, train_mlp
 
 EXPERIMENT = "digits-demo"
-TORCH_MODEL = "model/model.pt"
-SKLEARN_MODEL = "model/model.pkl"
+MODEL_DIR = "model"
+"""Each run's model folder (saved by `mlbox.log_model`, manifest included): registrable as is."""
+MANIFEST = f"{MODEL_DIR}/mlbox-model.json"
+TORCH_MODEL = f"{MODEL_DIR}/state_dict.pt"
+SKLEARN_MODEL = f"{MODEL_DIR}/model.pkl"
+TORCH_BUILDER = "mlbox.demo.mlp:build_classifier"
 CONFUSION = "eval/confusion_matrix.csv"
 
 Config = MlpConfig | LogRegConfig | ForestConfig
@@ -94,18 +94,7 @@ def _log_evaluation(ev: Evaluation, step: int) -> None:
     mlbox.log_metrics({"val_acc": ev.accuracy, "val_loss": ev.log_loss}, step=step)
 
 
-def _log_model(model_file: str, write: Callable[[Path], object], card: dict[str, object]) -> None:
-    """Save the model plus a ``model.json`` card (how to load it) under ``model/``."""
-    with tempfile.TemporaryDirectory(prefix="mlbox-demo-") as tmp:
-        folder = Path(tmp)
-        write(folder / model_file)
-        (folder / "model.json").write_text(json.dumps({"file": model_file, **card}, indent=2) + "\n")
-        mlbox.log_artifact(folder, "model")
-
-
 def _run_mlp(config: MlpConfig, split: Split, report: Report) -> Evaluation:
-    import torch
-
     last: list[Evaluation] = []
 
     def on_step(step: int, loss: float) -> None:
@@ -118,11 +107,9 @@ def _run_mlp(config: MlpConfig, split: Split, report: Report) -> Evaluation:
         report(1, val.accuracy)
 
     model = train_mlp(config, split, on_step=on_step, on_epoch=on_epoch)
-    _log_model(
-        "model.pt",
-        lambda path: torch.save(model.state_dict(), path),
-        {"flavor": "torch-state-dict", "builder": "mlbox.demo.mlp:build_mlp", "hidden": config.hidden},
-    )
+    # The weights plus the builder that rebuilds the module around them (answering class labels).
+    options = {"form": "state_dict", "class": TORCH_BUILDER, "init": {"hidden": config.hidden}}
+    mlbox.log_model(model, MODEL_DIR, options=options)
     return last[-1]
 
 
@@ -130,7 +117,7 @@ def _run_logreg(config: LogRegConfig, split: Split, report: Report) -> Evaluatio
     model, val = fit_logreg(config, split)
     _log_evaluation(val, 0)
     mlbox.log_metric("train_acc", float(model.score(split.x_train, split.y_train)), step=0)
-    _log_model("model.pkl", lambda path: path.write_bytes(pickle.dumps(model)), {"flavor": "sklearn-pickle"})
+    mlbox.log_model(model, MODEL_DIR)  # sklearn flavor: pickled, predict() answers class labels
     report(1, val.accuracy)
     return val
 
@@ -144,7 +131,7 @@ def _run_forest(config: ForestConfig, split: Split, report: Report) -> Evaluatio
         report(1, val.accuracy)
 
     model = grow_forest(config, split, on_stage=on_stage)
-    _log_model("model.pkl", lambda path: path.write_bytes(pickle.dumps(model)), {"flavor": "sklearn-pickle"})
+    mlbox.log_model(model, MODEL_DIR)
     return last[-1]
 
 

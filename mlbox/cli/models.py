@@ -1,0 +1,281 @@
+"""``mlbox models``: the model registry from the shell (list, show, register, move aliases).
+
+References are written as everywhere else (`mlbox.registry.refs`): ``NAME``
+(the latest version), ``NAME@alias``, ``NAME/3`` or ``NAME:3``. Alias moves
+print ``from -> to`` so a promotion or a rollback can be read back from a
+terminal log.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, when
+from mlbox.registry.flavors import DETECT_ORDER
+from mlbox.registry.refs import check_alias, check_name
+from mlbox.registry.schemas import ModelVersion
+from mlbox.registry.signature import Schema
+
+MAX_COLUMNS_SHOWN = 8
+
+
+@click.group()
+def models() -> None:
+    """Registered models: versions, aliases (champion, challenger…), lineage."""
+
+
+@models.command("ls")
+@json_option
+@pass_ctx
+def models_ls(ctx: Context, as_json: bool) -> None:
+    """List models with their latest version and where their aliases point."""
+    found = ctx.services.registry.list_models()
+    if as_json:
+        echo_json(found)
+        return
+    if not found:
+        click.echo("no models yet; register one with: mlbox models register NAME --run RUN_ID")
+        return
+    click.echo(f"{'NAME':<24} {'LATEST':>6} {'VERSIONS':>8}  {'CREATED':<19}  ALIASES")
+    for m in found:
+        aliases = "  ".join(f"{a}={v}" for a, v in m.aliases.items())
+        latest = "-" if m.latest_version is None else str(m.latest_version)
+        click.echo(f"{m.name:<24} {latest:>6} {m.version_count:>8}  {when(m.created_at):<19}  {aliases}")
+
+
+def _shape(shape: list[int]) -> str:
+    return "[" + ", ".join("*" if d < 0 else str(d) for d in shape) + "]"
+
+
+def schema_text(schema: Schema) -> str:
+    """One line: ``tensor float32 [*, 64]``, named tensors, or the first columns of a table."""
+    if schema.kind == "tensor" and schema.tensors:
+        t = schema.tensors[0]
+        return f"tensor {t.dtype} {_shape(t.shape)}"
+    if schema.kind == "tensors":
+        return "tensors " + ", ".join(f"{t.name}: {t.dtype} {_shape(t.shape)}" for t in schema.tensors)
+    shown = ", ".join(f"{c.name}: {c.dtype}" for c in schema.columns[:MAX_COLUMNS_SHOWN])
+    more = len(schema.columns) - MAX_COLUMNS_SHOWN
+    return f"{len(schema.columns)} columns {shown}" + (f", … (+{more} more)" if more > 0 else "")
+
+
+def _version_row(v: ModelVersion) -> str:
+    run = "-" if v.run_id is None else str(v.run_id)
+    return (
+        f"{v.version:>7}  {v.flavor:<9} {run:>5}  {when(v.created_at):<19}  {', '.join(v.aliases)}".rstrip()
+    )
+
+
+VERSION_HEADER = f"{'VERSION':>7}  {'FLAVOR':<9} {'RUN':>5}  {'CREATED':<19}  ALIASES"
+
+
+def _echo_version(v: ModelVersion) -> None:
+    aliases = f"  @{' @'.join(v.aliases)}" if v.aliases else ""
+    click.echo(f"version {v.version}  [{v.flavor}]{aliases}  registered {when(v.created_at)}")
+    if v.description:
+        click.echo(f"  {v.description}")
+    lin = v.lineage
+    click.echo("lineage:")
+    click.echo(f"  source {lin.source}")
+    if lin.run_id is not None:
+        click.echo(f"  run {lin.run_id}  {lin.run_name or ''}  experiment {lin.experiment or '-'}")
+    if lin.git_sha:
+        click.echo(f"  git {lin.git_sha[:12]}{' (dirty)' if lin.git_dirty else ''}")
+    for d in lin.datasets:
+        click.echo(f"  dataset {d.context}/{d.name}  {d.digest[:12]}")
+    click.echo("signature:")
+    if v.signature is None:
+        click.echo("  none (register with an example input to record one)")
+    else:
+        click.echo(f"  inputs   {schema_text(v.signature.inputs)}")
+        if v.signature.outputs is not None:
+            click.echo(f"  outputs  {schema_text(v.signature.outputs)}")
+    click.echo("files:")
+    for f in v.files:
+        click.echo(f"  {f.path}  {f.size} B  sha256 {f.sha256}")
+
+
+@models.command("show")
+@click.argument("ref")
+@json_option
+@pass_ctx
+def models_show(ctx: Context, ref: str, as_json: bool) -> None:
+    """Show a model: versions, aliases, then one version in full.
+
+    REF is NAME (the latest version), NAME@ALIAS, NAME/VERSION or NAME:VERSION.
+    """
+    registry = ctx.services.registry
+    chosen = registry.resolve(ref)
+    model = registry.get_model(chosen.name)
+    versions = registry.list_versions(chosen.name)
+    if as_json:
+        echo_json({"model": model, "versions": versions, "version": chosen})
+        return
+    click.echo(f"model {model.name}  {model.version_count} versions  created {when(model.created_at)}")
+    if model.description:
+        click.echo(f"  {model.description}")
+    aliases = "  ".join(f"{a} -> {v}" for a, v in model.aliases.items())
+    click.echo(f"aliases: {aliases or 'none'}")
+    click.echo(VERSION_HEADER)
+    for v in versions:
+        click.echo(_version_row(v))
+    click.echo("")
+    _echo_version(chosen)
+
+
+@models.command("versions")
+@click.argument("name")
+@json_option
+@pass_ctx
+def models_versions(ctx: Context, name: str, as_json: bool) -> None:
+    """List every version of a model, oldest first."""
+    versions = ctx.services.registry.list_versions(name)
+    if as_json:
+        echo_json(versions)
+        return
+    click.echo(VERSION_HEADER)
+    for v in versions:
+        click.echo(_version_row(v))
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint="--option")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw  # a bare string such as form=state_dict
+
+
+def load_example(path: str) -> Any:
+    """An example input from a file: ``.npy``, ``.json`` (rows, or named columns), ``.parquet``, ``.csv``."""
+    import numpy as np
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in {".npy", ".json", ".parquet", ".csv"}:
+        raise click.BadParameter(
+            f"{path!r} must be a .npy, .json, .parquet or .csv file", param_hint="--example"
+        )
+    if not p.is_file():
+        raise click.BadParameter(f"no such file: {path}", param_hint="--example")
+    try:
+        if suffix == ".npy":
+            return np.load(p, allow_pickle=False)
+        if suffix == ".json":
+            data = json.loads(p.read_text())
+            return (
+                {str(k): np.asarray(v) for k, v in data.items()}
+                if isinstance(data, dict)
+                else np.asarray(data)
+            )
+        import polars as pl
+
+        return pl.read_parquet(p) if suffix == ".parquet" else pl.read_csv(p)
+    except Exception as exc:  # any reader's complaint about the file is the user's to fix
+        raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--example") from None
+
+
+@models.command("register")
+@click.argument("name")
+@click.option("--run", "run_id", type=int, default=None, help="Register this run's logged model.")
+@click.option(
+    "--artifact-path",
+    default=None,
+    help="The run's artifact file or folder holding the model [default: model].",
+)
+@click.option("--file", "file", default=None, help="A local model file or folder (with --run: its lineage).")
+@click.option(
+    "--flavor", type=click.Choice(DETECT_ORDER), default=None, help="How to load files saved without mlbox."
+)
+@click.option(
+    "--option", "options", multiple=True, help="Flavor option KEY=VALUE (JSON value), e.g. form=state_dict."
+)
+@click.option(
+    "--example", default=None, help="Example input (.npy, .json, .parquet, .csv) to infer the signature."
+)
+@click.option("--description", "-d", default="", help="What this version is.")
+@json_option
+@pass_ctx
+def models_register(
+    ctx: Context,
+    name: str,
+    run_id: int | None,
+    artifact_path: str | None,
+    file: str | None,
+    flavor: str | None,
+    options: tuple[str, ...],
+    example: str | None,
+    description: str,
+    as_json: bool,
+) -> None:
+    """Register a new version of NAME from a run's artifact or a local file; prints its number."""
+    if run_id is None and file is None:
+        raise click.UsageError("give --run RUN_ID (the run's logged model) or --file PATH")
+    if artifact_path is not None and file is not None:
+        raise click.UsageError("--artifact-path names a run's artifact; it does not go with --file")
+    if file is None and artifact_path is None:
+        artifact_path = "model"
+    mv = ctx.services.registry.register(
+        name,
+        run_id=run_id,
+        artifact_path=artifact_path,
+        files_from=file,
+        flavor=flavor,
+        example_input=None if example is None else load_example(example),
+        description=description,
+        options=dict(_option(o) for o in options),
+    )
+    if as_json:
+        echo_json(mv)
+        return
+    click.echo(f"registered {mv.name} version {mv.version}  ({mv.flavor}, {mv.lineage.source})")
+    if mv.signature is not None:
+        click.echo(f"  inputs   {schema_text(mv.signature.inputs)}")
+
+
+@models.command("alias")
+@click.argument("name")
+@click.argument("alias")
+@click.argument("version", type=int, required=False)
+@click.option("--delete", is_flag=True, help="Remove the alias instead of moving it.")
+@click.option("--note", default="", help="Why (kept in the alias history).")
+@pass_ctx
+def models_alias(ctx: Context, name: str, alias: str, version: int | None, delete: bool, note: str) -> None:
+    """Point ALIAS of model NAME at VERSION (a promotion, or a rollback); prints from -> to."""
+    if delete == (version is not None):
+        raise click.UsageError("give VERSION to move the alias, or --delete (not both)")
+    registry = ctx.services.registry
+    check_name(name)  # a bad name or alias fails before anything is read
+    check_alias(alias)
+    before = registry.get_model(name).aliases.get(alias)
+    was = "-" if before is None else str(before)
+    if version is None:
+        registry.delete_alias(name, alias, note=note)
+        click.echo(f"{name}@{alias}: {was} -> removed")
+        return
+    registry.set_alias(name, alias, version, note=note)
+    click.echo(f"{name}@{alias}: {was} -> {version}" + ("  (unchanged)" if before == version else ""))
+
+
+@models.command("history")
+@click.argument("name")
+@click.option("--alias", "-a", default=None, help="Only this alias's moves.")
+@json_option
+@pass_ctx
+def models_history(ctx: Context, name: str, alias: str | None, as_json: bool) -> None:
+    """Every alias move of a model, oldest first."""
+    moves = ctx.services.registry.alias_history(name, alias)
+    if as_json:
+        echo_json(moves)
+        return
+    click.echo(f"{'WHEN':<19}  {'ALIAS':<16} {'FROM':>5} {'TO':>7}  NOTE")
+    for m in moves:
+        was = "-" if m.from_version is None else str(m.from_version)
+        now = "removed" if m.to_version is None else str(m.to_version)
+        click.echo(f"{when(m.moved_at):<19}  {m.alias:<16} {was:>5} {now:>7}  {m.note}")

@@ -1,0 +1,114 @@
+"""The ``mlbox`` group, its top-level commands and the entry point that maps every error.
+
+Every failure is one line on stderr with exit code 2 (bad input, unknown ids,
+usage mistakes); an unexpected one is a single line too, with exit code 1 and
+the traceback only when ``MLBOX_DEBUG`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from mlbox import __version__
+from mlbox.cli.context import Context, pass_ctx
+from mlbox.cli.models import models
+from mlbox.cli.runs import experiments, runs
+from mlbox.store.errors import MlboxError
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", "-V", prog_name="mlbox")
+@click.pass_context
+def cli(click_ctx: click.Context) -> None:
+    """mlbox: the machine-learning platform in one box.
+
+    With no command, opens the terminal UI (with the appliance embedded, or
+    beside a running `mlbox up`).
+    """
+    if click_ctx.invoked_subcommand is None:
+        ctx = click_ctx.ensure_object(Context)
+        # The CLI is the entry point, so it may start the TUI; the TUI itself
+        # never imports the appliance or the API (import-linter contracts).
+        from mlbox.appliance import Appliance, running_appliance
+        from mlbox.tui.app import run_tui
+
+        beside = running_appliance(ctx.settings)
+        appliance = None if beside is not None else Appliance(ctx.services)
+        run_tui(ctx.services, appliance=appliance, beside_url=beside.url if beside else None)
+
+
+@cli.command()
+@click.option("--port", type=int, default=None, help="HTTP port (default $MLBOX_PORT or 5151).")
+@pass_ctx
+def up(ctx: Context, port: int | None) -> None:
+    """Run the headless appliance: HTTP API on 127.0.0.1 and background loops."""
+    from dataclasses import replace
+
+    from mlbox.appliance import Appliance, running_appliance
+
+    if port is not None:
+        if not 0 <= port < 65536:
+            raise click.BadParameter("must be between 0 and 65535", param_hint="--port")
+        ctx.settings = replace(ctx.settings, port=port)
+    other = running_appliance(ctx.settings)
+    if other is not None:
+        raise MlboxError(f"an appliance already serves {ctx.settings.home} at {other.url} (pid {other.pid})")
+    appliance = Appliance(ctx.services)
+
+    def ready(url: str) -> None:
+        click.echo(f"mlbox {__version__} up at {url}  (home {ctx.settings.home})", err=True)
+        click.echo(f"token: {ctx.services.home.token_path}", err=True)
+
+    appliance.serve_forever(on_ready=ready)
+
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="Fewer epochs and settings (a smoke run).")
+@pass_ctx
+def demo(ctx: Context, quick: bool) -> None:
+    """Run the whole lifecycle on bundled data (scikit-learn's digits)."""
+    from mlbox.demo import run_demo
+
+    run_demo(ctx.services, quick=quick)
+
+
+cli.add_command(experiments)
+cli.add_command(runs)
+cli.add_command(models)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every error becomes one line on stderr."""
+    try:
+        cli.main(args=argv, prog_name="mlbox", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        # `mlbox runs` alone asks what the group can do: help, not an error.
+        click.echo(exc.ctx.get_help())
+        sys.exit(0)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("mlbox: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"mlbox: error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except MlboxError as exc:
+        click.echo(f"mlbox: error: {exc.message}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except OSError as exc:  # a path the user gave cannot be written or read
+        click.echo(f"mlbox: error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:
+        if os.environ.get("MLBOX_DEBUG"):
+            raise
+        click.echo(
+            f"mlbox: internal error: {type(exc).__name__}: {exc} (set MLBOX_DEBUG=1 for details)", err=True
+        )
+        sys.exit(1)
+    sys.exit(0)

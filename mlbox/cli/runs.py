@@ -1,0 +1,145 @@
+"""``mlbox experiments`` and ``mlbox runs``: the tracking service from the shell."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from mlbox.cli.context import Context, echo_json, fmt, json_option, pass_ctx, when
+
+
+@click.group()
+def experiments() -> None:
+    """Experiments: named groups of runs."""
+
+
+@experiments.command("ls")
+@json_option
+@pass_ctx
+def experiments_ls(ctx: Context, as_json: bool) -> None:
+    """List experiments with their run counts."""
+    exps = ctx.services.tracking.list_experiments()
+    if as_json:
+        echo_json(exps)
+        return
+    for e in exps:
+        click.echo(f"{e.id:>4}  {e.name:<30} {e.run_count:>6} runs  {when(e.created_at)}")
+
+
+@click.group()
+def runs() -> None:
+    """Runs: search, show, export."""
+
+
+@runs.command("ls")
+@click.option(
+    "--filter", "-f", "filter_", default="", help="e.g. \"metrics.acc > 0.9 and params.lr = '0.01'\""
+)
+@click.option("--order-by", "-o", multiple=True, help="e.g. 'metrics.acc DESC' (repeatable).")
+@click.option("--experiment", "-e", multiple=True, help="Only these experiments (repeatable).")
+@click.option("--limit", "-n", default=50, show_default=True, type=int, help="Runs per page.")
+@click.option("--offset", default=0, type=int, help="Skip this many runs (the next page).")
+@json_option
+@pass_ctx
+def runs_ls(
+    ctx: Context,
+    filter_: str,
+    order_by: tuple[str, ...],
+    experiment: tuple[str, ...],
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """Search runs, newest first unless ordered otherwise."""
+    page = ctx.services.tracking.search_runs(
+        filter_, order_by=list(order_by), experiments=list(experiment), limit=limit, offset=offset
+    )
+    if as_json:
+        echo_json(page)
+        return
+    click.echo(f"{'ID':>5}  {'EXPERIMENT':<16} {'NAME':<22} {'STATUS':<9} {'STARTED':<19}  METRICS")
+    for r in page.runs:
+        metrics = "  ".join(f"{k}={fmt(v)}" for k, v in list(r.metrics.items())[:4])
+        click.echo(
+            f"{r.id:>5}  {r.experiment[:16]:<16} {r.name[:22]:<22} {r.status:<9} "
+            f"{when(r.start_time):<19}  {metrics}"
+        )
+    shown = offset + len(page.runs)
+    click.echo(
+        f"{len(page.runs)} of {page.total} runs"
+        + (f" (next: --offset {shown})" if shown < page.total else "")
+    )
+
+
+def _run_id(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a run id (an integer)", param_hint="RUN_ID") from None
+
+
+@runs.command("show")
+@click.argument("run_id")
+@json_option
+@pass_ctx
+def runs_show(ctx: Context, run_id: str, as_json: bool) -> None:
+    """Show a run: attributes, params, tags, metrics, artifacts, datasets."""
+    d = ctx.services.tracking.run_detail(_run_id(run_id))
+    if as_json:
+        echo_json(d)
+        return
+    r = d.run
+    end = when(r.end_time)
+    click.echo(f"run {r.id}  {r.name}  [{r.status}]  experiment {r.experiment}")
+    click.echo(f"  started {when(r.start_time)}  ended {end}  host {r.host} pid {r.pid}")
+    if r.git_sha:
+        click.echo(f"  git {r.git_sha[:12]}{' (dirty)' if r.git_dirty else ''}")
+    sections: list[tuple[str, list[str]]] = [
+        ("params", [f"{k} = {v}" for k, v in r.params.items()]),
+        ("tags", [f"{k} = {v}" for k, v in r.tags.items()]),
+        ("metrics", [f"{m.key} = {fmt(m.last)}  (step {m.step}, {m.count} points)" for m in d.metrics]),
+        ("artifacts", [f"{a.path}  {a.size} B  sha256 {a.sha256[:12]}" for a in d.artifacts]),
+        (
+            "datasets",
+            [
+                f"{ds.context}/{ds.name}  {ds.digest[:12]}  {ds.rows or '?'} rows  {ds.source}"
+                for ds in d.datasets
+            ],
+        ),
+    ]
+    for title, lines in sections:
+        if lines:
+            click.echo(f"{title}:")
+            for line in lines:
+                click.echo(f"  {line}")
+
+
+@runs.command("compare")
+@click.argument("run_ids", nargs=-1, required=True)
+@json_option
+@pass_ctx
+def runs_compare(ctx: Context, run_ids: tuple[str, ...], as_json: bool) -> None:
+    """Params and latest metrics of two or more runs side by side."""
+    cmp = ctx.services.tracking.compare([_run_id(r) for r in run_ids])
+    if as_json:
+        echo_json(cmp)
+        return
+    width = max([len(k) for k in (*cmp.params, *cmp.metrics)] + [8])
+    click.echo(f"{'':<{width}}  " + "  ".join(f"{'run ' + str(i):>12}" for i in cmp.run_ids))
+    for k, vals in cmp.params.items():
+        click.echo(f"{k:<{width}}  " + "  ".join(f"{(v or '-')[:12]:>12}" for v in vals))
+    for k, mvals in cmp.metrics.items():
+        click.echo(f"{k:<{width}}  " + "  ".join(f"{fmt(v):>12}" for v in mvals))
+
+
+@runs.command("export")
+@click.argument("run_id")
+@click.option("--output", "-o", required=True, help="Parquet file to write.")
+@pass_ctx
+def runs_export(ctx: Context, run_id: str, output: str) -> None:
+    """Export a run's metric history (key, step, timestamp, value) to Parquet."""
+    if os.path.isdir(output):
+        raise click.BadParameter(f"{output!r} is a folder; give a file name", param_hint="--output")
+    n = ctx.services.tracking.export_metrics(_run_id(run_id), output)
+    click.echo(f"wrote {n} points to {output}")
