@@ -130,6 +130,12 @@ async def open_models(pilot: Pilot[None]) -> ModelsScreen:
     await settle(pilot)
     screen = pilot.app.screen
     assert isinstance(screen, ModelsScreen)
+    # under load the models -> versions -> detail chain can outlast a fixed number of rounds
+    if screen.registry.list_models():
+        await until(
+            pilot, lambda: not screen.loading and screen.versions_table.row_count > 0, lambda: screen.loading
+        )
+    await settle(pilot)
     return screen
 
 
