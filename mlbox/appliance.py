@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlbox.services import Services
+from mlbox.serving.predlog import PredictionLog
+from mlbox.serving.service import ServingService
 from mlbox.settings import Settings
 
 log = logging.getLogger("mlbox.appliance")
@@ -69,6 +71,15 @@ class Appliance:
         self._server: Any = None
         self.url: str | None = None
         self.token = services.home.token()
+        self.serving = ServingService(
+            services.registry,
+            self.settings.serving,
+            PredictionLog(
+                services.home.tables / "predictions",
+                flush_s=self.settings.serving.log_flush_s,
+                max_buffer=self.settings.serving.log_max_buffer,
+            ),
+        )
 
     # -- loops -----------------------------------------------------------------
 
@@ -93,6 +104,7 @@ class Appliance:
             self._stop.wait(self.settings.reap_every_s)
 
     def start_loops(self) -> None:
+        self.serving.start()
         t = threading.Thread(target=self._loop, name="mlbox-reconcile", daemon=True)
         t.start()
         self._threads.append(t)
@@ -104,7 +116,7 @@ class Appliance:
 
         from mlbox.api.app import create_app
 
-        app = create_app(self.services, token=self.token)
+        app = create_app(self.services, token=self.token, serving=self.serving)
         sock = socket.socket(socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.settings.host.strip("[]"), self.settings.port))
@@ -188,4 +200,5 @@ class Appliance:
             self._server.should_exit = True
         for t in self._threads:
             t.join(timeout=5)
+        self.serving.close()  # drains the batchers, then flushes the prediction log
         self._unannounce()

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mlbox.serving.config import ServingSettings
 from mlbox.store.errors import InvalidInput
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -34,6 +35,8 @@ class Settings:
     marked crashed (used when its pid cannot be checked, e.g. another host)."""
     reap_every_s: float = 2.0
     """``MLBOX_REAP_EVERY_S``: how often the appliance looks for crashed runs."""
+    serving: ServingSettings = field(default_factory=ServingSettings)
+    """``MLBOX_SERVING_*``: the scoring path (batching, queues, limits, shadow, prediction log)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -59,7 +62,7 @@ class Settings:
                 except ValueError:
                     raise InvalidInput(f"{name}={env[name]!r} is not a number", field=name) from None
                 s = replace(s, **{attr: value})  # type: ignore[arg-type]
-        return s
+        return replace(s, serving=ServingSettings.from_env(env))
 
     @property
     def accepted_hosts(self) -> frozenset[str]:

@@ -4,7 +4,8 @@ Its invariants, each enforced in one place:
 
 * deny by default: the Host check and the bearer token are guards on the app
   itself (`mlbox.api.security`), so every route inherits them and only
-  `OPEN_ROUTES` (health, schema) skip the token;
+  `OPEN_ROUTES` (health, schema, and the read-only scoring routes of
+  `mlbox.api.serving` when a `ServingService` is given) skip the token;
 * every error is JSON (`mlbox.api.errors`), never a traceback or an HTML page;
 * the OpenAPI document is served as JSON only (``/schema/openapi.json``): no
   Swagger/Redoc page, as those load scripts from a CDN and mlbox is offline;
@@ -13,7 +14,7 @@ Its invariants, each enforced in one place:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, Response
 from litestar.di import Provide
@@ -28,9 +29,12 @@ from mlbox.api.health import HealthController
 from mlbox.api.metrics import MetricController
 from mlbox.api.models import models_router
 from mlbox.api.runs import RunController
-from mlbox.api.security import host_guard, token_guard
+from mlbox.api.security import all_of, host_guard, token_guard
 from mlbox.services import Services
 from mlbox.tracking.service import TrackingService
+
+if TYPE_CHECKING:
+    from mlbox.serving.service import ServingService
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -48,13 +52,19 @@ async def no_html(response: Response[Any]) -> Response[Any]:
     return response
 
 
-def create_app(services: Services, *, token: str) -> Litestar:
+def create_app(services: Services, *, token: str, serving: ServingService | None = None) -> Litestar:
+    """The API over ``services``; with ``serving``, the scoring routes too (`mlbox.api.serving`)."""
     tracking = services.tracking
+    scoring: list[Any] = []
+    if serving is not None:
+        from mlbox.api.serving import serving_router
+
+        scoring.append(serving_router(serving, max_body_bytes=serving.settings.max_body_bytes))
 
     def provide_tracking() -> TrackingService:
         return tracking
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             ExperimentController,
@@ -62,8 +72,9 @@ def create_app(services: Services, *, token: str) -> Litestar:
             MetricController,
             ArtifactController,
             models_router(services.registry),
+            *scoring,
         ],
-        guards=[host_guard(services.settings.accepted_hosts), token_guard(token)],
+        guards=[all_of(host_guard(services.settings.accepted_hosts), token_guard(token))],
         dependencies={"tracking": Provide(provide_tracking, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         after_request=no_html,
@@ -81,3 +92,13 @@ def create_app(services: Services, *, token: str) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    if serving is not None and serving.settings.fast_path:
+        from mlbox.api.serving import ScoringFastPath
+
+        app.asgi_handler = ScoringFastPath(
+            app.asgi_handler,
+            serving,
+            accepted_hosts=services.settings.accepted_hosts,
+            max_body_bytes=serving.settings.max_body_bytes,
+        )
+    return app

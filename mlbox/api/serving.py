@@ -1,0 +1,457 @@
+"""The scoring routes: Open Inference Protocol V2, MLflow-style ``/predict``, and ``/metrics``.
+
+Who may call them: scoring, health and metadata are open (no token) on the
+hosts the Host guard accepts, like KServe, MLServer and ``mlflow models serve``
+on loopback: applications on this machine call the scoring endpoint without
+holding the management token, and the token guard still covers every route
+that changes state (registering or uploading a model, moving an alias). These
+routes only read models already registered. They are listed one by one in
+`mlbox.api.security.OPEN_ROUTES`; a new route stays closed unless added there.
+Binding the appliance beyond loopback (``MLBOX_HOST``) therefore exposes
+scoring to that network too, as it would with those servers.
+
+Handlers are closures over the `ServingService` (no per-request dependency
+injection) and read the raw body themselves: the hot path is decode, score,
+encode, with msgspec and numpy and nothing else. Errors are ``{"error": ...,
+"field": ...}`` JSON: 400 malformed, 404 unknown model, 413 too large, 422
+not the model's signature, 503 overloaded or loading (with ``Retry-After``),
+504 timed out. Bodies over ``max_body_bytes`` are refused from their
+Content-Length before being read, and while being read when they lie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from litestar import Request, Response, Router, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import FromPath
+
+from mlbox import __version__
+from mlbox.api.security import accepted_names, check_host
+from mlbox.registry.schemas import ModelVersion
+from mlbox.registry.signature import Schema
+from mlbox.serving.codecs import (
+    decode_csv,
+    decode_mlflow,
+    decode_oip,
+    encode_json,
+    encode_oip,
+    encode_predictions,
+    select_outputs,
+)
+from mlbox.serving.errors import NotReady, Overloaded
+from mlbox.serving.service import ServingService, check_plain_name
+from mlbox.serving.tensors import NUMPY_TO_OIP
+from mlbox.store.errors import InvalidInput, MlboxError
+
+JSON = "application/json"
+log = logging.getLogger("mlbox.api")
+
+
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
+"""A scoring answer before any framework sees it: status, JSON body, extra headers."""
+
+
+def _json(answer: Answer) -> Response[bytes]:
+    status, body, extra = answer
+    headers = {k.decode(): v.decode() for k, v in extra}
+    return Response(body, status_code=status, media_type=JSON, headers=headers or None)
+
+
+def error_answer(exc: MlboxError) -> Answer:
+    extra = [(b"retry-after", str(exc.retry_after_s).encode())] if isinstance(exc, Overloaded) else []
+    return exc.http_status, encode_json(exc.to_dict()), extra
+
+
+def error_response(exc: MlboxError) -> Response[bytes]:
+    return _json(error_answer(exc))
+
+
+def versioned_ref(name: str, version: str) -> str:
+    """``name/3`` for the ``/versions/{version}`` routes (a name with ``@alias`` is refused there)."""
+    if not version.isdigit() or int(version) < 1:
+        raise InvalidInput(f"version must be a positive integer, got {version!r}", field="version")
+    return f"{check_plain_name(name)}/{int(version)}"
+
+
+async def answer_infer(
+    serving: ServingService, ref: str, label: str, body: bytes, header_length: str | None, started: float
+) -> Answer:
+    """``POST /v2/models/{name}[/versions/{v}]/infer``: decode, score, encode (errors as answers)."""
+    try:
+        try:
+            length = None if header_length is None else int(header_length)
+        except ValueError:
+            raise InvalidInput(
+                "Inference-Header-Content-Length must be an integer", field="inference-header-content-length"
+            ) from None
+        decoded = decode_oip(body, length)
+    except MlboxError as exc:
+        serving.record_error(ref, exc.http_status, time.perf_counter() - started)
+        return error_answer(exc)
+    try:
+        scored = await serving.score(ref, decoded.payload, request_id=decoded.id, started=started)
+        outputs = select_outputs(scored.outputs, decoded.outputs)
+    except MlboxError as exc:
+        return error_answer(exc)
+    return 200, encode_oip(label, str(scored.deployment.number), scored.request_id, outputs), []
+
+
+async def answer_predict(
+    serving: ServingService,
+    name: str,
+    body: bytes,
+    content_type: str,
+    request_id: str | None,
+    started: float,
+) -> Answer:
+    """``POST /api/v1/models/{name}/predict``: MLflow bodies or CSV in, ``{"predictions": ...}`` out."""
+    try:
+        payload = decode_csv(body) if content_type.startswith("text/csv") else decode_mlflow(body)
+    except MlboxError as exc:
+        serving.record_error(name, exc.http_status, time.perf_counter() - started)
+        return error_answer(exc)
+    try:
+        scored = await serving.score(name, payload, request_id=request_id, started=started)
+    except MlboxError as exc:
+        return error_answer(exc)
+    headers = [
+        (b"x-request-id", scored.request_id.encode()),
+        (b"mlbox-model-version", str(scored.deployment.number).encode()),
+    ]
+    return 200, encode_predictions(scored.outputs), headers
+
+
+def _oip_datatype(dtype: str) -> str:
+    return NUMPY_TO_OIP.get(dtype, "BYTES")
+
+
+def tensor_metadata(schema: Schema | None) -> list[dict[str, Any]]:
+    if schema is None:
+        return []
+    if schema.kind == "columns":
+        return [{"name": c.name, "datatype": _oip_datatype(c.dtype), "shape": [-1]} for c in schema.columns]
+    return [
+        {"name": t.name or "input", "datatype": _oip_datatype(t.dtype), "shape": list(t.shape)}
+        for t in schema.tensors
+    ]
+
+
+def model_metadata(name: str, mv: ModelVersion, versions: list[str], output: str) -> dict[str, Any]:
+    sig = mv.signature
+    outputs = tensor_metadata(sig.outputs if sig else None)
+    if len(outputs) == 1 and outputs[0]["name"] == "input":
+        outputs[0]["name"] = output
+    return {
+        "name": name,
+        "versions": versions,
+        "platform": f"mlbox-{mv.flavor}",
+        "inputs": tensor_metadata(sig.inputs if sig else None),
+        "outputs": outputs,
+    }
+
+
+def serving_router(serving: ServingService, *, max_body_bytes: int) -> Router:
+    """The scoring routes over ``serving``; mounted by `mlbox.api.app.create_app`."""
+    background: set[asyncio.Task[Any]] = set()
+
+    def _forget(task: asyncio.Task[Any]) -> None:
+        background.discard(task)
+        if not task.cancelled():
+            task.exception()  # a failed load is reported by the next ready call, not as "never retrieved"
+
+    @post(
+        "/v2/models/{name:str}/infer",
+        operation_id="modelInfer",
+        request_max_body_size=max_body_bytes,
+        summary="Score tensors (Open Inference Protocol V2)",
+        tags=["scoring"],
+    )
+    async def infer(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
+        t0 = time.perf_counter()
+        header_length = request.headers.get("inference-header-content-length")
+        return _json(await answer_infer(serving, name, name, await request.body(), header_length, t0))
+
+    @post(
+        "/v2/models/{name:str}/versions/{version:str}/infer",
+        operation_id="modelVersionInfer",
+        request_max_body_size=max_body_bytes,
+        summary="Score tensors with one version",
+        tags=["scoring"],
+    )
+    async def infer_version(
+        request: Request[Any, Any, Any], name: FromPath[str], version: FromPath[str]
+    ) -> Response[bytes]:
+        t0 = time.perf_counter()
+        try:
+            ref = versioned_ref(name, version)
+        except MlboxError as exc:
+            return error_response(exc)
+        header_length = request.headers.get("inference-header-content-length")
+        return _json(await answer_infer(serving, ref, name, await request.body(), header_length, t0))
+
+    @post(
+        "/api/v1/models/{name:str}/predict",
+        operation_id="predict",
+        request_max_body_size=max_body_bytes,
+        summary="Score MLflow-style bodies (instances, inputs, dataframe_split, dataframe_records, CSV)",
+        tags=["scoring"],
+    )
+    async def predict(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
+        t0 = time.perf_counter()
+        body = await request.body()
+        ctype = request.headers.get("content-type", "")
+        return _json(
+            await answer_predict(serving, name, body, ctype, request.headers.get("x-request-id"), t0)
+        )
+
+    @get(
+        "/v2",
+        operation_id="serverMetadata",
+        summary="Server metadata (OIP)",
+        tags=["scoring"],
+        sync_to_thread=False,
+    )
+    def server_metadata() -> Response[bytes]:
+        return _json((200, encode_json({"name": "mlbox", "version": __version__, "extensions": []}), []))
+
+    @get(
+        "/v2/health/live",
+        operation_id="serverLive",
+        summary="Is the server live?",
+        tags=["scoring"],
+        sync_to_thread=False,
+    )
+    def live() -> Response[bytes]:
+        return _json((200, b'{"live":true}', []))
+
+    @get(
+        "/v2/health/ready",
+        operation_id="serverReady",
+        summary="Are the served models loaded?",
+        tags=["scoring"],
+        sync_to_thread=False,
+    )
+    def ready() -> Response[bytes]:
+        if serving.ready:
+            return _json((200, b'{"ready":true}', []))
+        return error_response(NotReady("models are still loading"))
+
+    async def _metadata(name: str, ref: str) -> Response[bytes]:
+        try:
+            mv = await asyncio.to_thread(serving.describe, ref)
+            versions = [str(v) for v in await asyncio.to_thread(serving.versions, mv.name)]
+        except MlboxError as exc:
+            return error_response(exc)
+        dep = serving.route_now(ref)
+        output = dep.output_name if dep is not None else str(mv.manifest.get("method", "output_0"))
+        return _json((200, encode_json(model_metadata(name, mv, versions, output)), []))
+
+    @get(
+        "/v2/models/{name:str}",
+        operation_id="modelMetadata",
+        summary="Model metadata (OIP)",
+        tags=["scoring"],
+    )
+    async def metadata(name: FromPath[str]) -> Response[bytes]:
+        return await _metadata(name, name)
+
+    @get(
+        "/v2/models/{name:str}/versions/{version:str}",
+        operation_id="modelVersionMetadata",
+        summary="Model version metadata (OIP)",
+        tags=["scoring"],
+    )
+    async def version_metadata(name: FromPath[str], version: FromPath[str]) -> Response[bytes]:
+        try:
+            ref = versioned_ref(name, version)
+        except MlboxError as exc:
+            return error_response(exc)
+        return await _metadata(name, ref)
+
+    async def _ready(name: str, ref: str) -> Response[bytes]:
+        try:
+            if serving.route_now(ref) is not None:
+                return _json((200, encode_json({"name": name, "ready": True}), []))
+            await asyncio.to_thread(serving.describe, ref)  # NotFound -> 404
+        except MlboxError as exc:
+            return error_response(exc)
+        task = asyncio.create_task(serving.route(ref))  # load it now; the next ready call says yes
+        background.add(task)
+        task.add_done_callback(_forget)
+        failure = serving.failures().get(serving.key(ref))
+        return error_response(NotReady(failure or f"{name} is loading"))
+
+    @get(
+        "/v2/models/{name:str}/ready",
+        operation_id="modelReady",
+        summary="Is this model loaded?",
+        tags=["scoring"],
+    )
+    async def model_ready(name: FromPath[str]) -> Response[bytes]:
+        return await _ready(name, name)
+
+    @get(
+        "/v2/models/{name:str}/versions/{version:str}/ready",
+        operation_id="modelVersionReady",
+        summary="Is this model version loaded?",
+        tags=["scoring"],
+    )
+    async def version_ready(name: FromPath[str], version: FromPath[str]) -> Response[bytes]:
+        try:
+            ref = versioned_ref(name, version)
+        except MlboxError as exc:
+            return error_response(exc)
+        return await _ready(name, ref)
+
+    @get(
+        "/metrics",
+        operation_id="metrics",
+        summary="Prometheus metrics of the served models",
+        tags=["scoring"],
+        sync_to_thread=False,
+    )
+    def metrics() -> Response[str]:
+        return Response(serving.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    handlers: list[HTTPRouteHandler] = [
+        infer,
+        infer_version,
+        predict,
+        server_metadata,
+        live,
+        ready,
+        metadata,
+        version_metadata,
+        model_ready,
+        version_ready,
+        metrics,
+    ]
+    return Router(path="/", route_handlers=handlers)
+
+
+# -- the fast path -----------------------------------------------------------------------
+
+
+class BodyTooLarge(MlboxError):
+    http_status = 413
+
+
+class ScoringFastPath:
+    """Serves the three scoring POST routes before Litestar routes them; hands everything else on.
+
+    Per request Litestar spends more CPU than decoding, scoring and encoding
+    together (routing, a copy of the route handler per guard, signature
+    parsing, response objects), which halves the requests/s one core can
+    answer. These routes need no token and take raw bytes, so here they run
+    the same `answer_infer`/`answer_predict` the Litestar handlers run, after
+    the same Host check (`mlbox.api.security.check_host`) and the same body
+    limit. Anything that does not match exactly (another method, a trailing
+    slash, an empty name) falls through to Litestar, whose routes stay the
+    reference and the OpenAPI documentation.
+
+    Installed by `create_app` as the app's ``asgi_handler`` (inside Litestar's
+    ``__call__``, so lifespan and the app object in the scope are untouched).
+    """
+
+    def __init__(
+        self, inner: Any, serving: ServingService, *, accepted_hosts: frozenset[str], max_body_bytes: int
+    ) -> None:
+        self.inner = inner
+        self.serving = serving
+        self.names = accepted_names(accepted_hosts)
+        self.max_body_bytes = max_body_bytes
+
+    @staticmethod
+    def match(path: str) -> tuple[str, str, str | None] | None:
+        """``(kind, name, version)`` for a scoring POST path, else None."""
+        parts = path.split("/")
+        n = len(parts)
+        if n == 5 and parts[1] == "v2" and parts[2] == "models" and parts[4] == "infer" and parts[3]:
+            return "infer", parts[3], None
+        if (
+            n == 6
+            and parts[1] == "api"
+            and parts[2] == "v1"
+            and parts[3] == "models"
+            and parts[5] == "predict"
+        ):
+            return ("predict", parts[4], None) if parts[4] else None
+        if (
+            n == 7
+            and parts[1] == "v2"
+            and parts[2] == "models"
+            and parts[4] == "versions"
+            and parts[6] == "infer"
+        ):
+            return ("infer", parts[3], parts[5]) if parts[3] and parts[5] else None
+        return None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        route = self.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if route is None:
+            await self.inner(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        try:
+            answer = await self._answer(route, scope, receive, t0)
+        except MlboxError as exc:
+            answer = error_answer(exc)
+        except Exception:
+            log.exception("POST %s failed", scope["path"])
+            answer = (500, b'{"error":"internal error"}', [])
+        status, body, extra = answer
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *extra,
+        ]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(
+        self, route: tuple[str, str, str | None], scope: Any, receive: Any, t0: float
+    ) -> Answer:
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        host = headers.get(b"host")
+        check_host(None if host is None else host.decode("latin-1"), self.names)
+        body = await self._body(headers.get(b"content-length"), receive)
+        kind, name, version = route
+        if kind == "predict":
+            ctype = headers.get(b"content-type", b"").decode("latin-1")
+            rid = headers.get(b"x-request-id")
+            return await answer_predict(
+                self.serving, name, body, ctype, None if rid is None else rid.decode(), t0
+            )
+        ref = name if version is None else versioned_ref(name, version)
+        length = headers.get(b"inference-header-content-length")
+        return await answer_infer(
+            self.serving, ref, name, body, None if length is None else length.decode(), t0
+        )
+
+    async def _body(self, content_length: bytes | None, receive: Any) -> bytes:
+        limit = self.max_body_bytes
+        if content_length is not None:
+            try:
+                announced = int(content_length)
+            except ValueError:
+                raise InvalidInput("Content-Length is not a number", field="content-length") from None
+            if announced > limit:
+                raise BodyTooLarge(f"the body ({announced} bytes) is larger than {limit} bytes", field="body")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise InvalidInput("the client went away", field="body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(f"the body is larger than {limit} bytes", field="body")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -1,0 +1,255 @@
+"""Dynamic batching: many small requests become few model calls, off the event loop.
+
+One `Batcher` per served model version owns one inference thread. Requests
+are appended to a bounded queue from the event loop (`submit` never awaits
+and never blocks on the model); the thread takes everything that queued
+while the model was busy (up to ``max_batch_size`` rows, optionally waiting
+``max_delay_s`` for more), concatenates the inputs, calls the model once,
+splits the outputs by each request's row count and hands all results back
+to the loop in one ``call_soon_threadsafe``. Per request that is a lock and
+a deque append on the way in and a ``set_result`` on the way out.
+
+Invariants:
+
+* a full queue raises `Overloaded` at once (the caller answers 503), it
+  never grows without bound;
+* a batch that fails, or whose inputs or outputs cannot be split by row, is
+  retried request by request, so one bad request fails alone;
+* `close` stops new submissions (they raise `Retired`) and drains what is
+  queued before the thread ends: a hot swap finishes in-flight work on the
+  old version.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from mlbox.serving.errors import ModelFailed, Overloaded, Retired
+from mlbox.store.errors import MlboxError
+
+log = logging.getLogger("mlbox.serving")
+
+Outputs = dict[str, np.ndarray]
+"""Named output arrays, each with the batch along its first dimension."""
+
+
+class Pending:
+    __slots__ = ("future", "inputs", "loop", "queued_at", "rows")
+
+    def __init__(
+        self, inputs: Any, rows: int, future: asyncio.Future[Outputs], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.inputs = inputs
+        self.rows = rows
+        self.future = future
+        self.loop = loop
+        self.queued_at = time.monotonic()
+
+
+def concat_inputs(parts: Sequence[Any]) -> Any:
+    """One batch from several requests' inputs (arrays, or dicts of arrays with the same keys)."""
+    first = parts[0]
+    if isinstance(first, dict):
+        return {k: np.concatenate([p[k] for p in parts]) for k in first}
+    return np.concatenate(parts)
+
+
+def split_outputs(outputs: Outputs, rows: Sequence[int]) -> list[Outputs] | None:
+    """Each request's rows of the batch outputs; None when an output is not one row per input row."""
+    total = sum(rows)
+    for arr in outputs.values():
+        if arr.ndim == 0 or arr.shape[0] != total:
+            return None
+    result: list[Outputs] = []
+    start = 0
+    for n in rows:
+        end = start + n
+        result.append({k: v[start:end] for k, v in outputs.items()})
+        start = end
+    return result
+
+
+def _deliver(items: Sequence[Pending], results: Sequence[Outputs | BaseException]) -> None:
+    for item, res in zip(items, results, strict=True):
+        fut = item.future
+        if fut.done():  # timed out or cancelled meanwhile
+            continue
+        if isinstance(res, BaseException):
+            fut.set_exception(res)
+        else:
+            fut.set_result(res)
+
+
+class Batcher:
+    def __init__(
+        self,
+        predict: Callable[[Any], Outputs],
+        *,
+        name: str,
+        max_batch_size: int = 64,
+        max_delay_s: float = 0.0,
+        max_queue: int = 1024,
+        retry_after_s: int = 1,
+        on_batch: Callable[[int, float], None] | None = None,
+        on_start: Callable[[], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._predict = predict
+        self._max_rows = max(1, max_batch_size)
+        self._max_delay = max(0.0, max_delay_s)
+        self._max_queue = max(1, max_queue)
+        self._retry_after = retry_after_s
+        self._on_batch = on_batch
+        self._on_start = on_start
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: deque[Pending] = deque()
+        self._queued_rows = 0
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"mlbox-infer-{name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting (not counting the batch being computed)."""
+        return len(self._queue)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def submit(self, inputs: Any, rows: int, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Outputs]:
+        """Queue one request; the future resolves on ``loop`` with this request's outputs."""
+        fut: asyncio.Future[Outputs] = loop.create_future()
+        item = Pending(inputs, rows, fut, loop)
+        with self._cond:
+            if self._closed:
+                raise Retired(self.name)
+            if len(self._queue) >= self._max_queue:
+                raise Overloaded(
+                    f"model {self.name} has {len(self._queue)} requests waiting; retry later",
+                    retry_after_s=self._retry_after,
+                )
+            self._queue.append(item)
+            self._queued_rows += rows
+            self._cond.notify()
+        return fut
+
+    def close(self, *, wait: bool = True, timeout: float | None = 30.0) -> None:
+        """Refuse new work, finish what is queued, end the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if wait and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    # -- the inference thread ----------------------------------------------------
+
+    def _take(self) -> list[Pending] | None:
+        with self._cond:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            if self._max_delay > 0:
+                deadline = self._queue[0].queued_at + self._max_delay
+                while self._queued_rows < self._max_rows and not self._closed:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            batch = [self._queue.popleft()]
+            rows = batch[0].rows
+            while self._queue and rows + self._queue[0].rows <= self._max_rows:
+                item = self._queue.popleft()
+                batch.append(item)
+                rows += item.rows
+            self._queued_rows -= rows
+            return batch
+
+    def _run(self) -> None:
+        if self._on_start is not None:  # per-thread settings of the model's framework
+            try:
+                self._on_start()
+            except Exception:
+                log.exception("model %s: preparing its inference thread failed", self.name)
+        while True:
+            batch = self._take()
+            if batch is None:
+                return
+            live = [item for item in batch if not item.future.done()]
+            if not live:
+                continue
+            try:
+                results = self._compute(live)
+            except BaseException as exc:  # never let the thread die with requests waiting
+                log.exception("model %s: batch failed unexpectedly", self.name)
+                results = [exc] * len(live)
+            self._hand_back(live, results)
+
+    def _call(self, inputs: Any, rows: int) -> Outputs:
+        start = time.perf_counter()
+        try:
+            return self._predict(inputs)
+        finally:
+            if self._on_batch is not None:
+                self._on_batch(rows, time.perf_counter() - start)
+
+    def _one(self, item: Pending) -> Outputs | BaseException:
+        try:
+            return self._call(item.inputs, item.rows)
+        except Exception as exc:
+            return _model_error(self.name, exc)
+
+    def _compute(self, live: list[Pending]) -> list[Outputs | BaseException]:
+        if len(live) == 1:
+            return [self._one(live[0])]
+        rows = [item.rows for item in live]
+        try:
+            inputs = concat_inputs([item.inputs for item in live])
+        except (ValueError, TypeError, KeyError):  # shapes that do not stack: score one by one
+            return [self._one(item) for item in live]
+        try:
+            outputs = self._call(inputs, sum(rows))
+        except Exception:
+            return [self._one(item) for item in live]
+        parts = split_outputs(outputs, rows)
+        if parts is None:
+            return [self._one(item) for item in live]
+        return list(parts)
+
+    def _hand_back(self, live: list[Pending], results: Sequence[Outputs | BaseException]) -> None:
+        loop = live[0].loop
+        groups: list[tuple[asyncio.AbstractEventLoop, Sequence[Pending], Sequence[Outputs | BaseException]]]
+        if all(item.loop is loop for item in live):
+            groups = [(loop, live, results)]
+        else:  # requests from several event loops (several apps in one process): one hand-off each
+            by_loop: dict[
+                int, tuple[asyncio.AbstractEventLoop, list[Pending], list[Outputs | BaseException]]
+            ] = {}
+            for item, res in zip(live, results, strict=True):
+                entry = by_loop.setdefault(id(item.loop), (item.loop, [], []))
+                entry[1].append(item)
+                entry[2].append(res)
+            groups = list(by_loop.values())
+        for target, items, outcome in groups:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+                target.call_soon_threadsafe(_deliver, items, outcome)
+
+
+def _model_error(name: str, exc: Exception) -> BaseException:
+    if isinstance(exc, MlboxError):
+        return exc
+    log.warning("model %s raised %s: %s", name, type(exc).__name__, exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return ModelFailed(
+        f"model {name} could not score these inputs: {type(exc).__name__}: {text}"[:500], field="inputs"
+    )

@@ -1,0 +1,77 @@
+"""Settings of the scoring path, read from ``MLBOX_SERVING_*`` environment variables.
+
+Kept as its own frozen dataclass so `mlbox.settings.Settings` can hold it as
+one field (``settings.serving``) and tests can build one with the values they
+need (a queue of one, a delay of zero) without touching the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+
+from mlbox.store.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    max_batch_size: int = 256
+    """``MLBOX_SERVING_MAX_BATCH_SIZE``: most rows one model call receives."""
+    max_delay_ms: float = 0.0
+    """``MLBOX_SERVING_MAX_DELAY_MS``: how long the first queued request may wait for others to
+    join its batch. 0 batches what queued while the model was busy, which is what keeps p99 low
+    under closed-loop load; raise it for models whose per-call cost dwarfs per-row cost (GPUs)."""
+    max_queue: int = 1024
+    """``MLBOX_SERVING_MAX_QUEUE``: requests waiting per served model; beyond it 503 + Retry-After."""
+    timeout_s: float = 30.0
+    """``MLBOX_SERVING_TIMEOUT_S``: a request not answered in this time gets 504."""
+    max_body_bytes: int = 8 * 1024 * 1024
+    """``MLBOX_SERVING_MAX_BODY_BYTES``: larger scoring bodies get 413 (Content-Length and bytes read)."""
+    poll_s: float = 0.5
+    """``MLBOX_SERVING_POLL_S``: how often the alias table is read to find moved aliases."""
+    shadow: bool = True
+    """``MLBOX_SERVING_SHADOW``: mirror a champion's traffic to its ``challenger`` when one exists."""
+    log_predictions: bool = True
+    """``MLBOX_SERVING_LOG_PREDICTIONS``: append every prediction to the Parquet prediction log."""
+    log_flush_s: float = 1.0
+    """``MLBOX_SERVING_LOG_FLUSH_S``: how often buffered predictions are written as a segment."""
+    log_max_buffer: int = 200_000
+    """``MLBOX_SERVING_LOG_MAX_BUFFER``: predictions held in memory at most; beyond it new ones are
+    dropped (and counted) rather than slowing responses."""
+    retry_after_s: int = 1
+    """``MLBOX_SERVING_RETRY_AFTER_S``: the Retry-After a 503 carries."""
+    fast_path: bool = True
+    """``MLBOX_SERVING_FAST_PATH``: answer the scoring POST routes before Litestar routes them
+    (`mlbox.api.serving.ScoringFastPath`); off, the Litestar handlers answer, identically but slower."""
+    gpus: str = "auto"
+    """``MLBOX_SERVING_GPUS``: GPUs torch models may be served on: ``auto`` (CUDA decides), ``none``,
+    or indices such as ``0,1`` (the first is used); see `mlbox.serving.deployment.device_for`."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
+        env = os.environ if environ is None else environ
+        s = cls()
+        for f in fields(cls):
+            name = f"MLBOX_SERVING_{f.name.upper()}"
+            raw = env.get(name)
+            if not raw:
+                continue
+            kind = type(getattr(s, f.name))
+            value: str | bool | int | float
+            if kind is str:
+                value = raw
+            elif kind is bool:
+                if raw.lower() not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                    raise InvalidInput(f"{name}={raw!r} is not a boolean", field=name)
+                value = raw.lower() in ("1", "true", "yes", "on")
+            else:
+                try:
+                    number = int(raw) if kind is int else float(raw)
+                except ValueError:
+                    raise InvalidInput(f"{name}={raw!r} is not a number", field=name) from None
+                if number < 0 or (f.name in ("max_batch_size", "max_queue", "max_body_bytes") and number < 1):
+                    raise InvalidInput(f"{name}={raw!r} is out of range", field=name)
+                value = number
+            s = replace(s, **{f.name: value})  # type: ignore[arg-type]
+        return s

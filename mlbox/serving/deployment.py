@@ -1,0 +1,222 @@
+"""One registered version made servable: its predict function, batcher and statistics.
+
+`build_deployment` does the slow part off the event loop (load from verified
+files, assemble composed models, warm up); the serving service then swaps it
+into place. A deployment is shared by every reference that resolves to its
+version (``churn@champion`` and ``churn/3``): one inference thread per model.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from mlbox.registry.loaded import LoadedModel
+from mlbox.registry.refs import ModelRef
+from mlbox.registry.schemas import Model, ModelVersion
+from mlbox.registry.signature import Schema, validate
+from mlbox.serving.batcher import Batcher, Outputs
+from mlbox.serving.compose import COMPOSITION_CLASS, MAX_DEPTH, Composition, compose
+from mlbox.serving.config import ServingSettings
+from mlbox.serving.metrics import ModelStats
+from mlbox.serving.tensors import to_outputs
+from mlbox.store.errors import InvalidInput
+
+log = logging.getLogger("mlbox.serving")
+
+
+class Registry(Protocol):
+    """What serving uses of `mlbox.registry.service.RegistryService`."""
+
+    def list_models(self) -> list[Model]: ...
+
+    def resolve(self, ref: str | ModelRef) -> ModelVersion: ...
+
+    def load(self, ref: str | ModelRef | ModelVersion, *, device: str = "cpu") -> LoadedModel: ...
+
+
+def device_for(version: ModelVersion, gpus: str = "auto") -> str:
+    """Where a version runs: torch models on a GPU when one is given to serving, everything else on CPU.
+
+    ``gpus`` is ``MLBOX_SERVING_GPUS``: ``auto`` asks CUDA (only for torch
+    models, so other models never import torch), ``none`` or empty keeps
+    the CPU, ``1,0`` uses the first index listed. This is the seam the
+    scheduler's GPU inventory plugs into.
+    """
+    if version.flavor != "pytorch":
+        return "cpu"
+    choice = gpus.strip().lower()
+    if choice in ("", "none", "cpu"):
+        return "cpu"
+    if choice != "auto":
+        first = choice.split(",")[0].strip()
+        return f"cuda:{int(first)}" if first.isdigit() else "cpu"
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+        return "cpu"
+    try:
+        import torch
+
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        return "cpu"
+
+
+def thread_setup(version: ModelVersion) -> Callable[[], None] | None:
+    """What the inference thread of ``version`` sets once for its framework (thread-local settings).
+
+    scikit-learn re-validates its own hyper-parameters on every ``predict``
+    (about 40% of a small GradientBoosting call); its config is thread-local, so
+    turning that off in the model's own thread changes nothing elsewhere. Input
+    data is still checked (finiteness, shape) by scikit-learn as before. Any
+    model may use scikit-learn inside (a python-flavor wrapper, a composed
+    model's parts), so this applies whenever scikit-learn is loaded.
+    """
+    if "sklearn" not in sys.modules:
+        return None
+
+    def skip_parameter_validation() -> None:
+        import sklearn
+
+        sklearn.set_config(skip_parameter_validation=True)
+
+    return skip_parameter_validation
+
+
+def output_name(version: ModelVersion) -> str:
+    """The OIP name of a single-output model: its signature's, else the method called (``predict``)."""
+    outputs = version.signature.outputs if version.signature else None
+    if outputs is not None and outputs.kind == "tensor" and outputs.tensors and outputs.tensors[0].name:
+        return outputs.tensors[0].name
+    method = version.manifest.get("method")
+    return method if isinstance(method, str) else "output_0"
+
+
+def example_for(schema: Schema) -> Any:
+    """One synthetic row matching ``schema`` (zeros, empty strings), for warming a model up."""
+
+    def column(dtype: str, shape: Sequence[int]) -> np.ndarray:
+        dims = [1, *[d if d > 0 else 1 for d in shape[1:]]]
+        if dtype in ("string", "bytes", "object", "category"):
+            arr = np.empty(dims, dtype=object)
+            arr.fill("" if dtype != "bytes" else b"")
+            return arr
+        if dtype in ("datetime", "date"):
+            return np.zeros(dims, dtype="datetime64[us]")
+        return np.zeros(dims, dtype=np.dtype(dtype))
+
+    if schema.kind == "columns":
+        return {c.name: column(c.dtype, [-1]) for c in schema.columns}
+    if schema.kind == "tensors":
+        return {t.name or "input": column(t.dtype, t.shape) for t in schema.tensors}
+    spec = schema.tensors[0]
+    return column(spec.dtype, spec.shape)
+
+
+@dataclass
+class Deployment:
+    version: ModelVersion
+    schema: Schema | None
+    batcher: Batcher
+    stats: ModelStats
+    output_name: str
+    depends: dict[str, int] = field(default_factory=dict)
+    """Part reference -> the version it resolved to when this (composed) deployment was built."""
+
+    @property
+    def name(self) -> str:
+        return self.version.name
+
+    @property
+    def number(self) -> int:
+        return self.version.version
+
+    def close(self, wait: bool = False) -> None:
+        self.batcher.close(wait=wait)
+
+
+def composition_of(version: ModelVersion, loaded: LoadedModel | None) -> Composition | None:
+    if version.flavor == "composed":
+        return Composition.from_manifest(version.manifest)
+    if loaded is not None:
+        model = getattr(loaded.predictor, "model", None)
+        if isinstance(model, Composition):
+            return model
+    return None
+
+
+def _step(schema: Schema | None, predict: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    if schema is None:
+        return predict
+    return lambda inputs: predict(validate(schema, inputs))
+
+
+def assemble(
+    registry: Registry,
+    version: ModelVersion,
+    settings: ServingSettings,
+    depends: dict[str, int],
+    depth: int = 0,
+) -> tuple[Callable[[Any], Any], Schema | None]:
+    """The predict function of ``version`` (taking inputs valid for the returned schema)."""
+    if depth > MAX_DEPTH:
+        raise InvalidInput(
+            f"composed model {version.ref} nests deeper than {MAX_DEPTH} (a cycle?)", field="parts"
+        )
+    loaded = None
+    maybe_composed = version.flavor == "composed" or version.manifest.get("class") == COMPOSITION_CLASS
+    if version.flavor != "composed":
+        loaded = registry.load(version, device=device_for(version, settings.gpus))
+    composition = composition_of(version, loaded) if maybe_composed else None
+    own_schema = version.signature.inputs if version.signature else None
+    if composition is None:
+        assert loaded is not None
+        return loaded.predictor.predict, own_schema
+    steps: list[Callable[[Any], Any]] = []
+    first_schema: Schema | None = None
+    for i, ref in enumerate(composition.parts):
+        part = registry.resolve(ref)
+        depends[ref] = part.version
+        predict, schema = assemble(registry, part, settings, depends, depth + 1)
+        if i == 0:
+            first_schema = schema
+        # the request was validated against the first part's schema unless the composed model has its own
+        steps.append(predict if i == 0 and own_schema is None else _step(schema, predict))
+    return compose(composition, steps), own_schema or first_schema
+
+
+def build_deployment(
+    registry: Registry, version: ModelVersion, settings: ServingSettings, stats: ModelStats
+) -> Deployment:
+    """Load, assemble and warm ``version``; the returned deployment's batcher is running."""
+    depends: dict[str, int] = {}
+    predict, schema = assemble(registry, version, settings, depends)
+    name = output_name(version)
+
+    def run(inputs: Any) -> Outputs:
+        return to_outputs(predict(inputs), name)
+
+    if schema is not None:
+        try:
+            run(validate(schema, example_for(schema)))
+        except Exception as exc:  # a synthetic row may be invalid for the model: warn, still serve
+            log.warning(
+                "warm-up of %s on a synthetic row failed: %s: %s", version.ref, type(exc).__name__, exc
+            )
+    batcher = Batcher(
+        run,
+        name=version.ref,
+        max_batch_size=settings.max_batch_size,
+        max_delay_s=settings.max_delay_ms / 1000.0,
+        max_queue=settings.max_queue,
+        retry_after_s=settings.retry_after_s,
+        on_batch=stats.batch,
+        on_start=thread_setup(version),
+    )
+    stats.queue_depth = lambda: batcher.depth
+    return Deployment(version, schema, batcher, stats, name, depends)

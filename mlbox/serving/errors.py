@@ -1,0 +1,44 @@
+"""The scoring path's own failures, in mlbox's one error family.
+
+Each carries the HTTP status the scoring routes answer with; `Overloaded`
+and `NotReady` also say when to come back (``Retry-After``).
+"""
+
+from __future__ import annotations
+
+from mlbox.store.errors import MlboxError
+
+
+class Overloaded(MlboxError):
+    """The model's queue is full: the caller should back off and retry."""
+
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after_s: int = 1) -> None:
+        super().__init__(message, field=None)
+        self.retry_after_s = retry_after_s
+
+
+class NotReady(Overloaded):
+    """The model is still loading (or failed to load and is being retried)."""
+
+
+class InferenceTimeout(MlboxError):
+    """No answer within the per-request timeout."""
+
+    http_status = 504
+
+
+class ModelFailed(MlboxError):
+    """The model raised on inputs that passed its signature (a NaN it refuses, an unseen category).
+
+    A 422, not a 500: the same inputs fail again, other inputs in the same
+    batch were scored (a failing batch is retried request by request), and a
+    client that retries 5xx must not retry this forever.
+    """
+
+    http_status = 422
+
+
+class Retired(Exception):
+    """Internal: the deployment was swapped out between lookup and submit; look it up again."""

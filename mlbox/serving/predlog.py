@@ -1,0 +1,199 @@
+"""The prediction log: every scored request appended to Parquet segments.
+
+Layout (one folder per model and UTC day, for the monitoring service to scan
+by window)::
+
+    $MLBOX_HOME/tables/predictions/<model>/<yyyy-mm-dd>/seg-<n>.parquet
+
+Invariants:
+
+* `append` never blocks and never does I/O: it puts a tuple on a bounded
+  deque. When the buffer is full the prediction is dropped and counted
+  (``dropped``), which slows no response; sizing the buffer (and the flush
+  interval) decides whether that ever happens.
+* A background thread turns buffered entries into JSON text and Arrow and
+  writes one segment per model and day, atomically (`write_parquet`: temporary
+  file, fsync, rename), so a reader never sees half a segment.
+* `close` writes everything still buffered: a clean shutdown loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import defaultdict, deque
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from mlbox.store import tables
+
+log = logging.getLogger("mlbox.serving.predlog")
+
+SCHEMA = pa.schema(
+    [
+        ("request_id", pa.string()),
+        ("model", pa.string()),
+        ("version", pa.int64()),
+        ("ts", pa.timestamp("us", tz="UTC")),
+        ("latency_ms", pa.float64()),
+        ("shadow", pa.bool_()),
+        ("inputs", pa.string()),
+        ("outputs", pa.string()),
+    ]
+)
+"""``inputs`` and ``outputs`` are JSON text: ``[[...row...], ...]`` for one tensor,
+``{"name": [...], ...}`` for named inputs or columns, rows in request order."""
+
+Entry = tuple[str, str, int, float, float, bool, Any, Any]
+"""(request_id, model, version, unix time, latency ms, shadow, inputs, outputs) as served."""
+
+_SEGMENT = re.compile(r"seg-(\d+)\.parquet$")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind == "M":
+            return np.datetime_as_string(value).tolist()
+        if value.dtype.kind == "S":
+            return [v.decode("utf-8", "replace") for v in value.ravel().tolist()]
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _enc_hook(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
+    return str(obj)
+
+
+_encoder = msgspec.json.Encoder(enc_hook=_enc_hook)
+
+
+def to_json(value: Any) -> str:
+    return _encoder.encode(_jsonable(value)).decode()
+
+
+class PredictionLog:
+    def __init__(self, root: Path, *, flush_s: float = 1.0, max_buffer: int = 200_000) -> None:
+        self.root = root
+        self.flush_s = flush_s
+        self.max_buffer = max_buffer
+        self.dropped = 0
+        self.written = 0
+        self._buffer: deque[Entry] = deque()
+        self._next_segment: dict[Path, int] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._write_lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="mlbox-predlog", daemon=True)
+        self._thread.start()
+
+    def append(self, entry: Entry) -> None:
+        """Buffer one prediction (from any thread); drops it when the buffer is full."""
+        if len(self._buffer) >= self.max_buffer:
+            self.dropped += 1
+            return
+        self._buffer.append(entry)
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def flush(self) -> int:
+        """Write what is buffered now; returns the rows written."""
+        with self._write_lock:
+            entries: list[Entry] = []
+            while True:
+                try:
+                    entries.append(self._buffer.popleft())
+                except IndexError:
+                    break
+            if entries:
+                self._write(entries)
+            return len(entries)
+
+    def close(self) -> None:
+        """Stop the writer and write everything still buffered."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=60)
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_s)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # a full disk must not kill the writer; the next pass retries new rows
+                log.exception("writing the prediction log failed")
+
+    def _write(self, entries: list[Entry]) -> None:
+        groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+        for e in entries:
+            day = datetime.fromtimestamp(e[3], UTC).strftime("%Y-%m-%d")
+            groups[(e[1], day)].append(e)
+        for (model, day), rows in groups.items():
+            table = pa.Table.from_pydict(
+                {
+                    "request_id": [r[0] for r in rows],
+                    "model": [r[1] for r in rows],
+                    "version": [r[2] for r in rows],
+                    "ts": [int(r[3] * 1_000_000) for r in rows],
+                    "latency_ms": [r[4] for r in rows],
+                    "shadow": [r[5] for r in rows],
+                    "inputs": [to_json(r[6]) for r in rows],
+                    "outputs": [to_json(r[7]) for r in rows],
+                },
+                schema=SCHEMA,
+            )
+            folder = self.root / model / day
+            tables.write_parquet(table, folder / f"seg-{self._segment_number(folder):06d}.parquet")
+            self.written += len(rows)
+
+    def _segment_number(self, folder: Path) -> int:
+        n = self._next_segment.get(folder)
+        if n is None:
+            existing = [
+                int(m.group(1)) for p in folder.glob("seg-*.parquet") if (m := _SEGMENT.search(p.name))
+            ]
+            n = max(existing, default=0) + 1
+        self._next_segment[folder] = n + 1
+        return n
+
+
+def read_predictions(
+    root: Path, model: str | None = None, *, since: float | None = None, until: float | None = None
+) -> pl.DataFrame:
+    """Logged predictions (oldest first) as a polars frame, optionally for one model and a time window."""
+    pattern = root / (model or "*") / "*" / "seg-*.parquet"
+    if not any(root.glob(f"{model or '*'}/*/seg-*.parquet")):
+        return pl.from_arrow(SCHEMA.empty_table())  # type: ignore[return-value]
+    where = []
+    params: list[Any] = [str(pattern)]
+    if since is not None:
+        where.append("ts >= to_timestamp(?)")
+        params.append(since)
+    if until is not None:
+        where.append("ts < to_timestamp(?)")
+        params.append(until)
+    sql = "SELECT * FROM read_parquet(?, union_by_name = true)"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return tables.query(sql + " ORDER BY ts, request_id", params)
+
+
+def iter_models(root: Path) -> Iterable[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []

@@ -1,0 +1,467 @@
+"""The serving service: which models are served, hot swaps, shadows, and the scoring call.
+
+Routes map a reference as clients write it (``churn@champion``, ``churn/3``,
+``churn``) to a `Deployment`. Invariants:
+
+* Every alias in the registry is served, loaded eagerly; any other
+  reference is loaded on its first request and then kept (pinned) and
+  followed like an alias (``churn`` follows the newest version).
+* Hot swap: a watcher thread reads the alias table every ``poll_s`` (or at
+  once on `notify`); when a reference resolves to a new version, that version
+  is loaded and warmed *first*, then the route is replaced in one dict
+  assignment. Requests already queued on the old version finish there
+  (its batcher drains before its thread ends); a request that looked up the
+  old route just before the swap gets `Retired` at submit and looks again.
+  No request fails because of a swap.
+* Shadow: a request to ``name@champion`` is mirrored, after the champion has
+  answered it, to ``name@challenger`` when that alias exists on another
+  version and shadowing is on for the model. The mirror is fire-and-forget:
+  a full challenger queue or a challenger error is only counted and logged.
+* Every scored request, champion or shadow, goes to the prediction log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from mlbox.registry.refs import parse_ref
+from mlbox.registry.schemas import ModelVersion
+from mlbox.serving.batcher import Outputs
+from mlbox.serving.config import ServingSettings
+from mlbox.serving.deployment import Deployment, Registry, build_deployment
+from mlbox.serving.errors import InferenceTimeout, NotReady, Retired
+from mlbox.serving.metrics import ModelStats, StatsSnapshot, render
+from mlbox.serving.predlog import PredictionLog
+from mlbox.serving.tensors import Payload, conform
+from mlbox.store.errors import InvalidInput, MlboxError, NotFound
+
+log = logging.getLogger("mlbox.serving")
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+RETRY_FAILED_LOAD_S = 30.0
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One answered request: who answered it, with what, for which id."""
+
+    deployment: Deployment
+    request_id: str
+    outputs: Outputs
+    rows: int
+
+
+@dataclass
+class _Failure:
+    version: int | None
+    message: str
+    at: float
+
+
+def _expire(fut: asyncio.Future[Outputs], seconds: float) -> None:
+    if not fut.done():
+        fut.set_exception(InferenceTimeout(f"no answer within {seconds:g} s", field=None))
+
+
+class ServingService:
+    def __init__(
+        self, registry: Registry, settings: ServingSettings, predlog: PredictionLog | None = None
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.predlog = predlog
+        self._log = predlog if settings.log_predictions else None
+        self._routes: dict[str, Deployment] = {}
+        self._by_version: dict[tuple[str, int], Deployment] = {}
+        self._stats: dict[tuple[str, int], ModelStats] = {}
+        self._pinned: set[str] = set()
+        self._failures: dict[str, _Failure] = {}
+        self._shadow_off: set[str] = set()
+        self._keys: dict[str, str] = {}
+        self._lock = threading.RLock()
+        self._build_locks: dict[str, threading.Lock] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ids = itertools.count(1)
+        self._id_prefix = secrets.token_hex(4) + "-"
+        self._background: set[asyncio.Future[Outputs]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Load every aliased model (in the background) and follow the alias table from then on."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="mlbox-serving-watch", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        """Stop watching, let every model finish its queue, then write the prediction log out."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        with self._lock:
+            deployments = list(self._by_version.values())
+            self._routes.clear()
+            self._by_version.clear()
+        for dep in deployments:
+            dep.batcher.close(wait=True)
+        if self.predlog is not None:
+            self.predlog.close()
+
+    def notify(self) -> None:
+        """Look at the alias table now (an alias was just moved in this process)."""
+        self._wake.set()
+
+    @property
+    def ready(self) -> bool:
+        """True once the first pass has loaded (or given up on) every aliased model."""
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return self._ready.wait(timeout)
+
+    def sync(self) -> None:
+        """One pass of the watcher: serve every alias and pinned reference at its current version.
+
+        One read of the alias table decides; a reference is only resolved and
+        (re)built when its version changed or it is composed (its parts may have moved).
+        """
+        wanted: set[str] = set(self._pinned)
+        current_version: dict[str, int] = {}
+        for model in self.registry.list_models():
+            for alias, number in model.aliases.items():
+                wanted.add(f"{model.name}@{alias}")
+                current_version[f"{model.name}@{alias}"] = number
+            if model.latest_version is not None:
+                current_version[model.name] = model.latest_version
+        for key in sorted(wanted):
+            served = self._routes.get(key)
+            target = current_version.get(key)
+            if target is None and "/" in key:
+                target = int(key.partition("/")[2])
+            if served is not None and served.number == target and not served.depends:
+                continue
+            try:
+                self._ensure(key)
+            except NotFound:
+                self._drop(key)
+            except NotReady:
+                pass  # logged once when the load failed; retried after RETRY_FAILED_LOAD_S
+            except MlboxError as exc:
+                log.warning("serving %s: %s", key, exc.message)
+        for key in [k for k in self._routes if k not in wanted]:
+            self._drop(key)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync()
+            except Exception:  # the watcher must survive a bad pass (a locked database, a bad model)
+                log.exception("serving watcher pass failed")
+            self._ready.set()
+            self._wake.wait(self.settings.poll_s)
+            self._wake.clear()
+
+    # -- routes ------------------------------------------------------------------------
+
+    def key(self, ref: str) -> str:
+        """The canonical form of a reference (``models:/a@b`` -> ``a@b``), cached."""
+        key = self._keys.get(ref)
+        if key is None:
+            key = str(parse_ref(ref))
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[ref] = key
+        return key
+
+    def _build_lock(self, key: str) -> threading.Lock:
+        with self._lock:
+            return self._build_locks.setdefault(key, threading.Lock())
+
+    def _stats_for(self, version: ModelVersion) -> ModelStats:
+        with self._lock:
+            k = (version.name, version.version)
+            stats = self._stats.get(k)
+            if stats is None:
+                stats = self._stats[k] = ModelStats(version.name, version.version)
+            return stats
+
+    def _deps_current(self, dep: Deployment) -> bool:
+        for ref, version in dep.depends.items():
+            try:
+                if self.registry.resolve(ref).version != version:
+                    return False
+            except NotFound:
+                return False
+        return True
+
+    def _ensure(self, key: str) -> Deployment:
+        """Serve ``key`` at the version it resolves to now, loading and warming before any swap."""
+        with self._build_lock(key):
+            version = self.registry.resolve(key)
+            current = self._routes.get(key)
+            if current is not None and current.number == version.version and self._deps_current(current):
+                return current
+            failed = self._failures.get(key)
+            if (
+                failed is not None
+                and failed.version == version.version
+                and time.monotonic() - failed.at < RETRY_FAILED_LOAD_S
+            ):
+                raise NotReady(failed.message, retry_after_s=self.settings.retry_after_s)
+            dep = self._by_version.get((version.name, version.version))
+            if dep is None or not self._deps_current(dep) or dep.batcher.closed:
+                try:
+                    dep = build_deployment(self.registry, version, self.settings, self._stats_for(version))
+                except MlboxError as exc:
+                    self._fail(key, version.version, f"{version.ref} could not be loaded: {exc.message}")
+                    raise NotReady(self._failures[key].message) from None
+                except Exception as exc:
+                    log.exception("loading %s failed", version.ref)
+                    self._fail(
+                        key,
+                        version.version,
+                        f"{version.ref} could not be loaded: {type(exc).__name__}: {exc}",
+                    )
+                    raise NotReady(self._failures[key].message) from None
+            self._failures.pop(key, None)
+            self._swap(key, dep)
+            if current is None or current.number != dep.number:
+                log.info("serving %s as %s", key, dep.version.ref)
+            return dep
+
+    def _fail(self, key: str, version: int | None, message: str) -> None:
+        log.error("serving %s: %s", key, message)
+        self._failures[key] = _Failure(version, message, time.monotonic())
+
+    def _swap(self, key: str, dep: Deployment) -> None:
+        with self._lock:
+            old_for_version = self._by_version.get((dep.name, dep.number))
+            self._by_version[(dep.name, dep.number)] = dep
+            old = self._routes.get(key)
+            self._routes[key] = dep  # the swap: one assignment, visible to the next lookup
+            retired = [d for d in (old, old_for_version) if d is not None and d is not dep]
+            for d in retired:
+                self._retire_if_unused(d)
+
+    def _retire_if_unused(self, dep: Deployment) -> None:
+        if any(d is dep for d in self._routes.values()):
+            return
+        if self._by_version.get((dep.name, dep.number)) is dep:
+            del self._by_version[(dep.name, dep.number)]
+        dep.batcher.close(wait=False)  # drains what is queued, then its thread ends
+
+    def _drop(self, key: str) -> None:
+        with self._lock:
+            dep = self._routes.pop(key, None)
+            self._pinned.discard(key)
+            if dep is not None:
+                log.info("no longer serving %s", key)
+                self._retire_if_unused(dep)
+
+    def pin(self, ref: str) -> Deployment:
+        """Serve ``ref`` (e.g. ``churn/3``) from now on (blocking: loads it if needed)."""
+        key = self.key(ref)
+        dep = self._ensure(key)
+        with self._lock:
+            self._pinned.add(key)
+        return dep
+
+    def unpin(self, ref: str) -> None:
+        key = self.key(ref)
+        if "@" not in key:
+            self._drop(key)
+
+    def set_shadow(self, name: str, enabled: bool) -> None:
+        """Turn mirroring of ``name@champion`` to ``name@challenger`` on or off for one model."""
+        if enabled:
+            self._shadow_off.discard(name)
+        else:
+            self._shadow_off.add(name)
+
+    def served(self) -> dict[str, Deployment]:
+        """Reference -> deployment, as routed now."""
+        return dict(self._routes)
+
+    def failures(self) -> dict[str, str]:
+        return {k: f.message for k, f in self._failures.items()}
+
+    async def route(self, ref: str) -> Deployment:
+        """The deployment answering ``ref``; loads it (off the loop) on first use."""
+        dep = self.route_now(ref)
+        if dep is not None:
+            return dep
+        key = self.key(ref)
+        dep = await asyncio.to_thread(self._ensure, key)
+        with self._lock:
+            if "@" not in key:
+                self._pinned.add(key)
+        return dep
+
+    def route_now(self, ref: str) -> Deployment | None:
+        """The deployment answering ``ref`` if it is loaded (no loading, no waiting).
+
+        ``name/3`` is answered by version 3's deployment when another reference
+        (``name@champion``) already loaded it: one model thread per version.
+        """
+        key = self.key(ref)
+        dep = self._routes.get(key)
+        if dep is None and "/" in key:
+            name, _, number = key.partition("/")
+            dep = self._by_version.get((name, int(number)))
+            if dep is not None and not dep.batcher.closed:
+                with self._lock:
+                    self._routes.setdefault(key, dep)
+                    self._pinned.add(key)
+        return dep
+
+    # -- scoring -----------------------------------------------------------------------
+
+    def new_request_id(self) -> str:
+        return f"{self._id_prefix}{next(self._ids):x}"
+
+    async def score(
+        self, ref: str, payload: Payload, *, request_id: str | None = None, started: float | None = None
+    ) -> Scored:
+        """Validate ``payload`` against the served version's signature, batch it, return its outputs."""
+        t0 = time.perf_counter() if started is None else started
+        loop = asyncio.get_running_loop()
+        dep: Deployment | None = None
+        try:
+            for _ in range(5):
+                dep = await self.route(ref)
+                inputs, rows = conform(dep.schema, payload)
+                try:
+                    fut = dep.batcher.submit(inputs, rows, loop)
+                except Retired:
+                    continue  # swapped out between lookup and submit: look again
+                break
+            else:
+                raise NotReady(f"{ref} is being swapped; retry", retry_after_s=self.settings.retry_after_s)
+            timeout = self.settings.timeout_s
+            handle = loop.call_later(timeout, _expire, fut, timeout)
+            try:
+                outputs = await fut
+            finally:
+                handle.cancel()
+        except MlboxError as exc:
+            if dep is not None:
+                dep.stats.request(exc.http_status, time.perf_counter() - t0)
+            raise
+        elapsed = time.perf_counter() - t0
+        dep.stats.request(200, elapsed, rows)
+        rid = request_id if request_id is not None else self.new_request_id()
+        if self._log is not None:
+            self._log.append(
+                (rid, dep.name, dep.number, time.time(), elapsed * 1000.0, False, inputs, outputs)
+            )
+        if (
+            self.settings.shadow
+            and dep.name not in self._shadow_off
+            and self.key(ref) == f"{dep.name}@{CHAMPION}"
+        ):
+            self._mirror(dep, inputs, rows, rid, loop)
+        return Scored(dep, rid, outputs, rows)
+
+    def record_error(self, ref: str, status: int, seconds: float) -> None:
+        """Count a request that failed before `score` (a malformed body) against its model, if served."""
+        try:
+            dep = self.route_now(ref)
+        except MlboxError:
+            return
+        if dep is not None:
+            dep.stats.request(status, seconds)
+
+    def _mirror(
+        self, champion: Deployment, inputs: Any, rows: int, request_id: str, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        challenger = self._routes.get(f"{champion.name}@{CHALLENGER}")
+        if challenger is None or challenger.number == champion.number:
+            return
+        try:
+            if challenger.schema is not champion.schema and challenger.schema is not None:
+                from mlbox.registry.signature import validate
+
+                inputs = validate(challenger.schema, inputs)
+            fut = challenger.batcher.submit(inputs, rows, loop)
+        except (MlboxError, Retired) as exc:
+            challenger.stats.shadow_errors += 1
+            log.debug("shadow %s skipped: %s", challenger.version.ref, exc)
+            return
+        t0 = time.perf_counter()
+        self._background.add(fut)
+
+        def done(f: asyncio.Future[Outputs]) -> None:
+            self._background.discard(f)
+            challenger.stats.shadow += 1
+            if f.cancelled() or f.exception() is not None:
+                challenger.stats.shadow_errors += 1
+                log.info(
+                    "shadow %s failed: %s", challenger.version.ref, None if f.cancelled() else f.exception()
+                )
+                return
+            if self._log is not None:
+                elapsed_ms = (time.perf_counter() - t0) * 1000.0
+                self._log.append(
+                    (
+                        request_id,
+                        challenger.name,
+                        challenger.number,
+                        time.time(),
+                        elapsed_ms,
+                        True,
+                        inputs,
+                        f.result(),
+                    )
+                )
+
+        fut.add_done_callback(done)
+
+    # -- introspection -----------------------------------------------------------------
+
+    def stats(self) -> list[StatsSnapshot]:
+        with self._lock:
+            items = list(self._stats.values())
+        return [s.snapshot() for s in items]
+
+    def metrics_text(self) -> str:
+        with self._lock:
+            items = sorted(self._stats.values(), key=lambda s: (s.model, s.version))
+        extra = {"mlbox_serving_models_loaded": float(len(self._by_version))}
+        if self.predlog is not None:
+            extra["mlbox_prediction_log_dropped_total"] = float(self.predlog.dropped)
+            extra["mlbox_prediction_log_pending"] = float(self.predlog.pending)
+        return render(items, extra)
+
+    def describe(self, ref: str) -> ModelVersion:
+        """The version ``ref`` names (served or not): for OIP model metadata."""
+        dep = self.route_now(ref)
+        if dep is not None:
+            return dep.version
+        return self.registry.resolve(self.key(ref))
+
+    def versions(self, name: str) -> Iterable[int]:
+        for model in self.registry.list_models():
+            if model.name == name:
+                return range(1, (model.latest_version or 0) + 1)
+        raise NotFound(f"no model named {name!r}", field="name")
+
+
+def check_plain_name(name: str) -> str:
+    """For ``/versions/{version}`` routes: the name alone, no ``@alias``."""
+    ref = parse_ref(name, field="name")
+    if ref.alias is not None or ref.version is not None:
+        raise InvalidInput(f"{name!r}: give a model name without @alias or version here", field="name")
+    return ref.name

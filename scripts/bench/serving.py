@@ -1,0 +1,557 @@
+"""Serving benchmark: mlbox's scoring endpoint against MLflow and MLServer on this machine.
+
+The same model everywhere: a 100-tree GradientBoostingClassifier on 20 float
+features (trained from the same seed in each server's own environment, so a
+pickle never crosses scikit-learn versions). Each server runs in its own
+process on 127.0.0.1 and is driven by the same bounded, closed-loop load
+generator (``--concurrency`` connections, each sending its next request when
+the previous answer arrived):
+
+1. warm-up, then ``--requests`` single-row requests;
+2. ``--big-requests`` requests of ``--big-rows`` rows (rows/s).
+
+Figures per server: requests/s, rows/s, p50/p95/p99 latency, errors, the
+server's CPU time per request (robust to a busy machine: the wall-clock
+figures are not), and the time from process start to healthy.
+
+Peers (each in ``.bench/venvs/<name>``, made on first use by `_peers`):
+``mlflow models serve --env-manager local`` (MLflow scoring body
+``{"instances": ...}`` on ``/invocations``), and MLServer 1.7 with its
+scikit-learn runtime, default settings and ``parallel_workers: 0`` (OIP JSON,
+the same request mlbox gets).
+
+The load generator is a plain asyncio HTTP/1.1 keep-alive client
+(``--client raw``, default). ``--client httpx`` uses httpx's AsyncClient
+instead; on this machine httpx itself tops out near 400 requests/s, so it
+measures httpx, not the server.
+
+Run: ``.venv/bin/python scripts/bench/serving.py`` (``--skip-peers`` for
+mlbox alone, ``--json`` for data on stdout). A benchmark, not a test: a missed
+target prints FAIL and the exit code stays 0; errors in mlbox's responses
+exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _peers
+
+FEATURES = 20
+TREES = 100
+SINGLE_TARGET_RPS = 1.5 * 2030  # 1.5 x MLServer's best single-row figure in the issue
+P99_TARGET_MS = 10.0
+ROWS_TARGET = 50_000
+READY_TARGET_S = 2.0
+
+TRAIN = r"""
+import numpy as np
+from sklearn.ensemble import GradientBoostingClassifier
+rng = np.random.default_rng(0)
+X = rng.normal(size=(5000, 20))
+y = ((X[:, 0] + X[:, 1] * X[:, 2] - X[:, 3] ** 2 / 2) > 0).astype(np.int64)
+model = GradientBoostingClassifier(n_estimators=100, random_state=0).fit(X, y)
+"""
+
+MLFLOW_SAVE = (
+    TRAIN
+    + r"""
+import sys, mlflow.sklearn
+mlflow.sklearn.save_model(model, sys.argv[1], serialization_format="pickle")
+"""
+)
+
+MLSERVER_SAVE = (
+    TRAIN
+    + r"""
+import json, sys, joblib, pathlib
+folder = pathlib.Path(sys.argv[1]) / "gbc"
+folder.mkdir(parents=True)
+joblib.dump(model, folder / "model.joblib")
+(folder / "model-settings.json").write_text(json.dumps({
+    "name": "gbc", "implementation": "mlserver_sklearn.SKLearnModel",
+    "parameters": {"uri": "./model.joblib", "version": "1"}}))
+(pathlib.Path(sys.argv[1]) / "settings.json").write_text(json.dumps({
+    "host": "127.0.0.1", "http_port": int(sys.argv[2]), "grpc_port": int(sys.argv[3]),
+    "metrics_port": int(sys.argv[4]), "parallel_workers": int(sys.argv[5]),
+    "load_models_at_startup": True, "debug": False}))
+"""
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the load generator --------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    name: str
+    requests: int
+    rows: int
+    seconds: float = 0.0
+    errors: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    server_cpu_s: float | None = None
+    first_error: str = ""
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "rows_per_request": self.rows,
+            "requests_per_s": round(self.rps, 1),
+            "rows_per_s": round(self.rps * self.rows, 1),
+            "p50_ms": round(self.pct(0.50), 2),
+            "p95_ms": round(self.pct(0.95), 2),
+            "p99_ms": round(self.pct(0.99), 2),
+            "errors": self.errors,
+            "server_cpu_us_per_request": None
+            if self.server_cpu_s is None
+            else round(1e6 * self.server_cpu_s / self.requests, 1),
+            "first_error": self.first_error,
+        }
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = None
+    chunked = False
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        key = key.strip().lower()
+        if key == b"content-length":
+            length = int(value)
+        elif key == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+    if chunked:
+        body = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
+            chunk = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            body += chunk[:-2]
+        return status, body
+    return status, await reader.readexactly(length or 0)
+
+
+async def _raw_load(host: str, port: int, path: str, body: bytes, phase: Phase, concurrency: int) -> None:
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    todo = iter(range(phase.requests))
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for _ in todo:
+                t0 = time.perf_counter()
+                writer.write(request)
+                status, answer = await _read_response(reader)
+                phase.latencies_ms.append((time.perf_counter() - t0) * 1000)
+                if status != 200:
+                    phase.errors += 1
+                    phase.first_error = phase.first_error or f"{status} {answer[:200]!r}"
+        finally:
+            writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*[worker() for _ in range(concurrency)])
+    phase.seconds = time.perf_counter() - t0
+
+
+async def _httpx_load(url: str, body: bytes, phase: Phase, concurrency: int) -> None:
+    import httpx
+
+    todo = iter(range(phase.requests))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            for _ in todo:
+                t0 = time.perf_counter()
+                r = await client.post(url, content=body, headers={"Content-Type": "application/json"})
+                phase.latencies_ms.append((time.perf_counter() - t0) * 1000)
+                if r.status_code != 200:
+                    phase.errors += 1
+                    phase.first_error = phase.first_error or f"{r.status_code} {r.text[:200]}"
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(concurrency)])
+        phase.seconds = time.perf_counter() - t0
+
+
+def _tree_cpu(pid: int) -> float:
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def drive(url: str, body: bytes, phase: Phase, concurrency: int, client: str, server_pid: int) -> Phase:
+    before = _tree_cpu(server_pid)
+    if client == "httpx":
+        asyncio.run(_httpx_load(url, body, phase, concurrency))
+    else:
+        rest = url.split("://", 1)[1]
+        hostport, _, path = rest.partition("/")
+        host, _, port = hostport.partition(":")
+        asyncio.run(_raw_load(host, int(port), "/" + path, body, phase, concurrency))
+    phase.server_cpu_s = _tree_cpu(server_pid) - before
+    return phase
+
+
+# -- servers -------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    proc: subprocess.Popen[bytes]
+    url: str
+    ready_s: float
+    version: str = ""
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float) -> float:
+    import httpx
+
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.perf_counter() - t0
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{url} not healthy after {timeout} s")
+
+
+def serve_mlbox_forever(home: Path, port: int) -> None:
+    """The child process: the appliance's stores, registry and scoring routes behind uvicorn."""
+    import uvicorn
+
+    from mlbox.api.app import create_app
+    from mlbox.services import Services
+    from mlbox.serving.config import ServingSettings
+    from mlbox.serving.predlog import PredictionLog
+    from mlbox.serving.service import ServingService
+    from mlbox.settings import Settings
+
+    services = Services.open(Settings(home=home, port=port))
+    serving = ServingService(
+        services.registry, ServingSettings.from_env(), PredictionLog(services.home.tables / "predictions")
+    )
+    serving.start()
+    app = create_app(services, token=services.home.token(), serving=serving)
+    try:
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    finally:
+        serving.close()
+
+
+def start_mlbox(workdir: Path) -> Server:
+    home = workdir / "mlbox-home"
+    code = TRAIN + (
+        "\nfrom mlbox.services import Services\nfrom mlbox.settings import Settings\nimport sys\n"
+        "s = Services.open(Settings(home=__import__('pathlib').Path(sys.argv[1])))\n"
+        "s.registry.register('gbc', model=model, example_input=X[:5])\n"
+        "s.registry.set_alias('gbc', 'champion', 1)\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(home)], check=True)
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-mlbox", str(home), str(port)])
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(f"{url}/v2/health/ready", proc, 60)
+    import mlbox
+
+    return Server("mlbox", proc, url, time.perf_counter() - t0, mlbox.__version__)
+
+
+def start_mlflow(workdir: Path) -> Server:
+    peer = _peers.ensure_peer("mlflow", "mlflow", "mlflow")
+    model_dir = workdir / "mlflow-model"
+    subprocess.run([str(peer.python), "-c", MLFLOW_SAVE, str(model_dir)], check=True, capture_output=True)
+    port = free_port()
+    mlflow_bin = peer.python.parent / "mlflow"
+    env = {  # it runs `uvicorn` from PATH: the venv's
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"file://{workdir}/mlruns",
+        "PATH": f"{peer.python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(mlflow_bin), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
+         "-h", "127.0.0.1", "-p", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(f"{url}/ping", proc, 120)
+    return Server("mlflow", proc, url, time.perf_counter() - t0, peer.version)
+
+
+MLSERVER_EXTRAS = ("mlserver-sklearn==1.7.*", "uvloop==0.21.0")  # the issue pins uvloop for MLServer 1.7
+
+
+def ensure_mlserver() -> _peers.Peer:
+    """MLServer 1.7 in its venv, plus its scikit-learn runtime and the uvloop it needs."""
+    peer = _peers.ensure_peer("mlserver", "mlserver==1.7.*", "mlserver")
+    probe = subprocess.run([str(peer.python), "-c", "import mlserver_sklearn, uvloop"], capture_output=True)
+    if probe.returncode != 0:
+        pip = subprocess.run(
+            [
+                str(peer.python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                *MLSERVER_EXTRAS,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+        if pip.returncode != 0:
+            raise _peers.PeerUnavailable(
+                f"pip install {' '.join(MLSERVER_EXTRAS)} failed:\n{pip.stderr[-800:]}"
+            )
+    return peer
+
+
+def start_mlserver(workdir: Path, parallel_workers: int) -> Server:
+    peer = ensure_mlserver()
+    folder = workdir / f"mlserver-{parallel_workers}"
+    port, grpc, metrics = free_port(), free_port(), free_port()
+    subprocess.run(
+        [str(peer.python), "-c", MLSERVER_SAVE, str(folder), str(port), str(grpc), str(metrics),
+         str(parallel_workers)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(peer.python.parent / "mlserver"), "start", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(f"{url}/v2/models/gbc/ready", proc, 180)
+    name = "mlserver" if parallel_workers else "mlserver-pw0"
+    return Server(name, proc, url, time.perf_counter() - t0, peer.version)
+
+
+# -- bodies --------------------------------------------------------------------------
+
+
+def rows(n: int) -> list[list[float]]:
+    import numpy as np
+
+    return np.random.default_rng(1).normal(size=(n, FEATURES)).round(6).tolist()
+
+
+def oip_body(n: int) -> bytes:
+    data = [v for row in rows(n) for v in row]
+    return json.dumps(
+        {"inputs": [{"name": "input", "shape": [n, FEATURES], "datatype": "FP64", "data": data}]}
+    ).encode()
+
+
+def mlserver_body(n: int) -> bytes:
+    data = [v for row in rows(n) for v in row]
+    return json.dumps(
+        {"inputs": [{"name": "predict", "shape": [n, FEATURES], "datatype": "FP64", "data": data}]}
+    ).encode()
+
+
+def instances_body(n: int) -> bytes:
+    return json.dumps({"instances": rows(n)}).encode()
+
+
+def endpoints(server: Server) -> list[tuple[str, str, Any]]:
+    """(label, url, body factory) per request kind this server speaks."""
+    if server.name == "mlbox":
+        return [
+            ("oip", f"{server.url}/v2/models/gbc@champion/infer", oip_body),
+            ("instances", f"{server.url}/api/v1/models/gbc@champion/predict", instances_body),
+        ]
+    if server.name == "mlflow":
+        return [("instances", f"{server.url}/invocations", instances_body)]
+    return [("oip", f"{server.url}/v2/models/gbc/infer", mlserver_body)]
+
+
+def bench_server(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"version": server.version, "ready_s": round(server.ready_s, 2)}
+    for label, url, make in endpoints(server):
+        single, big = make(1), make(args.big_rows)
+        drive(
+            url,
+            single,
+            Phase("warmup", min(500, args.requests), 1),
+            args.concurrency,
+            args.client,
+            server.proc.pid,
+        )
+        one = drive(
+            url, single, Phase("single", args.requests, 1), args.concurrency, args.client, server.proc.pid
+        )
+        many = drive(
+            url,
+            big,
+            Phase("big", args.big_requests, args.big_rows),
+            args.concurrency,
+            args.client,
+            server.proc.pid,
+        )
+        out[label] = {"single": one.summary(), "big": many.summary()}
+        print(f"  {server.name:12s} {label:9s} single {_line(one)}", flush=True)
+        print(f"  {server.name:12s} {label:9s} {args.big_rows}-row {_line(many)}", flush=True)
+    return out
+
+
+def _line(p: Phase) -> str:
+    s = p.summary()
+    cpu = (
+        ""
+        if s["server_cpu_us_per_request"] is None
+        else f"  server cpu {s['server_cpu_us_per_request']:.0f} us/req"
+    )
+    return (
+        f"{s['requests_per_s']:8.0f} req/s {s['rows_per_s']:9.0f} rows/s  p50 {s['p50_ms']:6.2f}  p95 {s['p95_ms']:6.2f}"
+        f"  p99 {s['p99_ms']:6.2f} ms  errors {s['errors']}{cpu}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--big-requests", type=int, default=1000)
+    parser.add_argument("--big-rows", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
+    parser.add_argument("--skip-peers", action="store_true", help="mlbox alone")
+    parser.add_argument("--skip-mlflow", action="store_true")
+    parser.add_argument("--skip-mlserver", action="store_true")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+    parser.add_argument("--serve-mlbox", nargs=2, metavar=("HOME", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_mlbox:
+        serve_mlbox_forever(Path(args.serve_mlbox[0]), int(args.serve_mlbox[1]))
+        return 0
+
+    workdir = Path(tempfile.mkdtemp(prefix="mlbox-bench-serving-"))
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "args": vars(args)}
+    starters: list[tuple[str, Any]] = [("mlbox", lambda: start_mlbox(workdir))]
+    if not args.skip_peers and not args.skip_mlflow:
+        starters.append(("mlflow", lambda: start_mlflow(workdir)))
+    if not args.skip_peers and not args.skip_mlserver:
+        starters.append(("mlserver", lambda: start_mlserver(workdir, 1)))
+        starters.append(("mlserver-pw0", lambda: start_mlserver(workdir, 0)))
+    try:
+        for name, start in starters:
+            print(f"[bench] {name} …", flush=True)
+            try:
+                server = start()
+            except (_peers.PeerUnavailable, RuntimeError, subprocess.CalledProcessError) as exc:
+                print(
+                    f"  {name}: unavailable ({str(exc).splitlines()[0] if str(exc) else exc!r})", flush=True
+                )
+                results[name] = {"unavailable": str(exc)}
+                continue
+            try:
+                print(f"  {name} {server.version}: healthy {server.ready_s:.2f} s after start", flush=True)
+                results[name] = bench_server(server, args)
+            finally:
+                server.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return report(results, args)
+
+
+def report(results: dict[str, Any], args: argparse.Namespace) -> int:
+    mine = results.get("mlbox", {})
+    oip = mine.get("oip", {})
+    best_peer = max(
+        (
+            r["oip"]["single"]["requests_per_s"]
+            for k, r in results.items()
+            if k.startswith("mlserver") and "oip" in r
+        ),
+        default=None,
+    )
+    checks = [
+        ("single-row req/s", oip.get("single", {}).get("requests_per_s", 0), SINGLE_TARGET_RPS, ">="),
+        ("single-row p99 ms", oip.get("single", {}).get("p99_ms", 1e9), P99_TARGET_MS, "<="),
+        (f"{args.big_rows}-row rows/s", oip.get("big", {}).get("rows_per_s", 0), ROWS_TARGET, ">="),
+        ("ready s", mine.get("ready_s", 1e9), READY_TARGET_S, "<="),
+    ]
+    print("\n[bench] targets (issue 3)")
+    for label, value, target, op in checks:
+        ok = value >= target if op == ">=" else value <= target
+        print(f"  {'ok  ' if ok else 'FAIL'} {label}: {value:,.1f} (target {op} {target:,.0f})")
+    if best_peer:
+        ratio = oip.get("single", {}).get("requests_per_s", 0) / best_peer
+        print(f"  mlbox / best MLServer single-row: {ratio:.2f}x (target >= 1.5x)")
+    flow = results.get("mlflow", {}).get("instances", {})
+    if flow:
+        ratio = mine.get("instances", {}).get("single", {}).get("requests_per_s", 0) / max(
+            1e-9, flow["single"]["requests_per_s"]
+        )
+        print(f"  mlbox / MLflow single-row (MLflow bodies): {ratio:.1f}x")
+    if args.json:
+        print(json.dumps(results, indent=2, default=lambda o: asdict(o)))
+    errors = sum(p.get("errors", 0) for r in mine.values() if isinstance(r, dict) for p in r.values()
+                 if isinstance(p, dict))  # fmt: skip
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
