@@ -2,16 +2,23 @@
 
 The CLI builds the real `mlbox.appliance.Appliance` and hands it in; the TUI
 never imports it (import-linter forbids ``mlbox.tui`` → ``mlbox.appliance``),
-so it depends only on these four members.
+so it depends only on these members (the serving service is a service, which
+``mlbox.tui`` may import).
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from mlbox.serving.service import ServingService
+
 
 class ApplianceHandle(Protocol):
     url: str | None
+
+    @property
+    def serving(self) -> ServingService | None:
+        """The service scoring the served models (the Serving screen reads its statistics)."""
 
     def start_loops(self) -> None:
         """Start the background loops (crash reaper, later the scheduler)."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.experiments import ExperimentsScreen
 from mlbox.tui.screens.models import ModelsScreen
+from mlbox.tui.screens.serving import ServingScreen
 from mlbox.tui.widgets.nav_bar import NavEntry
 
 
@@ -34,5 +35,12 @@ SECTIONS: tuple[Section, ...] = (
     ),
     Section(
         "models", "Models", "2", ModelsScreen, "Registered models, versions, aliases; promote and roll back"
+    ),
+    Section(
+        "serving",
+        "Serving",
+        "3",
+        ServingScreen,
+        "Served models: requests/s, p50 and p99 latency, errors, queue depth",
     ),
 )
