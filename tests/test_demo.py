@@ -226,3 +226,29 @@ def test_quick_plan_is_a_subset_sized_for_a_smoke_run() -> None:
     assert sum(t.units for t in quick) < sum(t.units for t in full) / 4
     assert {t.family for t in quick} == {t.family for t in full}
     assert len({t.name for t in full}) == len(full)
+
+
+def test_serving_step_scored_the_champion_over_http_and_logged_it(
+    demo: tuple[Path, str], services_of: Services
+) -> None:
+    from mlbox.demo.serving import INSTANCES_PER_REQUEST, OIP_REQUESTS_QUICK
+    from mlbox.serving.predlog import read_predictions
+
+    home, out = demo
+    best = _ranked(services_of)[0]
+    ref = f"{MODEL_NAME}@{CHAMPION}"
+    assert f"served accuracy {best.metrics['val_acc']:.4f} on the validation set" in out
+    assert "requests/s, p50" in out and "ms, p99" in out
+    assert (
+        f"curl -s -X POST http://127.0.0.1:5151/api/v1/models/{ref}/predict "
+        "-H 'Content-Type: application/json' -d '{\"instances\": [[" in out
+    )
+    logged = read_predictions(home / "tables" / "predictions", MODEL_NAME)
+    champion = logged.filter(~logged["shadow"])
+    shadow = logged.filter(logged["shadow"])
+    requests = OIP_REQUESTS_QUICK + 1 + math.ceil(len(load_split().y_val) / INSTANCES_PER_REQUEST)
+    assert champion.height == requests
+    assert set(champion["version"]) == {1}
+    # the challenger received a mirrored copy of the champion's traffic, logged beside it
+    assert shadow.height == requests and set(shadow["version"]) == {2}
+    assert f"{logged.height} predictions logged ({shadow.height} of them shadow copies" in out

@@ -15,6 +15,7 @@ import click
 from mlbox import __version__
 from mlbox.cli.context import Context, pass_ctx
 from mlbox.cli.models import models
+from mlbox.cli.predict import predict
 from mlbox.cli.runs import experiments, runs
 from mlbox.store.errors import MlboxError
 
@@ -78,6 +79,7 @@ def demo(ctx: Context, quick: bool) -> None:
 cli.add_command(experiments)
 cli.add_command(runs)
 cli.add_command(models)
+cli.add_command(predict)
 
 
 def main(argv: list[str] | None = None) -> None:

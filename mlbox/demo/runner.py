@@ -31,6 +31,7 @@ from rich.table import Table
 import mlbox
 from mlbox.demo.digits import Split, load_split
 from mlbox.demo.registration import CHALLENGER, CHAMPION, Registered, register_champion
+from mlbox.demo.serving import serve
 from mlbox.demo.trials import EXPERIMENT, Trial, TrialResult, plan, run_trial
 from mlbox.services import Services
 from mlbox.settings import Settings
@@ -208,8 +209,7 @@ STEPS: Sequence[Step] = (
     Step("load data", load_data),
     Step("train", train_all),
     Step("register", register),
-    # Serving goes here: a step that serves `state.registered.champion_ref`, sends some
-    # requests and leaves a curl example for `what_to_open`.
+    Step("serve", serve),
     Step("summary", summarize),
     Step("what to open", what_to_open),
 )

@@ -1,0 +1,142 @@
+"""End to end scoring: `mlbox up` as a subprocess serves a registered champion over real HTTP.
+
+The model is registered in this process; the appliance, the alias move
+(`mlbox models alias`, another subprocess) and this test meet only through
+``$MLBOX_HOME`` and a socket on 127.0.0.1. The alias move must switch the
+answering version within seconds with no failed request, and after SIGTERM
+the prediction log on disk must hold every answered request.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from mlbox.services import Services
+from mlbox.serving.predlog import read_predictions
+
+MLBOX = Path(sys.executable).parent / "mlbox"
+SWITCH_WITHIN_S = 10.0
+
+
+def _start_up(env: dict[str, str], cwd: Path, home: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(MLBOX), "up", "--port", "0"], env=env, cwd=cwd, stdout=out, stderr=out)
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"mlbox up exited with {proc.returncode}: {log.read_text()}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"mlbox up did not announce itself within 30 s: {log.read_text()}")
+        try:
+            data = json.loads((home / "appliance.json").read_text())
+            if data["pid"] == proc.pid:
+                return proc, str(data["url"])
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+
+
+def _oip(rows: np.ndarray) -> dict[str, object]:
+    return {
+        "inputs": [
+            {"name": "input", "shape": list(rows.shape), "datatype": "FP64", "data": rows.ravel().tolist()}
+        ]
+    }
+
+
+def test_up_serves_the_champion_follows_an_alias_move_and_logs_every_request(
+    home: Path, services: Services, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 4))
+    y = (x[:, 0] - x[:, 1] > 0).astype(np.int64)
+    first = LogisticRegression().fit(x, y)
+    second = LogisticRegression().fit(x, 1 - y)  # answers the opposite class: a switch shows
+    registry = services.registry
+    registry.register("churn", model=first, example_input=x[:3])
+    registry.register("churn", model=second, example_input=x[:3])
+    registry.set_alias("churn", "champion", 1)
+    rows = x[:8]
+    assert not np.array_equal(first.predict(rows), second.predict(rows))
+
+    env = {**subprocess_env, "MLBOX_SERVING_POLL_S": "0.2", "MLBOX_SERVING_LOG_FLUSH_S": "0.2"}
+    proc, url = _start_up(env, tmp_path, home, tmp_path / "up.log")
+    answered: dict[str, list[int]] = {}  # request id -> the labels the response carried
+    try:
+        with httpx.Client(base_url=url, timeout=10, trust_env=False) as client:
+            # scoring routes are open on loopback: no token
+            response = client.post("/v2/models/churn@champion/infer", json=_oip(rows))
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert (body["model_name"], body["model_version"]) == ("churn@champion", "1")
+            [output] = body["outputs"]
+            assert output["shape"] == [len(rows)] and output["datatype"] == "INT64"
+            assert output["data"] == first.predict(rows).tolist()
+            answered[body["id"]] = output["data"]
+
+            response = client.post("/api/v1/models/churn@champion/predict", json={"instances": rows.tolist()})
+            assert response.status_code == 200, response.text
+            assert response.json() == {"predictions": first.predict(rows).tolist()}
+            assert response.headers["mlbox-model-version"] == "1"
+            answered[response.headers["x-request-id"]] = response.json()["predictions"]
+
+            moved = subprocess.run(
+                [str(MLBOX), "models", "alias", "churn", "champion", "2", "--note", "e2e promotion"],
+                env=subprocess_env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert moved.returncode == 0, moved.stderr
+            assert moved.stdout.strip() == "churn@champion: 1 -> 2"
+
+            # every request during the swap succeeds; within seconds version 2 answers
+            versions = []
+            deadline = time.monotonic() + SWITCH_WITHIN_S
+            while time.monotonic() < deadline:
+                response = client.post("/v2/models/churn@champion/infer", json=_oip(rows))
+                assert response.status_code == 200, response.text
+                body = response.json()
+                versions.append(body["model_version"])
+                answered[body["id"]] = body["outputs"][0]["data"]
+                expected = (first if body["model_version"] == "1" else second).predict(rows).tolist()
+                assert body["outputs"][0]["data"] == expected
+                if body["model_version"] == "2":
+                    break
+                time.sleep(0.02)
+            assert versions[-1] == "2", (
+                f"still version 1 after {SWITCH_WITHIN_S} s ({len(versions)} requests)"
+            )
+            assert set(versions) <= {"1", "2"}
+            assert versions == sorted(versions)  # never back to the old version
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            pytest.fail("mlbox up did not stop within 20 s of SIGTERM")
+    assert code == 0, (tmp_path / "up.log").read_text()
+    assert not (home / "appliance.json").exists()
+
+    logged = read_predictions(home / "tables" / "predictions", "churn")
+    assert sorted(logged["request_id"].to_list()) == sorted(answered)
+    assert not logged["shadow"].any()
+    assert set(logged["version"].to_list()) == {1, 2}
+    for rid, outputs_text in zip(logged["request_id"], logged["outputs"], strict=True):
+        # the logged outputs are the ones the response carried
+        logged_out = json.loads(outputs_text)
+        values = next(iter(logged_out.values())) if isinstance(logged_out, dict) else logged_out
+        assert np.asarray(values).ravel().tolist() == answered[rid], rid
