@@ -624,7 +624,7 @@ def test_moving_an_alias_swaps_versions_under_load_with_no_failed_request(
             t.start()
         time.sleep(0.4)
         registry.set_alias("gbc", "champion", 2)  # no notify: the watcher finds it by polling
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while not all(s and s[-1][1] == "2" for s in seen) and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.2)

@@ -42,16 +42,26 @@ Outputs = dict[str, np.ndarray]
 """Named output arrays, each with the batch along its first dimension."""
 
 
+OnDone = Callable[[Any], None]
+"""Called in the inference thread with a request's outputs or its exception."""
+
+
 class Pending:
-    __slots__ = ("future", "inputs", "loop", "queued_at", "rows")
+    __slots__ = ("future", "inputs", "loop", "on_done", "queued_at", "rows")
 
     def __init__(
-        self, inputs: Any, rows: int, future: asyncio.Future[Outputs], loop: asyncio.AbstractEventLoop
+        self,
+        inputs: Any,
+        rows: int,
+        future: asyncio.Future[Outputs] | None,
+        loop: asyncio.AbstractEventLoop | None,
+        on_done: OnDone | None = None,
     ) -> None:
         self.inputs = inputs
         self.rows = rows
         self.future = future
         self.loop = loop
+        self.on_done = on_done
         self.queued_at = time.monotonic()
 
 
@@ -81,7 +91,7 @@ def split_outputs(outputs: Outputs, rows: Sequence[int]) -> list[Outputs] | None
 def _deliver(items: Sequence[Pending], results: Sequence[Outputs | BaseException]) -> None:
     for item, res in zip(items, results, strict=True):
         fut = item.future
-        if fut.done():  # timed out or cancelled meanwhile
+        if fut is None or fut.done():  # timed out or cancelled meanwhile
             continue
         if isinstance(res, BaseException):
             fut.set_exception(res)
@@ -129,7 +139,15 @@ class Batcher:
     def submit(self, inputs: Any, rows: int, loop: asyncio.AbstractEventLoop) -> asyncio.Future[Outputs]:
         """Queue one request; the future resolves on ``loop`` with this request's outputs."""
         fut: asyncio.Future[Outputs] = loop.create_future()
-        item = Pending(inputs, rows, fut, loop)
+        self._enqueue(Pending(inputs, rows, fut, loop))
+        return fut
+
+    def submit_detached(self, inputs: Any, rows: int, on_done: OnDone) -> None:
+        """Queue work nobody awaits (a shadow copy): ``on_done`` runs in the inference
+        thread, so the result is kept even when the caller's event loop has ended."""
+        self._enqueue(Pending(inputs, rows, None, None, on_done))
+
+    def _enqueue(self, item: Pending) -> None:
         with self._cond:
             if self._closed:
                 raise Retired(self.name)
@@ -139,9 +157,8 @@ class Batcher:
                     retry_after_s=self._retry_after,
                 )
             self._queue.append(item)
-            self._queued_rows += rows
+            self._queued_rows += item.rows
             self._cond.notify()
-        return fut
 
     def close(self, *, wait: bool = True, timeout: float | None = 30.0) -> None:
         """Refuse new work, finish what is queued, end the thread."""
@@ -185,7 +202,7 @@ class Batcher:
             batch = self._take()
             if batch is None:
                 return
-            live = [item for item in batch if not item.future.done()]
+            live = [item for item in batch if item.future is None or not item.future.done()]
             if not live:
                 continue
             try:
@@ -227,13 +244,30 @@ class Batcher:
         return list(parts)
 
     def _hand_back(self, live: list[Pending], results: Sequence[Outputs | BaseException]) -> None:
+        if any(item.on_done is not None for item in live):
+            awaited: list[Pending] = []
+            awaited_results: list[Outputs | BaseException] = []
+            for item, res in zip(live, results, strict=True):
+                if item.on_done is not None:
+                    try:
+                        item.on_done(res)
+                    except Exception:  # a callback's failure must not stop the model's thread
+                        log.exception("serving: completion callback of %s failed", self.name)
+                else:
+                    awaited.append(item)
+                    awaited_results.append(res)
+            if not awaited:
+                return
+            live, results = awaited, awaited_results
         loop = live[0].loop
-        groups: list[tuple[asyncio.AbstractEventLoop, Sequence[Pending], Sequence[Outputs | BaseException]]]
+        groups: list[
+            tuple[asyncio.AbstractEventLoop | None, Sequence[Pending], Sequence[Outputs | BaseException]]
+        ]
         if all(item.loop is loop for item in live):
             groups = [(loop, live, results)]
         else:  # requests from several event loops (several apps in one process): one hand-off each
             by_loop: dict[
-                int, tuple[asyncio.AbstractEventLoop, list[Pending], list[Outputs | BaseException]]
+                int, tuple[asyncio.AbstractEventLoop | None, list[Pending], list[Outputs | BaseException]]
             ] = {}
             for item, res in zip(live, results, strict=True):
                 entry = by_loop.setdefault(id(item.loop), (item.loop, [], []))
@@ -241,6 +275,8 @@ class Batcher:
                 entry[2].append(res)
             groups = list(by_loop.values())
         for target, items, outcome in groups:
+            if target is None:
+                continue
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
                 target.call_soon_threadsafe(_deliver, items, outcome)
 

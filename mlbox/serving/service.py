@@ -95,7 +95,6 @@ class ServingService:
         self._thread: threading.Thread | None = None
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4) + "-"
-        self._background: set[asyncio.Future[Outputs]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -372,7 +371,7 @@ class ServingService:
             and dep.name not in self._shadow_off
             and self.key(ref) == f"{dep.name}@{CHAMPION}"
         ):
-            self._mirror(dep, inputs, rows, rid, loop)
+            self._mirror(dep, inputs, rows, rid)
         return Scored(dep, rid, outputs, rows)
 
     def record_error(self, ref: str, status: int, seconds: float) -> None:
@@ -384,9 +383,7 @@ class ServingService:
         if dep is not None:
             dep.stats.request(status, seconds)
 
-    def _mirror(
-        self, champion: Deployment, inputs: Any, rows: int, request_id: str, loop: asyncio.AbstractEventLoop
-    ) -> None:
+    def _mirror(self, champion: Deployment, inputs: Any, rows: int, request_id: str) -> None:
         challenger = self._routes.get(f"{champion.name}@{CHALLENGER}")
         if challenger is None or challenger.number == champion.number:
             return
@@ -395,39 +392,35 @@ class ServingService:
                 from mlbox.registry.signature import validate
 
                 inputs = validate(challenger.schema, inputs)
-            fut = challenger.batcher.submit(inputs, rows, loop)
+            t0 = time.perf_counter()
+
+            def done(result: Outputs | BaseException) -> None:
+                # runs in the challenger's inference thread: kept even after the
+                # champion's event loop has ended (a clean shutdown drains it)
+                challenger.stats.shadow += 1
+                if isinstance(result, BaseException):
+                    challenger.stats.shadow_errors += 1
+                    log.info("shadow %s failed: %s", challenger.version.ref, result)
+                    return
+                if self._log is not None:
+                    elapsed_ms = (time.perf_counter() - t0) * 1000.0
+                    self._log.append(
+                        (
+                            request_id,
+                            challenger.name,
+                            challenger.number,
+                            time.time(),
+                            elapsed_ms,
+                            True,
+                            inputs,
+                            result,
+                        )
+                    )
+
+            challenger.batcher.submit_detached(inputs, rows, done)
         except (MlboxError, Retired) as exc:
             challenger.stats.shadow_errors += 1
             log.debug("shadow %s skipped: %s", challenger.version.ref, exc)
-            return
-        t0 = time.perf_counter()
-        self._background.add(fut)
-
-        def done(f: asyncio.Future[Outputs]) -> None:
-            self._background.discard(f)
-            challenger.stats.shadow += 1
-            if f.cancelled() or f.exception() is not None:
-                challenger.stats.shadow_errors += 1
-                log.info(
-                    "shadow %s failed: %s", challenger.version.ref, None if f.cancelled() else f.exception()
-                )
-                return
-            if self._log is not None:
-                elapsed_ms = (time.perf_counter() - t0) * 1000.0
-                self._log.append(
-                    (
-                        request_id,
-                        challenger.name,
-                        challenger.number,
-                        time.time(),
-                        elapsed_ms,
-                        True,
-                        inputs,
-                        f.result(),
-                    )
-                )
-
-        fut.add_done_callback(done)
 
     # -- introspection -----------------------------------------------------------------
 
