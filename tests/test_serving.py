@@ -42,6 +42,7 @@ from mlbox.serving.predlog import PredictionLog, read_predictions
 from mlbox.serving.service import ServingService
 from mlbox.serving.tensors import conform, jsonable, to_outputs
 from mlbox.store.errors import InvalidInput
+from tests.test_api import EXPECTED_OPEN_SCORING
 
 TOKEN = "serving-token-1f2e"
 BASE = "http://127.0.0.1:5151"
@@ -828,19 +829,7 @@ def test_scoring_is_open_and_everything_else_still_needs_the_token(
     services: Services, serving: ServingService
 ) -> None:
     app = create_app(services, token=TOKEN, serving=serving)
-    open_scoring = {
-        ("GET", "/v2"),
-        ("GET", "/v2/health/live"),
-        ("GET", "/v2/health/ready"),
-        ("GET", "/v2/models/{name}"),
-        ("GET", "/v2/models/{name}/ready"),
-        ("GET", "/v2/models/{name}/versions/{version}"),
-        ("GET", "/v2/models/{name}/versions/{version}/ready"),
-        ("POST", "/v2/models/{name}/infer"),
-        ("POST", "/v2/models/{name}/versions/{version}/infer"),
-        ("POST", "/api/v1/models/{name}/predict"),
-        ("GET", "/metrics"),
-    }
+    open_scoring = EXPECTED_OPEN_SCORING  # one list, pinned in tests/test_api.py
     seen = set()
     with TestClient(app, base_url=BASE) as anon:
         for route in app.routes:
