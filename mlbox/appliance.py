@@ -103,11 +103,27 @@ class Appliance:
                 log.exception("reconcile pass failed")
             self._stop.wait(self.settings.reap_every_s)
 
+    def schedule_once(self) -> dict[str, list[int]]:
+        """One pass of the job loops: the scheduler, then what drives jobs (sweeps, notebooks)."""
+        changed = self.services.scheduler.reconcile_once()
+        for service in (self.services.sweeps, self.services.notebooks):
+            changed.update(service.reconcile_once())
+        return changed
+
+    def _schedule_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.schedule_once()
+            except Exception:  # as above: the next tick retries
+                log.exception("scheduler pass failed")
+            self._stop.wait(self.settings.scheduler.tick_s)
+
     def start_loops(self) -> None:
         self.serving.start()
-        t = threading.Thread(target=self._loop, name="mlbox-reconcile", daemon=True)
-        t.start()
-        self._threads.append(t)
+        for target, name in ((self._loop, "mlbox-reconcile"), (self._schedule_loop, "mlbox-scheduler")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
 
     # -- HTTP ------------------------------------------------------------------
 

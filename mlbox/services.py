@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlbox.features.service import FeatureStore
+from mlbox.notebooks.service import NotebookService
 from mlbox.registry.service import RegistryService
+from mlbox.scheduler.service import SchedulerService
 from mlbox.settings import Settings
 from mlbox.store import ArtifactStore, Database, Home
+from mlbox.sweeps.service import SweepService
 from mlbox.tracking.service import TrackingService
 
 
@@ -20,6 +24,10 @@ class Services:
     home: Home
     tracking: TrackingService
     registry: RegistryService
+    scheduler: SchedulerService
+    sweeps: SweepService
+    notebooks: NotebookService
+    features: FeatureStore
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
@@ -27,9 +35,14 @@ class Services:
         db = Database(home.db_path)
         artifacts = ArtifactStore(home.artifacts)
         tracking = TrackingService(db, artifacts)
+        scheduler = SchedulerService(db, home, tracking, settings.scheduler)
         return cls(
             settings=settings,
             home=home,
             tracking=tracking,
             registry=RegistryService(db, artifacts, tracking, cache_dir=home.root / "cache" / "models"),
+            scheduler=scheduler,
+            sweeps=SweepService(db, home, tracking, scheduler),
+            notebooks=NotebookService(db, home, scheduler),
+            features=FeatureStore(db, home),
         )

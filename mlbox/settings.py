@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mlbox.scheduler.config import SchedulerSettings
 from mlbox.serving.config import ServingSettings
 from mlbox.store.errors import InvalidInput
 
@@ -37,6 +38,8 @@ class Settings:
     """``MLBOX_REAP_EVERY_S``: how often the appliance looks for crashed runs."""
     serving: ServingSettings = field(default_factory=ServingSettings)
     """``MLBOX_SERVING_*``: the scoring path (batching, queues, limits, shadow, prediction log)."""
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    """``MLBOX_GPUS``, ``MLBOX_SCHEDULER_*``: the job scheduler (GPU inventory, tick, kill grace)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,7 +65,7 @@ class Settings:
                 except ValueError:
                     raise InvalidInput(f"{name}={env[name]!r} is not a number", field=name) from None
                 s = replace(s, **{attr: value})  # type: ignore[arg-type]
-        return replace(s, serving=ServingSettings.from_env(env))
+        return replace(s, serving=ServingSettings.from_env(env), scheduler=SchedulerSettings.from_env(env))
 
     @property
     def accepted_hosts(self) -> frozenset[str]:

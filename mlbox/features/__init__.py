@@ -1,0 +1,1 @@
+"""Feature store: definitions, point-in-time training sets, online features."""

@@ -1,0 +1,1 @@
+"""Notebooks: JupyterLab as a GPU-holding job, culled when idle; notebooks run headless as jobs."""

@@ -1,0 +1,1 @@
+"""Training jobs on local GPUs: inventory, queue, leases, placement, processes."""
