@@ -12,19 +12,21 @@ import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import duckdb
-import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:  # imported where used: the scoring path writes Parquet and must start fast
+    import duckdb
+    import polars as pl
 
 
 def write_parquet(data: pl.DataFrame | pa.Table, path: Path | str) -> Path:
     """Write a frame to Parquet atomically (temporary file, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = data.to_arrow() if isinstance(data, pl.DataFrame) else data
+    table = data if isinstance(data, pa.Table) else data.to_arrow()
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         pq.write_table(table, tmp, compression="zstd")
@@ -38,6 +40,8 @@ def write_parquet(data: pl.DataFrame | pa.Table, path: Path | str) -> Path:
 
 def connect(memory_limit: str | None = None, threads: int | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection; nothing is installed or downloaded."""
+    import duckdb
+
     config: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
     if memory_limit:
         config["memory_limit"] = memory_limit
@@ -53,10 +57,12 @@ def query(
     frames: dict[str, pl.DataFrame | pa.Table] | None = None,
 ) -> pl.DataFrame:
     """Run SQL over Parquet paths (``read_parquet('…')``) and named frames."""
+    import polars as pl
+
     con = connect()
     try:
         for name, frame in (frames or {}).items():
-            con.register(name, frame.to_arrow() if isinstance(frame, pl.DataFrame) else frame)
+            con.register(name, frame if isinstance(frame, pa.Table) else frame.to_arrow())
         result = con.sql(sql, params=list(params) if params else None).to_arrow_table()
         frame = pl.from_arrow(result)
         assert isinstance(frame, pl.DataFrame)

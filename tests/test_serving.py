@@ -623,7 +623,9 @@ def test_moving_an_alias_swaps_versions_under_load_with_no_failed_request(
         threads = [threading.Thread(target=fire, args=(k, url)) for k in range(3)]
         for t in threads:
             t.start()
-        time.sleep(0.4)
+        deadline = time.monotonic() + 30  # every client has been answered by v1 before the move
+        while not all(seen) and time.monotonic() < deadline:
+            time.sleep(0.02)
         registry.set_alias("gbc", "champion", 2)  # no notify: the watcher finds it by polling
         deadline = time.monotonic() + 30
         while not all(s and s[-1][1] == "2" for s in seen) and time.monotonic() < deadline:

@@ -26,14 +26,16 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from mlbox.store import tables
+
+if TYPE_CHECKING:
+    import polars as pl
 
 log = logging.getLogger("mlbox.serving.predlog")
 
@@ -178,6 +180,8 @@ def read_predictions(
     root: Path, model: str | None = None, *, since: float | None = None, until: float | None = None
 ) -> pl.DataFrame:
     """Logged predictions (oldest first) as a polars frame, optionally for one model and a time window."""
+    import polars as pl
+
     pattern = root / (model or "*") / "*" / "seg-*.parquet"
     if not any(root.glob(f"{model or '*'}/*/seg-*.parquet")):
         return pl.from_arrow(SCHEMA.empty_table())  # type: ignore[return-value]
