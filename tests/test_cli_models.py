@@ -268,3 +268,21 @@ def test_console_script_registers_and_refuses(subprocess_env: dict[str, str], ru
     proc = mlbox_cli("alias", "scaler", "champion", "7")
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == "mlbox: error: model 'scaler' has no version 7\n"
+
+
+def test_compose_registers_a_chain_or_an_ensemble_of_existing_parts(
+    capsys: pytest.CaptureFixture[str], runs: dict[str, int], services: Services
+) -> None:
+    ok(capsys, "models", "register", "double", "--run", str(runs["double"]))
+    ok(capsys, "models", "register", "triple", "--run", str(runs["triple"]))
+    ok(capsys, "models", "alias", "triple", "champion", "1")
+    out = ok(capsys, "models", "compose", "x6", "double/1", "triple@champion")
+    assert "registered x6 version 1  (composed: double/1 -> triple@champion)" in out
+    out = ok(capsys, "models", "compose", "avg", "double", "triple", "--ensemble", "mean")
+    assert "(composed: mean of double, triple)" in out
+    version = services.registry.get_version("avg", 1)
+    assert version.manifest["graph"] == "ensemble" and version.manifest["combine"] == "mean"
+    code, _, err = run_main(capsys, "models", "compose", "bad", "double", "nope@champion")
+    assert code == 2 and "part 'nope@champion'" in err
+    code, _, err = run_main(capsys, "models", "compose", "bad", "double")
+    assert code == 2 and "at least two parts" in err

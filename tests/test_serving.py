@@ -33,15 +33,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from mlbox.api.app import create_app
+from mlbox.registry.composition import Composition
 from mlbox.registry.service import RegistryService
 from mlbox.services import Services
 from mlbox.serving.codecs import decode_mlflow, decode_oip
-from mlbox.serving.compose import Composition
 from mlbox.serving.config import ServingSettings
 from mlbox.serving.predlog import PredictionLog, read_predictions
 from mlbox.serving.service import ServingService
 from mlbox.serving.tensors import conform, jsonable, to_outputs
-from mlbox.store.errors import InvalidInput
+from mlbox.store.errors import InvalidInput, NotFound
 from tests.test_api import EXPECTED_OPEN_SCORING
 
 TOKEN = "serving-token-1f2e"
@@ -744,12 +744,12 @@ def test_composed_models_equal_calling_their_parts(
     registry.register("scaler", model=scaler, example_input=x[:3], options={"method": "transform"})
     registry.register("clf", model=clf, example_input=x[:3])
     registry.set_alias("clf", "champion", 1)
-    registry.register("pipe", model=Composition.chain(["scaler/1", "clf@champion"]), flavor="python")
+    registry.register("pipe", model=Composition.chain(["scaler/1", "clf@champion"]))
     registry.register("p1", model=data["gbc"], example_input=x[:3], options={"method": "predict_proba"})
     registry.register("p2", model=data["lr"], example_input=x[:3], options={"method": "predict_proba"})
-    registry.register("avg", model=Composition.ensemble(["p1", "p2"], "mean"), flavor="python")
+    registry.register("avg", model=Composition.ensemble(["p1", "p2"], "mean"))
     registry.register("c3", model=Constant(1), flavor="python", example_input=x[:3])
-    registry.register("vote", model=Composition.ensemble(["gbc/1", "clf/1", "c3"], "vote"), flavor="python")
+    registry.register("vote", model=Composition.ensemble(["gbc/1", "clf/1", "c3"], "vote"))
     rows = x[:25] * 10 + 3
     with http_client(services, serving) as client:
         r = client.post("/api/v1/models/pipe/predict", json={"instances": rows.tolist()})
@@ -775,12 +775,21 @@ def test_composed_models_equal_calling_their_parts(
         assert r.json() == {"predictions": clf2.predict(scaler.transform(rows)).tolist()}
 
 
-def test_a_composition_outside_serving_says_what_it_is() -> None:
+def test_a_composed_version_is_its_graph_and_its_parts_must_exist(
+    registry: RegistryService, data: dict[str, Any]
+) -> None:
+    registry.register("a", model=Constant(1), flavor="python", example_input=data["x"][:2])
+    with pytest.raises(NotFound) as missing:
+        registry.register("ens", model=Composition.ensemble(["a", "b@champion"], "vote"))
+    assert missing.value.field == "parts[1]"
+    registry.register("b", model=Constant(2), flavor="python", example_input=data["x"][:2])
+    registry.set_alias("b", "champion", 1)
     comp = Composition.ensemble(["a", "b@champion"], "vote")
-    assert Composition.from_manifest(comp.to_manifest()) == comp
-    assert comp.to_manifest()["flavor"] == "composed"
+    version = registry.register("ens", model=comp)
+    assert version.flavor == "composed" and [f.path for f in version.files] == ["mlbox-model.json"]
+    assert Composition.from_manifest(version.manifest) == comp
     with pytest.raises(InvalidInput, match="inside mlbox serving"):
-        comp.predict([[1.0]])
+        registry.load("ens/1").predict([[1.0]])
     with pytest.raises(InvalidInput) as info:
         Composition("ensemble", ["a", "b"])
     assert info.value.field == "combine"

@@ -239,6 +239,39 @@ def models_register(
         click.echo(f"  inputs   {schema_text(mv.signature.inputs)}")
 
 
+@models.command("compose")
+@click.argument("name")
+@click.argument("parts", nargs=-1, required=True)
+@click.option(
+    "--ensemble",
+    "combine",
+    type=click.Choice(["mean", "vote"]),
+    default=None,
+    help="Score every part on the same input and combine (mean of outputs, or majority vote).",
+)
+@click.option("--description", "-d", default="", help="What this version is.")
+@json_option
+@pass_ctx
+def models_compose(
+    ctx: Context, name: str, parts: tuple[str, ...], combine: str | None, description: str, as_json: bool
+) -> None:
+    """Register NAME as a graph of registered models, served like any other.
+
+    Without --ensemble PARTS form a chain: each part's output feeds the next
+    (a preprocessor, then a model). Parts are NAME@ALIAS (follows the alias),
+    NAME/VERSION or NAME (the latest).
+    """
+    from mlbox.registry.composition import Composition
+
+    graph = Composition.chain(parts) if combine is None else Composition.ensemble(parts, combine)  # type: ignore[arg-type]
+    mv = ctx.services.registry.register(name, model=graph, description=description)
+    if as_json:
+        echo_json(mv)
+        return
+    shape = " -> ".join(parts) if combine is None else f"{combine} of " + ", ".join(parts)
+    click.echo(f"registered {mv.name} version {mv.version}  (composed: {shape})")
+
+
 @models.command("alias")
 @click.argument("name")
 @click.argument("alias")

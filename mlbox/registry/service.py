@@ -29,6 +29,7 @@ import msgspec
 
 from mlbox.registry import flavors, staging
 from mlbox.registry.cache import ModelCache, cache_key
+from mlbox.registry.composition import Composition
 from mlbox.registry.loaded import LoadedModel
 from mlbox.registry.migrations import migrations
 from mlbox.registry.refs import ModelRef, check_alias, check_name, check_version, parse_ref
@@ -121,9 +122,20 @@ class RegistryService:
                     )
                 source_field = "files_from" if files_from is not None else "artifact_path"
                 manifest = staging.manifest_for(folder, flavor, opts, source_field)
-            signature = staging.infer_version_signature(folder, manifest, example_input)
+            if manifest["flavor"] == "composed":  # no model of its own to run: its parts must exist
+                self._check_parts(Composition.from_manifest(manifest))
+                signature = None
+            else:
+                signature = staging.infer_version_signature(folder, manifest, example_input)
             files = staging.store_files(self.artifacts, folder, known)
         return self._insert(name, manifest, signature, lineage, files, description)
+
+    def _check_parts(self, composition: Composition) -> None:
+        for i, ref in enumerate(composition.parts):
+            try:
+                self.resolve(ref)
+            except NotFound as exc:
+                raise NotFound(f"part {ref!r}: {exc.message}", field=f"parts[{i}]") from None
 
     def _lineage(
         self, run_id: int | None, model: Any, files_from: str | Path | None, artifact_path: str | None

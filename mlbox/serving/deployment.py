@@ -22,7 +22,7 @@ from mlbox.registry.refs import ModelRef
 from mlbox.registry.schemas import Model, ModelVersion
 from mlbox.registry.signature import Schema, validate
 from mlbox.serving.batcher import Batcher, Outputs
-from mlbox.serving.compose import COMPOSITION_CLASS, MAX_DEPTH, Composition, compose
+from mlbox.serving.compose import MAX_DEPTH, Composition, compose
 from mlbox.serving.config import ServingSettings
 from mlbox.serving.metrics import ModelStats
 from mlbox.serving.tensors import to_outputs
@@ -140,16 +140,6 @@ class Deployment:
         self.batcher.close(wait=wait)
 
 
-def composition_of(version: ModelVersion, loaded: LoadedModel | None) -> Composition | None:
-    if version.flavor == "composed":
-        return Composition.from_manifest(version.manifest)
-    if loaded is not None:
-        model = getattr(loaded.predictor, "model", None)
-        if isinstance(model, Composition):
-            return model
-    return None
-
-
 def _step(schema: Schema | None, predict: Callable[[Any], Any]) -> Callable[[Any], Any]:
     if schema is None:
         return predict
@@ -168,15 +158,11 @@ def assemble(
         raise InvalidInput(
             f"composed model {version.ref} nests deeper than {MAX_DEPTH} (a cycle?)", field="parts"
         )
-    loaded = None
-    maybe_composed = version.flavor == "composed" or version.manifest.get("class") == COMPOSITION_CLASS
+    own_schema = version.signature.inputs if version.signature else None
     if version.flavor != "composed":
         loaded = registry.load(version, device=device_for(version, settings.gpus))
-    composition = composition_of(version, loaded) if maybe_composed else None
-    own_schema = version.signature.inputs if version.signature else None
-    if composition is None:
-        assert loaded is not None
         return loaded.predictor.predict, own_schema
+    composition = Composition.from_manifest(version.manifest)
     steps: list[Callable[[Any], Any]] = []
     first_schema: Schema | None = None
     for i, ref in enumerate(composition.parts):

@@ -35,7 +35,7 @@ __all__ = [
 MANIFEST_FILE = "mlbox-model.json"
 FORMAT = 1
 # Boosters before sklearn (whose estimators the boosters' wrappers are), `python` last.
-DETECT_ORDER = ("lightgbm", "xgboost", "onnx", "pytorch", "sklearn", "python")
+DETECT_ORDER = ("composed", "lightgbm", "xgboost", "onnx", "pytorch", "sklearn", "python")
 _cache: dict[str, Flavor] = {}
 
 
