@@ -179,7 +179,7 @@ async def test_live_requests_rates_and_shadow(registered: Services, home: Path) 
         screen = await open_serving(pilot)
         await until(pilot, lambda: len(rows(screen)) == 2, lambda: rows(screen))
         assert [r[:3] + r[4:6] + r[10:] for r in rows(screen)] == [
-            ["clf", "2", "challenger", "0", "0", "yes"],
+            ["clf", "2", "challenger", "0", "0", "yes 0"],
             ["clf", "1", "champion", "0", "0", "no"],
         ]
         for i in range(30):
@@ -191,6 +191,8 @@ async def test_live_requests_rates_and_shadow(registered: Services, home: Path) 
             return next(r for r in rows(screen) if r[2] == "champion")
 
         await until(pilot, lambda: champion()[4] == "31", lambda: rows(screen))
+        # the 30 good requests were mirrored to the challenger (the bad one failed before that)
+        await until(pilot, lambda: rows(screen)[0][10] == "yes 30", lambda: rows(screen))
         row = champion()
         assert row[5] == "1"  # errors
         assert float(row[3]) > 0  # req/s

@@ -70,6 +70,8 @@ class ServedRow:
     batch_avg: float | None
     queue_depth: int
     shadow: bool
+    mirrored: int = 0
+    """Requests mirrored to this version so far (as its model's challenger)."""
 
     @property
     def key(self) -> str:
@@ -126,6 +128,7 @@ def served_rows(
             batch_avg=s.rows / s.batches if s.batches and s.rows else None,
             queue_depth=s.queue_depth,
             shadow=(s.model, s.version) in shadows,
+            mirrored=s.shadow,
         )
         for s in stats
     ]
@@ -190,6 +193,7 @@ def parse_metrics(text: str) -> list[StatsSnapshot]:
             queue_depth=int(values["mlbox_serving_queue_depth"].get(key, 0)),
             p50_ms=_quantile_ms(buckets.get(key, []), 0.5),
             p99_ms=_quantile_ms(buckets.get(key, []), 0.99),
+            shadow=int(values["mlbox_serving_shadow_requests_total"].get(key, 0)),
         )
         for key in keys
     ]

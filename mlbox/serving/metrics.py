@@ -34,6 +34,8 @@ class StatsSnapshot:
     queue_depth: int
     p50_ms: float | None
     p99_ms: float | None
+    shadow: int = 0
+    """Requests mirrored to this version as its model's challenger."""
 
 
 class Histogram:
@@ -107,6 +109,7 @@ class ModelStats:
             queue_depth=self.queue_depth(),
             p50_ms=_quantile(recent, 0.5),
             p99_ms=_quantile(recent, 0.99),
+            shadow=self.shadow,
         )
 
 

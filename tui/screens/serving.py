@@ -82,7 +82,9 @@ def row_cells(row: ServedRow) -> tuple[Text, ...]:
         _right(_ms(row.p99_ms), dim),
         _right("–" if row.batch_avg is None else f"{row.batch_avg:.1f}", dim),
         _right(str(row.queue_depth), "bold #d29922" if row.queue_depth else dim),
-        Text("yes", style="#d29922") if row.shadow else Text("no", style="dim"),
+        Text(f"yes {row.mirrored:,}", style="#d29922")
+        if row.shadow
+        else Text(f"was {row.mirrored:,}" if row.mirrored else "no", style="dim"),
     )
 
 
