@@ -1,0 +1,507 @@
+"""The registry of feature definitions in SQLite: versions, resolution, lineage.
+
+Invariants:
+
+* A view version is written once and never updated (a trigger refuses it). A
+  new version is made exactly when the hash of the view's canonical
+  definition, with its resolved join keys (and, for an on-demand view, its
+  source views' hashes), differs from the latest version's.
+* `apply` validates every definition against its source first and writes all
+  of them in one ``BEGIN IMMEDIATE`` transaction, so a bad file changes nothing.
+* A training-set record names pinned versions, so rebuilding it later with the
+  same entity frame gives the same frame even after the views changed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mlbox.features import sources as src
+from mlbox.features.definitions import (
+    Definition,
+    Entity,
+    FeatureView,
+    FrameSource,
+    OnDemandFeatureView,
+    ParquetSource,
+    Source,
+    canonical_json,
+    definition_hash,
+    from_canonical,
+    polars_dtype,
+)
+from mlbox.features.migrations import migrations
+from mlbox.features.refs import FeaturePlan, OnDemandRequest, Output, ResolvedView, ViewRequest, parse_ref
+from mlbox.features.schemas import (
+    ApplyChange,
+    ApplyResult,
+    EntityInfo,
+    FieldInfo,
+    Freshness,
+    TrainingSetInfo,
+    TrainingSetView,
+    ViewInfo,
+    ViewVersionInfo,
+)
+from mlbox.store.db import Database
+from mlbox.store.errors import InvalidInput, NotFound
+
+ONLINE_PLAN_TTL_S = 2.0  # another process may apply a new version; re-resolve this often
+
+
+class Catalog:
+    def __init__(self, db: Database, *, frames_dir: Path) -> None:
+        self.db = db
+        self.frames_dir = frames_dir
+        migrations.apply(db)
+        self._pinned: dict[tuple[str, int], ResolvedView] = {}
+        self._plans: dict[tuple[str, ...], tuple[float, FeaturePlan]] = {}
+        self._lock = threading.Lock()
+
+    # -- apply ---------------------------------------------------------------------------
+
+    def apply(self, defs: Sequence[Definition], *, dry_run: bool = False) -> ApplyResult:
+        _check_duplicates(defs)
+        entities = {e.name: e for e in self._stored_entities()}
+        entities.update({d.name: d for d in defs if isinstance(d, Entity)})
+        prepared: list[tuple[str, str, dict[str, Any], Any]] = []  # (kind, name, stored json, frame)
+        fv_hashes: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {}
+        for d in defs:
+            if isinstance(d, FeatureView):
+                stored, frame = self._prepare_view(d, entities)
+                fv_hashes[d.name] = (
+                    stored["__hash"],
+                    tuple(stored["join_keys"]),
+                    {f.name: f.dtype for f in d.features},
+                )
+                prepared.append(("feature_view", d.name, stored, frame))
+        for d in defs:
+            if isinstance(d, OnDemandFeatureView):
+                prepared.append(
+                    ("on_demand_feature_view", d.name, self._prepare_on_demand(d, fv_hashes), None)
+                )
+        changes: list[ApplyChange] = []
+        now = time.time()
+        with self.db.atomic() as conn:
+            for d in defs:
+                if isinstance(d, Entity):
+                    row = conn.execute(
+                        "SELECT join_keys, description FROM feature_entities WHERE name = ?", (d.name,)
+                    ).fetchone()
+                    keys = json.dumps(list(d.join_keys))
+                    if row is None:
+                        action = "created"
+                    elif (row["join_keys"], row["description"]) != (keys, d.description):
+                        action = "updated"
+                    else:
+                        action = "unchanged"
+                    changes.append(ApplyChange("entity", d.name, action))
+                    if action != "unchanged" and not dry_run:
+                        conn.execute(
+                            "INSERT INTO feature_entities (name, join_keys, description, created_at, updated_at)"
+                            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET join_keys = excluded.join_keys,"
+                            " description = excluded.description, updated_at = excluded.updated_at",
+                            (d.name, keys, d.description, now, now),
+                        )
+            for kind, name, stored, frame in prepared:
+                digest = stored.pop("__hash")
+                row = conn.execute(
+                    "SELECT version, hash, kind FROM feature_view_versions WHERE name = ? ORDER BY version DESC LIMIT 1",
+                    (name,),
+                ).fetchone()
+                if row is not None and row["kind"] != kind:
+                    raise InvalidInput(
+                        f"{name!r} is registered as a {row['kind']}, not a {kind}", field="name"
+                    )
+                if row is not None and row["hash"] == digest:
+                    changes.append(ApplyChange(kind, name, "unchanged", row["version"], digest))
+                    continue
+                version = 1 if row is None else row["version"] + 1
+                changes.append(
+                    ApplyChange(kind, name, "created" if row is None else "updated", version, digest)
+                )
+                if dry_run:
+                    continue
+                if frame is not None:
+                    from mlbox.store.tables import write_parquet
+
+                    path = self.frames_dir / f"{stored['source']['sha256']}.parquet"
+                    if not path.exists():
+                        write_parquet(frame, path)
+                conn.execute(
+                    "INSERT INTO feature_view_versions (name, version, kind, hash, definition, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (name, version, kind, digest, canonical_json(stored), now),
+                )
+        with self._lock:
+            self._plans.clear()
+        return ApplyResult(changes)
+
+    def _prepare_view(self, view: FeatureView, entities: dict[str, Entity]) -> tuple[dict[str, Any], Any]:
+        from mlbox.features.retrieval import connect
+
+        keys: list[str] = []
+        for name in view.entities:
+            if name not in entities:
+                raise InvalidInput(
+                    f"feature view {view.name!r} names unknown entity {name!r}", field="entities"
+                )
+            keys.extend(k for k in entities[name].join_keys if k not in keys)
+        con = connect(
+            {"autoinstall_known_extensions": False, "autoload_known_extensions": False}, [view.source]
+        )
+        try:
+            where = f"feature view {view.name!r}"
+            frame = None
+            if isinstance(view.source, FrameSource):
+                frame = view.source.frame
+                con.register("__frame", frame.to_arrow())
+                rows = con.execute("DESCRIBE SELECT * FROM __frame").fetchall()
+                schema = {str(r[0]): str(r[1]) for r in rows}
+            else:
+                schema = src.describe(con, view.source, where)
+            src.check_schema(view, tuple(keys), schema)
+        finally:
+            con.close()
+        canonical = view.canonical()
+        canonical["join_keys"] = keys
+        digest = definition_hash(canonical)
+        stored = dict(canonical, description=view.description, tags=[list(t) for t in view.tags])
+        stored["feature_descriptions"] = {f.name: f.description for f in view.features if f.description}
+        stored["__hash"] = digest
+        return stored, frame
+
+    def _prepare_on_demand(
+        self, view: OnDemandFeatureView, batch: dict[str, tuple[str, tuple[str, ...], dict[str, str]]]
+    ) -> dict[str, Any]:
+        import polars as pl
+
+        source_hashes: dict[str, str] = {}
+        schema: dict[str, Any] = {}
+        owner: dict[str, str] = {}
+        for name in view.sources:
+            if name in batch:
+                digest, _, dtypes = batch[name]
+            else:
+                try:
+                    resolved = self.resolve(name)
+                except NotFound:
+                    raise InvalidInput(
+                        f"on-demand view {view.name!r} names unknown source view {name!r}", field="sources"
+                    ) from None
+                if not isinstance(resolved.definition, FeatureView):
+                    raise InvalidInput(
+                        f"on-demand view {view.name!r}: source {name!r} is on-demand", field="sources"
+                    )
+                digest, dtypes = resolved.hash, resolved.dtypes
+            source_hashes[name] = digest
+            for fname, dtype in dtypes.items():
+                if fname in owner:
+                    raise InvalidInput(
+                        f"on-demand view {view.name!r}: feature {fname!r} is in both {owner[fname]!r} and {name!r}",
+                        field="sources",
+                    )
+                owner[fname] = name
+                schema[fname] = polars_dtype(dtype)
+        empty = pl.DataFrame(schema=schema)
+        declared = {f.name: f.dtype for f in view.features}
+        for fname, expr in view.polars_exprs().items():
+            try:
+                empty.select(expr.cast(polars_dtype(declared[fname])))
+            except Exception as exc:  # ColumnNotFoundError, InvalidOperationError, ...
+                first = str(exc).strip().splitlines()[0]
+                raise InvalidInput(
+                    f"on-demand view {view.name!r}: feature {fname!r} cannot be computed from "
+                    f"{sorted(schema)}: {first}",
+                    field="expressions",
+                ) from None
+        canonical = view.canonical()
+        canonical["source_hashes"] = source_hashes
+        stored = dict(
+            canonical, description=view.description, join_keys=[], __hash=definition_hash(canonical)
+        )
+        return stored
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _stored_entities(self) -> list[Entity]:
+        rows = self.db.query("SELECT name, join_keys, description FROM feature_entities ORDER BY name")
+        return [Entity(r["name"], json.loads(r["join_keys"]), r["description"]) for r in rows]
+
+    def list_entities(self) -> list[EntityInfo]:
+        rows = self.db.query("SELECT * FROM feature_entities ORDER BY name")
+        return [
+            EntityInfo(
+                r["name"], json.loads(r["join_keys"]), r["description"], r["created_at"], r["updated_at"]
+            )
+            for r in rows
+        ]
+
+    def view_names(self) -> list[str]:
+        return [
+            r["name"] for r in self.db.query("SELECT DISTINCT name FROM feature_view_versions ORDER BY name")
+        ]
+
+    def resolve(self, name: str, version: int | str | None = None) -> ResolvedView:
+        """A view version: latest when ``version`` is None, else a number or a hash prefix."""
+        if isinstance(version, int) and (name, version) in self._pinned:
+            return self._pinned[(name, version)]
+        if version is None:
+            row = self.db.query_one(
+                "SELECT * FROM feature_view_versions WHERE name = ? ORDER BY version DESC LIMIT 1", (name,)
+            )
+        elif isinstance(version, int):
+            row = self.db.query_one(
+                "SELECT * FROM feature_view_versions WHERE name = ? AND version = ?", (name, version)
+            )
+        else:
+            rows = self.db.query(
+                "SELECT * FROM feature_view_versions WHERE name = ? AND hash LIKE ? ORDER BY version DESC",
+                (name, version + "%"),
+            )
+            if len({r["hash"] for r in rows}) > 1:
+                raise InvalidInput(f"version {version!r} of {name!r} is ambiguous", field="features")
+            row = rows[0] if rows else None
+        if row is None:
+            if self.db.query_one("SELECT 1 FROM feature_view_versions WHERE name = ?", (name,)) is None:
+                raise NotFound(f"no feature view named {name!r}", field="features")
+            raise NotFound(f"feature view {name!r} has no version {version!r}", field="features")
+        resolved = self._from_row(row)
+        self._pinned[(resolved.name, resolved.version)] = resolved
+        return resolved
+
+    def _from_row(self, row: Any) -> ResolvedView:
+        data = json.loads(row["definition"])
+        definition = from_canonical(data, frames_dir=self.frames_dir)
+        if isinstance(definition, Entity):
+            raise AssertionError("an entity stored as a view")
+        pins: tuple[tuple[str, int], ...] = ()
+        if isinstance(definition, OnDemandFeatureView):
+            pins = tuple(self._pin_source(n, h) for n, h in sorted(data["source_hashes"].items()))
+        return ResolvedView(
+            row["name"],
+            row["version"],
+            row["hash"],
+            definition,
+            tuple(data["join_keys"]),
+            row["created_at"],
+            pins,
+        )
+
+    def _pin_source(self, name: str, digest: str) -> tuple[str, int]:
+        row = self.db.query_one(
+            "SELECT version FROM feature_view_versions WHERE name = ? AND hash = ? ORDER BY version LIMIT 1",
+            (name, digest),
+        )
+        if row is None:
+            raise NotFound(f"source view {name!r} version {digest} is not registered", field="sources")
+        return name, int(row["version"])
+
+    def feature_views(self, names: Sequence[str] | None) -> list[ResolvedView]:
+        """Latest versions of the named feature views (all when None); on-demand views refused."""
+        wanted = list(names) if names is not None else self.view_names()
+        out = [self.resolve(n) for n in wanted]
+        if names is not None:
+            for r in out:
+                if not isinstance(r.definition, FeatureView):
+                    raise InvalidInput(
+                        f"{r.name!r} is an on-demand view; it is computed, not materialized", field="views"
+                    )
+        return [r for r in out if isinstance(r.definition, FeatureView)]
+
+    def view_info(
+        self,
+        name: str,
+        *,
+        version: int | None = None,
+        freshness: dict[tuple[str, int], Freshness] | None = None,
+    ) -> ViewInfo:
+        r = self.resolve(name, version)
+        versions = [
+            ViewVersionInfo(v["version"], v["hash"], v["created_at"])
+            for v in self.db.query(
+                "SELECT version, hash, created_at FROM feature_view_versions WHERE name = ? ORDER BY version",
+                (name,),
+            )
+        ]
+        d = r.definition
+        fields = [FieldInfo(f.name, f.dtype, f.description) for f in d.features]
+        if isinstance(d, FeatureView):
+            return ViewInfo(
+                d.name, r.kind, r.version, r.hash, versions, list(d.entities), list(r.join_keys), fields,
+                None if d.ttl is None else d.ttl.total_seconds(), _describe_source(d.source),
+                d.timestamp_field, d.created_timestamp_field, [], d.description, r.created_at,
+                (freshness or {}).get((r.name, r.version)),
+            )  # fmt: skip
+        return ViewInfo(
+            d.name, r.kind, r.version, r.hash, versions, [], [], fields, None, "on demand", None, None,
+            [f"{n}@v{v}" for n, v in r.source_versions], d.description, r.created_at,
+        )  # fmt: skip
+
+    # -- requests ------------------------------------------------------------------------
+
+    def resolve_features(self, refs: Sequence[str]) -> FeaturePlan:
+        """Resolve references to pinned versions and the columns to fetch."""
+        if isinstance(refs, str) or not refs:
+            raise InvalidInput("features must be a non-empty list of 'view:feature'", field="features")
+        chosen: dict[str, ResolvedView] = {}
+        outputs: list[Output] = []
+        for text in refs:
+            ref = parse_ref(text)
+            view = self.resolve(ref.view, ref.version)
+            if ref.view in chosen and chosen[ref.view].version != view.version:
+                raise InvalidInput(
+                    f"{ref.view!r} is requested at versions {chosen[ref.view].version} and {view.version}; "
+                    "one version per view in a request",
+                    field="features",
+                )
+            chosen[ref.view] = view
+            dtypes = view.dtypes
+            names = list(dtypes) if ref.feature == "*" else [ref.feature]
+            for fname in names:
+                if fname not in dtypes:
+                    raise InvalidInput(
+                        f"unknown feature {fname!r} in view {view.name!r} v{view.version} "
+                        f"(has {', '.join(dtypes)})",
+                        field="features",
+                    )
+                out = Output(view.name, fname, dtypes[fname], view.kind == "on_demand_feature_view")
+                if out not in outputs:
+                    outputs.append(out)
+        fetch: dict[str, list[str]] = {}
+        fv: dict[str, ResolvedView] = {}
+        on_demand: list[OnDemandRequest] = []
+        for name, view in chosen.items():
+            if isinstance(view.definition, OnDemandFeatureView):
+                asked = tuple(o.feature for o in outputs if o.view == name)
+                on_demand.append(OnDemandRequest(view, asked))
+                for src_name, src_version in view.source_versions:
+                    source = self.resolve(src_name, src_version)
+                    if src_name in fv and fv[src_name].version != src_version:
+                        raise InvalidInput(
+                            f"on-demand view {name!r} needs {src_name!r} v{src_version} but the request uses "
+                            f"v{fv[src_name].version}",
+                            field="features",
+                        )
+                    fv[src_name] = source
+                    bucket = fetch.setdefault(src_name, [])
+                    bucket.extend(f for f in source.dtypes if f not in bucket)
+            else:
+                if name in fv and fv[name].version != view.version:
+                    raise InvalidInput(f"{name!r} is requested at two versions", field="features")
+                fv[name] = view
+                bucket = fetch.setdefault(name, [])
+                bucket.extend(o.feature for o in outputs if o.view == name and o.feature not in bucket)
+        views = tuple(ViewRequest(fv[n], tuple(fetch[n])) for n in fetch)
+        pinned = tuple(f"{o.view}:{o.feature}@v{chosen[o.view].version}" for o in outputs)
+        return FeaturePlan(views, tuple(on_demand), tuple(outputs), pinned)
+
+    def online_plan(self, refs: tuple[str, ...]) -> FeaturePlan:
+        """`resolve_features`, cached for a short while: online reads are hot."""
+        now = time.monotonic()
+        hit = self._plans.get(refs)
+        if hit is not None and now - hit[0] < ONLINE_PLAN_TTL_S:
+            return hit[1]
+        plan = self.resolve_features(refs)
+        with self._lock:
+            if len(self._plans) > 1024:
+                self._plans.clear()
+            self._plans[refs] = (now, plan)
+        return plan
+
+    # -- training sets -------------------------------------------------------------------
+
+    def record_training_set(
+        self,
+        plan: FeaturePlan,
+        *,
+        entity_hash: str,
+        entity_rows: int,
+        row_count: int,
+        columns: list[str],
+        full_feature_names: bool,
+        timestamp_field: str,
+        run_id: int | None,
+        name: str | None,
+    ) -> TrainingSetInfo:
+        views = [TrainingSetView(r.view.name, r.view.version, r.view.hash) for r in plan.views]
+        views += [TrainingSetView(r.view.name, r.view.version, r.view.hash) for r in plan.on_demand]
+        now = time.time()
+        with self.db.atomic() as conn:
+            cur = conn.execute(
+                "INSERT INTO feature_training_sets (name, created_at, features, views, entity_hash, entity_rows,"
+                " row_count, columns, full_feature_names, timestamp_field, run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    name, now, json.dumps(list(plan.pinned)), json.dumps([[v.name, v.version, v.hash] for v in views]),
+                    entity_hash, entity_rows, row_count, json.dumps(columns), int(full_feature_names),
+                    timestamp_field, run_id,
+                ),
+            )  # fmt: skip
+            ts_id = int(cur.lastrowid or 0)
+            conn.executemany(
+                "INSERT OR IGNORE INTO feature_training_set_views (training_set, view, version) VALUES (?, ?, ?)",
+                [(ts_id, v.name, v.version) for v in views],
+            )
+        return self.training_set(ts_id)
+
+    def training_sets(self, *, limit: int = 100, view: str | None = None) -> list[TrainingSetInfo]:
+        if view is None:
+            rows = self.db.query("SELECT * FROM feature_training_sets ORDER BY id DESC LIMIT ?", (limit,))
+        else:
+            rows = self.db.query(
+                "SELECT * FROM feature_training_sets WHERE id IN"
+                " (SELECT training_set FROM feature_training_set_views WHERE view = ?) ORDER BY id DESC LIMIT ?",
+                (view, limit),
+            )
+        return [_training_set(r) for r in rows]
+
+    def training_set(self, training_set_id: int) -> TrainingSetInfo:
+        row = self.db.query_one("SELECT * FROM feature_training_sets WHERE id = ?", (training_set_id,))
+        if row is None:
+            raise NotFound(f"no training set {training_set_id}", field="training_set")
+        return _training_set(row)
+
+
+def _training_set(r: Any) -> TrainingSetInfo:
+    return TrainingSetInfo(
+        id=r["id"],
+        created_at=r["created_at"],
+        features=json.loads(r["features"]),
+        views=[TrainingSetView(n, v, h) for n, v, h in json.loads(r["views"])],
+        entity_hash=r["entity_hash"],
+        entity_rows=r["entity_rows"],
+        row_count=r["row_count"],
+        columns=json.loads(r["columns"]),
+        full_feature_names=bool(r["full_feature_names"]),
+        timestamp_field=r["timestamp_field"],
+        run_id=r["run_id"],
+        name=r["name"],
+    )
+
+
+def _check_duplicates(defs: Sequence[Definition]) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    for d in defs:
+        if not isinstance(d, (Entity, FeatureView, OnDemandFeatureView)):
+            raise InvalidInput(
+                f"{d!r} is not an Entity, FeatureView or OnDemandFeatureView", field="definitions"
+            )
+        space = "entity" if isinstance(d, Entity) else "view"
+        if (space, d.name) in seen:
+            raise InvalidInput(f"duplicate definition: {space} {d.name!r} is defined twice", field="name")
+        seen[(space, d.name)] = d.name
+
+
+def _describe_source(source: Source) -> str:
+    if isinstance(source, ParquetSource):
+        return f"parquet: {source.path}"
+    if hasattr(source, "path"):
+        return f"csv: {source.path}"
+    if hasattr(source, "query"):
+        return f"sql: {' '.join(source.query.split())}"
+    return "frame"
