@@ -221,12 +221,15 @@ def register_model(
     flavor: str | None = None,
     description: str = "",
     options: Mapping[str, Any] | None = None,
+    features: list[str] | None = None,
 ) -> ModelVersion:
     """Register a new version of ``name``: a run's logged model, or ``model=`` from memory.
 
     ``run_id`` defaults to the active run. With ``model=`` the object is saved
     by its flavor and the run (if any) is recorded as its lineage. With
     ``example_input`` the signature is inferred and the model is checked to run.
+    ``features=["view:feature", ...]`` (the model's input columns, in order)
+    lets a scoring request send entity keys only: serving looks the features up.
     """
     if run_id is None:
         active = active_run()
@@ -245,6 +248,7 @@ def register_model(
         example_input=example_input,
         description=description,
         options=options,
+        features=features,
     )
 
 

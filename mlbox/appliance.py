@@ -79,6 +79,9 @@ class Appliance:
                 flush_s=self.settings.serving.log_flush_s,
                 max_buffer=self.settings.serving.log_max_buffer,
             ),
+            features=lambda rows, refs: services.features.get_online_features(
+                rows, refs, full_feature_names=True
+            ),
         )
 
     # -- loops -----------------------------------------------------------------

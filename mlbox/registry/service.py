@@ -17,11 +17,12 @@ artifacts and lineage, never read directly. Invariants:
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,19 @@ from mlbox.store.errors import InvalidInput, NotFound
 from mlbox.tracking.service import TrackingService
 
 DEFAULT_ARTIFACT_PATH = "model"
+
+
+_FEATURE_REF = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*:[A-Za-z_][A-Za-z0-9_]*(@[A-Za-z0-9]+)?$")
+
+
+def check_feature_refs(refs: Sequence[str]) -> list[str]:
+    """``view:feature`` references, in order (their views are resolved when the model is served)."""
+    if isinstance(refs, str) or not refs:
+        raise InvalidInput("features must be a non-empty list of 'view:feature'", field="features")
+    for i, ref in enumerate(refs):
+        if not isinstance(ref, str) or not _FEATURE_REF.match(ref):
+            raise InvalidInput(f"{ref!r} is not 'view:feature'", field=f"features[{i}]")
+    return list(refs)
 
 
 class RegistryService:
@@ -72,6 +86,7 @@ class RegistryService:
         description: str = "",
         files_from: str | Path | None = None,
         options: Mapping[str, Any] | None = None,
+        features: Sequence[str] | None = None,
     ) -> ModelVersion:
         """Register a new version of ``name`` from one source:
 
@@ -86,6 +101,10 @@ class RegistryService:
         manifest; other files need ``flavor=``. With ``example_input`` the saved
         model is loaded back and run once, which checks it and gives the
         signature (inputs and outputs).
+
+        ``features=["view:feature", ...]`` says the model takes those features,
+        in that order, as its input matrix: serving then accepts entity keys
+        and looks the features up in the online store.
         """
         check_name(name)
         if not isinstance(description, str):
@@ -122,6 +141,9 @@ class RegistryService:
                     )
                 source_field = "files_from" if files_from is not None else "artifact_path"
                 manifest = staging.manifest_for(folder, flavor, opts, source_field)
+            if features is not None:
+                manifest["features"] = check_feature_refs(features)
+                flavors.write_manifest(folder, manifest)
             if manifest["flavor"] == "composed":  # no model of its own to run: its parts must exist
                 self._check_parts(Composition.from_manifest(manifest))
                 signature = None

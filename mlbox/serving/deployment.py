@@ -24,6 +24,7 @@ from mlbox.registry.signature import Schema, validate
 from mlbox.serving.batcher import Batcher, Outputs
 from mlbox.serving.compose import MAX_DEPTH, Composition, compose
 from mlbox.serving.config import ServingSettings
+from mlbox.serving.features import FeatureLookup, with_features
 from mlbox.serving.metrics import ModelStats
 from mlbox.serving.tensors import to_outputs
 from mlbox.store.errors import InvalidInput
@@ -127,6 +128,8 @@ class Deployment:
     output_name: str
     depends: dict[str, int] = field(default_factory=dict)
     """Part reference -> the version it resolved to when this (composed) deployment was built."""
+    by_entity: bool = False
+    """Requests carry entity keys; features are looked up (`mlbox.serving.features`)."""
 
     @property
     def name(self) -> str:
@@ -152,6 +155,7 @@ def assemble(
     settings: ServingSettings,
     depends: dict[str, int],
     depth: int = 0,
+    lookup: FeatureLookup | None = None,
 ) -> tuple[Callable[[Any], Any], Schema | None]:
     """The predict function of ``version`` (taking inputs valid for the returned schema)."""
     if depth > MAX_DEPTH:
@@ -161,6 +165,15 @@ def assemble(
     own_schema = version.signature.inputs if version.signature else None
     if version.flavor != "composed":
         loaded = registry.load(version, device=device_for(version, settings.gpus))
+        refs = version.manifest.get("features")
+        if refs:
+            if lookup is None:
+                raise InvalidInput(
+                    f"{version.ref} takes feature views as inputs, and no feature store is attached",
+                    field="features",
+                )
+            # the request holds entity keys, checked by the lookup; the features meet the signature
+            return with_features(refs, lookup, own_schema, loaded.predictor.predict), None
         return loaded.predictor.predict, own_schema
     composition = Composition.from_manifest(version.manifest)
     steps: list[Callable[[Any], Any]] = []
@@ -168,7 +181,7 @@ def assemble(
     for i, ref in enumerate(composition.parts):
         part = registry.resolve(ref)
         depends[ref] = part.version
-        predict, schema = assemble(registry, part, settings, depends, depth + 1)
+        predict, schema = assemble(registry, part, settings, depends, depth + 1, lookup)
         if i == 0:
             first_schema = schema
         # the request was validated against the first part's schema unless the composed model has its own
@@ -177,11 +190,15 @@ def assemble(
 
 
 def build_deployment(
-    registry: Registry, version: ModelVersion, settings: ServingSettings, stats: ModelStats
+    registry: Registry,
+    version: ModelVersion,
+    settings: ServingSettings,
+    stats: ModelStats,
+    lookup: FeatureLookup | None = None,
 ) -> Deployment:
     """Load, assemble and warm ``version``; the returned deployment's batcher is running."""
     depends: dict[str, int] = {}
-    predict, schema = assemble(registry, version, settings, depends)
+    predict, schema = assemble(registry, version, settings, depends, lookup=lookup)
     name = output_name(version)
 
     def run(inputs: Any) -> Outputs:
@@ -205,4 +222,6 @@ def build_deployment(
         on_start=thread_setup(version),
     )
     stats.queue_depth = lambda: batcher.depth
-    return Deployment(version, schema, batcher, stats, name, depends)
+    return Deployment(
+        version, schema, batcher, stats, name, depends, by_entity=bool(version.manifest.get("features"))
+    )

@@ -38,6 +38,7 @@ from mlbox.serving.batcher import Outputs
 from mlbox.serving.config import ServingSettings
 from mlbox.serving.deployment import Deployment, Registry, build_deployment
 from mlbox.serving.errors import InferenceTimeout, NotReady, Retired
+from mlbox.serving.features import FeatureLookup, entity_inputs
 from mlbox.serving.metrics import ModelStats, StatsSnapshot, render
 from mlbox.serving.predlog import PredictionLog
 from mlbox.serving.tensors import Payload, conform
@@ -74,9 +75,15 @@ def _expire(fut: asyncio.Future[Outputs], seconds: float) -> None:
 
 class ServingService:
     def __init__(
-        self, registry: Registry, settings: ServingSettings, predlog: PredictionLog | None = None
+        self,
+        registry: Registry,
+        settings: ServingSettings,
+        predlog: PredictionLog | None = None,
+        features: FeatureLookup | None = None,
     ) -> None:
         self.registry = registry
+        self.features = features
+        """Online feature lookup for models registered with ``features=`` (`mlbox.serving.features`)."""
         self.settings = settings
         self.predlog = predlog
         self._log = predlog if settings.log_predictions else None
@@ -223,7 +230,9 @@ class ServingService:
             dep = self._by_version.get((version.name, version.version))
             if dep is None or not self._deps_current(dep) or dep.batcher.closed:
                 try:
-                    dep = build_deployment(self.registry, version, self.settings, self._stats_for(version))
+                    dep = build_deployment(
+                        self.registry, version, self.settings, self._stats_for(version), self.features
+                    )
                 except MlboxError as exc:
                     self._fail(key, version.version, f"{version.ref} could not be loaded: {exc.message}")
                     raise NotReady(self._failures[key].message) from None
@@ -341,7 +350,7 @@ class ServingService:
         try:
             for _ in range(5):
                 dep = await self.route(ref)
-                inputs, rows = conform(dep.schema, payload)
+                inputs, rows = entity_inputs(payload) if dep.by_entity else conform(dep.schema, payload)
                 try:
                     fut = dep.batcher.submit(inputs, rows, loop)
                 except Retired:
