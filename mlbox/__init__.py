@@ -30,7 +30,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlbox import checkpoint as checkpoint
+from mlbox.scheduler.client import submit as submit
 from mlbox.store.errors import Conflict, IntegrityError, InvalidInput, MlboxError, NotFound
+from mlbox.sweeps.params import trial_params
 from mlbox.tracking import client as _client
 from mlbox.tracking.client import ActiveRun, Client, set_home
 from mlbox.tracking.schemas import ArtifactInfo, DatasetInfo, Run
@@ -71,6 +74,7 @@ __all__ = [
     "set_tag",
     "set_tags",
     "start_run",
+    "trial_params",
 ]
 
 

@@ -119,7 +119,8 @@ class Appliance:
                 self.schedule_once()
             except Exception:  # as above: the next tick retries
                 log.exception("scheduler pass failed")
-            self._stop.wait(self.settings.scheduler.tick_s)
+            # woken at once by a submit, cancel or retry in this process (the API, the TUI)
+            self.services.scheduler.wait_for_work(self.settings.scheduler.tick_s)
 
     def start_loops(self) -> None:
         self.serving.start()
@@ -215,6 +216,7 @@ class Appliance:
 
     def stop(self) -> None:
         self._stop.set()
+        self.services.scheduler.wake.set()
         if self._server is not None:
             self._server.should_exit = True
         for t in self._threads:

@@ -43,6 +43,6 @@ class Services:
             registry=RegistryService(db, artifacts, tracking, cache_dir=home.root / "cache" / "models"),
             scheduler=scheduler,
             sweeps=SweepService(db, home, tracking, scheduler),
-            notebooks=NotebookService(db, home, scheduler),
+            notebooks=NotebookService(db, home, scheduler, settings.notebooks),
             features=FeatureStore(db, home),
         )

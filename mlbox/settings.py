@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mlbox.notebooks.config import NotebookSettings
 from mlbox.scheduler.config import SchedulerSettings
 from mlbox.serving.config import ServingSettings
 from mlbox.store.errors import InvalidInput
@@ -40,6 +41,8 @@ class Settings:
     """``MLBOX_SERVING_*``: the scoring path (batching, queues, limits, shadow, prediction log)."""
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     """``MLBOX_GPUS``, ``MLBOX_SCHEDULER_*``: the job scheduler (GPU inventory, tick, kill grace)."""
+    notebooks: NotebookSettings = field(default_factory=NotebookSettings)
+    """``MLBOX_NOTEBOOK_*``: when idle notebook servers are culled, how often they are asked."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -65,7 +68,12 @@ class Settings:
                 except ValueError:
                     raise InvalidInput(f"{name}={env[name]!r} is not a number", field=name) from None
                 s = replace(s, **{attr: value})  # type: ignore[arg-type]
-        return replace(s, serving=ServingSettings.from_env(env), scheduler=SchedulerSettings.from_env(env))
+        return replace(
+            s,
+            serving=ServingSettings.from_env(env),
+            scheduler=SchedulerSettings.from_env(env),
+            notebooks=NotebookSettings.from_env(env),
+        )
 
     @property
     def accepted_hosts(self) -> frozenset[str]:

@@ -26,10 +26,13 @@ from mlbox.api.artifacts import ArtifactController
 from mlbox.api.errors import EXCEPTION_HANDLERS
 from mlbox.api.experiments import ExperimentController
 from mlbox.api.health import HealthController
+from mlbox.api.jobs import jobs_router
 from mlbox.api.metrics import MetricController
 from mlbox.api.models import models_router
+from mlbox.api.notebooks import notebooks_router
 from mlbox.api.runs import RunController
 from mlbox.api.security import all_of, host_guard, token_guard
+from mlbox.api.sweeps import sweeps_router
 from mlbox.services import Services
 from mlbox.tracking.service import TrackingService
 
@@ -72,6 +75,9 @@ def create_app(services: Services, *, token: str, serving: ServingService | None
             MetricController,
             ArtifactController,
             models_router(services.registry),
+            jobs_router(services.scheduler),
+            sweeps_router(services.sweeps),
+            notebooks_router(services.notebooks),
             *scoring,
         ],
         guards=[all_of(host_guard(services.settings.accepted_hosts), token_guard(token))],

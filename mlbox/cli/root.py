@@ -14,9 +14,12 @@ import click
 
 from mlbox import __version__
 from mlbox.cli.context import Context, pass_ctx
+from mlbox.cli.jobs import gpus, jobs
 from mlbox.cli.models import models
+from mlbox.cli.notebooks import notebook
 from mlbox.cli.predict import predict
 from mlbox.cli.runs import experiments, runs
+from mlbox.cli.sweeps import sweep, sweeps
 from mlbox.store.errors import MlboxError
 
 
@@ -80,12 +83,18 @@ cli.add_command(experiments)
 cli.add_command(runs)
 cli.add_command(models)
 cli.add_command(predict)
+cli.add_command(notebook)
+cli.add_command(jobs)
+cli.add_command(gpus)
+cli.add_command(sweep)
+cli.add_command(sweeps)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every error becomes one line on stderr."""
     try:
-        cli.main(args=argv, prog_name="mlbox", standalone_mode=False)
+        # Without standalone mode click *returns* the code of `ctx.exit(code)` instead of raising
+        rc = cli.main(args=argv, prog_name="mlbox", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
         # `mlbox runs` alone asks what the group can do: help, not an error.
         click.echo(exc.ctx.get_help())
@@ -113,4 +122,4 @@ def main(argv: list[str] | None = None) -> None:
             f"mlbox: internal error: {type(exc).__name__}: {exc} (set MLBOX_DEBUG=1 for details)", err=True
         )
         sys.exit(1)
-    sys.exit(0)
+    sys.exit(rc if isinstance(rc, int) and not isinstance(rc, bool) else 0)

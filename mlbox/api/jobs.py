@@ -1,0 +1,114 @@
+"""Training jobs and the GPU board over HTTP: submit, list, show, cancel, retry, follow logs.
+
+Every route needs the management token (the app-wide guard). The submit body
+is a `JobSpec` decoded by msgspec (unknown fields refused); the service
+checks the values, so the API and the CLI refuse the same input with the same
+messages. Logs are read by offset: a client follows a job by passing back
+``next_offset`` until the job is terminal and the text is empty.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from litestar import Controller, Router, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from mlbox.scheduler.schemas import JOB_STATES, GpuStatus, Job, JobSpec
+from mlbox.scheduler.service import SchedulerService
+from mlbox.store.errors import InvalidInput
+
+
+class LogChunk(msgspec.Struct, frozen=True):
+    job_id: int
+    offset: int
+    next_offset: int
+    text: str
+    """The bytes from ``offset`` decoded as UTF-8 (invalid bytes replaced)."""
+    state: str
+
+
+class JobController(Controller):
+    path = "/api/v1/jobs"
+    tags = ("jobs",)
+
+    @post(operation_id="submitJob", status_code=201, sync_to_thread=True, summary="Queue a job")
+    def submit(self, scheduler: NamedDependency[SchedulerService], data: JSONBody[JobSpec]) -> Job:
+        return scheduler.submit(data)
+
+    @get(operation_id="listJobs", sync_to_thread=True, summary="Jobs, newest first")
+    def list_jobs(
+        self,
+        scheduler: NamedDependency[SchedulerService],
+        states: Annotated[list[str] | None, QueryParameter(query="state")] = None,
+        owner: str | None = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100_000)] = 200,
+    ) -> list[Job]:
+        for s in states or ():
+            if s not in JOB_STATES:
+                raise InvalidInput(f"state must be one of {', '.join(JOB_STATES)}; got {s!r}", field="state")
+        return scheduler.list_jobs(states, owner=owner, limit=limit)
+
+    @get("/{job_id:int}", operation_id="getJob", sync_to_thread=True, summary="One job")
+    def get_job(self, scheduler: NamedDependency[SchedulerService], job_id: FromPath[int]) -> Job:
+        return scheduler.get(job_id)
+
+    @post(
+        "/{job_id:int}/cancel",
+        operation_id="cancelJob",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Cancel a job (a running one is stopped: SIGTERM, then SIGKILL after the grace period)",
+    )
+    def cancel(self, scheduler: NamedDependency[SchedulerService], job_id: FromPath[int]) -> Job:
+        return scheduler.cancel(job_id)
+
+    @post(
+        "/{job_id:int}/retry",
+        operation_id="retryJob",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Queue a finished job again",
+    )
+    def retry(self, scheduler: NamedDependency[SchedulerService], job_id: FromPath[int]) -> Job:
+        return scheduler.retry(job_id)
+
+    @get(
+        "/{job_id:int}/logs",
+        operation_id="getJobLogs",
+        sync_to_thread=True,
+        summary="Log text from an offset",
+    )
+    def logs(
+        self,
+        scheduler: NamedDependency[SchedulerService],
+        job_id: FromPath[int],
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    ) -> LogChunk:
+        data, next_offset = scheduler.read_log(job_id, offset)
+        state = scheduler.get(job_id).state
+        return LogChunk(job_id, offset, next_offset, data.decode("utf-8", errors="replace"), state)
+
+
+class GpuController(Controller):
+    path = "/api/v1/gpus"
+    tags = ("jobs",)
+
+    @get(operation_id="listGpus", sync_to_thread=True, summary="The GPU board: each GPU and who holds it")
+    def board(self, scheduler: NamedDependency[SchedulerService]) -> list[GpuStatus]:
+        return scheduler.gpu_board()
+
+
+def jobs_router(scheduler: SchedulerService) -> Router:
+    """The controllers with their scheduler, so `create_app` adds them with one line."""
+
+    def provide_scheduler() -> SchedulerService:
+        return scheduler
+
+    return Router(
+        path="/",
+        route_handlers=[JobController, GpuController],
+        dependencies={"scheduler": Provide(provide_scheduler, sync_to_thread=False)},
+    )
