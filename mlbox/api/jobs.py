@@ -42,8 +42,8 @@ class JobController(Controller):
     def list_jobs(
         self,
         scheduler: NamedDependency[SchedulerService],
-        states: Annotated[list[str] | None, QueryParameter(query="state")] = None,
-        owner: str | None = None,
+        states: Annotated[list[str] | None, QueryParameter(name="state")] = None,
+        owner: Annotated[str | None, QueryParameter()] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100_000)] = 200,
     ) -> list[Job]:
         for s in states or ():
