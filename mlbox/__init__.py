@@ -39,6 +39,7 @@ from mlbox.tracking.client import ActiveRun, Client, set_home
 from mlbox.tracking.schemas import ArtifactInfo, DatasetInfo, Run
 
 if TYPE_CHECKING:
+    from mlbox.features.service import FeatureStore
     from mlbox.registry.loaded import LoadedModel
     from mlbox.registry.schemas import ModelVersion
     from mlbox.registry.service import RegistryService
@@ -58,6 +59,7 @@ __all__ = [
     "__version__",
     "active_run",
     "end_run",
+    "feature_store",
     "flush",
     "load_model",
     "log_artifact",
@@ -197,6 +199,7 @@ def log_model(
 
 _registries: weakref.WeakKeyDictionary[Client, RegistryService] = weakref.WeakKeyDictionary()
 _registries_lock = threading.Lock()
+_feature_stores: weakref.WeakKeyDictionary[Client, FeatureStore] = weakref.WeakKeyDictionary()
 
 
 def _registry() -> RegistryService:
@@ -213,6 +216,25 @@ def _registry() -> RegistryService:
             registry = RegistryService(t.db, t.artifacts, t, cache_dir=cache)
             _registries[client] = registry
         return registry
+
+
+def feature_store() -> FeatureStore:
+    """The feature store over the default client's home (as `mlbox.services.Services.open` builds it)::
+
+        store = mlbox.feature_store()
+        store.apply([entity, view])
+        train = store.get_historical_features(entity_df, ["driver_stats:trips"]).to_polars()
+    """
+    from mlbox.features.service import FeatureStore
+    from mlbox.store import Home
+
+    client = _c()
+    with _registries_lock:
+        store = _feature_stores.get(client)
+        if store is None:
+            store = FeatureStore(client.tracking.db, Home(client.settings.home).ensure())
+            _feature_stores[client] = store
+        return store
 
 
 def register_model(
