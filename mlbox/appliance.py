@@ -21,10 +21,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from mlbox.scheduler.service import SchedulerService
 from mlbox.services import Services
 from mlbox.serving.predlog import PredictionLog
 from mlbox.serving.service import ServingService
 from mlbox.settings import Settings
+from mlbox.store.errors import Conflict
 
 log = logging.getLogger("mlbox.appliance")
 
@@ -40,6 +42,26 @@ def process_start(pid: int) -> float | None:
         return float(proc.create_time())
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return None
+
+
+class LeasedGpus:
+    """Serving's GPUs come from the scheduler's lease table, like jobs' and notebooks' (one board)."""
+
+    def __init__(self, scheduler: SchedulerService) -> None:
+        self.scheduler = scheduler
+        # CUDA's numbering then matches NVML's, which the inventory (and so the lease) uses
+        os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
+
+    def take(self, holder: str) -> str | None:
+        try:
+            (index,) = self.scheduler.lease_gpus(holder, 1)
+        except Conflict:
+            return None
+        gpu = next(g for g in self.scheduler.inventory() if g.index == index)
+        return "cpu" if gpu.simulated else f"cuda:{index}"
+
+    def give_back(self, holder: str) -> None:
+        self.scheduler.release_gpus(holder)
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,7 @@ class Appliance:
             features=lambda rows, refs: services.features.get_online_features(
                 rows, refs, full_feature_names=True
             ),
+            placer=LeasedGpus(services.scheduler),
         )
 
     # -- loops -----------------------------------------------------------------

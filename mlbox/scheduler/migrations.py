@@ -80,3 +80,29 @@ def m002_queue_index(conn: sqlite3.Connection) -> None:
     conn.execute(
         "CREATE INDEX jobs_queue ON jobs (state, gpus, priority, created_at, queued_at, gpu_memory_mb, cpus)"
     )
+
+
+@migrations
+def m003_holder_leases(conn: sqlite3.Connection) -> None:
+    """GPU leases held by something other than a job (a served model), in the same table, so the
+    primary key on ``gpu`` keeps refusing a second lease whoever asks: a row has a job or a holder."""
+    execute_script(
+        conn,
+        """
+        CREATE TABLE gpu_leases_new (
+            gpu INTEGER PRIMARY KEY,
+            job_id INTEGER REFERENCES jobs(id) ON DELETE CASCADE,
+            attempt INTEGER,
+            holder TEXT,
+            pid INTEGER,
+            pid_started REAL,
+            since REAL NOT NULL,
+            CHECK ((job_id IS NULL) <> (holder IS NULL))
+        );
+        INSERT INTO gpu_leases_new (gpu, job_id, attempt, since) SELECT gpu, job_id, attempt, since FROM gpu_leases;
+        DROP TABLE gpu_leases;
+        ALTER TABLE gpu_leases_new RENAME TO gpu_leases;
+        CREATE INDEX gpu_leases_job ON gpu_leases (job_id);
+        CREATE INDEX gpu_leases_holder ON gpu_leases (holder);
+        """,
+    )

@@ -107,7 +107,8 @@ class Gpu(msgspec.Struct, frozen=True):
 
 class Lease(msgspec.Struct, frozen=True):
     gpu: int
-    job_id: int
+    job_id: int | None
+    """None for a lease held outside jobs (a served model); then owner and job_name are its holder."""
     owner: str | None
     job_name: str
     since: float

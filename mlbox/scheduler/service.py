@@ -31,7 +31,7 @@ from pathlib import Path
 
 import msgspec
 
-from mlbox.scheduler import launch, processes
+from mlbox.scheduler import holders, launch, processes
 from mlbox.scheduler.config import SchedulerSettings
 from mlbox.scheduler.executor import LocalExecutor
 from mlbox.scheduler.inventory import discover, usage
@@ -200,11 +200,28 @@ class SchedulerService:
         return self._inventory
 
     def leases(self) -> list[Lease]:
+        """Jobs' leases, and holders' (a served model: job_id None, owner and name the holder)."""
         rows = self.db.query(
-            "SELECT l.gpu, l.job_id, l.since, j.owner, j.name FROM gpu_leases l"
-            " JOIN jobs j ON j.id = l.job_id ORDER BY l.gpu"
+            "SELECT l.gpu, l.job_id, l.since, COALESCE(j.owner, l.holder) AS owner,"
+            " COALESCE(j.name, l.holder) AS name FROM gpu_leases l"
+            " LEFT JOIN jobs j ON j.id = l.job_id ORDER BY l.gpu"
         )
         return [Lease(r["gpu"], r["job_id"], r["owner"], r["name"], r["since"]) for r in rows]
+
+    def lease_gpus(self, holder: str, count: int = 1) -> list[int]:
+        """Lease free GPUs to a holder that is not a job (``serving:churn/3``); Conflict when none."""
+        leased = holders.lease(self.db, [g.index for g in self.inventory()], holder, count)
+        self.wake.set()
+        return leased
+
+    def release_gpus(self, holder: str) -> None:
+        if holders.release(self.db, holder):
+            self.wake.set()
+
+    def _schedulable(self) -> list[Gpu]:
+        """The inventory less the GPUs held outside jobs (placement may neither use nor preempt them)."""
+        held = holders.held_by_holders(self.db)
+        return [g for g in self.inventory() if g.index not in held]
 
     def gpu_board(self) -> list[GpuStatus]:
         gpus = self.inventory()
@@ -307,6 +324,7 @@ class SchedulerService:
             now = time.time() if now is None else now
             changed: dict[str, list[int]] = {}
             self.executor.reap()
+            holders.reap(self.db)
             for row in self.db.query("SELECT * FROM jobs WHERE state = 'running'"):
                 self._check_running(row, now, changed)
             self._place(now, changed)
@@ -435,7 +453,7 @@ class SchedulerService:
         decision = place(
             waiting,
             running,
-            self.inventory(),
+            self._schedulable(),
             now=now,
             cpus_total=self.cpus_total(),
             starve_after_s=self.settings.starve_after_s,
@@ -462,7 +480,7 @@ class SchedulerService:
         Placement skips exactly those (`placement.place`), so SQLite filters them
         out here and a pass stays cheap with 10,000 queued jobs.
         """
-        total = len(self.inventory())
+        total = len(self._schedulable())
         free_or_soon = total - sum(len(r.gpus) for r in running if not r.stopping)
         victims = [r.priority for r in running if r.preemptible and not r.stopping]
         lowest = min(victims) if victims else None

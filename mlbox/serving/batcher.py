@@ -111,6 +111,7 @@ class Batcher:
         retry_after_s: int = 1,
         on_batch: Callable[[int, float], None] | None = None,
         on_start: Callable[[], None] | None = None,
+        on_exit: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
         self._predict = predict
@@ -120,6 +121,7 @@ class Batcher:
         self._retry_after = retry_after_s
         self._on_batch = on_batch
         self._on_start = on_start
+        self._on_exit = on_exit
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[Pending] = deque()
         self._queued_rows = 0
@@ -201,6 +203,11 @@ class Batcher:
         while True:
             batch = self._take()
             if batch is None:
+                if self._on_exit is not None:  # drained: what the model held (a GPU) can go
+                    try:
+                        self._on_exit()
+                    except Exception:
+                        log.exception("model %s: releasing its resources failed", self.name)
                 return
             live = [item for item in batch if item.future is None or not item.future.done()]
             if not live:

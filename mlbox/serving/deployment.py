@@ -32,6 +32,15 @@ from mlbox.store.errors import InvalidInput
 log = logging.getLogger("mlbox.serving")
 
 
+class GpuPlacer(Protocol):
+    """Where serving gets GPUs: the scheduler's lease table (`Appliance` builds one over it)."""
+
+    def take(self, holder: str) -> str | None:
+        """Lease one GPU to ``holder``; its torch device (``cpu`` for a simulated GPU), None if none is free."""
+
+    def give_back(self, holder: str) -> None: ...
+
+
 class Registry(Protocol):
     """What serving uses of `mlbox.registry.service.RegistryService`."""
 
@@ -143,6 +152,31 @@ class Deployment:
         self.batcher.close(wait=wait)
 
 
+def _device(
+    version: ModelVersion,
+    settings: ServingSettings,
+    placer: GpuPlacer | None,
+    holders: list[str] | None,
+    top: ModelVersion,
+) -> str:
+    """``device_for``, except that with a placer (the appliance's lease table) and ``gpus=auto`` a
+    torch model runs on a GPU it leased, or on the CPU when none is free."""
+    if (
+        placer is None
+        or holders is None
+        or version.flavor != "pytorch"
+        or settings.gpus.strip().lower() != "auto"
+    ):
+        return device_for(version, settings.gpus)
+    # a part of a composed model holds its GPU in the composed model's name, apart from its own deployment
+    holder = f"serving:{top.ref}" if version is top else f"serving:{top.ref}+{version.ref}"
+    device = placer.take(holder)
+    if device is None:
+        return "cpu"
+    holders.append(holder)
+    return device
+
+
 def _step(schema: Schema | None, predict: Callable[[Any], Any]) -> Callable[[Any], Any]:
     if schema is None:
         return predict
@@ -156,6 +190,9 @@ def assemble(
     depends: dict[str, int],
     depth: int = 0,
     lookup: FeatureLookup | None = None,
+    placer: GpuPlacer | None = None,
+    holders: list[str] | None = None,
+    top: ModelVersion | None = None,
 ) -> tuple[Callable[[Any], Any], Schema | None]:
     """The predict function of ``version`` (taking inputs valid for the returned schema)."""
     if depth > MAX_DEPTH:
@@ -164,7 +201,7 @@ def assemble(
         )
     own_schema = version.signature.inputs if version.signature else None
     if version.flavor != "composed":
-        loaded = registry.load(version, device=device_for(version, settings.gpus))
+        loaded = registry.load(version, device=_device(version, settings, placer, holders, top or version))
         refs = version.manifest.get("features")
         if refs:
             if lookup is None:
@@ -181,7 +218,9 @@ def assemble(
     for i, ref in enumerate(composition.parts):
         part = registry.resolve(ref)
         depends[ref] = part.version
-        predict, schema = assemble(registry, part, settings, depends, depth + 1, lookup)
+        predict, schema = assemble(
+            registry, part, settings, depends, depth + 1, lookup, placer, holders, top or version
+        )
         if i == 0:
             first_schema = schema
         # the request was validated against the first part's schema unless the composed model has its own
@@ -195,10 +234,27 @@ def build_deployment(
     settings: ServingSettings,
     stats: ModelStats,
     lookup: FeatureLookup | None = None,
+    placer: GpuPlacer | None = None,
 ) -> Deployment:
-    """Load, assemble and warm ``version``; the returned deployment's batcher is running."""
+    """Load, assemble and warm ``version``; the returned deployment's batcher is running.
+
+    GPUs leased for it are given back once its batcher has drained (or at once if building fails).
+    """
     depends: dict[str, int] = {}
-    predict, schema = assemble(registry, version, settings, depends, lookup=lookup)
+    holders: list[str] = []
+
+    def give_back() -> None:
+        if placer is not None:
+            for holder in holders:
+                placer.give_back(holder)
+
+    try:
+        predict, schema = assemble(
+            registry, version, settings, depends, lookup=lookup, placer=placer, holders=holders
+        )
+    except BaseException:
+        give_back()
+        raise
     name = output_name(version)
 
     def run(inputs: Any) -> Outputs:
@@ -220,6 +276,7 @@ def build_deployment(
         retry_after_s=settings.retry_after_s,
         on_batch=stats.batch,
         on_start=thread_setup(version),
+        on_exit=give_back,
     )
     stats.queue_depth = lambda: batcher.depth
     return Deployment(

@@ -36,7 +36,7 @@ from mlbox.registry.refs import parse_ref
 from mlbox.registry.schemas import ModelVersion
 from mlbox.serving.batcher import Outputs
 from mlbox.serving.config import ServingSettings
-from mlbox.serving.deployment import Deployment, Registry, build_deployment
+from mlbox.serving.deployment import Deployment, GpuPlacer, Registry, build_deployment
 from mlbox.serving.errors import InferenceTimeout, NotReady, Retired
 from mlbox.serving.features import FeatureLookup, entity_inputs
 from mlbox.serving.metrics import ModelStats, StatsSnapshot, render
@@ -80,8 +80,11 @@ class ServingService:
         settings: ServingSettings,
         predlog: PredictionLog | None = None,
         features: FeatureLookup | None = None,
+        placer: GpuPlacer | None = None,
     ) -> None:
         self.registry = registry
+        self.placer = placer
+        """Where torch models get GPUs (the scheduler's lease table); without one, ``device_for``."""
         self.features = features
         """Online feature lookup for models registered with ``features=`` (`mlbox.serving.features`)."""
         self.settings = settings
@@ -231,7 +234,12 @@ class ServingService:
             if dep is None or not self._deps_current(dep) or dep.batcher.closed:
                 try:
                     dep = build_deployment(
-                        self.registry, version, self.settings, self._stats_for(version), self.features
+                        self.registry,
+                        version,
+                        self.settings,
+                        self._stats_for(version),
+                        self.features,
+                        self.placer,
                     )
                 except MlboxError as exc:
                     self._fail(key, version.version, f"{version.ref} could not be loaded: {exc.message}")
