@@ -11,8 +11,12 @@ from dataclasses import dataclass
 
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.experiments import ExperimentsScreen
+from mlbox.tui.screens.features import FeaturesScreen
+from mlbox.tui.screens.jobs import JobsScreen
 from mlbox.tui.screens.models import ModelsScreen
+from mlbox.tui.screens.notebooks import NotebooksScreen
 from mlbox.tui.screens.serving import ServingScreen
+from mlbox.tui.screens.sweeps import SweepsScreen
 from mlbox.tui.widgets.nav_bar import NavEntry
 
 
@@ -43,4 +47,8 @@ SECTIONS: tuple[Section, ...] = (
         ServingScreen,
         "Served models: requests/s, p50 and p99 latency, errors, queue depth",
     ),
+    Section("features", "Features", "4", FeaturesScreen, "Entities, feature views, freshness, training sets"),
+    Section("jobs", "Jobs", "5", JobsScreen, "The job queue, who holds which GPU, a job's live log"),
+    Section("sweeps", "Sweeps", "6", SweepsScreen, "Sweeps, their trials and curves, which were pruned"),
+    Section("notebooks", "Notebooks", "7", NotebooksScreen, "JupyterLab servers: URL, GPUs, idle time"),
 )

@@ -25,6 +25,7 @@ from mlbox import __version__
 from mlbox.api.artifacts import ArtifactController
 from mlbox.api.errors import EXCEPTION_HANDLERS
 from mlbox.api.experiments import ExperimentController
+from mlbox.api.features import features_router
 from mlbox.api.health import HealthController
 from mlbox.api.jobs import jobs_router
 from mlbox.api.metrics import MetricController
@@ -75,6 +76,7 @@ def create_app(services: Services, *, token: str, serving: ServingService | None
             MetricController,
             ArtifactController,
             models_router(services.registry),
+            features_router(services.features),
             jobs_router(services.scheduler),
             sweeps_router(services.sweeps),
             notebooks_router(services.notebooks),

@@ -14,6 +14,7 @@ import click
 
 from mlbox import __version__
 from mlbox.cli.context import Context, pass_ctx
+from mlbox.cli.features import features
 from mlbox.cli.jobs import gpus, jobs
 from mlbox.cli.models import models
 from mlbox.cli.notebooks import notebook
@@ -88,6 +89,7 @@ cli.add_command(jobs)
 cli.add_command(gpus)
 cli.add_command(sweep)
 cli.add_command(sweeps)
+cli.add_command(features)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,361 @@
+"""The Sweeps view: sweeps, the selected sweep's trials (state, params, objective value, the best
+one highlighted) and the curves the trials reported, pruned ones marked where they were stopped.
+
+Every sweep-service call runs in a thread worker that answers with a message;
+a sequence number drops answers to a question since asked again. The list
+and the selected sweep are re-read every ``refresh_s``, so a running sweep's
+curves grow as its trials report. Enter on a trial opens its run; ``s``
+stops the selected sweep after a confirmation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import DataTable, Static
+
+from mlbox.store.errors import MlboxError
+from mlbox.sweeps.schemas import LIVE_SWEEP_STATES, Sweep, Trial
+from mlbox.sweeps.service import SweepService
+from mlbox.tui import sweeps_view as view
+from mlbox.tui.messages import ServiceFailed
+from mlbox.tui.screens.base import MlboxScreen
+from mlbox.tui.screens.run_detail import RunDetailScreen
+from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
+from mlbox.tui.widgets.table_rows import cursor_key, fill
+from mlbox.tui.widgets.trial_curves import TrialCurves
+
+SWEEPS_SHOWN = 100
+EMPTY = "no sweeps yet: start one with  mlbox sweep SPACE.yaml -- python train.py --lr {lr}"
+SWEEP_COLUMNS = ("id", "name", "state", "trials", "done", "objective", "best", "search", "created")
+TRIAL_COLUMNS = ("trial", "state", "value", "step", "params")
+
+
+def sweep_cells(row: view.SweepRow) -> tuple[Text, ...]:
+    return (
+        Text(str(row.id), justify="right", style="bold"),
+        Text(row.name, style="bold"),
+        Text(row.state, style=view.SWEEP_STYLES.get(row.state, "")),
+        Text(row.trials, justify="right"),
+        Text(row.counts),
+        Text(row.objective),
+        Text(row.best, style=view.BEST_STYLE if row.best != "-" else "dim"),
+        Text(row.search, style="dim"),
+        Text(row.created, style="dim"),
+    )
+
+
+def trial_cells(row: view.TrialRow) -> tuple[Text, ...]:
+    strong = view.BEST_STYLE if row.best else ""
+    icon = view.TRIAL_ICONS.get(row.state, "?")
+    return (
+        Text(f"{'★' if row.best else ' '} {row.number}", justify="right", style=strong or "bold"),
+        Text(f"{icon} {row.state}", style=view.TRIAL_STYLES.get(row.state, "")),
+        Text(row.value, justify="right", style=strong),
+        Text(row.step, justify="right", style="dim"),
+        Text(row.params, style=strong),
+    )
+
+
+class SweepsLoaded(Message):
+    def __init__(self, seq: int, sweeps: list[Sweep]) -> None:
+        super().__init__()
+        self.seq = seq
+        self.sweeps = sweeps
+
+
+class TrialsLoaded(Message):
+    def __init__(
+        self, seq: int, sweep: Sweep, trials: list[Trial], curves: dict[int, list[tuple[int, float | None]]]
+    ) -> None:
+        super().__init__()
+        self.seq = seq
+        self.sweep = sweep
+        self.trials = trials
+        self.curves = curves
+
+
+class SweepStopped(Message):
+    def __init__(self, sweep: Sweep | None) -> None:
+        super().__init__()
+        self.sweep = sweep
+
+
+class SweepsScreen(MlboxScreen):
+    SECTION = "sweeps"
+    TITLE = "Sweeps"
+    DEFAULT_CSS = """
+    SweepsScreen #summary {
+        color: $text-muted;
+        padding: 0 2;
+        height: 1;
+    }
+    SweepsScreen #sweeps {
+        height: auto;
+        max-height: 8;
+        margin: 0 1;
+        border: round $panel-lighten-2;
+    }
+    SweepsScreen #panes {
+        height: 1fr;
+        margin: 0 1;
+    }
+    SweepsScreen #trials {
+        width: 1fr;
+        height: 1fr;
+        border: round $panel-lighten-2;
+    }
+    SweepsScreen #curves {
+        width: 1fr;
+        border: round $panel-lighten-2;
+    }
+    SweepsScreen #sweeps:focus, SweepsScreen #trials:focus {
+        border: round $accent;
+    }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "stop_sweep", "Stop sweep"),
+        Binding("t", "focus_trials", "Trials"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sweeps_seq = 0
+        self.trials_seq = 0
+        self.loading = False
+        self.selected: int | None = None
+        self.sweeps: dict[int, Sweep] = {}
+        self.trials: list[Trial] = []
+        self.curves: dict[int, list[tuple[int, float | None]]] = {}
+        self.best: int | None = None
+
+    @property
+    def service(self) -> SweepService:
+        return self.ctx.services.sweeps
+
+    def compose_body(self) -> ComposeResult:
+        yield Static("reading the sweeps…", id="summary")
+        yield DataTable(id="sweeps", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="panes"):
+            yield DataTable(id="trials", cursor_type="row", zebra_stripes=True)
+            yield TrialCurves(id="curves")
+
+    @property
+    def sweeps_table(self) -> DataTable[Any]:
+        return self.query_one("#sweeps", DataTable)
+
+    @property
+    def trials_table(self) -> DataTable[Any]:
+        return self.query_one("#trials", DataTable)
+
+    def on_mount(self) -> None:
+        for table, columns in ((self.sweeps_table, SWEEP_COLUMNS), (self.trials_table, TRIAL_COLUMNS)):
+            for label in columns:
+                table.add_column(label, key=label)
+        self.sweeps_table.border_title = "sweeps"
+        self.trials_table.border_title = "trials"
+        self.query_one(TrialCurves).border_title = "reported values"
+        self.sweeps_table.focus()
+        self.reload()
+        self.set_interval(self.ctx.refresh_s, self.refresh_sweeps)
+
+    def commands(self) -> Iterable[SystemCommand]:
+        yield SystemCommand(
+            "Stop sweep", "Ask no more trials, cancel the running ones", self.action_stop_sweep
+        )
+        yield SystemCommand("Refresh sweeps", "Re-read the sweeps now", self.reload)
+
+    # -- fetching ---------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        self.sweeps_seq += 1
+        self.loading = True
+        self.fetch_sweeps(self.sweeps_seq)
+
+    def refresh_sweeps(self) -> None:
+        if not self.loading and self.app.screen is self:
+            self.reload()
+
+    @work(thread=True, group="sweeps")
+    def fetch_sweeps(self, seq: int) -> None:
+        try:
+            sweeps = self.service.list_sweeps(limit=SWEEPS_SHOWN)
+        except MlboxError as exc:
+            self.fail(exc)
+            return
+        self.post_message(SweepsLoaded(seq, sweeps))
+
+    def request_trials(self, sweep_id: int) -> None:
+        self.trials_seq += 1
+        self.loading = True
+        self.fetch_trials(self.trials_seq, sweep_id)
+
+    @work(thread=True, group="trials")
+    def fetch_trials(self, seq: int, sweep_id: int) -> None:
+        try:
+            sweep = self.service.get(sweep_id)
+            trials = self.service.trials(sweep_id)
+            curves = self.service.curves(sweep_id)
+        except MlboxError as exc:
+            self.fail(exc)
+            return
+        self.post_message(TrialsLoaded(seq, sweep, trials, curves))
+
+    def on_service_failed(self, message: ServiceFailed) -> None:
+        self.loading = False
+
+    def on_sweeps_loaded(self, message: SweepsLoaded) -> None:
+        if message.seq != self.sweeps_seq:
+            return
+        self.sweeps = {s.id: s for s in message.sweeps}
+        rows = view.sweep_rows(message.sweeps)
+        keep = None if self.selected is None else str(self.selected)
+        fill(self.sweeps_table, [(r.key, sweep_cells(r)) for r in rows], keep=keep)
+        self._show_summary(message.sweeps)
+        key = cursor_key(self.sweeps_table)
+        self.selected = None if key is None else int(key)
+        if self.selected is None:
+            self.loading = False
+            self._show_trials(None, [], {})
+        else:
+            self.request_trials(self.selected)
+
+    def on_trials_loaded(self, message: TrialsLoaded) -> None:
+        if message.seq != self.trials_seq or message.sweep.id != self.selected:
+            return
+        self.loading = False
+        self._show_trials(message.sweep, message.trials, message.curves)
+
+    # -- showing ----------------------------------------------------------------------------
+
+    def _show_summary(self, sweeps: list[Sweep]) -> None:
+        summary = self.query_one("#summary", Static)
+        if not sweeps:
+            summary.update(EMPTY)
+            return
+        live = sum(1 for s in sweeps if s.state in LIVE_SWEEP_STATES)
+        summary.update(
+            f"{len(sweeps)} sweep{'' if len(sweeps) == 1 else 's'} · {live} running  ·  "
+            "✔ complete ✂ pruned ✘ failed ▶ running · ★ best  ·  Enter: trials, then a trial's run"
+        )
+
+    def _show_trials(
+        self, sweep: Sweep | None, trials: list[Trial], curves: dict[int, list[tuple[int, float | None]]]
+    ) -> None:
+        self.trials, self.curves = trials, curves
+        self.best = None if sweep is None else sweep.best_trial
+        table = self.trials_table
+        rows = view.trial_rows(trials, self.best)
+        fill(table, [(r.key, trial_cells(r)) for r in rows], keep=cursor_key(table))
+        if sweep is None:
+            table.border_title = "trials"
+        else:
+            table.border_title = f"trials of {sweep.name}"
+        self._show_curves(sweep)
+
+    def _show_curves(self, sweep: Sweep | None) -> None:
+        plot = self.query_one(TrialCurves)
+        if sweep is None:
+            plot.show([], title="", metric="")
+            return
+        key = cursor_key(self.trials_table)
+        self.trials_table.border_subtitle = self._trial_note(key, sweep)
+        selected = None if key is None or not self.trials_table.has_focus else int(key)
+        curves = view.trial_curves(self.curves, self.trials, self.best, selected)
+        plot.show(curves, title=f"{sweep.spec.metric} per step · {sweep.name}", metric=sweep.spec.metric)
+
+    def _trial_note(self, key: str | None, sweep: Sweep) -> str:
+        """The highlighted trial's message, job and run (the sweep's message before any trial)."""
+        trial = next((t for t in self.trials if str(t.number) == key), None)
+        if trial is None:
+            return view.clip(sweep.message or "", 60)
+        parts = [f"trial {trial.number}"]
+        if trial.message:
+            parts.append(view.clip(trial.message, 36))
+        if trial.job_id is not None:
+            parts.append(f"job {trial.job_id}")
+        if trial.run_id is not None:
+            parts.append(f"run #{trial.run_id}")
+        return " · ".join(parts)
+
+    @on(DataTable.RowHighlighted, "#sweeps")
+    def sweep_highlighted(self) -> None:
+        key = cursor_key(self.sweeps_table)
+        sweep_id = None if key is None else int(key)
+        if sweep_id is not None and sweep_id != self.selected:
+            self.selected = sweep_id
+            self._show_trials(None, [], {})
+            self.request_trials(sweep_id)
+
+    @on(DataTable.RowHighlighted, "#trials")
+    def trial_highlighted(self) -> None:
+        self._show_curves(self.sweeps.get(self.selected) if self.selected is not None else None)
+
+    @on(DataTable.RowSelected, "#sweeps")
+    def sweep_selected(self) -> None:
+        self.action_focus_trials()
+
+    def action_focus_trials(self) -> None:
+        self.trials_table.focus()
+        self.trial_highlighted()
+
+    @on(DataTable.RowSelected, "#trials")
+    def trial_selected(self) -> None:
+        key = cursor_key(self.trials_table)
+        trial = next((t for t in self.trials if str(t.number) == key), None)
+        if trial is None:
+            return
+        if trial.run_id is None:
+            self.notify(f"trial {trial.number} has no run yet", title="Sweeps")
+            return
+        self.app.push_screen(RunDetailScreen(trial.run_id))
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def action_stop_sweep(self) -> None:
+        sweep = self.sweeps.get(self.selected) if self.selected is not None else None
+        if sweep is None:
+            self.notify("Select a sweep first.", title="Stop sweep", severity="warning")
+            return
+        if sweep.state not in LIVE_SWEEP_STATES:
+            self.notify(
+                f"sweep {sweep.id} already ended ({sweep.state})", title="Stop sweep", severity="warning"
+            )
+            return
+        running = sweep.counts.get("running", 0)
+
+        def answered(confirmed: bool | None) -> None:
+            if confirmed:
+                self.stop_sweep(sweep.id)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Stop sweep",
+                f"sweep {sweep.id} {sweep.name}: {sweep.state} → stopped",
+                f"no more trials are asked; {running} running trial{'' if running == 1 else 's'} cancelled",
+                confirm_label="Stop sweep",
+            ),
+            answered,
+        )
+
+    @work(thread=True, group="stop")
+    def stop_sweep(self, sweep_id: int) -> None:
+        try:
+            sweep = self.service.stop(sweep_id)
+        except MlboxError as exc:
+            self.fail(exc)
+            self.post_message(SweepStopped(None))
+            return
+        self.post_message(SweepStopped(sweep))
+
+    def on_sweep_stopped(self, message: SweepStopped) -> None:
+        if message.sweep is not None:
+            self.notify(f"sweep {message.sweep.id}: {message.sweep.state}", title="Sweeps")
+        self.reload()
