@@ -1,9 +1,11 @@
-"""The demo as a list of steps over one shared state, with a progress bar and a summary.
+"""The demo as a list of steps over one shared state, with progress bars and a summary.
 
-Each later capability adds a `Step` to `STEPS` (register the best model,
-serve it, build features, monitor it) and reads what earlier steps left in
-`DemoState`. Everything is logged through the public client (``mlbox.*``)
-pointed at the CLI's home, exactly as a user's script would log.
+Each capability is a `Step` in `STEPS` (build the training set in the feature
+store, train as jobs, sweep, register the best model, serve it) that reads
+what earlier steps left in `DemoState`. Training happens in the scheduler's
+job processes, which log through the public client (``mlbox.*``) exactly as
+a user's script would; this process submits, drives the scheduler and reads
+the results back from the runs.
 """
 
 from __future__ import annotations
@@ -29,18 +31,35 @@ from rich.progress import (
 from rich.table import Table
 
 import mlbox
-from mlbox.demo.digits import Split, load_split
+from mlbox.demo.digits import Split
+from mlbox.demo.featureset import PIXELS, STATS, FeatureSet, build_training_set
 from mlbox.demo.registration import CHALLENGER, CHAMPION, Registered, register_champion
+from mlbox.demo.scheduling import (
+    JOB_TIMEOUT_S,
+    Followed,
+    drive,
+    job_spec,
+    log_tail,
+    poll,
+    result_of,
+    stop_jobs,
+)
 from mlbox.demo.serving import serve
-from mlbox.demo.trials import EXPERIMENT, Trial, TrialResult, plan, run_trial
+from mlbox.demo.sweep import SWEEP_EXPERIMENT, follow_sweep, report_sweep, start_sweep, stop_sweep, sweep_done
+from mlbox.demo.sweep import size as sweep_size
+from mlbox.demo.trials import EXPERIMENT, Trial, TrialResult, plan
+from mlbox.scheduler.schemas import Job
 from mlbox.services import Services
 from mlbox.settings import Settings
+from mlbox.store.errors import MlboxError
+from mlbox.sweeps.schemas import Sweep
 
 THREADS = 1
-"""Threads for torch and BLAS. The demo is sized for 2 CPU cores (under 2 minutes in full,
-~15 s with ``--quick``); its models are so small that a second thread only adds
-synchronisation: on a busy machine spinning threads made it several times slower.
-One thread also makes BLAS results, hence the runs, the same on every machine."""
+"""Threads for torch and BLAS in this process (loading and serving the champion); each job
+runs single-threaded too (`jobs.THREADS_ENV`). The demo is sized for 2 CPU cores; its
+models are so small that a second thread only adds synchronisation: on a busy machine
+spinning threads made it several times slower. One thread also makes BLAS results,
+hence the runs, the same on every machine."""
 
 
 @dataclass
@@ -51,8 +70,12 @@ class DemoState:
     seed: int = 0
     started: float = field(default_factory=time.monotonic)
     split: Split | None = None
+    features: FeatureSet | None = None
     trials: list[Trial] = field(default_factory=list)
+    job_ids: list[int] = field(default_factory=list)
     results: list[TrialResult] = field(default_factory=list)
+    sweep: Sweep | None = None
+    sweep_started: float = 0.0
     registered: Registered | None = None
 
     @property
@@ -66,24 +89,38 @@ class Step:
     run: Callable[[DemoState], None]
 
 
-def load_data(state: DemoState) -> None:
-    from mlbox.demo.mlp import limit_threads
-
-    with state.console.status("Loading scikit-learn's digits and torch…"):
-        limit_threads(THREADS)
-        state.split = load_split(seed=state.seed)
+def build_features(state: DemoState) -> None:
+    """The digits go into the feature store; the training set comes out of a point-in-time join."""
+    with state.console.status("Writing the digits as feature views and building the training set…"):
+        fs = build_training_set(state.services.features, state.services.home.root / "demo", seed=state.seed)
+        state.features = fs
+        state.split = fs.split
         state.trials = plan(state.quick, seed=state.seed)
-    s = state.split
+    s = fs.split
+    state.console.print(
+        f"  [green]✓[/] training set {fs.training_set_id}: {fs.rows} rows (entity frame {fs.entity_rows}) "
+        f"from {len(fs.views)} views ({fs.versions}), {len(PIXELS)} pixels + {len(STATS)} stats per image; "
+        f"materialized {sum(fs.materialized.values())} rows online",
+        highlight=False,
+    )
     state.console.print(
         f"digits: {len(s.y_train)} train / {len(s.y_val)} validation images, "
-        f"{len(state.trials)} runs into experiment [bold]{EXPERIMENT}[/]"
+        f"{len(state.trials)} runs as jobs into experiment [bold]{EXPERIMENT}[/]"
     )
 
 
 def train_all(state: DemoState) -> None:
-    """Every trial in turn under one overall progress bar (units: epochs, stages, fits)."""
-    assert state.split is not None, "load_data runs first"
-    split = state.split
+    """Every trial as a job, and the sweep's trials beside them, placed by the scheduler within
+    its CPU budget, under two progress bars.
+
+    The jobs' bar counts epochs, forest stages or fits, from the ``val_acc``
+    points each job's run has logged so far; the sweep's counts epochs.
+    """
+    assert state.features is not None, "the features step runs first"
+    services = state.services
+    data_dir = state.features.data_dir
+    followed = [Followed(t, services.scheduler.submit(job_spec(t, data_dir))) for t in state.trials]
+    state.job_ids = [f.job.id for f in followed]
     progress = Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -92,22 +129,65 @@ def train_all(state: DemoState) -> None:
         TimeElapsedColumn(),
         console=state.console,
     )
-    n = len(state.trials)
+    failed: list[Followed] = []
+    n = len(followed)
+    start_sweep(state)
     with progress:
         task = progress.add_task("", total=sum(t.units for t in state.trials))
-        for i, trial in enumerate(state.trials, 1):
-            label = f"{i}/{n} {escape(trial.name)}"
-            progress.update(task, description=label)
+        sweep_task = progress.add_task(
+            "", total=sweep_size(state.quick).n_trials * sweep_size(state.quick).epochs
+        )
 
-            def report(done: int, val_acc: float, label: str = label) -> None:
-                progress.update(task, advance=done, description=f"{label}  val_acc {val_acc:.3f}")
-
-            result = run_trial(trial, split, report)
-            state.results.append(result)
-            progress.console.print(
-                f"  [green]✓[/] run {result.run_id:<4} {escape(result.name):<18} "
-                f"val_acc {result.val_acc:.4f}  ({result.seconds:.1f} s)"
+        def on_pass() -> None:
+            for f in followed:
+                if not f.reported:
+                    poll(services, f)
+            for f in followed:
+                if f.reported or not f.job.terminal:
+                    continue
+                f.reported = True
+                if f.job.state != "succeeded":
+                    failed.append(f)
+                    progress.console.print(
+                        f"  [red]✗[/] job {f.job.id:<3} {escape(f.trial.name):<18} {f.job.state}"
+                        f" (exit code {f.job.exit_code}): {escape(f.job.message or '')}"
+                    )
+                    progress.console.print(escape(log_tail(services, f.job.id)), highlight=False)
+                    continue
+                result = result_of(services, f)
+                f.units_done = f.trial.units
+                state.results.append(result)
+                progress.console.print(
+                    f"  [green]✓[/] job {f.job.id:<3} run {result.run_id:<4} {escape(result.name):<18} "
+                    f"val_acc {result.val_acc:.4f}  ({result.seconds:.1f} s)"
+                )
+            running = [f for f in followed if f.job.state == "running"]
+            done = sum(f.reported for f in followed)
+            best = max((r.val_acc for r in state.results), default=None)
+            progress.update(
+                task,
+                completed=sum(f.units_done for f in followed),
+                description=f"jobs: {done}/{n} done, {len(running)} running"
+                + ("" if best is None else f"  best val_acc {best:.3f}"),
             )
+            follow_sweep(state, progress, sweep_task)
+
+        try:
+            drive(
+                services,
+                lambda: all(f.reported for f in followed) and sweep_done(state),
+                on_pass,
+                timeout_s=JOB_TIMEOUT_S,
+                what="training and the sweep",
+            )
+        except BaseException:  # Ctrl-C, or a job's run unreadable: leave nothing running
+            stop_jobs(services, state.job_ids + stop_sweep(state))
+            services.sweeps.reconcile_once()  # the stopped sweep records its cancelled trials
+            raise
+    state.results.sort(key=lambda r: r.run_id)
+    if failed:
+        names = ", ".join(f"job {f.job.id} ({f.trial.name})" for f in failed)
+        raise MlboxError(f"{len(failed)} training job(s) failed: {names}; see mlbox jobs logs JOB_ID")
 
 
 def register(state: DemoState) -> None:
@@ -115,6 +195,10 @@ def register(state: DemoState) -> None:
     assert state.split is not None, "load_data runs first"
     with state.console.status("Registering the best models and loading the champion back…"):
         reg = register_champion(state.services.registry, state.results, state.split)
+        if "torch" in sys.modules:  # loading a torch champion imported it: one thread, as the jobs
+            from mlbox.demo.mlp import limit_threads
+
+            limit_threads(THREADS)
     state.registered = reg
     champion, challenger = reg.champion_run, reg.challenger_run
     state.console.print(
@@ -130,16 +214,19 @@ def register(state: DemoState) -> None:
 
 def summarize(state: DemoState) -> None:
     best = state.best
-    table = Table(title=f"{EXPERIMENT}: {len(state.results)} runs", title_justify="left")
+    table = Table(title=f"{EXPERIMENT}: {len(state.results)} runs (one job each)", title_justify="left")
+    table.add_column("job", justify="right")
     table.add_column("run", justify="right")
     table.add_column("name")
     table.add_column("model")
     table.add_column("val_acc", justify="right")
     table.add_column("val_loss", justify="right")
     table.add_column("")
+    jobs = {services_job.run_id: services_job.id for services_job in _jobs(state)}
     for r in state.results:
         is_best = best is not None and r.run_id == best.run_id
         table.add_row(
+            str(jobs.get(r.run_id, "")),
             str(r.run_id),
             escape(r.name),
             r.family,
@@ -158,7 +245,22 @@ def summarize(state: DemoState) -> None:
         if reg.challenger is not None and challenger is not None:
             line += f", {CHALLENGER} = version {reg.challenger.version} (run {challenger.run_id})"
         state.console.print(line)
+    fs = state.features
+    if fs is not None:
+        state.console.print(
+            f"training set {fs.training_set_id} ({fs.rows} rows from {fs.versions}): tag training_set on every run"
+        )
+    sweep = state.sweep
+    if sweep is not None and sweep.best_value is not None:
+        state.console.print(
+            f"sweep {sweep.id} {sweep.name}: best {sweep.spec.metric} {sweep.best_value:.4f} "
+            f"(trial {sweep.best_trial}) in experiment {SWEEP_EXPERIMENT}"
+        )
     state.console.print(f"done in {time.monotonic() - state.started:.1f} s")
+
+
+def _jobs(state: DemoState) -> list[Job]:
+    return [state.services.scheduler.get(j) for j in state.job_ids]
 
 
 def _program() -> str:
@@ -189,6 +291,11 @@ def what_to_open(state: DemoState) -> None:
     if state.registered is not None:
         ref = state.registered.champion_ref
         commands.append((f"{prog} models show {ref}", "the champion: lineage, signature, files"))
+    commands.append((f"{prog} jobs ls", "the training jobs and sweep trials, their states and exit codes"))
+    if state.sweep is not None:
+        commands.append((f"{prog} sweeps ls", f"the sweep; then: {prog} sweeps show {state.sweep.id}"))
+    if state.features is not None:
+        commands.append((f"{prog} features ls", "the feature views and their versions, freshness"))
     if best is not None:
         commands += [
             (f"{prog} up", "headless HTTP API; then, in another shell:"),
@@ -206,8 +313,9 @@ def what_to_open(state: DemoState) -> None:
 
 
 STEPS: Sequence[Step] = (
-    Step("load data", load_data),
+    Step("features", build_features),
     Step("train", train_all),
+    Step("sweep", report_sweep),
     Step("register", register),
     Step("serve", serve),
     Step("summary", summarize),

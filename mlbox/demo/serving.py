@@ -34,6 +34,7 @@ OIP_REQUESTS = 200
 OIP_REQUESTS_QUICK = 100
 INSTANCES_PER_REQUEST = 60
 LOG_WAIT_S = 5.0
+ONLINE_IMAGES = [0, 1]
 
 
 @dataclass(frozen=True)
@@ -239,5 +240,19 @@ def serve(state: DemoState) -> None:
         f"on @challenger) under {state.services.home.tables / 'predictions'}",
         highlight=False,
     )
+    if state.features is not None:
+        from mlbox.demo.featureset import JOIN_KEY, online_lookup
+
+        ids = ONLINE_IMAGES
+        online = online_lookup(state.services.features, state.features, ids)
+        values = "; ".join(
+            f"{JOIN_KEY} {i}: " + ", ".join(f"{k} {online[k][n]:.3f}" for k in online if k != JOIN_KEY)
+            for n, i in enumerate(ids)
+        )
+        console.print(
+            f"  [green]✓[/] online features (materialized, what a model registered with features= "
+            f"would look up): {values}; equal to the training set's",
+            highlight=False,
+        )
     console.print("  score it yourself with `mlbox up` running:", highlight=False)
     console.print(f"    {report.curl}", markup=False, highlight=False, soft_wrap=True)

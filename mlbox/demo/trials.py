@@ -2,7 +2,9 @@
 
 This is the part to read as an example: a training script calls
 ``mlbox.start_run`` and ``mlbox.log_*`` exactly as an MLflow user would. The
-math lives in `mlp` and `baselines`; here it is only wired to logging.
+math lives in `mlp` and `baselines`; here it is only wired to logging. Each
+trial runs in a scheduler job's process (`jobs`), where ``start_run``
+attaches to the run the scheduler made for the job (``MLBOX_RUN_ID``).
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import mlbox
 from mlbox.demo.baselines import ForestConfig, LogRegConfig, fit_logreg, grow_forest
 from mlbox.demo.digits import Split, as_frame
 from mlbox.demo.evaluation import Evaluation, confusion_csv
 from mlbox.demo.mlp import MlpConfig, train_mlp
+from mlbox.store.errors import InvalidInput
 
 EXPERIMENT = "digits-demo"
 MODEL_DIR = "model"
@@ -69,19 +73,38 @@ class TrialResult:
     model_path: str
 
 
+FAMILIES: dict[str, type[MlpConfig] | type[LogRegConfig] | type[ForestConfig]] = {
+    "torch-mlp": MlpConfig,
+    "sklearn-logreg": LogRegConfig,
+    "sklearn-forest": ForestConfig,
+}
+
+
+def trial_kwargs(trial: Trial) -> dict[str, Any]:
+    """The trial as JSON values: a training job's ``kwargs`` (`trial_from_kwargs` reads them back)."""
+    return {"name": trial.name, "family": trial.family, "config": asdict(trial.config)}
+
+
+def trial_from_kwargs(name: str, family: str, config: dict[str, Any]) -> Trial:
+    if family not in FAMILIES:
+        raise InvalidInput(f"unknown model family {family!r} (one of {', '.join(FAMILIES)})", field="family")
+    return Trial(name, FAMILIES[family](**config))
+
+
 def plan(quick: bool, seed: int = 0) -> list[Trial]:
-    """A small grid per model family; ``quick`` keeps one or two settings and few epochs."""
+    """A small grid per model family, one job each; ``quick`` keeps one setting per family.
+
+    The grid stays small because every trial is a process paying torch's or
+    scikit-learn's import (seconds on a busy machine); the sweep (`sweep`)
+    searches the MLP's learning rate and width more finely.
+    """
     if quick:
-        mlps = [MlpConfig(hidden=64, lr=lr, epochs=4, seed=seed) for lr in (0.01, 0.003)]
+        mlps = [MlpConfig(hidden=64, lr=0.01, epochs=4, seed=seed)]
         logregs = [LogRegConfig(C=1.0)]
         forests = [ForestConfig(n_estimators=40, grow_by=10, seed=seed)]
     else:
-        mlps = [
-            MlpConfig(hidden=h, lr=lr, epochs=20, seed=seed)
-            for h in (32, 64, 128)
-            for lr in (0.001, 0.003, 0.01)
-        ]
-        logregs = [LogRegConfig(C=c) for c in (0.01, 0.1, 1.0, 10.0)]
+        mlps = [MlpConfig(hidden=h, lr=lr, epochs=20, seed=seed) for h in (32, 128) for lr in (0.003, 0.01)]
+        logregs = [LogRegConfig(C=c) for c in (0.1, 1.0, 10.0)]
         forests = [ForestConfig(n_estimators=100, grow_by=10, seed=seed)]
     return [
         *(Trial(f"mlp-h{c.hidden}-lr{c.lr:g}", c) for c in mlps),
@@ -146,6 +169,8 @@ def run_trial(trial: Trial, split: Split, report: Report) -> TrialResult:
             as_frame(split.x_train, split.y_train), "digits-train", source=split.description
         )
         mlbox.set_tag("train_data", train.digest[:12])  # filter runs by data version: tags.train_data = '…'
+        if split.training_set_id is not None:  # lineage: the feature-store training set the rows came from
+            mlbox.set_tag("training_set", split.training_set_id)
         mlbox.log_dataset(
             as_frame(split.x_val, split.y_val), "digits-val", context="validation", source=split.description
         )
