@@ -201,7 +201,7 @@ def test_alias_put_get_history_and_delete(client: TestClient[Litestar], run_ids:
         ("PUT", "/halver/aliases/champion", {"version": 9}, 404, "version"),
         ("PUT", "/halver/aliases/champion", {"version": 0}, 400, "version"),
         ("PUT", "/halver/aliases/champion", {"version": "one"}, 400, "version"),
-        ("PUT", "/halver/aliases/champion", {}, 400, "body"),  # "missing required field `version`"
+        ("PUT", "/halver/aliases/champion", {}, 400, "version"),  # "missing required field `version`"
         ("PUT", "/halver/aliases/champion", {"version": 1, "colour": "red"}, 400, None),
         ("PUT", "/halver/aliases/Champion", {"version": 1}, 400, "alias"),
         ("PUT", "/halver/aliases/latest", {"version": 1}, 400, "alias"),
@@ -210,7 +210,7 @@ def test_alias_put_get_history_and_delete(client: TestClient[Litestar], run_ids:
         ("DELETE", "/nope/aliases/staging", None, 404, "name"),
         ("POST", "/halver/versions", {"run_id": 999}, 404, "run_id"),
         ("POST", "/halver/versions", {"run_id": "RUN"}, 400, "run_id"),
-        ("POST", "/halver/versions", {}, 400, "body"),
+        ("POST", "/halver/versions", {}, 400, "run_id"),
         ("POST", "/halver/versions", {"run_id": 1, "artifact_path": "nope"}, 404, "artifact_path"),
         ("POST", "/halver/versions", {"run_id": 1, "artifact_path": "../etc"}, 400, "artifact_path"),
         ("POST", "/halver/versions", {"run_id": 1, "flavor": "cobol"}, 400, "flavor"),

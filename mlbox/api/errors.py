@@ -42,12 +42,32 @@ def mlbox_error(request: Request[Any, Any, Any], exc: MlboxError) -> Response[An
     return _json(exc.to_dict(), exc.http_status, headers)
 
 
+_BODY_PATH = re.compile(r"- at `\$\.?([^`]*)`")
+_MISSING = re.compile(r"missing required field `([^`]+)`")
+
+
+def _body_field(message: str) -> str:
+    """The body field msgspec's message names (``resources.gpus``, ``name``), else ``body``.
+
+    msgspec says ``Expected `int`, got `str` - at `$.resources.gpus``` or
+    ``Object missing required field `name` - at `$```.
+    """
+    path_match = _BODY_PATH.search(message)
+    path = path_match.group(1) if path_match else ""
+    missing = _MISSING.search(message)
+    if missing:
+        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
+    return path or "body"
+
+
 def _field(exc: ValidationException) -> str | None:
     """The field a Litestar validation error is about: a query name, or a body path like ``metrics[0][1]``."""
     for item in _problems(exc):
         key = item.get("key")
+        if key == "data":
+            return _body_field(str(item.get("message", "")))
         if key:
-            return "body" if key == "data" else str(key)
+            return str(key)
     match = _PARAMETER.search(exc.detail)  # "Missing required query parameter 'ids' ..."
     return match.group(1) if match else None
 

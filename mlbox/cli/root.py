@@ -92,6 +92,11 @@ cli.add_command(sweeps)
 cli.add_command(features)
 
 
+def one_line(message: str) -> str:
+    """A message for one stderr line (a YAML or SQL error quotes its source over several)."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: every error becomes one line on stderr."""
     try:
@@ -107,10 +112,10 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("mlbox: aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"mlbox: error: {exc.format_message()}", err=True)
+        click.echo(f"mlbox: error: {one_line(exc.format_message())}", err=True)
         sys.exit(2)
     except MlboxError as exc:
-        click.echo(f"mlbox: error: {exc.message}", err=True)
+        click.echo(f"mlbox: error: {one_line(exc.message)}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
