@@ -213,6 +213,8 @@ class Appliance:
             while not server.started:
                 await asyncio.sleep(0.01)
             self._announce()
+            if self.serving.predlog is not None:
+                self.serving.predlog.warm()
             if on_ready:
                 on_ready(self.url)
 

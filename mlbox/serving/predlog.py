@@ -11,9 +11,10 @@ Invariants:
   deque. When the buffer is full the prediction is dropped and counted
   (``dropped``), which slows no response; sizing the buffer (and the flush
   interval) decides whether that ever happens.
-* A background thread turns buffered entries into JSON text and Arrow and
-  writes one segment per model and day, atomically (`write_parquet`: temporary
-  file, fsync, rename), so a reader never sees half a segment.
+* A background thread turns buffered entries into JSON text a little at a
+  time, and every ``flush_s`` writes one segment per model and day,
+  atomically (`write_parquet`: temporary file, fsync, rename), so a reader
+  never sees half a segment.
 * `close` writes everything still buffered: a clean shutdown loses nothing.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections import defaultdict, deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -87,6 +89,18 @@ def to_json(value: Any) -> str:
     return _encoder.encode(_jsonable(value)).decode()
 
 
+Prepared = tuple[str, str, int, float, float, bool, str, str]
+"""An entry with its inputs and outputs already JSON text: what a segment row holds."""
+
+PREPARE_EVERY_S = 0.05
+PREPARE_CHUNK = 128
+
+
+def prepare(entry: Entry) -> Prepared:
+    rid, model, version, ts, latency, shadow, inputs, outputs = entry
+    return (rid, model, version, ts, latency, shadow, to_json(inputs), to_json(outputs))
+
+
 class PredictionLog:
     def __init__(self, root: Path, *, flush_s: float = 1.0, max_buffer: int = 200_000) -> None:
         self.root = root
@@ -95,8 +109,10 @@ class PredictionLog:
         self.dropped = 0
         self.written = 0
         self._buffer: deque[Entry] = deque()
+        self._prepared: list[Prepared] = []
         self._next_segment: dict[Path, int] = {}
         self._wake = threading.Event()
+        self._warm = threading.Event()
         self._stop = threading.Event()
         self._write_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="mlbox-predlog", daemon=True)
@@ -109,6 +125,10 @@ class PredictionLog:
             return
         self._buffer.append(entry)
 
+    def warm(self) -> None:
+        """Load what the first write needs now (the appliance calls this once it serves)."""
+        self._warm.set()
+
     @property
     def pending(self) -> int:
         return len(self._buffer)
@@ -116,15 +136,29 @@ class PredictionLog:
     def flush(self) -> int:
         """Write what is buffered now; returns the rows written."""
         with self._write_lock:
-            entries: list[Entry] = []
-            while True:
+            self._prepare(chunk=None)
+            prepared, self._prepared = self._prepared, []
+            if prepared:
+                self._write(prepared)
+            return len(prepared)
+
+    def _prepare(self, chunk: int | None) -> None:
+        """Turn buffered entries into JSON text, ``chunk`` at a time, yielding the GIL between chunks.
+
+        The writer converts a little every `PREPARE_EVERY_S` rather than all at once per
+        segment: a burst of conversion holding the GIL showed as p99 spikes of the event loop
+        and the inference threads this thread shares the process with.
+        """
+        while self._buffer:
+            for _ in range(chunk or PREPARE_CHUNK):
                 try:
-                    entries.append(self._buffer.popleft())
+                    entry = self._buffer.popleft()
                 except IndexError:
                     break
-            if entries:
-                self._write(entries)
-            return len(entries)
+                self._prepared.append(prepare(entry))
+            time.sleep(0)
+            if chunk is not None:
+                return
 
     def close(self) -> None:
         """Stop the writer and write everything still buffered."""
@@ -134,16 +168,28 @@ class PredictionLog:
         self.flush()
 
     def _run(self) -> None:
+        # pyarrow imports pandas on its first conversion (~0.3 s holding the GIL): pay that once the
+        # appliance is up (`warm`) or traffic starts, not in the middle of it at the first flush
+        while not self._buffer and not self._warm.is_set() and not self._stop.wait(0.05):
+            pass
+        pa.array(["warm"], type=pa.string())
+        last_write = time.monotonic()
         while not self._stop.is_set():
-            self._wake.wait(self.flush_s)
-            self._wake.clear()
+            self._wake.wait(PREPARE_EVERY_S)
             try:
-                self.flush()
+                if self._wake.is_set() or time.monotonic() - last_write >= self.flush_s:
+                    self._wake.clear()
+                    last_write = time.monotonic()
+                    self.flush()
+                else:
+                    with self._write_lock:
+                        while self._buffer and not self._stop.is_set():
+                            self._prepare(chunk=PREPARE_CHUNK)
             except Exception:  # a full disk must not kill the writer; the next pass retries new rows
                 log.exception("writing the prediction log failed")
 
-    def _write(self, entries: list[Entry]) -> None:
-        groups: dict[tuple[str, str], list[Entry]] = defaultdict(list)
+    def _write(self, entries: list[Prepared]) -> None:
+        groups: dict[tuple[str, str], list[Prepared]] = defaultdict(list)
         for e in entries:
             day = datetime.fromtimestamp(e[3], UTC).strftime("%Y-%m-%d")
             groups[(e[1], day)].append(e)
@@ -156,8 +202,8 @@ class PredictionLog:
                     "ts": [int(r[3] * 1_000_000) for r in rows],
                     "latency_ms": [r[4] for r in rows],
                     "shadow": [r[5] for r in rows],
-                    "inputs": [to_json(r[6]) for r in rows],
-                    "outputs": [to_json(r[7]) for r in rows],
+                    "inputs": [r[6] for r in rows],
+                    "outputs": [r[7] for r in rows],
                 },
                 schema=SCHEMA,
             )
