@@ -113,6 +113,10 @@ def test_board_names_who_holds_each_gpu() -> None:
         ("free", "free", "", "simulated"),
     ]
     assert holder_label(Lease(1, 4, "notebook:1", "notebook 1", T0)) == "notebook 1 (job 4)"
+    served = Lease(2, None, "serving:churn/3", "serving:churn/3", T0)
+    assert holder_label(served) == "served churn/3"
+    (row,) = board_rows([GpuStatus(sim[2], served, None, None)], T0)
+    assert (row.holder, row.kind) == ("served churn/3", "serving")
     real = Gpu(0, "NVIDIA H100", 81_559, False)
     (nvml,) = board_rows([GpuStatus(real, None, 37.0, 1204)], T0)
     assert nvml.usage == "37% · 1,204/81,559 MiB"

@@ -43,6 +43,7 @@ HOLDER_STYLES: dict[str, str] = {
     "job": "bold #4ea1ff",
     "sweep": "bold #a371f7",
     "notebook": "bold #3fb950",
+    "serving": "bold #d29922",
     "free": "#8b949e",
 }
 MAX_MESSAGE = 48
@@ -64,11 +65,11 @@ def owner_label(owner: str | None) -> str:
 
 
 def owner_kind(owner: str | None) -> str:
-    """``job``, ``sweep`` or ``notebook``: what kind of work holds a GPU."""
+    """``job``, ``sweep``, ``notebook`` or ``serving``: what kind of work holds a GPU."""
     if owner is None:
         return "job"
     kind = owner.partition(":")[0]
-    return kind if kind in ("sweep", "notebook") else "job"
+    return kind if kind in ("sweep", "notebook", "serving") else "job"
 
 
 def gpus_cell(job: Job) -> str:
@@ -165,8 +166,10 @@ _TRIAL = re.compile(r"-t(\d+)$")
 
 
 def holder_label(lease: Lease) -> str:
-    """Who holds a GPU: ``job 7 train``, ``sweep 2 trial 3``, ``notebook 1``."""
+    """Who holds a GPU: ``job 7 train``, ``sweep 2 trial 3``, ``notebook 1``, ``served churn/3``."""
     kind = owner_kind(lease.owner)
+    if lease.job_id is None:  # a lease held outside jobs: a served model
+        return f"served {(lease.owner or '').partition(':')[2] or lease.job_name}"
     if kind == "sweep":
         m = _TRIAL.search(lease.job_name)
         trial = f" trial {m.group(1)}" if m else f" {lease.job_name}"
