@@ -90,3 +90,38 @@ def subprocess_env(home: Path) -> dict[str, str]:
     env["MLBOX_HOME"] = str(home)
     env.pop("MLBOX_RUN_ID", None)
     return env
+
+
+@pytest.fixture
+def gpu_services(settings: Settings) -> Iterator[Services]:
+    """Services over two simulated GPUs and four cores, ticking fast; jobs left running are killed."""
+    from dataclasses import replace
+
+    from mlbox.scheduler.config import SchedulerSettings
+
+    services = Services.open(
+        replace(settings, scheduler=SchedulerSettings(gpus="2", cpus=4.0, tick_s=0.05, kill_grace_s=2.0))
+    )
+    yield services
+    services.scheduler.close(kill=True)
+
+
+@pytest.fixture
+def loop(gpu_services: Services) -> Iterator[None]:
+    """The appliance's job loop in a thread for as long as the test runs: a scheduler pass, then
+    the sweeps' and the notebooks' (the order of `Appliance.schedule_once`)."""
+    import threading
+
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            for service in (gpu_services.scheduler, gpu_services.sweeps, gpu_services.notebooks):
+                service.reconcile_once()
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=run, name="job-loop", daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=10)

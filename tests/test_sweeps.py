@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from mlbox.appliance import Appliance
-from mlbox.scheduler.config import SchedulerSettings
 from mlbox.services import Services
 from mlbox.settings import Settings
 from mlbox.store.errors import InvalidInput, NotFound
@@ -65,13 +64,6 @@ def workdir(tmp_path: Path) -> Path:
     (folder / "trial.py").write_text(TRIAL)
     (folder / "model_def.py").write_text(MODEL_DEF)
     return folder
-
-
-@pytest.fixture
-def gpu_services(settings: Settings) -> Services:
-    return Services.open(
-        replace(settings, scheduler=SchedulerSettings(gpus="2", cpus=4.0, tick_s=0.05, kill_grace_s=5.0))
-    )
 
 
 def spec(workdir: Path, **kw: object) -> SweepSpec:

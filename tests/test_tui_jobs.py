@@ -12,19 +12,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
-from mlbox.scheduler.config import SchedulerSettings
 from mlbox.scheduler.schemas import Gpu, GpuStatus, JobSpec, Lease, Resources
 from mlbox.services import Services
-from mlbox.settings import Settings
 from mlbox.tui.jobs_view import LogTail, board_rows, clean_line, gpus_cell, holder_label, job_rows
 from mlbox.tui.screens.jobs import JobsScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
@@ -37,32 +33,6 @@ SIZE = (120, 36)
 T0 = 1_700_000_000.0
 Snap = Callable[..., bool]
 HELLO = "print('hello', flush=True); import time; time.sleep(60)"
-
-
-@pytest.fixture
-def gpu_services(settings: Settings) -> Iterator[Services]:
-    services = Services.open(
-        replace(settings, scheduler=SchedulerSettings(gpus="2", cpus=4.0, tick_s=0.05, kill_grace_s=2.0))
-    )
-    yield services
-    services.scheduler.close(kill=True)
-
-
-@pytest.fixture
-def loop(gpu_services: Services) -> Iterator[None]:
-    """The appliance's scheduler loop in a thread, for as long as the test runs."""
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.is_set():
-            gpu_services.scheduler.reconcile_once()
-            stop.wait(0.05)
-
-    thread = threading.Thread(target=run, name="scheduler-loop", daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=10)
 
 
 async def open_jobs(pilot: Pilot[None]) -> JobsScreen:

@@ -8,19 +8,13 @@ a confirmation. Rows are also checked as pure values with a fixed clock.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
-import pytest
 from textual.widgets import Input
 
 from mlbox.notebooks.schemas import Notebook
-from mlbox.scheduler.config import SchedulerSettings
 from mlbox.scheduler.schemas import Job, JobSpec
 from mlbox.services import Services
-from mlbox.settings import Settings
 from mlbox.tui.notebooks_view import notebook_rows
 from mlbox.tui.screens.notebooks import NotebooksScreen
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
@@ -29,32 +23,6 @@ from tests.test_tui import app_for, settle, until
 
 SIZE = (120, 36)
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture
-def gpu_services(settings: Settings) -> Iterator[Services]:
-    services = Services.open(
-        replace(settings, scheduler=SchedulerSettings(gpus="2", cpus=4.0, tick_s=0.05, kill_grace_s=5.0))
-    )
-    yield services
-    services.scheduler.close(kill=True)
-
-
-@pytest.fixture
-def loop(gpu_services: Services) -> Iterator[None]:
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.is_set():
-            gpu_services.scheduler.reconcile_once()
-            gpu_services.notebooks.reconcile_once()
-            stop.wait(0.1)
-
-    thread = threading.Thread(target=run, name="appliance-loop", daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=10)
 
 
 def _nb(id: int, state: str, **kw: object) -> Notebook:

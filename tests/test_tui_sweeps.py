@@ -11,16 +11,12 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 
-from mlbox.scheduler.config import SchedulerSettings
 from mlbox.services import Services
-from mlbox.settings import Settings
 from mlbox.sweeps.schemas import SweepSpec, Trial
 from mlbox.tui.screens.run_detail import RunDetailScreen
 from mlbox.tui.screens.sweeps import SweepsScreen
@@ -43,15 +39,6 @@ with mlbox.start_run(log_code=False, log_environment=False):
         mlbox.flush()
         time.sleep(0.05 if bad else 0.1)
 """
-
-
-@pytest.fixture
-def gpu_services(settings: Settings) -> Iterator[Services]:
-    services = Services.open(
-        replace(settings, scheduler=SchedulerSettings(gpus="2", cpus=4.0, tick_s=0.05, kill_grace_s=2.0))
-    )
-    yield services
-    services.scheduler.close(kill=True)
 
 
 @pytest.fixture
