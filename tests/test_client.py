@@ -181,6 +181,22 @@ def test_mlbox_run_id_attaches_to_an_existing_run(
     assert mlbox.active_run() is None
 
 
+def test_inside_a_job_logging_without_start_run_goes_to_the_jobs_run(
+    tracking: TrackingService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    existing = tracking.create_run("jobs", "scheduled")
+    monkeypatch.setenv("MLBOX_RUN_ID", str(existing.id))
+    mlbox.log_metric("loss", 0.25)
+    mlbox.log_param("lr", 0.1)
+    mlbox.end_run()
+    got = tracking.get_run(existing.id)
+    assert (got.metrics, got.params) == ({"loss": 0.25}, {"lr": "0.1"})
+    assert tracking.search_runs().total == 1
+    monkeypatch.delenv("MLBOX_RUN_ID")
+    with pytest.raises(Conflict):  # outside a job there is still no implicit run
+        mlbox.log_metric("loss", 0.5)
+
+
 def test_experiment_from_the_environment_and_set_experiment(
     tracking: TrackingService, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -149,6 +149,10 @@ class Client:
         return self._active
 
     def _require_active(self) -> ActiveRun:
+        if self._active is None and os.environ.get("MLBOX_RUN_ID"):
+            # inside a job the run already exists: log to it without ceremony, as MLflow
+            # starts a run implicitly on the first log call
+            self.start_run()
         if self._active is None:
             raise Conflict("no active run: call mlbox.start_run() first", field="run")
         return self._active
