@@ -139,6 +139,25 @@ def test_cancel_waiting_job_and_errors(sched: SchedulerService) -> None:
         sched.retry(sched.submit(py_job("q", "pass")).id)
 
 
+def test_a_job_that_cannot_fit_stays_queued_and_says_why(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLBOX_GPUS", "0:16000,1:24000")
+    s = Services.open(Settings.from_env()).scheduler
+    try:
+        big = s.submit(py_job("big", "pass", resources=Resources(gpus=2, gpu_memory_mb=20000)))
+        s.reconcile_once()
+        job = s.get(big.id)
+        assert (job.state, job.attempt) == ("queued", 0)
+        assert job.message == (
+            "cannot fit: it asks for 2 GPUs with 20000 MiB each; 1 of the 2 GPUs have that much "
+            "(the largest has 24000 MiB)"
+        )
+        fits = s.submit(py_job("fits", "pass", resources=Resources(gpus=1, gpu_memory_mb=20000)))
+        drive(s, lambda: s.get(fits.id).terminal)
+        assert s.get(fits.id).gpus == [1]  # only the 24 GB GPU has room
+    finally:
+        s.close(kill=True)
+
+
 def test_timeout_and_retries(sched: SchedulerService, tmp_path: Path) -> None:
     slow = sched.submit(py_job("slow", "import time; time.sleep(60)", timeout_s=0.5))
     attempts = tmp_path / "attempts"

@@ -49,7 +49,7 @@ from mlbox.scheduler.schemas import (
     JobSpec,
     Lease,
 )
-from mlbox.scheduler.validation import check_spec
+from mlbox.scheduler.validation import check_spec, why_impossible
 from mlbox.store import Database, Home
 from mlbox.store.errors import Conflict, InvalidInput, NotFound
 from mlbox.tracking.service import TrackingService
@@ -244,13 +244,7 @@ class SchedulerService:
 
     def submit(self, spec: JobSpec) -> Job:
         """Queue a job (validated; `InvalidInput` names the field). It starts on a scheduler pass."""
-        check_spec(spec, gpus_available=len(self.inventory()))
-        if spec.resources.cpus > self.cpus_total():
-            raise InvalidInput(
-                f"resources.cpus: the job asks for {spec.resources.cpus:g} cores, the scheduler has "
-                f"{self.cpus_total():g} (MLBOX_SCHEDULER_CPUS)",
-                field="resources.cpus",
-            )
+        check_spec(spec, gpus_available=len(self.inventory()), cpus_available=self.cpus_total())
         now = time.time()
         r = spec.resources
         with self.db.atomic() as conn:
@@ -499,17 +493,17 @@ class SchedulerService:
 
     def _note_impossible(self, job_ids: list[int]) -> None:
         """Jobs that cannot fit stay queued (the inventory may grow back) and say why."""
-        n = len(self.inventory())
+        inventory, cpus_total = self.inventory(), self.cpus_total()
         with self.db.atomic() as conn:
             for job_id in job_ids:
+                row = conn.execute(
+                    "SELECT gpus, gpu_memory_mb, cpus FROM jobs WHERE id = ?", (job_id,)
+                ).fetchone()
+                why = why_impossible(row["gpus"], row["gpu_memory_mb"], row["cpus"], inventory, cpus_total)
                 conn.execute(
                     "UPDATE jobs SET message = ? WHERE id = ? AND state IN ('queued', 'preempted')"
                     " AND message IS NOT ?",
-                    (
-                        f"cannot fit: this scheduler has {n} GPUs and {self.cpus_total():g} cores",
-                        job_id,
-                        f"cannot fit: this scheduler has {n} GPUs and {self.cpus_total():g} cores",
-                    ),
+                    (why, job_id, why),
                 )
 
     def _claim(self, job_id: int, gpus: tuple[int, ...], now: float) -> sqlite3.Row | None:

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from mlbox.scheduler.schemas import JobSpec
+from mlbox.scheduler.schemas import Gpu, JobSpec
 from mlbox.store.errors import InvalidInput
 
 FUNCTION_REF = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
@@ -48,7 +48,9 @@ def _strings(value: Any, field: str) -> list[str]:
     return value
 
 
-def check_spec(spec: JobSpec, *, gpus_available: int | None = None) -> JobSpec:
+def check_spec(
+    spec: JobSpec, *, gpus_available: int | None = None, cpus_available: float | None = None
+) -> JobSpec:
     """Return ``spec`` when it can be queued; raise `InvalidInput` naming the bad field."""
     if not isinstance(spec.name, str) or not spec.name.strip() or len(spec.name) > MAX_NAME:
         raise InvalidInput(f"name must be 1 to {MAX_NAME} characters", field="name")
@@ -88,6 +90,12 @@ def check_spec(spec: JobSpec, *, gpus_available: int | None = None) -> JobSpec:
             f"resources.gpus: the job asks for {gpus} GPUs and {where} (MLBOX_GPUS simulates some)",
             field="resources.gpus",
         )
+    if cpus_available is not None and r.cpus > cpus_available:
+        raise InvalidInput(
+            f"resources.cpus: the job asks for {r.cpus:g} cores, the scheduler has "
+            f"{cpus_available:g} (MLBOX_SCHEDULER_CPUS)",
+            field="resources.cpus",
+        )
     _int(spec.priority, "priority", -MAX_PRIORITY, MAX_PRIORITY)
     _int(spec.max_retries, "max_retries", 0, MAX_RETRIES)
     if spec.timeout_s is not None:
@@ -112,3 +120,20 @@ def check_spec(spec: JobSpec, *, gpus_available: int | None = None) -> JobSpec:
     if spec.owner is not None and (not isinstance(spec.owner, str) or not spec.owner.strip()):
         raise InvalidInput("owner must be a non-empty string or null", field="owner")
     return spec
+
+
+def why_impossible(
+    gpus: int, gpu_memory_mb: int, cpus: float, inventory: list[Gpu], cpus_total: float
+) -> str:
+    """Why a queued job can never start on this machine, in the words its user needs to fix it."""
+    if cpus > cpus_total + 1e-9:
+        return f"cannot fit: it asks for {cpus:g} cores and this scheduler has {cpus_total:g}"
+    if gpu_memory_mb > 0:
+        big = [g for g in inventory if g.memory_mb is None or g.memory_mb >= gpu_memory_mb]
+        if len(big) < gpus:
+            largest = max((g.memory_mb or 0 for g in inventory), default=0)
+            return (
+                f"cannot fit: it asks for {gpus} GPUs with {gpu_memory_mb} MiB each; "
+                f"{len(big)} of the {len(inventory)} GPUs have that much (the largest has {largest} MiB)"
+            )
+    return f"cannot fit: it asks for {gpus} GPUs and this scheduler has {len(inventory)}"
