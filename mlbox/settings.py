@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from mlbox.features.config import FeatureSettings
 from mlbox.notebooks.config import NotebookSettings
 from mlbox.scheduler.config import SchedulerSettings
 from mlbox.serving.config import ServingSettings
@@ -43,6 +44,8 @@ class Settings:
     """``MLBOX_GPUS``, ``MLBOX_SCHEDULER_*``: the job scheduler (GPU inventory, tick, kill grace)."""
     notebooks: NotebookSettings = field(default_factory=NotebookSettings)
     """``MLBOX_NOTEBOOK_*``: when idle notebook servers are culled, how often they are asked."""
+    features: FeatureSettings = field(default_factory=FeatureSettings)
+    """``MLBOX_FEATURES_*``: DuckDB's memory limit and threads for the feature store's offline work."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -73,6 +76,7 @@ class Settings:
             serving=ServingSettings.from_env(env),
             scheduler=SchedulerSettings.from_env(env),
             notebooks=NotebookSettings.from_env(env),
+            features=FeatureSettings.from_env(env),
         )
 
     @property

@@ -2,11 +2,13 @@
 
 Models are registered in a real home under tmp_path; the command runs through
 `mlbox.cli.main` (its error mapping included) and once as the installed
-console script. Every output is compared with the model's own ``predict``.
+console script. Every output is compared with the model's own ``predict``; for a model
+whose inputs are feature views, on the values a brute-force as-of lookup finds.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +18,11 @@ import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
-from sklearn.linear_model import LogisticRegression
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from mlbox.cli import main
+from mlbox.features import Entity, FeatureView, Field, ParquetSource
 from mlbox.services import Services
 
 MLBOX = Path(sys.executable).parent / "mlbox"
@@ -206,3 +210,188 @@ def test_console_script_scores_a_file(
     assert f"scored {ROWS:,} rows" in proc.stdout
     x, _ = data
     assert np.array_equal(pq.read_table(out).column("prediction").to_numpy(), arrays_model.predict(x))
+
+
+# -- models whose inputs are feature views ---------------------------------------------------------
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+DRIVER_FEATURES = ["driver_stats:rating", "driver_stats:trips"]  # the model's order, not the view's
+
+
+@pytest.fixture
+def stats(services: Services, tmp_path: Path) -> pl.DataFrame:
+    """Three rows per driver 1..6, an hour apart, materialized; the feature source as a frame."""
+    rng = np.random.default_rng(3)
+    ids = np.repeat(np.arange(1, 7), 3)
+    frame = pl.DataFrame(
+        {
+            "driver_id": ids,
+            "event_ts": [T0 + dt.timedelta(hours=int(h)) for h in np.tile([0, 1, 2], 6)],
+            "trips": rng.integers(0, 50, ids.size).astype(np.float64),
+            "rating": rng.uniform(3, 5, ids.size),
+        }
+    )
+    frame.write_parquet(tmp_path / "stats.parquet")
+    driver = Entity("driver", join_keys=["driver_id"])
+    view = FeatureView(
+        "driver_stats",
+        entities=[driver],
+        source=ParquetSource(str(tmp_path / "stats.parquet")),
+        timestamp_field="event_ts",
+        features=[Field("trips", "float64"), Field("rating", "float64")],
+    )
+    services.features.apply([driver, view])
+    services.features.materialize(T0 - dt.timedelta(days=1), T0 + dt.timedelta(days=1))
+    return frame
+
+
+@pytest.fixture
+def eta(services: Services, stats: pl.DataFrame) -> LinearRegression:
+    x = stats.select("rating", "trips").to_numpy()
+    model = LinearRegression().fit(x, x @ np.array([2.0, 0.5]) + 1)
+    services.registry.register("eta", model=model, example_input=x[:3], features=DRIVER_FEATURES)
+    return model
+
+
+def as_of(stats: pl.DataFrame, driver: int, at: dt.datetime | None) -> list[float]:
+    """Brute force: the driver's newest row at or before ``at`` (the newest of all without it)."""
+    rows = stats.filter(pl.col("driver_id") == driver)
+    if at is not None:
+        rows = rows.filter(pl.col("event_ts") <= at)
+    newest = rows.sort("event_ts").tail(1)
+    return [newest["rating"].item(), newest["trips"].item()]
+
+
+def test_feature_model_scores_point_in_time_from_the_offline_store(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    services: Services,
+    stats: pl.DataFrame,
+    eta: LinearRegression,
+) -> None:
+    h = dt.timedelta(hours=1)
+    entity = pl.DataFrame(
+        {
+            "driver_id": [3, 1, 3, 6, 2, 1],
+            "event_timestamp": [T0 + 1.5 * h, T0 + 2 * h, T0, T0 + 9 * h, T0 + 0.5 * h, T0 + h],
+            "label": ["a", "b", "c", "d", "e", "f"],
+        }
+    )
+    path = tmp_path / "entities.parquet"
+    entity.write_parquet(path)
+    out = tmp_path / "out.parquet"
+    code, stdout, err = run_main(capsys, "predict", "eta", str(path), "-o", str(out), "--batch-size", "4")
+    assert (code, err) == (0, ""), err
+    assert "scored 6 rows with eta version 1 -> " in stdout
+    assert "features: point-in-time from the offline store at 'event_timestamp'" in stdout
+    expected = eta.predict(
+        np.array([as_of(stats, d, t) for d, t in entity.select("driver_id", "event_timestamp").rows()])
+    )
+    result = pl.read_parquet(out)
+    assert result.columns == ["driver_id", "event_timestamp", "label", "prediction"]
+    np.testing.assert_allclose(result["prediction"].to_numpy(), expected)
+    # the latest values would differ for every row but the last-hour ones: the lookup was point-in-time
+    latest = eta.predict(np.array([as_of(stats, d, None) for d in entity["driver_id"]]))
+    assert not np.allclose(expected, latest)
+    # scoring records no training set
+    assert services.features.training_sets() == []
+    # the same from CSV (ISO text times), with the time column named by --timestamp-column
+    csv = tmp_path / "entities.csv"
+    entity.rename({"event_timestamp": "at"}).write_csv(csv)
+    code, stdout, err = run_main(
+        capsys, "predict", "eta", str(csv), "-o", str(out), "--timestamp-column", "at", "--no-keep-inputs"
+    )
+    assert (code, err) == (0, ""), err
+    assert "point-in-time from the offline store at 'at'" in stdout
+    np.testing.assert_allclose(pl.read_parquet(out)["prediction"].to_numpy(), expected)
+
+
+def test_feature_model_without_a_time_column_scores_the_latest_online_values(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, stats: pl.DataFrame, eta: LinearRegression
+) -> None:
+    path = tmp_path / "keys.csv"
+    pl.DataFrame({"driver_id": [5, 2, 4]}).write_csv(path)
+    out = tmp_path / "out.parquet"
+    code, stdout, err = run_main(capsys, "predict", "eta", str(path), "-o", str(out))
+    assert (code, err) == (0, ""), err
+    assert "features: latest online values" in stdout
+    expected = eta.predict(np.array([as_of(stats, d, None) for d in (5, 2, 4)]))
+    np.testing.assert_allclose(pl.read_parquet(out)["prediction"].to_numpy(), expected)
+    # --online forces the online store even when the input has the time column
+    timed = tmp_path / "timed.parquet"
+    pl.DataFrame({"driver_id": [5], "event_timestamp": [T0]}).write_parquet(timed)
+    code, stdout, err = run_main(capsys, "predict", "eta", str(timed), "-o", str(out), "--online")
+    assert (code, err) == (0, ""), err
+    assert "latest online values" in stdout
+    np.testing.assert_allclose(pl.read_parquet(out)["prediction"].to_numpy(), expected[:1])
+
+
+def test_unknown_entities_are_refused_naming_them_unless_allowed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, services: Services, stats: pl.DataFrame
+) -> None:
+    x = stats.select("rating", "trips").to_numpy()
+    model = HistGradientBoostingRegressor(max_iter=10, min_samples_leaf=2).fit(x, x @ np.array([2.0, 0.5]))
+    services.registry.register("tolerant", model=model, example_input=x[:3], features=DRIVER_FEATURES)
+    path = tmp_path / "keys.parquet"
+    pl.DataFrame({"driver_id": [1, 99, 2, 98]}).write_parquet(path)
+    out = tmp_path / "out.parquet"
+    code, _, err = run_main(capsys, "predict", "tolerant", str(path), "-o", str(out))
+    assert code == 2 and err.count("\n") == 1, err
+    assert (
+        "2 rows (the first is row 1) have no feature values for their entity: driver_id=99; driver_id=98"
+        in err
+    )
+    assert "--allow-missing" in err and not out.exists()
+    # before its first row, a driver has no value at that time either
+    timed = tmp_path / "timed.parquet"
+    pl.DataFrame({"driver_id": [4], "event_timestamp": [T0 - dt.timedelta(days=3)]}).write_parquet(timed)
+    code, _, err = run_main(capsys, "predict", "tolerant", str(timed), "-o", str(out))
+    assert code == 2 and "driver_id=4 at 2025-12-29" in err, err
+    code, _, err = run_main(capsys, "predict", "tolerant", str(path), "-o", str(out), "--allow-missing")
+    assert (code, err) == (0, ""), err
+    expected = model.predict(
+        np.array([as_of(stats, 1, None), [np.nan, np.nan], as_of(stats, 2, None), [np.nan] * 2])
+    )
+    np.testing.assert_allclose(pl.read_parquet(out)["prediction"].to_numpy(), expected)
+
+
+def test_feature_model_bad_inputs_are_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    services: Services,
+    stats: pl.DataFrame,
+    eta: LinearRegression,
+) -> None:
+    path = tmp_path / "rider.parquet"
+    pl.DataFrame({"rider_id": [1], "event_timestamp": [T0]}).write_parquet(path)
+    keys = tmp_path / "keys.parquet"
+    pl.DataFrame({"driver_id": [1, None]}).write_parquet(keys)
+    out = tmp_path / "out.parquet"
+    cases = [
+        ([str(path)], "driver_id: missing column"),
+        ([str(keys)], "driver_id: 1 rows have no value"),
+        ([str(keys), "--timestamp-column", "when"], "when: no such column (--timestamp-column)"),
+        ([str(keys), "--columns", "driver_id"], "takes no columns"),
+        ([str(keys), "--online", "--timestamp-column", "x"], "not both"),
+    ]
+    for argv, needle in cases:
+        code, _, err = run_main(capsys, "predict", "eta", *argv, "-o", str(out))
+        assert code == 2 and err.startswith("mlbox: error: ") and err.count("\n") == 1, (argv, err)
+        assert needle in err, (argv, err)
+    # the view of a registered model cannot be deleted; a model registered over a view deleted
+    # before it cannot be scored, and says why
+    assert "eta/1 takes its features" in run_main(capsys, "features", "delete", "driver_stats", "--yes")[2]
+    old = FeatureView(
+        "old_stats",
+        entities=["driver"],
+        source=ParquetSource(str(tmp_path / "stats.parquet")),
+        timestamp_field="event_ts",
+        features=[Field("trips", "float64")],
+    )
+    services.features.apply([old])
+    services.features.delete_view("old_stats")
+    services.registry.register(
+        "orphan", model=LinearRegression().fit([[1.0], [2.0]], [1.0, 2.0]), features=["old_stats:trips"]
+    )
+    code, _, err = run_main(capsys, "predict", "orphan", str(keys), "-o", str(out))
+    assert code == 2 and "feature view 'old_stats' was deleted" in err, err

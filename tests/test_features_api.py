@@ -2,7 +2,8 @@
 
 Definitions come from the same YAML and Parquet source as the CLI tests
 (`tests.test_features_cli.write_source`), with event times relative to now
-so online reads see fresh values. Bad bodies answer 4xx JSON naming the field.
+so online reads see fresh values. Bad bodies answer 4xx JSON naming the field; deleting
+answers 404/409 JSON naming the field.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from mlbox.api.app import create_app
+from mlbox.features import Field, OnDemandFeatureView
 from mlbox.services import Services
 from tests.test_features_cli import MLBOX, base_time, write_source
 
@@ -128,9 +130,54 @@ def test_online_in_feast_response_shape(client: TestClient[Litestar], t0: dt.dat
     assert stamp == t0 + dt.timedelta(hours=2) and spend["event_timestamps"][1] is None
 
 
+def test_delete_view_and_entity(client: TestClient[Litestar], store: Services, t0: dt.datetime) -> None:
+    materialize(client, t0)
+    store.features.apply(
+        [
+            OnDemandFeatureView(
+                "per_visit", ["stats"], [Field("ratio", "float64")], {"ratio": "spend / visits"}
+            )
+        ]
+    )
+    refused = _error(client.delete(f"{PREFIX}/views/stats"), 409, "name")
+    assert refused["error"] == "cannot delete feature view 'stats': on-demand view 'per_visit' reads it"
+    refused = _error(client.delete(f"{PREFIX}/entities/customer"), 409, "name")
+    assert "feature view 'stats' uses it" in refused["error"]
+    _error(client.delete(f"{PREFIX}/views/nope"), 404, "name")
+    _error(client.delete(f"{PREFIX}/entities/nope"), 404, "name")
+    assert client.delete(f"{PREFIX}/views/per_visit").status_code == 200
+    dry = client.delete(f"{PREFIX}/views/stats", params={"dry_run": "true"})
+    assert dry.status_code == 200 and dry.json()["dry_run"] and dry.json()["online_rows"] == 3
+    assert [v["name"] for v in client.get(f"{PREFIX}/views").json()] == ["stats"]
+    deleted = client.delete(f"{PREFIX}/views/stats")
+    assert deleted.status_code == 200, deleted.text
+    body = deleted.json()
+    assert (body["kind"], body["name"], body["versions"], body["online_rows"]) == (
+        "feature_view",
+        "stats",
+        [1],
+        3,
+    )
+    assert client.get(f"{PREFIX}/views").json() == []
+    gone = _error(client.get(f"{PREFIX}/views/stats"), 404, "features")
+    assert "'stats' was deleted" in gone["error"]
+    lookup = client.post(f"{PREFIX}/online", json={"features": REFS, "entities": {"customer_id": [1]}})
+    assert "'stats' was deleted" in _error(lookup, 404, "features")["error"]
+    _error(client.delete(f"{PREFIX}/views/stats"), 404, "name")
+    entity = client.delete(f"{PREFIX}/entities/customer")
+    assert entity.status_code == 200 and entity.json()["kind"] == "entity"
+    assert client.get(f"{PREFIX}/entities").json() == []
+
+
 def test_token_is_required(store: Services) -> None:
     with TestClient(create_app(store, token=TOKEN), base_url=BASE) as anonymous:
-        for method, path in (("GET", "/views"), ("POST", "/online"), ("POST", "/materialize")):
+        for method, path in (
+            ("GET", "/views"),
+            ("POST", "/online"),
+            ("POST", "/materialize"),
+            ("DELETE", "/views/stats"),
+            ("DELETE", "/entities/customer"),
+        ):
             response = anonymous.request(method, PREFIX + path, json={})
             assert response.status_code == 401, (path, response.text)
 
@@ -252,3 +299,9 @@ def test_online_over_a_real_socket(up: str, store: Services, t0: dt.datetime) ->
         assert answer.json()["values"]["spend"] == [2.0, 3.5]
         assert c.post(f"{PREFIX}/online", json={"features": REFS}).json()["field"] == "entities"
         assert httpx.get(f"{up}{PREFIX}/views", timeout=30, trust_env=False).status_code == 401
+        # deleted from this process (as the CLI would): the appliance, which has the view's
+        # lookup cached, stops serving its values at once
+        store.features.delete_view("stats")
+        gone = c.post(f"{PREFIX}/online", json={"features": REFS, "entities": {"customer_id": [2, 1]}})
+        assert gone.status_code == 404, gone.text
+        assert "'stats'" in gone.json()["error"] and "deleted" in gone.json()["error"]

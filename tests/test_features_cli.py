@@ -1,4 +1,4 @@
-"""`mlbox features` against a real home under tmp_path: apply, ls, materialize, get, history.
+"""`mlbox features` against a real home under tmp_path: apply, ls, materialize, get, history, delete.
 
 The feature source is a small Parquet file written by `write_source` with
 event times relative to now, so online reads (which judge the TTL against the
@@ -9,6 +9,7 @@ handling included; one case runs the console script as a subprocess.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import subprocess
 import sys
@@ -253,3 +254,57 @@ def test_console_script(applied: Path, subprocess_env: dict[str, str]) -> None:
             timeout=120,
         ).stdout
     )
+
+
+# -- delete ---------------------------------------------------------------------------------------
+
+ON_DEMAND = """\
+on_demand_feature_views:
+  - name: per_visit
+    sources: [stats]
+    features:
+      - {name: ratio, dtype: float64, expression: spend / visits}
+"""
+
+
+def test_delete_asks_first_then_removes_the_view_and_its_online_values(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, applied: Path
+) -> None:
+    ok(capsys, "features", "materialize", *window(base_time()))
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    code, out, err = run_main(capsys, "features", "delete", "stats")
+    assert code == 1 and "nothing deleted" in err
+    assert "delete feature view 'stats' (v1 kept for training-set lineage, 3 online rows removed)?" in err
+    assert "stats" in ok(capsys, "features", "ls")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # no answer at all (a script without --yes)
+    code, _, err = run_main(capsys, "features", "delete", "stats")
+    assert code == 1 and "pass --yes" in err
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    out = ok(capsys, "features", "delete", "stats")
+    assert out == "deleted feature view stats: v1 kept for training-set lineage, 3 online rows removed\n"
+    assert not any(line.strip().startswith("stats") for line in ok(capsys, "features", "ls").splitlines())
+    err = fails(capsys, "features", "get", "stats:spend", "--entity", "customer_id=1")
+    assert "feature view 'stats' was deleted" in err
+    assert "already deleted" in fails(capsys, "features", "delete", "stats", "--yes")
+    # applying the same file brings it back at the same version
+    assert "restored   feature_view           stats v1" in ok(capsys, "features", "apply", str(applied))
+
+
+def test_delete_refusals_are_one_line_exit_2_before_any_question(
+    capsys: pytest.CaptureFixture[str], applied: Path
+) -> None:
+    applied.write_text(DEFS + ON_DEMAND)
+    ok(capsys, "features", "apply", str(applied))
+    # refused before the prompt: no stdin is read (pytest's stdin raises when read)
+    err = fails(capsys, "features", "delete", "stats")
+    assert "cannot delete feature view 'stats': on-demand view 'per_visit' reads it" in err
+    assert "cannot delete entity 'customer': feature view 'stats' uses it" in fails(
+        capsys, "features", "delete", "customer", "--entity"
+    )
+    assert "no feature view named 'customer'" in fails(capsys, "features", "delete", "customer", "--yes")
+    assert "no entity named 'stats'" in fails(capsys, "features", "delete", "stats", "--entity", "--yes")
+    result = json.loads(ok(capsys, "features", "delete", "per_visit", "--yes", "--json"))
+    assert result["kind"] == "feature_view" and result["versions"] == [1] and result["online_rows"] == 0
+    ok(capsys, "features", "delete", "stats", "--yes")
+    assert ok(capsys, "features", "delete", "customer", "--entity", "--yes") == "deleted entity customer\n"
+    assert "no features yet" in ok(capsys, "features", "ls")

@@ -217,10 +217,10 @@ def test_constructor_and_yaml_errors(tmp_path: Path) -> None:
 
 def test_migrations_are_idempotent(tmp_path: Path) -> None:
     db = Database(tmp_path / "m.db")
-    assert migrations.apply(db) == ["m001_features"]
+    assert migrations.apply(db) == ["m001_features", "m002_view_deletions"]
     assert migrations.apply(db) == []
     tables = {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"feature_entities", "feature_view_versions", "feature_training_sets"} <= tables
+    assert {"feature_entities", "feature_view_versions", "feature_training_sets", "feature_view_deletions"} <= tables
     online = Database(tmp_path / "o.db")
     assert online_migrations.apply(online) == ["m001_online"]
     assert online_migrations.apply(online) == []

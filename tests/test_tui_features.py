@@ -1,5 +1,5 @@
 """The Features screen over a real feature store: entities, views and versions, freshness,
-a sample of rows, training sets; materialize after a confirmation.
+a sample of rows, training sets; materialize or delete a view after a confirmation.
 
 The store is seeded through the service (polars frames as sources, so no
 temporary path shows on screen), a training set is built and one view is
@@ -24,6 +24,7 @@ from mlbox.features.definitions import Entity, FeatureView, Field, FrameSource, 
 from mlbox.services import Services
 from mlbox.tui.screens.features import EMPTY, FeaturesScreen, short_source, ttl_text
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
+from mlbox.tui.widgets.error_dialog import ErrorDialog
 from tests.test_tui import app_for, settle, until
 
 UTC = dt.UTC
@@ -199,6 +200,55 @@ async def test_materialize_needs_a_feature_view(seeded: Services) -> None:
         assert isinstance(app.screen, FeaturesScreen)  # no dialog: a warning instead
 
 
+def changed(app: object) -> str:
+    """The change the open confirmation dialog asks about."""
+    dialog = app.screen  # type: ignore[attr-defined]
+    assert isinstance(dialog, ConfirmDialog)
+    return dialog.change
+
+
+async def test_delete_after_confirmation(seeded: Services) -> None:
+    app = app_for(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_features(pilot)
+        assert screen.selected == "customer_stats"  # read by spend_per_visit: the store refuses
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ErrorDialog))
+        error = app.screen
+        assert (
+            isinstance(error, ErrorDialog)
+            and "on-demand view 'spend_per_visit' reads it" in error.error.message
+        )
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("down", "down")
+        await until(pilot, lambda: screen.selected == "spend_per_visit")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert changed(app) == "spend_per_visit: removes 0 online rows; keeps v1–v2 for lineage"
+        await pilot.press("n")
+        await settle(pilot)
+        assert [v.name for v in seeded.features.list_views()][-1] == "spend_per_visit"
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        await pilot.press("y")
+        await until(
+            pilot, lambda: [r[0] for r in rows(screen.table("views"))] == ["customer_stats", "orders"]
+        )
+        await pilot.press("up", "up")
+        await until(pilot, lambda: screen.selected == "customer_stats")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        assert changed(app) == "customer_stats: removes 3 online rows; keeps v1–v2 for lineage"
+        await pilot.press("y")
+        await until(pilot, lambda: [r[0] for r in rows(screen.table("views"))] == ["orders"])
+        assert [v.name for v in seeded.features.list_views()] == ["orders"]
+        assert seeded.features.freshness() == []  # its online rows went with it
+        await until(pilot, lambda: screen.sample_view == "orders")
+        (ts,) = rows(screen.table("training-sets"))  # its training set keeps its lineage
+        assert ts[2] == "customer_stats v2"
+
+
 async def test_empty_store(services: Services) -> None:
     app = app_for(services)
     async with app.run_test(size=SIZE) as pilot:
@@ -209,7 +259,10 @@ async def test_empty_store(services: Services) -> None:
         assert isinstance(screen, FeaturesScreen)
         await until(pilot, lambda: not screen.loading)
         assert str(screen.query_one("#summary", Static).render()) == EMPTY
-        assert "Materialize view" in {c.title for c in app.get_system_commands(screen)}
+        assert {"Materialize view", "Delete view"} <= {c.title for c in app.get_system_commands(screen)}
+        await pilot.press("d")
+        await pilot.pause()
+        assert app.screen is screen  # nothing selected: a warning, no dialog
 
 
 # -- snapshots ------------------------------------------------------------------------------------
@@ -239,6 +292,19 @@ class TestFeaturesScreen:
         async def run_before(pilot: Pilot[None]) -> None:
             await open_features(pilot)
             await pilot.press("m")
+            await pilot.pause()
+
+        assert snap_compare(app_for(seeded, live_s=3600), terminal_size=SIZE, run_before=run_before)
+
+    def test_delete_confirmation(self, seeded: Services, utc: None, snap_compare: Snap) -> None:
+        fix_times(seeded)
+
+        async def run_before(pilot: Pilot[None]) -> None:
+            screen = await open_features(pilot)
+            await pilot.press("down")
+            await until(pilot, lambda: screen.sample_view == "orders")
+            await pilot.press("d")
+            await until(pilot, lambda: not isinstance(pilot.app.screen, FeaturesScreen))
             await pilot.pause()
 
         assert snap_compare(app_for(seeded, live_s=3600), terminal_size=SIZE, run_before=run_before)

@@ -14,6 +14,10 @@ with ``"response": "feast"`` the feature server's own shape
 A lookup of a few entities is an indexed SQLite read well under a
 millisecond, so it runs on the event loop instead of paying a thread hop;
 larger ones (`INLINE_ROWS`) run in a worker thread.
+
+``DELETE /api/v1/features/views/{name}`` and ``/entities/{name}`` delete (404
+when unknown or already deleted, 409 naming the dependents while something
+uses it; ``?dry_run=true`` checks without deleting).
 """
 
 from __future__ import annotations
@@ -25,11 +29,11 @@ from typing import Any, Literal, TypeVar
 
 import anyio.to_thread
 import msgspec
-from litestar import Controller, Router, get, post
+from litestar import Controller, Router, delete, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 
-from mlbox.features.schemas import EntityInfo, MaterializeResult, TrainingSetInfo, ViewInfo
+from mlbox.features.schemas import DeleteResult, EntityInfo, MaterializeResult, TrainingSetInfo, ViewInfo
 from mlbox.features.service import FeatureStore
 from mlbox.store.errors import InvalidInput
 
@@ -229,6 +233,30 @@ class FeatureController(Controller):
         version: FromQuery[int | None] = None,
     ) -> ViewInfo:
         return features.get_view(name, version)
+
+    @delete(
+        "/views/{name:str}",
+        operation_id="deleteFeatureView",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Delete a view (versions kept for lineage, online values removed)",
+    )
+    def delete_view(
+        self, features: NamedDependency[FeatureStore], name: FromPath[str], dry_run: FromQuery[bool] = False
+    ) -> DeleteResult:
+        return features.delete_view(name, dry_run=dry_run)
+
+    @delete(
+        "/entities/{name:str}",
+        operation_id="deleteEntity",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Delete an entity no live view uses",
+    )
+    def delete_entity(
+        self, features: NamedDependency[FeatureStore], name: FromPath[str], dry_run: FromQuery[bool] = False
+    ) -> DeleteResult:
+        return features.delete_entity(name, dry_run=dry_run)
 
     @get("/entities", operation_id="listEntities", sync_to_thread=True, summary="Entities and join keys")
     def list_entities(self, features: NamedDependency[FeatureStore]) -> list[EntityInfo]:

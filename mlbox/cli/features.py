@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, when
-from mlbox.features.schemas import MaterializeProgress, ViewInfo
+from mlbox.features.schemas import DeleteResult, MaterializeProgress, ViewInfo
 from mlbox.store.errors import MlboxError
 
 if TYPE_CHECKING:
@@ -106,6 +106,60 @@ def features_apply(ctx: Context, definitions: Path, dry_run: bool, as_json: bool
         click.echo("nothing to apply")
     elif dry_run:
         click.echo("(dry run: nothing written)")
+
+
+def _versions(numbers: list[int]) -> str:
+    if not numbers:
+        return "no versions"
+    if len(numbers) == 1:
+        return f"v{numbers[0]}"
+    return f"v{numbers[0]}–v{numbers[-1]}"
+
+
+def _deletion(result: DeleteResult) -> str:
+    """What a view's deletion keeps and removes, in words."""
+    return (
+        f"{_versions(result.versions)} kept for training-set lineage, "
+        f"{result.online_rows:,} online row{'' if result.online_rows == 1 else 's'} removed"
+    )
+
+
+@features.command("delete")
+@click.argument("name")
+@click.option("--entity", "is_entity", is_flag=True, help="NAME is an entity, not a feature view.")
+@click.option("-y", "--yes", is_flag=True, help="Delete without asking.")
+@json_option
+@pass_ctx
+def features_delete(ctx: Context, name: str, is_entity: bool, yes: bool, as_json: bool) -> None:
+    """Delete a feature view (or, with --entity, an entity).
+
+    A deleted view no longer lists or resolves and its online values are
+    removed; its versions stay, so training sets built from it keep their
+    lineage, and applying its definition again restores it. Refused while an
+    on-demand view or a registered model version uses the view (or a view
+    uses the entity).
+    """
+    store = ctx.services.features
+    delete = store.delete_entity if is_entity else store.delete_view
+    what = f"entity {name!r}" if is_entity else f"feature view {name!r}"
+    planned = delete(name, dry_run=True)  # not found, or in use: refused before asking
+    if not yes:
+        detail = "" if is_entity else f" ({_deletion(planned)})"
+        try:
+            confirmed = click.confirm(f"delete {what}{detail}?", default=False, err=True)
+        except click.Abort:  # end of input: no answer is not a yes
+            confirmed = False
+        if not confirmed:
+            click.echo("nothing deleted (answer y, or pass --yes)", err=True)
+            raise click.exceptions.Exit(1)
+    result = delete(name)
+    if as_json:
+        echo_json(result)
+        return
+    if is_entity:
+        click.echo(f"deleted entity {name}")
+    else:
+        click.echo(f"deleted feature view {name}: {_deletion(result)}")
 
 
 def parse_time(text: str, hint: str) -> dt.datetime:

@@ -7,13 +7,20 @@ signature, scored through the same `LoadedModel.predict` that serving uses
 the output with a ``prediction`` column. The output is written to a hidden
 temporary file beside it and renamed at the end, so a failed or interrupted
 run never leaves a half-written file under the name a pipeline waits for.
+
+A model registered with ``features=["view:feature", ...]`` takes entity keys:
+each chunk's features are looked up as serving does (`mlbox.serving.features`),
+point-in-time from the offline store when the input has the entity time
+column (``event_timestamp`` or ``--timestamp-column``), else the latest online
+values. Rows whose entity has no value for any feature are refused, naming
+them, unless ``--allow-missing`` scores them with missing (NaN) features.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +36,11 @@ if TYPE_CHECKING:
     import polars as pl
     import pyarrow as pa
 
+    from mlbox.features.service import FeatureStore
+
 FORMATS = (".parquet", ".csv")
+DEFAULT_TIMESTAMP_COLUMN = "event_timestamp"
+MISSING_SHOWN = 5
 
 
 # -- reading ----------------------------------------------------------------------
@@ -147,6 +158,126 @@ def _abridged(names: list[str], shown: int = 6) -> str:
     return str(names) if len(names) <= shown else f"[{', '.join(names[:shown])}, … (+{len(names) - shown})]"
 
 
+# -- models whose inputs are feature views ------------------------------------------------
+
+
+class FeatureInputs:
+    """Scores a chunk of entity rows with a model registered with ``features=[...]``.
+
+    The lookup, the model's matrix and its validation are serving's
+    (`mlbox.serving.features.with_features`); only where the values come from
+    differs: `FeatureStore.lookup_historical` at each row's time (no
+    training-set record per chunk), or `FeatureStore.get_online_features`.
+    The choice is made on the first chunk and holds for the file.
+    """
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        model: LoadedModel,
+        refs: Sequence[str],
+        *,
+        timestamp_column: str | None,
+        online: bool,
+        allow_missing: bool,
+    ) -> None:
+        self.store = store
+        self.model = model
+        self.refs = list(refs)
+        self.keys = store.join_keys(self.refs)  # NotFound here for an unknown or deleted view
+        self.timestamp_column = timestamp_column
+        self.online = online
+        self.allow_missing = allow_missing
+        self.at: str | None = None
+        """The entity time column of a point-in-time lookup; None for online values."""
+        self.decided = False
+
+    @property
+    def source(self) -> str:
+        if self.at is None:
+            return "latest online values"
+        return f"point-in-time from the offline store at {self.at!r}"
+
+    def decide(self, frame: pl.DataFrame) -> None:
+        if self.decided:
+            return
+        self.decided = True
+        if self.timestamp_column is not None and self.timestamp_column not in frame.columns:
+            raise InvalidInput(
+                f"{self.timestamp_column}: no such column (--timestamp-column); the input has columns "
+                f"{frame.columns}",
+                field=self.timestamp_column,
+            )
+        column = self.timestamp_column or DEFAULT_TIMESTAMP_COLUMN
+        if not self.online and column in frame.columns:
+            self.at = column
+
+    def predict(self, frame: pl.DataFrame, first_row: int) -> Any:
+        from mlbox.serving.features import entity_inputs, with_features
+        from mlbox.serving.tensors import Payload
+
+        self.decide(frame)
+        for key in self.keys:
+            if key not in frame.columns:
+                raise _missing(key, f"the join keys {list(self.keys)} of its feature views", frame)
+            nulls = frame.get_column(key).null_count()
+            if nulls:
+                raise SchemaMismatch(f"{key}: {nulls} rows have no value for this join key", field=key)
+        inputs, _ = entity_inputs(Payload("columns", {k: frame.get_column(k).to_list() for k in self.keys}))
+
+        def lookup(rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> dict[str, list[Any]]:
+            if self.at is None:
+                found = self.store.get_online_features(rows, refs, full_feature_names=True)
+            else:
+                found = self._historical(frame, refs)
+            if not self.allow_missing:
+                self._refuse_missing(frame, found, first_row)
+            return found
+
+        schema = self.model.signature.inputs if self.model.signature else None
+        return with_features(self.refs, lookup, schema, self.model.predictor.predict)(inputs)
+
+    def _historical(self, frame: pl.DataFrame, refs: Sequence[str]) -> dict[str, list[Any]]:
+        import polars as pl
+
+        assert self.at is not None
+        entity = frame.select(*self.keys, self.at)
+        if entity.schema[self.at] == pl.String:  # CSV: ISO 8601 text
+            try:
+                # eagerly on the Series: polars infers a zone from the text there (``+00:00``), not in an Expr
+                entity = entity.with_columns(entity.get_column(self.at).str.to_datetime(time_unit="us"))
+            except pl.exceptions.PolarsError:
+                raise InvalidInput(
+                    f"{self.at}: not ISO 8601 times (e.g. 2024-05-01T12:00:00)", field=self.at
+                ) from None
+        values = self.store.lookup_historical(entity, refs, timestamp_field=self.at, full_feature_names=True)
+        return values.to_dict(as_series=False)
+
+    def _refuse_missing(self, frame: pl.DataFrame, found: Mapping[str, list[Any]], first_row: int) -> None:
+        """Rows none of whose features has a value: an unknown entity, as serving's 422 names it."""
+        looked_up = [c for c in found if c not in self.keys and c != self.at]
+        missing = [i for i in range(frame.height) if all(found[c][i] is None for c in looked_up)]
+        if not missing:
+            return
+        shown = []
+        for i in missing[:MISSING_SHOWN]:
+            key = ",".join(f"{k}={found[k][i]}" for k in self.keys)
+            shown.append(key if self.at is None else f"{key} at {found[self.at][i]}")
+        more = f" (+{len(missing) - MISSING_SHOWN} more)" if len(missing) > MISSING_SHOWN else ""
+        why = (
+            "unknown to the online store or older than the view's TTL"
+            if self.at is None
+            else f"no feature row at or before its {self.at!r}, or older than the view's TTL"
+        )
+        one = len(missing) == 1
+        raise InvalidInput(
+            f"{len(missing)} row{'' if one else 's'} (the first is row {first_row + missing[0]}) "
+            f"{'has' if one else 'have'} no feature values for their entity: {'; '.join(shown)}{more} "
+            f"({why}); pass --allow-missing to score them with missing features",
+            field="input",
+        )
+
+
 # -- predictions as Arrow columns ----------------------------------------------------------
 
 
@@ -182,9 +313,17 @@ class _Scorer:
     """Scores chunks and writes them to one Parquet file, its schema fixed by the first chunk."""
 
     def __init__(
-        self, model: LoadedModel, tmp: Path, *, keep_inputs: bool, column: str, columns: list[str] | None
+        self,
+        model: LoadedModel,
+        tmp: Path,
+        *,
+        keep_inputs: bool,
+        column: str,
+        columns: list[str] | None,
+        features: FeatureInputs | None = None,
     ) -> None:
         self.model = model
+        self.features = features
         self.tmp = tmp
         self.keep_inputs = keep_inputs
         self.column = column
@@ -198,27 +337,13 @@ class _Scorer:
 
         frame = pl.from_arrow(batch)
         assert isinstance(frame, pl.DataFrame)
-        features = frame
-        if self.columns is not None:
-            for name in self.columns:
-                if name not in frame.columns:
-                    raise SchemaMismatch(
-                        f"{name}: no such column (--columns); the input has columns {frame.columns}",
-                        field=name,
-                    )
-            features = frame.select(self.columns)
-        inputs = model_inputs(features, self.model.signature.inputs if self.model.signature else None)
         first, last = self.rows, self.rows + batch.num_rows - 1
-        try:
-            result = self.model.predict(inputs)
-        except MlboxError:
-            raise
-        except Exception as exc:  # the model's own complaint, about this file's rows
-            text = str(exc).strip().splitlines()
-            raise MlboxError(
-                f"model {self.model.version.name} version {self.model.version.version} failed on rows "
-                f"{first}..{last}: {type(exc).__name__}: {text[0] if text else ''}"
-            ) from None
+        features = self.features
+        if features is not None:
+            result = self._call(lambda: features.predict(frame, first), first, last)
+        else:
+            inputs = self._inputs(frame)
+            result = self._call(lambda: self.model.predict(inputs), first, last)
         preds = prediction_columns(result, self.column, batch.num_rows)
         if self.keep_inputs:
             clash = next((n for n in preds if n in batch.schema.names), None)
@@ -236,6 +361,30 @@ class _Scorer:
         self._write(table)
         self.rows += batch.num_rows
         return batch.num_rows
+
+    def _inputs(self, frame: pl.DataFrame) -> Any:
+        features = frame
+        if self.columns is not None:
+            for name in self.columns:
+                if name not in frame.columns:
+                    raise SchemaMismatch(
+                        f"{name}: no such column (--columns); the input has columns {frame.columns}",
+                        field=name,
+                    )
+            features = frame.select(self.columns)
+        return model_inputs(features, self.model.signature.inputs if self.model.signature else None)
+
+    def _call(self, run: Callable[[], Any], first: int, last: int) -> Any:
+        try:
+            return run()
+        except MlboxError:
+            raise
+        except Exception as exc:  # the model's own complaint, about this file's rows
+            text = str(exc).strip().splitlines()
+            raise MlboxError(
+                f"model {self.model.version.name} version {self.model.version.version} failed on rows "
+                f"{first}..{last}: {type(exc).__name__}: {text[0] if text else ''}"
+            ) from None
 
     def _write(self, table: pa.Table) -> None:
         import pyarrow as pa
@@ -311,6 +460,20 @@ def _progress() -> Any:
 @click.option(
     "--prediction-column", default="prediction", show_default=True, help="Name of the predictions' column."
 )
+@click.option(
+    "--timestamp-column",
+    default=None,
+    help="Feature-view models: the entity time column for point-in-time values "
+    f"(default {DEFAULT_TIMESTAMP_COLUMN}, when the input has it).",
+)
+@click.option(
+    "--online", is_flag=True, help="Feature-view models: the latest online values, even with a time column."
+)
+@click.option(
+    "--allow-missing",
+    is_flag=True,
+    help="Feature-view models: score rows whose entity has no feature values (NaN) instead of refusing.",
+)
 @pass_ctx
 def predict(
     ctx: Context,
@@ -321,10 +484,16 @@ def predict(
     keep_inputs: bool,
     columns: str | None,
     prediction_column: str,
+    timestamp_column: str | None,
+    online: bool,
+    allow_missing: bool,
 ) -> None:
     """Score INPUT (.parquet or .csv) with model REF into a Parquet file, chunk by chunk.
 
     REF is NAME@ALIAS (e.g. digits@champion), NAME/VERSION or NAME (the latest).
+    A model registered with feature views as inputs takes entity keys: its
+    features are looked up point-in-time at the rows' event_timestamp (or
+    --timestamp-column) when the input has it, else from the online store.
     """
     if input_path.suffix.lower() not in FORMATS:
         raise click.BadParameter(f"{input_path} must be a .parquet or .csv file", param_hint="INPUT")
@@ -339,12 +508,32 @@ def predict(
     chosen = [c.strip() for c in columns.split(",") if c.strip()] if columns is not None else None
     if chosen is not None and not chosen:
         raise click.BadParameter("name at least one column", param_hint="--columns")
+    if online and timestamp_column is not None:
+        raise click.BadParameter("give --timestamp-column or --online, not both", param_hint="--online")
 
     started = time.monotonic()
     model = ctx.services.registry.load(ref)  # verified against the sha256 recorded at registration
+    refs = model.version.manifest.get("features")
+    features = None
+    if refs:
+        if chosen is not None:
+            raise click.BadParameter(
+                f"{ref} looks its features up by entity ({', '.join(refs)}); it takes no columns",
+                param_hint="--columns",
+            )
+        features = FeatureInputs(
+            ctx.services.features,
+            model,
+            refs,
+            timestamp_column=timestamp_column,
+            online=online,
+            allow_missing=allow_missing,
+        )
     total, chunks = read_chunks(input_path, batch_size)
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    scorer = _Scorer(model, tmp, keep_inputs=keep_inputs, column=prediction_column, columns=chosen)
+    scorer = _Scorer(
+        model, tmp, keep_inputs=keep_inputs, column=prediction_column, columns=chosen, features=features
+    )
     label = f"{model.version.name} v{model.version.version}"
     try:
         with _progress() as progress:
@@ -359,7 +548,8 @@ def predict(
         scorer.close()
         tmp.unlink(missing_ok=True)
     seconds = time.monotonic() - started
+    looked_up = "" if features is None else f"features: {features.source}; "
     click.echo(
         f"scored {scorer.rows:,} rows with {model.version.name} version {model.version.version} "
-        f"-> {output}  ({seconds:.1f} s, {scorer.rows / max(seconds, 1e-9):,.0f} rows/s)"
+        f"-> {output}  ({looked_up}{seconds:.1f} s, {scorer.rows / max(seconds, 1e-9):,.0f} rows/s)"
     )

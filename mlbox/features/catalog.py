@@ -10,6 +10,12 @@ Invariants:
   of them in one ``BEGIN IMMEDIATE`` transaction, so a bad file changes nothing.
 * A training-set record names pinned versions, so rebuilding it later with the
   same entity frame gives the same frame even after the views changed.
+* Deleting a view is a row in ``feature_view_deletions``, never a removal of
+  its versions: it stops listing and resolving (every reference to it fails
+  with NotFound saying it was deleted), its training sets keep their lineage,
+  and applying its definition again makes it live (same hash: same version).
+  A view is deleted only when nothing live reads it: no live on-demand view
+  and no registered model version (checked in the same transaction).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mlbox.features import deletion
 from mlbox.features import sources as src
 from mlbox.features.definitions import (
     Definition,
@@ -35,6 +42,7 @@ from mlbox.features.definitions import (
     from_canonical,
     polars_dtype,
 )
+from mlbox.features.deletion import ModelFeatures
 from mlbox.features.migrations import migrations
 from mlbox.features.refs import FeaturePlan, OnDemandRequest, Output, ResolvedView, ViewRequest, parse_ref
 from mlbox.features.schemas import (
@@ -118,13 +126,16 @@ class Catalog:
                     raise InvalidInput(
                         f"{name!r} is registered as a {row['kind']}, not a {kind}", field="name"
                     )
+                deleted = deletion.is_deleted(conn, name)
+                if deleted and not dry_run:
+                    conn.execute("DELETE FROM feature_view_deletions WHERE name = ?", (name,))
                 if row is not None and row["hash"] == digest:
-                    changes.append(ApplyChange(kind, name, "unchanged", row["version"], digest))
+                    action = "restored" if deleted else "unchanged"
+                    changes.append(ApplyChange(kind, name, action, row["version"], digest))
                     continue
                 version = 1 if row is None else row["version"] + 1
-                changes.append(
-                    ApplyChange(kind, name, "created" if row is None else "updated", version, digest)
-                )
+                action = "created" if row is None else "restored" if deleted else "updated"
+                changes.append(ApplyChange(kind, name, action, version, digest))
                 if dry_run:
                     continue
                 if frame is not None:
@@ -191,8 +202,15 @@ class Catalog:
                 try:
                     resolved = self.resolve(name)
                 except NotFound:
+                    known = deletion.is_deleted(self.db.conn, name)
                     raise InvalidInput(
-                        f"on-demand view {view.name!r} names unknown source view {name!r}", field="sources"
+                        f"on-demand view {view.name!r} names "
+                        + (
+                            f"source view {name!r}, which was deleted"
+                            if known
+                            else f"unknown source view {name!r}"
+                        ),
+                        field="sources",
                     ) from None
                 if not isinstance(resolved.definition, FeatureView):
                     raise InvalidInput(
@@ -243,12 +261,25 @@ class Catalog:
         ]
 
     def view_names(self) -> list[str]:
+        """The live views (deleted ones are left out)."""
         return [
-            r["name"] for r in self.db.query("SELECT DISTINCT name FROM feature_view_versions ORDER BY name")
+            r["name"]
+            for r in self.db.query(
+                "SELECT DISTINCT name FROM feature_view_versions"
+                " WHERE name NOT IN (SELECT name FROM feature_view_deletions) ORDER BY name"
+            )
         ]
 
     def resolve(self, name: str, version: int | str | None = None) -> ResolvedView:
-        """A view version: latest when ``version`` is None, else a number or a hash prefix."""
+        """A view version: latest when ``version`` is None, else a number or a hash prefix.
+
+        NotFound for a deleted view, whichever version is asked for: its versions
+        are kept for lineage, not for use."""
+        if deletion.is_deleted(self.db.conn, name):
+            raise NotFound(
+                f"feature view {name!r} was deleted (apply its definition again to restore it)",
+                field="features",
+            )
         if isinstance(version, int) and (name, version) in self._pinned:
             return self._pinned[(name, version)]
         if version is None:
@@ -342,6 +373,32 @@ class Catalog:
             d.name, r.kind, r.version, r.hash, versions, [], [], fields, None, "on demand", None, None,
             [f"{n}@v{v}" for n, v in r.source_versions], d.description, r.created_at,
         )  # fmt: skip
+
+    # -- deleting (`mlbox.features.deletion`) ---------------------------------------------
+
+    def delete_view(
+        self, name: str, *, model_features: ModelFeatures | None = None, dry_run: bool = False
+    ) -> tuple[list[int], float]:
+        """Mark a live view deleted (`deletion.delete_view`); its kept versions and the time."""
+        result = deletion.delete_view(self.db, name, model_features=model_features, dry_run=dry_run)
+        if not dry_run:
+            self.forget(name)
+        return result
+
+    def delete_entity(self, name: str, *, dry_run: bool = False) -> float:
+        """Remove an entity no live feature view uses (`deletion.delete_entity`)."""
+        return deletion.delete_entity(self.db, name, dry_run=dry_run)
+
+    def is_deleted(self, name: str) -> bool:
+        return deletion.is_deleted(self.db.conn, name)
+
+    def forget(self, name: str) -> None:
+        """Drop this process's cached resolutions of ``name`` (other processes
+        re-resolve within `ONLINE_PLAN_TTL_S`)."""
+        with self._lock:
+            self._plans.clear()
+            for key in [k for k in self._pinned if k[0] == name]:
+                self._pinned.pop(key, None)
 
     # -- requests ------------------------------------------------------------------------
 

@@ -99,3 +99,21 @@ def m001_online(conn: sqlite3.Connection) -> None:
         CREATE INDEX online_materializations_view ON online_materializations (view, version, window_end);
         """,
     )
+
+
+@migrations
+def m002_view_deletions(conn: sqlite3.Connection) -> None:
+    """Deleted views, by name. A separate table rather than a column on
+    ``feature_view_versions``: versions are immutable (a trigger refuses any
+    UPDATE), and they stay so that training sets built from a deleted view keep
+    their lineage. Applying the definition again removes the row."""
+    execute_script(
+        conn,
+        """
+        CREATE TABLE feature_view_deletions (
+            name TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            deleted_at REAL NOT NULL
+        ) WITHOUT ROWID;
+        """,
+    )

@@ -12,6 +12,9 @@ the features. Invariants:
 * Reads are one indexed SQLite query per view on this thread's connection
   (WAL: never blocked by a materialization), with the SQL built once per
   view version; the TTL is applied at read time against ``now``.
+* Deleting a view drops its tables and its records in one transaction; a
+  reader that still had the table's SQL prepared gets NotFound, never a
+  value of the deleted view.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,6 +186,42 @@ class OnlineStore:
             )
         return rows, newest_s
 
+    def write_lock(self) -> AbstractContextManager[sqlite3.Connection]:
+        """This file's write transaction; writes made inside it (`drop_view`) join it."""
+        return self._ready().atomic()
+
+    def drop_view(self, view: str, *, dry_run: bool = False) -> int:
+        """Remove every online table and materialization record of ``view`` (all its
+        versions) in one transaction; returns how many rows the tables held."""
+        db = self._ready()
+        rows = 0
+        with db.atomic() as conn:
+            tables = [
+                r["table_name"]
+                for r in conn.execute("SELECT table_name FROM online_tables WHERE view = ?", (view,))
+            ]
+            for table in tables:
+                found = conn.execute(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+                ).fetchone()
+                if found[0]:
+                    rows += int(conn.execute(f"SELECT count(*) FROM {q(table)}").fetchone()[0])
+                    if not dry_run:
+                        conn.execute(f"DROP TABLE {q(table)}")
+            if not dry_run:
+                conn.execute("DELETE FROM online_tables WHERE view = ?", (view,))
+                conn.execute("DELETE FROM online_materializations WHERE view = ?", (view,))
+        if not dry_run:
+            self._forget(view)
+        return rows
+
+    def _forget(self, view: str) -> None:
+        with self._lock:
+            for key in [k for k in self._layouts if k[0] == view]:
+                self._layouts.pop(key, None)
+            for rkey in [k for k in self._readers if k[0] == view]:
+                self._readers.pop(rkey, None)
+
     def last_window_end(self, view: str, version: int) -> float | None:
         row = self._ready().query_one(
             "SELECT max(window_end) AS e FROM online_materializations WHERE view = ? AND version = ?",
@@ -198,7 +238,12 @@ class OnlineStore:
                 " FROM online_materializations WHERE view = ? AND version = ?",
                 (t["view"], t["version"]),
             )
-            count = db.query_one(f"SELECT count(*) AS c FROM {q(t['table_name'])}")
+            try:
+                count = db.query_one(f"SELECT count(*) AS c FROM {q(t['table_name'])}")
+            except sqlite3.OperationalError as exc:  # dropped since listed: the view was deleted
+                if "no such table" in str(exc):
+                    continue
+                raise
             out.append(
                 Freshness(
                     t["view"],
@@ -268,11 +313,21 @@ class OnlineStore:
         for req in plan.views:
             r = self._reader(req.view, req.features)
             keys = [_coerce(out[k], is_int) for k, is_int in zip(r.layout.join_keys, r.int_keys, strict=True)]
-            if n == 1:
-                found = conn.execute(r.sql_one, [col[0] for col in keys]).fetchall()
-            else:
-                packed = json.dumps(keys[0] if r.nk == 1 else [list(t) for t in zip(*keys, strict=True)])
-                found = conn.execute(r.sql_many, (packed,)).fetchall()
+            try:
+                if n == 1:
+                    found = conn.execute(r.sql_one, [col[0] for col in keys]).fetchall()
+                else:
+                    packed = json.dumps(keys[0] if r.nk == 1 else [list(t) for t in zip(*keys, strict=True)])
+                    found = conn.execute(r.sql_many, (packed,)).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" not in str(exc):
+                    raise
+                self._forget(req.view.name)  # deleted by another process since this plan was made
+                raise NotFound(
+                    f"feature view {req.view.name!r} v{req.view.version} has no online values"
+                    " (it was deleted, or never materialized)",
+                    field="features",
+                ) from None
             nk = r.nk
             by_key = {(row[0] if nk == 1 else tuple(row[:nk])): row for row in found}
             wanted = keys[0] if nk == 1 else list(zip(*keys, strict=True))

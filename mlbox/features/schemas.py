@@ -73,7 +73,8 @@ class ViewInfo(msgspec.Struct, frozen=True):
 
 class ApplyChange(msgspec.Struct, frozen=True):
     """One definition's fate in `apply`: ``created``, ``updated`` (a new version),
-    ``unchanged``."""
+    ``unchanged``, or ``restored`` (a deleted view made live again: at the same
+    version when its definition is the same, else at a new one)."""
 
     kind: str
     name: str
@@ -139,3 +140,19 @@ class MaterializeProgress(msgspec.Struct, frozen=True):
     chunk_start: float
     chunk_end: float
     rows: int
+
+
+class DeleteResult(msgspec.Struct, frozen=True):
+    """What `FeatureStore.delete_view` / `delete_entity` did (or, dry run, would do).
+
+    A view's versions are kept (``versions``), so training sets built from it
+    keep their lineage and applying its definition again restores it;
+    ``online_rows`` materialized values were removed with it.
+    """
+
+    kind: str
+    name: str
+    versions: list[int] = []
+    online_rows: int = 0
+    deleted_at: float | None = None
+    dry_run: bool = False

@@ -10,6 +10,14 @@ It composes three parts, each owning one invariant:
 * `online.OnlineStore` (``features/online.db``): the latest value per entity,
   written by materialization with upserts that only move forward in time.
 
+Deleting a view spans both files. The online store's write lock is taken
+first (waiting out a materialization there holds no lock on ``mlbox.db``,
+which every run's metrics go through); inside it the catalog checks and marks
+the view deleted and commits, then the online tables are dropped and that
+commits. Refused by the catalog: nothing changes. A crash between the two
+commits leaves a deleted view's rows behind, never served (references to a
+deleted view fail before any read) and dropped by the next delete attempt.
+
 Heavy libraries (polars, duckdb) load inside the methods that need them, so
 ``Services.open`` stays cheap for the CLI.
 """
@@ -22,10 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlbox.features.catalog import Catalog
+from mlbox.features.config import DEFAULT_MEMORY_LIMIT, check_memory_limit
 from mlbox.features.definitions import Definition, View
+from mlbox.features.deletion import ModelFeatures
 from mlbox.features.online import OnlineStore
 from mlbox.features.schemas import (
     ApplyResult,
+    DeleteResult,
     EntityInfo,
     Freshness,
     MaterializeProgress,
@@ -34,21 +45,25 @@ from mlbox.features.schemas import (
     ViewInfo,
 )
 from mlbox.store import Database, Home
+from mlbox.store.errors import NotFound
 
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
+    from mlbox.features.refs import FeaturePlan
     from mlbox.features.retrieval import RetrievalJob
 
-DEFAULT_MEMORY_LIMIT = "2GB"
+__all__ = ["DEFAULT_MEMORY_LIMIT", "FeatureStore"]
 
 
 class FeatureStore:
     """Definitions, training sets and online features of one mlbox home.
 
     ``memory_limit`` (a DuckDB size like ``'2GB'``) bounds the offline join;
-    past it DuckDB spills to ``$MLBOX_HOME/features/tmp``.
+    past it DuckDB spills to ``$MLBOX_HOME/features/tmp``. ``model_features``
+    lists the registered model versions that take feature views as inputs
+    (`deletion.ModelFeatures`): a view one of them names is not deleted.
     """
 
     def __init__(
@@ -58,11 +73,13 @@ class FeatureStore:
         *,
         memory_limit: str | None = None,
         threads: int | None = None,
+        model_features: ModelFeatures | None = None,
     ) -> None:
         self.db = db
+        self.model_features = model_features
         self.home = home
         self.root = home.root / "features"
-        self.memory_limit = memory_limit or DEFAULT_MEMORY_LIMIT
+        self.memory_limit = check_memory_limit(memory_limit or DEFAULT_MEMORY_LIMIT)
         self.threads = threads
         self.catalog = Catalog(db, frames_dir=self.root / "frames")
         self.online = OnlineStore(self.root / "online.db")
@@ -88,6 +105,37 @@ class FeatureStore:
 
     def list_entities(self) -> list[EntityInfo]:
         return self.catalog.list_entities()
+
+    def delete_view(self, name: str, *, dry_run: bool = False) -> DeleteResult:
+        """Delete a view: it stops listing, every reference to it fails with NotFound
+        saying it was deleted, and its online values are removed. Its versions stay,
+        so training sets built from it keep their lineage; applying its definition
+        again restores it (same definition: same version, changed: the next one).
+
+        Conflict, naming them, while a live on-demand view reads it or a registered
+        model version takes its features. ``dry_run`` checks and reports, writing nothing.
+        """
+        if dry_run:
+            versions, _ = self.catalog.delete_view(name, model_features=self.model_features, dry_run=True)
+            return DeleteResult(
+                "feature_view", name, versions, self.online.drop_view(name, dry_run=True), dry_run=True
+            )
+        with self.online.write_lock():
+            try:
+                versions, at = self.catalog.delete_view(name, model_features=self.model_features)
+            except NotFound as exc:
+                if not self.catalog.is_deleted(name):
+                    raise
+                gone = exc  # already deleted: leave the lock, then drop what a crash may have left
+            else:
+                return DeleteResult("feature_view", name, versions, self.online.drop_view(name), at)
+        self.online.drop_view(name)
+        raise gone
+
+    def delete_entity(self, name: str, *, dry_run: bool = False) -> DeleteResult:
+        """Delete an entity no live feature view uses (Conflict naming them otherwise)."""
+        at = self.catalog.delete_entity(name, dry_run=dry_run)
+        return DeleteResult("entity", name, deleted_at=None if dry_run else at, dry_run=dry_run)
 
     def list_views(self) -> list[ViewInfo]:
         """Every view at its latest version, with its versions and (feature views) freshness."""
@@ -138,12 +186,8 @@ class FeatureStore:
         from mlbox.features import retrieval
 
         plan = self.catalog.resolve_features(features)
-        frame, entity_hash, entity_rows = retrieval.historical(
-            entity_df,
-            plan,
-            timestamp_field=timestamp_field,
-            full_feature_names=full_feature_names,
-            config=self._duckdb_config(memory_limit),
+        frame, entity_hash, entity_rows = self._historical(
+            entity_df, plan, timestamp_field, full_feature_names, memory_limit
         )
         record = self.catalog.record_training_set(
             plan,
@@ -157,6 +201,44 @@ class FeatureStore:
             name=name,
         )
         return retrieval.RetrievalJob(frame, record)
+
+    def lookup_historical(
+        self,
+        entity_df: pl.DataFrame | pd.DataFrame,
+        features: Sequence[str],
+        *,
+        timestamp_field: str = "event_timestamp",
+        full_feature_names: bool = False,
+    ) -> pl.DataFrame:
+        """`get_historical_features`'s frame without a training-set record: point-in-time
+        values to score a model with (``mlbox predict``), where a record per scored
+        chunk would bury the training sets in noise."""
+        plan = self.catalog.resolve_features(features)
+        frame, _, _ = self._historical(entity_df, plan, timestamp_field, full_feature_names, None)
+        return frame
+
+    def join_keys(self, features: Sequence[str]) -> tuple[str, ...]:
+        """The join keys an entity row needs to look ``features`` up (NotFound for an
+        unknown or deleted view)."""
+        return self.catalog.resolve_features(features).join_keys
+
+    def _historical(
+        self,
+        entity_df: pl.DataFrame | pd.DataFrame,
+        plan: FeaturePlan,
+        timestamp_field: str,
+        full_feature_names: bool,
+        memory_limit: str | None,
+    ) -> tuple[pl.DataFrame, str, int]:
+        from mlbox.features import retrieval
+
+        return retrieval.historical(
+            entity_df,
+            plan,
+            timestamp_field=timestamp_field,
+            full_feature_names=full_feature_names,
+            config=self._duckdb_config(memory_limit),
+        )
 
     def training_sets(self, *, limit: int = 100, view: str | None = None) -> list[TrainingSetInfo]:
         """Training-set records, newest first; ``view`` keeps those built from it."""
@@ -209,8 +291,9 @@ class FeatureStore:
         )
 
     def freshness(self) -> list[Freshness]:
-        """Per materialized view version: last window end, newest event time, rows."""
-        return self.online.freshness()
+        """Per materialized version of a live view: last window end, newest event time, rows."""
+        live = set(self.catalog.view_names())
+        return [f for f in self.online.freshness() if f.view in live]
 
     def get_online_features(
         self,
@@ -242,7 +325,7 @@ class FeatureStore:
         tmp = self.root / "tmp"
         tmp.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {
-            "memory_limit": memory_limit or self.memory_limit,
+            "memory_limit": self.memory_limit if memory_limit is None else check_memory_limit(memory_limit),
             "temp_directory": str(tmp),
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,

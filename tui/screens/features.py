@@ -1,5 +1,6 @@
 """The Features screen: entities, feature views with their versions and freshness, a sample
-of a view's rows, and the training sets built from the views; materialize after a confirmation.
+of a view's rows, and the training sets built from the views; materialize or delete a view
+after a confirmation.
 
 Every feature-store call runs in a thread worker that answers with a message;
 a sequence number drops answers to a question since asked again, so a slow
@@ -7,6 +8,10 @@ sample read never overwrites the one for the view now under the cursor.
 ``m`` materializes the selected view incrementally (from where it last
 stopped up to now) once the user confirms the exact window; the catalog is
 re-read afterwards, so the freshness shown is what the online store holds.
+``d`` deletes the selected view once the user confirms: the dialog says what
+is kept (its versions, for the training sets' lineage) and what goes (its
+online rows); a view still in use is refused by the store, and the error
+dialog names what uses it.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from mlbox.features.schemas import EntityInfo, MaterializeResult, TrainingSetInfo, ViewInfo
+from mlbox.features.schemas import DeleteResult, EntityInfo, MaterializeResult, TrainingSetInfo, ViewInfo
 from mlbox.features.service import FeatureStore
 from mlbox.store.errors import MlboxError
 from mlbox.tui import format as fmt
@@ -112,6 +117,21 @@ class SampleLoaded(Message):
         self.rows = rows
 
 
+class DeletePlanned(Message):
+    """The dry run of a deletion: what it would keep and remove (None: refused)."""
+
+    def __init__(self, plan: DeleteResult | None) -> None:
+        super().__init__()
+        self.plan = plan
+
+
+class Deleted(Message):
+    def __init__(self, result: DeleteResult | None) -> None:
+        super().__init__()
+        self.result = result
+        """None: refused (the error dialog says why)."""
+
+
 class Materialized(Message):
     def __init__(self, results: list[MaterializeResult] | None) -> None:
         super().__init__()
@@ -128,6 +148,7 @@ class FeaturesScreen(MlboxScreen):
     CSS_PATH = "features.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("m", "materialize", "Materialize"),
+        Binding("d", "delete", "Delete view"),
         Binding("ctrl+r", "reload", "Refresh"),
     ]
 
@@ -182,6 +203,11 @@ class FeaturesScreen(MlboxScreen):
             "Materialize view",
             "Copy the selected view's new rows into the online store",
             self.action_materialize,
+        )
+        yield SystemCommand(
+            "Delete view",
+            "Delete the selected view (its versions stay for lineage, its online values go)",
+            self.action_delete,
         )
         yield SystemCommand("Refresh features", "Re-read the feature catalog now", self.reload)
 
@@ -296,7 +322,7 @@ class FeaturesScreen(MlboxScreen):
         summary.update(
             f"{len(message.entities)} entit{'y' if len(message.entities) == 1 else 'ies'} · "
             f"{n_views} view{'' if n_views == 1 else 's'} · {n_sets} training set{'' if n_sets == 1 else 's'}"
-            "  ·  m: materialize the selected view up to now"
+            "  ·  m: materialize the selected view up to now  ·  d: delete it"
         )
 
     def _show_detail(self) -> None:
@@ -387,6 +413,64 @@ class FeaturesScreen(MlboxScreen):
             rows = sum(r.rows for r in message.results)
             names = ", ".join(f"{r.view} v{r.version}" for r in message.results)
             self.notify(f"{names}: {rows:,} rows", title="Materialized")
+        self.reload()
+
+    # -- deletion ---------------------------------------------------------------------------
+
+    def action_delete(self) -> None:
+        """Ask the store what deleting would do (it refuses a view in use), then confirm."""
+        view = self.current_view()
+        if view is None:
+            self.notify("Select a view first.", title="Delete", severity="warning")
+            return
+        self.plan_delete(view.name)
+
+    @work(thread=True, group="features-delete")
+    def plan_delete(self, view: str) -> None:
+        try:
+            plan = self.store.delete_view(view, dry_run=True)
+        except MlboxError as exc:
+            self.fail(exc)
+            self.post_message(DeletePlanned(None))
+            return
+        self.post_message(DeletePlanned(plan))
+
+    def on_delete_planned(self, message: DeletePlanned) -> None:
+        plan = message.plan
+        if plan is None:
+            return
+        versions = plan.versions
+        kept = f"v{versions[0]}" if len(versions) == 1 else f"v{versions[0]}–v{versions[-1]}"
+        rows = f"{plan.online_rows:,} online row{'' if plan.online_rows == 1 else 's'}"
+
+        def answered(confirmed: bool | None) -> None:
+            if confirmed:
+                self.delete(plan.name)
+
+        self.app.push_screen(
+            ConfirmDialog(
+                "Delete feature view",
+                f"{plan.name}: removes {rows}; keeps {kept} for lineage",
+                "re-applying its definition restores it",
+                confirm_label="Delete",
+            ),
+            answered,
+        )
+
+    @work(thread=True, group="features-delete")
+    def delete(self, view: str) -> None:
+        try:
+            result = self.store.delete_view(view)
+        except MlboxError as exc:
+            self.fail(exc)
+            self.post_message(Deleted(None))
+            return
+        self.post_message(Deleted(result))
+
+    def on_deleted(self, message: Deleted) -> None:
+        if message.result is not None:
+            r = message.result
+            self.notify(f"{r.name}: {r.online_rows:,} online rows removed", title="Deleted")
         self.reload()
 
 
