@@ -1,27 +1,45 @@
-"""Point-in-time training sets: DuckDB's answer equals a brute-force reference.
+"""Point-in-time training sets through the public API equal a brute-force reference.
 
-Real files under tmp_path: Parquet sources written per example, the catalog in a
-real SQLite file, DuckDB reading the files directly.
+Real files under tmp_path: Parquet, CSV and SQL sources written per example, the
+catalog in a real SQLite file, the sources streamed in batches (polars for
+Parquet, DuckDB for the rest) into the bucket join (`mlbox.features.pointintime`,
+whose own paths `test_features_pointintime.py` covers).
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlbox.features import Entity, FeatureView, Field, FrameSource, OnDemandFeatureView, ParquetSource
+from mlbox.features import (
+    CsvSource,
+    Entity,
+    FeatureView,
+    Field,
+    FrameSource,
+    OnDemandFeatureView,
+    ParquetSource,
+    SqlSource,
+    retrieval,
+)
 from mlbox.features.service import FeatureStore
 from mlbox.store import Database, Home
+from mlbox.store.errors import InvalidInput
 
 T0 = datetime(2024, 3, 1)
+CONFIG = {"memory_limit": "256MB", "autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
 def make_store(root: Path, **kwargs: object) -> FeatureStore:
@@ -66,6 +84,7 @@ class TestPointInTime:
         ttl=st.one_of(st.none(), st.integers(1, 4)),
         use_created=st.booleans(),
         aware=st.booleans(),
+        batch_rows=st.sampled_from([None, 1, 3]),
         data=st.data(),
     )
     def test_matches_brute_force(
@@ -75,6 +94,7 @@ class TestPointInTime:
         ttl: int | None,
         use_created: bool,
         aware: bool,
+        batch_rows: int | None,
         data: st.DataObject,
     ) -> None:
         if not use_created:  # without a created time, ties on event time have no defined winner
@@ -126,7 +146,14 @@ class TestPointInTime:
             {"k": [e[0] for e in ents], "event_timestamp": [base + timedelta(minutes=e[1]) for e in ents]},
             schema={"k": pl.Int64, "event_timestamp": pl.Datetime("us", tz)},
         ).with_row_index("row_id")
-        out = self.store.get_historical_features(entity_df, ["fv:v", "fv:n"]).to_polars()
+        if batch_rows is None:
+            out = self.store.get_historical_features(entity_df, ["fv:v", "fv:n"]).to_polars()
+        else:  # the source in batches of 1 or 3 rows: buckets merged across batches
+            plan = self.store.catalog.resolve_features(["fv:v", "fv:n"])
+            out, _, _ = retrieval.historical(
+                entity_df, plan, timestamp_field="event_timestamp", full_feature_names=False,
+                config=CONFIG, batch_rows=batch_rows,
+            )  # fmt: skip
         expected = reference(source, ents, ttl, use_created)
         assert out["row_id"].to_list() == list(range(len(ents)))  # every row once, input order
         assert out.columns == ["row_id", "k", "event_timestamp", "v", "n"]
@@ -205,52 +232,201 @@ def test_two_views_and_frame_source(tmp_path: Path) -> None:
     assert list((tmp_path / "home" / "features" / "frames").glob("*.parquet"))
 
 
-def test_out_of_core_with_a_64mb_memory_limit(tmp_path: Path) -> None:
-    """2.5M source rows (~100 MB of payload) joined by DuckDB under a 64 MB limit, so the
-    ASOF join must spill; checked against polars' in-memory asof join."""
-    n, keys = 2_500_000, 50_000
+CHILD = """
+import json, sys
+from datetime import timedelta
+from pathlib import Path
+import polars as pl
+from mlbox.features import Entity, FeatureView, Field, ParquetSource, SqlSource
+from mlbox.features.service import FeatureStore
+from mlbox.store import Database, Home
+
+def status(field):  # this process's memory in kB; ru_maxrss would include the parent's
+    for line in open("/proc/self/status"):  # high-water mark from before the exec
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+
+root, name, kind = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+home = Home(root / f"home-{name}-{kind}").ensure()
+store = FeatureStore(Database(home.db_path), home, memory_limit="64MB", threads=2)
+path = root / f"{name}.parquet"
+source = ParquetSource(path) if kind == "parquet" else SqlSource(f"SELECT * FROM read_parquet('{path}')")
+feats = [Field("f1"), Field("f2"), Field("f3")]
+store.apply([Entity("e", "k"), FeatureView("big", ["e"], source, "ts", feats, ttl=timedelta(minutes=10))])
+ent = pl.read_parquet(root / "ent.parquet")
+before = status("VmRSS")
+out = store.get_historical_features(ent, ["big:f1", "big:f2", "big:f3"]).to_polars()
+peak = status("VmHWM")
+out.write_parquet(root / f"out-{name}-{kind}.parquet")
+print(json.dumps({"grew_mb": (peak - before) / 1024}))
+"""
+
+
+def test_out_of_core_memory_does_not_grow_with_the_source(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    """A store with a 64 MB memory limit joins 1M and 4M source rows (40 and 160 MB as
+    columns; neither fits, so both stream in batches of ~100k rows), each in a child
+    process, read as Parquet and through a SQL source. The child's peak RSS grows by
+    about as much for 4M rows as for 1M: memory is bounded by the limit, not the source.
+    Every answer equals polars' in-memory asof join (the sources have no ties)."""
+    keys = 50_000
     con = duckdb.connect()
-    con.execute(
-        f"""COPY (SELECT (i % {keys})::BIGINT AS k,
-            TIMESTAMP '2024-01-01' + to_seconds(i // {keys} * 60 + (hash(i) % 30)::BIGINT) AS ts,
-            (hash(i * 3) % 1000000)::DOUBLE AS f1, random() AS f2, random() AS f3
-            FROM range({n}) r(i)) TO '{tmp_path}/big.parquet' (FORMAT parquet, ROW_GROUP_SIZE 100000)"""
-    )
+    for name, n in (("s1m", 1_000_000), ("s4m", 4_000_000)):
+        con.execute(
+            f"""COPY (SELECT (i % {keys})::BIGINT AS k,
+                TIMESTAMP '2024-01-01' + to_seconds(i // {keys} * 60 + (hash(i) % 30)::BIGINT) AS ts,
+                (hash(i * 3) % 1000000)::DOUBLE AS f1, random() AS f2, random() AS f3
+                FROM range({n}) r(i)) TO '{tmp_path}/{name}.parquet' (FORMAT parquet, ROW_GROUP_SIZE 100000)"""
+        )
     ent = con.sql(
         f"""SELECT (hash(i * 7) % {keys + 1000})::BIGINT AS k,
-            TIMESTAMP '2024-01-01' + to_seconds((hash(i * 11) % 3600)::BIGINT) AS event_timestamp
+            TIMESTAMP '2024-01-01' + to_seconds((hash(i * 11) % 3600 * 4)::BIGINT) AS event_timestamp
             FROM range(150000) r(i)"""
     ).pl()
     con.close()
-    store = make_store(tmp_path, memory_limit="64MB", threads=2)
-    store.apply(
-        [
-            Entity("e", "k"),
-            FeatureView(
-                "big", ["e"], ParquetSource(tmp_path / "big.parquet"), "ts",
-                [Field("f1"), Field("f2"), Field("f3")], ttl=timedelta(minutes=10),
-            ),
-        ]
-    )  # fmt: skip
-    out = store.get_historical_features(ent, ["big:f1", "big:f2", "big:f3"]).to_polars()
-    assert out.height == ent.height
-    assert out.select("k", "event_timestamp").equals(ent)
-    src = pl.read_parquet(tmp_path / "big.parquet", columns=["k", "ts", "f1"]).sort("ts")
-    ref = (
-        ent.with_row_index("i")
-        .sort("event_timestamp")
-        .join_asof(
-            src, left_on="event_timestamp", right_on="ts", by="k", strategy="backward", check_sortedness=False
-        )
+    ent.write_parquet(tmp_path / "ent.parquet")
+    grew: dict[tuple[str, str], float] = {}
+    for name in ("s1m", "s4m"):
+        src = pl.read_parquet(tmp_path / f"{name}.parquet").sort("ts")
+        ref = (
+            ent.with_row_index("i")
+            .sort("event_timestamp")
+            .join_asof(
+                src, left_on="event_timestamp", right_on="ts", by="k", strategy="backward",
+                check_sortedness=False,
+            )
+            .with_columns(
+                pl.when(pl.col("event_timestamp") - pl.col("ts") <= timedelta(minutes=10)).then(pl.col(f)).alias(f)
+                for f in ("f1", "f2", "f3")
+            )
+            .sort("i")
+        )  # fmt: skip
+        del src
+        for kind in ("parquet", "sql"):
+            child = subprocess.run(
+                [sys.executable, "-c", CHILD, str(tmp_path), name, kind],
+                env=subprocess_env, capture_output=True, text=True, timeout=300,
+            )  # fmt: skip
+            assert child.returncode == 0, child.stderr[-3000:]
+            grew[name, kind] = json.loads(child.stdout.strip().splitlines()[-1])["grew_mb"]
+            out = pl.read_parquet(tmp_path / f"out-{name}-{kind}.parquet")
+            assert out.select("k", "event_timestamp").equals(ent)  # every row once, in order
+            for f in ("f1", "f2", "f3"):
+                assert out[f].to_list() == ref[f].to_list(), (name, kind, f)
+            assert 0 < out["f1"].null_count() < out.height  # some rows match, some are past the TTL
+    for kind in ("parquet", "sql"):  # 3M more rows (120 MB) cost less than a third of that
+        assert grew["s4m", kind] - grew["s1m", kind] < 40, grew
+
+
+def brute_force(
+    ent: pl.DataFrame, src: pl.DataFrame, keys: list[str], feats: list[str], ttl: timedelta
+) -> pl.DataFrame:
+    """Per entity row, the source row with its keys (no NULLs) and the greatest (ev, cr)
+    at or before its time (NULL cr first), nulled past the TTL: a join and a sort."""
+    e = ent.with_row_index("__i")
+    best = (
+        e.join(src, on=keys, how="inner")
+        .filter(pl.col("ev") <= pl.col("event_timestamp"))
+        .sort(["__i", "ev", "cr"], nulls_last=False)
+        .unique("__i", keep="last")
         .with_columns(
-            pl.when(pl.col("event_timestamp") - pl.col("ts") <= timedelta(minutes=10))
-            .then(pl.col("f1"))
-            .alias("f1")
+            pl.when(pl.col("ev") >= pl.col("event_timestamp") - ttl).then(pl.col(f)).alias(f) for f in feats
         )
-        .sort("i")
     )
-    assert out["f1"].to_list() == ref["f1"].to_list()
-    assert out["f1"].null_count() < out.height  # the data does match somewhere
+    return e.join(best.select("__i", *feats), on="__i", how="left").sort("__i").select(feats)
+
+
+@pytest.mark.parametrize("keys", ["string", "int_and_string", "sparse_int"])
+def test_every_source_kind_and_key_kind_matches_brute_force(tmp_path: Path, keys: str) -> None:
+    """The same random rows as a Parquet file, a folder of Parquet files whose types
+    differ (polars cannot read it as one: DuckDB's union_by_name does), CSV and SQL;
+    string, two-column and sparse integer keys (a hash join, not a table); NULL keys,
+    events and created times on both sides; duplicate and NULL-timed entity rows."""
+    rng = np.random.default_rng(len(keys))
+    n = 3000
+    cust = rng.integers(0, 40, n)
+    frame = pl.DataFrame(
+        {
+            "ev": [T0 + timedelta(minutes=int(m)) for m in rng.integers(0, 600, n)],
+            "cr": [T0 + timedelta(minutes=int(m)) for m in rng.integers(0, 900, n)],
+            "x": rng.normal(size=n),
+            "y": rng.integers(-5, 5, n),
+            "s": [f"v{i}" for i in range(n)],
+        }
+    )
+    key_cols = {
+        "string": {"c": [f"c{c}" for c in cust]},
+        "int_and_string": {"a": cust % 7, "b": [f"b{c % 5}" for c in cust]},
+        "sparse_int": {"c": cust * 10**12 - 3},
+    }[keys]
+    names = list(key_cols)
+    frame = pl.DataFrame(key_cols).hstack(frame)
+    nulls = rng.random(n)  # a few NULL keys, events and created times
+    frame = frame.with_columns(
+        pl.when(pl.Series(nulls < 0.02)).then(None).otherwise(pl.col(names[0])).alias(names[0]),
+        pl.when(pl.Series((nulls > 0.02) & (nulls < 0.04))).then(None).otherwise(pl.col("ev")).alias("ev"),
+        pl.when(pl.Series(nulls > 0.9)).then(None).otherwise(pl.col("cr")).alias("cr"),
+    ).unique([*names, "ev", "cr"], keep="first", maintain_order=True)  # no full ties: either row is right
+    ent = (
+        frame.select(names)
+        .sample(400, with_replacement=True, seed=1)
+        .with_columns(
+            pl.Series(
+                "event_timestamp", [T0 + timedelta(minutes=int(m)) for m in rng.integers(-30, 700, 400)]
+            )
+        )
+    )
+    ent = pl.concat([ent, ent.head(20)]).with_columns(  # duplicates; NULL times match nothing
+        pl.when(pl.int_range(pl.len()) % 50 == 7)
+        .then(None)
+        .otherwise(pl.col("event_timestamp"))
+        .alias("event_timestamp")
+    )
+    expected = brute_force(ent, frame, names, ["x", "y", "s"], timedelta(minutes=90))
+    assert 0 < expected["x"].null_count() < ent.height
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    frame.write_parquet(tmp_path / "one.parquet")
+    frame.head(1000).write_parquet(folder / "a.parquet")
+    frame.slice(1000).with_columns(pl.col("y").cast(pl.Int16)).write_parquet(folder / "b.parquet")
+    frame.write_csv(tmp_path / "rows.csv")
+    sources = {
+        "parquet": ParquetSource(tmp_path / "one.parquet"),
+        "folder": ParquetSource(folder),
+        "csv": CsvSource(tmp_path / "rows.csv"),
+        "sql": SqlSource(f"SELECT * FROM read_parquet('{tmp_path / 'one.parquet'}') WHERE true"),
+    }
+    store = make_store(tmp_path)
+    fields = [Field("x"), Field("y", "int64"), Field("s", "string")]
+    store.apply(
+        [Entity("e", names)]
+        + [FeatureView(kind, ["e"], source, "ev", fields, created_timestamp_field="cr", ttl=timedelta(minutes=90))
+           for kind, source in sources.items()]
+    )  # fmt: skip
+    for kind in sources:
+        for batch_rows in (None, 64):
+            plan = store.catalog.resolve_features([f"{kind}:x", f"{kind}:y", f"{kind}:s"])
+            out, _, _ = retrieval.historical(
+                ent, plan, timestamp_field="event_timestamp", full_feature_names=False, config=CONFIG,
+                batch_rows=batch_rows,
+            )  # fmt: skip
+            assert out.select(*names, "event_timestamp").equals(ent)
+            assert out.select("x", "y", "s").equals(expected), (kind, batch_rows)
+            assert out.schema["y"] == pl.Int64 and out.schema["s"] == pl.String
+
+
+def test_a_value_that_does_not_fit_its_declared_dtype_names_the_view(tmp_path: Path) -> None:
+    """int8 accepts a BIGINT column at apply time; a value past 127 fails the read, as
+    one InvalidInput naming the view (polars fails, DuckDB's cast says why)."""
+    pl.DataFrame({"u": [1, 2], "ts": [T0, T0], "x": [5, 1000]}).write_parquet(tmp_path / "s.parquet")
+    store = make_store(tmp_path)
+    view = FeatureView("fv", ["user"], ParquetSource(tmp_path / "s.parquet"), "ts", [Field("x", "int8")])
+    store.apply([Entity("user", "u"), view])
+    with pytest.raises(InvalidInput, match=r"feature view 'fv' v1: cannot read source: .*1000") as err:
+        store.get_historical_features(pl.DataFrame({"u": [1], "event_timestamp": [T0]}), ["fv:x"])
+    assert err.value.field == "source"
 
 
 def test_versions_keep_old_training_sets_reproducible(tmp_path: Path) -> None:
