@@ -20,11 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import socket
 import time
 from pathlib import Path
 from typing import Any
+
+from _rss import peak_rss_mb
 
 os.environ.update(
     {
@@ -52,10 +53,6 @@ socket.socket.connect = _loopback_only  # type: ignore[method-assign,assignment]
 
 VIEW = "stats"
 FEATURES = [f"f{i}" for i in range(5)]
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write_repo(repo: Path, store: str) -> None:

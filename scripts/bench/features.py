@@ -99,14 +99,13 @@ def feast_offline(
 
 def mlbox_offline_child(home: Path, source: Path, entity: Path, out: Path) -> dict[str, Any]:
     """In the child: apply, then time ``get_historical_features`` over the in-memory entity frame."""
-    import resource
-
     import polars as pl
+    from _rss import peak_rss_mb
 
     store = open_store(home)
     store.apply(mlbox_definitions(source))
     entity_df = pl.read_parquet(entity)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = peak_rss_mb()
     t0 = time.perf_counter()
     job = store.get_historical_features(entity_df, [f"{VIEW}:{f}" for f in FEATURES])
     frame = job.to_polars()
@@ -116,7 +115,7 @@ def mlbox_offline_child(home: Path, source: Path, entity: Path, out: Path) -> di
         "seconds": seconds,
         "rows": frame.height,
         "rss_before_mb": rss_before,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "memory_limit": store.memory_limit,
     }
 
