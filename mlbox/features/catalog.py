@@ -163,9 +163,7 @@ class Catalog:
                     f"feature view {view.name!r} names unknown entity {name!r}", field="entities"
                 )
             keys.extend(k for k in entities[name].join_keys if k not in keys)
-        con = connect(
-            {"autoinstall_known_extensions": False, "autoload_known_extensions": False}, [view.source]
-        )
+        con = connect(src.DESCRIBE_CONFIG, [view.source])
         try:
             where = f"feature view {view.name!r}"
             frame = None

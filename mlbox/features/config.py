@@ -32,18 +32,25 @@ _UNITS = {
 }
 
 
-def check_memory_limit(value: str, field: str = "memory_limit") -> str:
-    """``value`` if DuckDB reads it as a memory limit (``2GB``, ``512MiB``, ``50%``), else InvalidInput."""
+def memory_bytes(value: str, field: str = "memory_limit") -> int:
+    """Bytes of a DuckDB memory limit (``2GB``, ``512MiB``, ``50%`` of RAM), read as DuckDB
+    reads it (the offline join sizes its batches from it); InvalidInput if DuckDB would not."""
     percent = _PERCENT.match(value)
     if percent:
-        if not 0 < float(percent.group(1)) <= 100:
+        share = float(percent.group(1))
+        if not 0 < share <= 100:
             raise InvalidInput(f"{field}={value!r}: a percentage of memory must be in (0, 100]", field=field)
-        return value.strip()
+        return int(share / 100 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     size = _SIZE.match(value)
     unit = size.group(2).lower() if size else ""
     if size is None or unit not in _UNITS:
         raise InvalidInput(f"{field}={value!r} is not a size like 2GB, 512MB, 4GiB or 50%", field=field)
-    if float(size.group(1)) * _UNITS[unit] < MIN_MEMORY_BYTES:
+    return int(float(size.group(1)) * _UNITS[unit])
+
+
+def check_memory_limit(value: str, field: str = "memory_limit") -> str:
+    """``value`` if DuckDB reads it as a memory limit of at least 1 MB, else InvalidInput."""
+    if memory_bytes(value, field) < MIN_MEMORY_BYTES:
         raise InvalidInput(f"{field}={value!r} is too small: give at least 1MB", field=field)
     return value.strip()
 
@@ -51,9 +58,10 @@ def check_memory_limit(value: str, field: str = "memory_limit") -> str:
 @dataclass(frozen=True)
 class FeatureSettings:
     memory_limit: str = DEFAULT_MEMORY_LIMIT
-    """``MLBOX_FEATURES_MEMORY_LIMIT``: DuckDB's memory limit for offline joins and
-    materialization (``2GB``, ``512MiB``, ``50%`` of RAM); past it DuckDB spills to
-    ``$MLBOX_HOME/features/tmp``, so a source larger than memory still joins."""
+    """``MLBOX_FEATURES_MEMORY_LIMIT``: memory for offline joins and materialization
+    (``2GB``, ``512MiB``, ``50%`` of RAM): it sizes the join's source batches and is
+    DuckDB's limit where DuckDB reads (spilling to ``$MLBOX_HOME/features/tmp``), so a
+    source larger than memory still joins."""
     threads: int | None = None
     """``MLBOX_FEATURES_THREADS``: DuckDB worker threads (default: one per core)."""
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlbox.features import sources as src
+from mlbox.features.config import DEFAULT_MEMORY_LIMIT, memory_bytes
 from mlbox.features.definitions import (
     DUCKDB_TYPES,
     FeatureView,
@@ -76,8 +76,6 @@ class RetrievalJob:
 
 
 _DATABASES: dict[tuple[int, str], duckdb.DuckDBPyConnection] = {}
-# What `catalog` opens to check sources at apply time: the same dict shares its database.
-DESCRIBE_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 _DB_LOCK = threading.Lock()
 
 
@@ -197,7 +195,7 @@ def historical(
     t_us = times.fill_null(0).to_numpy()
 
     # The checks only DESCRIBE the sources: the database `apply`'s checks opened serves.
-    con = connect(DESCRIBE_CONFIG, [r.view.feature_view.source for r in plan.views])
+    con = connect(src.DESCRIBE_CONFIG, [r.view.feature_view.source for r in plan.views])
     try:
         checked = []
         for view_req in plan.views:
@@ -258,22 +256,6 @@ _CR = "__mlbox_cr"
 _SLOT = "__mlbox_slot"
 MIN_BATCH_ROWS = 1 << 12
 MAX_BATCH_ROWS = 1 << 20  # past a million rows a batch is no faster, only bigger
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$", re.IGNORECASE)
-_DEFAULT_BYTES = 2 * 10**9
-
-
-def memory_bytes(limit: str | None) -> int:
-    """Bytes of a DuckDB size (``2GB``, ``512MiB``, ``50%`` of RAM); 2 GB when unreadable."""
-    text = (limit or "").strip().lower()
-    try:
-        if text.endswith("%"):
-            return int(float(text[:-1]) / 100 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-        m = _SIZE.match(text)
-        assert m is not None
-        power = "bkmgt".index(m.group(2)[:1] or "b")
-    except (AssertionError, ValueError, OSError):
-        return _DEFAULT_BYTES
-    return int(float(m.group(1)) * (1024 if m.group(2).endswith("ib") else 1000) ** power)
 
 
 def _row_bytes(jv: JoinView, int_keys: set[str] | None = None) -> int:
@@ -286,7 +268,7 @@ def _row_bytes(jv: JoinView, int_keys: set[str] | None = None) -> int:
 def _batch_rows(config: dict[str, Any], jv: JoinView) -> int:
     """Source rows per batch: a quarter of the memory limit over a row's bytes plus the
     kernel's temporaries (~96 per row)."""
-    rows = memory_bytes(config.get("memory_limit")) // 4 // (_row_bytes(jv) + 96)
+    rows = memory_bytes(config.get("memory_limit") or DEFAULT_MEMORY_LIMIT) // 4 // (_row_bytes(jv) + 96)
     return int(min(MAX_BATCH_ROWS, max(MIN_BATCH_ROWS, rows)))
 
 
@@ -425,7 +407,9 @@ def _view_values(
                     winners.add(buckets, batch.select(pl.col(list(dtypes)).gather(rows)))
         return winners.values(join.finish())
 
-    max_rows = memory_bytes(config.get("memory_limit")) // 2 // _row_bytes(jv, int_keys)
+    max_rows = (
+        memory_bytes(config.get("memory_limit") or DEFAULT_MEMORY_LIMIT) // 2 // _row_bytes(jv, int_keys)
+    )
     scan = _polars_scan(view, jv, int_keys, dtypes, max_rows)
     if scan is not None:
         try:

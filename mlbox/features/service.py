@@ -5,8 +5,9 @@ It composes three parts, each owning one invariant:
 * `catalog.Catalog` (tables in ``mlbox.db``): versioned definitions. A view's
   version is the hash of its canonical definition; versions are immutable, so
   a training set names exactly what it was built from.
-* `retrieval` + `offline` (DuckDB): point-in-time correct training sets, out of
-  core over the sources, each saved as a training-set record.
+* `retrieval` + `pointintime`: point-in-time correct training sets, streamed
+  over the sources in batches (a numpy bucket join; memory grows with the
+  entity rows, not the source), each saved as a training-set record.
 * `online.OnlineStore` (``features/online.db``): the latest value per entity,
   written by materialization with upserts that only move forward in time.
 
@@ -29,6 +30,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlbox.features import sources as src
 from mlbox.features.catalog import Catalog
 from mlbox.features.config import DEFAULT_MEMORY_LIMIT, check_memory_limit
 from mlbox.features.definitions import Definition, View
@@ -60,8 +62,8 @@ __all__ = ["DEFAULT_MEMORY_LIMIT", "FeatureStore"]
 class FeatureStore:
     """Definitions, training sets and online features of one mlbox home.
 
-    ``memory_limit`` (a DuckDB size like ``'2GB'``) bounds the offline join;
-    past it DuckDB spills to ``$MLBOX_HOME/features/tmp``. ``model_features``
+    ``memory_limit`` (a DuckDB size like ``'2GB'``) bounds the offline join (its
+    batch size, and DuckDB's reading, which spills to ``$MLBOX_HOME/features/tmp``). ``model_features``
     lists the registered model versions that take feature views as inputs
     (`deletion.ModelFeatures`): a view one of them names is not deleted.
     """
@@ -171,7 +173,7 @@ class FeatureStore:
         run_id: int | None = None,
         name: str | None = None,
     ) -> RetrievalJob:
-        """A point-in-time correct training frame, computed now in DuckDB.
+        """A point-in-time correct training frame, computed now (`mlbox.features.pointintime`).
 
         ``entity_df`` (polars or pandas) holds the join keys of every requested
         view and a ``timestamp_field`` datetime column. For each entity row and
@@ -327,8 +329,7 @@ class FeatureStore:
         config: dict[str, Any] = {
             "memory_limit": self.memory_limit if memory_limit is None else check_memory_limit(memory_limit),
             "temp_directory": str(tmp),
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
+            **src.DESCRIBE_CONFIG,
         }
         if self.threads:
             config["threads"] = self.threads

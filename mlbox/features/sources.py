@@ -9,7 +9,7 @@ is the only I/O: DuckDB reads Parquet footers / sniffs a CSV sample.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlbox.features.definitions import (
     DTYPES,
@@ -25,6 +25,9 @@ from mlbox.store.errors import InvalidInput
 if TYPE_CHECKING:
     import duckdb
 
+# DuckDB settings of the database that checks sources (apply) and reads them for a join:
+# nothing may be fetched, so no extension beyond the built-in ones loads.
+DESCRIBE_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 TIMESTAMP_TYPES = {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE"}
 TIMESTAMPTZ_TYPES = {"TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"}
 
