@@ -395,3 +395,39 @@ def test_feature_model_bad_inputs_are_one_line_exit_2(
     )
     code, _, err = run_main(capsys, "predict", "orphan", str(keys), "-o", str(out))
     assert code == 2 and "feature view 'old_stats' was deleted" in err, err
+
+
+def test_feature_model_with_request_data_reads_it_from_the_input(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, services: Services, stats: pl.DataFrame
+) -> None:
+    """An on-demand feature over a request value (Feast's request data): the input carries it."""
+    from mlbox.features import OnDemandFeatureView
+
+    view = services.features.get_definition("driver_stats")
+    per_trip = OnDemandFeatureView(
+        "per_trip",
+        [view],
+        [Field("tip_share")],
+        {"tip_share": "tip / trips"},
+        request=[Field("tip", "float64")],
+    )
+    services.features.apply([per_trip])
+    x = np.array([[0.1], [0.2], [0.4]])
+    model = LinearRegression().fit(x, 3 * x[:, 0] + 1)
+    services.registry.register("tips", model=model, example_input=x, features=["per_trip:tip_share"])
+    h = dt.timedelta(hours=1)
+    entity = pl.DataFrame(
+        {"driver_id": [1, 2], "event_timestamp": [T0 + 2 * h, T0 + 0.5 * h], "tip": [5.0, 2.0]}
+    )
+    path = tmp_path / "tips.parquet"
+    entity.write_parquet(path)
+    out = tmp_path / "out.parquet"
+    code, stdout, err = run_main(capsys, "predict", "tips", str(path), "-o", str(out))
+    assert (code, err) == (0, ""), err
+    assert "point-in-time from the offline store" in stdout
+    trips = [as_of(stats, d, t)[1] for d, t in entity.select("driver_id", "event_timestamp").rows()]
+    expected = model.predict(np.array([[tip / n] for tip, n in zip(entity["tip"], trips, strict=True)]))
+    np.testing.assert_allclose(pl.read_parquet(out)["prediction"].to_numpy(), expected)
+    entity.drop("tip").write_parquet(path)
+    code, _, err = run_main(capsys, "predict", "tips", str(path), "-o", str(out))
+    assert code == 2 and err.startswith("mlbox: error: tip: missing column") and err.count("\n") == 1, err

@@ -6,6 +6,9 @@ Every route needs the management token (the app-wide guard); none is in
 ``POST /api/v1/features/online`` takes Feast's feature-server body as it is
 (``{"features": [...], "entities": {"customer_id": [1, 2]}, "full_feature_names": false}``)
 or entity rows (``"entity_rows": [{"customer_id": 1}]``, Feast's SDK shape).
+An on-demand feature's request values travel the same way, beside the join
+keys (``"entities": {"customer_id": [1], "amount": [12.5]}``); a missing one
+is a 400 naming it.
 It answers columns (``{"values": {"customer_id": [...], "f0": [...]}}``, the
 shape of Feast's ``to_dict()``), with ``<feature>__event_ts`` and
 ``<feature>__age_s`` beside each feature when ``with_event_time`` is set, or

@@ -44,7 +44,8 @@ def _ttl(seconds: float | None) -> str:
 def _freshness(view: ViewInfo) -> str:
     f = view.freshness
     if view.kind != "feature_view":
-        return "on demand"
+        request = ", ".join(f"{r.name}:{r.dtype}" for r in view.request)
+        return f"on demand · request {request}" if request else "on demand"
     if f is None or f.materialized_end is None:
         return "never materialized"
     return f"to {when(f.materialized_end)}  newest {when(f.newest_event_ts)}  {f.rows:,} rows"

@@ -185,6 +185,8 @@ class FeatureInputs:
         self.model = model
         self.refs = list(refs)
         self.keys = store.join_keys(self.refs)  # NotFound here for an unknown or deleted view
+        self.request = list(store.request_fields(self.refs))
+        """Columns on-demand features read from the input itself (Feast's request data)."""
         self.timestamp_column = timestamp_column
         self.online = online
         self.allow_missing = allow_missing
@@ -223,7 +225,11 @@ class FeatureInputs:
             nulls = frame.get_column(key).null_count()
             if nulls:
                 raise SchemaMismatch(f"{key}: {nulls} rows have no value for this join key", field=key)
-        inputs, _ = entity_inputs(Payload("columns", {k: frame.get_column(k).to_list() for k in self.keys}))
+        for name in self.request:
+            if name not in frame.columns:
+                raise _missing(name, f"the request fields {self.request} its on-demand features read", frame)
+        passed = [*self.keys, *self.request]
+        inputs, _ = entity_inputs(Payload("columns", {k: frame.get_column(k).to_list() for k in passed}))
 
         def lookup(rows: Sequence[Mapping[str, Any]], refs: Sequence[str]) -> dict[str, list[Any]]:
             if self.at is None:
@@ -241,7 +247,7 @@ class FeatureInputs:
         import polars as pl
 
         assert self.at is not None
-        entity = frame.select(*self.keys, self.at)
+        entity = frame.select(*self.keys, *self.request, self.at)
         if entity.schema[self.at] == pl.String:  # CSV: ISO 8601 text
             try:
                 # eagerly on the Series: polars infers a zone from the text there (``+00:00``), not in an Expr
@@ -255,7 +261,7 @@ class FeatureInputs:
 
     def _refuse_missing(self, frame: pl.DataFrame, found: Mapping[str, list[Any]], first_row: int) -> None:
         """Rows none of whose features has a value: an unknown entity, as serving's 422 names it."""
-        looked_up = [c for c in found if c not in self.keys and c != self.at]
+        looked_up = [c for c in found if c not in self.keys and c not in self.request and c != self.at]
         missing = [i for i in range(frame.height) if all(found[c][i] is None for c in looked_up)]
         if not missing:
             return

@@ -224,9 +224,27 @@ class Catalog:
                     )
                 owner[fname] = name
                 schema[fname] = polars_dtype(dtype)
+        for field in view.request:
+            if field.name in owner:
+                raise InvalidInput(
+                    f"on-demand view {view.name!r}: request field {field.name!r} is also a feature of "
+                    f"source view {owner[field.name]!r}; rename one",
+                    field="request",
+                )
+            schema[field.name] = polars_dtype(field.dtype)
         empty = pl.DataFrame(schema=schema)
         declared = {f.name: f.dtype for f in view.features}
         for fname, expr in view.polars_exprs().items():
+            unknown = [n for n in expr.meta.root_names() if n not in schema]
+            if unknown:
+                requested = [f.name for f in view.request]
+                raise InvalidInput(
+                    f"on-demand view {view.name!r}: feature {fname!r} cannot be computed: it uses {unknown[0]!r}, "
+                    "which is neither "
+                    f"a feature of its sources ({', '.join(sorted(owner)) or 'none'}) nor a request field "
+                    f"({', '.join(requested) or 'none declared'})",
+                    field="expressions",
+                )
             try:
                 empty.select(expr.cast(polars_dtype(declared[fname])))
             except Exception as exc:  # ColumnNotFoundError, InvalidOperationError, ...
@@ -370,6 +388,7 @@ class Catalog:
         return ViewInfo(
             d.name, r.kind, r.version, r.hash, versions, [], [], fields, None, "on demand", None, None,
             [f"{n}@v{v}" for n, v in r.source_versions], d.description, r.created_at,
+            request=[FieldInfo(f.name, f.dtype, f.description) for f in d.request],
         )  # fmt: skip
 
     # -- deleting (`mlbox.features.deletion`) ---------------------------------------------
@@ -431,10 +450,20 @@ class Catalog:
         fetch: dict[str, list[str]] = {}
         fv: dict[str, ResolvedView] = {}
         on_demand: list[OnDemandRequest] = []
+        request: dict[str, tuple[str, str]] = {}  # request field -> (dtype, on-demand view)
         for name, view in chosen.items():
             if isinstance(view.definition, OnDemandFeatureView):
                 asked = tuple(o.feature for o in outputs if o.view == name)
-                on_demand.append(OnDemandRequest(view, asked))
+                used = view.definition.request_used(asked)
+                for f in used:
+                    dtype, other = request.setdefault(f.name, (f.dtype, name))
+                    if dtype != f.dtype:
+                        raise InvalidInput(
+                            f"request field {f.name!r} is {dtype} in on-demand view {other!r} but {f.dtype} "
+                            f"in {name!r}; one value cannot be both",
+                            field="features",
+                        )
+                on_demand.append(OnDemandRequest(view, asked, tuple((f.name, f.dtype) for f in used)))
                 for src_name, src_version in view.source_versions:
                     source = self.resolve(src_name, src_version)
                     if src_name in fv and fv[src_name].version != src_version:

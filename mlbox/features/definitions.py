@@ -262,14 +262,53 @@ class FeatureView:
         }
 
 
+RequestFields = list[Field] | tuple[Field, ...] | dict[str, str]
+
+
+def request_fields(view: str, request: RequestFields | None) -> tuple[Field, ...]:
+    """An on-demand view's request fields (``[Field(...)]`` or ``{name: dtype}``),
+    checked: identifiers, known dtypes, none twice. Errors name the field
+    (``field="request"``)."""
+    if not request:
+        return ()
+    items = list(request.items()) if isinstance(request, dict) else list(request)
+    out: list[Field] = []
+    for item in items:
+        if isinstance(item, Field):
+            name, dtype, description = item.name, item.dtype, item.description
+        elif isinstance(item, tuple) and len(item) == 2:
+            (name, dtype), description = item, ""
+        else:
+            raise InvalidInput(
+                f"on-demand view {view!r}: request field {item!r} must be a Field or name: dtype",
+                field="request",
+            )
+        check_name(name, f"on-demand view {view!r} request field", "request")
+        if dtype not in DTYPES:
+            raise InvalidInput(
+                f"on-demand view {view!r}: request field {name!r} has unknown dtype {dtype!r} "
+                f"(one of {', '.join(DTYPES)})",
+                field="request",
+            )
+        if any(f.name == name for f in out):
+            raise InvalidInput(
+                f"on-demand view {view!r} declares request field {name!r} twice", field="request"
+            )
+        out.append(Field(name, dtype, description))
+    return tuple(out)
+
+
 @dataclass(frozen=True, eq=False)
 class OnDemandFeatureView:
-    """Features computed after retrieval from other views' features (and entity
-    columns) with polars expressions, one per feature.
+    """Features computed after retrieval from other views' features and values sent
+    with the request, with polars expressions, one per feature.
 
     ``expressions`` values are ``polars.Expr`` or strings in polars SQL
     (``"amount / nullif(count, 0)"``, parsed by ``pl.sql_expr``); they refer to
-    the source views' features by their plain names.
+    the source views' features and the ``request`` fields by their plain names.
+    ``request`` (Feast's ``RequestSource``) declares values that are not stored
+    anywhere but arrive with each lookup: offline as columns of the entity frame,
+    online beside the join keys in each entity row.
     """
 
     name: str
@@ -277,6 +316,7 @@ class OnDemandFeatureView:
     features: tuple[Field, ...]
     expressions: dict[str, Any]
     description: str = ""
+    request: tuple[Field, ...] = ()
 
     def __init__(
         self,
@@ -285,6 +325,7 @@ class OnDemandFeatureView:
         features: list[Field] | tuple[Field, ...],
         expressions: dict[str, Any],
         description: str = "",
+        request: RequestFields | None = None,
     ) -> None:
         check_name(name, "on-demand feature view")
         names = tuple(s.name if isinstance(s, FeatureView) else s for s in sources)
@@ -302,11 +343,19 @@ class OnDemandFeatureView:
             raise InvalidInput(f"on-demand view {name!r}: {detail}", field="expressions")
         for fname, expr in expressions.items():
             _expr_form(expr, f"{name}.{fname}")  # validates strings parse
+        fields = request_fields(name, request)
+        for f in fields:
+            if f.name in declared:
+                raise InvalidInput(
+                    f"on-demand view {name!r}: request field {f.name!r} is also one of its features",
+                    field="request",
+                )
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "sources", names)
         object.__setattr__(self, "features", tuple(features))
         object.__setattr__(self, "expressions", dict(expressions))
         object.__setattr__(self, "description", description)
+        object.__setattr__(self, "request", fields)
 
     @property
     def feature_names(self) -> list[str]:
@@ -323,8 +372,19 @@ class OnDemandFeatureView:
             out[f.name] = parsed.alias(f.name)
         return out
 
+    def request_used(self, features: list[str] | tuple[str, ...]) -> tuple[Field, ...]:
+        """The request fields the expressions of ``features`` read (what a lookup of
+        just those features must be sent)."""
+        if not self.request:
+            return ()
+        exprs = self.polars_exprs()
+        roots = {n for f in features for n in exprs[f].meta.root_names()}
+        return tuple(f for f in self.request if f.name in roots)
+
     def canonical(self) -> dict[str, Any]:
-        return {
+        """``request`` is only present when declared, so views defined before request
+        fields existed keep their hash (and version)."""
+        out: dict[str, Any] = {
             "kind": "on_demand_feature_view",
             "name": self.name,
             "sources": list(self.sources),
@@ -333,6 +393,9 @@ class OnDemandFeatureView:
                 k: _expr_form(v, f"{self.name}.{k}") for k, v in sorted(self.expressions.items())
             },
         }
+        if self.request:
+            out["request"] = [{"name": f.name, "dtype": f.dtype} for f in self.request]
+        return out
 
 
 Definition = Entity | FeatureView | OnDemandFeatureView
@@ -384,8 +447,9 @@ def from_canonical(data: dict[str, Any], *, frames_dir: Path | None = None) -> D
                 if "sql" in form
                 else pl.Expr.deserialize(io.StringIO(form["polars"]), format="json")
             )
+        request = [Field(f["name"], f["dtype"]) for f in data.get("request", [])]
         return OnDemandFeatureView(
-            data["name"], data["sources"], features, exprs, data.get("description", "")
+            data["name"], data["sources"], features, exprs, data.get("description", ""), request
         )
     src = data["source"]
     source: Source

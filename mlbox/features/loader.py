@@ -18,8 +18,10 @@ The format (every key optional except names; paths relative to the file)::
     on_demand_feature_views:
       - name: driver_derived
         sources: [driver_stats]
+        request: {fare: float64}              # values sent with each lookup (or a list like features)
         features:
           - {name: trips_per_rate, dtype: float64, expression: "trips / conv_rate"}
+          - {name: fare_per_trip, dtype: float64, expression: "fare / nullif(trips, 0)"}
 
 Errors name the file, the entry and the key, because a YAML mistake is the
 most common bad input a feature store sees.
@@ -167,5 +169,33 @@ def _feature_view(item: dict[str, Any], base: Path) -> FeatureView:
 def _on_demand(item: dict[str, Any], base: Path) -> OnDemandFeatureView:
     fields, exprs = _fields(item["features"], with_expr=True)
     return OnDemandFeatureView(
-        item["name"], list(item["sources"]), fields, exprs, item.get("description", "")
+        item["name"],
+        list(item["sources"]),
+        fields,
+        exprs,
+        item.get("description", ""),
+        _request(item.get("request")),
     )
+
+
+def _request(spec: object) -> dict[str, str]:
+    """``request: {amount: float64}`` or a list in the features' forms (no expressions);
+    names and dtypes are checked by the view (`definitions.request_fields`)."""
+    if spec is None:
+        return {}
+    if isinstance(spec, dict):
+        spec = [{"name": k, "dtype": v} for k, v in spec.items()]
+    if not isinstance(spec, list):
+        raise InvalidInput("request must be a mapping {name: dtype} or a list of fields", field="request")
+    out: dict[str, str] = {}
+    for item in spec:
+        if isinstance(item, dict) and "name" not in item and len(item) == 1:
+            ((name, dtype),) = item.items()
+            item = {"name": name, "dtype": dtype}
+        if not isinstance(item, dict) or "name" not in item:
+            raise InvalidInput(f"request field {item!r} must be {{name: …, dtype: …}}", field="request")
+        name = str(item["name"])
+        if name in out:
+            raise InvalidInput(f"request field {name!r} is declared twice", field="request")
+        out[name] = str(item.get("dtype", "float64"))
+    return out

@@ -32,6 +32,7 @@ from typing import Any
 from mlbox.features.migrations import online_migrations
 from mlbox.features.offline import q
 from mlbox.features.refs import FeaturePlan, ResolvedView, internal_name
+from mlbox.features.request import request_values
 from mlbox.features.schemas import Freshness
 from mlbox.store.db import Database
 from mlbox.store.errors import InvalidInput, NotFound
@@ -344,7 +345,7 @@ class OnlineStore:
             for name in r.internal:
                 events[name] = evs
         if plan.on_demand:
-            _on_demand_online(plan, values, events, n)
+            _on_demand_online(plan, entity_rows, values, events, n)
         for o, name in zip(plan.outputs, names, strict=True):
             iname = internal_name(o.view, o.feature)
             out[name] = values[iname]
@@ -371,9 +372,14 @@ def _coerce(values: list[Any], is_int: bool) -> list[Any]:
 
 
 def _on_demand_online(
-    plan: FeaturePlan, values: dict[str, list[Any]], events: dict[str, list[int | None]], n: int
+    plan: FeaturePlan,
+    entity_rows: Sequence[Mapping[str, Any]],
+    values: dict[str, list[Any]],
+    events: dict[str, list[int | None]],
+    n: int,
 ) -> None:
-    """Compute on-demand features from fetched values (their event time: the oldest input's)."""
+    """Compute on-demand features from fetched values and the rows' request values
+    (their event time: the oldest fetched input's; request values have none)."""
     import polars as pl
 
     from mlbox.features.definitions import OnDemandFeatureView, polars_dtype
@@ -382,6 +388,16 @@ def _on_demand_online(
         odfv = req.view.definition
         assert isinstance(odfv, OnDemandFeatureView)
         data: dict[str, pl.Series] = {}
+        for name, dtype in req.request:
+            try:
+                data[name] = pl.Series(
+                    name, request_values(entity_rows, name, dtype, odfv.name), dtype=polars_dtype(dtype)
+                )
+            except (OverflowError, pl.exceptions.PolarsError):  # e.g. 300 for an int8
+                raise InvalidInput(
+                    f"request field {name!r} of on-demand view {odfv.name!r}: a value does not fit {dtype}",
+                    field=name,
+                ) from None
         ev_cols: list[list[int | None]] = []
         for src_name, _ in req.view.source_versions:
             source = next(v for v in plan.views if v.view.name == src_name)

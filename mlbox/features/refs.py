@@ -101,8 +101,12 @@ class ViewRequest:
 
 @dataclass(frozen=True)
 class OnDemandRequest:
+    """An on-demand view to compute: the features asked for, and the request fields
+    (name, dtype) their expressions read, which each entity row must carry."""
+
     view: ResolvedView
     features: tuple[str, ...]
+    request: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,11 @@ class FeaturePlan:
         for req in self.views:
             keys.extend(k for k in req.view.join_keys if k not in keys)
         return tuple(keys)
+
+    @property
+    def request_fields(self) -> dict[str, str]:
+        """Every request value (name → dtype) the on-demand features asked for read."""
+        return {name: dtype for req in self.on_demand for name, dtype in req.request}
 
     def output_names(self, full: bool) -> list[str]:
         names = [o.name(full) for o in self.outputs]

@@ -32,6 +32,7 @@ from mlbox.features.definitions import (
 )
 from mlbox.features.offline import JoinView, event_range_sql, q
 from mlbox.features.refs import FeaturePlan, ResolvedView, internal_name
+from mlbox.features.request import request_columns
 from mlbox.features.schemas import TrainingSetInfo
 from mlbox.store.errors import InvalidInput
 
@@ -512,13 +513,14 @@ def _duckdb_batches(
 
 def apply_on_demand(frame: pl.DataFrame, plan: FeaturePlan) -> pl.DataFrame:
     """Add each requested on-demand feature (as ``view__feature``) computed from its
-    source views' fetched features, which the expressions know by plain names."""
+    source views' fetched features and its request fields (the entity frame's
+    columns of those names), which the expressions know by plain names."""
     import polars as pl
 
     for req in plan.on_demand:
         odfv = req.view.definition
         assert isinstance(odfv, OnDemandFeatureView)
-        inputs: list[pl.Expr] = []
+        inputs = request_columns(frame, req.view.name, req.request)
         for src_name, src_version in req.view.source_versions:
             source_req = next(
                 v for v in plan.views if v.view.name == src_name and v.view.version == src_version

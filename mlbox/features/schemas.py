@@ -50,7 +50,7 @@ class ViewInfo(msgspec.Struct, frozen=True):
 
     ``kind`` is ``feature_view`` or ``on_demand_feature_view``; ``source`` a short
     human description (``parquet: /data/x.parquet``); ``sources`` the source
-    views of an on-demand view.
+    views of an on-demand view and ``request`` the values its lookups must send.
     """
 
     name: str
@@ -69,6 +69,7 @@ class ViewInfo(msgspec.Struct, frozen=True):
     description: str
     created_at: float
     freshness: Freshness | None = None
+    request: list[FieldInfo] = []
 
 
 class ApplyChange(msgspec.Struct, frozen=True):

@@ -182,8 +182,10 @@ class FeatureStore:
         Every entity row comes back once, in input order, with its own columns
         first. ``features`` are ``view:feature``, ``view:*`` or pinned
         ``view:feature@v2``. Columns are the feature names, or ``view__feature``
-        with ``full_feature_names``. The training-set record is saved and its id
-        is ``job.training_set_id``; ``job.to_polars()`` / ``job.to_pandas()``.
+        with ``full_feature_names``. An on-demand feature that reads request fields
+        takes them from the entity frame's columns of those names. The training-set
+        record is saved and its id is ``job.training_set_id``; ``job.to_polars()`` /
+        ``job.to_pandas()``.
         """
         from mlbox.features import retrieval
 
@@ -223,6 +225,11 @@ class FeatureStore:
         """The join keys an entity row needs to look ``features`` up (NotFound for an
         unknown or deleted view)."""
         return self.catalog.resolve_features(features).join_keys
+
+    def request_fields(self, features: Sequence[str]) -> dict[str, str]:
+        """The request values (name → dtype) an entity row must carry besides its join
+        keys for ``features``: the request fields their on-demand expressions read."""
+        return self.catalog.resolve_features(features).request_fields
 
     def _historical(
         self,
@@ -308,6 +315,8 @@ class FeatureStore:
     ) -> dict[str, list[Any]]:
         """Feast's ``to_dict()`` shape: each join key and feature name → one value per
         entity row (None when missing, or older than the view's TTL at ``now``).
+        An on-demand feature reading request fields takes them from each entity row,
+        beside its join keys (``{"user_id": 7, "amount": 12.5}``, as Feast does).
 
         ``with_event_time`` adds ``<feature>__event_ts`` (epoch seconds) and
         ``<feature>__age_s`` per feature. One SQLite query per view; the plan for a

@@ -1,11 +1,15 @@
 """Models whose inputs are feature views: a request sends entity keys, serving looks the features up.
 
 A version registered with ``features=["view:feature", ...]`` was trained on
-those features, in that order. Its request carries only the views' join keys
-(as named columns: ``dataframe_records``, ``dataframe_split``, OIP named
-inputs); serving reads each row's latest values from the online store (TTL
-honoured: a stale value is missing, NaN to the model) and hands the model the
-matrix its signature describes.
+those features, in that order. Its request carries the views' join keys, and
+the request values of any on-demand feature that reads them (``amount`` for
+``amount / avg_amount_7d``), as named columns: ``dataframe_records``,
+``dataframe_split``, OIP named inputs. Each row goes to the lookup whole;
+serving reads the row's latest values from the online store (TTL honoured: a
+stale value is missing, NaN to the model), computes on-demand features from
+them and the request values, and hands the model the matrix its signature
+describes. A missing join key or request value is the request's fault (422
+naming it).
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ with full feature names, join keys first, then the features in the order asked."
 
 
 def entity_inputs(payload: Payload) -> tuple[dict[str, np.ndarray], int]:
-    """The request's join-key columns (one value per row each) and its row count."""
+    """The request's named columns (join keys and request values, one value per row
+    each) and its row count."""
     if payload.kind == "rows" or not payload.value:
         raise SchemaMismatch(
-            "this model looks its features up by entity: send the join keys as named columns"
-            ' (e.g. {"dataframe_records": [{"driver_id": 1001}]})',
+            "this model looks its features up by entity: send the join keys (and any request"
+            ' values) as named columns (e.g. {"dataframe_records": [{"driver_id": 1001}]})',
             field="inputs",
         )
     columns = {str(k): as_array(v, str(k)).reshape(-1) for k, v in payload.value.items()}
@@ -52,7 +57,7 @@ def with_features(
         rows = entity_rows(inputs)
         try:
             found = lookup(rows, wanted)
-        except InvalidInput as exc:  # a missing or unknown join key: the request's fault, as 422
+        except InvalidInput as exc:  # a missing join key or request value: the request's fault, as 422
             raise SchemaMismatch(exc.message, field=exc.field) from None
         names = [k for k in found if k not in rows[0]][-len(wanted) :]
         matrix = np.array(

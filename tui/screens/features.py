@@ -341,6 +341,8 @@ class FeaturesScreen(MlboxScreen):
             text.append(f"{mark} v{version.version:<3} {version.hash}  {fmt.when(version.created_at)}\n")
         features = ", ".join(f"{f.name}:{f.dtype}" for f in view.features)
         text.append(f"features {features}\n")
+        if view.request:
+            text.append(f"request {', '.join(f'{f.name}:{f.dtype}' for f in view.request)}\n")
         keys = ", ".join(view.join_keys)
         text.append(f"keys {keys or '-'} · time {view.timestamp_field or '-'}")
         if view.created_timestamp_field:
