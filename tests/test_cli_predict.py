@@ -22,8 +22,9 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from mlbox.cli import main
-from mlbox.features import Entity, FeatureView, Field, ParquetSource
+from mlbox.features import FeatureView, Field, ParquetSource
 from mlbox.services import Services
+from tests.driver_stats import T0, apply_driver_stats
 
 MLBOX = Path(sys.executable).parent / "mlbox"
 ROWS = 2_500
@@ -214,35 +215,12 @@ def test_console_script_scores_a_file(
 
 # -- models whose inputs are feature views ---------------------------------------------------------
 
-T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 DRIVER_FEATURES = ["driver_stats:rating", "driver_stats:trips"]  # the model's order, not the view's
 
 
 @pytest.fixture
 def stats(services: Services, tmp_path: Path) -> pl.DataFrame:
-    """Three rows per driver 1..6, an hour apart, materialized; the feature source as a frame."""
-    rng = np.random.default_rng(3)
-    ids = np.repeat(np.arange(1, 7), 3)
-    frame = pl.DataFrame(
-        {
-            "driver_id": ids,
-            "event_ts": [T0 + dt.timedelta(hours=int(h)) for h in np.tile([0, 1, 2], 6)],
-            "trips": rng.integers(0, 50, ids.size).astype(np.float64),
-            "rating": rng.uniform(3, 5, ids.size),
-        }
-    )
-    frame.write_parquet(tmp_path / "stats.parquet")
-    driver = Entity("driver", join_keys=["driver_id"])
-    view = FeatureView(
-        "driver_stats",
-        entities=[driver],
-        source=ParquetSource(str(tmp_path / "stats.parquet")),
-        timestamp_field="event_ts",
-        features=[Field("trips", "float64"), Field("rating", "float64")],
-    )
-    services.features.apply([driver, view])
-    services.features.materialize(T0 - dt.timedelta(days=1), T0 + dt.timedelta(days=1))
-    return frame
+    return apply_driver_stats(services, tmp_path, drivers=6, seed=3)
 
 
 @pytest.fixture

@@ -4,47 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import numpy as np
-import polars as pl
 import pytest
 from sklearn.linear_model import LinearRegression
 
 from mlbox.appliance import Appliance
-from mlbox.features import Entity, FeatureView, Field, ParquetSource
 from mlbox.services import Services
 from mlbox.store.errors import InvalidInput
-
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+from tests.driver_stats import apply_driver_stats
 
 
 @pytest.fixture
 def trained(services: Services, tmp_path: Path) -> LinearRegression:
-    """Two views over one entity; the newest row per driver is the one serving must use."""
-    rng = np.random.default_rng(0)
-    ids = np.repeat(np.arange(1, 11), 3)
-    stats = pl.DataFrame(
-        {
-            "driver_id": ids,
-            "event_ts": [T0 + timedelta(hours=int(h)) for h in np.tile([0, 1, 2], 10)],
-            "trips": rng.integers(0, 50, ids.size).astype(np.float64),
-            "rating": rng.uniform(3, 5, ids.size),
-        }
-    )
-    stats.write_parquet(tmp_path / "stats.parquet")
-    driver = Entity("driver", join_keys=["driver_id"])
-    view = FeatureView(
-        "driver_stats",
-        entities=[driver],
-        source=ParquetSource(str(tmp_path / "stats.parquet")),
-        timestamp_field="event_ts",
-        features=[Field("trips", "float64"), Field("rating", "float64")],
-    )
-    services.features.apply([driver, view])
-    services.features.materialize(T0 - timedelta(days=1), T0 + timedelta(days=1))
+    """One view over drivers 1..10; the newest row per driver is the one serving must use."""
+    stats = apply_driver_stats(services, tmp_path, drivers=10, seed=0)
     x = stats.select("rating", "trips").to_numpy()  # the model's column order differs from the view's
     model = LinearRegression().fit(x, x @ np.array([2.0, 0.5]) + 1)
     services.registry.register(
