@@ -322,6 +322,10 @@ def test_training_set_was_built_in_the_feature_store(demo: tuple[Path, str], ser
     out = demo[1]
     assert f"training set {record.id}: 1797 rows (entity frame 1797) from 2 views" in out
     assert f"image_id 1: ink {online['ink'][0]:.3f}" in " ".join(out.split())
+    # the on-demand view reads the request's gain: computed at lookup time, never materialized
+    on_demand = features.get_online_features([{"image_id": 1, "gain": 2.0}], ["scan_quality:ink_at_gain"])
+    assert on_demand["ink_at_gain"][0] == pytest.approx(2 * online["ink"][0], rel=1e-6)
+    assert f"ink_at_gain {1.5 * online['ink'][0]:.3f}" in " ".join(out.split())
 
 
 def test_sweep_ran_its_trials_as_jobs(demo: tuple[Path, str], services_of: Services) -> None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlbox.demo.digits import N_FEATURES, Split, load_digits_xy, save_split, split_rows
-from mlbox.features import Entity, FeatureView, Field, ParquetSource
+from mlbox.features import Entity, FeatureView, Field, OnDemandFeatureView, ParquetSource
 from mlbox.store.errors import MlboxError
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ ENTITY = "image"
 JOIN_KEY = "image_id"
 PIXELS_VIEW = "digit_pixels"
 STATS_VIEW = "digit_stats"
+SCAN_VIEW = "scan_quality"  # on demand, from digit_stats and the request's scanner gain
 PIXELS = [f"p{i}" for i in range(N_FEATURES)]
 STATS = ["ink", "mean_intensity"]
 FEATURE_REFS = [f"{PIXELS_VIEW}:*", f"{STATS_VIEW}:*"]
@@ -125,7 +126,15 @@ def definitions(folder: Path) -> list[Any]:
         ],
         description="per-image summaries derived from the pixels",
     )
-    return [image, pixels, stats]
+    scan = OnDemandFeatureView(
+        SCAN_VIEW,
+        sources=[stats],
+        features=[Field("ink_at_gain", "float32", "ink as a scanner with this gain would see it")],
+        expressions={"ink_at_gain": "ink * gain"},
+        request=[Field("gain", "float32")],
+        description="computed at lookup time from digit_stats and the request's scanner gain",
+    )
+    return [image, pixels, stats, scan]
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:
@@ -182,13 +191,23 @@ def build_training_set(features: FeatureStore, root: Path, *, seed: int = 0) -> 
     )
 
 
-def online_lookup(features: FeatureStore, fs: FeatureSet, image_ids: list[int]) -> dict[str, list[Any]]:
-    """The stats and two pixels of ``image_ids`` from the online store; they must equal the
-    training set's values (the materialized rows are the latest, and each image has one)."""
-    refs = [f"{STATS_VIEW}:ink", f"{STATS_VIEW}:mean_intensity", f"{PIXELS_VIEW}:p20", f"{PIXELS_VIEW}:p36"]
-    got = features.get_online_features([{JOIN_KEY: i} for i in image_ids], refs)
-    for name in ("ink", "mean_intensity", "p20", "p36"):
-        offline = [fs.frame.row(i, named=True)[name] for i in image_ids]
-        if not np.allclose(np.asarray(got[name], dtype=float), np.asarray(offline, dtype=float)):
+def online_lookup(
+    features: FeatureStore, fs: FeatureSet, image_ids: list[int], gain: float = 1.5
+) -> dict[str, list[Any]]:
+    """The stats and two pixels of ``image_ids`` from the online store, and the on-demand
+    ``ink_at_gain`` from the request's ``gain``; they must equal the training set's values
+    (the materialized rows are the latest, and each image has one)."""
+    refs = [
+        f"{STATS_VIEW}:ink",
+        f"{STATS_VIEW}:mean_intensity",
+        f"{PIXELS_VIEW}:p20",
+        f"{PIXELS_VIEW}:p36",
+        f"{SCAN_VIEW}:ink_at_gain",
+    ]
+    got = features.get_online_features([{JOIN_KEY: i, "gain": gain} for i in image_ids], refs)
+    for name in ("ink", "mean_intensity", "p20", "p36", "ink_at_gain"):
+        offline = [fs.frame.row(i, named=True)[name.removesuffix("_at_gain")] for i in image_ids]
+        scale = gain if name == "ink_at_gain" else 1.0
+        if not np.allclose(np.asarray(got[name], dtype=float), scale * np.asarray(offline, dtype=float)):
             raise MlboxError(f"online {name} {got[name]} differs from the training set's {offline}")
     return got

@@ -251,7 +251,8 @@ def serve(state: DemoState) -> None:
         )
         console.print(
             f"  [green]✓[/] online features (materialized, what a model registered with features= "
-            f"would look up): {values}; equal to the training set's",
+            f"would look up; ink_at_gain computed on demand from the request's gain 1.5): {values}; "
+            "equal to the training set's",
             highlight=False,
         )
     console.print("  score it yourself with `mlbox up` running:", highlight=False)
