@@ -220,7 +220,12 @@ def test_migrations_are_idempotent(tmp_path: Path) -> None:
     assert migrations.apply(db) == ["m001_features", "m002_view_deletions"]
     assert migrations.apply(db) == []
     tables = {r["name"] for r in db.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"feature_entities", "feature_view_versions", "feature_training_sets", "feature_view_deletions"} <= tables
+    assert {
+        "feature_entities",
+        "feature_view_versions",
+        "feature_training_sets",
+        "feature_view_deletions",
+    } <= tables
     online = Database(tmp_path / "o.db")
     assert online_migrations.apply(online) == ["m001_online"]
     assert online_migrations.apply(online) == []
