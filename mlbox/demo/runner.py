@@ -2,10 +2,11 @@
 
 Each capability is a `Step` in `STEPS` (build the training set in the feature
 store, train as jobs, sweep, register the best model, serve it) that reads
-what earlier steps left in `DemoState`. Training happens in the scheduler's
-job processes, which log through the public client (``mlbox.*``) exactly as
-a user's script would; this process submits, drives the scheduler and reads
-the results back from the runs.
+what earlier steps left in `DemoState` (in `state.py`, so that the steps'
+modules need not import this one). Training happens in the scheduler's job
+processes, which log through the public client (``mlbox.*``) exactly as a
+user's script would; this process submits, drives the scheduler and reads the
+results back from the runs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -31,9 +32,8 @@ from rich.progress import (
 from rich.table import Table
 
 import mlbox
-from mlbox.demo.digits import Split
-from mlbox.demo.featureset import PIXELS, STATS, FeatureSet, build_training_set
-from mlbox.demo.registration import CHALLENGER, CHAMPION, Registered, register_champion
+from mlbox.demo.featureset import PIXELS, STATS, build_training_set
+from mlbox.demo.registration import CHALLENGER, CHAMPION, register_champion
 from mlbox.demo.scheduling import (
     JOB_TIMEOUT_S,
     Followed,
@@ -45,14 +45,14 @@ from mlbox.demo.scheduling import (
     stop_jobs,
 )
 from mlbox.demo.serving import serve
+from mlbox.demo.state import DemoState
 from mlbox.demo.sweep import SWEEP_EXPERIMENT, follow_sweep, report_sweep, start_sweep, stop_sweep, sweep_done
 from mlbox.demo.sweep import size as sweep_size
-from mlbox.demo.trials import EXPERIMENT, Trial, TrialResult, plan
+from mlbox.demo.trials import EXPERIMENT, TrialResult, plan
 from mlbox.scheduler.schemas import Job
 from mlbox.services import Services
 from mlbox.settings import Settings
 from mlbox.store.errors import MlboxError
-from mlbox.sweeps.schemas import Sweep
 
 THREADS = 1
 """Threads for torch and BLAS in this process (loading and serving the champion); each job
@@ -60,27 +60,6 @@ runs single-threaded too (`jobs.THREADS_ENV`). The demo is sized for 2 CPU cores
 models are so small that a second thread only adds synchronisation: on a busy machine
 spinning threads made it several times slower. One thread also makes BLAS results,
 hence the runs, the same on every machine."""
-
-
-@dataclass
-class DemoState:
-    services: Services
-    console: Console
-    quick: bool
-    seed: int = 0
-    started: float = field(default_factory=time.monotonic)
-    split: Split | None = None
-    features: FeatureSet | None = None
-    trials: list[Trial] = field(default_factory=list)
-    job_ids: list[int] = field(default_factory=list)
-    results: list[TrialResult] = field(default_factory=list)
-    sweep: Sweep | None = None
-    sweep_started: float = 0.0
-    registered: Registered | None = None
-
-    @property
-    def best(self) -> TrialResult | None:
-        return max(self.results, key=lambda r: r.val_acc, default=None)
 
 
 @dataclass(frozen=True)

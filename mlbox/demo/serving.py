@@ -23,12 +23,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlbox.demo.registration import Registered
+from mlbox.demo.state import DemoState
 from mlbox.store.errors import MlboxError
 
 if TYPE_CHECKING:
     import httpx
-
-    from mlbox.demo.runner import DemoState
 
 OIP_REQUESTS = 200
 OIP_REQUESTS_QUICK = 100

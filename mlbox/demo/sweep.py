@@ -14,7 +14,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.markup import escape
 from rich.progress import Progress, TaskID
@@ -22,11 +22,9 @@ from rich.table import Table
 
 from mlbox.demo.jobs import DATA_ENV, EPOCHS_ENV, THREADS_ENV
 from mlbox.demo.scheduling import JOB_TIMEOUT_S
+from mlbox.demo.state import DemoState
 from mlbox.store.errors import MlboxError
 from mlbox.sweeps.schemas import LIVE_SWEEP_STATES, Sweep, SweepSpec, Trial
-
-if TYPE_CHECKING:
-    from mlbox.demo.runner import DemoState
 
 SWEEP_NAME = "digits-mlp"
 SWEEP_EXPERIMENT = "digits-sweep"
