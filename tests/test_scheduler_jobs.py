@@ -301,9 +301,10 @@ def test_the_row_is_the_lock(sched: SchedulerService) -> None:
     a = sched.submit(py_job("a", "pass", resources=Resources(gpus=1)))
     b = sched.submit(py_job("b", "pass", resources=Resources(gpus=1)))
     now = time.time()
-    assert sched._claim(a.id, (0,), now) is not None
-    assert other._claim(a.id, (1,), now) is None  # already claimed: the conditional UPDATE matched nothing
-    assert other._claim(b.id, (0,), now) is None  # GPU 0 is leased: the whole claim rolls back
+    assert sched.reconciler.claim(a.id, (0,), now) is not None
+    # already claimed: the conditional UPDATE matched nothing
+    assert other.reconciler.claim(a.id, (1,), now) is None
+    assert other.reconciler.claim(b.id, (0,), now) is None  # GPU 0 is leased: the whole claim rolls back
     assert sched.get(b.id).state == "queued" and sched.get(b.id).attempt == 0
     assert [(lease.gpu, lease.job_id) for lease in sched.leases()] == [(0, a.id)]
 
@@ -315,7 +316,7 @@ def test_claimed_but_never_started_is_queued_again(
     monkeypatch.setenv("MLBOX_SCHEDULER_LOST_AFTER_S", "0.3")
     s = Services.open(Settings.from_env()).scheduler
     job = s.submit(py_job("x", "pass", max_retries=0))
-    assert s._claim(job.id, (), time.time()) is not None
+    assert s.reconciler.claim(job.id, (), time.time()) is not None
     s.reconcile_once()
     assert s.get(job.id).state == "running"  # too early to tell: another appliance may be starting it
     time.sleep(0.4)
