@@ -1,0 +1,288 @@
+"""Batch scoring: a Parquet or CSV file scored by a loaded model into a Parquet file, chunk by chunk.
+
+One engine for every batch caller (``mlbox predict``, the API, pipelines,
+monitoring backfills, labeling's pre-labels), so a file scores the same way
+whoever asks. `score_file` streams the input in chunks of
+``BatchOptions.batch_size`` rows (`mlbox.serving.batch_inputs`), scores each
+through the same `LoadedModel.predict` serving uses (or serving's feature
+lookup for models registered with feature views) and appends it to the output
+with the predictions beside the inputs, so memory is bounded by one chunk.
+
+Invariant: the output appears whole or not at all. Chunks go to a hidden
+temporary file beside the output, renamed over it at the end; a failed or
+interrupted run removes the temporary file and leaves an earlier output
+untouched, so a pipeline waiting on the name never reads half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlbox.registry.loaded import LoadedModel
+from mlbox.registry.signature import SchemaMismatch
+from mlbox.serving.batch_inputs import FORMATS, FeatureInputs, model_inputs, read_chunks
+from mlbox.store.errors import InvalidInput, MlboxError
+
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
+
+    from mlbox.features.service import FeatureStore
+
+ProgressCallback = Callable[[int, int | None], None]
+"""``progress(rows_done, rows_total)``: called with ``(0, total)`` once the input is open, then after
+each chunk is written with the rows done so far (strictly increasing). ``rows_total`` is None where
+the format does not say up front (CSV)."""
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How to score a file; the fields are `mlbox predict`'s options, which error messages name."""
+
+    batch_size: int = 10_000
+    """Rows per chunk: memory is bounded by one chunk (and its predictions)."""
+    keep_inputs: bool = True
+    """Copy the input columns into the output beside the predictions."""
+    columns: tuple[str, ...] | None = None
+    """The feature columns, in the model's order; None takes what the signature says."""
+    prediction_column: str = "prediction"
+    """The predictions' column; a model with several outputs writes ``<name>_<output>``."""
+    timestamp_column: str | None = None
+    """Feature-view models: the entity time column of a point-in-time lookup (default
+    ``event_timestamp`` when the input has it)."""
+    online: bool = False
+    """Feature-view models: the latest online values, even when the input has a time column."""
+    allow_missing: bool = False
+    """Feature-view models: score rows whose entity has no feature values (NaN) instead of refusing."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise InvalidInput("batch_size: must be at least 1", field="batch_size")
+        if not self.prediction_column:
+            raise InvalidInput("prediction_column: must not be empty", field="prediction_column")
+        if self.columns is not None and not self.columns:
+            raise InvalidInput("columns: name at least one column", field="columns")
+        if self.online and self.timestamp_column is not None:
+            raise InvalidInput("give timestamp_column or online, not both", field="online")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """What a scoring run did, for the caller's summary line."""
+
+    rows: int
+    output: Path
+    features: str | None = None
+    """Where a feature-view model's values came from (e.g. ``latest online values``); None otherwise."""
+
+
+# -- predictions as Arrow columns ----------------------------------------------------------
+
+
+def _arrow_array(values: np.ndarray, name: str, rows: int) -> pa.Array:
+    """One output as an Arrow column: vectors per row become a fixed-size list column."""
+    import pyarrow as pa
+
+    if values.ndim == 0 or values.shape[0] != rows:
+        raise MlboxError(f"the model returned {list(values.shape)} for {name!r} on a chunk of {rows} rows")
+    if values.ndim == 1:
+        if values.dtype.kind == "O":
+            return pa.array(values.tolist())
+        return pa.array(values)
+    width = int(np.prod(values.shape[1:]))
+    flat = pa.array(np.ascontiguousarray(values).reshape(-1))
+    return pa.FixedSizeListArray.from_arrays(flat, width)
+
+
+def prediction_columns(result: Any, column: str, rows: int) -> dict[str, pa.Array]:
+    """The model's outputs as columns: one output is ``column``, several ``column_<name>``."""
+    from mlbox.serving.tensors import to_outputs
+
+    outputs = to_outputs(result, column)
+    if len(outputs) == 1:
+        ((_, values),) = outputs.items()
+        return {column: _arrow_array(values, column, rows)}
+    return {f"{column}_{name}": _arrow_array(v, name, rows) for name, v in outputs.items()}
+
+
+# -- scoring chunks into one file ------------------------------------------------------------
+
+
+class _Scorer:
+    """Scores chunks and writes them to one Parquet file, its schema fixed by the first chunk."""
+
+    def __init__(
+        self, model: LoadedModel, tmp: Path, options: BatchOptions, features: FeatureInputs | None
+    ) -> None:
+        self.model = model
+        self.features = features
+        self.tmp = tmp
+        self.keep_inputs = options.keep_inputs
+        self.column = options.prediction_column
+        self.columns = list(options.columns) if options.columns is not None else None
+        self.writer: Any = None
+        self.rows = 0
+
+    def score(self, batch: pa.RecordBatch) -> int:
+        """Scores and writes one chunk; returns its row count."""
+        import polars as pl
+        import pyarrow as pa
+
+        frame = pl.from_arrow(batch)
+        assert isinstance(frame, pl.DataFrame)
+        first, last = self.rows, self.rows + batch.num_rows - 1
+        features = self.features
+        if features is not None:
+            result = self._call(lambda: features.predict(frame, first), first, last)
+        else:
+            inputs = self._inputs(frame)
+            result = self._call(lambda: self.model.predict(inputs), first, last)
+        preds = prediction_columns(result, self.column, batch.num_rows)
+        if self.keep_inputs:
+            clash = next((n for n in preds if n in batch.schema.names), None)
+            if clash is not None:
+                raise InvalidInput(
+                    f"{clash}: the input already has this column; name the predictions with "
+                    "--prediction-column, or drop the inputs with --no-keep-inputs",
+                    field=clash,
+                )
+            table = pa.Table.from_batches([batch])
+            for name, values in preds.items():
+                table = table.append_column(name, values)
+        else:
+            table = pa.table(preds)
+        self._write(table)
+        self.rows += batch.num_rows
+        return batch.num_rows
+
+    def _inputs(self, frame: pl.DataFrame) -> Any:
+        features = frame
+        if self.columns is not None:
+            for name in self.columns:
+                if name not in frame.columns:
+                    raise SchemaMismatch(
+                        f"{name}: no such column (--columns); the input has columns {frame.columns}",
+                        field=name,
+                    )
+            features = frame.select(self.columns)
+        return model_inputs(features, self.model.signature.inputs if self.model.signature else None)
+
+    def _call(self, run: Callable[[], Any], first: int, last: int) -> Any:
+        """The model's own exceptions as one `MlboxError` naming the version and the rows at fault."""
+        try:
+            return run()
+        except MlboxError:
+            raise
+        except Exception as exc:  # the model's own complaint, about this file's rows
+            text = str(exc).strip().splitlines()
+            raise MlboxError(
+                f"model {self.model.version.name} version {self.model.version.version} failed on rows "
+                f"{first}..{last}: {type(exc).__name__}: {text[0] if text else ''}"
+            ) from None
+
+    def _write(self, table: pa.Table) -> None:
+        """Appends a chunk; a later chunk whose types drift (CSV inference) is cast to the first's."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self.tmp, table.schema)
+        elif table.schema != self.writer.schema:
+            try:
+                table = table.cast(self.writer.schema)
+            except (pa.ArrowException, ValueError) as exc:
+                raise InvalidInput(
+                    f"rows {self.rows}..: the columns changed type from the first chunk ({exc})",
+                    field="input",
+                ) from None
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def score_file(
+    input_path: Path,
+    output: Path,
+    model: LoadedModel,
+    options: BatchOptions | None = None,
+    *,
+    feature_store: FeatureStore | None = None,
+    progress: ProgressCallback | None = None,
+) -> BatchResult:
+    """Scores ``input_path`` (.parquet or .csv) with ``model`` into the Parquet file ``output``.
+
+    ``model`` comes from `RegistryService.load` (its files verified against
+    their sha256), so callers that hold one already (serving's deployments)
+    do not load it again. A model registered with feature views needs
+    ``feature_store`` to look its features up. ``progress`` is told the rows
+    done as chunks are written (see `ProgressCallback`). Errors are `MlboxError` and
+    its kin: `InvalidInput` or `SchemaMismatch` naming the field at fault, `NotFound`
+    for a feature view that no longer exists, `MlboxError` naming the rows a
+    model failed on; the output is then left as it was.
+    """
+    options = options or BatchOptions()
+    if input_path.suffix.lower() not in FORMATS:
+        raise InvalidInput(f"{input_path} must be a .parquet or .csv file", field="input")
+    if not input_path.is_file():
+        raise InvalidInput(f"no such file: {input_path}", field="input")
+    if output.suffix.lower() != ".parquet":
+        raise InvalidInput(f"{output} must end with .parquet", field="output")
+    if not output.parent.is_dir():
+        raise InvalidInput(f"no such folder: {output.parent}", field="output")
+    features = _feature_inputs(model, options, feature_store)
+    total, chunks = read_chunks(input_path, options.batch_size)
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    scorer = _Scorer(model, tmp, options, features)
+    try:
+        if progress is not None:
+            progress(0, total)
+        for batch in chunks:
+            scorer.score(batch)
+            if progress is not None:
+                progress(scorer.rows, total)
+        scorer.close()
+        if scorer.rows == 0:
+            raise InvalidInput(f"{input_path} has no rows to score", field="input")
+        os.replace(tmp, output)
+    finally:
+        scorer.close()
+        tmp.unlink(missing_ok=True)
+    return BatchResult(scorer.rows, output, None if features is None else features.source)
+
+
+def _feature_inputs(
+    model: LoadedModel, options: BatchOptions, store: FeatureStore | None
+) -> FeatureInputs | None:
+    """The feature lookup of a model registered with feature views; None for a model that takes columns."""
+    refs = model.version.manifest.get("features")
+    if not refs:
+        return None
+    if options.columns is not None:
+        raise InvalidInput(
+            f"{model.version.ref} looks its features up by entity ({', '.join(refs)}); it takes no columns",
+            field="columns",
+        )
+    if store is None:
+        raise InvalidInput(
+            f"{model.version.ref} looks its features up by entity ({', '.join(refs)}); "
+            "score it with a feature store",
+            field="feature_store",
+        )
+    return FeatureInputs(
+        store,
+        model,
+        refs,
+        timestamp_column=options.timestamp_column,
+        online=options.online,
+        allow_missing=options.allow_missing,
+    )
