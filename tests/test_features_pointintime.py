@@ -42,7 +42,7 @@ def run_kernel(
     entities: list[tuple[int, int]], n_slots: int, source: Source, ttl: int | None, cuts: list[int]
 ) -> tuple[list[tuple | None], pit.BucketJoin]:
     """The kernel's answer, the source fed in batches split at ``cuts``, values kept the
-    way `retrieval` keeps them: appended per batch, the last per bucket wins."""
+    way `viewjoin` keeps them: appended per batch, the last per bucket wins."""
     join = pit.BucketJoin(
         np.array([e[0] for e in entities], dtype=np.int64),
         np.array([e[1] for e in entities], dtype=np.int64),

@@ -1,4 +1,4 @@
-"""The registry of feature definitions in SQLite: versions, resolution, lineage.
+"""The registry of feature definitions in SQLite: versions, resolution, deletion.
 
 Invariants:
 
@@ -8,8 +8,9 @@ Invariants:
   source views' hashes), differs from the latest version's.
 * `apply` validates every definition against its source first and writes all
   of them in one ``BEGIN IMMEDIATE`` transaction, so a bad file changes nothing.
-* A training-set record names pinned versions, so rebuilding it later with the
-  same entity frame gives the same frame even after the views changed.
+* A version is never removed, so a training-set record (`trainingsets`; its
+  tables are among these migrations) names pinned versions, and rebuilding it
+  later with the same entity frame gives the same frame even after the views changed.
 * Deleting a view is a row in ``feature_view_deletions``, never a removal of
   its versions: it stops listing and resolving (every reference to it fails
   with NotFound saying it was deleted), its training sets keep their lineage,
@@ -51,8 +52,6 @@ from mlbox.features.schemas import (
     EntityInfo,
     FieldInfo,
     Freshness,
-    TrainingSetInfo,
-    TrainingSetView,
     ViewInfo,
     ViewVersionInfo,
 )
@@ -154,8 +153,6 @@ class Catalog:
         return ApplyResult(changes)
 
     def _prepare_view(self, view: FeatureView, entities: dict[str, Entity]) -> tuple[dict[str, Any], Any]:
-        from mlbox.features.retrieval import connect
-
         keys: list[str] = []
         for name in view.entities:
             if name not in entities:
@@ -163,7 +160,7 @@ class Catalog:
                     f"feature view {view.name!r} names unknown entity {name!r}", field="entities"
                 )
             keys.extend(k for k in entities[name].join_keys if k not in keys)
-        con = connect(src.DESCRIBE_CONFIG, [view.source])
+        con = src.connect(src.DESCRIBE_CONFIG, [view.source])
         try:
             where = f"feature view {view.name!r}"
             frame = None
@@ -497,75 +494,6 @@ class Catalog:
                 self._plans.clear()
             self._plans[refs] = (now, plan)
         return plan
-
-    # -- training sets -------------------------------------------------------------------
-
-    def record_training_set(
-        self,
-        plan: FeaturePlan,
-        *,
-        entity_hash: str,
-        entity_rows: int,
-        row_count: int,
-        columns: list[str],
-        full_feature_names: bool,
-        timestamp_field: str,
-        run_id: int | None,
-        name: str | None,
-    ) -> TrainingSetInfo:
-        views = [TrainingSetView(r.view.name, r.view.version, r.view.hash) for r in plan.views]
-        views += [TrainingSetView(r.view.name, r.view.version, r.view.hash) for r in plan.on_demand]
-        now = time.time()
-        with self.db.atomic() as conn:
-            cur = conn.execute(
-                "INSERT INTO feature_training_sets (name, created_at, features, views, entity_hash, entity_rows,"
-                " row_count, columns, full_feature_names, timestamp_field, run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    name, now, json.dumps(list(plan.pinned)), json.dumps([[v.name, v.version, v.hash] for v in views]),
-                    entity_hash, entity_rows, row_count, json.dumps(columns), int(full_feature_names),
-                    timestamp_field, run_id,
-                ),
-            )  # fmt: skip
-            ts_id = int(cur.lastrowid or 0)
-            conn.executemany(
-                "INSERT OR IGNORE INTO feature_training_set_views (training_set, view, version) VALUES (?, ?, ?)",
-                [(ts_id, v.name, v.version) for v in views],
-            )
-        return self.training_set(ts_id)
-
-    def training_sets(self, *, limit: int = 100, view: str | None = None) -> list[TrainingSetInfo]:
-        if view is None:
-            rows = self.db.query("SELECT * FROM feature_training_sets ORDER BY id DESC LIMIT ?", (limit,))
-        else:
-            rows = self.db.query(
-                "SELECT * FROM feature_training_sets WHERE id IN"
-                " (SELECT training_set FROM feature_training_set_views WHERE view = ?) ORDER BY id DESC LIMIT ?",
-                (view, limit),
-            )
-        return [_training_set(r) for r in rows]
-
-    def training_set(self, training_set_id: int) -> TrainingSetInfo:
-        row = self.db.query_one("SELECT * FROM feature_training_sets WHERE id = ?", (training_set_id,))
-        if row is None:
-            raise NotFound(f"no training set {training_set_id}", field="training_set")
-        return _training_set(row)
-
-
-def _training_set(r: Any) -> TrainingSetInfo:
-    return TrainingSetInfo(
-        id=r["id"],
-        created_at=r["created_at"],
-        features=json.loads(r["features"]),
-        views=[TrainingSetView(n, v, h) for n, v, h in json.loads(r["views"])],
-        entity_hash=r["entity_hash"],
-        entity_rows=r["entity_rows"],
-        row_count=r["row_count"],
-        columns=json.loads(r["columns"]),
-        full_feature_names=bool(r["full_feature_names"]),
-        timestamp_field=r["timestamp_field"],
-        run_id=r["run_id"],
-        name=r["name"],
-    )
 
 
 def _check_duplicates(defs: Sequence[Definition]) -> None:

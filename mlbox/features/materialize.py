@@ -17,7 +17,7 @@ from mlbox.features import sources as src
 from mlbox.features.offline import latest_sql
 from mlbox.features.online import OnlineStore
 from mlbox.features.refs import ResolvedView
-from mlbox.features.retrieval import connect, event_range, join_view
+from mlbox.features.retrieval import event_range, join_view
 from mlbox.features.schemas import MaterializeProgress, MaterializeResult
 from mlbox.store.errors import InvalidInput
 
@@ -104,7 +104,7 @@ def _one(
     t0 = time.perf_counter()
     spans = windows(start, end, chunk)
     fv = view.feature_view
-    con = connect(config, [fv.source])
+    con = src.connect(config, [fv.source])
     total = 0
     try:
         jv, schema = join_view(con, view, tuple(fv.feature_names))

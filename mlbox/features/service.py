@@ -7,7 +7,8 @@ It composes three parts, each owning one invariant:
   a training set names exactly what it was built from.
 * `retrieval` + `pointintime`: point-in-time correct training sets, streamed
   over the sources in batches (a numpy bucket join; memory grows with the
-  entity rows, not the source), each saved as a training-set record.
+  entity rows, not the source), each saved as a training-set record
+  (`trainingsets`, tables in ``mlbox.db``: what the frame was built from).
 * `online.OnlineStore` (``features/online.db``): the latest value per entity,
   written by materialization with upserts that only move forward in time.
 
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlbox.features import sources as src
+from mlbox.features import trainingsets
 from mlbox.features.catalog import Catalog
 from mlbox.features.config import DEFAULT_MEMORY_LIMIT, check_memory_limit
 from mlbox.features.definitions import Definition, View
@@ -193,7 +195,8 @@ class FeatureStore:
         frame, entity_hash, entity_rows = self._historical(
             entity_df, plan, timestamp_field, full_feature_names, memory_limit
         )
-        record = self.catalog.record_training_set(
+        record = trainingsets.record_training_set(
+            self.db,
             plan,
             entity_hash=entity_hash,
             entity_rows=entity_rows,
@@ -251,10 +254,10 @@ class FeatureStore:
 
     def training_sets(self, *, limit: int = 100, view: str | None = None) -> list[TrainingSetInfo]:
         """Training-set records, newest first; ``view`` keeps those built from it."""
-        return self.catalog.training_sets(limit=limit, view=view)
+        return trainingsets.training_sets(self.db, limit=limit, view=view)
 
     def training_set(self, training_set_id: int) -> TrainingSetInfo:
-        return self.catalog.training_set(training_set_id)
+        return trainingsets.training_set(self.db, training_set_id)
 
     # -- online --------------------------------------------------------------------------
 

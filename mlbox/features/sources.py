@@ -3,11 +3,16 @@
 `relation_sql` and `check_schema` are pure: the first says how DuckDB reads a
 source (directly from the files, never through Python memory), the second
 compares a source's column types with what the view declares. `describe`
-is the only I/O: DuckDB reads Parquet footers / sniffs a CSV sample.
+is the only read: DuckDB reads Parquet footers / sniffs a CSV sample. `connect`
+hands out the DuckDB sessions that check and read sources (one in-memory
+database per configuration and process).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +35,35 @@ if TYPE_CHECKING:
 DESCRIBE_CONFIG: dict[str, Any] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 TIMESTAMP_TYPES = {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE"}
 TIMESTAMPTZ_TYPES = {"TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"}
+INT_FAMILIES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT"}
+
+
+_DATABASES: dict[tuple[int, str], duckdb.DuckDBPyConnection] = {}
+_DB_LOCK = threading.Lock()
+
+
+def connect(config: dict[str, Any], sources: list[Any] | None = None) -> duckdb.DuckDBPyConnection:
+    """A cursor on this process's in-memory DuckDB for ``config``.
+
+    Opening a DuckDB database costs ~50 ms, more than a small join, so one is
+    kept per configuration and each call gets its own cursor (its own session:
+    registered frames and settings stay private to it). Close the cursor.
+    """
+    import duckdb
+
+    key = (os.getpid(), json.dumps(config, sort_keys=True))
+    with _DB_LOCK:
+        base = _DATABASES.get(key)
+        if base is None:
+            if len(_DATABASES) >= 16:  # many homes in one process (tests): forget the oldest
+                _DATABASES.pop(next(iter(_DATABASES)))
+            base = duckdb.connect(":memory:", config=dict(config))
+            base.execute("SET preserve_insertion_order = false")
+            _DATABASES[key] = base
+        con = base.cursor()
+    path = search_path(sources or [])
+    con.execute(f"SET file_search_path = {sql_string(path or '')}")
+    return con
 
 
 def sql_string(text: str) -> str:
