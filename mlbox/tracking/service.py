@@ -2,18 +2,13 @@
 
 It owns the tracking tables; other services ask it, never its tables. Every
 write is one ``BEGIN IMMEDIATE`` transaction, so a crash leaves either all of
-a call's rows or none. Metric values may be NaN or ±inf: training that
-diverges must not crash on logging, and the user wants to see the divergence.
-NaN is stored as NULL (SQLite has no NaN) and read back as NaN in series and
-`MetricSummary.last`; in `Run.metrics` (latest values) a NaN shows as None and
-±inf as ±inf. A NaN never matches a filter and sorts last. JSON front ends
-render both NaN and ±inf as null.
+a call's rows or none. The metric tables (chunked series, latest values, and
+how NaN and ±inf are stored) are `mlbox.tracking.metrics`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import sqlite3
 import time
@@ -24,7 +19,7 @@ from typing import Any
 from mlbox.store.artifacts import ArtifactStore, clean_relpath
 from mlbox.store.db import Database
 from mlbox.store.errors import Conflict, InvalidInput, NotFound
-from mlbox.tracking import search
+from mlbox.tracking import metrics, search
 from mlbox.tracking.liveness import Liveness, is_dead
 from mlbox.tracking.migrations import migrations
 from mlbox.tracking.provenance import CodeVersion
@@ -48,21 +43,6 @@ DEFAULT_EXPERIMENT = "Default"
 
 MetricRow = tuple[str, int, float, float]
 """(key, step, timestamp, value) — one point of a metric series."""
-
-
-def _stored(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
-def _metrics_json(text: str | None) -> dict[str, float | None]:
-    """Latest values from SQL JSON: NULL is NaN (kept as None), numbers arrive as exact text."""
-    if not text:
-        return {}
-    return {k: float(v) if isinstance(v, str) else v for k, v in json.loads(text).items()}
-
-
-def _read(value: float | None) -> float:
-    return math.nan if value is None else value
 
 
 class TrackingService:
@@ -261,39 +241,7 @@ class TrackingService:
 
     def log_metrics(self, run_id: int, series: Mapping[str, Chunk], *, now: float | None = None) -> None:
         """Append already-validated points, one chunk per key, in one transaction."""
-        rows = []
-        latest = []
-        for key, chunk in series.items():
-            if not len(chunk):
-                continue
-            steps, ts, vals = chunk.encode()
-            rows.append((run_id, key, len(chunk), min(chunk.steps), max(chunk.steps), steps, ts, vals))
-            i = chunk.latest()
-            latest.append((run_id, key, chunk.steps[i], chunk.ts[i], _stored(chunk.values[i]), len(chunk)))
-        if not rows:
-            return
-        try:
-            with self.db.atomic() as conn:
-                conn.executemany(
-                    "INSERT INTO metric_chunks (run_id, key, n, first_step, last_step, steps, ts, vals)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-                conn.executemany(
-                    "INSERT INTO latest_metrics (run_id, key, step, ts, value, count)"
-                    " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (run_id, key) DO UPDATE SET"
-                    " ts = CASE WHEN excluded.step >= step THEN excluded.ts ELSE ts END,"
-                    " value = CASE WHEN excluded.step >= step THEN excluded.value ELSE value END,"
-                    " step = MAX(step, excluded.step),"
-                    " count = count + excluded.count",
-                    latest,
-                )
-                conn.execute(
-                    "UPDATE runs SET heartbeat = ? WHERE id = ?",
-                    (time.time() if now is None else now, run_id),
-                )
-        except sqlite3.IntegrityError:
-            raise NotFound(f"no run {run_id}", field="run_id") from None
+        metrics.append(self.db, run_id, series, now=now)
 
     def log_points(self, run_id: int, points: Sequence[MetricRow]) -> None:
         """Validate and store (key, step, timestamp, value) points (for API callers)."""
@@ -305,27 +253,17 @@ class TrackingService:
         self.log_metrics(run_id, group(checked))
 
     def metric_keys(self, run_id: int) -> list[MetricSummary]:
-        rows = self.db.query(
-            "SELECT key, value, step, count FROM latest_metrics WHERE run_id = ? ORDER BY key",
-            (run_id,),
-        )
-        if not rows:
+        summaries = metrics.summaries(self.db, run_id)
+        if not summaries:
             self._require_run(run_id)
-        return [MetricSummary(r["key"], _read(r["value"]), r["step"], r["count"]) for r in rows]
+        return summaries
 
     def metric_series(self, run_id: int, key: str, *, max_points: int | None = None) -> Chunk:
         """A whole series in step order; ``max_points`` thins it evenly for plots."""
-        rows = self.db.query(
-            "SELECT steps, ts, vals FROM metric_chunks WHERE run_id = ? AND key = ? ORDER BY id",
-            (run_id, key),
-        )
-        if not rows:
+        chunk = metrics.read_series(self.db, run_id, key)
+        if chunk is None:
             self._require_run(run_id)
             raise NotFound(f"run {run_id} has no metric {key!r}", field="key")
-        chunk = Chunk()
-        for r in rows:
-            chunk.extend(Chunk.decode(r[0], r[1], r[2]))
-        chunk = chunk.sorted_by_step()
         return chunk.thin(max_points) if max_points else chunk
 
     def metric_history(self, run_id: int, key: str, *, max_points: int | None = None) -> list[MetricPoint]:
@@ -334,31 +272,9 @@ class TrackingService:
 
     def export_metrics(self, run_id: int, path: str | Path) -> int:
         """Write a run's whole metric history to Parquet; returns the number of points."""
-        import pyarrow as pa
-
-        from mlbox.store.tables import write_parquet
-
-        keys: list[str] = []
-        steps: list[int] = []
-        ts: list[float] = []
-        values: list[float] = []
-        for m in self.metric_keys(run_id):
-            c = self.metric_series(run_id, m.key)
-            keys.extend([m.key] * len(c))
-            steps.extend(c.steps)
-            ts.extend(c.ts)
-            values.extend(c.values)
-        table = pa.table(
-            {
-                "key": pa.array(keys, pa.string()),
-                "step": pa.array(steps, pa.int64()),
-                "timestamp": pa.array(ts, pa.float64()),
-                "value": pa.array(values, pa.float64()),
-            }
-        )
+        series = [(m.key, self.metric_series(run_id, m.key)) for m in self.metric_keys(run_id)]
         self._require_run(run_id)
-        write_parquet(table, path)
-        return len(keys)
+        return metrics.write_parquet(series, path)
 
     # -- search --------------------------------------------------------------------
 
@@ -389,7 +305,7 @@ class TrackingService:
                 git_sha=r["git_sha"],
                 git_dirty=None if r["git_dirty"] is None else bool(r["git_dirty"]),
                 params=json.loads(r["p"]) if r["p"] else {},
-                metrics=_metrics_json(r["m"]),
+                metrics=metrics.latest_values(r["m"]),
                 tags=json.loads(r["t"]) if r["t"] else {},
             )
             for r in rows
