@@ -6,8 +6,9 @@ Invariants:
   new version is made exactly when the hash of the view's canonical
   definition, with its resolved join keys (and, for an on-demand view, its
   source views' hashes), differs from the latest version's.
-* `apply` validates every definition against its source first and writes all
-  of them in one ``BEGIN IMMEDIATE`` transaction, so a bad file changes nothing.
+* `apply` validates every definition against its source first (`prepare`) and
+  writes all of them in one ``BEGIN IMMEDIATE`` transaction, so a bad file
+  changes nothing.
 * A version is never removed, so a training-set record (`trainingsets`; its
   tables are among these migrations) names pinned versions, and rebuilding it
   later with the same entity frame gives the same frame even after the views changed.
@@ -28,20 +29,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlbox.features import deletion
-from mlbox.features import sources as src
+from mlbox.features import deletion, prepare
 from mlbox.features.definitions import (
     Definition,
     Entity,
     FeatureView,
-    FrameSource,
     OnDemandFeatureView,
     ParquetSource,
     Source,
     canonical_json,
-    definition_hash,
     from_canonical,
-    polars_dtype,
 )
 from mlbox.features.deletion import ModelFeatures
 from mlbox.features.migrations import migrations
@@ -73,14 +70,14 @@ class Catalog:
     # -- apply ---------------------------------------------------------------------------
 
     def apply(self, defs: Sequence[Definition], *, dry_run: bool = False) -> ApplyResult:
-        _check_duplicates(defs)
+        prepare.check_duplicates(defs)
         entities = {e.name: e for e in self._stored_entities()}
         entities.update({d.name: d for d in defs if isinstance(d, Entity)})
         prepared: list[tuple[str, str, dict[str, Any], Any]] = []  # (kind, name, stored json, frame)
         fv_hashes: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {}
         for d in defs:
             if isinstance(d, FeatureView):
-                stored, frame = self._prepare_view(d, entities)
+                stored, frame = prepare.prepare_view(d, entities)
                 fv_hashes[d.name] = (
                     stored["__hash"],
                     tuple(stored["join_keys"]),
@@ -90,7 +87,12 @@ class Catalog:
         for d in defs:
             if isinstance(d, OnDemandFeatureView):
                 prepared.append(
-                    ("on_demand_feature_view", d.name, self._prepare_on_demand(d, fv_hashes), None)
+                    (
+                        "on_demand_feature_view",
+                        d.name,
+                        prepare.prepare_on_demand(d, fv_hashes, resolve=self.resolve, db=self.db),
+                        None,
+                    )
                 )
         changes: list[ApplyChange] = []
         now = time.time()
@@ -151,112 +153,6 @@ class Catalog:
         with self._lock:
             self._plans.clear()
         return ApplyResult(changes)
-
-    def _prepare_view(self, view: FeatureView, entities: dict[str, Entity]) -> tuple[dict[str, Any], Any]:
-        keys: list[str] = []
-        for name in view.entities:
-            if name not in entities:
-                raise InvalidInput(
-                    f"feature view {view.name!r} names unknown entity {name!r}", field="entities"
-                )
-            keys.extend(k for k in entities[name].join_keys if k not in keys)
-        con = src.connect(src.DESCRIBE_CONFIG, [view.source])
-        try:
-            where = f"feature view {view.name!r}"
-            frame = None
-            if isinstance(view.source, FrameSource):
-                frame = view.source.frame
-                con.register("__frame", frame.to_arrow())
-                rows = con.execute("DESCRIBE SELECT * FROM __frame").fetchall()
-                schema = {str(r[0]): str(r[1]) for r in rows}
-            else:
-                schema = src.describe(con, view.source, where)
-            src.check_schema(view, tuple(keys), schema)
-        finally:
-            con.close()
-        canonical = view.canonical()
-        canonical["join_keys"] = keys
-        digest = definition_hash(canonical)
-        stored = dict(canonical, description=view.description, tags=[list(t) for t in view.tags])
-        stored["feature_descriptions"] = {f.name: f.description for f in view.features if f.description}
-        stored["__hash"] = digest
-        return stored, frame
-
-    def _prepare_on_demand(
-        self, view: OnDemandFeatureView, batch: dict[str, tuple[str, tuple[str, ...], dict[str, str]]]
-    ) -> dict[str, Any]:
-        import polars as pl
-
-        source_hashes: dict[str, str] = {}
-        schema: dict[str, Any] = {}
-        owner: dict[str, str] = {}
-        for name in view.sources:
-            if name in batch:
-                digest, _, dtypes = batch[name]
-            else:
-                try:
-                    resolved = self.resolve(name)
-                except NotFound:
-                    known = deletion.is_deleted(self.db.conn, name)
-                    raise InvalidInput(
-                        f"on-demand view {view.name!r} names "
-                        + (
-                            f"source view {name!r}, which was deleted"
-                            if known
-                            else f"unknown source view {name!r}"
-                        ),
-                        field="sources",
-                    ) from None
-                if not isinstance(resolved.definition, FeatureView):
-                    raise InvalidInput(
-                        f"on-demand view {view.name!r}: source {name!r} is on-demand", field="sources"
-                    )
-                digest, dtypes = resolved.hash, resolved.dtypes
-            source_hashes[name] = digest
-            for fname, dtype in dtypes.items():
-                if fname in owner:
-                    raise InvalidInput(
-                        f"on-demand view {view.name!r}: feature {fname!r} is in both {owner[fname]!r} and {name!r}",
-                        field="sources",
-                    )
-                owner[fname] = name
-                schema[fname] = polars_dtype(dtype)
-        for field in view.request:
-            if field.name in owner:
-                raise InvalidInput(
-                    f"on-demand view {view.name!r}: request field {field.name!r} is also a feature of "
-                    f"source view {owner[field.name]!r}; rename one",
-                    field="request",
-                )
-            schema[field.name] = polars_dtype(field.dtype)
-        empty = pl.DataFrame(schema=schema)
-        declared = {f.name: f.dtype for f in view.features}
-        for fname, expr in view.polars_exprs().items():
-            unknown = [n for n in expr.meta.root_names() if n not in schema]
-            if unknown:
-                requested = [f.name for f in view.request]
-                raise InvalidInput(
-                    f"on-demand view {view.name!r}: feature {fname!r} cannot be computed: it uses {unknown[0]!r}, "
-                    "which is neither "
-                    f"a feature of its sources ({', '.join(sorted(owner)) or 'none'}) nor a request field "
-                    f"({', '.join(requested) or 'none declared'})",
-                    field="expressions",
-                )
-            try:
-                empty.select(expr.cast(polars_dtype(declared[fname])))
-            except Exception as exc:  # ColumnNotFoundError, InvalidOperationError, ...
-                first = str(exc).strip().splitlines()[0]
-                raise InvalidInput(
-                    f"on-demand view {view.name!r}: feature {fname!r} cannot be computed from "
-                    f"{sorted(schema)}: {first}",
-                    field="expressions",
-                ) from None
-        canonical = view.canonical()
-        canonical["source_hashes"] = source_hashes
-        stored = dict(
-            canonical, description=view.description, join_keys=[], __hash=definition_hash(canonical)
-        )
-        return stored
 
     # -- reading -------------------------------------------------------------------------
 
@@ -494,19 +390,6 @@ class Catalog:
                 self._plans.clear()
             self._plans[refs] = (now, plan)
         return plan
-
-
-def _check_duplicates(defs: Sequence[Definition]) -> None:
-    seen: dict[tuple[str, str], str] = {}
-    for d in defs:
-        if not isinstance(d, (Entity, FeatureView, OnDemandFeatureView)):
-            raise InvalidInput(
-                f"{d!r} is not an Entity, FeatureView or OnDemandFeatureView", field="definitions"
-            )
-        space = "entity" if isinstance(d, Entity) else "view"
-        if (space, d.name) in seen:
-            raise InvalidInput(f"duplicate definition: {space} {d.name!r} is defined twice", field="name")
-        seen[(space, d.name)] = d.name
 
 
 def _describe_source(source: Source) -> str:
