@@ -10,6 +10,7 @@ import ipaddress
 import os
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -71,6 +72,20 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     if client_module._default is not None and client_module._default.active_run() is not None:
         client_module._default.end_run("killed")
     client_module._default = old
+
+
+@pytest.fixture
+def utc() -> Iterator[None]:
+    """Local time is UTC for the test, so rendered times (snapshots) read the same everywhere."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
 
 
 @pytest.fixture

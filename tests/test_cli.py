@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,11 +17,10 @@ import polars as pl
 import pytest
 
 from mlbox import __version__
-from mlbox.cli import cli, main
+from mlbox.cli import cli
 from mlbox.services import Services
 from mlbox.tracking.series import group
-
-MLBOX = Path(sys.executable).parent / "mlbox"
+from tests.helpers import MLBOX, run_main
 
 
 @pytest.fixture
@@ -43,14 +41,6 @@ def seeded(services: Services) -> dict[str, int]:
     t.set_tags(ids["alpha"], {"stage": "dev"})
     t.end_run(ids["alpha"])
     return ids
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    code = exc.value.code
-    return (code if isinstance(code, int) else 1), out, err
 
 
 # -- commands ------------------------------------------------------------------------------------

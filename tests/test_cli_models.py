@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import pickle
 import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 
 import mlbox
-from mlbox.cli import main
 from mlbox.services import Services
+from tests.helpers import MLBOX, ok, run_main
 
-MLBOX = Path(sys.executable).parent / "mlbox"
 QUICK = {"log_code": False, "log_environment": False}
+ok = partial(ok, quiet=True)  # the models commands succeed in silence: nothing on stderr
 
 
 class Scaler:
@@ -33,20 +33,6 @@ class Scaler:
 
     def predict(self, inputs: Any) -> np.ndarray:
         return np.asarray(inputs) * self.factor
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    code = exc.value.code
-    return (code if isinstance(code, int) else 1), out, err
-
-
-def ok(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    code, out, err = run_main(capsys, *argv)
-    assert (code, err) == (0, ""), err
-    return out
 
 
 @pytest.fixture

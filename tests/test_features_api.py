@@ -25,7 +25,8 @@ from litestar.testing import TestClient
 from mlbox.api.app import create_app
 from mlbox.features import Field, OnDemandFeatureView
 from mlbox.services import Services
-from tests.test_features_cli import MLBOX, base_time, write_source
+from tests.helpers import MLBOX, error
+from tests.test_features_cli import base_time, write_source
 
 TOKEN = "test-token-features"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -61,15 +62,6 @@ def materialize(client: TestClient[Litestar], t0: dt.datetime) -> list[dict[str,
     assert response.status_code == 200, response.text
     results: list[dict[str, Any]] = response.json()
     return results
-
-
-def _error(response: Any, status: int, field: str | None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body: dict[str, Any] = response.json()
-    assert isinstance(body.get("error"), str) and body["error"] and "Traceback" not in response.text
-    assert body.get("field") == field, body
-    return body
 
 
 def test_views_entities_and_materialize(client: TestClient[Litestar], t0: dt.datetime) -> None:
@@ -139,12 +131,12 @@ def test_delete_view_and_entity(client: TestClient[Litestar], store: Services, t
             )
         ]
     )
-    refused = _error(client.delete(f"{PREFIX}/views/stats"), 409, "name")
+    refused = error(client.delete(f"{PREFIX}/views/stats"), 409, "name")
     assert refused["error"] == "cannot delete feature view 'stats': on-demand view 'per_visit' reads it"
-    refused = _error(client.delete(f"{PREFIX}/entities/customer"), 409, "name")
+    refused = error(client.delete(f"{PREFIX}/entities/customer"), 409, "name")
     assert "feature view 'stats' uses it" in refused["error"]
-    _error(client.delete(f"{PREFIX}/views/nope"), 404, "name")
-    _error(client.delete(f"{PREFIX}/entities/nope"), 404, "name")
+    error(client.delete(f"{PREFIX}/views/nope"), 404, "name")
+    error(client.delete(f"{PREFIX}/entities/nope"), 404, "name")
     assert client.delete(f"{PREFIX}/views/per_visit").status_code == 200
     dry = client.delete(f"{PREFIX}/views/stats", params={"dry_run": "true"})
     assert dry.status_code == 200 and dry.json()["dry_run"] and dry.json()["online_rows"] == 3
@@ -159,11 +151,11 @@ def test_delete_view_and_entity(client: TestClient[Litestar], store: Services, t
         3,
     )
     assert client.get(f"{PREFIX}/views").json() == []
-    gone = _error(client.get(f"{PREFIX}/views/stats"), 404, "features")
+    gone = error(client.get(f"{PREFIX}/views/stats"), 404, "features")
     assert "'stats' was deleted" in gone["error"]
     lookup = client.post(f"{PREFIX}/online", json={"features": REFS, "entities": {"customer_id": [1]}})
-    assert "'stats' was deleted" in _error(lookup, 404, "features")["error"]
-    _error(client.delete(f"{PREFIX}/views/stats"), 404, "name")
+    assert "'stats' was deleted" in error(lookup, 404, "features")["error"]
+    error(client.delete(f"{PREFIX}/views/stats"), 404, "name")
     entity = client.delete(f"{PREFIX}/entities/customer")
     assert entity.status_code == 200 and entity.json()["kind"] == "entity"
     assert client.get(f"{PREFIX}/entities").json() == []
@@ -205,7 +197,7 @@ def test_token_is_required(store: Services) -> None:
 def test_bad_online_bodies_name_the_field(
     client: TestClient[Litestar], body: dict[str, Any], field: str
 ) -> None:
-    _error(client.post(f"{PREFIX}/online", json=body), 400, field)
+    error(client.post(f"{PREFIX}/online", json=body), 400, field)
 
 
 def test_unknown_features_and_keys_are_refused(client: TestClient[Litestar]) -> None:
@@ -237,7 +229,7 @@ def test_unknown_features_and_keys_are_refused(client: TestClient[Litestar]) -> 
 def test_bad_materialize_bodies_name_the_field(
     client: TestClient[Litestar], body: dict[str, Any], field: str
 ) -> None:
-    _error(client.post(f"{PREFIX}/materialize", json=body), 400, field)
+    error(client.post(f"{PREFIX}/materialize", json=body), 400, field)
 
 
 def test_training_sets_are_listed(client: TestClient[Litestar], store: Services, t0: dt.datetime) -> None:
@@ -247,7 +239,7 @@ def test_training_sets_are_listed(client: TestClient[Litestar], store: Services,
     job = store.features.get_historical_features(entity, REFS, name="api-test")
     (listed,) = client.get(f"{PREFIX}/training-sets").json()
     assert listed["id"] == job.training_set_id and listed["name"] == "api-test"
-    _error(client.get(f"{PREFIX}/training-sets", params={"limit": 0}), 400, "limit")
+    error(client.get(f"{PREFIX}/training-sets", params={"limit": 0}), 400, "limit")
 
 
 # -- over a real socket -------------------------------------------------------------------

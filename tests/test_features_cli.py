@@ -12,15 +12,13 @@ import datetime as dt
 import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from mlbox.cli import main
+from tests.helpers import MLBOX, ok, run_main
 
-MLBOX = Path(sys.executable).parent / "mlbox"
 UTC = dt.UTC
 
 DEFS = """\
@@ -62,20 +60,6 @@ def write_source(folder: Path, t0: dt.datetime) -> Path:
     frame.write_parquet(path)
     (folder / "defs.yaml").write_text(DEFS)
     return folder / "defs.yaml"
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    code = exc.value.code
-    return (code if isinstance(code, int) else 1), out, err
-
-
-def ok(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    code, out, err = run_main(capsys, *argv)
-    assert code == 0, err
-    return out
 
 
 def fails(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

@@ -274,7 +274,7 @@ def test_request_fields_are_part_of_the_version(store: FeatureStore, tmp_path: P
 def test_cli_ls_shows_request_fields(
     services: Services, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.test_features_cli import ok
+    from tests.helpers import ok
 
     services.features.apply(definitions(write_stats(tmp_path)))
     out = ok(capsys, "features", "ls")

@@ -17,7 +17,7 @@ from mlbox.features.config import FeatureSettings, check_memory_limit
 from mlbox.services import Services
 from mlbox.settings import Settings
 from mlbox.store.errors import InvalidInput
-from tests.test_features_cli import MLBOX
+from tests.helpers import MLBOX
 
 ACCEPTED = ["2GB", "512MB", "1.5 GB", "4GiB", "64mib", "100000KB", "1TB", "2G", "50%", "0.5%"]
 

@@ -18,22 +18,14 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from mlbox.api.app import create_app
-from mlbox.cli import main
 from mlbox.cli.notebooks import parse_duration
 from mlbox.services import Services
+from tests.helpers import run_main
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BASE = "http://127.0.0.1:5151"
 PREFIX = "/api/v1/notebooks"
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    code = exc.value.code
-    return (code if isinstance(code, int) else 1), out, err
 
 
 @pytest.fixture

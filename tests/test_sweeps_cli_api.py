@@ -21,11 +21,10 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from mlbox.api.app import create_app
-from mlbox.cli import main
 from mlbox.services import Services
+from tests.helpers import MLBOX, ok, run_main
 from tests.test_sweeps import MODEL_DEF, TRIAL
 
-MLBOX = Path(sys.executable).parent / "mlbox"
 TOKEN = "sweep-test-token"
 BASE = "http://127.0.0.1"
 SPACE_YAML = """\
@@ -44,20 +43,6 @@ def workdir(tmp_path: Path) -> Path:
     (folder / "model_def.py").write_text(MODEL_DEF)
     (folder / "space.yaml").write_text(SPACE_YAML)
     return folder
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    code = exc.value.code
-    return (code if isinstance(code, int) else 1), out, err
-
-
-def ok(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    code, out, err = run_main(capsys, *argv)
-    assert code == 0, err
-    return out
 
 
 def test_cli_round_trip(
