@@ -1,0 +1,47 @@
+"""How the serving tests start the scoring service and talk to it: the token, fast settings,
+an in-process HTTP client, and Open Inference Protocol request bodies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from mlbox.api.app import create_app
+from mlbox.registry.service import RegistryService
+from mlbox.services import Services
+from mlbox.serving.config import ServingSettings
+from mlbox.serving.predlog import PredictionLog
+from mlbox.serving.service import ServingService
+
+TOKEN = "serving-token-1f2e"
+BASE = "http://127.0.0.1:5151"
+FAST = ServingSettings(poll_s=0.05, timeout_s=10.0, log_flush_s=0.05)
+ROW = [0.5] * 20
+
+
+def start_serving(registry: RegistryService, home: Path, settings: ServingSettings = FAST) -> ServingService:
+    serving = ServingService(
+        registry, settings, PredictionLog(home / "tables" / "predictions", flush_s=settings.log_flush_s)
+    )
+    serving.start()
+    assert serving.wait_ready(30)
+    return serving
+
+
+@contextlib.contextmanager
+def http_client(services: Services, serving: ServingService) -> Iterator[TestClient[Litestar]]:
+    with TestClient(create_app(services, token=TOKEN, serving=serving), base_url=BASE) as client:
+        yield client
+
+
+def oip(x: Any, name: str = "input", datatype: str = "FP64", **extra: Any) -> dict[str, Any]:
+    arr = np.asarray(x)
+    tensor = {"name": name, "shape": list(arr.shape), "datatype": datatype, "data": arr.ravel().tolist()}
+    return {"inputs": [tensor], **extra}

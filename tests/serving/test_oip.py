@@ -1,0 +1,236 @@
+"""The Open Inference Protocol (``/v2``) over HTTP: metadata, inference, the binary tensor
+extension, and malformed, mismatched or oversized requests answered 4xx naming the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from mlbox.registry.service import RegistryService
+from mlbox.services import Services
+from tests.helpers import error
+from tests.serving.server import FAST, ROW, http_client, oip, start_serving
+
+
+def test_oip_server_and_model_metadata(client: TestClient[Litestar]) -> None:
+    assert client.get("/v2").json() == {
+        "name": "mlbox",
+        "version": client.get("/v2").json()["version"],
+        "extensions": [],
+    }
+    assert client.get("/v2/health/live").json() == {"live": True}
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    meta = client.get("/v2/models/gbc@champion").json()
+    assert (
+        meta["name"] == "gbc@champion" and meta["versions"] == ["1"] and meta["platform"] == "mlbox-sklearn"
+    )
+    assert meta["inputs"] == [{"name": "input", "datatype": "FP64", "shape": [-1, 20]}]
+    assert meta["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]
+    assert client.get("/v2/models/gbc/versions/1").json()["inputs"] == meta["inputs"]
+    assert client.get("/v2/models/gbc@champion/ready").json() == {"name": "gbc@champion", "ready": True}
+    error(client.get("/v2/models/nope"), 404)
+    error(client.get("/v2/models/nope/ready"), 404)
+    error(client.get("/v2/models/gbc/versions/9"), 404)
+
+
+def test_oip_infer_gives_the_models_predictions(client: TestClient[Litestar], data: dict[str, Any]) -> None:
+    x, model = data["x"], data["gbc"]
+    for rows in (1, 7):
+        r = client.post("/v2/models/gbc@champion/infer", json=oip(x[:rows], id=f"req-{rows}"))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["model_name"] == "gbc@champion" and body["model_version"] == "1"
+        assert body["id"] == f"req-{rows}"
+        (out,) = body["outputs"]
+        assert out["name"] == "predict" and out["datatype"] == "INT64" and out["shape"] == [rows]
+        assert out["data"] == model.predict(x[:rows]).tolist()
+    # nested data, FP32 and integer tensors are cast losslessly to the signature's float64
+    nested = {
+        "inputs": [
+            {"name": "input", "shape": [3, 20], "datatype": "FP32", "data": x[:3].astype(np.float32).tolist()}
+        ]
+    }
+    r = client.post("/v2/models/gbc/versions/1/infer", json=nested)
+    assert (
+        r.json()["outputs"][0]["data"] == model.predict(x[:3].astype(np.float32).astype(np.float64)).tolist()
+    )
+    ints = np.arange(40).reshape(2, 20) - 20
+    r = client.post("/v2/models/gbc/infer", json=oip(ints, datatype="INT64"))
+    assert r.json()["outputs"][0]["data"] == model.predict(ints.astype(np.float64)).tolist()
+    # requested outputs: a known one passes, an unknown one is named
+    r = client.post("/v2/models/gbc/infer", json=oip(x[:2], outputs=[{"name": "predict"}]))
+    assert [o["name"] for o in r.json()["outputs"]] == ["predict"]
+    error(
+        client.post("/v2/models/gbc/infer", json=oip(x[:2], outputs=[{"name": "proba"}])),
+        400,
+        "outputs[0].name",
+    )
+
+
+def test_oip_binary_tensor_extension(client: TestClient[Litestar], data: dict[str, Any]) -> None:
+    x = data["x"][:4]
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [4, 20],
+                    "datatype": "FP64",
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ]
+        }
+    ).encode()
+    r = client.post(
+        "/v2/models/gbc/infer",
+        content=header + x.astype("<f8").tobytes(),
+        headers={
+            "Inference-Header-Content-Length": str(len(header)),
+            "Content-Type": "application/octet-stream",
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["outputs"][0]["data"] == data["gbc"].predict(x).tolist()
+    short = header + x.astype("<f8").tobytes()[:-8]
+    error(
+        client.post(
+            "/v2/models/gbc/infer",
+            content=short,
+            headers={"Inference-Header-Content-Length": str(len(header))},
+        ),
+        400,
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{nope", "body"),
+        (b"[1, 2]", None),
+        (b'{"inputs": []}', "inputs"),
+        (b'{"inputs": [{"name": "input", "shape": [1, 20], "data": []}]}', "inputs[0]"),
+        (
+            b'{"inputs": [{"name": "input", "shape": "1,20", "datatype": "FP64", "data": []}]}',
+            "inputs[0].shape",
+        ),
+        (
+            json.dumps({"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP128", "data": ROW}]}),
+            "input",
+        ),
+        # data length must equal prod(shape): 19 values for [1, 20]
+        (
+            json.dumps(
+                {"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP64", "data": ROW[1:]}]}
+            ),
+            "input",
+        ),
+        # ... for BYTES too (MLServer answers 500 here)
+        (
+            json.dumps(
+                {"inputs": [{"name": "input", "shape": [3], "datatype": "BYTES", "data": ["a", "b"]}]}
+            ),
+            "input",
+        ),
+        (
+            json.dumps(
+                {"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP32", "data": ["1"] * 20}]}
+            ),
+            "input",
+        ),
+        (
+            json.dumps({"inputs": [{"name": "input", "shape": [1, 20], "datatype": "INT64", "data": ROW}]}),
+            "input",
+        ),
+        (
+            json.dumps(
+                {"inputs": [{"name": "input", "shape": [1, 2], "datatype": "INT8", "data": [1, 300]}]}
+            ),
+            "input",
+        ),
+        (
+            json.dumps(
+                {"inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP64", "data": [[1, 2], [3]]}]}
+            ),
+            "input",
+        ),
+        (
+            json.dumps({"inputs": [{"name": "input", "shape": [-1, 20], "datatype": "FP64", "data": ROW}]}),
+            "input",
+        ),
+        (
+            json.dumps({"inputs": [{"name": "input", "shape": [0, 20], "datatype": "FP64", "data": []}]}),
+            "inputs",
+        ),
+        (
+            json.dumps(
+                {"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP64", "data": ROW}] * 2}
+            ),
+            "input",
+        ),
+    ],
+)
+def test_oip_malformed_requests_are_400_naming_the_field(
+    client: TestClient[Litestar], body: str | bytes, field: str | None
+) -> None:
+    content = body.encode() if isinstance(body, str) else body
+    error(client.post("/v2/models/gbc@champion/infer", content=content), 400, field)
+
+
+@pytest.mark.parametrize(
+    ("tensor", "field", "words"),
+    [
+        ({"name": "x", "shape": [1, 20], "datatype": "FP64", "data": ROW}, "x", "unexpected input"),
+        ({"name": "input", "shape": [1, 19], "datatype": "FP64", "data": ROW[1:]}, "input", "shape [N, 20]"),
+        ({"name": "input", "shape": [20], "datatype": "FP64", "data": ROW}, "input", "shape"),
+        (
+            {"name": "input", "shape": [1, 20], "datatype": "BYTES", "data": ["a"] * 20},
+            "input",
+            "dtype float64",
+        ),
+    ],
+)
+def test_signature_mismatch_is_422_naming_the_field(
+    client: TestClient[Litestar], tensor: dict[str, Any], field: str, words: str
+) -> None:
+    body = error(client.post("/v2/models/gbc@champion/infer", json={"inputs": [tensor]}), 422, field)
+    assert words in body["error"]
+
+
+def test_unknown_models_versions_and_bad_references(client: TestClient[Litestar]) -> None:
+    error(client.post("/v2/models/nope/infer", json=oip([ROW])), 404)
+    error(client.post("/v2/models/gbc@staging/infer", json=oip([ROW])), 404)
+    error(client.post("/v2/models/gbc/versions/5/infer", json=oip([ROW])), 404)
+    error(client.post("/v2/models/gbc/versions/x1/infer", json=oip([ROW])), 400, "version")
+    error(client.post("/v2/models/gbc@champion/versions/1/infer", json=oip([ROW])), 400, "name")
+    error(client.post("/v2/models/bad%20name/infer", json=oip([ROW])), 400)
+    error(client.post("/api/v1/models/nope/predict", json={"instances": [ROW]}), 404)
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "litestar"])
+def test_body_size_limit_is_413_by_header_and_by_bytes_read(
+    services: Services, registry: RegistryService, gbc: Any, home: Path, fast_path: bool
+) -> None:
+    serving = start_serving(registry, home, replace(FAST, max_body_bytes=4096, fast_path=fast_path))
+    try:
+        with http_client(services, serving) as client:
+            assert client.post("/v2/models/gbc/infer", json=oip([ROW])).status_code == 200
+            big = json.dumps(oip([ROW] * 100)).encode()
+            error(client.post("/v2/models/gbc/infer", content=big), 413)
+            error(client.post("/api/v1/models/gbc/predict", content=big), 413)
+
+            def chunks() -> Iterator[bytes]:  # no Content-Length: counted while read
+                for i in range(0, len(big), 1000):
+                    yield big[i : i + 1000]
+
+            error(client.post("/v2/models/gbc/infer", content=chunks()), 413)
+    finally:
+        serving.close()
