@@ -57,6 +57,14 @@ def check_feature_refs(refs: Sequence[str]) -> list[str]:
     return list(refs)
 
 
+class ModelOverview(msgspec.Struct, frozen=True):
+    """A model as a listing of models shows it, with when it last changed."""
+
+    model: Model
+    updated: float
+    """The newest of: the model's creation, its newest version's registration, its last alias move."""
+
+
 class RegistryService:
     def __init__(
         self,
@@ -358,22 +366,35 @@ class RegistryService:
         return self._versions(name)
 
     def list_models(self) -> list[Model]:
+        return [overview.model for overview in self.overview()]
+
+    def overview(self) -> list[ModelOverview]:
+        """Every model with what a listing of models shows (its latest version, version count,
+        aliases) and when it last changed: two queries, whatever the number of models."""
         rows = self.db.query(
-            "SELECT m.name, m.description, m.created_at, MAX(v.version) AS latest,"
-            " COUNT(v.version) AS n FROM models m LEFT JOIN model_versions v ON v.model = m.name"
+            "SELECT m.name, m.description, m.created_at, MAX(v.version) AS latest, COUNT(v.version) AS n,"
+            " MAX(m.created_at,"
+            " COALESCE((SELECT lv.created_at FROM model_versions lv WHERE lv.model = m.name"
+            " ORDER BY lv.version DESC LIMIT 1), m.created_at),"
+            " COALESCE((SELECT h.moved_at FROM alias_history h WHERE h.model = m.name"
+            " ORDER BY h.id DESC LIMIT 1), m.created_at)) AS updated"
+            " FROM models m LEFT JOIN model_versions v ON v.model = m.name"
             " GROUP BY m.name ORDER BY m.name"
         )
         aliases: dict[str, dict[str, int]] = defaultdict(dict)
         for a in self.db.query("SELECT model, alias, version FROM aliases ORDER BY alias"):
             aliases[a["model"]][a["alias"]] = a["version"]
         return [
-            Model(
-                name=r["name"],
-                description=r["description"],
-                created_at=r["created_at"],
-                latest_version=r["latest"],
-                version_count=r["n"],
-                aliases=aliases[r["name"]],
+            ModelOverview(
+                Model(
+                    name=r["name"],
+                    description=r["description"],
+                    created_at=r["created_at"],
+                    latest_version=r["latest"],
+                    version_count=r["n"],
+                    aliases=aliases[r["name"]],
+                ),
+                updated=r["updated"],
             )
             for r in rows
         ]
