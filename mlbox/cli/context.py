@@ -2,12 +2,12 @@
 
 Commands receive a `Context` (settings read once at the entry point, services
 opened on first use, so ``mlbox --version`` opens nothing) and print through
-the helpers here, so timestamps and numbers read the same in every listing.
+the helpers here, so timestamps and numbers read the same in every listing
+(`when` is `mlbox.timefmt.when`, the spelling the TUI's detail panes share).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import click
@@ -15,6 +15,7 @@ import msgspec
 
 from mlbox.services import Services
 from mlbox.settings import Settings
+from mlbox.timefmt import when as when
 
 
 class Context:
@@ -38,12 +39,6 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON."
 
 def echo_json(data: Any) -> None:
     click.echo(msgspec.json.encode(data).decode())
-
-
-def when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def fmt(v: float | None) -> str:

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, when
+from mlbox.features.loader import ttl_text
 from mlbox.features.schemas import DeleteResult, MaterializeProgress, ViewInfo
 from mlbox.store.errors import MlboxError
+from mlbox.timefmt import age
 
 if TYPE_CHECKING:
     import polars as pl
@@ -30,15 +32,6 @@ MAX_FEATURES_SHOWN = 6
 @click.group()
 def features() -> None:
     """Feature store: entities, feature views, training sets, online features."""
-
-
-def _ttl(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
 
 
 def _freshness(view: ViewInfo) -> str:
@@ -75,7 +68,7 @@ def features_ls(ctx: Context, as_json: bool) -> None:
             f", … (+{len(names) - MAX_FEATURES_SHOWN})" if len(names) > MAX_FEATURES_SHOWN else ""
         )
         click.echo(
-            f"  {v.name:<24} {'v' + str(v.version):>7} {len(v.versions):>3}  {_ttl(v.ttl_s):>5}  "
+            f"  {v.name:<24} {'v' + str(v.version):>7} {len(v.versions):>3}  {ttl_text(v.ttl_s):>5}  "
             f"{shown:<40} {_freshness(v)}"
         )
 
@@ -296,23 +289,12 @@ def _cell(column: str, v: Any) -> str:
     if v is None:
         return "-"
     if column.endswith("__event_ts"):
-        return dt.datetime.fromtimestamp(v).strftime("%Y-%m-%d %H:%M:%S")
+        return when(v)
     if column.endswith("__age_s"):
-        return _age(float(v))
+        return age(float(v))
     if isinstance(v, float):
         return f"{v:.6g}"
     return str(v)
-
-
-def _age(seconds: float) -> str:
-    s = int(seconds)
-    if s < 60:
-        return f"{seconds:.1f}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 @features.command("get")

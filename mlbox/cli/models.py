@@ -18,7 +18,6 @@ from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, when
 from mlbox.registry.flavors import DETECT_ORDER
 from mlbox.registry.refs import check_alias, check_name
 from mlbox.registry.schemas import ModelVersion
-from mlbox.registry.signature import Schema
 
 MAX_COLUMNS_SHOWN = 8
 
@@ -45,22 +44,6 @@ def models_ls(ctx: Context, as_json: bool) -> None:
         aliases = "  ".join(f"{a}={v}" for a, v in m.aliases.items())
         latest = "-" if m.latest_version is None else str(m.latest_version)
         click.echo(f"{m.name:<24} {latest:>6} {m.version_count:>8}  {when(m.created_at):<19}  {aliases}")
-
-
-def _shape(shape: list[int]) -> str:
-    return "[" + ", ".join("*" if d < 0 else str(d) for d in shape) + "]"
-
-
-def schema_text(schema: Schema) -> str:
-    """One line: ``tensor float32 [*, 64]``, named tensors, or the first columns of a table."""
-    if schema.kind == "tensor" and schema.tensors:
-        t = schema.tensors[0]
-        return f"tensor {t.dtype} {_shape(t.shape)}"
-    if schema.kind == "tensors":
-        return "tensors " + ", ".join(f"{t.name}: {t.dtype} {_shape(t.shape)}" for t in schema.tensors)
-    shown = ", ".join(f"{c.name}: {c.dtype}" for c in schema.columns[:MAX_COLUMNS_SHOWN])
-    more = len(schema.columns) - MAX_COLUMNS_SHOWN
-    return f"{len(schema.columns)} columns {shown}" + (f", … (+{more} more)" if more > 0 else "")
 
 
 def _version_row(v: ModelVersion) -> str:
@@ -91,9 +74,9 @@ def _echo_version(v: ModelVersion) -> None:
     if v.signature is None:
         click.echo("  none (register with an example input to record one)")
     else:
-        click.echo(f"  inputs   {schema_text(v.signature.inputs)}")
+        click.echo(f"  inputs   {v.signature.inputs.line(MAX_COLUMNS_SHOWN)}")
         if v.signature.outputs is not None:
-            click.echo(f"  outputs  {schema_text(v.signature.outputs)}")
+            click.echo(f"  outputs  {v.signature.outputs.line(MAX_COLUMNS_SHOWN)}")
     click.echo("files:")
     for f in v.files:
         click.echo(f"  {f.path}  {f.size} B  sha256 {f.sha256}")
@@ -236,7 +219,7 @@ def models_register(
         return
     click.echo(f"registered {mv.name} version {mv.version}  ({mv.flavor}, {mv.lineage.source})")
     if mv.signature is not None:
-        click.echo(f"  inputs   {schema_text(mv.signature.inputs)}")
+        click.echo(f"  inputs   {mv.signature.inputs.line(MAX_COLUMNS_SHOWN)}")
 
 
 @models.command("compose")

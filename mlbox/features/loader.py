@@ -68,6 +68,16 @@ def parse_ttl(value: object, where: str = "ttl") -> timedelta | None:
     return None if seconds == 0 else timedelta(seconds=seconds)
 
 
+def ttl_text(seconds: float | None) -> str:
+    """A TTL as `parse_ttl` reads it back: ``1w``, ``7d``, ``12h``, ``90s`` (the largest whole unit); ``-`` for none."""
+    if seconds is None:
+        return "-"
+    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def load_definitions(path: str | Path) -> list[Definition]:
     """Parse a YAML definitions file into definition objects (not yet applied)."""
     import yaml

@@ -38,10 +38,19 @@ class SchemaMismatch(InvalidInput):
     http_status = 422
 
 
+def shape_text(shape: Sequence[int]) -> str:
+    """``[*, 4]``: ``*`` for the batch (any size) dimension."""
+    return "[" + ", ".join("*" if d < 0 else str(d) for d in shape) + "]"
+
+
 class TensorSpec(msgspec.Struct, frozen=True):
     dtype: str
     shape: list[int]
     name: str | None = None
+
+    def brief(self) -> str:
+        """``float32 [*, 64]``."""
+        return f"{self.dtype} {shape_text(self.shape)}"
 
 
 class ColumnSpec(msgspec.Struct, frozen=True):
@@ -59,10 +68,35 @@ class Schema(msgspec.Struct, frozen=True):
             return [c.name for c in self.columns]
         return [t.name or "input" for t in self.tensors]
 
+    def brief(self) -> str:
+        """For a table cell: ``float64 [*, 4]``, ``3 tensors``, ``12 columns``."""
+        if self.kind == "tensor" and self.tensors:
+            return self.tensors[0].brief()
+        if self.kind == "tensors":
+            return f"{len(self.tensors)} tensors"
+        return f"{len(self.columns)} columns"
+
+    def line(self, max_columns: int = 8) -> str:
+        """For a line of its own: ``tensor float32 [*, 64]``, every named tensor, or the
+        first ``max_columns`` columns of a table and a count of the rest."""
+        if self.kind == "tensor" and self.tensors:
+            return f"tensor {self.tensors[0].brief()}"
+        if self.kind == "tensors":
+            return "tensors " + ", ".join(f"{t.name}: {t.brief()}" for t in self.tensors)
+        shown = ", ".join(f"{c.name}: {c.dtype}" for c in self.columns[:max_columns])
+        more = len(self.columns) - max_columns
+        return f"{len(self.columns)} columns {shown}" + (f", … (+{more} more)" if more > 0 else "")
+
 
 class Signature(msgspec.Struct, frozen=True):
     inputs: Schema
     outputs: Schema | None = None
+
+    def brief(self) -> str:
+        """For a table cell: ``float64 [*, 4] → int64 [*]`` (see `Schema.brief`)."""
+        if self.outputs is None:
+            return self.inputs.brief()
+        return f"{self.inputs.brief()} → {self.outputs.brief()}"
 
 
 # -- dtypes --------------------------------------------------------------------
