@@ -6,70 +6,26 @@ not by being told), so killing the appliance at any moment loses nothing:
 the next start looks again.
 
 A running appliance announces itself in ``$MLBOX_HOME/appliance.json`` (pid,
-address), so a second front end can work beside it instead of starting
-another API on the same port.
+address; `mlbox.store.home.Home.running_appliance` reads it), so a second
+front end can work beside it instead of starting another API on the same port.
+
+What runs is declared by the services (`mlbox.services.Services`): each says
+which loop reconciles it and what starts and stops with the appliance.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-from mlbox.scheduler.processes import process_start
-from mlbox.scheduler.service import SchedulerService
-from mlbox.services import Services
-from mlbox.serving.predlog import PredictionLog
+from mlbox.services import Changes, Services
 from mlbox.serving.service import ServingService
-from mlbox.settings import Settings
-from mlbox.store.errors import Conflict
 
 log = logging.getLogger("mlbox.appliance")
-
-
-class LeasedGpus:
-    """Serving's GPUs come from the scheduler's lease table, like jobs' and notebooks' (one board)."""
-
-    def __init__(self, scheduler: SchedulerService) -> None:
-        self.scheduler = scheduler
-        # CUDA's numbering then matches NVML's, which the inventory (and so the lease) uses
-        os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")
-
-    def take(self, holder: str) -> str | None:
-        try:
-            (index,) = self.scheduler.lease_gpus(holder, 1)
-        except Conflict:
-            return None
-        gpu = next(g for g in self.scheduler.inventory() if g.index == index)
-        return "cpu" if gpu.simulated else f"cuda:{index}"
-
-    def give_back(self, holder: str) -> None:
-        self.scheduler.release_gpus(holder)
-
-
-@dataclass(frozen=True)
-class Announcement:
-    pid: int
-    url: str
-    started: float
-
-
-def running_appliance(settings: Settings) -> Announcement | None:
-    """The appliance serving this home, if one is alive."""
-    path = settings.home / "appliance.json"
-    try:
-        data = json.loads(path.read_text())
-        ann = Announcement(int(data["pid"]), str(data["url"]), float(data["started"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if ann.pid == os.getpid() or process_start(ann.pid) is None:
-        return None
-    return ann
 
 
 class Appliance:
@@ -81,62 +37,45 @@ class Appliance:
         self._server: Any = None
         self.url: str | None = None
         self.token = services.home.token()
-        self.serving = ServingService(
-            services.registry,
-            self.settings.serving,
-            PredictionLog(
-                services.home.tables / "predictions",
-                flush_s=self.settings.serving.log_flush_s,
-                max_buffer=self.settings.serving.log_max_buffer,
-            ),
-            features=lambda rows, refs: services.features.get_online_features(
-                rows, refs, full_feature_names=True
-            ),
-            placer=LeasedGpus(services.scheduler),
-        )
+
+    @property
+    def serving(self) -> ServingService:
+        """The service scoring the served models (the TUI's Serving screen reads its statistics)."""
+        return self.services.serving
 
     # -- loops -----------------------------------------------------------------
 
-    def reconcile_once(self, now: float | None = None) -> dict[str, list[int]]:
-        """One pass of every loop; returns what changed (tests call this directly)."""
-        crashed = self.services.tracking.reap_crashed(
-            now=time.time() if now is None else now,
-            this_host=socket.gethostname(),
-            process_start=process_start,
-            crash_after_s=self.settings.crash_after_s,
-        )
-        if crashed:
-            log.info("runs marked crashed: %s", crashed)
-        return {"crashed": crashed}
+    def reconcile_once(self, now: float | None = None) -> Changes:
+        """One pass of the housekeeping loop (crashed runs); returns what changed (tests call this)."""
+        return self.services.reconcile("housekeeping", now)
 
-    def _loop(self) -> None:
+    def schedule_once(self) -> Changes:
+        """One pass of the job loop: the scheduler, then what drives jobs (sweeps, notebooks)."""
+        return self.services.reconcile("jobs")
+
+    def _loop(self, pass_once: Callable[[], object], name: str, wait: Callable[[], object]) -> None:
         while not self._stop.is_set():
             try:
-                self.reconcile_once()
+                pass_once()
             except Exception:  # a loop must survive a bad pass; the next one retries
-                log.exception("reconcile pass failed")
-            self._stop.wait(self.settings.reap_every_s)
-
-    def schedule_once(self) -> dict[str, list[int]]:
-        """One pass of the job loops: the scheduler, then what drives jobs (sweeps, notebooks)."""
-        changed = self.services.scheduler.reconcile_once()
-        for service in (self.services.sweeps, self.services.notebooks):
-            changed.update(service.reconcile_once())
-        return changed
-
-    def _schedule_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.schedule_once()
-            except Exception:  # as above: the next tick retries
-                log.exception("scheduler pass failed")
-            # woken at once by a submit, cancel or retry in this process (the API, the TUI)
-            self.services.scheduler.wait_for_work(self.settings.scheduler.tick_s)
+                log.exception("%s pass failed", name)
+            wait()
 
     def start_loops(self) -> None:
-        self.serving.start()
-        for target, name in ((self._loop, "mlbox-reconcile"), (self._schedule_loop, "mlbox-scheduler")):
-            t = threading.Thread(target=target, name=name, daemon=True)
+        for _name, spec, svc in self.services.declared():
+            if spec.start is not None:
+                spec.start(svc)
+        loops = (
+            (self.reconcile_once, "mlbox-reconcile", lambda: self._stop.wait(self.settings.reap_every_s)),
+            # woken at once by a submit, cancel or retry in this process (the API, the TUI)
+            (
+                self.schedule_once,
+                "mlbox-scheduler",
+                lambda: self.services.scheduler.wait_for_work(self.settings.scheduler.tick_s),
+            ),
+        )
+        for pass_once, name, wait in loops:
+            t = threading.Thread(target=self._loop, args=(pass_once, name, wait), name=name, daemon=True)
             t.start()
             self._threads.append(t)
 
@@ -147,7 +86,7 @@ class Appliance:
 
         from mlbox.api.app import create_app
 
-        app = create_app(self.services, token=self.token, serving=self.serving)
+        app = create_app(self.services, token=self.token)
         # IPPROTO_TCP said outright: asyncio sets TCP_NODELAY on accepted connections only for a
         # socket whose protocol is TCP; with 0, every keep-alive answer waited ~40 ms on Nagle
         family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
@@ -164,18 +103,8 @@ class Appliance:
         return server
 
     def _announce(self) -> None:
-        path = self.services.home.appliance_path
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "url": self.url, "started": time.time()}))
-        os.replace(tmp, path)
-
-    def _unannounce(self) -> None:
-        path = self.services.home.appliance_path
-        try:
-            if json.loads(path.read_text()).get("pid") == os.getpid():
-                path.unlink()
-        except (OSError, ValueError):
-            pass
+        assert self.url is not None
+        self.services.home.announce(self.url)
 
     def start_http(self) -> str:
         """Serve the API from a background thread; returns its URL once it accepts."""
@@ -213,8 +142,8 @@ class Appliance:
             while not server.started:
                 await asyncio.sleep(0.01)
             self._announce()
-            if self.serving.predlog is not None:
-                self.serving.predlog.warm()
+            if self.services.serving.predlog is not None:
+                self.services.serving.predlog.warm()
             if on_ready:
                 on_ready(self.url)
 
@@ -244,5 +173,7 @@ class Appliance:
             self._server.should_exit = True
         for t in self._threads:
             t.join(timeout=5)
-        self.serving.close()  # drains the batchers, then flushes the prediction log
-        self._unannounce()
+        for _name, spec, svc in self.services.declared():
+            if spec.stop is not None:
+                spec.stop(svc)  # serving drains its batchers, then flushes the prediction log
+        self.services.home.unannounce()

@@ -2,58 +2,200 @@
 
 Front ends (API, CLI, TUI) receive a `Services` and never open stores on
 their own, so there is one place that decides how the stores are opened.
+
+Each service is one field of `Services`, declared with `service(...)`: how it
+is built from the stores and the services declared above it, and which of the
+appliance's loops reconciles it. The appliance reads these declarations; the
+API (`mlbox.api.app.MOUNTS`), the CLI (`mlbox.cli.root.COMMANDS`) and the TUI
+(`mlbox.tui.navigation.SECTIONS`) each keep one list naming the service. The
+recipe is ``docs/adding-a-service.md``; ``tests/test_service_seam.py`` fails
+when a service is missing from any of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from mlbox.features.service import FeatureStore
 from mlbox.notebooks.service import NotebookService
 from mlbox.registry.service import RegistryService
+from mlbox.scheduler.processes import process_start
 from mlbox.scheduler.service import SchedulerService
+from mlbox.serving.leases import LeasedGpus
+from mlbox.serving.predlog import PredictionLog
+from mlbox.serving.service import ServingService
 from mlbox.settings import Settings
 from mlbox.store import ArtifactStore, Database, Home
 from mlbox.sweeps.service import SweepService
 from mlbox.tracking.service import TrackingService
+
+log = logging.getLogger("mlbox.services")
+
+Loop = Literal["housekeeping", "jobs"]
+"""The appliance's two loops: ``housekeeping`` every ``MLBOX_REAP_EVERY_S``; ``jobs`` every
+scheduler tick, woken at once by a submit, cancel or retry in this process."""
+
+Changes = dict[str, list[int]]
+"""What one reconcile pass changed, by kind (``{"crashed": [3]}``); tests assert on it."""
+
+
+@dataclass(frozen=True)
+class Stores:
+    """What every service is built from: the settings and the stores of one home."""
+
+    settings: Settings
+    home: Home
+    db: Database
+    artifacts: ArtifactStore
+
+
+Built = Mapping[str, Any]
+"""The services built so far, by field name (a builder takes what it needs from those above it)."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    build: Callable[[Stores, Built], Any]
+    loop: Loop | None
+    """The loop that calls `reconcile` on every pass; None for a service with no background work."""
+    reconcile: Callable[[Any, Services, float | None], Changes]
+    """One pass over the service's state (default: its ``reconcile_once(now)``)."""
+    start: Callable[[Any], None] | None
+    """Called by the appliance before its loops start (threads a service runs on its own)."""
+    stop: Callable[[Any], None] | None
+    """Called by the appliance after its loops and HTTP stopped (drain, flush)."""
+
+
+def _reconcile_once(service: Any, services: Services, now: float | None) -> Changes:
+    result: Changes = service.reconcile_once(now)
+    return result
+
+
+def service(
+    build: Callable[[Stores, Built], Any],
+    *,
+    loop: Loop | None = None,
+    reconcile: Callable[[Any, Services, float | None], Changes] = _reconcile_once,
+    start: Callable[[Any], None] | None = None,
+    stop: Callable[[Any], None] | None = None,
+) -> Any:
+    """Declare a field of `Services` as a service (see the module docstring)."""
+    return dataclasses.field(metadata={"service": ServiceSpec(build, loop, reconcile, start, stop)})
+
+
+# -- how each service is built (in declaration order: a builder sees those above it) -------------
+
+
+def _tracking(stores: Stores, built: Built) -> TrackingService:
+    return TrackingService(stores.db, stores.artifacts)
+
+
+def _reap_crashed(tracking: TrackingService, services: Services, now: float | None) -> Changes:
+    """Runs whose process died without ending them become ``crashed``."""
+    crashed = tracking.reap_crashed(
+        now=time.time() if now is None else now,
+        this_host=socket.gethostname(),
+        process_start=process_start,
+        crash_after_s=services.settings.crash_after_s,
+    )
+    if crashed:
+        log.info("runs marked crashed: %s", crashed)
+    return {"crashed": crashed}
+
+
+def _scheduler(stores: Stores, built: Built) -> SchedulerService:
+    return SchedulerService(stores.db, stores.home, built["tracking"], stores.settings.scheduler)
+
+
+def _registry(stores: Stores, built: Built) -> RegistryService:
+    cache = stores.home.root / "cache" / "models"
+    return RegistryService(stores.db, stores.artifacts, built["tracking"], cache_dir=cache)
+
+
+def _sweeps(stores: Stores, built: Built) -> SweepService:
+    return SweepService(stores.db, stores.home, built["tracking"], built["scheduler"])
+
+
+def _notebooks(stores: Stores, built: Built) -> NotebookService:
+    return NotebookService(stores.db, stores.home, built["scheduler"], stores.settings.notebooks)
+
+
+def _features(stores: Stores, built: Built) -> FeatureStore:
+    registry: RegistryService = built["registry"]
+    return FeatureStore(
+        stores.db,
+        stores.home,
+        memory_limit=stores.settings.features.memory_limit,
+        threads=stores.settings.features.threads,
+        model_features=lambda: model_feature_refs(registry),
+    )
+
+
+def _serving(stores: Stores, built: Built) -> ServingService:
+    """Nothing runs until `ServingService.start` (the appliance calls it): a CLI process that opens
+    `Services` builds it for free."""
+    settings = stores.settings.serving
+    features: FeatureStore = built["features"]
+    return ServingService(
+        built["registry"],
+        settings,
+        PredictionLog(
+            stores.home.tables / "predictions",
+            flush_s=settings.log_flush_s,
+            max_buffer=settings.log_max_buffer,
+        ),
+        features=lambda rows, refs: features.get_online_features(rows, refs, full_feature_names=True),
+        placer=LeasedGpus(built["scheduler"]),
+    )
 
 
 @dataclass(frozen=True)
 class Services:
     settings: Settings
     home: Home
-    tracking: TrackingService
-    registry: RegistryService
-    scheduler: SchedulerService
-    sweeps: SweepService
-    notebooks: NotebookService
-    features: FeatureStore
+    tracking: TrackingService = service(_tracking, loop="housekeeping", reconcile=_reap_crashed)
+    scheduler: SchedulerService = service(_scheduler, loop="jobs")
+    registry: RegistryService = service(_registry)
+    sweeps: SweepService = service(_sweeps, loop="jobs")
+    notebooks: NotebookService = service(_notebooks, loop="jobs")
+    features: FeatureStore = service(_features)
+    serving: ServingService = service(_serving, start=ServingService.start, stop=ServingService.close)
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
         home = Home(settings.home).ensure()
-        db = Database(home.db_path)
-        artifacts = ArtifactStore(home.artifacts)
-        tracking = TrackingService(db, artifacts)
-        scheduler = SchedulerService(db, home, tracking, settings.scheduler)
-        registry = RegistryService(db, artifacts, tracking, cache_dir=home.root / "cache" / "models")
-        return cls(
-            settings=settings,
-            home=home,
-            tracking=tracking,
-            registry=registry,
-            scheduler=scheduler,
-            sweeps=SweepService(db, home, tracking, scheduler),
-            notebooks=NotebookService(db, home, scheduler, settings.notebooks),
-            features=FeatureStore(
-                db,
-                home,
-                memory_limit=settings.features.memory_limit,
-                threads=settings.features.threads,
-                model_features=lambda: model_feature_refs(registry),
-            ),
-        )
+        stores = Stores(settings, home, Database(home.db_path), ArtifactStore(home.artifacts))
+        built: dict[str, Any] = {}
+        for name, spec in specs():
+            built[name] = spec.build(stores, built)
+        return cls(settings=settings, home=home, **built)
+
+    def declared(self) -> Iterator[tuple[str, ServiceSpec, Any]]:
+        """``(name, declaration, service)`` in declaration order: the order the loops run them in."""
+        for name, spec in specs():
+            yield name, spec, getattr(self, name)
+
+    def reconcile(self, loop: Loop, now: float | None = None) -> Changes:
+        """One pass of ``loop``: every service it reconciles, in declaration order."""
+        changed: Changes = {}
+        for _name, spec, svc in self.declared():
+            if spec.loop == loop:
+                changed.update(spec.reconcile(svc, self, now))
+        return changed
+
+
+def specs() -> Iterator[tuple[str, ServiceSpec]]:
+    """The declared services of `Services`, ``(field name, declaration)`` in order."""
+    for f in dataclasses.fields(Services):
+        spec = f.metadata.get("service")
+        if spec is not None:
+            yield f.name, spec
 
 
 def model_feature_refs(registry: RegistryService) -> list[tuple[str, Sequence[str]]]:

@@ -1,15 +1,18 @@
 """The one settings object, read from ``MLBOX_*`` environment variables.
 
 Loaded once at an entry point (CLI, client, test) and passed down; nothing
-below reads the environment for configuration on its own.
+below reads the environment for configuration on its own. Each service with
+settings owns a section (``MLBOX_<SERVICE>_*``, a frozen dataclass with
+``from_env``) and adds it here as one field.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from mlbox.features.config import FeatureSettings
 from mlbox.notebooks.config import NotebookSettings
@@ -71,14 +74,18 @@ class Settings:
                 except ValueError:
                     raise InvalidInput(f"{name}={env[name]!r} is not a number", field=name) from None
                 s = replace(s, **{attr: value})  # type: ignore[arg-type]
-        return replace(
-            s,
-            serving=ServingSettings.from_env(env),
-            scheduler=SchedulerSettings.from_env(env),
-            notebooks=NotebookSettings.from_env(env),
-            features=FeatureSettings.from_env(env),
-        )
+        return replace(s, **{name: section.from_env(env) for name, section in sections()})
 
     @property
     def accepted_hosts(self) -> frozenset[str]:
         return frozenset((*LOOPBACK_HOSTS, self.host, *self.allowed_hosts))
+
+
+def sections() -> list[tuple[str, Any]]:
+    """``(field, class)`` of each service's settings section: the fields of `Settings` whose
+    class reads itself from the environment (``from_env``). A new service adds one field."""
+    return [
+        (f.name, f.default_factory)
+        for f in fields(Settings)
+        if f.default_factory is not MISSING and hasattr(f.default_factory, "from_env")
+    ]

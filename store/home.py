@@ -6,10 +6,31 @@ browse it as a whole; this module is the only place that knows the names.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Announcement:
+    """What a running appliance says of itself in ``appliance.json``."""
+
+    pid: int
+    url: str
+    started: float
+
+
+def _alive(pid: int) -> bool:
+    """Is ``pid`` a live process (a zombie counts as gone)?"""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -36,6 +57,36 @@ class Home:
     def appliance_path(self) -> Path:
         """Where a running appliance announces itself (pid, address)."""
         return self.root / "appliance.json"
+
+    def running_appliance(self) -> Announcement | None:
+        """The appliance serving this home, if one other than this process is alive.
+
+        Front ends ask this to work beside a running ``mlbox up`` instead of
+        starting a second API on the same port; a stale file (its process
+        gone) reads as none.
+        """
+        try:
+            data = json.loads(self.appliance_path.read_text())
+            ann = Announcement(int(data["pid"]), str(data["url"]), float(data["started"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if ann.pid == os.getpid() or not _alive(ann.pid):
+            return None
+        return ann
+
+    def announce(self, url: str) -> None:
+        """Say that this process serves the home at ``url`` (atomically: never half a file)."""
+        tmp = self.appliance_path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "url": url, "started": time.time()}))
+        os.replace(tmp, self.appliance_path)
+
+    def unannounce(self) -> None:
+        """Withdraw this process's announcement (another process's is left alone)."""
+        try:
+            if json.loads(self.appliance_path.read_text()).get("pid") == os.getpid():
+                self.appliance_path.unlink()
+        except (OSError, ValueError):
+            pass
 
     def ensure(self) -> Home:
         for path in (self.root, self.artifacts, self.tables):

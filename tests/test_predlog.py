@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from mlbox.serving.predlog import SCHEMA, PredictionLog, read_predictions
+from mlbox.serving.predlog import PredictionLog, read_predictions, schema
 
 DAY1 = datetime(2026, 3, 1, 23, 59, 59, tzinfo=UTC).timestamp()
 DAY2 = datetime(2026, 3, 2, 0, 0, 1, tzinfo=UTC).timestamp()
@@ -97,4 +97,4 @@ def test_a_full_buffer_drops_and_counts_instead_of_blocking(tmp_path: Path) -> N
 def test_reading_an_empty_log_gives_an_empty_frame_with_the_schema(tmp_path: Path) -> None:
     frame = read_predictions(tmp_path / "nothing")
     assert isinstance(frame, pl.DataFrame) and frame.height == 0
-    assert frame.columns == SCHEMA.names
+    assert frame.columns == schema().names

@@ -1,8 +1,9 @@
 """The service screens the app navigates between, one per working service.
 
 A service's screen is listed here once it works; nothing appears as a
-placeholder. Each entry becomes an app mode, a key, a navigation-bar entry
-and a command-palette command.
+placeholder. This is the TUI's one list of services (`mlbox.services`). Each
+entry becomes an app mode, a key, a navigation-bar entry and a command-palette
+command.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from mlbox.tui.widgets.nav_bar import NavEntry
 @dataclass(frozen=True)
 class Section:
     mode: str
+    service: str
+    """The `mlbox.services.Services` field this screen shows."""
     title: str
     key: str
     screen: type[MlboxScreen]
@@ -35,20 +38,49 @@ class Section:
 
 SECTIONS: tuple[Section, ...] = (
     Section(
-        "experiments", "Experiments", "1", ExperimentsScreen, "Runs, their metrics and curves, comparisons"
+        "experiments",
+        "tracking",
+        "Experiments",
+        "1",
+        ExperimentsScreen,
+        "Runs, their metrics and curves, comparisons",
     ),
     Section(
-        "models", "Models", "2", ModelsScreen, "Registered models, versions, aliases; promote and roll back"
+        "models",
+        "registry",
+        "Models",
+        "2",
+        ModelsScreen,
+        "Registered models, versions, aliases; promote and roll back",
     ),
     Section(
+        "serving",
         "serving",
         "Serving",
         "3",
         ServingScreen,
         "Served models: requests/s, p50 and p99 latency, errors, queue depth",
     ),
-    Section("features", "Features", "4", FeaturesScreen, "Entities, feature views, freshness, training sets"),
-    Section("jobs", "Jobs", "5", JobsScreen, "The job queue, who holds which GPU, a job's live log"),
-    Section("sweeps", "Sweeps", "6", SweepsScreen, "Sweeps, their trials and curves, which were pruned"),
-    Section("notebooks", "Notebooks", "7", NotebooksScreen, "JupyterLab servers: URL, GPUs, idle time"),
+    Section(
+        "features",
+        "features",
+        "Features",
+        "4",
+        FeaturesScreen,
+        "Entities, feature views, freshness, training sets",
+    ),
+    Section(
+        "jobs", "scheduler", "Jobs", "5", JobsScreen, "The job queue, who holds which GPU, a job's live log"
+    ),
+    Section(
+        "sweeps", "sweeps", "Sweeps", "6", SweepsScreen, "Sweeps, their trials and curves, which were pruned"
+    ),
+    Section(
+        "notebooks",
+        "notebooks",
+        "Notebooks",
+        "7",
+        NotebooksScreen,
+        "JupyterLab servers: URL, GPUs, idle time",
+    ),
 )

@@ -5,7 +5,9 @@ Its invariants, each enforced in one place:
 * deny by default: the Host check and the bearer token are guards on the app
   itself (`mlbox.api.security`), so every route inherits them and only
   `OPEN_ROUTES` (health, schema, and the read-only scoring routes of
-  `mlbox.api.serving` when a `ServingService` is given) skip the token;
+  `mlbox.api.serving`) skip the token;
+* one list of services (`MOUNTS`): each service's controllers receive the
+  service by its name (``registry: NamedDependency[RegistryService]``);
 * every error is JSON (`mlbox.api.errors`), never a traceback or an HTML page;
 * the OpenAPI document is served as JSON only (``/schema/openapi.json``): no
   Swagger/Redoc page, as those load scripts from a CDN and mlbox is offline;
@@ -14,9 +16,11 @@ Its invariants, each enforced in one place:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
-from litestar import Litestar, Response
+from litestar import Controller, Litestar, Response, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
@@ -25,22 +29,58 @@ from mlbox import __version__
 from mlbox.api.artifacts import ArtifactController
 from mlbox.api.errors import EXCEPTION_HANDLERS
 from mlbox.api.experiments import ExperimentController
-from mlbox.api.features import features_router
+from mlbox.api.features import FeatureController
 from mlbox.api.health import HealthController
-from mlbox.api.jobs import jobs_router
+from mlbox.api.jobs import GpuController, JobController
 from mlbox.api.metrics import MetricController
-from mlbox.api.models import models_router
-from mlbox.api.notebooks import notebooks_router
+from mlbox.api.models import ModelController
+from mlbox.api.notebooks import NotebookController
 from mlbox.api.runs import RunController
 from mlbox.api.security import all_of, host_guard, token_guard
-from mlbox.api.sweeps import sweeps_router
+from mlbox.api.serving import ScoringController, ScoringFastPath
+from mlbox.api.sweeps import SweepController
 from mlbox.services import Services
-from mlbox.tracking.service import TrackingService
-
-if TYPE_CHECKING:
-    from mlbox.serving.service import ServingService
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A service's routes: its controllers, handed the service as the dependency of its name."""
+
+    service: str
+    """The `Services` field; handlers declare ``<service>: NamedDependency[...]``."""
+    controllers: tuple[type[Controller], ...]
+    max_body_bytes: Callable[[Any], int] | None = None
+    """The service's own body limit, read from the service, where it has one (else `MAX_BODY_BYTES`)."""
+
+
+MOUNTS: tuple[Mount, ...] = (
+    Mount("tracking", (ExperimentController, RunController, MetricController, ArtifactController)),
+    Mount("registry", (ModelController,)),
+    Mount("serving", (ScoringController,), max_body_bytes=lambda serving: serving.settings.max_body_bytes),
+    Mount("features", (FeatureController,)),
+    Mount("scheduler", (JobController, GpuController)),
+    Mount("sweeps", (SweepController,)),
+    Mount("notebooks", (NotebookController,)),
+)
+"""The API's one list of services (`mlbox.services`): a new service adds its line here."""
+
+
+def mounted(mount: Mount, services: Services) -> Router:
+    service = getattr(services, mount.service)
+
+    def provide() -> Any:
+        return service
+
+    # said on every router: Litestar reads a router's None as no limit, not as the app's
+    limit = mount.max_body_bytes(service) if mount.max_body_bytes else MAX_BODY_BYTES
+    return Router(
+        path="/",
+        route_handlers=list(mount.controllers),
+        dependencies={mount.service: Provide(provide, sync_to_thread=False)},
+        request_max_body_size=limit,
+    )
 
 
 async def no_html(response: Response[Any]) -> Response[Any]:
@@ -56,34 +96,11 @@ async def no_html(response: Response[Any]) -> Response[Any]:
     return response
 
 
-def create_app(services: Services, *, token: str, serving: ServingService | None = None) -> Litestar:
-    """The API over ``services``; with ``serving``, the scoring routes too (`mlbox.api.serving`)."""
-    tracking = services.tracking
-    scoring: list[Any] = []
-    if serving is not None:
-        from mlbox.api.serving import serving_router
-
-        scoring.append(serving_router(serving, max_body_bytes=serving.settings.max_body_bytes))
-
-    def provide_tracking() -> TrackingService:
-        return tracking
-
+def create_app(services: Services, *, token: str) -> Litestar:
+    """The API over ``services``: health, then every service's routes (`MOUNTS`)."""
     app = Litestar(
-        route_handlers=[
-            HealthController,
-            ExperimentController,
-            RunController,
-            MetricController,
-            ArtifactController,
-            models_router(services.registry),
-            features_router(services.features),
-            jobs_router(services.scheduler),
-            sweeps_router(services.sweeps),
-            notebooks_router(services.notebooks),
-            *scoring,
-        ],
+        route_handlers=[HealthController, *(mounted(m, services) for m in MOUNTS)],
         guards=[all_of(host_guard(services.settings.accepted_hosts), token_guard(token))],
-        dependencies={"tracking": Provide(provide_tracking, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         after_request=no_html,
         request_max_body_size=MAX_BODY_BYTES,
@@ -100,9 +117,8 @@ def create_app(services: Services, *, token: str, serving: ServingService | None
         logging_config=None,
         debug=False,
     )
-    if serving is not None and serving.settings.fast_path:
-        from mlbox.api.serving import ScoringFastPath
-
+    serving = services.serving
+    if serving.settings.fast_path:
         app.asgi_handler = ScoringFastPath(
             app.asgi_handler,
             serving,

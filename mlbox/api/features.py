@@ -32,8 +32,8 @@ from typing import Any, Literal, TypeVar
 
 import anyio.to_thread
 import msgspec
-from litestar import Controller, Router, delete, get, post
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, delete, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from mlbox.features.schemas import DeleteResult, EntityInfo, MaterializeResult, TrainingSetInfo, ViewInfo
@@ -311,16 +311,3 @@ class FeatureController(Controller):
         if start >= end:
             raise InvalidInput("start must be before end", field="start")
         return features.materialize(start, end, views, chunk=chunk)
-
-
-def features_router(store: FeatureStore) -> Router:
-    """The controller with its store, so `create_app` adds it with one line."""
-
-    def provide_features() -> FeatureStore:
-        return store
-
-    return Router(
-        path="/",
-        route_handlers=[FeatureController],
-        dependencies={"features": Provide(provide_features, sync_to_thread=False)},
-    )

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Router, get, post
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from mlbox.scheduler.schemas import JOB_STATES, GpuStatus, Job, JobSpec
@@ -99,16 +99,3 @@ class GpuController(Controller):
     @get(operation_id="listGpus", sync_to_thread=True, summary="The GPU board: each GPU and who holds it")
     def board(self, scheduler: NamedDependency[SchedulerService]) -> list[GpuStatus]:
         return scheduler.gpu_board()
-
-
-def jobs_router(scheduler: SchedulerService) -> Router:
-    """The controllers with their scheduler, so `create_app` adds them with one line."""
-
-    def provide_scheduler() -> SchedulerService:
-        return scheduler
-
-    return Router(
-        path="/",
-        route_handlers=[JobController, GpuController],
-        dependencies={"scheduler": Provide(provide_scheduler, sync_to_thread=False)},
-    )

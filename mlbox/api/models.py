@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Controller, Router, delete, get, post, put
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, delete, get, post, put
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from mlbox.registry.refs import ModelRef, check_alias, check_name
@@ -202,16 +202,3 @@ class ModelController(Controller):
     )
     def history(self, registry: NamedDependency[RegistryService], name: FromPath[str]) -> list[AliasMove]:
         return registry.alias_history(name)
-
-
-def models_router(registry: RegistryService) -> Router:
-    """The controller with its registry, so `create_app` adds it with one line."""
-
-    def provide_registry() -> RegistryService:
-        return registry
-
-    return Router(
-        path="/",
-        route_handlers=[ModelController],
-        dependencies={"registry": Provide(provide_registry, sync_to_thread=False)},
-    )

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Router, get, post
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from mlbox.notebooks.schemas import Notebook
@@ -79,16 +79,3 @@ class NotebookController(Controller):
     )
     def run(self, notebooks: NamedDependency[NotebookService], data: JSONBody[RunNotebook]) -> Job:
         return notebooks.run(data.path, data.params, gpus=data.gpus, timeout_s=data.timeout_s)
-
-
-def notebooks_router(notebooks: NotebookService) -> Router:
-    """The controller with its service, so `create_app` adds it with one line."""
-
-    def provide_notebooks() -> NotebookService:
-        return notebooks
-
-    return Router(
-        path="/",
-        route_handlers=[NotebookController],
-        dependencies={"notebooks": Provide(provide_notebooks, sync_to_thread=False)},
-    )

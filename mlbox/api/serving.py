@@ -10,9 +10,9 @@ routes only read models already registered. They are listed one by one in
 Binding the appliance beyond loopback (``MLBOX_HOST``) therefore exposes
 scoring to that network too, as it would with those servers.
 
-Handlers are closures over the `ServingService` (no per-request dependency
-injection) and read the raw body themselves: the hot path is decode, score,
-encode, with msgspec and numpy and nothing else. Errors are ``{"error": ...,
+Handlers read the raw body themselves: the hot path is decode, score, encode,
+with msgspec and numpy and nothing else, and `ScoringFastPath` answers the
+three scoring POSTs before Litestar routes them. Errors are ``{"error": ...,
 "field": ...}`` JSON: 400 malformed, 404 unknown model, 413 too large, 422
 not the model's signature, 503 overloaded or loading (with ``Retry-After``),
 504 timed out. Bodies over ``max_body_bytes`` are refused from their
@@ -24,11 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from litestar import Request, Response, Router, get, post
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import FromPath
+from litestar.params import FromPath, PathParameter
+from litestar.types import OperationIDCreator
 
 from mlbox import __version__
 from mlbox.api.security import accepted_names, check_host
@@ -71,8 +73,11 @@ def error_response(exc: MlboxError) -> Response[bytes]:
     return _json(error_answer(exc))
 
 
-def versioned_ref(name: str, version: str) -> str:
-    """``name/3`` for the ``/versions/{version}`` routes (a name with ``@alias`` is refused there)."""
+def versioned_ref(name: str, version: str | None) -> str:
+    """``name/3`` for the ``/versions/{version}`` routes (a name with ``@alias`` is refused there);
+    ``name`` as given on the plain routes (``version`` None)."""
+    if version is None:
+        return name
     if not version.isdigit() or int(version) < 1:
         raise InvalidInput(f"version must be a positive integer, got {version!r}", field="version")
     return f"{check_plain_name(name)}/{int(version)}"
@@ -155,36 +160,41 @@ def model_metadata(name: str, mv: ModelVersion, versions: list[str], output: str
     }
 
 
-def serving_router(serving: ServingService, *, max_body_bytes: int) -> Router:
-    """The scoring routes over ``serving``; mounted by `mlbox.api.app.create_app`."""
-    background: set[asyncio.Task[Any]] = set()
+def versioned(plain: str, with_version: str) -> OperationIDCreator:
+    """Operation ids for a handler mounted on ``.../{name}`` and ``.../{name}/versions/{version}``."""
 
-    def _forget(task: asyncio.Task[Any]) -> None:
-        background.discard(task)
-        if not task.cancelled():
-            task.exception()  # a failed load is reported by the next ready call, not as "never retrieved"
+    def operation_id(handler: HTTPRouteHandler, method: Any, components: list[Any]) -> str:
+        return with_version if any(getattr(c, "name", None) == "version" for c in components) else plain
+
+    return operation_id
+
+
+Version = Annotated[str | None, PathParameter()]
+"""The ``{version}`` of the ``/versions/{version}`` spelling of a route; None on the plain one."""
+
+
+class ScoringController(Controller):
+    """The scoring routes, the reference behind `ScoringFastPath` and the OpenAPI documentation.
+
+    Each route is mounted both on the model's name and on one of its versions
+    (``/v2/models/{name}/versions/{version}/...``); the handler reads ``version``
+    as None on the plain path.
+    """
+
+    path = "/"
+    tags = ("scoring",)
 
     @post(
-        "/v2/models/{name:str}/infer",
-        operation_id="modelInfer",
-        request_max_body_size=max_body_bytes,
+        ["/v2/models/{name:str}/infer", "/v2/models/{name:str}/versions/{version:str}/infer"],
+        operation_id=versioned("modelInfer", "modelVersionInfer"),
         summary="Score tensors (Open Inference Protocol V2)",
-        tags=["scoring"],
     )
-    async def infer(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
-        t0 = time.perf_counter()
-        header_length = request.headers.get("inference-header-content-length")
-        return _json(await answer_infer(serving, name, name, await request.body(), header_length, t0))
-
-    @post(
-        "/v2/models/{name:str}/versions/{version:str}/infer",
-        operation_id="modelVersionInfer",
-        request_max_body_size=max_body_bytes,
-        summary="Score tensors with one version",
-        tags=["scoring"],
-    )
-    async def infer_version(
-        request: Request[Any, Any, Any], name: FromPath[str], version: FromPath[str]
+    async def infer(
+        self,
+        serving: NamedDependency[ServingService],
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        version: Version = None,
     ) -> Response[bytes]:
         t0 = time.perf_counter()
         try:
@@ -197,52 +207,46 @@ def serving_router(serving: ServingService, *, max_body_bytes: int) -> Router:
     @post(
         "/api/v1/models/{name:str}/predict",
         operation_id="predict",
-        request_max_body_size=max_body_bytes,
         summary="Score MLflow-style bodies (instances, inputs, dataframe_split, dataframe_records, CSV)",
-        tags=["scoring"],
     )
-    async def predict(request: Request[Any, Any, Any], name: FromPath[str]) -> Response[bytes]:
+    async def predict(
+        self, serving: NamedDependency[ServingService], request: Request[Any, Any, Any], name: FromPath[str]
+    ) -> Response[bytes]:
         t0 = time.perf_counter()
         body = await request.body()
         ctype = request.headers.get("content-type", "")
-        return _json(
-            await answer_predict(serving, name, body, ctype, request.headers.get("x-request-id"), t0)
-        )
+        rid = request.headers.get("x-request-id")
+        return _json(await answer_predict(serving, name, body, ctype, rid, t0))
 
-    @get(
-        "/v2",
-        operation_id="serverMetadata",
-        summary="Server metadata (OIP)",
-        tags=["scoring"],
-        sync_to_thread=False,
-    )
-    def server_metadata() -> Response[bytes]:
+    @get("/v2", operation_id="serverMetadata", summary="Server metadata (OIP)", sync_to_thread=False)
+    def server_metadata(self) -> Response[bytes]:
         return _json((200, encode_json({"name": "mlbox", "version": __version__, "extensions": []}), []))
 
-    @get(
-        "/v2/health/live",
-        operation_id="serverLive",
-        summary="Is the server live?",
-        tags=["scoring"],
-        sync_to_thread=False,
-    )
-    def live() -> Response[bytes]:
+    @get("/v2/health/live", operation_id="serverLive", summary="Is the server live?", sync_to_thread=False)
+    def live(self) -> Response[bytes]:
         return _json((200, b'{"live":true}', []))
 
     @get(
         "/v2/health/ready",
         operation_id="serverReady",
         summary="Are the served models loaded?",
-        tags=["scoring"],
         sync_to_thread=False,
     )
-    def ready() -> Response[bytes]:
+    def ready(self, serving: NamedDependency[ServingService]) -> Response[bytes]:
         if serving.ready:
             return _json((200, b'{"ready":true}', []))
         return error_response(NotReady("models are still loading"))
 
-    async def _metadata(name: str, ref: str) -> Response[bytes]:
+    @get(
+        ["/v2/models/{name:str}", "/v2/models/{name:str}/versions/{version:str}"],
+        operation_id=versioned("modelMetadata", "modelVersionMetadata"),
+        summary="Model metadata (OIP)",
+    )
+    async def metadata(
+        self, serving: NamedDependency[ServingService], name: FromPath[str], version: Version = None
+    ) -> Response[bytes]:
         try:
+            ref = versioned_ref(name, version)
             mv = await asyncio.to_thread(serving.describe, ref)
             versions = [str(v) for v in await asyncio.to_thread(serving.versions, mv.name)]
         except MlboxError as exc:
@@ -252,86 +256,32 @@ def serving_router(serving: ServingService, *, max_body_bytes: int) -> Router:
         return _json((200, encode_json(model_metadata(name, mv, versions, output)), []))
 
     @get(
-        "/v2/models/{name:str}",
-        operation_id="modelMetadata",
-        summary="Model metadata (OIP)",
-        tags=["scoring"],
+        ["/v2/models/{name:str}/ready", "/v2/models/{name:str}/versions/{version:str}/ready"],
+        operation_id=versioned("modelReady", "modelVersionReady"),
+        summary="Is this model (version) loaded? Asking starts loading it",
     )
-    async def metadata(name: FromPath[str]) -> Response[bytes]:
-        return await _metadata(name, name)
-
-    @get(
-        "/v2/models/{name:str}/versions/{version:str}",
-        operation_id="modelVersionMetadata",
-        summary="Model version metadata (OIP)",
-        tags=["scoring"],
-    )
-    async def version_metadata(name: FromPath[str], version: FromPath[str]) -> Response[bytes]:
+    async def model_ready(
+        self, serving: NamedDependency[ServingService], name: FromPath[str], version: Version = None
+    ) -> Response[bytes]:
         try:
             ref = versioned_ref(name, version)
-        except MlboxError as exc:
-            return error_response(exc)
-        return await _metadata(name, ref)
-
-    async def _ready(name: str, ref: str) -> Response[bytes]:
-        try:
             if serving.route_now(ref) is not None:
                 return _json((200, encode_json({"name": name, "ready": True}), []))
             await asyncio.to_thread(serving.describe, ref)  # NotFound -> 404
         except MlboxError as exc:
             return error_response(exc)
-        task = asyncio.create_task(serving.route(ref))  # load it now; the next ready call says yes
-        background.add(task)
-        task.add_done_callback(_forget)
+        serving.load_soon(ref)  # the next ready call says yes
         failure = serving.failures().get(serving.key(ref))
         return error_response(NotReady(failure or f"{name} is loading"))
-
-    @get(
-        "/v2/models/{name:str}/ready",
-        operation_id="modelReady",
-        summary="Is this model loaded?",
-        tags=["scoring"],
-    )
-    async def model_ready(name: FromPath[str]) -> Response[bytes]:
-        return await _ready(name, name)
-
-    @get(
-        "/v2/models/{name:str}/versions/{version:str}/ready",
-        operation_id="modelVersionReady",
-        summary="Is this model version loaded?",
-        tags=["scoring"],
-    )
-    async def version_ready(name: FromPath[str], version: FromPath[str]) -> Response[bytes]:
-        try:
-            ref = versioned_ref(name, version)
-        except MlboxError as exc:
-            return error_response(exc)
-        return await _ready(name, ref)
 
     @get(
         "/metrics",
         operation_id="metrics",
         summary="Prometheus metrics of the served models",
-        tags=["scoring"],
         sync_to_thread=False,
     )
-    def metrics() -> Response[str]:
+    def metrics(self, serving: NamedDependency[ServingService]) -> Response[str]:
         return Response(serving.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
-
-    handlers: list[HTTPRouteHandler] = [
-        infer,
-        infer_version,
-        predict,
-        server_metadata,
-        live,
-        ready,
-        metadata,
-        version_metadata,
-        model_ready,
-        version_ready,
-        metrics,
-    ]
-    return Router(path="/", route_handlers=handlers)
 
 
 # -- the fast path -----------------------------------------------------------------------
@@ -427,7 +377,7 @@ class ScoringFastPath:
             return await answer_predict(
                 self.serving, name, body, ctype, None if rid is None else rid.decode(), t0
             )
-        ref = name if version is None else versioned_ref(name, version)
+        ref = versioned_ref(name, version)
         length = headers.get(b"inference-header-content-length")
         return await answer_infer(
             self.serving, ref, name, body, None if length is None else length.decode(), t0

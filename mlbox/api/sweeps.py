@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, Router, get, post
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from mlbox.registry.schemas import ModelVersion
@@ -100,16 +100,3 @@ class SweepController(Controller):
         self, sweeps: NamedDependency[SweepService], sweep_id: FromPath[int], data: JSONBody[RegisterBest]
     ) -> ModelVersion:
         return sweeps.register_best(sweep_id, data.name, artifact_path=data.artifact_path)
-
-
-def sweeps_router(sweeps: SweepService) -> Router:
-    """The controller with its service, so `create_app` adds it with one line."""
-
-    def provide_sweeps() -> SweepService:
-        return sweeps
-
-    return Router(
-        path="/",
-        route_handlers=[SweepController],
-        dependencies={"sweeps": Provide(provide_sweeps, sync_to_thread=False)},
-    )

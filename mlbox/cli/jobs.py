@@ -16,6 +16,7 @@ import click
 from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, when
 from mlbox.scheduler.client import spec_for
 from mlbox.scheduler.schemas import JOB_STATES, Job
+from mlbox.store import Home
 from mlbox.store.errors import InvalidInput
 
 
@@ -42,9 +43,7 @@ def _duration(j: Job) -> str:
 
 
 def _appliance_note(ctx: Context) -> str | None:
-    from mlbox.appliance import running_appliance
-
-    if running_appliance(ctx.settings) is None:
+    if Home(ctx.settings.home).running_appliance() is None:
         return (
             "no appliance is running: the job waits in the queue and runs once `mlbox up` (or the TUI) runs"
         )

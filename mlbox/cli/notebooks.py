@@ -21,6 +21,7 @@ from mlbox.notebooks.params import parse_assignments
 from mlbox.notebooks.schemas import ACTIVE_STATES, Notebook
 from mlbox.scheduler.schemas import Job
 from mlbox.services import Services
+from mlbox.store import Home
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.I)
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -37,9 +38,7 @@ def parse_duration(text: str) -> float:
 
 
 def _appliance_url(ctx: Context) -> str | None:
-    from mlbox.appliance import running_appliance
-
-    found = running_appliance(ctx.settings)
+    found = Home(ctx.settings.home).running_appliance()
     return None if found is None else found.url
 
 

@@ -37,10 +37,10 @@ def cli(click_ctx: click.Context) -> None:
         ctx = click_ctx.ensure_object(Context)
         # The CLI is the entry point, so it may start the TUI; the TUI itself
         # never imports the appliance or the API (import-linter contracts).
-        from mlbox.appliance import Appliance, running_appliance
+        from mlbox.appliance import Appliance
         from mlbox.tui.app import run_tui
 
-        beside = running_appliance(ctx.settings)
+        beside = ctx.services.home.running_appliance()
         appliance = None if beside is not None else Appliance(ctx.services)
         run_tui(ctx.services, appliance=appliance, beside_url=beside.url if beside else None)
 
@@ -52,13 +52,13 @@ def up(ctx: Context, port: int | None) -> None:
     """Run the headless appliance: HTTP API on 127.0.0.1 and background loops."""
     from dataclasses import replace
 
-    from mlbox.appliance import Appliance, running_appliance
+    from mlbox.appliance import Appliance
 
     if port is not None:
         if not 0 <= port < 65536:
             raise click.BadParameter("must be between 0 and 65535", param_hint="--port")
         ctx.settings = replace(ctx.settings, port=port)
-    other = running_appliance(ctx.settings)
+    other = ctx.services.home.running_appliance()
     if other is not None:
         raise MlboxError(f"an appliance already serves {ctx.settings.home} at {other.url} (pid {other.pid})")
     appliance = Appliance(ctx.services)
@@ -80,16 +80,20 @@ def demo(ctx: Context, quick: bool) -> None:
     run_demo(ctx.services, quick=quick)
 
 
-cli.add_command(experiments)
-cli.add_command(runs)
-cli.add_command(models)
-cli.add_command(predict)
-cli.add_command(notebook)
-cli.add_command(jobs)
-cli.add_command(gpus)
-cli.add_command(sweep)
-cli.add_command(sweeps)
-cli.add_command(features)
+COMMANDS: tuple[tuple[str, tuple[click.Command, ...]], ...] = (
+    ("tracking", (experiments, runs)),
+    ("registry", (models,)),
+    ("serving", (predict,)),
+    ("features", (features,)),
+    ("scheduler", (jobs, gpus)),
+    ("sweeps", (sweep, sweeps)),
+    ("notebooks", (notebook,)),
+)
+"""The CLI's one list of services (`mlbox.services`): each service's command groups."""
+
+for _service, _commands in COMMANDS:
+    for _command in _commands:
+        cli.add_command(_command)
 
 
 def one_line(message: str) -> str:

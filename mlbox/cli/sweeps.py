@@ -199,12 +199,10 @@ def sweep(
     flags override them. Without a running appliance this command runs the
     trials itself until the sweep ends (Ctrl-C stops it).
     """
-    from mlbox.appliance import running_appliance
-
     spec = build_spec(space_file, flags, list(command), list(env))
     services = ctx.services
     created = services.sweeps.create(spec)
-    beside = running_appliance(ctx.settings)
+    beside = services.home.running_appliance()
     if not as_json:
         click.echo(
             f"sweep {created.id} {created.name!r} started: {created.spec.n_trials} trials, parallel {created.spec.parallel}"

@@ -160,7 +160,7 @@ def score_over_http(
 
 def serve_champion(state: DemoState) -> ServingReport:
     """Serve ``digits@champion`` over HTTP, score the validation set, stop, count the log."""
-    from mlbox.appliance import Appliance, running_appliance
+    from mlbox.appliance import Appliance
 
     assert state.split is not None and state.registered is not None, "register runs first"
     reg: Registered = state.registered
@@ -168,7 +168,7 @@ def serve_champion(state: DemoState) -> ServingReport:
     services = state.services
     ref = reg.champion_ref
     oip_requests = OIP_REQUESTS_QUICK if state.quick else OIP_REQUESTS
-    beside = running_appliance(services.settings)
+    beside = services.home.running_appliance()
     appliance = None
     if beside is None:
         settings = replace(services.settings, port=0)

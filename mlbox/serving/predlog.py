@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -32,29 +33,33 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
-import pyarrow as pa
 
-from mlbox.store import tables
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where used: every process builds a (never started) log with `Services`
     import polars as pl
+    import pyarrow as pa
 
 log = logging.getLogger("mlbox.serving.predlog")
 
-SCHEMA = pa.schema(
-    [
-        ("request_id", pa.string()),
-        ("model", pa.string()),
-        ("version", pa.int64()),
-        ("ts", pa.timestamp("us", tz="UTC")),
-        ("latency_ms", pa.float64()),
-        ("shadow", pa.bool_()),
-        ("inputs", pa.string()),
-        ("outputs", pa.string()),
-    ]
-)
-"""``inputs`` and ``outputs`` are JSON text: ``[[...row...], ...]`` for one tensor,
-``{"name": [...], ...}`` for named inputs or columns, rows in request order."""
+
+@functools.cache
+def schema() -> pa.Schema:
+    """A segment's columns. ``inputs`` and ``outputs`` are JSON text: ``[[...row...], ...]`` for
+    one tensor, ``{"name": [...], ...}`` for named inputs or columns, rows in request order."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("request_id", pa.string()),
+            ("model", pa.string()),
+            ("version", pa.int64()),
+            ("ts", pa.timestamp("us", tz="UTC")),
+            ("latency_ms", pa.float64()),
+            ("shadow", pa.bool_()),
+            ("inputs", pa.string()),
+            ("outputs", pa.string()),
+        ]
+    )
+
 
 Entry = tuple[str, str, int, float, float, bool, Any, Any]
 """(request_id, model, version, unix time, latency ms, shadow, inputs, outputs) as served."""
@@ -102,6 +107,8 @@ def prepare(entry: Entry) -> Prepared:
 
 
 class PredictionLog:
+    """The writer of one home's prediction log; its thread starts with `start` or the first `append`."""
+
     def __init__(self, root: Path, *, flush_s: float = 1.0, max_buffer: int = 200_000) -> None:
         self.root = root
         self.flush_s = flush_s
@@ -115,11 +122,21 @@ class PredictionLog:
         self._warm = threading.Event()
         self._stop = threading.Event()
         self._write_lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="mlbox-predlog", daemon=True)
-        self._thread.start()
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start the writer thread (once; safe from any thread)."""
+        with self._start_lock:
+            if self._thread is None:
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, name="mlbox-predlog", daemon=True)
+                self._thread.start()
 
     def append(self, entry: Entry) -> None:
         """Buffer one prediction (from any thread); drops it when the buffer is full."""
+        if self._thread is None:
+            self.start()
         if len(self._buffer) >= self.max_buffer:
             self.dropped += 1
             return
@@ -164,7 +181,10 @@ class PredictionLog:
         """Stop the writer and write everything still buffered."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=60)
+        with self._start_lock:
+            if self._thread is not None:
+                self._thread.join(timeout=60)
+                self._thread = None
         self.flush()
 
     def _run(self) -> None:
@@ -172,6 +192,8 @@ class PredictionLog:
         # appliance is up (`warm`) or traffic starts, not in the middle of it at the first flush
         while not self._buffer and not self._warm.is_set() and not self._stop.wait(0.05):
             pass
+        import pyarrow as pa
+
         pa.array(["warm"], type=pa.string())
         last_write = time.monotonic()
         while not self._stop.is_set():
@@ -193,6 +215,10 @@ class PredictionLog:
         for e in entries:
             day = datetime.fromtimestamp(e[3], UTC).strftime("%Y-%m-%d")
             groups[(e[1], day)].append(e)
+        import pyarrow as pa
+
+        from mlbox.store import tables
+
         for (model, day), rows in groups.items():
             table = pa.Table.from_pydict(
                 {
@@ -205,7 +231,7 @@ class PredictionLog:
                     "inputs": [r[6] for r in rows],
                     "outputs": [r[7] for r in rows],
                 },
-                schema=SCHEMA,
+                schema=schema(),
             )
             folder = self.root / model / day
             tables.write_parquet(table, folder / f"seg-{self._segment_number(folder):06d}.parquet")
@@ -230,7 +256,7 @@ def read_predictions(
 
     pattern = root / (model or "*") / "*" / "seg-*.parquet"
     if not any(root.glob(f"{model or '*'}/*/seg-*.parquet")):
-        return pl.from_arrow(SCHEMA.empty_table())  # type: ignore[return-value]
+        return pl.from_arrow(schema().empty_table())  # type: ignore[return-value]
     where = []
     params: list[Any] = [str(pattern)]
     if since is not None:
@@ -242,6 +268,8 @@ def read_predictions(
     sql = "SELECT * FROM read_parquet(?, union_by_name = true)"
     if where:
         sql += " WHERE " + " AND ".join(where)
+    from mlbox.store import tables
+
     return tables.query(sql + " ORDER BY ts, request_id", params)
 
 

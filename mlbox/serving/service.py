@@ -105,12 +105,16 @@ class ServingService:
         self._thread: threading.Thread | None = None
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4) + "-"
+        self._loading: set[asyncio.Task[Deployment]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load every aliased model (in the background) and follow the alias table from then on."""
+        """Load every aliased model (in the background) and follow the alias table from then on.
+
+        After `close`, starts afresh (an appliance started again over the same `Services`)."""
         if self._thread is None:
+            self._stop.clear()
             self._thread = threading.Thread(target=self._watch, name="mlbox-serving-watch", daemon=True)
             self._thread.start()
 
@@ -120,6 +124,7 @@ class ServingService:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+            self._thread = None
         with self._lock:
             deployments = list(self._by_version.values())
             self._routes.clear()
@@ -325,6 +330,20 @@ class ServingService:
             if "@" not in key:
                 self._pinned.add(key)
         return dep
+
+    def load_soon(self, ref: str) -> None:
+        """Start loading ``ref`` on the running loop without waiting (a readiness probe asked).
+
+        A failed load is not raised here: the next probe reports it through `failures`.
+        """
+        task = asyncio.get_running_loop().create_task(self.route(ref))
+        self._loading.add(task)
+        task.add_done_callback(self._loaded)
+
+    def _loaded(self, task: asyncio.Task[Deployment]) -> None:
+        self._loading.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved, so asyncio does not log it as never retrieved
 
     def route_now(self, ref: str) -> Deployment | None:
         """The deployment answering ``ref`` if it is loaded (no loading, no waiting).

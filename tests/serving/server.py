@@ -5,6 +5,7 @@ an in-process HTTP client, and Open Inference Protocol request bodies.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,9 @@ def start_serving(registry: RegistryService, home: Path, settings: ServingSettin
 
 @contextlib.contextmanager
 def http_client(services: Services, serving: ServingService) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(services, token=TOKEN, serving=serving), base_url=BASE) as client:
+    with TestClient(
+        create_app(dataclasses.replace(services, serving=serving), token=TOKEN), base_url=BASE
+    ) as client:
         yield client
 
 

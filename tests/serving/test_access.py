@@ -4,6 +4,8 @@ else still needs the token, and a foreign Host header is refused.
 
 from __future__ import annotations
 
+import dataclasses
+
 from litestar.routes import HTTPRoute
 from litestar.testing import TestClient
 
@@ -18,7 +20,7 @@ from tests.test_api import EXPECTED_OPEN_SCORING
 def test_scoring_is_open_and_everything_else_still_needs_the_token(
     services: Services, serving: ServingService
 ) -> None:
-    app = create_app(services, token=TOKEN, serving=serving)
+    app = create_app(dataclasses.replace(services, serving=serving), token=TOKEN)
     open_scoring = EXPECTED_OPEN_SCORING  # one list, pinned in tests/test_api.py
     seen = set()
     with TestClient(app, base_url=BASE) as anon:

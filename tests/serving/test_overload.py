@@ -5,6 +5,7 @@ alone, a tampered model 503 with a clear error.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -39,7 +40,7 @@ async def test_a_full_queue_answers_503_with_retry_after(
     settings = replace(FAST, max_queue=1, retry_after_s=2, fast_path=fast_path)
     serving = await asyncio.to_thread(start_serving, registry, home, settings)
     try:
-        app = create_app(services, token=TOKEN, serving=serving)
+        app = create_app(dataclasses.replace(services, serving=serving), token=TOKEN)
         responses = await _fire(app, [("/v2/models/slow@champion/infer", oip(data["x"][:1]))] * 6)
     finally:
         await asyncio.to_thread(serving.close)
@@ -58,7 +59,7 @@ async def test_a_request_past_its_timeout_answers_504(
     registry.set_alias("slow", "champion", 1)  # loaded (and warmed) before the clock starts
     serving = await asyncio.to_thread(start_serving, registry, home, replace(FAST, timeout_s=0.1))
     try:
-        app = create_app(services, token=TOKEN, serving=serving)
+        app = create_app(dataclasses.replace(services, serving=serving), token=TOKEN)
         t0 = time.perf_counter()
         (r,) = await _fire(app, [("/v2/models/slow@champion/infer", oip(data["x"][:1]))])
         assert time.perf_counter() - t0 < 0.45

@@ -5,6 +5,7 @@ with no failed request; a challenger shadows the champion without touching its a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import socket
 import threading
@@ -54,7 +55,7 @@ def test_moving_an_alias_swaps_versions_under_load_with_no_failed_request(
     registry.register("gbc", model=Constant(7), flavor="python", example_input=data["x"][:2])
     x = data["x"][:3]
     v1 = data["gbc"].predict(x).tolist()
-    app = create_app(services, token=TOKEN, serving=serving)
+    app = create_app(dataclasses.replace(services, serving=serving), token=TOKEN)
     seen: list[list[tuple[int, str, list[int]]]] = [[], [], []]
     stop = threading.Event()
 
