@@ -29,12 +29,12 @@ from mlbox.tracking import search
 from mlbox.tracking.provenance import CodeVersion
 from mlbox.tracking.series import Chunk
 from mlbox.tracking.service import TrackingService
-from mlbox.tui import format as fmt
 from mlbox.tui.app import MlboxApp, make_app
 from mlbox.tui.bench import seed_runs, time_open_runs_table
 from mlbox.tui.screens.compare import CompareScreen
 from mlbox.tui.screens.experiments import ExperimentsScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
+from mlbox.tui.views import format as fmt
 from mlbox.tui.widgets.error_dialog import ErrorDialog
 from mlbox.tui.widgets.metric_plot import MetricPlot
 from mlbox.tui.widgets.runs_table import RunsTable

@@ -11,9 +11,8 @@ times in the test database afterwards: the service stamps them with
 from __future__ import annotations
 
 import datetime as dt
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import polars as pl
 import pytest
@@ -21,8 +20,10 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from mlbox.features.definitions import Entity, FeatureView, Field, FrameSource, OnDemandFeatureView
+from mlbox.features.loader import ttl_text
 from mlbox.services import Services
-from mlbox.tui.screens.features import EMPTY, FeaturesScreen, short_source, ttl_text
+from mlbox.tui.screens.features import FeaturesScreen
+from mlbox.tui.views.features import EMPTY, short_source
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
 from mlbox.tui.widgets.error_dialog import ErrorDialog
 from tests.test_tui import app_for, settle, until
@@ -266,19 +267,6 @@ async def test_empty_store(services: Services) -> None:
 
 
 # -- snapshots ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 class TestFeaturesScreen:

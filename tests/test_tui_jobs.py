@@ -10,20 +10,17 @@ clock, since the service stamps rows with the wall clock.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Static
 
 from mlbox.scheduler.schemas import Gpu, GpuStatus, JobSpec, Lease, Resources
 from mlbox.services import Services
-from mlbox.tui.jobs_view import LogTail, board_rows, clean_line, gpus_cell, holder_label, job_rows
 from mlbox.tui.screens.jobs import JobsScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
+from mlbox.tui.views.jobs import LogTail, board_rows, clean_line, gpus_cell, holder_label, job_rows
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
 from mlbox.tui.widgets.gpu_board import GpuBoard
 from mlbox.tui.widgets.job_detail import JobDetailDialog
@@ -180,19 +177,6 @@ async def test_enter_shows_details_and_opens_the_run(gpu_services: Services, loo
 
 
 # -- snapshots ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 def seed_jobs(services: Services) -> None:

@@ -10,10 +10,8 @@ database after seeding: the service stamps them with ``time.time()``.
 
 from __future__ import annotations
 
-import os
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +28,9 @@ from mlbox.tracking.provenance import CodeVersion
 from mlbox.tracking.schemas import Run
 from mlbox.tui.app import MlboxApp
 from mlbox.tui.screens.experiments import ExperimentsScreen
-from mlbox.tui.screens.models import EMPTY, ModelsScreen, alias_stack, key_metrics
+from mlbox.tui.screens.models import ModelsScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
+from mlbox.tui.views.models import EMPTY, alias_stack, key_metrics
 from mlbox.tui.widgets.alias_dialogs import AliasChooser, AliasPrompt
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
 from mlbox.tui.widgets.error_dialog import ErrorDialog
@@ -462,19 +461,6 @@ async def test_navigation_key_and_palette(seeded: Services) -> None:
 
 
 # -- snapshots ------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def utc() -> Iterator[None]:
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 class TestModelsScreen:

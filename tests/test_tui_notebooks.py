@@ -15,8 +15,8 @@ from textual.widgets import Input
 from mlbox.notebooks.schemas import Notebook
 from mlbox.scheduler.schemas import Job, JobSpec
 from mlbox.services import Services
-from mlbox.tui.notebooks_view import notebook_rows
 from mlbox.tui.screens.notebooks import NotebooksScreen
+from mlbox.tui.views.notebooks import notebook_rows
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
 from mlbox.tui.widgets.gpu_prompt import GpuPrompt
 from tests.test_tui import app_for, settle, until

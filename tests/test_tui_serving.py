@@ -30,7 +30,7 @@ from mlbox.serving.tensors import Payload
 from mlbox.store.errors import MlboxError
 from mlbox.tui.app import MlboxApp
 from mlbox.tui.screens.serving import NO_APPLIANCE, ServingScreen
-from mlbox.tui.serving_view import Sample, parse_metrics, request_rates, served_rows
+from mlbox.tui.views.serving import Sample, parse_metrics, request_rates, served_rows
 from tests.test_tui import app_for, settle, until
 
 SIZE = (120, 30)

@@ -9,9 +9,7 @@ and look at the result (``snapshot_report.html`` on failure) before committing.
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from textual.pilot import Pilot
@@ -25,20 +23,6 @@ from tests.test_tui import seed_store
 
 SIZE = (120, 36)
 Snap = Callable[..., bool]
-
-
-@pytest.fixture
-def utc() -> Iterator[None]:
-    """Local time is UTC for the test, so the 'started' column reads the same everywhere."""
-    old = os.environ.get("TZ")
-    os.environ["TZ"] = "UTC"
-    time.tzset()
-    yield
-    if old is None:
-        del os.environ["TZ"]
-    else:
-        os.environ["TZ"] = old
-    time.tzset()
 
 
 @pytest.fixture

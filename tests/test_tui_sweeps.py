@@ -20,7 +20,7 @@ from mlbox.services import Services
 from mlbox.sweeps.schemas import SweepSpec, Trial
 from mlbox.tui.screens.run_detail import RunDetailScreen
 from mlbox.tui.screens.sweeps import SweepsScreen
-from mlbox.tui.sweeps_view import params_text, trial_curves, trial_rows
+from mlbox.tui.views.sweeps import params_text, trial_curves, trial_rows
 from mlbox.tui.widgets.trial_curves import TrialCurves
 from tests.test_tui import app_for, settle, until
 

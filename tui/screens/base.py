@@ -2,6 +2,14 @@
 
 A screen composes its body only; the frame around it is the same everywhere,
 and so is the way a worker reports a refused service call (`fail`).
+
+So is the way a screen reads its service. A worker answers with a message,
+and an answer can arrive after the question was asked again (the cursor
+moved on, a refresh came first): `ask` numbers each question of a kind and
+`stale` tells an answer to an older one, so a slow read never overwrites a
+newer one. A polling screen sets `loading` while its read is under way and
+re-reads on `poll`, which skips a tick while a read is still under way or
+a dialog covers the screen; a refused read ends the loading.
 """
 
 from __future__ import annotations
@@ -25,6 +33,12 @@ class MlboxScreen(Screen[None]):
     SECTION: ClassVar[str] = ""
     """The navigation entry lit while this screen shows (its service's mode)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.loading = False
+        """A read is under way: the periodic re-read (`poll`) waits for it."""
+        self._asked: dict[str, int] = {}
+
     @property
     def ctx(self) -> TuiContext:
         return TuiContext.of(self.app)
@@ -46,6 +60,29 @@ class MlboxScreen(Screen[None]):
     def commands(self) -> Iterable[SystemCommand]:
         """This screen's entries in the command palette (ctrl+p)."""
         return ()
+
+    # -- reading the services --------------------------------------------------------------
+
+    def ask(self, question: str) -> int:
+        """Number a new ``question`` for a worker to answer; answers to the earlier ones are stale."""
+        self._asked[question] = self._asked.get(question, 0) + 1
+        return self._asked[question]
+
+    def stale(self, question: str, seq: int) -> bool:
+        """True for an answer to ``question`` that was asked again since: drop it."""
+        return seq != self._asked.get(question, 0)
+
+    def reload(self) -> None:
+        """Re-read what the screen shows (a polling screen starts its read here)."""
+
+    def poll(self) -> None:
+        """The periodic re-read; skipped while one is under way or a dialog is open."""
+        if not self.loading and self.app.screen is self:
+            self.reload()
+
+    def on_service_failed(self, message: ServiceFailed) -> None:
+        """A refused read ends the loading (the app shows why), so the periodic re-read goes on."""
+        self.loading = False
 
     def fail(self, error: MlboxError) -> None:
         """Report a refused service call; safe from a worker thread (messages are thread-safe)."""

@@ -21,8 +21,8 @@ from textual.widgets import DataTable, Label, Select, Static
 from mlbox.store.errors import MlboxError, NotFound
 from mlbox.tracking.schemas import Comparison, Run
 from mlbox.tracking.series import Chunk
-from mlbox.tui import format as fmt
 from mlbox.tui.screens.base import MlboxScreen
+from mlbox.tui.views import format as fmt
 from mlbox.tui.widgets.metric_plot import MetricPlot
 
 DIFFERS = "bold #e3b341"

@@ -20,10 +20,10 @@ from textual.widgets import DataTable, Input, Static
 
 from mlbox.store.errors import MlboxError
 from mlbox.tracking.schemas import RunPage
-from mlbox.tui import run_columns
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.compare import CompareScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
+from mlbox.tui.views import run_columns
 from mlbox.tui.widgets.runs_table import RunsTable
 
 FetchMode = Literal["replace", "append", "refresh"]
@@ -78,7 +78,6 @@ class ExperimentsScreen(MlboxScreen):
         self.sort_desc = True
         self.total = 0
         self.generation = 0
-        self.loading = False
 
     def compose_body(self) -> ComposeResult:
         yield Input(placeholder=PLACEHOLDER, id="filter", select_on_focus=False)
@@ -111,7 +110,7 @@ class ExperimentsScreen(MlboxScreen):
 
     def request(self, mode: FetchMode, filter: str, *, offset: int = 0, limit: int | None = None) -> None:
         if mode == "replace":
-            self.generation += 1
+            self.generation = self.ask("runs")
         self.loading = True
         order = run_columns.order_by(self._sort_column(), self.sort_desc)
         fetch = Fetch(self.generation, mode, filter, order, offset, limit or self.ctx.page_size)
@@ -152,7 +151,7 @@ class ExperimentsScreen(MlboxScreen):
 
     def on_runs_fetched(self, message: RunsFetched) -> None:
         fetch, page = message.fetch, message.page
-        if fetch.generation != self.generation:
+        if self.stale("runs", fetch.generation):
             return
         self.loading = False
         table = self.table
@@ -178,7 +177,7 @@ class ExperimentsScreen(MlboxScreen):
         self._load_more()  # a page shorter than the screen: fetch the next at once
 
     def on_filter_rejected(self, message: FilterRejected) -> None:
-        if message.fetch.generation != self.generation:
+        if self.stale("runs", message.fetch.generation):
             return
         self.loading = False
         if message.error.field == "filter":

@@ -3,8 +3,10 @@ of a view's rows, and the training sets built from the views; materialize or del
 after a confirmation.
 
 Every feature-store call runs in a thread worker that answers with a message;
-a sequence number drops answers to a question since asked again, so a slow
-sample read never overwrites the one for the view now under the cursor.
+a sequence number (`MlboxScreen.ask`) drops answers to a question since
+asked again, so a slow sample read never overwrites the one for the view now
+under the cursor. What the tables and panes show is computed in
+`mlbox.tui.views.features`.
 ``m`` materializes the selected view incrementally (from where it last
 stopped up to now) once the user confirms the exact window; the catalog is
 re-read afterwards, so the freshness shown is what the online store holds.
@@ -16,82 +18,27 @@ dialog names what uses it.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from mlbox.features.schemas import DeleteResult, EntityInfo, MaterializeResult, TrainingSetInfo, ViewInfo
 from mlbox.features.service import FeatureStore
 from mlbox.store.errors import MlboxError
-from mlbox.tui import format as fmt
-from mlbox.tui.messages import ServiceFailed
 from mlbox.tui.screens.base import MlboxScreen
+from mlbox.tui.views import features as features_view
+from mlbox.tui.views import format as fmt
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
+from mlbox.tui.widgets.table_rows import cursor_key, fill
 
 SAMPLE_ROWS = 12
 TRAINING_SETS = 50
-MAX_CELL = 28
-EMPTY = "no feature views yet: describe them in a YAML file, then  mlbox features apply DEFS.yaml"
-
-
-# -- pure helpers ---------------------------------------------------------------------------
-
-
-def ttl_text(seconds: float | None) -> str:
-    """``7d``, ``12h``, ``90s``; ``-`` for no TTL."""
-    if seconds is None:
-        return "-"
-    for unit, size in (("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
-
-
-def freshness_cell(view: ViewInfo) -> Text:
-    """Where the online store stands for a view's latest version."""
-    if view.kind != "feature_view":
-        return Text("on demand", style="italic")
-    f = view.freshness
-    if f is None or f.materialized_end is None:
-        return Text("never materialized", style="#d29922")
-    return Text(f"to {fmt.when(f.materialized_end)} · {f.rows:,} rows", style="#3fb950")
-
-
-def cell(value: Any) -> str:
-    """A sample value that fits a column."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return fmt.number(value, 5)
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    text = str(value)
-    return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
-
-
-def short_source(text: str, home: str, width: int = 40) -> str:
-    """A view's source on one line: paths under the home as ``$MLBOX_HOME/…``, the
-    middle of a long one elided (its kind and file name are what people scan for)."""
-    text = " ".join(text.replace(home.rstrip("/"), "$MLBOX_HOME").split())
-    if len(text) <= width:
-        return text
-    kind, sep, rest = text.partition(": ")
-    head = f"{kind}{sep}" if sep else ""
-    keep = max(width - len(head) - 1, 8)
-    return f"{head}…{(rest if sep else text)[-keep:]}"
-
-
-def views_of(ts: TrainingSetInfo) -> str:
-    return ", ".join(f"{v.name} v{v.version}" for v in ts.views)
 
 
 # -- messages -------------------------------------------------------------------------------
@@ -154,9 +101,6 @@ class FeaturesScreen(MlboxScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.catalog_seq = 0
-        self.sample_seq = 0
-        self.loading = False
         self.selected: str | None = None
         self.views: list[ViewInfo] = []
         self.sample_view: str | None = None
@@ -181,22 +125,22 @@ class FeaturesScreen(MlboxScreen):
 
     def on_mount(self) -> None:
         views = self.table("views")
-        for label in ("view", "version", "versions", "entities", "features", "ttl", "freshness"):
+        for label in features_view.VIEW_COLUMNS:
             views.add_column(label, key=label)
         views.border_title = "feature views"
         entities = self.table("entities")
-        for label in ("entity", "join keys"):
+        for label in features_view.ENTITY_COLUMNS:
             entities.add_column(label, key=label)
         entities.border_title = "entities"
         sets = self.table("training-sets")
-        for label in ("id", "built", "views", "rows", "entity hash", "name"):
+        for label in features_view.TRAINING_SET_COLUMNS:
             sets.add_column(label, key=label)
         sets.border_title = "training sets"
         self.table("sample").border_title = "sample"
         self.query_one("#view-detail", Static).border_title = "versions"
         views.focus()
         self.reload()
-        self.set_interval(self.ctx.refresh_s, self.refresh_catalog)
+        self.set_interval(self.ctx.refresh_s, self.poll)
 
     def commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand(
@@ -217,13 +161,8 @@ class FeaturesScreen(MlboxScreen):
         self.reload()
 
     def reload(self) -> None:
-        self.catalog_seq += 1
         self.loading = True
-        self.fetch_catalog(self.catalog_seq)
-
-    def refresh_catalog(self) -> None:
-        if not self.loading and self.app.screen is self:
-            self.reload()
+        self.fetch_catalog(self.ask("catalog"))
 
     @work(thread=True, group="features-catalog")
     def fetch_catalog(self, seq: int) -> None:
@@ -237,12 +176,12 @@ class FeaturesScreen(MlboxScreen):
             return
         self.post_message(loaded)
 
-    def request_sample(self, view: ViewInfo) -> None:
-        self.sample_seq += 1
-        if view.kind != "feature_view":
-            self.post_message(SampleLoaded(self.sample_seq, view.name, [], []))
+    def request_sample(self, info: ViewInfo) -> None:
+        seq = self.ask("sample")
+        if info.kind != "feature_view":
+            self.post_message(SampleLoaded(seq, info.name, [], []))
             return
-        self.fetch_sample(self.sample_seq, view.name)
+        self.fetch_sample(seq, info.name)
 
     @work(thread=True, group="features-sample")
     def fetch_sample(self, seq: int, view: str) -> None:
@@ -254,103 +193,48 @@ class FeaturesScreen(MlboxScreen):
             return
         self.post_message(SampleLoaded(seq, view, list(frame.columns), list(frame.iter_rows())))
 
-    def on_service_failed(self, message: ServiceFailed) -> None:
-        self.loading = False
-
     def on_catalog_loaded(self, message: CatalogLoaded) -> None:
-        if message.seq != self.catalog_seq:
+        if self.stale("catalog", message.seq):
             return
         self.loading = False
         self.views = message.views
-        _fill(
+        fill(
             self.table("entities"),
-            [(e.name, (Text(e.name, style="bold"), ", ".join(e.join_keys))) for e in message.entities],
+            [(e.name, features_view.entity_cells(e)) for e in message.entities],
+            keep=None,
         )
-        _fill(
-            self.table("training-sets"),
-            [
-                (
-                    str(ts.id),
-                    (
-                        Text(f"#{ts.id}", justify="right"),
-                        fmt.when(ts.created_at),
-                        views_of(ts),
-                        Text(f"{ts.row_count:,}", justify="right"),
-                        ts.entity_hash[:12],
-                        ts.name or "",
-                    ),
-                )
-                for ts in message.sets
-            ],
+        sets = [(str(ts.id), features_view.training_set_cells(ts)) for ts in message.sets]
+        fill(self.table("training-sets"), sets, keep=None)
+        fill(
+            self.table("views"),
+            [(v.name, features_view.view_cells(v)) for v in message.views],
+            keep=self.selected,
         )
-        _fill(self.table("views"), [(v.name, self._view_cells(v)) for v in message.views], keep=self.selected)
-        self._show_summary(message)
-        name = _cursor_key(self.table("views"))
+        summary = features_view.summary(message.entities, message.views, message.sets)
+        self.query_one("#summary", Static).update(summary)
+        name = cursor_key(self.table("views"))
         changed = name != self.selected
         self.selected = name
         self._show_detail()
-        view = self.current_view()
-        if view is None:
+        current = self.current_view()
+        if current is None:
             self._show_sample(None, [], [])
-        elif changed or self.sample_view != view.name:
-            self.request_sample(view)
-
-    def _view_cells(self, v: ViewInfo) -> tuple[Text | str, ...]:
-        return (
-            Text(v.name, style="bold"),
-            Text(f"v{v.version}", justify="right"),
-            Text(str(len(v.versions)), justify="right"),
-            ", ".join(v.entities) or "-",
-            Text(str(len(v.features)), justify="right"),
-            Text(ttl_text(v.ttl_s), justify="right"),
-            freshness_cell(v),
-        )
+        elif changed or self.sample_view != current.name:
+            self.request_sample(current)
 
     def on_sample_loaded(self, message: SampleLoaded) -> None:
-        if message.seq != self.sample_seq:
+        if self.stale("sample", message.seq):
             return
         self._show_sample(message.view, message.columns, message.rows)
 
     # -- showing ----------------------------------------------------------------------------
 
-    def _show_summary(self, message: CatalogLoaded) -> None:
-        summary = self.query_one("#summary", Static)
-        if not message.views and not message.entities:
-            summary.update(EMPTY)
-            return
-        n_views, n_sets = len(message.views), len(message.sets)
-        summary.update(
-            f"{len(message.entities)} entit{'y' if len(message.entities) == 1 else 'ies'} · "
-            f"{n_views} view{'' if n_views == 1 else 's'} · {n_sets} training set{'' if n_sets == 1 else 's'}"
-            "  ·  m: materialize the selected view up to now  ·  d: delete it"
-        )
-
     def _show_detail(self) -> None:
-        detail = self.query_one("#view-detail", Static)
-        view = self.current_view()
-        if view is None:
-            detail.update("")
-            return
-        text = Text()
-        text.append(f"{view.name}", style="bold")
-        text.append(f"  {view.kind.replace('_', ' ')}\n", style="italic")
-        if view.source:
-            text.append(f"{short_source(view.source, str(self.ctx.services.home.root))}\n", style="dim")
-        for version in reversed(view.versions):
-            mark = "●" if version.version == view.version else " "
-            text.append(f"{mark} v{version.version:<3} {version.hash}  {fmt.when(version.created_at)}\n")
-        features = ", ".join(f"{f.name}:{f.dtype}" for f in view.features)
-        text.append(f"features {features}\n")
-        if view.request:
-            text.append(f"request {', '.join(f'{f.name}:{f.dtype}' for f in view.request)}\n")
-        keys = ", ".join(view.join_keys)
-        text.append(f"keys {keys or '-'} · time {view.timestamp_field or '-'}")
-        if view.created_timestamp_field:
-            text.append(f" · created {view.created_timestamp_field}")
-        f = view.freshness
-        if f is not None and f.newest_event_ts is not None:
-            text.append(f"\nnewest online event {fmt.when(f.newest_event_ts)}")
-        detail.update(text)
+        current = self.current_view()
+        home = str(self.ctx.services.home.root)
+        self.query_one("#view-detail", Static).update(
+            "" if current is None else features_view.view_detail(current, home)
+        )
 
     def _show_sample(self, view: str | None, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
         self.sample_view = view
@@ -359,18 +243,18 @@ class FeaturesScreen(MlboxScreen):
         for c in columns:
             table.add_column(c, key=c)
         for i, row in enumerate(rows):
-            table.add_row(*(cell(v) for v in row), key=str(i))
+            table.add_row(*(features_view.cell(v) for v in row), key=str(i))
         table.border_title = f"sample of {view}" if view and columns else "sample"
 
     @on(DataTable.RowHighlighted, "#views")
     def view_highlighted(self) -> None:
-        name = _cursor_key(self.table("views"))
+        name = cursor_key(self.table("views"))
         if name is not None and name != self.selected:
             self.selected = name
             self._show_detail()
-            view = self.current_view()
-            if view is not None:
-                self.request_sample(view)
+            current = self.current_view()
+            if current is not None:
+                self.request_sample(current)
 
     def current_view(self) -> ViewInfo | None:
         return next((v for v in self.views if v.name == self.selected), None)
@@ -474,31 +358,3 @@ class FeaturesScreen(MlboxScreen):
             r = message.result
             self.notify(f"{r.name}: {r.online_rows:,} online rows removed", title="Deleted")
         self.reload()
-
-
-# -- tables -----------------------------------------------------------------------------------
-
-
-def _cursor_key(table: DataTable[Any]) -> str | None:
-    if not table.row_count:
-        return None
-    row = min(max(table.cursor_row, 0), table.row_count - 1)
-    return table.coordinate_to_cell_key(Coordinate(row, 0)).row_key.value
-
-
-def _fill(
-    table: DataTable[Any], rows: Sequence[tuple[str, Sequence[Any]]], *, keep: str | None = None
-) -> None:
-    """Replace the rows unless they are the same, then put the cursor on ``keep`` (or where it was)."""
-    current = [(str(k.value), list(table.get_row(k))) for k in table.rows]
-    if current == [(key, list(cells)) for key, cells in rows]:
-        return
-    row = table.cursor_row
-    table.clear()
-    for key, cells in rows:
-        table.add_row(*cells, key=key)
-    keys = [key for key, _ in rows]
-    if keep in keys:
-        table.move_cursor(row=keys.index(keep), animate=False)
-    elif rows:
-        table.move_cursor(row=min(max(row, 0), len(rows) - 1), animate=False)

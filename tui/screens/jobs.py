@@ -3,7 +3,7 @@
 Every scheduler call runs in a thread worker that answers with a message.
 The queue and the board are re-read every ``refresh_s``; the selected job's
 log every ``live_s`` while following, by offset, so each poll reads only what
-was written since (`mlbox.tui.jobs_view.LogTail` keeps the last lines). A job
+was written since (`mlbox.tui.views.jobs.LogTail` keeps the last lines). A job
 is cancelled only after the user confirms it in a modal; retry queues a
 finished job again. Either way the queue is re-read at once, so what is shown
 is what the jobs table holds. The screen only reads and writes rows: the
@@ -29,10 +29,10 @@ from textual.widgets import DataTable, Static
 from mlbox.scheduler.schemas import Attempt, GpuStatus, Job
 from mlbox.scheduler.service import SchedulerService
 from mlbox.store.errors import MlboxError
-from mlbox.tui import jobs_view as view
 from mlbox.tui.messages import ServiceFailed
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
+from mlbox.tui.views import jobs as view
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
 from mlbox.tui.widgets.gpu_board import GpuBoard
 from mlbox.tui.widgets.job_detail import JobDetailDialog
@@ -154,8 +154,6 @@ class JobsScreen(MlboxScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.seq = 0
-        self.loading = False
         self.jobs: dict[int, Job] = {}
         self.order: list[int] = []
         self.follow = True
@@ -193,7 +191,7 @@ class JobsScreen(MlboxScreen):
         self.log_view.set_title(None, follow=self.follow)
         table.focus()
         self.reload()
-        self.set_interval(self.ctx.refresh_s, self.refresh_jobs)
+        self.set_interval(self.ctx.refresh_s, self.poll)
         self.set_interval(self.ctx.live_s, self.poll_log)
 
     def commands(self) -> Iterable[SystemCommand]:
@@ -207,14 +205,8 @@ class JobsScreen(MlboxScreen):
     # -- the queue and the board ------------------------------------------------------------
 
     def reload(self) -> None:
-        self.seq += 1
         self.loading = True
-        self.fetch_jobs(self.seq)
-
-    def refresh_jobs(self) -> None:
-        """The periodic re-read; skipped while one is under way or a dialog is open."""
-        if not self.loading and self.app.screen is self:
-            self.reload()
+        self.fetch_jobs(self.ask("jobs"))
 
     @work(thread=True, group="jobs")
     def fetch_jobs(self, seq: int) -> None:
@@ -227,12 +219,11 @@ class JobsScreen(MlboxScreen):
         self.post_message(JobsLoaded(seq, jobs, board, self.clock()))
 
     def on_service_failed(self, message: ServiceFailed) -> None:
-        """A refused read ends the loading (the app shows why), so the periodic re-read goes on."""
-        self.loading = False
+        """A refused log read ends too (`MlboxScreen` ends the loading), so the tail goes on."""
         self.reading_log = False
 
     def on_jobs_loaded(self, message: JobsLoaded) -> None:
-        if message.seq != self.seq:
+        if self.stale("jobs", message.seq):
             return
         self.loading = False
         self.jobs = {j.id: j for j in message.jobs}
@@ -271,7 +262,7 @@ class JobsScreen(MlboxScreen):
         if job_id == self.tail_job:
             return
         self.tail_job = job_id
-        self.tail_generation += 1
+        self.tail_generation = self.ask("log")
         self.tail = view.LogTail(TAIL_LINES)
         log = self.log_view
         log.show([])
@@ -311,7 +302,7 @@ class JobsScreen(MlboxScreen):
         self.post_message(LogRead(job_id, generation, start, b"".join(chunks), next_offset))
 
     def on_log_read(self, message: LogRead) -> None:
-        if message.generation != self.tail_generation:
+        if self.stale("log", message.generation):
             return
         self.reading_log = False
         if message.start > self.tail.offset:

@@ -25,9 +25,8 @@ from mlbox.notebooks.schemas import ACTIVE_STATES, Notebook
 from mlbox.notebooks.service import NotebookService
 from mlbox.scheduler.schemas import Job
 from mlbox.store.errors import MlboxError, NotFound
-from mlbox.tui import notebooks_view as view
-from mlbox.tui.messages import ServiceFailed
 from mlbox.tui.screens.base import MlboxScreen
+from mlbox.tui.views import notebooks as view
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
 from mlbox.tui.widgets.gpu_prompt import GpuPrompt
 from mlbox.tui.widgets.table_rows import cursor_key, fill
@@ -104,8 +103,6 @@ class NotebooksScreen(MlboxScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.seq = 0
-        self.loading = False
         self.notebooks: dict[int, Notebook] = {}
         self.rows: dict[str, view.NotebookRow] = {}
         self.gpus = (0, 0)
@@ -134,7 +131,7 @@ class NotebooksScreen(MlboxScreen):
         self.query_one("#detail", Static).border_title = "selected"
         self.table.focus()
         self.reload()
-        self.set_interval(self.ctx.refresh_s, self.refresh_notebooks)
+        self.set_interval(self.ctx.refresh_s, self.poll)
 
     def commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand(
@@ -146,13 +143,8 @@ class NotebooksScreen(MlboxScreen):
     # -- fetching ---------------------------------------------------------------------------
 
     def reload(self) -> None:
-        self.seq += 1
         self.loading = True
-        self.fetch(self.seq)
-
-    def refresh_notebooks(self) -> None:
-        if not self.loading and self.app.screen is self:
-            self.reload()
+        self.fetch(self.ask("notebooks"))
 
     @work(thread=True, group="notebooks")
     def fetch(self, seq: int) -> None:
@@ -173,11 +165,8 @@ class NotebooksScreen(MlboxScreen):
             return
         self.post_message(NotebooksLoaded(seq, notebooks, jobs, gpus, self.clock()))
 
-    def on_service_failed(self, message: ServiceFailed) -> None:
-        self.loading = False
-
     def on_notebooks_loaded(self, message: NotebooksLoaded) -> None:
-        if message.seq != self.seq:
+        if self.stale("notebooks", message.seq):
             return
         self.loading = False
         self.gpus = message.gpus

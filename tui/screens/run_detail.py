@@ -26,9 +26,9 @@ from textual.widgets.selection_list import Selection
 from mlbox.store.errors import MlboxError, NotFound
 from mlbox.tracking.schemas import RunDetail
 from mlbox.tracking.series import Chunk
-from mlbox.tui import format as fmt
 from mlbox.tui.messages import ServiceFailed
 from mlbox.tui.screens.base import MlboxScreen
+from mlbox.tui.views import format as fmt
 from mlbox.tui.widgets.metric_plot import MetricPlot
 
 
@@ -92,7 +92,6 @@ class RunDetailScreen(MlboxScreen):
         self.detail: RunDetail | None = None
         self.keys: list[str] = []
         self.user_picked = False
-        self.loading = False
         self.live: Timer | None = None
         self.shown_rows: dict[str, list[tuple[str | Text, ...]]] = {}
 
@@ -155,7 +154,6 @@ class RunDetailScreen(MlboxScreen):
 
     def on_service_failed(self, message: ServiceFailed) -> None:
         """Stop re-reading a run the service refuses (e.g. it is gone); the app shows why."""
-        self.loading = False
         if self.live is not None:
             self.live.stop()
             self.live = None

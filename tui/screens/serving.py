@@ -4,7 +4,7 @@ per served model version.
 A thread worker samples the serving totals every ``live_s`` (one second by
 default): from the embedded appliance's `ServingService` when the TUI runs
 one, else from ``GET {beside_url}/metrics`` when an appliance runs beside it.
-Rates are differences of successive samples (`mlbox.tui.serving_view`). With
+Rates are differences of successive samples (`mlbox.tui.views.serving`). With
 no appliance at all nothing is served, and the screen says so.
 """
 
@@ -25,7 +25,7 @@ from textual.widgets import DataTable, Static
 
 from mlbox.serving.service import ServingService
 from mlbox.tui.screens.base import MlboxScreen
-from mlbox.tui.serving_view import (
+from mlbox.tui.views.serving import (
     WINDOW_S,
     ModelKey,
     Sample,

@@ -24,10 +24,9 @@ from textual.widgets import DataTable, Static
 from mlbox.store.errors import MlboxError
 from mlbox.sweeps.schemas import LIVE_SWEEP_STATES, Sweep, Trial
 from mlbox.sweeps.service import SweepService
-from mlbox.tui import sweeps_view as view
-from mlbox.tui.messages import ServiceFailed
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
+from mlbox.tui.views import sweeps as view
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
 from mlbox.tui.widgets.table_rows import cursor_key, fill
 from mlbox.tui.widgets.trial_curves import TrialCurves
@@ -127,9 +126,6 @@ class SweepsScreen(MlboxScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sweeps_seq = 0
-        self.trials_seq = 0
-        self.loading = False
         self.selected: int | None = None
         self.sweeps: dict[int, Sweep] = {}
         self.trials: list[Trial] = []
@@ -164,7 +160,7 @@ class SweepsScreen(MlboxScreen):
         self.query_one(TrialCurves).border_title = "reported values"
         self.sweeps_table.focus()
         self.reload()
-        self.set_interval(self.ctx.refresh_s, self.refresh_sweeps)
+        self.set_interval(self.ctx.refresh_s, self.poll)
 
     def commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand(
@@ -175,13 +171,8 @@ class SweepsScreen(MlboxScreen):
     # -- fetching ---------------------------------------------------------------------------
 
     def reload(self) -> None:
-        self.sweeps_seq += 1
         self.loading = True
-        self.fetch_sweeps(self.sweeps_seq)
-
-    def refresh_sweeps(self) -> None:
-        if not self.loading and self.app.screen is self:
-            self.reload()
+        self.fetch_sweeps(self.ask("sweeps"))
 
     @work(thread=True, group="sweeps")
     def fetch_sweeps(self, seq: int) -> None:
@@ -193,9 +184,8 @@ class SweepsScreen(MlboxScreen):
         self.post_message(SweepsLoaded(seq, sweeps))
 
     def request_trials(self, sweep_id: int) -> None:
-        self.trials_seq += 1
         self.loading = True
-        self.fetch_trials(self.trials_seq, sweep_id)
+        self.fetch_trials(self.ask("trials"), sweep_id)
 
     @work(thread=True, group="trials")
     def fetch_trials(self, seq: int, sweep_id: int) -> None:
@@ -208,11 +198,8 @@ class SweepsScreen(MlboxScreen):
             return
         self.post_message(TrialsLoaded(seq, sweep, trials, curves))
 
-    def on_service_failed(self, message: ServiceFailed) -> None:
-        self.loading = False
-
     def on_sweeps_loaded(self, message: SweepsLoaded) -> None:
-        if message.seq != self.sweeps_seq:
+        if self.stale("sweeps", message.seq):
             return
         self.sweeps = {s.id: s for s in message.sweeps}
         rows = view.sweep_rows(message.sweeps)
@@ -228,7 +215,7 @@ class SweepsScreen(MlboxScreen):
             self.request_trials(self.selected)
 
     def on_trials_loaded(self, message: TrialsLoaded) -> None:
-        if message.seq != self.trials_seq or message.sweep.id != self.selected:
+        if self.stale("trials", message.seq) or message.sweep.id != self.selected:
             return
         self.loading = False
         self._show_trials(message.sweep, message.trials, message.curves)

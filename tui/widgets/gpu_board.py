@@ -2,7 +2,7 @@
 
 Training jobs, sweep trials and notebooks draw GPUs from the one lease table,
 so this board is where a user sees who holds which GPU. It draws rows the
-screen computed (`mlbox.tui.jobs_view.board_rows`) and keeps them in `rows`,
+screen computed (`mlbox.tui.views.jobs.board_rows`) and keeps them in `rows`,
 so a test can read what is shown.
 """
 
@@ -14,7 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from mlbox.tui.jobs_view import HOLDER_STYLES, GpuRow
+from mlbox.tui.views.jobs import HOLDER_STYLES, GpuRow
 
 NO_GPUS = "no GPUs: jobs run on CPU (set MLBOX_GPUS=2 to simulate two)"
 

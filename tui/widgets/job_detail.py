@@ -1,7 +1,7 @@
 """A job in full, in a modal: what runs, with which resources, its attempts, its run and log.
 
 The screen reads the job and its attempts in a worker and hands the lines
-(`mlbox.tui.jobs_view.job_details`); the dialog answers ``"run"`` when the
+(`mlbox.tui.views.jobs.job_details`); the dialog answers ``"run"`` when the
 user asks to open the job's tracking run (``o``), else None.
 """
 

@@ -1,7 +1,7 @@
 """The live tail of one job's log: the last lines, following new output while asked to.
 
 The screen reads the log by offset in a worker and hands the lines it keeps
-(`mlbox.tui.jobs_view.LogTail`); this widget only shows them. While
+(`mlbox.tui.views.jobs.LogTail`); this widget only shows them. While
 following, it stays scrolled to the end; paused, it keeps still so the user
 can scroll back.
 """

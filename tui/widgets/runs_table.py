@@ -18,7 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 from mlbox.tracking.schemas import Run
-from mlbox.tui.run_columns import Column
+from mlbox.tui.views.run_columns import Column
 
 MAX_CELL = 28
 

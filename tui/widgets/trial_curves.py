@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from textual_plotext import PlotextPlot
 
-from mlbox.tui.sweeps_view import Curve
+from mlbox.tui.views.sweeps import Curve
 
 COLORS = {"best": "green+", "selected": "white", "pruned": "red", "failed": "magenta", "other": "gray"}
 

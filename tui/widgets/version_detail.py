@@ -2,8 +2,8 @@
 
 The pane only shows what it is given (a version and the model's history);
 the Models screen fetches both in a worker. The text builders are pure
-functions over registry values, so the versions table and the pane describe
-a signature the same way.
+functions over registry values; a tensor reads as `TensorSpec.brief` has it,
+as in the versions table (`Signature.brief`) and the CLI.
 """
 
 from __future__ import annotations
@@ -17,35 +17,10 @@ from textual.widgets import DataTable, Static
 
 from mlbox.registry.schemas import AliasMove, ModelVersion
 from mlbox.registry.signature import Schema, Signature
-from mlbox.tui import format as fmt
+from mlbox.tui.views import format as fmt
 
 MAX_SCHEMA_LINES = 8
 SHA_PREFIX = 12
-
-
-def shape_text(shape: Sequence[int]) -> str:
-    """``[*, 4]``: ``*`` for the batch (any size) dimension."""
-    return "[" + ", ".join("*" if d < 0 else str(d) for d in shape) + "]"
-
-
-def schema_brief(schema: Schema) -> str:
-    """A schema in a table cell: ``float64 [*, 4]``, ``3 tensors``, ``12 columns``."""
-    if schema.kind == "tensor" and schema.tensors:
-        t = schema.tensors[0]
-        return f"{t.dtype} {shape_text(t.shape)}"
-    if schema.kind == "tensors":
-        return f"{len(schema.tensors)} tensors"
-    return f"{len(schema.columns)} columns"
-
-
-def signature_brief(signature: Signature | None) -> str:
-    """``float64 [*, 4] → int64 [*]``; ``-`` when the version was registered without an example."""
-    if signature is None:
-        return "-"
-    text = schema_brief(signature.inputs)
-    if signature.outputs is not None:
-        text += f" → {schema_brief(signature.outputs)}"
-    return text
 
 
 def schema_lines(schema: Schema, unnamed: str = "input") -> list[str]:
@@ -54,7 +29,7 @@ def schema_lines(schema: Schema, unnamed: str = "input") -> list[str]:
     if schema.kind == "columns":
         lines = [f"{c.name}: {c.dtype}" for c in schema.columns]
     else:
-        lines = [f"{t.name or unnamed}: {t.dtype} {shape_text(t.shape)}" for t in schema.tensors]
+        lines = [f"{t.name or unnamed}: {t.brief()}" for t in schema.tensors]
     if len(lines) > MAX_SCHEMA_LINES:
         more = len(lines) - MAX_SCHEMA_LINES + 1
         lines = [*lines[: MAX_SCHEMA_LINES - 1], f"… and {more} more"]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlbox.sweeps.schemas import Sweep, Trial
-from mlbox.tui import format as fmt
+from mlbox.tui.views import format as fmt
 
 TRIAL_STYLES: dict[str, str] = {
     "running": "bold #4ea1ff",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from mlbox.notebooks.schemas import Notebook
 from mlbox.scheduler.schemas import Job
-from mlbox.tui import format as fmt
+from mlbox.tui.views import format as fmt
 
 STATE_STYLES: dict[str, str] = {
     "starting": "bold #d29922",

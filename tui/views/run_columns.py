@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from rich.text import Text
 
 from mlbox.tracking.schemas import Run
-from mlbox.tui import format as fmt
+from mlbox.tui.views import format as fmt
 
 MARK = "●"
 

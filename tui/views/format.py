@@ -2,16 +2,22 @@
 
 Pure functions over values, shared by every screen, so a run's start time or a
 metric reads the same in the table, the detail and the comparison. Times are
-shown in local time; tests fix ``TZ`` to keep snapshots stable.
+shown in local time, to the minute (`mlbox.timefmt`, shared with the CLI);
+tests fix ``TZ`` to keep snapshots stable.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import re
 
 from rich.text import Text
+
+from mlbox import timefmt
+
+when = timefmt.when_minute
+"""A timestamp as ``YYYY-MM-DD HH:MM`` local time (a narrow column); ``-`` when unknown."""
+duration = timefmt.duration
 
 STATUS_STYLES: dict[str, str] = {
     "running": "bold #4ea1ff",
@@ -27,29 +33,6 @@ STATUS_ICONS: dict[str, str] = {
     "killed": "■",
     "crashed": "!",
 }
-
-
-def when(ts: float | None) -> str:
-    """A timestamp as ``YYYY-MM-DD HH:MM`` local time; ``-`` when unknown."""
-    if ts is None:
-        return "-"
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
-
-
-def duration(seconds: float | None) -> str:
-    """A duration that fits a narrow column: ``850ms``, ``42s``, ``3m07s``, ``2h05m``, ``3d04h``."""
-    if seconds is None or math.isnan(seconds) or seconds < 0:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    s = int(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def run_duration(start: float, end: float | None, heartbeat: float) -> float:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mlbox.scheduler.schemas import Attempt, GpuStatus, Job, Lease
-from mlbox.tui import format as fmt
+from mlbox.tui.views import format as fmt
 
 STATE_STYLES: dict[str, str] = {
     "queued": "#8b949e",
