@@ -25,6 +25,7 @@ from mlbox.api.app import MAX_BODY_BYTES, create_app
 from mlbox.api.security import host_name
 from mlbox.services import Services
 from mlbox.tracking.schemas import Run
+from tests.helpers import error
 
 TOKEN = "test-token-5c0a8e"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -93,17 +94,6 @@ def seeded(services: Services) -> Seeded:
     t.log_points(b.id, [("acc", 0, 1000.0, 0.4)])
     t.end_run(b.id)
     return Seeded(a=a, b=b, artifact=artifact, loss=loss)
-
-
-def _is_error_json(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body: dict[str, Any] = response.json()
-    assert isinstance(body.get("error"), str) and body["error"]
-    assert "Traceback" not in response.text
-    if field is not None:
-        assert body.get("field") == field, body
-    return body
 
 
 async def _raw_get(app: Litestar, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -176,7 +166,7 @@ def test_every_route_but_health_and_schema_refuses_missing_or_wrong_token(
                 {"Authorization": "Bearer "},
             ):
                 response = anon.request(method, url, headers=headers)
-                _is_error_json(response, 401, field="authorization")
+                error(response, 401, field="authorization")
             assert anon.request(method, url, headers=AUTH).status_code != 401, (method, url)
     # the walk saw the routes that matter, so it cannot pass by visiting nothing
     assert visited >= EXPECTED_OPEN
@@ -201,7 +191,9 @@ def test_every_documented_route_has_a_unique_operation_id(app: Litestar) -> None
         for path in [route.path_format]
     }
     schema = app.openapi_schema.to_schema()
-    ops = {(method.upper(), path): op for path, item in schema["paths"].items() for method, op in item.items()}
+    ops = {
+        (method.upper(), path): op for path, item in schema["paths"].items() for method, op in item.items()
+    }
     assert documented <= set(ops), documented - set(ops)
     ids = [op.get("operationId") for op in ops.values()]
     assert all(ids) and len(ids) == len(set(ids)) >= 14, ids
@@ -229,7 +221,7 @@ def test_bearer_scheme_is_case_insensitive(anon: TestClient[Litestar]) -> None:
 )
 @pytest.mark.parametrize("path", ["/api/v1/health", "/schema/openapi.json", "/api/v1/runs"])
 def test_foreign_host_is_refused_everywhere(client: TestClient[Litestar], host: str, path: str) -> None:
-    _is_error_json(client.get(path, headers={"Host": host}), 403, field="host")
+    error(client.get(path, headers={"Host": host}), 403, field="host")
 
 
 @pytest.mark.parametrize("host", ["localhost:5151", "127.0.0.1", "[::1]:5151", "LOCALHOST", "127.0.0.1:80"])
@@ -242,7 +234,7 @@ def test_configured_hosts_are_accepted(services: Services) -> None:
     app = create_app(dataclasses.replace(services, settings=settings), token=TOKEN)
     with TestClient(app, base_url=BASE) as c:
         assert c.get("/api/v1/health", headers={"Host": "mlbox.lan:5151"}).status_code == 200
-        _is_error_json(c.get("/api/v1/health", headers={"Host": "other.lan"}), 403, field="host")
+        error(c.get("/api/v1/health", headers={"Host": "other.lan"}), 403, field="host")
 
 
 def test_host_name_parsing() -> None:
@@ -289,10 +281,10 @@ def test_experiments(client: TestClient[Litestar], seeded: Seeded) -> None:
     exp = created.json()
     assert exp["name"] == "audio" and exp["run_count"] == 0
     assert client.get(f"/api/v1/experiments/{exp['id']}").json() == exp
-    _is_error_json(client.post("/api/v1/experiments", json={"name": "audio"}), 409, field="experiment")
-    _is_error_json(client.post("/api/v1/experiments", json={"name": " "}), 400, field="experiment")
-    _is_error_json(client.post("/api/v1/experiments", json={"title": "x"}), 400, field="body")
-    _is_error_json(client.get("/api/v1/experiments/999"), 404, field="experiment")
+    error(client.post("/api/v1/experiments", json={"name": "audio"}), 409, field="experiment")
+    error(client.post("/api/v1/experiments", json={"name": " "}), 400, field="experiment")
+    error(client.post("/api/v1/experiments", json={"title": "x"}), 400, field="body")
+    error(client.get("/api/v1/experiments/999"), 404, field="experiment")
 
 
 # -- runs: search, detail, compare -----------------------------------------------------------
@@ -317,9 +309,9 @@ def test_search_runs_by_body(client: TestClient[Litestar], seeded: Seeded) -> No
     r = client.post("/api/v1/runs/search", json={"filter": "metrics.acc < 0.9", "experiments": ["text"]})
     assert r.status_code == 200
     assert [run["id"] for run in r.json()["runs"]] == [seeded.b.id]
-    _is_error_json(client.post("/api/v1/runs/search", json={"filter": "metrics.acc >"}), 400, field="filter")
-    _is_error_json(client.post("/api/v1/runs/search", json={"limit": "ten"}), 400, field="limit")
-    _is_error_json(client.post("/api/v1/runs/search", json={"fliter": "x"}), 400, field="body")
+    error(client.post("/api/v1/runs/search", json={"filter": "metrics.acc >"}), 400, field="filter")
+    error(client.post("/api/v1/runs/search", json={"limit": "ten"}), 400, field="limit")
+    error(client.post("/api/v1/runs/search", json={"fliter": "x"}), 400, field="body")
 
 
 @pytest.mark.parametrize(
@@ -338,14 +330,14 @@ def test_search_runs_by_body(client: TestClient[Litestar], seeded: Seeded) -> No
 def test_bad_search_input_is_400_naming_the_field(
     client: TestClient[Litestar], seeded: Seeded, params: dict[str, str], field: str
 ) -> None:
-    _is_error_json(client.get("/api/v1/runs", params=params), 400, field=field)
+    error(client.get("/api/v1/runs", params=params), 400, field=field)
 
 
 @pytest.mark.parametrize("order_by", ["metrics.acc sideways", "bogus", "metrics."])
 def test_bad_order_by_is_400_naming_order_by(
     client: TestClient[Litestar], seeded: Seeded, order_by: str
 ) -> None:
-    _is_error_json(client.get("/api/v1/runs", params={"order_by": order_by}), 400, field="order_by")
+    error(client.get("/api/v1/runs", params={"order_by": order_by}), 400, field="order_by")
 
 
 def test_run_detail(client: TestClient[Litestar], seeded: Seeded) -> None:
@@ -370,10 +362,10 @@ def test_unknown_run_is_404(client: TestClient[Litestar], seeded: Seeded) -> Non
         "/api/v1/runs/999/artifacts",
         "/api/v1/runs/999/artifacts/model/weights.bin",
     ]:
-        _is_error_json(client.get(path), 404, field="run_id")
-    _is_error_json(client.post("/api/v1/runs/999/end", json={}), 404, field="run_id")
-    _is_error_json(client.post("/api/v1/runs/999/log-batch", json={"params": {"a": 1}}), 404, field="run_id")
-    _is_error_json(client.get("/api/v1/runs/abc"), 404)  # not an id: no such route
+        error(client.get(path), 404, field="run_id")
+    error(client.post("/api/v1/runs/999/end", json={}), 404, field="run_id")
+    error(client.post("/api/v1/runs/999/log-batch", json={"params": {"a": 1}}), 404, field="run_id")
+    error(client.get("/api/v1/runs/abc"), 404)  # not an id: no such route
 
 
 def test_compare(client: TestClient[Litestar], seeded: Seeded) -> None:
@@ -382,10 +374,10 @@ def test_compare(client: TestClient[Litestar], seeded: Seeded) -> None:
     assert cmp["params"]["lr"] == ["0.01", "0.1"]
     assert cmp["params"]["layers"] == ["3", None]
     assert cmp["metrics"]["acc"] == [0.95, 0.4]
-    _is_error_json(client.get("/api/v1/runs/compare", params={"ids": seeded.a.id}), 400, field="run_ids")
-    _is_error_json(client.get("/api/v1/runs/compare"), 400, field="ids")
-    _is_error_json(client.get("/api/v1/runs/compare", params={"ids": ["1", "x"]}), 400, field="ids")
-    _is_error_json(client.get("/api/v1/runs/compare", params={"ids": [seeded.a.id, 999]}), 404)
+    error(client.get("/api/v1/runs/compare", params={"ids": seeded.a.id}), 400, field="run_ids")
+    error(client.get("/api/v1/runs/compare"), 400, field="ids")
+    error(client.get("/api/v1/runs/compare", params={"ids": ["1", "x"]}), 400, field="ids")
+    error(client.get("/api/v1/runs/compare", params={"ids": [seeded.a.id, 999]}), 404)
 
 
 # -- metrics -------------------------------------------------------------------------------
@@ -400,9 +392,9 @@ def test_metric_history(client: TestClient[Litestar], seeded: Seeded) -> None:
     thin = client.get(f"{url}/train/loss", params={"max_points": 5}).json()["points"]
     assert len(thin) == 5 and tuple(thin[-1]) == seeded.loss[-1]
     assert client.get(f"{url}/div").json()["points"] == [[0, 1000.0, None]]
-    _is_error_json(client.get(f"{url}/train/loss", params={"max_points": 1}), 400, field="max_points")
-    _is_error_json(client.get(f"{url}/train/loss", params={"max_points": "many"}), 400, field="max_points")
-    _is_error_json(client.get(f"{url}/nope"), 404, field="key")
+    error(client.get(f"{url}/train/loss", params={"max_points": 1}), 400, field="max_points")
+    error(client.get(f"{url}/train/loss", params={"max_points": "many"}), 400, field="max_points")
+    error(client.get(f"{url}/nope"), 404, field="key")
 
 
 # -- logging from a remote client ---------------------------------------------------------------
@@ -427,14 +419,12 @@ def test_create_log_and_end_a_run(client: TestClient[Litestar], services: Servic
     assert client.get(f"{url}/metrics/loss").json()["points"][2] == [2, 12.0, None]
     # the same param again is fine, another value is a conflict
     assert client.post(f"{url}/log-batch", json={"params": {"opt": "adam"}}).status_code == 200
-    _is_error_json(client.post(f"{url}/log-batch", json={"params": {"opt": "sgd"}}), 409, field="opt")
-    _is_error_json(client.post(f"{url}/log-batch", json={"metrics": [["loss", "x", 1, 2]]}), 400)
-    _is_error_json(
-        client.post(f"{url}/log-batch", json={"metrics": [["", 3, 1.0, 2.0]]}), 400, field="metric"
-    )
-    _is_error_json(client.post(f"{url}/log-batch", content=b'{"params": '), 400, field="body")
-    _is_error_json(client.post(f"{url}/log-batch", json={"metrics": "lots"}), 400, field="metrics")
-    _is_error_json(client.post(f"{url}/end", json={"status": "running"}), 400, field="status")
+    error(client.post(f"{url}/log-batch", json={"params": {"opt": "sgd"}}), 409, field="opt")
+    error(client.post(f"{url}/log-batch", json={"metrics": [["loss", "x", 1, 2]]}), 400)
+    error(client.post(f"{url}/log-batch", json={"metrics": [["", 3, 1.0, 2.0]]}), 400, field="metric")
+    error(client.post(f"{url}/log-batch", content=b'{"params": '), 400, field="body")
+    error(client.post(f"{url}/log-batch", json={"metrics": "lots"}), 400, field="metrics")
+    error(client.post(f"{url}/end", json={"status": "running"}), 400, field="status")
     ended = client.post(f"{url}/end", json={"status": "failed"})
     assert ended.status_code == 200 and ended.json()["status"] == "failed"
     assert services.tracking.get_run(run["id"]).status == "failed"
@@ -445,7 +435,7 @@ def test_create_log_and_end_a_run(client: TestClient[Litestar], services: Servic
 
 def test_body_over_the_limit_is_413(client: TestClient[Litestar], seeded: Seeded) -> None:
     big = b'{"params": {"x": "' + b"a" * MAX_BODY_BYTES + b'"}}'
-    _is_error_json(client.post(f"/api/v1/runs/{seeded.a.id}/log-batch", content=big), 413)
+    error(client.post(f"/api/v1/runs/{seeded.a.id}/log-batch", content=big), 413)
 
 
 # -- artifacts ---------------------------------------------------------------------------------
@@ -461,7 +451,7 @@ def test_list_and_download_artifact(client: TestClient[Litestar], seeded: Seeded
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["etag"] == f'"{listing[0]["sha256"]}"'
     assert "attachment" in r.headers["content-disposition"]
-    _is_error_json(client.get(f"{url}/model/other.bin"), 404, field="path")
+    error(client.get(f"{url}/model/other.bin"), 404, field="path")
 
 
 @pytest.fixture
@@ -490,7 +480,7 @@ def test_encoded_traversal_never_leaves_the_store(
 ) -> None:
     r = client.get(f"/api/v1/runs/{seeded.a.id}/artifacts/{tail}")
     assert r.status_code in (400, 404), r.text
-    _is_error_json(r, r.status_code)
+    error(r, r.status_code)
     assert b"TOP-SECRET" not in r.content
 
 
@@ -530,7 +520,7 @@ def test_symlink_planted_in_the_store_is_not_followed(
     obj.unlink()
     obj.symlink_to(target)
     r = client.get(f"/api/v1/runs/{seeded.a.id}/artifacts/model/weights.bin")
-    body = _is_error_json(r, 500)
+    body = error(r, 500)
     assert body["type"] == "IntegrityError"
     assert seeded.artifact not in r.content
 
@@ -542,22 +532,22 @@ def test_tampered_artifact_is_an_error_json(
     os.chmod(obj, 0o644)
     obj.write_bytes(b"evil" + seeded.artifact[4:])
     r = client.get(f"/api/v1/runs/{seeded.a.id}/artifacts/model/weights.bin")
-    body = _is_error_json(r, 500)
+    body = error(r, 500)
     assert body["type"] == "IntegrityError" and "sha256" in body["error"]
     assert b"evil" not in r.content
 
 
 def test_missing_object_is_404_json(client: TestClient[Litestar], services: Services, seeded: Seeded) -> None:
     _object_path(services, seeded.a.id, "model/weights.bin").unlink()
-    _is_error_json(client.get(f"/api/v1/runs/{seeded.a.id}/artifacts/model/weights.bin"), 404)
+    error(client.get(f"/api/v1/runs/{seeded.a.id}/artifacts/model/weights.bin"), 404)
 
 
 # -- errors ---------------------------------------------------------------------------------
 
 
 def test_unknown_route_and_method_are_json(client: TestClient[Litestar]) -> None:
-    _is_error_json(client.get("/api/v1/nothing-here"), 404)
-    _is_error_json(client.delete("/api/v1/runs"), 405)
+    error(client.get("/api/v1/nothing-here"), 404)
+    error(client.delete("/api/v1/runs"), 405)
 
 
 def test_unexpected_failure_is_a_bare_500(client: TestClient[Litestar], services: Services) -> None:

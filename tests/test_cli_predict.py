@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,22 +20,13 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
-from mlbox.cli import main
 from mlbox.features import FeatureView, Field, ParquetSource
 from mlbox.services import Services
 from tests.driver_stats import T0, apply_driver_stats
+from tests.helpers import MLBOX, run_main
 
-MLBOX = Path(sys.executable).parent / "mlbox"
 ROWS = 2_500
 FEATURES = ["f0", "f1", "f2", "f3"]
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-    out, err = capsys.readouterr()
-    code = exc.value.code
-    return (code if isinstance(code, int) else 1), out, err
 
 
 @pytest.fixture
