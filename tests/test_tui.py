@@ -278,7 +278,7 @@ async def test_the_table_follows_new_runs_and_status_changes(seeded: Services) -
         table.move_cursor(row=2)  # run 4
 
         def state() -> object:
-            return (table_ids(app), table.current_run_id, screen.loading, screen.generation, status_text(app))
+            return (table_ids(app), table.current_run_id, screen.reading, screen.generation, status_text(app))
 
         seeded.tracking.end_run(6, "killed", now=T0 + 3100)
         await until(pilot, lambda: "killed" in str(table.get_row("6")[4]), state)

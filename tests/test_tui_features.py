@@ -109,7 +109,7 @@ async def open_features(pilot: Pilot[None]) -> FeaturesScreen:
     await settle(pilot)
     screen = pilot.app.screen
     assert isinstance(screen, FeaturesScreen)
-    await until(pilot, lambda: not screen.loading and screen.sample_view is not None, lambda: screen.loading)
+    await until(pilot, lambda: not screen.reading and screen.sample_view is not None, lambda: screen.reading)
     return screen
 
 
@@ -258,7 +258,7 @@ async def test_empty_store(services: Services) -> None:
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, FeaturesScreen)
-        await until(pilot, lambda: not screen.loading)
+        await until(pilot, lambda: not screen.reading)
         assert str(screen.query_one("#summary", Static).render()) == EMPTY
         assert {"Materialize view", "Delete view"} <= {c.title for c in app.get_system_commands(screen)}
         await pilot.press("d")

@@ -135,7 +135,7 @@ async def open_models(pilot: Pilot[None]) -> ModelsScreen:
     # under load the models -> versions -> detail chain can outlast a fixed number of rounds
     if screen.registry.list_models():
         await until(
-            pilot, lambda: not screen.loading and screen.versions_table.row_count > 0, lambda: screen.loading
+            pilot, lambda: not screen.reading and screen.versions_table.row_count > 0, lambda: screen.reading
         )
     await settle(pilot)
     return screen

@@ -80,7 +80,7 @@ async def open_sweeps(pilot: Pilot[None]) -> SweepsScreen:
     await settle(pilot)
     screen = pilot.app.screen
     assert isinstance(screen, SweepsScreen)
-    await until(pilot, lambda: not screen.loading and bool(screen.trials), lambda: screen.loading)
+    await until(pilot, lambda: not screen.reading and bool(screen.trials), lambda: screen.reading)
     return screen
 
 

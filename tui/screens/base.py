@@ -7,9 +7,10 @@ So is the way a screen reads its service. A worker answers with a message,
 and an answer can arrive after the question was asked again (the cursor
 moved on, a refresh came first): `ask` numbers each question of a kind and
 `stale` tells an answer to an older one, so a slow read never overwrites a
-newer one. A polling screen sets `loading` while its read is under way and
+newer one. A polling screen sets `reading` while its read is under way and
 re-reads on `poll`, which skips a tick while a read is still under way or
-a dialog covers the screen; a refused read ends the loading.
+a dialog covers the screen; a refused read ends the reading. (Not Textual's
+`loading`: set on a screen, that covers the whole screen with a spinner.)
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ class MlboxScreen(Screen[None]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.loading = False
+        self.reading = False
         """A read is under way: the periodic re-read (`poll`) waits for it."""
         self._asked: dict[str, int] = {}
 
@@ -77,12 +78,12 @@ class MlboxScreen(Screen[None]):
 
     def poll(self) -> None:
         """The periodic re-read; skipped while one is under way or a dialog is open."""
-        if not self.loading and self.app.screen is self:
+        if not self.reading and self.app.screen is self:
             self.reload()
 
     def on_service_failed(self, message: ServiceFailed) -> None:
-        """A refused read ends the loading (the app shows why), so the periodic re-read goes on."""
-        self.loading = False
+        """A refused read ends the reading (the app shows why), so the periodic re-read goes on."""
+        self.reading = False
 
     def fail(self, error: MlboxError) -> None:
         """Report a refused service call; safe from a worker thread (messages are thread-safe)."""

@@ -111,7 +111,7 @@ class ExperimentsScreen(MlboxScreen):
     def request(self, mode: FetchMode, filter: str, *, offset: int = 0, limit: int | None = None) -> None:
         if mode == "replace":
             self.generation = self.ask("runs")
-        self.loading = True
+        self.reading = True
         order = run_columns.order_by(self._sort_column(), self.sort_desc)
         fetch = Fetch(self.generation, mode, filter, order, offset, limit or self.ctx.page_size)
         self.fetch_runs(fetch)
@@ -136,7 +136,7 @@ class ExperimentsScreen(MlboxScreen):
         list changed (a new run) only those rows are rebuilt, so a refresh never
         costs more than a few hundred rows however far the user scrolled.
         """
-        if self.loading or self.app.screen is not self:
+        if self.reading or self.app.screen is not self:
             return
         loaded = max(len(self.table.run_order), self.ctx.page_size)
         self.request("refresh", self.applied_filter, limit=min(loaded, REFRESH_ROWS))
@@ -144,7 +144,7 @@ class ExperimentsScreen(MlboxScreen):
     def _load_more(self) -> None:
         table = self.table
         loaded = len(table.run_order)
-        if self.loading or loaded >= self.total or not loaded:
+        if self.reading or loaded >= self.total or not loaded:
             return
         if table.cursor_row >= loaded - 20 or table.scroll_y + table.size.height >= loaded - 20:
             self.request("append", self.applied_filter, offset=loaded)
@@ -153,7 +153,7 @@ class ExperimentsScreen(MlboxScreen):
         fetch, page = message.fetch, message.page
         if self.stale("runs", fetch.generation):
             return
-        self.loading = False
+        self.reading = False
         table = self.table
         if fetch.mode == "append" and fetch.offset != len(table.run_order):
             return
@@ -179,7 +179,7 @@ class ExperimentsScreen(MlboxScreen):
     def on_filter_rejected(self, message: FilterRejected) -> None:
         if self.stale("runs", message.fetch.generation):
             return
-        self.loading = False
+        self.reading = False
         if message.error.field == "filter":
             self.query_one("#filter-error", Static).update(message.error.message)
             self.add_class("filter-invalid")

@@ -161,7 +161,7 @@ class FeaturesScreen(MlboxScreen):
         self.reload()
 
     def reload(self) -> None:
-        self.loading = True
+        self.reading = True
         self.fetch_catalog(self.ask("catalog"))
 
     @work(thread=True, group="features-catalog")
@@ -196,7 +196,7 @@ class FeaturesScreen(MlboxScreen):
     def on_catalog_loaded(self, message: CatalogLoaded) -> None:
         if self.stale("catalog", message.seq):
             return
-        self.loading = False
+        self.reading = False
         self.views = message.views
         fill(
             self.table("entities"),

@@ -205,7 +205,7 @@ class JobsScreen(MlboxScreen):
     # -- the queue and the board ------------------------------------------------------------
 
     def reload(self) -> None:
-        self.loading = True
+        self.reading = True
         self.fetch_jobs(self.ask("jobs"))
 
     @work(thread=True, group="jobs")
@@ -225,7 +225,7 @@ class JobsScreen(MlboxScreen):
     def on_jobs_loaded(self, message: JobsLoaded) -> None:
         if self.stale("jobs", message.seq):
             return
-        self.loading = False
+        self.reading = False
         self.jobs = {j.id: j for j in message.jobs}
         self.order = [j.id for j in message.jobs]
         rows = view.job_rows(message.jobs, message.now)

@@ -145,7 +145,7 @@ class ModelsScreen(MlboxScreen):
     def reload(self) -> None:
         """Re-read the models, then the selected model's versions and history (also every
         ``refresh_s``: aliases move from the CLI and the API too)."""
-        self.loading = True
+        self.reading = True
         self.fetch_models(self.ask("models"))
 
     @work(thread=True, group="models")
@@ -158,7 +158,7 @@ class ModelsScreen(MlboxScreen):
         self.post_message(ModelsLoaded(seq, rows))
 
     def request_versions(self, name: str) -> None:
-        self.loading = True
+        self.reading = True
         self.fetch_versions(self.ask("versions"), name)
 
     @work(thread=True, group="versions")
@@ -186,7 +186,7 @@ class ModelsScreen(MlboxScreen):
         self.query_one("#summary", Static).update(view.summary(self.rows))
         self.selected = cursor_key(table)
         if self.selected is None:
-            self.loading = False
+            self.reading = False
             self._show_versions([], [], {})
         else:
             self.request_versions(self.selected)
@@ -194,7 +194,7 @@ class ModelsScreen(MlboxScreen):
     def on_versions_loaded(self, message: VersionsLoaded) -> None:
         if self.stale("versions", message.seq) or message.name != self.selected:
             return
-        self.loading = False
+        self.reading = False
         self._show_versions(message.versions, message.history, message.runs)
 
     # -- showing ----------------------------------------------------------------------------

@@ -143,7 +143,7 @@ class NotebooksScreen(MlboxScreen):
     # -- fetching ---------------------------------------------------------------------------
 
     def reload(self) -> None:
-        self.loading = True
+        self.reading = True
         self.fetch(self.ask("notebooks"))
 
     @work(thread=True, group="notebooks")
@@ -168,7 +168,7 @@ class NotebooksScreen(MlboxScreen):
     def on_notebooks_loaded(self, message: NotebooksLoaded) -> None:
         if self.stale("notebooks", message.seq):
             return
-        self.loading = False
+        self.reading = False
         self.gpus = message.gpus
         self.notebooks = {nb.id: nb for nb in message.notebooks}
         rows = view.notebook_rows(message.notebooks, message.jobs, message.now)

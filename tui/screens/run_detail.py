@@ -130,7 +130,7 @@ class RunDetailScreen(MlboxScreen):
     # -- loading ---------------------------------------------------------------------
 
     def load(self) -> None:
-        self.loading = True
+        self.reading = True
         self.fetch_detail(list(self.keys), pick_default=not self.keys and not self.user_picked)
 
     @work(thread=True, group="detail")
@@ -159,11 +159,11 @@ class RunDetailScreen(MlboxScreen):
             self.live = None
 
     def tick(self) -> None:
-        if not self.loading:
+        if not self.reading:
             self.load()
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
-        self.loading = False
+        self.reading = False
         detail = message.detail
         if message.defaulted and not self.user_picked:
             self.keys = message.keys

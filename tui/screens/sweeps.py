@@ -171,7 +171,7 @@ class SweepsScreen(MlboxScreen):
     # -- fetching ---------------------------------------------------------------------------
 
     def reload(self) -> None:
-        self.loading = True
+        self.reading = True
         self.fetch_sweeps(self.ask("sweeps"))
 
     @work(thread=True, group="sweeps")
@@ -184,7 +184,7 @@ class SweepsScreen(MlboxScreen):
         self.post_message(SweepsLoaded(seq, sweeps))
 
     def request_trials(self, sweep_id: int) -> None:
-        self.loading = True
+        self.reading = True
         self.fetch_trials(self.ask("trials"), sweep_id)
 
     @work(thread=True, group="trials")
@@ -209,7 +209,7 @@ class SweepsScreen(MlboxScreen):
         key = cursor_key(self.sweeps_table)
         self.selected = None if key is None else int(key)
         if self.selected is None:
-            self.loading = False
+            self.reading = False
             self._show_trials(None, [], {})
         else:
             self.request_trials(self.selected)
@@ -217,7 +217,7 @@ class SweepsScreen(MlboxScreen):
     def on_trials_loaded(self, message: TrialsLoaded) -> None:
         if self.stale("trials", message.seq) or message.sweep.id != self.selected:
             return
-        self.loading = False
+        self.reading = False
         self._show_trials(message.sweep, message.trials, message.curves)
 
     # -- showing ----------------------------------------------------------------------------
