@@ -17,10 +17,21 @@ mid-save resumes from the previous one. Objects are saved with ``torch.save``
 when torch is loaded in the process, else with pickle; a path is copied.
 Only the newest ``keep`` checkpoints are kept. Outside a job, ``directory=``
 or ``./checkpoints`` is used.
+
+Loading never trusts the folder blindly. The file's sha256 is part of its name
+(``step-000000000012.<sha256>.pt``, set in the same rename that publishes it),
+and `load_latest` checks it before anything is deserialized: a truncated,
+corrupted or swapped file is refused (`CorruptCheckpoint`), not unpickled. A
+torch checkpoint is read with ``weights_only=True`` (tensors, containers,
+numbers) and only falls back to full unpickling for this verified file of
+ours; a pickle checkpoint is unpickled only once verified. A checkpoint
+without a digest (written before digests existed) loads only as torch
+weights; a legacy pickle is refused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
@@ -29,11 +40,25 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from mlbox.store.errors import InvalidInput
+from mlbox.store.errors import InvalidInput, MlboxError
 
 ENV = "MLBOX_CHECKPOINT_DIR"
 DEFAULT_KEEP = 3
-_NAME = re.compile(r"^step-(\d{12})(\.pt|\.pkl|--.+)$")
+_NAME = re.compile(r"^step-(\d{12})(?:\.([0-9a-f]{64}))?(\.pt|\.pkl|--.+)$")
+
+
+class CorruptCheckpoint(MlboxError):
+    """A checkpoint whose bytes do not match the digest it was published with."""
+
+    http_status = 409
+
+
+class _Entry(NamedTuple):
+    step: int
+    path: Path
+    digest: str | None
+    kind: str
+    """``.pt``, ``.pkl`` or ``--<name>`` (a copied file)."""
 
 
 class Checkpoint(NamedTuple):
@@ -49,7 +74,7 @@ def checkpoint_dir(directory: str | Path | None = None) -> Path:
     return Path(os.environ.get(ENV) or Path.cwd() / "checkpoints")
 
 
-def _entries(folder: Path) -> list[tuple[int, Path]]:
+def _entries(folder: Path) -> list[_Entry]:
     found = []
     try:
         names = os.listdir(folder)
@@ -58,8 +83,16 @@ def _entries(folder: Path) -> list[tuple[int, Path]]:
     for name in names:
         m = _NAME.match(name)
         if m:
-            found.append((int(m.group(1)), folder / name))
+            found.append(_Entry(int(m.group(1)), folder / name, m.group(2), m.group(3)))
     return sorted(found)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -79,18 +112,18 @@ def save(obj: Any, step: int, *, keep: int = DEFAULT_KEEP, directory: str | Path
     folder = checkpoint_dir(directory)
     folder.mkdir(parents=True, exist_ok=True)
     if isinstance(obj, (str, Path)) and Path(obj).is_file():
-        source = Path(obj)
-        final = folder / f"step-{step:012d}--{source.name}"
+        source: Path | None = Path(obj)
+        kind = f"--{Path(obj).name}"
     else:
         source = None
-        final = folder / f"step-{step:012d}{'.pt' if 'torch' in sys.modules else '.pkl'}"
-    tmp = folder / f".{final.name}.{os.getpid()}.tmp"
+        kind = ".pt" if "torch" in sys.modules else ".pkl"
+    tmp = folder / f".step-{step:012d}.{os.getpid()}.tmp"
     try:
         with open(tmp, "wb") as f:
             if source is not None:
                 with open(source, "rb") as src:
                     shutil.copyfileobj(src, f, 1 << 20)
-            elif final.suffix == ".pt":
+            elif kind == ".pt":
                 import torch
 
                 torch.save(obj, f)
@@ -98,30 +131,57 @@ def save(obj: Any, step: int, *, keep: int = DEFAULT_KEEP, directory: str | Path
                 pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
             f.flush()
             os.fsync(f.fileno())
-        for s, other in _entries(folder):  # one checkpoint per step: a re-save replaces it
-            if s == step and other != final:
-                other.unlink(missing_ok=True)
+        final = folder / f"step-{step:012d}.{_sha256(tmp)}{kind}"
+        for other in _entries(folder):  # one checkpoint per step: a re-save replaces it
+            if other.step == step and other.path != final:
+                other.path.unlink(missing_ok=True)
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(folder)
-    for _, old in _entries(folder)[:-keep]:
-        old.unlink(missing_ok=True)
+    for old in _entries(folder)[:-keep]:
+        old.path.unlink(missing_ok=True)
     return final
 
 
 def load_latest(directory: str | Path | None = None) -> Checkpoint | None:
-    """The newest checkpoint, or None when there is none yet."""
+    """The newest checkpoint, or None when there is none yet; `CorruptCheckpoint` when its bytes
+    are not what was saved (nothing of it is deserialized then)."""
     entries = _entries(checkpoint_dir(directory))
     if not entries:
         return None
-    step, path = entries[-1]
-    if path.suffix == ".pt" and path.name.startswith(f"step-{step:012d}.pt"):
-        import torch
+    entry = entries[-1]
+    if entry.digest is not None and _sha256(entry.path) != entry.digest:
+        raise CorruptCheckpoint(
+            f"checkpoint {entry.path} does not match the sha256 it was saved with; "
+            "delete it to resume from the one before",
+            field="checkpoint",
+        )
+    if entry.kind == ".pt":
+        return Checkpoint(entry.step, _torch_load(entry.path, verified=entry.digest is not None), entry.path)
+    if entry.kind == ".pkl":
+        if entry.digest is None:
+            raise CorruptCheckpoint(
+                f"checkpoint {entry.path} has no sha256 in its name, so it is not unpickled; "
+                "save it again with this mlbox",
+                field="checkpoint",
+            )
+        with open(entry.path, "rb") as f:
+            return Checkpoint(entry.step, pickle.load(f), entry.path)
+    return Checkpoint(entry.step, entry.path, entry.path)
 
-        # Our own file from this job's folder: full objects, not only tensors.
-        return Checkpoint(step, torch.load(path, map_location="cpu", weights_only=False), path)
-    if path.name.endswith(".pkl") and path.name == f"step-{step:012d}.pkl":
-        with open(path, "rb") as f:
-            return Checkpoint(step, pickle.load(f), path)
-    return Checkpoint(step, path, path)
+
+def _torch_load(path: Path, *, verified: bool) -> Any:
+    """Tensors and plain containers with ``weights_only``; a verified file of ours in full."""
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        if not verified:
+            raise CorruptCheckpoint(
+                f"checkpoint {path} holds objects beyond tensors and has no sha256 to verify; "
+                "save it again with this mlbox",
+                field="checkpoint",
+            ) from None
+        return torch.load(path, map_location="cpu", weights_only=False)
