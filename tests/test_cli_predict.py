@@ -399,3 +399,59 @@ def test_feature_model_with_request_data_reads_it_from_the_input(
     entity.drop("tip").write_parquet(path)
     code, _, err = run_main(capsys, "predict", "tips", str(path), "-o", str(out))
     assert code == 2 and err.startswith("mlbox: error: tip: missing column") and err.count("\n") == 1, err
+
+
+# -- careless input: text in a numeric column, missing values -------------------------------------
+
+
+def test_a_text_value_in_a_numeric_column_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, services: Services
+) -> None:
+    """A wide model (64 pixels, as the digits tour) and a CSV with one word among the numbers: the
+    error names the column that is not numeric and the value in it, not only the count."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 64))
+    clf = LogisticRegression(max_iter=200).fit(x, (x[:, 0] > 0).astype(np.int64))
+    services.registry.register("wide", model=clf, example_input=x[:3])
+    columns = {f"p{i}": x[:, i].tolist() for i in range(64)}
+    columns["p17"] = [str(v) for v in columns["p17"]]
+    columns["p17"][5] = "seven"
+    path = tmp_path / "wide.csv"
+    pl.DataFrame(columns).write_csv(path)
+    out = tmp_path / "out.parquet"
+    code, _, err = run_main(capsys, "predict", "wide", str(path), "-o", str(out))
+    assert code == 2 and err.startswith("mlbox: error: ") and err.count("\n") == 1, err
+    assert "63 numeric columns" in err
+    assert "not numeric: p17 ('seven' in row 5)" in err, err
+    assert not out.exists()
+
+
+def test_rows_with_missing_values_are_scored_as_nan_and_counted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, services: Services
+) -> None:
+    """The policy: a missing value (an empty CSV cell, a null, a NaN) reaches the model as NaN, as is;
+    a model that takes NaN scores the row, one that refuses it fails naming the rows. Either way the
+    summary line counts the rows that had one, so none is scored silently."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(200, 3))
+    model = HistGradientBoostingRegressor(max_iter=10).fit(x, x @ np.array([1.0, 2.0, 3.0]))
+    services.registry.register("gbr", model=model, example_input=x[:3])
+    path = tmp_path / "holes.csv"
+    path.write_text("a,b,c\n1.0,2.0,3.0\n,2.0,3.0\n1.0,NaN,\n4.0,5.0,6.0\n")
+    out = tmp_path / "out.parquet"
+    code, stdout, err = run_main(capsys, "predict", "gbr", str(path), "-o", str(out), "--batch-size", "2")
+    assert (code, err) == (0, ""), err
+    assert "scored 4 rows with gbr version 1" in stdout
+    assert "2 rows with missing values (passed to the model as NaN)" in stdout, stdout
+    expected = model.predict(np.array([[1, 2, 3], [np.nan, 2, 3], [1, np.nan, np.nan], [4, 5, 6.0]]))
+    np.testing.assert_allclose(pl.read_parquet(out)["prediction"].to_numpy(), expected)
+    # a complete file says so
+    full = tmp_path / "full.csv"
+    full.write_text("a,b,c\n1.0,2.0,3.0\n")
+    code, stdout, err = run_main(capsys, "predict", "gbr", str(full), "-o", str(out))
+    assert (code, err) == (0, ""), err
+    assert "no missing values" in stdout, stdout
+    # a model that refuses NaN fails on the rows at fault, in one line
+    services.registry.register("lin", model=LinearRegression().fit(x, x[:, 0]), example_input=x[:3])
+    code, _, err = run_main(capsys, "predict", "lin", str(path), "-o", str(out), "--batch-size", "2")
+    assert code == 2 and err.count("\n") == 1 and "failed on rows 0..1" in err and "NaN" in err, err

@@ -18,13 +18,14 @@ import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 from mlbox.registry.loaded import LoadedModel
 from mlbox.registry.signature import SchemaMismatch
 from mlbox.services import Services
 from mlbox.serving.batch import BatchOptions, prediction_columns, score_file
-from mlbox.store.errors import InvalidInput
+from mlbox.store.errors import InvalidInput, MlboxError
 from tests.driver_stats import apply_driver_stats
 
 ROWS = 1_000
@@ -187,3 +188,53 @@ def test_several_outputs_become_one_column_each() -> None:
     )
     assert list(columns) == ["p_label", "p_proba"]
     assert columns["p_proba"].to_pylist() == [[0.2, 0.8], [0.9, 0.1]]
+
+
+def test_rows_with_missing_values_are_counted_in_the_result(
+    tmp_path: Path, by_name: tuple[LogisticRegression, LoadedModel], services: Services
+) -> None:
+    """Null and NaN both count, in a columns signature's frame and in a one-tensor matrix; a feature-view
+    model's entity without values (allowed with allow_missing) counts too."""
+    _, model = by_name
+    path = tmp_path / "in.parquet"
+    pl.DataFrame(
+        {"f0": [1.0, None, 3.0], "f1": [1.0, 2.0, float("nan")], "f2": [0.0] * 3, "f3": [0.0] * 3}
+    ).write_parquet(path)
+    x = np.random.default_rng(1).normal(size=(50, 4))
+    tolerant = HistGradientBoostingClassifier(max_iter=5).fit(x, (x[:, 0] > 0).astype(int))
+    services.registry.register("tolerant", model=tolerant, example_input=x[:3])
+    result = score_file(path, tmp_path / "out.parquet", services.registry.load("tolerant"))
+    assert (result.rows, result.rows_with_missing) == (3, 2)
+    # a model that refuses NaN fails naming the rows, as an MlboxError
+    with pytest.raises(MlboxError) as failed:
+        score_file(path, tmp_path / "out.parquet", model)
+    assert "failed on rows 0..2" in failed.value.message
+    stats = apply_driver_stats(services, tmp_path, drivers=4, seed=5)
+    xs = stats.select("rating", "trips").to_numpy()
+    reg = HistGradientBoostingRegressor(max_iter=5, min_samples_leaf=2).fit(xs, xs[:, 0])
+    services.registry.register(
+        "eta", model=reg, example_input=xs[:3], features=["driver_stats:rating", "driver_stats:trips"]
+    )
+    keys = tmp_path / "keys.parquet"
+    pl.DataFrame({"driver_id": [3, 99, 1]}).write_parquet(keys)
+    result = score_file(
+        keys,
+        tmp_path / "out.parquet",
+        services.registry.load("eta"),
+        BatchOptions(allow_missing=True),
+        feature_store=services.features,
+    )
+    assert (result.rows, result.rows_with_missing) == (3, 1)
+
+
+def test_text_in_a_numeric_column_is_named_with_its_value() -> None:
+    """Columns that are mostly numbers come first, with the first value that is not one (its row in the
+    file); columns of text only (ids riding along) are named after them."""
+    from mlbox.registry.signature import infer_schema
+    from mlbox.serving.batch_inputs import model_inputs
+
+    frame = pl.DataFrame({"id": ["r1", "r2"], "a": [1.0, 2.0], "b": ["3.5", "x"], "c": [1.0, 2.0]})
+    with pytest.raises(SchemaMismatch) as exc:
+        model_inputs(frame, infer_schema(np.zeros((2, 3))), first_row=10)
+    assert exc.value.field == "b"
+    assert "not numeric: b ('x' in row 11), id" in exc.value.message, exc.value.message

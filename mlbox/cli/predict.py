@@ -6,7 +6,8 @@ the engine every batch caller shares (chunked, constant memory, output
 renamed into place only when whole; feature-view models looked up
 point-in-time or online as serving does). What stays here is what a terminal
 user sees: the usage errors, the rich progress bar (fed by ``score_file``'s
-progress callback) and the summary line.
+progress callback) and the summary line, which counts the rows scored with a
+missing value (they reach the model as NaN; see `mlbox.serving.batch`).
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def predict(
     """Score INPUT (.parquet or .csv) with model REF into a Parquet file, chunk by chunk.
 
     REF is NAME@ALIAS (e.g. digits@champion), NAME/VERSION or NAME (the latest).
+    A missing value (empty CSV cell, null, NaN) reaches the model as NaN; the
+    summary line counts such rows, and a model that refuses NaN fails naming them.
     A model registered with feature views as inputs takes entity keys: its
     features are looked up point-in-time at the rows' event_timestamp (or
     --timestamp-column) when the input has it, else from the online store.
@@ -173,5 +176,13 @@ def predict(
     looked_up = "" if result.features is None else f"features: {result.features}; "
     click.echo(
         f"scored {result.rows:,} rows with {model.version.name} version {model.version.version} "
-        f"-> {output}  ({looked_up}{seconds:.1f} s, {result.rows / max(seconds, 1e-9):,.0f} rows/s)"
+        f"-> {output}  ({looked_up}{missing_text(result.rows_with_missing)}; "
+        f"{seconds:.1f} s, {result.rows / max(seconds, 1e-9):,.0f} rows/s)"
     )
+
+
+def missing_text(rows: int) -> str:
+    """The summary's count of rows scored with a value missing: never silent, even when none was."""
+    if rows == 0:
+        return "no missing values"
+    return f"{rows:,} row{'' if rows == 1 else 's'} with missing values (passed to the model as NaN)"

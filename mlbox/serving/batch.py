@@ -8,6 +8,13 @@ through the same `LoadedModel.predict` serving uses (or serving's feature
 lookup for models registered with feature views) and appends it to the output
 with the predictions beside the inputs, so memory is bounded by one chunk.
 
+Missing values are scored, not refused: a null or NaN among a row's inputs
+reaches the model as NaN (gradient boosting and compiled trees score it on
+purpose; a model that refuses NaN fails naming the rows), and the result
+counts such rows (`BatchResult.rows_with_missing`) so that none is scored
+silently. A feature-view model's entity without values is refused unless
+``allow_missing``, and then counted the same way.
+
 Invariant: the output appears whole or not at all. Chunks go to a hidden
 temporary file beside the output, renamed over it at the end; a failed or
 interrupted run removes the temporary file and leaves an earlier output
@@ -27,7 +34,7 @@ import numpy as np
 
 from mlbox.registry.loaded import LoadedModel
 from mlbox.registry.signature import SchemaMismatch
-from mlbox.serving.batch_inputs import FORMATS, FeatureInputs, model_inputs, read_chunks
+from mlbox.serving.batch_inputs import FORMATS, FeatureInputs, missing_rows, model_inputs, read_chunks
 from mlbox.store.errors import InvalidInput, MlboxError
 
 if TYPE_CHECKING:
@@ -81,6 +88,9 @@ class BatchResult:
     output: Path
     features: str | None = None
     """Where a feature-view model's values came from (e.g. ``latest online values``); None otherwise."""
+    rows_with_missing: int = 0
+    """Rows scored with a missing value (null or NaN) among the model's inputs, or, for a feature-view
+    model, among the values looked up: they reached the model as NaN (see `missing_rows`)."""
 
 
 # -- predictions as Arrow columns ----------------------------------------------------------
@@ -129,6 +139,7 @@ class _Scorer:
         self.columns = list(options.columns) if options.columns is not None else None
         self.writer: Any = None
         self.rows = 0
+        self.rows_with_missing = 0
 
     def score(self, batch: pa.RecordBatch) -> int:
         """Scores and writes one chunk; returns its row count."""
@@ -141,8 +152,10 @@ class _Scorer:
         features = self.features
         if features is not None:
             result = self._call(lambda: features.predict(frame, first), first, last)
+            self.rows_with_missing += features.missing
         else:
-            inputs = self._inputs(frame)
+            inputs = self._inputs(frame, first)
+            self.rows_with_missing += int(missing_rows(inputs).sum())
             result = self._call(lambda: self.model.predict(inputs), first, last)
         preds = prediction_columns(result, self.column, batch.num_rows)
         if self.keep_inputs:
@@ -162,7 +175,7 @@ class _Scorer:
         self.rows += batch.num_rows
         return batch.num_rows
 
-    def _inputs(self, frame: pl.DataFrame) -> Any:
+    def _inputs(self, frame: pl.DataFrame, first_row: int) -> Any:
         features = frame
         if self.columns is not None:
             for name in self.columns:
@@ -172,7 +185,9 @@ class _Scorer:
                         field=name,
                     )
             features = frame.select(self.columns)
-        return model_inputs(features, self.model.signature.inputs if self.model.signature else None)
+        return model_inputs(
+            features, self.model.signature.inputs if self.model.signature else None, first_row
+        )
 
     def _call(self, run: Callable[[], Any], first: int, last: int) -> Any:
         """The model's own exceptions as one `MlboxError` naming the version and the rows at fault."""
@@ -257,7 +272,9 @@ def score_file(
     finally:
         scorer.close()
         tmp.unlink(missing_ok=True)
-    return BatchResult(scorer.rows, output, None if features is None else features.source)
+    return BatchResult(
+        scorer.rows, output, None if features is None else features.source, scorer.rows_with_missing
+    )
 
 
 def _feature_inputs(

@@ -116,12 +116,86 @@ def _numeric_matrix(frame: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
     return frame.select(names).to_numpy(), names
 
 
-def model_inputs(frame: pl.DataFrame, schema: Schema | None) -> Any:
+def not_numeric(frame: pl.DataFrame, first_row: int = 0) -> list[tuple[str, str]]:
+    """The columns a numeric matrix leaves out, each with why, the likely typos first.
+
+    A text column some of whose values read as numbers (``3.5``) most likely
+    holds a typo among numbers, so it is named with its first value that is
+    not one and that value's row in the file (``first_row`` is the chunk's
+    offset). A column of text only (an id riding along) is named bare, after.
+    """
+    import polars as pl
+
+    typos: list[tuple[str, str]] = []
+    others: list[tuple[str, str]] = []
+    for name, dtype in frame.schema.items():
+        if dtype.is_numeric() or dtype == pl.Boolean:
+            continue
+        column = frame.get_column(name)
+        if dtype == pl.String:
+            parsed = column.str.strip_chars().cast(pl.Float64, strict=False)
+            bad = (parsed.is_null() & column.is_not_null()).arg_true()
+            if parsed.null_count() < column.len() and bad.len():
+                row = int(bad[0])
+                typos.append((name, f"{name} ({column[row]!r} in row {first_row + row})"))
+                continue
+        others.append((name, name))
+    return typos + others
+
+
+def _not_numeric_hint(frame: pl.DataFrame, first_row: int) -> tuple[str, str]:
+    """The error's tail naming the columns left out, and the field at fault (a typo's column, else input)."""
+    left_out = not_numeric(frame, first_row)
+    if not left_out:
+        return "", "input"
+    listed = ", ".join(text for _, text in left_out[:MISSING_SHOWN])
+    more = f" (+{len(left_out) - MISSING_SHOWN} more)" if len(left_out) > MISSING_SHOWN else ""
+    field = left_out[0][0] if "(" in left_out[0][1] else "input"
+    return f"; not numeric: {listed}{more}", field
+
+
+def missing_rows(inputs: Any) -> np.ndarray:
+    """Which rows of a model's inputs hold a missing value (null or NaN), as a boolean mask.
+
+    The batch policy: such rows reach the model as they are (NaN), since many
+    models (gradient boosting, trees compiled by mlbox) score them on purpose;
+    a model that refuses NaN fails naming the rows. They are counted, so the
+    summary says how many rows were scored with a value missing.
+    """
+    import polars as pl
+
+    if isinstance(inputs, pl.DataFrame):
+        masks = [
+            (c.is_null() | c.is_nan()) if c.dtype.is_float() else c.is_null() for c in inputs.get_columns()
+        ]
+        if not masks:
+            return np.zeros(inputs.height, dtype=bool)
+        return np.asarray(pl.DataFrame(masks).select(pl.any_horizontal(pl.all())).to_series().to_numpy())
+    if isinstance(inputs, dict):
+        found = [missing_rows(v) for v in inputs.values()]
+        return np.logical_or.reduce(found) if found else np.zeros(0, dtype=bool)
+    values = np.asarray(inputs)
+    if values.ndim == 0:
+        return np.zeros(0, dtype=bool)
+    if values.dtype.kind in "fc":
+        holes = np.isnan(values)
+    elif values.dtype.kind == "O":
+        holes = np.frompyfunc(lambda v: v is None or (isinstance(v, float) and v != v), 1, 1)(values)
+        holes = holes.astype(bool)
+    else:
+        return np.zeros(values.shape[0], dtype=bool)
+    return holes.reshape(values.shape[0], -1).any(axis=1)
+
+
+def model_inputs(frame: pl.DataFrame, schema: Schema | None, first_row: int = 0) -> Any:
     """One chunk as the model takes it: the signature's columns or named tensors, else one matrix.
 
     A one-tensor signature (``[N, k]``) takes the input's numeric columns in
     file order (or a list column named like the tensor); other columns, such
     as string ids, ride along untouched. ``--columns`` narrows the choice.
+    When the count does not match, the error names the columns left out as
+    not numeric (a typo in a number column is the usual cause), with the
+    first bad value and its row (``first_row`` is the chunk's offset).
     """
     if schema is not None and schema.kind == "columns":
         for name in schema.names():
@@ -139,17 +213,19 @@ def model_inputs(frame: pl.DataFrame, schema: Schema | None) -> Any:
     matrix, names = _numeric_matrix(frame)
     if spec is not None and len(spec.shape) == 1:
         if len(names) != 1:
+            hint, field = _not_numeric_hint(frame, first_row)
             raise SchemaMismatch(
                 f"input: the model takes one value per row, the input has {len(names)} numeric columns "
-                f"{names}; choose one with --columns",
-                field="input",
+                f"{_abridged(names)}{hint}; choose one with --columns",
+                field=field,
             )
         return matrix[:, 0]
     if spec is not None and len(spec.shape) == 2 and spec.shape[1] not in (-1, len(names)):
+        hint, field = _not_numeric_hint(frame, first_row)
         raise SchemaMismatch(
             f"input: the model takes {spec.shape[1]} features, the input has {len(names)} numeric columns "
-            f"{_abridged(names)}; choose them with --columns",
-            field="input",
+            f"{_abridged(names)}{hint}; choose them with --columns",
+            field=field,
         )
     return matrix
 
@@ -194,6 +270,8 @@ class FeatureInputs:
         self.at: str | None = None
         """The entity time column of a point-in-time lookup; None for online values."""
         self.decided = False
+        self.missing = 0
+        """Rows of the last chunk scored with a feature value missing (NaN to the model)."""
 
     @property
     def source(self) -> str:
@@ -242,6 +320,7 @@ class FeatureInputs:
                 found = self._historical(frame, refs)
             if not self.allow_missing:
                 self._refuse_missing(frame, found, first_row)
+            self.missing = _rows_without_values(found, self._looked_up(found), frame.height)
             return found
 
         schema = self.model.signature.inputs if self.model.signature else None
@@ -263,9 +342,13 @@ class FeatureInputs:
         values = self.store.lookup_historical(entity, refs, timestamp_field=self.at, full_feature_names=True)
         return values.to_dict(as_series=False)
 
+    def _looked_up(self, found: Mapping[str, list[Any]]) -> list[str]:
+        """The feature columns of a lookup's answer (not the keys, request values or time it echoes)."""
+        return [c for c in found if c not in self.keys and c not in self.request and c != self.at]
+
     def _refuse_missing(self, frame: pl.DataFrame, found: Mapping[str, list[Any]], first_row: int) -> None:
         """Rows none of whose features has a value: an unknown entity, as serving's 422 names it."""
-        looked_up = [c for c in found if c not in self.keys and c not in self.request and c != self.at]
+        looked_up = self._looked_up(found)
         missing = [i for i in range(frame.height) if all(found[c][i] is None for c in looked_up)]
         if not missing:
             return
@@ -286,3 +369,12 @@ class FeatureInputs:
             f"({why}); pass --allow-missing to score them with missing features",
             field="input",
         )
+
+
+def _rows_without_values(found: Mapping[str, list[Any]], columns: Sequence[str], rows: int) -> int:
+    """Rows of a lookup's answer with any feature value missing (None or NaN)."""
+
+    def gone(v: Any) -> bool:
+        return v is None or (isinstance(v, float) and v != v)
+
+    return sum(1 for i in range(rows) if any(gone(found[c][i]) for c in columns))
