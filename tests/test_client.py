@@ -82,6 +82,26 @@ def test_one_active_run_at_a_time(tracking: TrackingService) -> None:
     assert tracking.search_runs().total == 1
 
 
+def test_end_run_takes_mlflows_spelling_and_refuses_a_bad_status_before_ending(
+    tracking: TrackingService,
+) -> None:
+    run = mlbox.start_run(**QUICK)
+    mlbox.log_metric("loss", 0.5)
+    for bad in ("DONE", "running", 3):
+        with pytest.raises(InvalidInput) as err:
+            mlbox.end_run(bad)  # type: ignore[arg-type]
+        assert err.value.field == "status" and "finished" in err.value.message
+        active = mlbox.active_run()
+        assert active is not None and active.id == run.id  # still active: nothing was dropped
+    assert tracking.get_run(run.id).status == "running"
+    ended = mlbox.end_run("FINISHED")  # MLflow's spelling
+    assert ended is not None and ended.status == "finished"
+    assert mlbox.active_run() is None
+    assert [p.value for p in tracking.metric_history(run.id, "loss")] == [0.5]
+    again = mlbox.start_run(**QUICK)
+    assert mlbox.end_run(" Killed ") is not None and tracking.get_run(again.id).status == "killed"
+
+
 @pytest.mark.parametrize(
     "call",
     [

@@ -25,7 +25,7 @@ from mlbox.store import ArtifactStore, Database, Home
 from mlbox.store.errors import Conflict, InvalidInput
 from mlbox.tracking import datasets as data_versions
 from mlbox.tracking import provenance
-from mlbox.tracking.schemas import ArtifactInfo, DatasetInfo, Run
+from mlbox.tracking.schemas import TERMINAL_STATUSES, ArtifactInfo, DatasetInfo, Run
 from mlbox.tracking.service import DEFAULT_EXPERIMENT, TrackingService
 from mlbox.tracking.validation import check_key, check_step, check_value
 from mlbox.tracking.writer import MetricWriter
@@ -38,6 +38,21 @@ def _process_started() -> float | None:
         return float(psutil.Process().create_time())
     except Exception:
         return None
+
+
+def end_status(status: object) -> str:
+    """The status a run ends with, in mlbox's spelling; InvalidInput before anything changes.
+
+    Case does not matter, so MLflow's ``mlflow.end_run("FINISHED")`` (a script using
+    ``import mlbox as mlflow``) ends the run as ``finished``.
+    """
+    word = status.strip().lower() if isinstance(status, str) else None
+    if word not in TERMINAL_STATUSES:
+        raise InvalidInput(
+            f"status must be one of {', '.join(TERMINAL_STATUSES)} (any case); got {status!r}",
+            field="status",
+        )
+    return word
 
 
 class ActiveRun:
@@ -158,7 +173,12 @@ class Client:
         return self._active
 
     def end_run(self, status: str = "finished") -> Run | None:
-        """Flush the metrics and end the active run; a no-op when none is active."""
+        """Flush the metrics and end the active run; a no-op when none is active.
+
+        The status is checked first (`end_status`): a bad one raises and the run stays
+        active, rather than being dropped here and marked crashed later by the reaper.
+        """
+        status = end_status(status)
         with self._lock:
             active = self._active
             if active is None:
