@@ -27,7 +27,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = [REPO / "mlbox", REPO / "store", REPO / "tui"]
-"""The installed package: mlbox/ plus store/ and tui/ (reached through the symlinks mlbox/store, mlbox/tui)."""
+"""The installed package: mlbox/, and store/ and tui/ (reached through the symlinks in mlbox/)."""
 
 DISTRIBUTION = {
     "sklearn": "scikit-learn",
