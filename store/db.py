@@ -27,19 +27,45 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mlbox.store.errors import UnusableStore
+
 BUSY_TIMEOUT_MS = 30_000
 
 
+def _busy(exc: sqlite3.Error) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc))
+
+
+def unusable(path: Path, exc: sqlite3.Error) -> UnusableStore:
+    """The one-line error for a database file SQLite refuses (garbage, truncated, a folder)."""
+    return UnusableStore(
+        f"cannot use the database {path} ({exc}): move it aside (or restore a backup) to start afresh,"
+        " or point MLBOX_HOME at another folder",
+        field="MLBOX_HOME",
+    )
+
+
 def _connect(path: Path) -> sqlite3.Connection:
+    """A connection with mlbox's pragmas; `UnusableStore` naming the file when SQLite refuses it
+    (the first pragma reads the header, so garbage and truncated files are found here)."""
     # isolation_level=None: the sqlite3 module never opens transactions on its
     # own; `Database.atomic` issues BEGIN IMMEDIATE / SAVEPOINT explicitly.
-    conn = sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
-    )
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    _set_wal(conn)
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
+    try:
+        conn = sqlite3.connect(
+            path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise unusable(path, exc) from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        _set_wal(conn)
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+    except sqlite3.Error as exc:
+        conn.close()
+        if _busy(exc):
+            raise
+        raise unusable(path, exc) from None
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -53,7 +79,7 @@ def _set_wal(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+            if not _busy(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
 

@@ -47,3 +47,11 @@ class IntegrityError(MlboxError):
     """Stored bytes no longer match their sha256: the artifact was tampered with or rotted."""
 
     http_status = 500
+
+
+class UnusableStore(MlboxError):
+    """The home or a database in it cannot be used as it is: a file where the home folder should
+    be, a file that is not an SQLite database, or one written by a newer mlbox. The message names
+    the path and what to do; nothing was changed."""
+
+    http_status = 500

@@ -1,17 +1,30 @@
-"""The layout of `$MLBOX_HOME`, created on first use.
+"""The layout of `$MLBOX_HOME`, created on first use, and who serves it.
 
 Every path mlbox writes lives below one folder so a user can copy, back up or
 browse it as a whole; this module is the only place that knows the names.
+
+One home has one appliance: it holds an exclusive ``flock`` on
+``appliance.lock`` for its whole life (the kernel drops the lock with the
+process, however it ends, so a crash never leaves a home "taken"), and once
+its API listens it announces its address in ``appliance.json``. The lock
+decides; the announcement only tells other front ends where to find it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from mlbox.store.errors import Conflict, UnusableStore
+
+CLAIM_WAIT_S = 5.0
+"""How long a refused claim waits for the holder to announce its address (it may have taken
+the lock a moment ago and still be binding its port), so the refusal can name it."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,20 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return False
+
+
+class ApplianceLock:
+    """This process's hold on a home (`Home.claim_appliance`); `release` gives it up."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        """Unlock and close (the lock file stays: unlinking it would let two holders lock two files)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -57,6 +84,54 @@ class Home:
     def appliance_path(self) -> Path:
         """Where a running appliance announces itself (pid, address)."""
         return self.root / "appliance.json"
+
+    @property
+    def lock_path(self) -> Path:
+        """Locked (``flock``) by the one appliance serving the home; holds its pid as text."""
+        return self.root / "appliance.lock"
+
+    def claim_appliance(self, wait_s: float = CLAIM_WAIT_S) -> ApplianceLock:
+        """Take the home for this process's appliance, or raise `Conflict` naming the holder.
+
+        The lock file is opened non-inheritable (Python's default), so job processes started
+        by the appliance never keep the home locked after it ends.
+        """
+        self.ensure()
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise self._taken(wait_s) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        return ApplianceLock(fd)
+
+    def _taken(self, wait_s: float) -> Conflict:
+        """The refusal of a claim: the holder's pid (from the lock file) and, once it has
+        announced it, its address."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                pid = int(self.lock_path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            ann = self.running_appliance()
+            if ann is not None and ann.pid == pid:
+                where = ann.url
+                break
+            if time.monotonic() > deadline:
+                where = "no HTTP API announced yet"
+                break
+            time.sleep(0.05)
+        holder = f"pid {pid}" if pid else "another process"
+        return Conflict(
+            f"already running ({holder}, {where}) on the home {self.root}; use it, or stop it first",
+            field="MLBOX_HOME",
+        )
 
     def running_appliance(self) -> Announcement | None:
         """The appliance serving this home, if one other than this process is alive.
@@ -89,9 +164,24 @@ class Home:
             pass
 
     def ensure(self) -> Home:
-        for path in (self.root, self.artifacts, self.tables):
-            path.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.root, 0o700)
+        """Create the home's folders; `UnusableStore` naming the path when it cannot be one
+        (a file is there, a parent is a file, no permission)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise UnusableStore(
+                f"MLBOX_HOME {self.root} is a file, not a folder: point MLBOX_HOME at a folder"
+                " (a new one is created), or move the file aside",
+                field="MLBOX_HOME",
+            )
+        try:
+            for path in (self.root, self.artifacts, self.tables):
+                path.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.root, 0o700)
+        except OSError as exc:
+            raise UnusableStore(
+                f"cannot make the mlbox home {self.root}: {exc.strerror or exc}"
+                f" ({exc.filename or self.root}); point MLBOX_HOME at a folder you can write",
+                field="MLBOX_HOME",
+            ) from None
         return self
 
     def token(self) -> str:

@@ -4,18 +4,39 @@ A shipped migration is never edited; a change is a new function. Applying runs
 inside one ``BEGIN IMMEDIATE`` transaction that first re-reads the applied set,
 so two processes starting at once cannot both apply a migration (the race that
 bites MLflow on SQLite).
+
+Each applied migration is recorded in ``_migrations`` with the mlbox release
+that applied it. A set that finds a migration it does not know was opened by
+an older release than the one that wrote the file: it refuses the database
+(`UnusableStore`, naming both releases) instead of reading and writing a
+schema it does not understand. Every service's set checks this when it is
+applied, which every service does when it is built.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from mlbox.store.db import Database
+from mlbox.store.errors import UnusableStore
 
 MigrationFn = Callable[[sqlite3.Connection], None]
+
+
+def _release() -> str:
+    """The installed mlbox release (read from its metadata: the store imports nothing of mlbox)."""
+    try:
+        return importlib.metadata.version("mlbox")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+RELEASE = _release()
+"""Recorded beside each migration this process applies."""
 
 
 @dataclass
@@ -30,8 +51,24 @@ class Migrations:
         return fn
 
     def pending(self, db: Database) -> list[str]:
+        """The migrations still to apply; `UnusableStore` when the file has one this release lacks."""
         done = _applied(db, self.name)
+        self._refuse_newer(db, done)
         return [name for name, _ in self.steps if name not in done]
+
+    def _refuse_newer(self, db: Database, done: dict[str, str | None]) -> None:
+        known = {name for name, _ in self.steps}
+        unknown = [(name, release) for name, release in done.items() if name not in known]
+        if not unknown:
+            return
+        name, release = unknown[-1]
+        writer = f"mlbox {release}" if release else "a newer mlbox"
+        raise UnusableStore(
+            f"the database {db.path} was written by {writer}: its {self.name!r} schema has migration"
+            f" {name!r}, which this mlbox {RELEASE} does not know; upgrade mlbox to {release or 'that'}"
+            " release or later, or point MLBOX_HOME at another folder",
+            field="MLBOX_HOME",
+        )
 
     def apply(self, db: Database) -> list[str]:
         """Apply what is missing; returns the names applied (empty when up to date)."""
@@ -40,13 +77,15 @@ class Migrations:
         applied: list[str] = []
         with db.atomic() as conn:
             done = _applied(db, self.name)
+            self._refuse_newer(db, done)
             for name, fn in self.steps:
                 if name in done:
                     continue
                 fn(conn)
                 conn.execute(
-                    "INSERT INTO _migrations (migration_set, name, applied_at) VALUES (?, ?, ?)",
-                    (self.name, name, time.time()),
+                    "INSERT INTO _migrations (migration_set, name, applied_at, mlbox_version)"
+                    " VALUES (?, ?, ?, ?)",
+                    (self.name, name, time.time(), RELEASE),
                 )
                 applied.append(name)
         return applied
@@ -70,11 +109,30 @@ def execute_script(conn: sqlite3.Connection, script: str) -> None:
         raise ValueError(f"incomplete SQL statement in migration: {statement.strip()[:60]!r}")
 
 
-def _applied(db: Database, set_name: str) -> set[str]:
+def _ledger(db: Database) -> None:
+    """Create ``_migrations``, or add the ``mlbox_version`` column to one made before it existed
+    (NULL for those rows: they were applied by a release that did not record itself)."""
     db.conn.execute(
         "CREATE TABLE IF NOT EXISTS _migrations ("
         " migration_set TEXT NOT NULL, name TEXT NOT NULL, applied_at REAL NOT NULL,"
-        " PRIMARY KEY (migration_set, name))"
+        " mlbox_version TEXT, PRIMARY KEY (migration_set, name))"
     )
-    rows = db.query("SELECT name FROM _migrations WHERE migration_set = ?", (set_name,))
-    return {r["name"] for r in rows}
+    if "mlbox_version" in _columns(db):
+        return
+    with db.atomic() as conn:  # re-read under the write lock: two processes may both get here
+        if "mlbox_version" not in _columns(db):
+            conn.execute("ALTER TABLE _migrations ADD COLUMN mlbox_version TEXT")
+
+
+def _columns(db: Database) -> set[str]:
+    return {r["name"] for r in db.query("PRAGMA table_info(_migrations)")}
+
+
+def _applied(db: Database, set_name: str) -> dict[str, str | None]:
+    """The migrations of ``set_name`` in the file, in the order applied, with the release of each."""
+    _ledger(db)
+    rows = db.query(
+        "SELECT name, mlbox_version FROM _migrations WHERE migration_set = ? ORDER BY applied_at, rowid",
+        (set_name,),
+    )
+    return {r["name"]: r["mlbox_version"] for r in rows}

@@ -39,7 +39,7 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
     "latest_metrics": {"run_id", "key", "step", "ts", "value", "count"},
     "artifacts": {"run_id", "path", "sha256", "size", "created_at"},
     "datasets": {"run_id", "name", "context", "digest", "source", "rows", "schema"},
-    "_migrations": {"migration_set", "name", "applied_at"},
+    "_migrations": {"migration_set", "name", "applied_at", "mlbox_version"},
 }
 
 
@@ -189,3 +189,71 @@ def test_two_processes_apply_each_migration_exactly_once(tmp_path: Path) -> None
         "m001_counter",
         "m002_more",
     ]
+
+
+def test_each_migration_records_the_release_that_applied_it(tmp_path: Path) -> None:
+    import mlbox
+    from mlbox.store.migrations import RELEASE
+
+    assert mlbox.__version__ == RELEASE
+    db = Database(tmp_path / "x.db")
+    tracking_migrations.apply(db)
+    rows = db.query("SELECT DISTINCT mlbox_version FROM _migrations")
+    assert [r[0] for r in rows] == [RELEASE]
+
+
+def test_a_ledger_from_before_versions_gets_the_column(tmp_path: Path) -> None:
+    """A file made before ``mlbox_version`` existed: the column is added, its old rows stay NULL,
+    and they are not mistaken for a newer release's."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE _migrations (migration_set TEXT NOT NULL, name TEXT NOT NULL,"
+        " applied_at REAL NOT NULL, PRIMARY KEY (migration_set, name))"
+    )
+    conn.execute("INSERT INTO _migrations VALUES ('grows', 'm001_first', 1.0)")
+    conn.commit()
+    conn.close()
+    m = Migrations("grows")
+
+    @m
+    def m001_first(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE a (x INTEGER)")
+
+    @m
+    def m002_second(conn: sqlite3.Connection) -> None:
+        conn.execute("CREATE TABLE b (x INTEGER)")
+
+    db = Database(path)
+    assert m.apply(db) == ["m002_second"]
+    rows = db.query("SELECT name, mlbox_version FROM _migrations ORDER BY name")
+    assert [tuple(r) for r in rows] == [("m001_first", None), ("m002_second", mlbox_version())]
+
+
+def mlbox_version() -> str:
+    from mlbox.store.migrations import RELEASE
+
+    return RELEASE
+
+
+def test_a_database_from_a_newer_release_is_refused_naming_both(tmp_path: Path) -> None:
+    from mlbox.store.errors import UnusableStore
+    from mlbox.store.migrations import RELEASE
+
+    db = Database(tmp_path / "x.db")
+    tracking_migrations.apply(db)
+    with db.atomic() as conn:
+        conn.execute("INSERT INTO _migrations VALUES ('tracking', 'm999_future', ?, '9.9.0')", (time.time(),))
+    before = _schema(db.path)
+    for fresh in (db, Database(db.path)):
+        with pytest.raises(UnusableStore) as err:
+            tracking_migrations.apply(fresh)
+        message = err.value.message
+        assert str(db.path) in message and "mlbox 9.9.0" in message and f"mlbox {RELEASE}" in message
+        assert "m999_future" in message and "'tracking'" in message
+        with pytest.raises(UnusableStore):
+            tracking_migrations.pending(fresh)
+    assert _schema(db.path) == before
+    # Another service's set, with nothing unknown in it, is not blamed for tracking's.
+    other = Migrations("other")
+    assert other.pending(db) == []
