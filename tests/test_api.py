@@ -48,6 +48,7 @@ EXPECTED_OPEN_SCORING = {
     ("POST", "/v2/models/{name}/infer"),
     ("POST", "/v2/models/{name}/versions/{version}/infer"),
     ("POST", "/api/v1/models/{name}/predict"),
+    ("POST", "/invocations"),
     ("GET", "/metrics"),
 }
 

@@ -38,6 +38,7 @@ OPEN_ROUTES: frozenset[tuple[str, str]] = frozenset(
         ("POST", "/v2/models/{name}/infer"),
         ("POST", "/v2/models/{name}/versions/{version}/infer"),
         ("POST", "/api/v1/models/{name}/predict"),
+        ("POST", "/invocations"),
         ("GET", "/metrics"),
     }
 )

@@ -1,4 +1,5 @@
-"""The scoring routes: Open Inference Protocol V2, MLflow-style ``/predict``, and ``/metrics``.
+"""The scoring routes: Open Inference Protocol V2, MLflow-style ``/predict`` and ``/invocations``,
+and ``/metrics``.
 
 Who may call them: scoring, health and metadata are open (no token) on the
 hosts the Host guard accepts, like KServe, MLServer and ``mlflow models serve``
@@ -12,11 +13,36 @@ scoring to that network too, as it would with those servers.
 
 Handlers read the raw body themselves: the hot path is decode, score, encode,
 with msgspec and numpy and nothing else, and `ScoringFastPath` answers the
-three scoring POSTs before Litestar routes them. Errors are ``{"error": ...,
-"field": ...}`` JSON: 400 malformed, 404 unknown model, 413 too large, 422
-not the model's signature, 503 overloaded or loading (with ``Retry-After``),
-504 timed out. Bodies over ``max_body_bytes`` are refused from their
-Content-Length before being read, and while being read when they lie.
+scoring POSTs before Litestar routes them. Bodies over ``max_body_bytes`` are
+refused from their Content-Length before being read, and while being read
+when they lie.
+
+Errors are ``{"error": ..., "field": ...}`` JSON, by one rule on every
+scoring route, fast path and Litestar path alike:
+
+* 400: the body cannot be read as a request: not JSON (or CSV), a required
+  field missing or of the wrong JSON type, none or several of the MLflow
+  keys, broken binary framing (``Inference-Header-Content-Length``,
+  ``binary_data_size``); also a malformed model name in the path.
+* 422: the body was read, and what it holds cannot be scored: tensors that
+  contradict themselves (an unknown datatype, values not of the datatype,
+  a value count that is not the shape's product, a negative dimension,
+  ragged or no rows), inputs that do not match the model's signature (a
+  BYTES tensor for a numeric input names the datatype expected), an output
+  the model does not have, inputs the model itself raised on.
+* 404 an unknown model, alias or version; 409 ``/invocations`` cannot tell
+  which model to score; 413 too large; 503 overloaded or loading (with
+  ``Retry-After``); 504 timed out.
+
+This is the line MLServer and KServe draw between a body their request model
+cannot parse and one it can (FastAPI's 422 for content, 400 for syntax), made
+explicit: a client fixes a 400 in its serializer and a 422 in its data.
+
+Outputs are named from the model's signature, never from its flavor: one
+array is ``output_0``, a tuple ``output_0``, ``output_1``, …, a dict its
+keys, a frame its columns (`mlbox.serving.deployment.output_name`); a
+request asking for the name an older release answered (``predict``) still
+gets it.
 """
 
 from __future__ import annotations
@@ -45,8 +71,9 @@ from mlbox.serving.codecs import (
     encode_predictions,
     select_outputs,
 )
+from mlbox.serving.deployment import Deployment, output_name
 from mlbox.serving.errors import NotReady, Overloaded
-from mlbox.serving.service import ServingService, check_plain_name
+from mlbox.serving.service import ServingService
 from mlbox.serving.tensors import NUMPY_TO_OIP
 from mlbox.store.errors import InvalidInput, MlboxError
 
@@ -73,14 +100,14 @@ def error_response(exc: MlboxError) -> Response[bytes]:
     return _json(error_answer(exc))
 
 
-def versioned_ref(name: str, version: str | None) -> str:
-    """``name/3`` for the ``/versions/{version}`` routes (a name with ``@alias`` is refused there);
-    ``name`` as given on the plain routes (``version`` None)."""
+async def versioned_ref(serving: ServingService, name: str, version: str | None) -> str:
+    """``name/3`` for the ``/versions/{version}`` routes (``name`` may be ``name@alias``);
+    ``name`` as given on the plain routes (``version`` None). See `ServingService.version_ref`."""
     if version is None:
         return name
-    if not version.isdigit() or int(version) < 1:
-        raise InvalidInput(f"version must be a positive integer, got {version!r}", field="version")
-    return f"{check_plain_name(name)}/{int(version)}"
+    if "@" in name:  # checking the alias may read the registry
+        return await asyncio.to_thread(serving.version_ref, name, version)
+    return serving.version_ref(name, version)
 
 
 async def answer_infer(
@@ -100,7 +127,7 @@ async def answer_infer(
         return error_answer(exc)
     try:
         scored = await serving.score(ref, decoded.payload, request_id=decoded.id, started=started)
-        outputs = select_outputs(scored.outputs, decoded.outputs)
+        outputs = select_outputs(scored.outputs, decoded.outputs, scored.deployment.legacy_outputs)
     except MlboxError as exc:
         return error_answer(exc)
     return 200, encode_oip(label, str(scored.deployment.number), scored.request_id, outputs), []
@@ -131,32 +158,43 @@ async def answer_predict(
     return 200, encode_predictions(scored.outputs), headers
 
 
+async def answer_invocations(
+    serving: ServingService, body: bytes, content_type: str, request_id: str | None, started: float
+) -> Answer:
+    """``POST /invocations`` (MLflow's and SageMaker's scoring path): `answer_predict` for the model
+    `ServingService.invocations_ref` chooses."""
+    try:
+        ref = serving.invocations_ref()
+    except MlboxError as exc:
+        return error_answer(exc)
+    return await answer_predict(serving, ref, body, content_type, request_id, started)
+
+
 def _oip_datatype(dtype: str) -> str:
     return NUMPY_TO_OIP.get(dtype, "BYTES")
 
 
-def tensor_metadata(schema: Schema | None) -> list[dict[str, Any]]:
+def tensor_metadata(schema: Schema | None, unnamed: str = "input") -> list[dict[str, Any]]:
+    """OIP tensor metadata of a schema; a tensor without a name is called ``unnamed``."""
     if schema is None:
         return []
     if schema.kind == "columns":
         return [{"name": c.name, "datatype": _oip_datatype(c.dtype), "shape": [-1]} for c in schema.columns]
     return [
-        {"name": t.name or "input", "datatype": _oip_datatype(t.dtype), "shape": list(t.shape)}
+        {"name": t.name or unnamed, "datatype": _oip_datatype(t.dtype), "shape": list(t.shape)}
         for t in schema.tensors
     ]
 
 
-def model_metadata(name: str, mv: ModelVersion, versions: list[str], output: str) -> dict[str, Any]:
+def model_metadata(name: str, mv: ModelVersion, versions: list[str]) -> dict[str, Any]:
+    """OIP model metadata: inputs and outputs under the names scoring takes and answers with."""
     sig = mv.signature
-    outputs = tensor_metadata(sig.outputs if sig else None)
-    if len(outputs) == 1 and outputs[0]["name"] == "input":
-        outputs[0]["name"] = output
     return {
         "name": name,
         "versions": versions,
         "platform": f"mlbox-{mv.flavor}",
         "inputs": tensor_metadata(sig.inputs if sig else None),
-        "outputs": outputs,
+        "outputs": tensor_metadata(sig.outputs if sig else None, output_name(mv)),
     }
 
 
@@ -198,7 +236,7 @@ class ScoringController(Controller):
     ) -> Response[bytes]:
         t0 = time.perf_counter()
         try:
-            ref = versioned_ref(name, version)
+            ref = await versioned_ref(serving, name, version)
         except MlboxError as exc:
             return error_response(exc)
         header_length = request.headers.get("inference-header-content-length")
@@ -217,6 +255,22 @@ class ScoringController(Controller):
         ctype = request.headers.get("content-type", "")
         rid = request.headers.get("x-request-id")
         return _json(await answer_predict(serving, name, body, ctype, rid, t0))
+
+    @post(
+        "/invocations",
+        operation_id="invocations",
+        summary="Score MLflow-style bodies with the served model (MLflow's and SageMaker's scoring path)",
+        description="The model is MLBOX_SERVING_INVOCATIONS_MODEL, else the one model served by alias"
+        " (its champion); 404 when none is served, 409 when several are.",
+    )
+    async def invocations(
+        self, serving: NamedDependency[ServingService], request: Request[Any, Any, Any]
+    ) -> Response[bytes]:
+        t0 = time.perf_counter()
+        body = await request.body()
+        ctype = request.headers.get("content-type", "")
+        rid = request.headers.get("x-request-id")
+        return _json(await answer_invocations(serving, body, ctype, rid, t0))
 
     @get("/v2", operation_id="serverMetadata", summary="Server metadata (OIP)", sync_to_thread=False)
     def server_metadata(self) -> Response[bytes]:
@@ -246,33 +300,32 @@ class ScoringController(Controller):
         self, serving: NamedDependency[ServingService], name: FromPath[str], version: Version = None
     ) -> Response[bytes]:
         try:
-            ref = versioned_ref(name, version)
+            ref = await versioned_ref(serving, name, version)
             mv = await asyncio.to_thread(serving.describe, ref)
             versions = [str(v) for v in await asyncio.to_thread(serving.versions, mv.name)]
         except MlboxError as exc:
             return error_response(exc)
-        dep = serving.route_now(ref)
-        output = dep.output_name if dep is not None else str(mv.manifest.get("method", "output_0"))
-        return _json((200, encode_json(model_metadata(name, mv, versions, output)), []))
+        return _json((200, encode_json(model_metadata(name, mv, versions)), []))
 
     @get(
         ["/v2/models/{name:str}/ready", "/v2/models/{name:str}/versions/{version:str}/ready"],
         operation_id=versioned("modelReady", "modelVersionReady"),
-        summary="Is this model (version) loaded? Asking starts loading it",
+        summary="Is this model (version) loaded? Asking loads nothing",
     )
     async def model_ready(
         self, serving: NamedDependency[ServingService], name: FromPath[str], version: Version = None
     ) -> Response[bytes]:
+        """Answered from what is loaded: an open route never loads a version (nor takes a GPU)."""
         try:
-            ref = versioned_ref(name, version)
-            if serving.route_now(ref) is not None:
-                return _json((200, encode_json({"name": name, "ready": True}), []))
-            await asyncio.to_thread(serving.describe, ref)  # NotFound -> 404
+            ref = await versioned_ref(serving, name, version)
+            state: Deployment | str | None = serving.route_now(ref)
+            if state is None:
+                state = await asyncio.to_thread(serving.readiness, ref)
         except MlboxError as exc:
             return error_response(exc)
-        serving.load_soon(ref)  # the next ready call says yes
-        failure = serving.failures().get(serving.key(ref))
-        return error_response(NotReady(failure or f"{name} is loading"))
+        if isinstance(state, str):
+            return error_response(NotReady(state))
+        return _json((200, encode_json({"name": name, "ready": True}), []))
 
     @get(
         "/metrics",
@@ -292,7 +345,7 @@ class BodyTooLarge(MlboxError):
 
 
 class ScoringFastPath:
-    """Serves the three scoring POST routes before Litestar routes them; hands everything else on.
+    """Serves the scoring POST routes before Litestar routes them; hands everything else on.
 
     Per request Litestar spends more CPU than decoding, scoring and encoding
     together (routing, a copy of the route handler per guard, signature
@@ -319,6 +372,8 @@ class ScoringFastPath:
     @staticmethod
     def match(path: str) -> tuple[str, str, str | None] | None:
         """``(kind, name, version)`` for a scoring POST path, else None."""
+        if path == "/invocations":
+            return "invocations", "", None
         parts = path.split("/")
         n = len(parts)
         if n == 5 and parts[1] == "v2" and parts[2] == "models" and parts[4] == "infer" and parts[3]:
@@ -371,13 +426,14 @@ class ScoringFastPath:
         check_host(None if host is None else host.decode("latin-1"), self.names)
         body = await self._body(headers.get(b"content-length"), receive)
         kind, name, version = route
-        if kind == "predict":
+        if kind != "infer":
             ctype = headers.get(b"content-type", b"").decode("latin-1")
-            rid = headers.get(b"x-request-id")
-            return await answer_predict(
-                self.serving, name, body, ctype, None if rid is None else rid.decode(), t0
-            )
-        ref = versioned_ref(name, version)
+            raw_id = headers.get(b"x-request-id")
+            rid = None if raw_id is None else raw_id.decode()
+            if kind == "invocations":
+                return await answer_invocations(self.serving, body, ctype, rid, t0)
+            return await answer_predict(self.serving, name, body, ctype, rid, t0)
+        ref = await versioned_ref(self.serving, name, version)
         length = headers.get(b"inference-header-content-length")
         return await answer_infer(
             self.serving, ref, name, body, None if length is None else length.decode(), t0

@@ -4,12 +4,18 @@ Pure functions over bytes. Each decoder returns a `Payload` for
 `mlbox.serving.tensors.conform`; each encoder returns the JSON bytes sent.
 
 The Open Inference Protocol checks that other servers skip: a tensor whose
-``data`` does not hold ``prod(shape)`` values is a 400 (MLServer answers 500),
+``data`` does not hold ``prod(shape)`` values is refused (MLServer answers 500),
 ``data`` must hold values of its ``datatype`` (no string silently parsed as a
 number, no float truncated to an int, no int out of its type's range), and
 the binary tensor extension (``Inference-Header-Content-Length``) is read
-with the same checks. Malformed JSON, a missing or mistyped field, an
-unknown datatype: 400 naming the field.
+with the same checks.
+
+Statuses follow the rule in `mlbox.api.serving`: a body that cannot be read
+as a request (malformed JSON or CSV, a missing or mistyped field, broken
+binary framing) is `InvalidInput` (400); a body that was read but whose
+values cannot be scored (an unknown datatype, values not of the datatype,
+a count that is not the shape's product, a negative dimension, ragged or
+empty rows) is `InvalidContent` (422). Both name the field.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from mlbox.registry.signature import SchemaMismatch
+from mlbox.serving.errors import InvalidContent
 from mlbox.serving.tensors import Payload, jsonable
 from mlbox.store.errors import InvalidInput
 
@@ -112,7 +120,7 @@ def decode_json_body(body: bytes) -> Any:
 
 def _check_shape(shape: list[int], field: str) -> int:
     if any(d < 0 for d in shape):
-        raise InvalidInput(f"{field}.shape: dimensions must not be negative, got {shape}", field=field)
+        raise InvalidContent(f"{field}.shape: dimensions must not be negative, got {shape}", field=field)
     return math.prod(shape)
 
 
@@ -137,20 +145,20 @@ def _json_tensor(t: InputTensor, field: str, size: int) -> np.ndarray:
         try:
             arr = np.array(t.data, dtype=object)
         except ValueError as exc:
-            raise InvalidInput(f"{field}.data: not a rectangular array ({exc})", field=field) from None
+            raise InvalidContent(f"{field}.data: not a rectangular array ({exc})", field=field) from None
         if not all(isinstance(v, str) for v in arr.flat):
-            raise InvalidInput(f"{field}.data: BYTES data must be strings", field=field)
+            raise InvalidContent(f"{field}.data: BYTES data must be strings", field=field)
     else:
         try:
             arr = np.array(t.data)
         except (ValueError, TypeError) as exc:
-            raise InvalidInput(f"{field}.data: not a rectangular array ({exc})", field=field) from None
+            raise InvalidContent(f"{field}.data: not a rectangular array ({exc})", field=field) from None
         if not _kind_fits(arr, t.datatype):
-            raise InvalidInput(
+            raise InvalidContent(
                 f"{field}.data: holds values that are not {t.datatype} (or out of its range)", field=field
             )
     if arr.size != size:
-        raise InvalidInput(
+        raise InvalidContent(
             f"{field}.data: has {arr.size} values but shape {t.shape} needs {size}", field=field
         )
     arr = arr.reshape(t.shape)
@@ -172,7 +180,7 @@ def _binary_tensor(t: InputTensor, field: str, size: int, chunk: bytes) -> np.nd
             items.append(raw.decode("utf-8", errors="surrogateescape"))
             pos += 4 + n
         if len(items) != size:
-            raise InvalidInput(
+            raise InvalidContent(
                 f"{field}: has {len(items)} values but shape {t.shape} needs {size}", field=field
             )
         arr = np.empty(size, dtype=object)
@@ -180,7 +188,7 @@ def _binary_tensor(t: InputTensor, field: str, size: int, chunk: bytes) -> np.nd
         return arr.reshape(t.shape)
     dtype = np.dtype(OIP_TO_NUMPY[t.datatype])
     if len(chunk) != size * dtype.itemsize:
-        raise InvalidInput(
+        raise InvalidContent(
             f"{field}: binary data has {len(chunk)} bytes but shape {t.shape} of {t.datatype} needs"
             f" {size * dtype.itemsize}",
             field=field,
@@ -207,15 +215,15 @@ def decode_oip(body: bytes, header_length: int | None = None) -> OipRequest:
     except msgspec.DecodeError as exc:
         raise InvalidInput(f"malformed JSON body: {exc}", field="body") from None
     if not req.inputs:
-        raise InvalidInput("inputs: at least one input tensor is needed", field="inputs")
+        raise InvalidContent("inputs: at least one input tensor is needed", field="inputs")
     named: dict[str, np.ndarray] = {}
     offset = 0
     for i, t in enumerate(req.inputs):
         field = t.name or f"inputs[{i}]"
         if t.name in named:
-            raise InvalidInput(f"{field}: given twice", field=field)
+            raise InvalidContent(f"{field}: given twice", field=field)
         if t.datatype not in OIP_TO_NUMPY:
-            raise InvalidInput(
+            raise InvalidContent(
                 f"{field}.datatype: unknown datatype {t.datatype!r}; expected one of {list(OIP_TO_NUMPY)}",
                 field=field,
             )
@@ -231,7 +239,8 @@ def decode_oip(body: bytes, header_length: int | None = None) -> OipRequest:
     if offset != len(binary):
         raise InvalidInput(f"{len(binary) - offset} bytes of binary data belong to no input", field="body")
     outputs = None if req.outputs is None else [o.name for o in req.outputs]
-    return OipRequest(Payload("named", named), req.id, outputs)
+    datatypes = {t.name: t.datatype for t in req.inputs}
+    return OipRequest(Payload("named", named, datatypes), req.id, outputs)
 
 
 def encode_oip(model_name: str, model_version: str, request_id: str, outputs: dict[str, np.ndarray]) -> bytes:
@@ -258,16 +267,26 @@ def _flat(data: Any) -> Any:
     return data
 
 
-def select_outputs(outputs: dict[str, np.ndarray], wanted: list[str] | None) -> dict[str, np.ndarray]:
+def select_outputs(
+    outputs: dict[str, np.ndarray], wanted: list[str] | None, legacy: dict[str, str] | None = None
+) -> dict[str, np.ndarray]:
+    """The outputs a request asked for, under the names it asked for.
+
+    ``legacy`` maps output names served by older releases to today's
+    (``predict`` -> ``output_0``): asked for by an old name, an output answers under it.
+    """
     if not wanted:
         return outputs
+    chosen: dict[str, np.ndarray] = {}
     for i, name in enumerate(wanted):
-        if name not in outputs:
-            raise InvalidInput(
+        actual = name if name in outputs or legacy is None else legacy.get(name, name)
+        if actual not in outputs:
+            raise SchemaMismatch(
                 f"outputs[{i}].name: this model has no output {name!r}; it has {list(outputs)}",
                 field=f"outputs[{i}].name",
             )
-    return {name: outputs[name] for name in wanted}
+        chosen[name] = outputs[actual]
+    return chosen
 
 
 # -- MLflow scoring bodies -------------------------------------------------------------
@@ -276,15 +295,17 @@ MLFLOW_FORMATS = ("instances", "inputs", "dataframe_split", "dataframe_records")
 
 
 def _records(records: Any, field: str) -> Payload:
-    if not isinstance(records, list) or not records:
+    if not isinstance(records, list):
         raise InvalidInput(f"{field}: expected a non-empty list of records", field=field)
+    if not records:
+        raise InvalidContent(f"{field}: no records to score", field=field)
     names = list(records[0]) if isinstance(records[0], dict) else []
     columns: dict[str, list[Any]] = {n: [] for n in names}
     for i, rec in enumerate(records):
         if not isinstance(rec, dict):
             raise InvalidInput(f"{field}[{i}]: expected an object", field=f"{field}[{i}]")
         if len(rec) != len(names) or any(n not in rec for n in names):
-            raise InvalidInput(
+            raise InvalidContent(
                 f"{field}[{i}]: has fields {sorted(rec)}, the first record has {sorted(names)}",
                 field=f"{field}[{i}]",
             )
@@ -305,8 +326,10 @@ def _split(doc: Any, field: str) -> Payload:
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise InvalidInput(f"{field}.columns: expected a list of names", field=f"{field}.columns")
     for i, row in enumerate(data):
-        if not isinstance(row, list) or len(row) != len(columns):
-            raise InvalidInput(
+        if not isinstance(row, list):
+            raise InvalidInput(f"{field}.data[{i}]: expected a row (a list)", field=f"{field}.data[{i}]")
+        if len(row) != len(columns):
+            raise InvalidContent(
                 f"{field}.data[{i}]: expected a row of {len(columns)} values", field=f"{field}.data[{i}]"
             )
     return Payload("columns", {c: [row[j] for row in data] for j, c in enumerate(columns)})
@@ -333,10 +356,12 @@ def decode_mlflow(body: bytes) -> Payload:
         return _records(value, key)
     if isinstance(value, dict):  # named tensors / columns: {"a": [...], "b": [...]}
         if not value:
-            raise InvalidInput(f"{key}: no inputs", field=key)
+            raise InvalidContent(f"{key}: no inputs", field=key)
         return Payload("named", value)
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, list):
         raise InvalidInput(f"{key}: expected a non-empty list or an object of named inputs", field=key)
+    if not value:
+        raise InvalidContent(f"{key}: no rows to score", field=key)
     if isinstance(value[0], dict):
         return _records(value, key)
     return Payload("rows", value)
@@ -353,7 +378,7 @@ def decode_csv(body: bytes) -> Payload:
     except Exception as exc:  # polars raises several error types for unreadable CSV
         raise InvalidInput(f"unreadable CSV: {str(exc).splitlines()[0]}", field="body") from None
     if frame.height == 0:
-        raise InvalidInput("the CSV has a header but no rows", field="body")
+        raise InvalidContent("the CSV has a header but no rows", field="body")
     return Payload("columns", {name: frame[name].to_numpy() for name in frame.columns})
 
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
+from mlbox.registry.refs import parse_ref
 from mlbox.store.errors import InvalidInput
 
 
@@ -48,6 +49,11 @@ class ServingSettings:
     """``MLBOX_SERVING_GPUS``: GPUs torch models may be served on: ``auto`` (CUDA decides), ``none``,
     or indices such as ``0,1`` (the first is used); see `mlbox.serving.deployment.device_for`."""
 
+    invocations_model: str = ""
+    """``MLBOX_SERVING_INVOCATIONS_MODEL``: the model MLflow's ``POST /invocations`` scores, a reference
+    such as ``churn@champion``; empty, the one model served by alias (its champion), else 404/409
+    (`mlbox.serving.invocations.choose_model`)."""
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
         env = os.environ if environ is None else environ
@@ -74,4 +80,11 @@ class ServingSettings:
                     raise InvalidInput(f"{name}={raw!r} is out of range", field=name)
                 value = number
             s = replace(s, **{f.name: value})  # type: ignore[arg-type]
+        if s.invocations_model:
+            s = replace(
+                s,
+                invocations_model=str(
+                    parse_ref(s.invocations_model, field="MLBOX_SERVING_INVOCATIONS_MODEL")
+                ),
+            )
         return s

@@ -98,13 +98,41 @@ def thread_setup(version: ModelVersion) -> Callable[[], None] | None:
     return skip_parameter_validation
 
 
+SINGLE_OUTPUT = "output_0"
+"""The name of a model's one unnamed output, whatever its flavor (see `output_name`)."""
+
+
 def output_name(version: ModelVersion) -> str:
-    """The OIP name of a single-output model: its signature's, else the method called (``predict``)."""
+    """The name of a single-output model's output: its signature's, else ``output_0``.
+
+    Output names come from the signature, never from the flavor: a model that
+    returns one array answers ``output_0`` (a tuple of arrays ``output_0``,
+    ``output_1``, …; a dict its keys; a frame its columns), so a client that
+    asks for an output by name keeps working when an alias moves to a model
+    of another flavor. Before, a scikit-learn model's output was named after
+    the method called (``predict``); `legacy_output_names` keeps that name
+    answering where a client asks for it.
+    """
     outputs = version.signature.outputs if version.signature else None
     if outputs is not None and outputs.kind == "tensor" and outputs.tensors and outputs.tensors[0].name:
         return outputs.tensors[0].name
+    return SINGLE_OUTPUT
+
+
+def single_output(version: ModelVersion) -> bool:
+    """Whether the signature says the model returns one unnamed array (renamed to `output_name`)."""
+    outputs = version.signature.outputs if version.signature else None
+    return outputs is not None and outputs.kind == "tensor"
+
+
+def legacy_output_names(version: ModelVersion) -> dict[str, str]:
+    """``{old name: name}`` for the output names served before names came from the signature
+    (the method called: ``predict``, ``predict_proba``), so requests asking for them still work."""
     method = version.manifest.get("method")
-    return method if isinstance(method, str) else "output_0"
+    name = output_name(version)
+    if not isinstance(method, str) or method == name or (version.signature and not single_output(version)):
+        return {}
+    return {method: name}
 
 
 def example_for(schema: Schema) -> Any:
@@ -137,6 +165,8 @@ class Deployment:
     output_name: str
     depends: dict[str, int] = field(default_factory=dict)
     """Part reference -> the version it resolved to when this (composed) deployment was built."""
+    legacy_outputs: dict[str, str] = field(default_factory=dict)
+    """Output names answered before they came from the signature -> today's (`legacy_output_names`)."""
     by_entity: bool = False
     """Requests carry entity keys; features are looked up (`mlbox.serving.features`)."""
 
@@ -256,9 +286,13 @@ def build_deployment(
         give_back()
         raise
     name = output_name(version)
+    rename = single_output(version)
 
     def run(inputs: Any) -> Outputs:
-        return to_outputs(predict(inputs), name)
+        outputs = to_outputs(predict(inputs), name)
+        if rename and len(outputs) == 1 and name not in outputs:  # a named Series: the signature's name
+            return {name: next(iter(outputs.values()))}
+        return outputs
 
     if schema is not None:
         try:
@@ -280,5 +314,12 @@ def build_deployment(
     )
     stats.queue_depth = lambda: batcher.depth
     return Deployment(
-        version, schema, batcher, stats, name, depends, by_entity=bool(version.manifest.get("features"))
+        version,
+        schema,
+        batcher,
+        stats,
+        name,
+        depends,
+        legacy_output_names(version),
+        by_entity=bool(version.manifest.get("features")),
     )

@@ -1,12 +1,27 @@
 """The scoring path's own failures, in mlbox's one error family.
 
 Each carries the HTTP status the scoring routes answer with; `Overloaded`
-and `NotReady` also say when to come back (``Retry-After``).
+and `NotReady` also say when to come back (``Retry-After``). The rule
+between 400 and 422 is written once, in `mlbox.api.serving`: 400 when the
+body cannot be read as a request, 422 (`InvalidContent`, `SchemaMismatch`,
+`ModelFailed`) when it was read and what it holds cannot be scored.
 """
 
 from __future__ import annotations
 
-from mlbox.store.errors import MlboxError
+from mlbox.store.errors import InvalidInput, MlboxError
+
+
+class InvalidContent(InvalidInput):
+    """A body that was read but holds values that cannot be scored (422).
+
+    Tensors that contradict themselves (an unknown datatype, values not of
+    their datatype, a value count that is not the shape's product, a negative
+    dimension, ragged rows), or nothing to score. The body's syntax was fine,
+    so a 400 would send the client looking for a framing bug that is not there.
+    """
+
+    http_status = 422
 
 
 class Overloaded(MlboxError):

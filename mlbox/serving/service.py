@@ -39,6 +39,7 @@ from mlbox.serving.config import ServingSettings
 from mlbox.serving.deployment import Deployment, GpuPlacer, Registry, build_deployment
 from mlbox.serving.errors import InferenceTimeout, NotReady, Retired
 from mlbox.serving.features import FeatureLookup, entity_inputs
+from mlbox.serving.invocations import choose_model
 from mlbox.serving.metrics import ModelStats, StatsSnapshot, render
 from mlbox.serving.predlog import PredictionLog
 from mlbox.serving.tensors import Payload, conform
@@ -105,7 +106,6 @@ class ServingService:
         self._thread: threading.Thread | None = None
         self._ids = itertools.count(1)
         self._id_prefix = secrets.token_hex(4) + "-"
-        self._loading: set[asyncio.Task[Deployment]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -331,19 +331,29 @@ class ServingService:
                 self._pinned.add(key)
         return dep
 
-    def load_soon(self, ref: str) -> None:
-        """Start loading ``ref`` on the running loop without waiting (a readiness probe asked).
+    def readiness(self, ref: str) -> Deployment | str:
+        """The deployment that answers ``ref`` now, or why there is none; never loads anything.
 
-        A failed load is not raised here: the next probe reports it through `failures`.
+        Asked by the open readiness routes, which must not load a version or
+        take a GPU (issue 12). ``churn`` is ready when its newest version is
+        loaded under any reference (``churn@champion``, loaded at start-up).
+        Blocking (reads the registry): call it off the event loop.
         """
-        task = asyncio.get_running_loop().create_task(self.route(ref))
-        self._loading.add(task)
-        task.add_done_callback(self._loaded)
-
-    def _loaded(self, task: asyncio.Task[Deployment]) -> None:
-        self._loading.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved, so asyncio does not log it as never retrieved
+        dep = self.route_now(ref)
+        if dep is not None:
+            return dep
+        key = self.key(ref)
+        version = self.registry.resolve(key)  # NotFound for an unknown model, alias or version
+        with self._lock:
+            dep = self._by_version.get((version.name, version.version))
+        if dep is not None and not dep.batcher.closed:
+            return dep
+        for failed_key, failure in self._failures.items():
+            if failed_key == key or (
+                failure.version == version.version and self.key(failed_key).split("@")[0] == version.name
+            ):
+                return failure.message
+        return f"{version.ref} is not loaded: aliased versions load at start-up, others on first use"
 
     def route_now(self, ref: str) -> Deployment | None:
         """The deployment answering ``ref`` if it is loaded (no loading, no waiting).
@@ -481,16 +491,31 @@ class ServingService:
             return dep.version
         return self.registry.resolve(self.key(ref))
 
+    def version_ref(self, name: str, version: str) -> str:
+        """``name/3`` for the ``/versions/{version}`` routes, where ``name`` may carry an ``@alias``
+        (``churn@champion/versions/3`` is version 3 of ``churn``, as the alias's metadata lists
+        every version). A version the model does not have, or an alias it does not have: `NotFound`.
+        Blocking when the alias is not served (reads the registry)."""
+        ref = parse_ref(name, field="name")
+        if ref.version is not None:
+            raise InvalidInput(
+                f"{name!r}: give a model name (or name@alias) here, not a version", field="name"
+            )
+        if not version.isdigit() or len(version) > 10 or int(version) < 1:
+            raise NotFound(f"model {ref.name!r} has no version {version!r}", field="version")
+        if ref.alias is not None and self.route_now(str(ref)) is None:
+            self.registry.resolve(ref)  # NotFound when the model has no such alias
+        return f"{ref.name}/{int(version)}"
+
+    def invocations_ref(self) -> str:
+        """The model MLflow's ``/invocations`` scores (`mlbox.serving.invocations.choose_model`)."""
+        with self._lock:
+            served = {k: dep.number for k, dep in self._routes.items()}
+            failed = list(self._failures)
+        return choose_model(self.settings.invocations_model, served, failed)
+
     def versions(self, name: str) -> Iterable[int]:
         for model in self.registry.list_models():
             if model.name == name:
                 return range(1, (model.latest_version or 0) + 1)
         raise NotFound(f"no model named {name!r}", field="name")
-
-
-def check_plain_name(name: str) -> str:
-    """For ``/versions/{version}`` routes: the name alone, no ``@alias``."""
-    ref = parse_ref(name, field="name")
-    if ref.alias is not None or ref.version is not None:
-        raise InvalidInput(f"{name!r}: give a model name without @alias or version here", field="name")
-    return ref.name

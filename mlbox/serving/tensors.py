@@ -7,8 +7,9 @@ so a mixed row like ``[3, "red"]`` is never flattened into strings. Model
 outputs become named arrays (`to_outputs`) which the batcher splits by row
 and the codecs encode.
 
-Errors name the field: `InvalidInput` (400) when a body contradicts itself,
-`SchemaMismatch` (422) when it does not fit the model.
+Errors name the field: `InvalidContent` (422) when a body's values contradict
+themselves (ragged rows, nothing to score), `SchemaMismatch` (422) when they
+do not fit the model (the status rule is in `mlbox.api.serving`).
 """
 
 from __future__ import annotations
@@ -20,19 +21,24 @@ from typing import Any, Literal
 import numpy as np
 
 from mlbox.registry.signature import Schema, SchemaMismatch, TensorSpec, validate
-from mlbox.store.errors import InvalidInput
+from mlbox.serving.errors import InvalidContent
 
 PayloadKind = Literal["rows", "named", "columns"]
 
 
 class Payload:
-    """What a body holds: ``rows`` (a list of rows or an array), ``named`` tensors, or ``columns``."""
+    """What a body holds: ``rows`` (a list of rows or an array), ``named`` tensors, or ``columns``.
 
-    __slots__ = ("kind", "value")
+    ``datatypes`` (OIP bodies only) are the datatypes the client declared per input, so that a
+    refusal can speak the client's language (``expected FP64, got BYTES``).
+    """
 
-    def __init__(self, kind: PayloadKind, value: Any) -> None:
+    __slots__ = ("datatypes", "kind", "value")
+
+    def __init__(self, kind: PayloadKind, value: Any, datatypes: dict[str, str] | None = None) -> None:
         self.kind = kind
         self.value = value
+        self.datatypes = datatypes
 
 
 def as_array(values: Any, field: str) -> np.ndarray:
@@ -42,7 +48,7 @@ def as_array(values: Any, field: str) -> np.ndarray:
     try:
         arr = np.array(values)
     except (ValueError, TypeError) as exc:
-        raise InvalidInput(f"{field}: not a rectangular array ({_first_line(exc)})", field=field) from None
+        raise InvalidContent(f"{field}: not a rectangular array ({_first_line(exc)})", field=field) from None
     if arr.dtype.kind == "U":
         mixed = np.array(values, dtype=object)
         if not all(isinstance(v, str) for v in mixed.flat):
@@ -74,11 +80,11 @@ def batch_rows(inputs: Any) -> int:
                 )
             rows = n
         if rows is None:
-            raise InvalidInput("no inputs", field="inputs")
+            raise InvalidContent("no inputs", field="inputs")
     else:
         rows = _rows_of(inputs, "input")
     if rows == 0:
-        raise InvalidInput("no rows to score", field="inputs")
+        raise InvalidContent("no rows to score", field="inputs")
     return rows
 
 
@@ -102,7 +108,7 @@ def _rows_to_columns(rows: Any, names: list[str], field: str) -> dict[str, np.nd
             )
         return {n: matrix[:, i] for i, n in enumerate(names)}
     if not isinstance(rows, list):
-        raise InvalidInput(f"{field}: expected a list of rows", field=field)
+        raise InvalidContent(f"{field}: expected a list of rows", field=field)
     for i, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != len(names):
             raise SchemaMismatch(
@@ -134,6 +140,29 @@ def _exact(spec: TensorSpec, arr: np.ndarray) -> bool:
     return all(expected in (-1, got) for expected, got in zip(spec.shape, shape, strict=True))
 
 
+def _expected_dtypes(schema: Schema) -> dict[str, str]:
+    if schema.kind == "columns":
+        return {c.name: c.dtype for c in schema.columns}
+    return {t.name or "input": t.dtype for t in schema.tensors}
+
+
+def check_declared(schema: Schema, datatypes: Mapping[str, str]) -> None:
+    """Refuse a ``BYTES`` tensor sent to a numeric or boolean input, naming the OIP datatype expected.
+
+    Without this the refusal would come from `validate` in numpy's words
+    (``expected dtype float64, got string``), which an OIP client has to translate.
+    """
+    if "BYTES" not in datatypes.values():
+        return
+    expected = _expected_dtypes(schema)
+    for name, declared in datatypes.items():
+        dtype = expected.get(name)
+        if declared == "BYTES" and dtype in NUMPY_TO_OIP:
+            raise SchemaMismatch(
+                f"{name}: expected datatype {NUMPY_TO_OIP[dtype]} (dtype {dtype}), got BYTES", field=name
+            )
+
+
 def conform(schema: Schema | None, payload: Payload, field: str = "inputs") -> tuple[Any, int]:
     """Inputs shaped, validated and cast for the model, and their row count.
 
@@ -141,6 +170,8 @@ def conform(schema: Schema | None, payload: Payload, field: str = "inputs") -> t
     is refused (422 naming it), never ignored.
     """
     kind, value = payload.kind, payload.value
+    if schema is not None and payload.datatypes is not None:
+        check_declared(schema, payload.datatypes)
     if schema is None:  # no signature: pass through what the body held
         if kind == "rows":
             inputs: Any = as_array(value, field)

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,3 +51,26 @@ def oip(x: Any, name: str = "input", datatype: str = "FP64", **extra: Any) -> di
     arr = np.asarray(x)
     tensor = {"name": name, "shape": list(arr.shape), "datatype": datatype, "data": arr.ravel().tolist()}
     return {"inputs": [tensor], **extra}
+
+
+@contextlib.contextmanager
+def uvicorn_server(app: Litestar) -> Iterator[str]:
+    """``app`` served by uvicorn on a real socket on 127.0.0.1; yields its URL."""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
+    thread = threading.Thread(target=lambda: server.run(sockets=[sock]), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

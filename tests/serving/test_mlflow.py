@@ -112,17 +112,31 @@ def test_a_table_model_takes_columns_by_name(
         ({"instances": [ROW], "inputs": [ROW]}, "body"),
         ({"rows": [ROW]}, "body"),
         ({"instances": [ROW], "extra": 1}, "extra"),
+        ({"instances": "rows"}, "instances"),
+        ({"dataframe_split": [[1]]}, "dataframe_split"),
+        ({"dataframe_split": {"columns": ["a"], "data": [1]}}, "dataframe_split.data[0]"),
+    ],
+)
+def test_mlflow_unreadable_bodies_are_400(
+    client: TestClient[Litestar], body: dict[str, Any], field: str
+) -> None:
+    error(client.post("/api/v1/models/gbc/predict", json=body), 400, field)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
         ({"instances": []}, "instances"),
         ({"instances": [ROW, ROW[1:]]}, "inputs"),
         ({"dataframe_records": [{"a": 1}, {"b": 2}]}, "dataframe_records[1]"),
         ({"dataframe_split": {"columns": ["a", "b"], "data": [[1]]}}, "dataframe_split.data[0]"),
-        ({"dataframe_split": [[1]]}, "dataframe_split"),
     ],
 )
-def test_mlflow_malformed_bodies_are_400(
+def test_mlflow_bodies_read_but_unscorable_are_422(
     client: TestClient[Litestar], body: dict[str, Any], field: str
 ) -> None:
-    error(client.post("/api/v1/models/gbc/predict", json=body), 400, field)
+    """The same rule as OIP (`mlbox.api.serving`): read, but what it holds cannot be scored."""
+    error(client.post("/api/v1/models/gbc/predict", json=body), 422, field)
 
 
 def test_malformed_json_and_csv_are_400(client: TestClient[Litestar]) -> None:

@@ -40,7 +40,7 @@ def test_logged_predictions_equal_the_responses(
     for row in log.iter_rows(named=True):
         inputs, outputs = answered[row["request_id"]]
         assert json.loads(row["inputs"]) == inputs
-        assert json.loads(row["outputs"]) == {"predict": outputs}
+        assert json.loads(row["outputs"]) == {"output_0": outputs}
         assert row["version"] == 1 and not row["shadow"] and row["latency_ms"] > 0
 
 

@@ -34,7 +34,8 @@ def test_oip_server_and_model_metadata(client: TestClient[Litestar]) -> None:
         meta["name"] == "gbc@champion" and meta["versions"] == ["1"] and meta["platform"] == "mlbox-sklearn"
     )
     assert meta["inputs"] == [{"name": "input", "datatype": "FP64", "shape": [-1, 20]}]
-    assert meta["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]
+    # output names come from the signature, not the flavor: one array is output_0 (not sklearn's "predict")
+    assert meta["outputs"] == [{"name": "output_0", "datatype": "INT64", "shape": [-1]}]
     assert client.get("/v2/models/gbc/versions/1").json()["inputs"] == meta["inputs"]
     assert client.get("/v2/models/gbc@champion/ready").json() == {"name": "gbc@champion", "ready": True}
     error(client.get("/v2/models/nope"), 404)
@@ -51,7 +52,7 @@ def test_oip_infer_gives_the_models_predictions(client: TestClient[Litestar], da
         assert body["model_name"] == "gbc@champion" and body["model_version"] == "1"
         assert body["id"] == f"req-{rows}"
         (out,) = body["outputs"]
-        assert out["name"] == "predict" and out["datatype"] == "INT64" and out["shape"] == [rows]
+        assert out["name"] == "output_0" and out["datatype"] == "INT64" and out["shape"] == [rows]
         assert out["data"] == model.predict(x[:rows]).tolist()
     # nested data, FP32 and integer tensors are cast losslessly to the signature's float64
     nested = {
@@ -66,12 +67,16 @@ def test_oip_infer_gives_the_models_predictions(client: TestClient[Litestar], da
     ints = np.arange(40).reshape(2, 20) - 20
     r = client.post("/v2/models/gbc/infer", json=oip(ints, datatype="INT64"))
     assert r.json()["outputs"][0]["data"] == model.predict(ints.astype(np.float64)).tolist()
-    # requested outputs: a known one passes, an unknown one is named
+    # requested outputs: a known one passes, the name older releases answered still works (under
+    # the name asked for), an unknown one is named
+    r = client.post("/v2/models/gbc/infer", json=oip(x[:2], outputs=[{"name": "output_0"}]))
+    assert [o["name"] for o in r.json()["outputs"]] == ["output_0"]
     r = client.post("/v2/models/gbc/infer", json=oip(x[:2], outputs=[{"name": "predict"}]))
     assert [o["name"] for o in r.json()["outputs"]] == ["predict"]
+    assert r.json()["outputs"][0]["data"] == model.predict(x[:2]).tolist()
     error(
         client.post("/v2/models/gbc/infer", json=oip(x[:2], outputs=[{"name": "proba"}])),
-        400,
+        422,
         "outputs[0].name",
     )
 
@@ -111,65 +116,49 @@ def test_oip_binary_tensor_extension(client: TestClient[Litestar], data: dict[st
     )
 
 
+def _tensor(**changes: Any) -> str:
+    """An OIP body of one ``input`` tensor ([1, 20] FP64 of `ROW`) with ``changes`` applied."""
+    tensor = {"name": "input", "shape": [1, 20], "datatype": "FP64", "data": ROW, **changes}
+    return json.dumps({"inputs": [tensor]})
+
+
+# The rule (mlbox.api.serving): a body that cannot be read as a request is 400 ...
 @pytest.mark.parametrize(
     ("body", "field"),
     [
         (b"{nope", "body"),
         (b"[1, 2]", None),
-        (b'{"inputs": []}', "inputs"),
         (b'{"inputs": [{"name": "input", "shape": [1, 20], "data": []}]}', "inputs[0]"),
         (
             b'{"inputs": [{"name": "input", "shape": "1,20", "datatype": "FP64", "data": []}]}',
             "inputs[0].shape",
         ),
-        (
-            json.dumps({"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP128", "data": ROW}]}),
-            "input",
-        ),
+        (b'{"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP64"}]}', "input"),
+    ],
+)
+def test_oip_unreadable_requests_are_400_naming_the_field(
+    client: TestClient[Litestar], body: str | bytes, field: str | None
+) -> None:
+    content = body.encode() if isinstance(body, str) else body
+    error(client.post("/v2/models/gbc@champion/infer", content=content), 400, field)
+
+
+# ... and one that was read but whose tensors cannot be scored is 422, like a signature mismatch
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"inputs": []}', "inputs"),
+        (_tensor(datatype="FP128"), "input"),
         # data length must equal prod(shape): 19 values for [1, 20]
-        (
-            json.dumps(
-                {"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP64", "data": ROW[1:]}]}
-            ),
-            "input",
-        ),
+        (_tensor(data=ROW[1:]), "input"),
         # ... for BYTES too (MLServer answers 500 here)
-        (
-            json.dumps(
-                {"inputs": [{"name": "input", "shape": [3], "datatype": "BYTES", "data": ["a", "b"]}]}
-            ),
-            "input",
-        ),
-        (
-            json.dumps(
-                {"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP32", "data": ["1"] * 20}]}
-            ),
-            "input",
-        ),
-        (
-            json.dumps({"inputs": [{"name": "input", "shape": [1, 20], "datatype": "INT64", "data": ROW}]}),
-            "input",
-        ),
-        (
-            json.dumps(
-                {"inputs": [{"name": "input", "shape": [1, 2], "datatype": "INT8", "data": [1, 300]}]}
-            ),
-            "input",
-        ),
-        (
-            json.dumps(
-                {"inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP64", "data": [[1, 2], [3]]}]}
-            ),
-            "input",
-        ),
-        (
-            json.dumps({"inputs": [{"name": "input", "shape": [-1, 20], "datatype": "FP64", "data": ROW}]}),
-            "input",
-        ),
-        (
-            json.dumps({"inputs": [{"name": "input", "shape": [0, 20], "datatype": "FP64", "data": []}]}),
-            "inputs",
-        ),
+        (_tensor(shape=[3], datatype="BYTES", data=["a", "b"]), "input"),
+        (_tensor(datatype="FP32", data=["1"] * 20), "input"),
+        (_tensor(datatype="INT64"), "input"),
+        (_tensor(shape=[1, 2], datatype="INT8", data=[1, 300]), "input"),
+        (_tensor(shape=[2, 2], data=[[1, 2], [3]]), "input"),
+        (_tensor(shape=[-1, 20]), "input"),
+        (_tensor(shape=[0, 20], data=[]), "inputs"),
         (
             json.dumps(
                 {"inputs": [{"name": "input", "shape": [1, 20], "datatype": "FP64", "data": ROW}] * 2}
@@ -178,11 +167,11 @@ def test_oip_binary_tensor_extension(client: TestClient[Litestar], data: dict[st
         ),
     ],
 )
-def test_oip_malformed_requests_are_400_naming_the_field(
+def test_oip_tensors_that_contradict_themselves_are_422_naming_the_field(
     client: TestClient[Litestar], body: str | bytes, field: str | None
 ) -> None:
     content = body.encode() if isinstance(body, str) else body
-    error(client.post("/v2/models/gbc@champion/infer", content=content), 400, field)
+    error(client.post("/v2/models/gbc@champion/infer", content=content), 422, field)
 
 
 @pytest.mark.parametrize(
@@ -194,7 +183,7 @@ def test_oip_malformed_requests_are_400_naming_the_field(
         (
             {"name": "input", "shape": [1, 20], "datatype": "BYTES", "data": ["a"] * 20},
             "input",
-            "dtype float64",
+            "expected datatype FP64",
         ),
     ],
 )
@@ -209,10 +198,34 @@ def test_unknown_models_versions_and_bad_references(client: TestClient[Litestar]
     error(client.post("/v2/models/nope/infer", json=oip([ROW])), 404)
     error(client.post("/v2/models/gbc@staging/infer", json=oip([ROW])), 404)
     error(client.post("/v2/models/gbc/versions/5/infer", json=oip([ROW])), 404)
-    error(client.post("/v2/models/gbc/versions/x1/infer", json=oip([ROW])), 400, "version")
-    error(client.post("/v2/models/gbc@champion/versions/1/infer", json=oip([ROW])), 400, "name")
+    error(client.post("/v2/models/gbc/versions/x1/infer", json=oip([ROW])), 404, "version")
+    error(client.post("/v2/models/gbc/versions/0/infer", json=oip([ROW])), 404, "version")
+    error(client.get("/v2/models/gbc/versions/99999999999/ready"), 404, "version")
+    error(client.post("/v2/models/gbc:1/versions/1/infer", json=oip([ROW])), 400, "name")
     error(client.post("/v2/models/bad%20name/infer", json=oip([ROW])), 400)
     error(client.post("/api/v1/models/nope/predict", json={"instances": [ROW]}), 404)
+
+
+def test_the_versions_an_alias_lists_are_served_under_the_alias(
+    client: TestClient[Litestar], data: dict[str, Any]
+) -> None:
+    """``GET /v2/models/NAME@ALIAS`` lists versions; ``NAME@ALIAS/versions/N/...`` serves each of them
+    (it answered 400 before), and a version or alias the model does not have is 404."""
+    meta = client.get("/v2/models/gbc@champion").json()
+    assert meta["versions"] == ["1"]
+    for v in meta["versions"]:
+        r = client.post(f"/v2/models/gbc@champion/versions/{v}/infer", json=oip(data["x"][:2]))
+        assert r.status_code == 200, r.text
+        assert r.json()["model_version"] == v
+        assert r.json()["outputs"][0]["data"] == data["gbc"].predict(data["x"][:2]).tolist()
+        assert client.get(f"/v2/models/gbc@champion/versions/{v}").json()["inputs"] == meta["inputs"]
+        ready = client.get(f"/v2/models/gbc@champion/versions/{v}/ready")
+        assert ready.json() == {"name": "gbc@champion", "ready": True}
+    error(client.post("/v2/models/gbc@champion/versions/2/infer", json=oip([ROW])), 404)
+    error(client.get("/v2/models/gbc@champion/versions/2"), 404)
+    error(client.get("/v2/models/gbc@champion/versions/2/ready"), 404)
+    error(client.post("/v2/models/gbc@staging/versions/1/infer", json=oip([ROW])), 404)
+    error(client.get("/v2/models/gbc@staging/versions/1/ready"), 404)
 
 
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "litestar"])

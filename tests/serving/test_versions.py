@@ -4,19 +4,15 @@ with no failed request; a challenger shadows the champion without touching its a
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import socket
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
-from litestar import Litestar
 
 from mlbox.api.app import create_app
 from mlbox.registry.service import RegistryService
@@ -24,29 +20,7 @@ from mlbox.services import Services
 from mlbox.serving.predlog import read_predictions
 from mlbox.serving.service import ServingService
 from tests.serving.models import Constant, Slow
-from tests.serving.server import FAST, TOKEN, http_client, oip, start_serving
-
-
-@contextlib.contextmanager
-def uvicorn_server(app: Litestar) -> Iterator[str]:
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on"))
-    thread = threading.Thread(target=lambda: server.run(sockets=[sock]), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+from tests.serving.server import FAST, TOKEN, http_client, oip, start_serving, uvicorn_server
 
 
 def test_moving_an_alias_swaps_versions_under_load_with_no_failed_request(
@@ -128,7 +102,7 @@ def test_a_challenger_shadows_the_champion_and_both_are_logged(
     assert set(shadow["version"].to_list()) == {2}
     for row in shadow.iter_rows(named=True):
         i = int(row["request_id"][1:])
-        assert json.loads(row["outputs"]) == {"predict": data["lr"].predict(x[i : i + 1]).tolist()}
+        assert json.loads(row["outputs"]) == {"output_0": data["lr"].predict(x[i : i + 1]).tolist()}
         assert json.loads(row["inputs"]) == x[i : i + 1].tolist()
 
 
