@@ -125,7 +125,9 @@ def test_trials_run_as_jobs_in_parallel_on_their_own_gpus(gpu_services: Services
     assert final.best_trial == best.number and final.best_params == best.params
 
 
-def test_pruned_trial_has_its_job_cancelled(gpu_services: Services, workdir: Path) -> None:
+def test_pruned_trial_is_pruned_everywhere(gpu_services: Services, workdir: Path) -> None:
+    """One word for one fact: the trial, its job and its run all say ``pruned`` (the job said
+    ``cancelled`` and the run ``killed`` before)."""
     svc = gpu_services
     sweep = svc.sweeps.create(
         spec(
@@ -149,8 +151,11 @@ def test_pruned_trial_has_its_job_cancelled(gpu_services: Services, workdir: Pat
     assert second.job_id is not None
     drive(svc, lambda: svc.scheduler.get(second.job_id).terminal, timeout=30)  # type: ignore[arg-type]
     job = svc.scheduler.get(second.job_id)
-    assert job.state == "cancelled"
+    assert job.state == "pruned" and job.message == "pruned by its sweep"
     assert second.run_id is not None
+    assert svc.tracking.get_run(second.run_id).status == "pruned"
+    assert [a.outcome for a in svc.scheduler.attempts(job.id)] == ["pruned"]
+    assert svc.scheduler.list_jobs(["pruned"]) == [job]
     assert len(svc.tracking.metric_history(second.run_id, "loss")) < 400  # stopped long before its end
 
 
@@ -161,7 +166,9 @@ def test_failed_jobs_fail_their_trials_and_stop_ends_a_sweep(gpu_services: Servi
     )
     drive(svc, done(svc, broken.id))
     got = svc.sweeps.get(broken.id)
-    assert got.counts == {"failed": 2} and got.message == "no trial completed"
+    assert (
+        got.counts == {"failed": 2} and got.message == "every trial failed; trial 1: job failed (exit code 3)"
+    )
     assert {t.message for t in svc.sweeps.trials(broken.id)} == {"job failed (exit code 3)"}
     with pytest.raises(NotFound):
         svc.sweeps.best(broken.id)

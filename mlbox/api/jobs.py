@@ -5,6 +5,16 @@ is a `JobSpec` decoded by msgspec (unknown fields refused); the service
 checks the values, so the API and the CLI refuse the same input with the same
 messages. Logs are read by offset: a client follows a job by passing back
 ``next_offset`` until the job is terminal and the text is empty.
+
+The environment: an HTTP client's environment cannot be known, so a body's
+``env`` is what it says and ``env_policy`` (default ``appliance``) says what
+it is laid over: ``appliance`` — the appliance's environment (as before the
+CLI captured anything), ``clean`` — a minimal one (PATH, HOME, locale), or
+``inherit`` — nothing: ``env`` is the whole environment, as the CLI and
+``mlbox.submit`` send it (with ``python``, the interpreter for script and
+function jobs). Whatever the policy, a variable holding the API token is
+dropped before the spec is stored and again before the job starts, and the
+Job says which interpreter (``python``) and env (``env_prefix``) it ran with.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Every route needs the management token (the app-wide guard). A sweep started
 here takes a declared search space (JSON, `mlbox.sweeps.space`); a Python
 space (define-by-run) runs its code in the appliance's own process, so it is
 accepted from the CLI and the Python client only, never over the wire.
+
+Trials' environment: as for jobs (`mlbox.api.jobs`), the body's ``env`` is
+laid over what ``env_policy`` names (default ``appliance``: the appliance's
+environment; ``clean``; ``inherit``: ``env`` is the whole environment).
 """
 
 from __future__ import annotations

@@ -17,7 +17,10 @@ from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, when
 from mlbox.scheduler.client import spec_for
 from mlbox.scheduler.schemas import JOB_STATES, Job
 from mlbox.store import Home
-from mlbox.store.errors import InvalidInput
+from mlbox.store.errors import Conflict, InvalidInput
+
+WAIT_CHECK_S = 2.0
+"""How often `jobs wait` checks that an appliance is still there to end the job."""
 
 
 @click.group()
@@ -58,7 +61,18 @@ def _appliance_note(ctx: Context) -> str | None:
 @click.option("--priority", type=int, default=0, show_default=True, help="Higher runs first.")
 @click.option("--retries", type=int, default=0, show_default=True, help="Retries after a failed attempt.")
 @click.option("--timeout", type=float, default=None, help="Seconds before the job is stopped.")
-@click.option("--env", "env", multiple=True, metavar="KEY=VALUE", help="Environment variable (repeatable).")
+@click.option(
+    "--env",
+    "env",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An environment variable for the job (repeatable).",
+)
+@click.option(
+    "--env-clean",
+    is_flag=True,
+    help="Start from a minimal environment (PATH, HOME, locale) instead of this shell's.",
+)
 @click.option(
     "--workdir", type=click.Path(file_okay=False), default=None, help="Working folder (default: here)."
 )
@@ -83,6 +97,7 @@ def jobs_submit(
     retries: int,
     timeout: float | None,
     env: tuple[str, ...],
+    env_clean: bool,
     workdir: str | None,
     torchrun: bool,
     preemptible: bool,
@@ -93,7 +108,15 @@ def jobs_submit(
     command: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Queue a job: ``mlbox jobs submit [OPTIONS] -- CMD...`` (or --script / --function)."""
+    """Queue a job: mlbox jobs submit [OPTIONS] -- CMD... (or --script FILE, --function PKG.MOD:FN).
+
+    \b
+    The job runs where you are, as Slurm runs a batch job: with this shell's
+    environment (PATH, the active virtualenv or conda env, your variables),
+    captured now, and a script or function on this Python. mlbox's own
+    secrets (the API token) and session variables are left out. --env-clean
+    gives the job a minimal environment plus the --env variables.
+    """
     import json
     import os
 
@@ -131,6 +154,7 @@ def jobs_submit(
         preemptible=preemptible,
         experiment=experiment,
         kind="function" if function else "script" if script else "command",
+        env_policy="clean" if env_clean else "inherit",
     )
     job = ctx.services.scheduler.submit(spec)
     if as_json:
@@ -199,6 +223,8 @@ def jobs_show(ctx: Context, job_id: int, as_json: bool) -> None:
         f"{'-' if s.timeout_s is None else f'{s.timeout_s:g}s'}, launcher {s.launcher}"
         + (", preemptible" if s.preemptible else "")
     )
+    click.echo(f"  env       {s.env_policy} ({len(s.env)} variable(s) given)")
+    click.echo(f"  python    {j.python or '-'}" + (f"  (env {j.env_prefix})" if j.env_prefix else ""))
     click.echo(f"  run       {j.run_id if j.run_id is not None else '-'} (experiment {s.experiment})")
     click.echo(f"  log       {j.log_path}")
     click.echo(f"  checkpts  {j.checkpoint_dir}")
@@ -257,8 +283,31 @@ def jobs_retry(ctx: Context, job_id: int) -> None:
 @click.option("--timeout", type=float, default=None, help="Give up after this many seconds.")
 @pass_ctx
 def jobs_wait(ctx: Context, job_id: int, timeout: float | None) -> None:
-    """Wait until the job ends; exit code 0 when it succeeded, 1 otherwise."""
-    j = ctx.services.scheduler.wait(job_id, timeout)
+    """Wait until the job ends; exit code 0 when it succeeded, 1 otherwise.
+
+    Without a running appliance nothing would ever end the job, so this says so (exit code 2).
+    """
+    sched = ctx.services.scheduler
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        j = sched.get(job_id)
+        if j.terminal:
+            break
+        if Home(ctx.settings.home).running_appliance() is None:
+            raise Conflict(
+                f"no appliance is running: job {job_id} is {j.state} and nothing will "
+                f"{'start' if j.state != 'running' else 'record the end of'} it; "
+                "start `mlbox up` (or the TUI), then wait again",
+                field="job_id",
+            )
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise TimeoutError(f"job {job_id} is still {j.state} after {timeout:g} s")
+        try:
+            j = sched.wait(job_id, WAIT_CHECK_S if left is None else min(WAIT_CHECK_S, left))
+            break
+        except TimeoutError:
+            continue
     click.echo(f"job {j.id}: {j.state}" + (f" (exit code {j.exit_code})" if j.exit_code is not None else ""))
     if j.state != "succeeded":
         raise click.exceptions.Exit(1)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 import shlex
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
 from mlbox.cli.context import Context, echo_json, fmt, json_option, pass_ctx, when
+from mlbox.scheduler.environment import capture
 from mlbox.services import Services
 from mlbox.store.errors import InvalidInput
 from mlbox.sweeps.schemas import PRUNERS, SAMPLERS, Sweep, SweepSpec, Trial
@@ -42,8 +44,19 @@ FLAG_FIELDS = (
 FILE_ALIASES = {"trials": "n_trials", "timeout": "timeout_s", "trial_timeout": "trial_timeout_s"}
 
 
-def build_spec(space_file: str, flags: dict[str, Any], command: list[str], env: list[str]) -> SweepSpec:
-    """The spec from a space file (with the settings it carries) under the command line's flags."""
+def build_spec(
+    space_file: str,
+    flags: dict[str, Any],
+    command: list[str],
+    env: list[str],
+    *,
+    inherit: Mapping[str, str] | None = None,
+) -> SweepSpec:
+    """The spec from a space file (with the settings it carries) under the command line's flags.
+
+    ``inherit``: the submitter's environment, captured for every trial (mlbox's secrets and
+    session variables left out), under the file's ``env`` and the ``--env`` flags; None
+    gives the trials a clean environment."""
     from mlbox.sweeps.service import spec_from_mapping
     from mlbox.sweeps.space import load_file
 
@@ -64,7 +77,9 @@ def build_spec(space_file: str, flags: dict[str, Any], command: list[str], env: 
         )
     if not data.get("metric"):
         raise InvalidInput("give the objective metric: --metric NAME", field="metric")
-    extra: dict[str, str] = dict(data.get("env") or {})
+    extra: dict[str, str] = capture(inherit) if inherit is not None else {}
+    extra.update(data.get("env") or {})
+    data["env_policy"] = "inherit" if inherit is not None else "clean"
     for item in env:
         key, sep, value = item.partition("=")
         if not sep or not key:
@@ -177,6 +192,11 @@ def follow(services: Services, sweep_id: int, *, drive: bool, quiet: bool = Fals
 )
 @click.option("--workdir", default=None, help="Folder the trials run in (default: here).")
 @click.option("--env", "env", multiple=True, help="KEY=VALUE for every trial (repeatable).")
+@click.option(
+    "--env-clean",
+    is_flag=True,
+    help="Trials start from a minimal environment (PATH, HOME, locale) instead of this shell's.",
+)
 @click.option("--detach", is_flag=True, help="Return at once; the appliance runs the sweep.")
 @json_option
 @pass_ctx
@@ -185,6 +205,7 @@ def sweep(
     space_file: str,
     command: tuple[str, ...],
     env: tuple[str, ...],
+    env_clean: bool,
     detach: bool,
     as_json: bool,
     **flags: Any,
@@ -198,8 +219,13 @@ def sweep(
     its space (metric, direction, trials, parallel, sampler, pruner, command…);
     flags override them. Without a running appliance this command runs the
     trials itself until the sweep ends (Ctrl-C stops it).
+
+    Trials run where you are: with this shell's environment (PATH, the active
+    virtualenv or conda env, your variables), whichever environment the
+    appliance was started from; --env-clean gives them a minimal one. Exits
+    with code 1 when the sweep failed or no trial completed, saying why.
     """
-    spec = build_spec(space_file, flags, list(command), list(env))
+    spec = build_spec(space_file, flags, list(command), list(env), inherit=None if env_clean else os.environ)
     services = ctx.services
     created = services.sweeps.create(spec)
     beside = services.home.running_appliance()
@@ -218,8 +244,15 @@ def sweep(
     done = follow(services, created.id, drive=beside is None, quiet=as_json)
     if as_json:
         echo_json(services.sweeps.detail(done.id))
-        return
-    _echo_sweep(done)
+    else:
+        _echo_sweep(done)
+    if done.state == "failed" or (done.state == "finished" and not done.counts.get("complete")):
+        why = done.message or "no trial completed"
+        click.echo(
+            f"mlbox: sweep {done.id} {done.state}: {why} (mlbox jobs logs JOB shows a trial's output)",
+            err=True,
+        )
+        raise click.exceptions.Exit(1)
 
 
 @click.group()

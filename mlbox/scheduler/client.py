@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from mlbox.scheduler.environment import ENV_POLICIES, capture
 from mlbox.scheduler.schemas import Job, JobSpec, Resources
 from mlbox.scheduler.validation import FUNCTION_REF
 from mlbox.store.errors import InvalidInput
@@ -36,9 +38,17 @@ def spec_for(
     experiment: str = "jobs",
     owner: str | None = None,
     kind: str = "auto",
+    env_policy: str = "inherit",
+    environ: Mapping[str, str] | None = None,
 ) -> JobSpec:
     """A `JobSpec` from what a person would type: a ``.py`` path (script), ``pkg.mod:fn`` or a
-    function object (function), an argv list or a shell-like string (command); ``kind`` forces one."""
+    function object (function), an argv list or a shell-like string (command); ``kind`` forces one.
+
+    The job runs where its submitter is: with ``env_policy="inherit"`` (the default) this
+    process's environment (``environ``, default ``os.environ``; mlbox's secrets and session
+    variables left out) is captured into the spec, ``env`` laid over it, and script and
+    function jobs run on this interpreter. ``env_policy="clean"`` gives the job a minimal
+    environment plus ``env``."""
     command = script = function = None
     if callable(what):
         module = getattr(what, "__module__", None)
@@ -62,6 +72,11 @@ def spec_for(
         command = [str(a) for a in what]
     if command is not None and args:
         command = [*command, *args]
+    if env_policy not in ENV_POLICIES:
+        raise InvalidInput(
+            f"env_policy must be one of {', '.join(ENV_POLICIES)}; got {env_policy!r}", field="env_policy"
+        )
+    captured = capture(os.environ if environ is None else environ) if env_policy == "inherit" else {}
     label = name or (function or os.path.basename(script or "") or os.path.basename((command or ["job"])[0]))
     return JobSpec(
         name=label,
@@ -74,7 +89,9 @@ def spec_for(
         priority=priority,
         max_retries=retries,
         timeout_s=timeout_s,
-        env=dict(env or {}),
+        env={**captured, **dict(env or {})},
+        env_policy=env_policy,  # type: ignore[arg-type]  # checked by check_spec
+        python=sys.executable or None,
         workdir=workdir if workdir is not None else os.getcwd(),
         launcher="torchrun" if torchrun else "none",
         preemptible=preemptible,

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from mlbox.scheduler import launch, processes
+from mlbox.scheduler.environment import env_prefix
 from mlbox.scheduler.schemas import JobSpec
 from mlbox.scheduler.shim import write_exit
 
@@ -49,14 +50,24 @@ class LocalExecutor:
         log_path: Path,
         workdir: Path,
         now: float,
+        python: str | None = None,
+        shown: str | None = None,
     ) -> tuple[int, float | None] | None:
         """Start the attempt; its (pid, start time), or None when it could not start
-        (then ``exit.json`` says 127 and the next pass records a failed attempt)."""
+        (then ``exit.json`` says 127 and the next pass records a failed attempt).
+
+        ``python`` runs a script or function job (default: the appliance's); the shim itself
+        always runs on the appliance's interpreter (standard library only). ``shown`` is the
+        interpreter the log's header names."""
         job_id, attempt = key
         folder.mkdir(parents=True, exist_ok=True)
-        argv = [self.python, "-S", SHIM, str(folder), "--", *launch.job_argv(spec, self.python, len(gpus))]
+        job_python = python or self.python
+        argv = [self.python, "-S", SHIM, str(folder), "--", *launch.job_argv(spec, job_python, len(gpus))]
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
-        header = f"--- mlbox: job {job_id} attempt {attempt} on GPUs {list(gpus)} at {stamp} ---\n"
+        ran_with = f"python {shown or '-'}" + (f" in {env_prefix(env)}" if env_prefix(env) else "")
+        header = (
+            f"--- mlbox: job {job_id} attempt {attempt} on GPUs {list(gpus)} at {stamp}; {ran_with} ---\n"
+        )
         with open(log_path, "ab") as out:
             out.write(header.encode())
             out.flush()

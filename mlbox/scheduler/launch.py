@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from mlbox.scheduler import environment
 from mlbox.scheduler.schemas import JobSpec
 
 PYTHON_NAMES = ("python", "python3")
@@ -53,6 +54,27 @@ def job_argv(spec: JobSpec, python: str, n_gpus: int) -> list[str]:
     return list(spec.command)
 
 
+def interpreter(spec: JobSpec, env: Mapping[str, str], appliance_python: str) -> str:
+    """The Python a script, function or torchrun job runs with: the submitter's (``spec.python``);
+    else the appliance's own under the ``appliance`` policy, else ``python`` on the job's PATH."""
+    if spec.python:
+        return spec.python
+    if spec.env_policy == "appliance":
+        return appliance_python
+    return environment.python_on_path(env) or appliance_python
+
+
+def shown_python(spec: JobSpec, env: Mapping[str, str], python: str) -> str | None:
+    """The interpreter a job's record names: the one it was started with when mlbox chose it,
+    else for a command ``python`` as its PATH resolves it (``sh -c 'which python'`` agrees)."""
+    if spec.command is None or spec.launcher == "torchrun":
+        return python
+    first = spec.command[0]
+    if os.path.isabs(first) and _is_python(first, python):
+        return first
+    return environment.python_on_path(env)
+
+
 def job_env(
     base: Mapping[str, str],
     spec: JobSpec,
@@ -63,9 +85,14 @@ def job_env(
     run_id: int | None,
     gpus: Sequence[int],
     checkpoint_dir: Path,
+    secrets: Sequence[str] = (),
 ) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if not k.startswith("MLBOX_RUN_") and k != "MLBOX_RUN_ID"}
+    """``base`` is the appliance's environment; how much of it the job sees is its spec's
+    ``env_policy`` (`mlbox.scheduler.environment`). No variable holding one of ``secrets``
+    (the API token) reaches the job, whoever put it there."""
+    env = environment.base_env(spec.env_policy, base)
     env.update(spec.env)
+    env = environment.without_secrets(env, secrets)
     env.update(
         {
             "CUDA_DEVICE_ORDER": "PCI_BUS_ID",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 
 from mlbox.store.migrations import Migrations, execute_script
+from mlbox.tracking.migrations import widen_check
 
 migrations = Migrations("scheduler")
 
@@ -106,3 +107,15 @@ def m003_holder_leases(conn: sqlite3.Connection) -> None:
         CREATE INDEX gpu_leases_holder ON gpu_leases (holder);
         """,
     )
+
+
+@migrations
+def m004_pruned_and_environment(conn: sqlite3.Connection) -> None:
+    """A trial its sweep's pruner stopped ends ``pruned`` (stop reason ``prune``), not
+    ``cancelled``; and a job records the interpreter and env it last ran with."""
+    widen_check(conn, "jobs", "'preempted', 'timed_out'))", "'preempted', 'timed_out', 'pruned'))")
+    widen_check(
+        conn, "jobs", "('cancel', 'timeout', 'preempt'))", "('cancel', 'timeout', 'preempt', 'prune'))"
+    )
+    conn.execute("ALTER TABLE jobs ADD COLUMN python TEXT")
+    conn.execute("ALTER TABLE jobs ADD COLUMN env_prefix TEXT")

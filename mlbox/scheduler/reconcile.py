@@ -32,8 +32,9 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from mlbox.scheduler import holders, launch, processes
+from mlbox.scheduler.environment import env_prefix
 from mlbox.scheduler.executor import LocalExecutor
-from mlbox.scheduler.outcomes import decide
+from mlbox.scheduler.outcomes import decide, failure_reason
 from mlbox.scheduler.placement import Holding, Waiting, place
 from mlbox.scheduler.schemas import TERMINAL_STATES, Gpu, JobSpec
 from mlbox.scheduler.validation import why_impossible
@@ -41,8 +42,10 @@ from mlbox.scheduler.validation import why_impossible
 if TYPE_CHECKING:
     from mlbox.scheduler.service import SchedulerService
 
-RUN_STATUS = {"succeeded": "finished", "failed": "failed", "queued": "failed"}
-"""Run status for a job's final state; anything stopped on purpose is ``killed``."""
+RUN_STATUS = {"succeeded": "finished", "failed": "failed", "queued": "failed", "pruned": "pruned"}
+"""Run status for a job's final state; anything else stopped on purpose is ``killed``."""
+LOG_TAIL = 8192
+"""How much of the end of a job's log is read for why its attempt failed."""
 
 
 class _LeaseTaken(Exception):
@@ -148,7 +151,11 @@ class Reconciler:
         self.executor.forget((job_id, attempt))
         record = processes.read_exit(self.service.attempt_dir(job_id, attempt))
         code = record.exit_code if record is not None else child_code
+        reason = None
+        if row["stop_reason"] is None and code != 0:
+            reason = failure_reason(self._log_tail(job_id, attempt))
         o = decide(
+            reason=reason,
             stop_reason=row["stop_reason"],
             exit_code=code,
             started=pid is not None,
@@ -186,6 +193,19 @@ class Reconciler:
         kind = "finished" if terminal else ("preempted" if o.state == "preempted" else "requeued")
         changed.setdefault(kind, []).append(job_id)
         self.service.wake.set()
+
+    def _log_tail(self, job_id: int, attempt: int) -> str:
+        """The end of the job's log, from this attempt's header on (earlier attempts said their own)."""
+        try:
+            with open(self.service.log_path(job_id), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - LOG_TAIL))
+                text = f.read().decode("utf-8", errors="replace")
+        except OSError:
+            return ""
+        header = f"--- mlbox: job {job_id} attempt {attempt} "
+        at = text.rfind(header)
+        return text[at:] if at >= 0 else text
 
     def _place(self, now: float, changed: dict[str, list[int]]) -> None:
         held: dict[int, list[int]] = {}
@@ -324,7 +344,15 @@ class Reconciler:
             run_id=row["run_id"],
             gpus=gpus,
             checkpoint_dir=checkpoints,
+            secrets=self.service.secrets(),
         )
+        python = launch.interpreter(spec, env, self.executor.python)
+        shown = launch.shown_python(spec, env, python)
+        with self.db.atomic() as conn:
+            conn.execute(
+                "UPDATE jobs SET python = ?, env_prefix = ? WHERE id = ? AND attempt = ?",
+                (shown, env_prefix(env), *key),
+            )
         spawned = self.executor.spawn(
             key,
             spec,
@@ -334,6 +362,8 @@ class Reconciler:
             log_path=self.service.log_path(job_id),
             workdir=Path(spec.workdir) if spec.workdir else self.service.job_dir(job_id),
             now=now,
+            python=python,
+            shown=shown,
         )
         if spawned is None:
             return True

@@ -10,7 +10,11 @@ from typing import Any, Literal
 
 import msgspec
 
-JobState = Literal["queued", "running", "succeeded", "failed", "cancelled", "preempted", "timed_out"]
+from mlbox.scheduler.environment import EnvPolicy
+
+JobState = Literal[
+    "queued", "running", "succeeded", "failed", "cancelled", "preempted", "timed_out", "pruned"
+]
 JOB_STATES: tuple[str, ...] = (
     "queued",
     "running",
@@ -19,9 +23,11 @@ JOB_STATES: tuple[str, ...] = (
     "cancelled",
     "preempted",
     "timed_out",
+    "pruned",
 )
-TERMINAL_STATES: tuple[str, ...] = ("succeeded", "failed", "cancelled", "timed_out")
-"""A job in one of these states never changes again unless retried by hand."""
+TERMINAL_STATES: tuple[str, ...] = ("succeeded", "failed", "cancelled", "timed_out", "pruned")
+"""A job in one of these states never changes again unless retried by hand. ``pruned``: a sweep's
+pruner stopped the trial early (not a failure, not a user's cancel); its run says ``pruned`` too."""
 WAITING_STATES: tuple[str, ...] = ("queued", "preempted")
 """A preempted job waits like a queued one; it keeps its age, so it runs again first."""
 
@@ -50,6 +56,13 @@ class JobSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_retries: int = 0
     timeout_s: float | None = None
     env: dict[str, str] = {}
+    env_policy: EnvPolicy = "appliance"
+    """What ``env`` is laid over (`mlbox.scheduler.environment`): ``inherit`` (``env`` is the whole
+    environment, captured from the submitter: the CLI's and ``mlbox.submit``'s default), ``clean``
+    (a minimal base) or ``appliance`` (the appliance's environment: the API's default)."""
+    python: str | None = None
+    """The interpreter of a script, function or torchrun job (the submitter's); None: the
+    appliance's own under the ``appliance`` policy, else ``python`` on the job's PATH."""
     workdir: str | None = None
     launcher: Launcher = "none"
     preemptible: bool = False
@@ -78,7 +91,12 @@ class Job(msgspec.Struct, frozen=True):
     retries_used: int = 0
     checkpoint_dir: str = ""
     stop_reason: str | None = None
-    """``cancel``, ``timeout`` or ``preempt`` while the process is being stopped."""
+    """``cancel``, ``timeout``, ``preempt`` or ``prune`` while the process is being stopped."""
+    python: str | None = None
+    """The interpreter the last attempt ran with: a script's or function's, else ``python``
+    resolved on the job's PATH (None before the first start)."""
+    env_prefix: str | None = None
+    """The virtualenv or conda env the last attempt's environment activated (VIRTUAL_ENV, CONDA_PREFIX)."""
 
     @property
     def terminal(self) -> bool:

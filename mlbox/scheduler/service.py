@@ -22,6 +22,7 @@ import msgspec
 
 from mlbox.scheduler import holders
 from mlbox.scheduler.config import SchedulerSettings
+from mlbox.scheduler.environment import without_secrets
 from mlbox.scheduler.inventory import discover, usage
 from mlbox.scheduler.migrations import migrations
 from mlbox.scheduler.reconcile import Reconciler
@@ -93,6 +94,8 @@ class SchedulerService:
             retries_used=row["retries_used"],
             checkpoint_dir=str(self.checkpoint_dir(row["id"])),
             stop_reason=row["stop_reason"],
+            python=row["python"],
+            env_prefix=row["env_prefix"],
         )
 
     def _row(self, job_id: int) -> sqlite3.Row:
@@ -214,9 +217,23 @@ class SchedulerService:
 
     # -- writing ---------------------------------------------------------------
 
+    def secrets(self) -> list[str]:
+        """What must never reach a job nor be stored in its spec: the API token, when one exists
+        (read, never created: a home without an appliance has none yet)."""
+        try:
+            token = self.home.token_path.read_text().strip()
+        except OSError:
+            return []
+        return [token] if token else []
+
     def submit(self, spec: JobSpec) -> Job:
-        """Queue a job (validated; `InvalidInput` names the field). It starts on a scheduler pass."""
+        """Queue a job (validated; `InvalidInput` names the field). It starts on a scheduler pass.
+
+        Variables holding the API token are dropped from ``env`` before it is stored."""
         check_spec(spec, gpus_available=len(self.inventory()), cpus_available=self.cpus_total())
+        kept = without_secrets(spec.env, self.secrets())
+        if kept != spec.env:
+            spec = msgspec.structs.replace(spec, env=kept)
         now = time.time()
         r = spec.resources
         with self.db.atomic() as conn:
@@ -256,6 +273,28 @@ class SchedulerService:
             elif row["state"] == "running" and row["stop_reason"] != "cancel":
                 conn.execute(
                     "UPDATE jobs SET stop_reason = 'cancel', stop_requested_at = ? WHERE id = ?",
+                    (now, job_id),
+                )
+        self.wake.set()
+        return self.get(job_id)
+
+    def prune(self, job_id: int) -> Job:
+        """Stop a sweep trial its pruner gave up on: like `cancel`, but the job ends ``pruned``
+        (and its run too), so every screen calls it by the one word."""
+        now = time.time()
+        with self.db.atomic() as conn:
+            row = self._row(job_id)
+            if row["state"] in WAITING_STATES:
+                conn.execute(
+                    "UPDATE jobs SET state = 'pruned', finished_at = ?, message = 'pruned before it ran'"
+                    " WHERE id = ?",
+                    (now, job_id),
+                )
+                if row["run_id"] is not None:
+                    self.tracking.end_run(row["run_id"], "pruned", now=now)
+            elif row["state"] == "running" and row["stop_reason"] is None:
+                conn.execute(
+                    "UPDATE jobs SET stop_reason = 'prune', stop_requested_at = ? WHERE id = ?",
                     (now, job_id),
                 )
         self.wake.set()

@@ -15,6 +15,7 @@ kills whatever the job left behind in its group, itself included.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -22,6 +23,12 @@ import sys
 import time
 
 EXIT_FILE = "exit.json"
+WHY = {
+    errno.ENOENT: "no such file (not found on the job's PATH)",
+    errno.EACCES: "permission denied (is it executable?)",
+    errno.ENOEXEC: "not an executable (a script without #! line?)",
+}
+"""A start failure in the words the job's message repeats (``mlbox jobs ls``)."""
 
 
 def _ignore(signum: int, frame: object) -> None:
@@ -53,7 +60,8 @@ def main(argv: list[str]) -> int:
     try:
         pid = os.posix_spawnp(command[0], command, os.environ)
     except OSError as exc:
-        print(f"mlbox: cannot start {command[0]!r}: {exc}", file=sys.stderr, flush=True)
+        why = WHY.get(exc.errno or 0, exc.strerror or str(exc))
+        print(f"mlbox: cannot start {command[0]!r}: {why}", file=sys.stderr, flush=True)
         code = 127
     else:
         _, status = os.waitpid(pid, 0)

@@ -8,10 +8,12 @@ the numbers are checked here once for every caller.
 from __future__ import annotations
 
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
 
+from mlbox.scheduler.environment import ENV_POLICIES
 from mlbox.scheduler.schemas import Gpu, JobSpec
 from mlbox.store.errors import InvalidInput
 
@@ -109,6 +111,19 @@ def check_spec(
             raise InvalidInput(f"env: {key} is set by the scheduler", field="env")
         if not isinstance(value, str) or "\0" in value:
             raise InvalidInput(f"env: the value of {key} must be a string", field="env")
+    if spec.env_policy not in ENV_POLICIES:
+        raise InvalidInput(
+            f"env_policy must be one of {', '.join(ENV_POLICIES)}; got {spec.env_policy!r}",
+            field="env_policy",
+        )
+    if spec.python is not None and (
+        not isinstance(spec.python, str)
+        or not os.path.isabs(spec.python)
+        or not os.access(spec.python, os.X_OK)
+    ):
+        raise InvalidInput(
+            f"python {spec.python!r} is not an executable file (an absolute path)", field="python"
+        )
     if spec.workdir is not None and (not isinstance(spec.workdir, str) or not Path(spec.workdir).is_dir()):
         raise InvalidInput(f"workdir {spec.workdir!r} is not a folder", field="workdir")
     if spec.launcher not in ("none", "torchrun"):

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from mlbox.scheduler.outcomes import reason_of
 from mlbox.scheduler.schemas import Job, JobSpec, Resources
 from mlbox.scheduler.service import SchedulerService
 from mlbox.store import Database
@@ -64,6 +65,14 @@ JOB_FIELDS = {
     "name": "name",
 }
 """A field the scheduler refuses in a trial's job, named as the sweep spec names it."""
+
+
+def trial_failure(job: Job) -> str:
+    """Why a trial's job failed, in the job's own words (its message carries the reason read
+    from its log: ``cannot start 'x': no such file``, the exception of a traceback)."""
+    code = "" if job.exit_code is None else f" (exit code {job.exit_code})"
+    reason = reason_of(job.message)
+    return f"job failed{code}" + (f": {reason}" if reason else "")
 
 
 def _stored(v: float | None) -> float | None:
@@ -189,7 +198,7 @@ class Driver:
             return True
         if stop and p.state == "running":
             with contextlib.suppress(Conflict):  # it ended meanwhile: pruned all the same
-                self.scheduler.cancel(job.id)
+                self.scheduler.prune(job.id)
             value = studies.tell(p.kept.study, number, "pruned")
             step = p.kept.study.trials[number].last_step
             self._finish(p, number, "pruned", value, f"pruned at step {step}")
@@ -236,7 +245,7 @@ class Driver:
             elif job.state == "timed_out":
                 why = "job timed out"
             else:
-                why = "job failed" + ("" if job.exit_code is None else f" (exit code {job.exit_code})")
+                why = trial_failure(job)
             studies.tell(p.kept.study, number, "failed")
             self._finish(p, number, "failed", None, why)
             return
@@ -319,6 +328,7 @@ class Driver:
             resources=Resources(gpus=s.gpus_per_trial, cpus=s.cpus_per_trial),
             timeout_s=s.trial_timeout_s,
             env={**s.env, **trial_env(p.sweep_id, number, params)},
+            env_policy=s.env_policy,
             workdir=s.workdir,
             experiment=p.experiment,
             owner=f"sweep:{p.sweep_id}",
@@ -386,5 +396,12 @@ class Driver:
         if timed_out:
             return f"timeout after {p.spec.timeout_s:g} s"
         if counts and not counts.get("complete"):
+            if set(counts) == {"failed"}:
+                row = p.conn.execute(
+                    "SELECT number, message FROM sweep_trials WHERE sweep_id = ? AND state = 'failed'"
+                    " ORDER BY number DESC LIMIT 1",
+                    (p.sweep_id,),
+                ).fetchone()
+                return f"every trial failed; trial {row['number']}: {row['message'] or 'failed'}"
             return "no trial completed"
         return None

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from mlbox.scheduler.environment import EnvPolicy
+
 Direction = Literal["minimize", "maximize"]
 SamplerName = Literal["tpe", "random", "grid"]
 PrunerName = Literal["none", "median", "asha", "hyperband"]
@@ -47,6 +49,9 @@ class SweepSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     gpus_per_trial: int = 0
     cpus_per_trial: float = 1.0
     env: dict[str, str] = {}
+    env_policy: EnvPolicy = "appliance"
+    """What each trial's ``env`` is laid over, as `JobSpec.env_policy`: ``mlbox sweep`` captures
+    the submitter's environment (``inherit``); an API body's ``env`` is laid over the appliance's."""
     workdir: str | None = None
     experiment: str | None = None
     timeout_s: float | None = None

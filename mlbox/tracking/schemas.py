@@ -6,9 +6,9 @@ from typing import Literal
 
 import msgspec
 
-RunStatus = Literal["running", "finished", "failed", "killed", "crashed"]
-RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "killed", "crashed")
-TERMINAL_STATUSES: tuple[str, ...] = ("finished", "failed", "killed", "crashed")
+RunStatus = Literal["running", "finished", "failed", "killed", "crashed", "pruned"]
+RUN_STATUSES: tuple[str, ...] = ("running", "finished", "failed", "killed", "crashed", "pruned")
+TERMINAL_STATUSES: tuple[str, ...] = ("finished", "failed", "killed", "crashed", "pruned")
 
 
 class Experiment(msgspec.Struct, frozen=True):

@@ -175,7 +175,7 @@ class TrackingService:
     def end_run(self, run_id: int, status: str = "finished", *, now: float | None = None) -> Run:
         if status not in RUN_STATUSES or status == "running":
             raise InvalidInput(
-                f"status must be one of finished, failed, killed, crashed; got {status!r}",
+                f"status must be one of {', '.join(RUN_STATUSES[1:])}; got {status!r}",
                 field="status",
             )
         self._require_run(run_id)

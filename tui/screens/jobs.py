@@ -55,7 +55,7 @@ def state_text(state: str) -> Text:
 
 
 def row_cells(row: view.JobRow) -> tuple[Text | str, ...]:
-    dim = "dim" if row.state in ("succeeded", "cancelled") else ""
+    dim = "dim" if row.state in ("succeeded", "cancelled", "pruned") else ""
     return (
         Text(str(row.id), justify="right", style="bold"),
         Text(view.clip(row.name, 28), style=dim),

@@ -25,6 +25,7 @@ STATUS_STYLES: dict[str, str] = {
     "failed": "bold #f85149",
     "killed": "#d29922",
     "crashed": "bold #db61a2",
+    "pruned": "#d29922",
 }
 STATUS_ICONS: dict[str, str] = {
     "running": "▶",
@@ -32,6 +33,7 @@ STATUS_ICONS: dict[str, str] = {
     "failed": "✘",
     "killed": "■",
     "crashed": "!",
+    "pruned": "✂",
 }
 
 

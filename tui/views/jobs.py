@@ -28,6 +28,7 @@ STATE_STYLES: dict[str, str] = {
     "cancelled": "#d29922",
     "preempted": "#db61a2",
     "timed_out": "bold #db61a2",
+    "pruned": "#d29922",
 }
 STATE_ICONS: dict[str, str] = {
     "queued": "◌",
@@ -38,6 +39,7 @@ STATE_ICONS: dict[str, str] = {
     "cancelled": "■",
     "preempted": "↺",
     "timed_out": "⧖",
+    "pruned": "✂",
 }
 HOLDER_STYLES: dict[str, str] = {
     "job": "bold #4ea1ff",
@@ -258,6 +260,8 @@ def job_details(job: Job, attempts: Sequence[Attempt], now: float) -> list[tuple
         ("started", fmt.when(job.started_at)),
         ("finished", fmt.when(job.finished_at)),
         ("exit code", "-" if job.exit_code is None else str(job.exit_code)),
+        ("python", (job.python or "-") + (f" (env {job.env_prefix})" if job.env_prefix else "")),
+        ("environment", spec.env_policy),
         ("run", "-" if job.run_id is None else f"#{job.run_id} in {spec.experiment}"),
         ("message", job.message or "-"),
         ("log", job.log_path),
