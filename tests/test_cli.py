@@ -126,8 +126,9 @@ def test_runs_export(capsys: pytest.CaptureFixture[str], seeded: dict[str, int],
 def test_experiments_ls(capsys: pytest.CaptureFixture[str], seeded: dict[str, int]) -> None:
     code, out, _ = run_main(capsys, "experiments", "ls")
     assert code == 0
-    rows = [line.split()[1:3] for line in out.splitlines()]
-    assert rows == [["digits", "2"], ["other", "1"]]
+    header, *lines = out.splitlines()
+    assert header.split() == ["ID", "NAME", "RUNS", "CREATED"]
+    assert [line.split()[1:3] for line in lines] == [["digits", "2"], ["other", "1"]]
     _, out, _ = run_main(capsys, "experiments", "ls", "--json")
     assert [(e["name"], e["run_count"]) for e in json.loads(out)] == [("digits", 2), ("other", 1)]
 

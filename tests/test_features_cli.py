@@ -271,7 +271,8 @@ def test_delete_asks_first_then_removes_the_view_and_its_online_values(
     assert "feature view 'stats' was deleted" in err
     assert "already deleted" in fails(capsys, "features", "delete", "stats", "--yes")
     # applying the same file brings it back at the same version
-    assert "restored   feature_view           stats v1" in ok(capsys, "features", "apply", str(applied))
+    applied_again = ok(capsys, "features", "apply", str(applied)).splitlines()
+    assert ["restored", "feature_view", "stats", "v1"] in [line.split() for line in applied_again]
 
 
 def test_delete_refusals_are_one_line_exit_2_before_any_question(
@@ -292,3 +293,36 @@ def test_delete_refusals_are_one_line_exit_2_before_any_question(
     ok(capsys, "features", "delete", "stats", "--yes")
     assert ok(capsys, "features", "delete", "customer", "--entity", "--yes") == "deleted entity customer\n"
     assert "no features yet" in ok(capsys, "features", "ls")
+
+
+def test_materialize_draws_a_rich_bar_on_a_terminal_and_nothing_in_a_pipe(
+    capsys: pytest.CaptureFixture[str], applied: Path, subprocess_env: dict[str, str]
+) -> None:
+    """One progress library everywhere: the bar is rich's (``━``, ``done/total chunks``) on a terminal's
+    stderr, as ``mlbox predict``'s; a pipe gets no bar frames at all."""
+    import os
+    import pty
+
+    argv = [str(MLBOX), "features", "materialize", *window(base_time()), "--chunk", "1d"]
+    leader, follower = pty.openpty()
+    env = {**subprocess_env, "TERM": "xterm", "COLUMNS": "120"}
+    try:
+        proc = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=follower, timeout=120)
+        os.close(follower)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal's other end is closed: all read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(leader)
+    assert proc.returncode == 0, drawn
+    text = drawn.decode(errors="replace")
+    assert "stats v1" in text and "━" in text and "chunks" in text, text
+    piped = subprocess.run(argv, env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0 and piped.stderr == "", piped.stderr
+    assert "stats v1" in piped.stdout

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, when
+from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, print_table, progress_bar, when
 from mlbox.features.loader import ttl_text
 from mlbox.features.schemas import DeleteResult, MaterializeProgress, ViewInfo
 from mlbox.store.errors import MlboxError
@@ -54,23 +53,26 @@ def features_ls(ctx: Context, as_json: bool) -> None:
     if as_json:
         echo_json({"entities": entities, "views": views})
         return
-    if not entities and not views:
-        click.echo("no features yet; register definitions with: mlbox features apply DEFS.yaml")
-        return
-    click.echo("ENTITIES")
-    for e in entities:
-        click.echo(f"  {e.name:<20} keys {', '.join(e.join_keys)}")
-    click.echo("VIEWS")
-    click.echo(f"  {'NAME':<24} {'VERSION':>7} {'OF':>3}  {'TTL':>5}  {'FEATURES':<40} FRESHNESS")
+    hint = "register definitions with: mlbox features apply DEFS.yaml"
+    print_table(
+        ["ENTITY", "JOIN KEYS"],
+        [[e.name, ", ".join(e.join_keys)] for e in entities],
+        empty=f"no entities yet; {hint}",
+    )
+    click.echo("")
+    rows = []
     for v in views:
         names = [f.name for f in v.features]
         shown = ", ".join(names[:MAX_FEATURES_SHOWN]) + (
             f", … (+{len(names) - MAX_FEATURES_SHOWN})" if len(names) > MAX_FEATURES_SHOWN else ""
         )
-        click.echo(
-            f"  {v.name:<24} {'v' + str(v.version):>7} {len(v.versions):>3}  {ttl_text(v.ttl_s):>5}  "
-            f"{shown:<40} {_freshness(v)}"
-        )
+        rows.append([v.name, f"v{v.version}", len(v.versions), ttl_text(v.ttl_s), shown, _freshness(v)])
+    print_table(
+        ["VIEW", "VERSION", "OF", "TTL", "FEATURES", "FRESHNESS"],
+        rows,
+        empty=f"no features yet; {hint}",
+        right={"VERSION", "OF", "TTL"},
+    )
 
 
 @features.command("apply")
@@ -93,12 +95,15 @@ def features_apply(ctx: Context, definitions: Path, dry_run: bool, as_json: bool
     if as_json:
         echo_json(result)
         return
-    for c in result.changes:
-        version = "" if c.version is None else f" v{c.version}"
-        click.echo(f"{c.action:<10} {c.kind:<22} {c.name}{version}")
-    if not result.changes:
-        click.echo("nothing to apply")
-    elif dry_run:
+    print_table(
+        ["ACTION", "KIND", "NAME"],
+        [
+            [c.action, c.kind, c.name + ("" if c.version is None else f" v{c.version}")]
+            for c in result.changes
+        ],
+        empty="nothing to apply",
+    )
+    if result.changes and dry_run:
         click.echo("(dry run: nothing written)")
 
 
@@ -185,27 +190,28 @@ def parse_duration(text: str | None, hint: str) -> dt.timedelta | None:
 
 
 class _Bars:
-    """One progress bar per view, opened when its first chunk is reported."""
+    """One rich progress task per view (chunks done of its total), added when its first chunk is reported."""
 
     def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.bar: Any = None
-        self.view: str | None = None
+        self.progress = None if quiet else progress_bar("chunks")
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Bars:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
 
     def __call__(self, p: MaterializeProgress) -> None:
-        if self.quiet:
+        if self.progress is None:
             return
-        if self.view != p.view:
-            self.close()
-            self.view = p.view
-            self.bar = click.progressbar(length=p.chunks, label=f"{p.view} v{p.version}", file=sys.stderr)
-            self.bar.__enter__()
-        self.bar.update(1)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
+        key = f"{p.view} v{p.version}"
+        if key not in self.tasks:
+            self.tasks[key] = self.progress.add_task(key, total=p.chunks)
+        self.progress.advance(self.tasks[key])
 
 
 @features.command("materialize")
@@ -237,9 +243,8 @@ def features_materialize(
         raise click.BadParameter("give --start and --end, or --incremental", param_hint="--start")
     step = parse_duration(chunk, "--chunk")
     end_at = None if end is None else parse_time(end, "--end")
-    bars = _Bars(quiet=as_json or not sys.stderr.isatty())  # a bar only where someone watches
     store = ctx.services.features
-    try:
+    with _Bars(quiet=as_json) as bars:  # drawn on stderr, and only when it is a terminal
         if incremental:
             results = store.materialize_incremental(end_at, list(views) or None, chunk=step, progress=bars)
         else:
@@ -248,8 +253,6 @@ def features_materialize(
             if start_at >= end_at:
                 raise click.BadParameter("must be before --end", param_hint="--start")
             results = store.materialize(start_at, end_at, list(views) or None, chunk=step, progress=bars)
-    finally:
-        bars.close()
     if as_json:
         echo_json(results)
         return
@@ -324,10 +327,7 @@ def features_get(
         return
     columns = list(answer)
     cells = [[_cell(c, answer[c][i]) for c in columns] for i in range(len(rows))]
-    widths = [max(len(c), *(len(r[j]) for r in cells)) for j, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for r in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+    print_table(columns, cells, empty="no entity rows")
 
 
 def read_frame(path: Path) -> pl.DataFrame:

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, when
+from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, print_table, when
 from mlbox.registry.flavors import DETECT_ORDER
 from mlbox.registry.refs import check_alias, check_name
 from mlbox.registry.schemas import ModelVersion
@@ -36,24 +36,35 @@ def models_ls(ctx: Context, as_json: bool) -> None:
     if as_json:
         echo_json(found)
         return
-    if not found:
-        click.echo("no models yet; register one with: mlbox models register NAME --run RUN_ID")
-        return
-    click.echo(f"{'NAME':<24} {'LATEST':>6} {'VERSIONS':>8}  {'CREATED':<19}  ALIASES")
-    for m in found:
-        aliases = "  ".join(f"{a}={v}" for a, v in m.aliases.items())
-        latest = "-" if m.latest_version is None else str(m.latest_version)
-        click.echo(f"{m.name:<24} {latest:>6} {m.version_count:>8}  {when(m.created_at):<19}  {aliases}")
-
-
-def _version_row(v: ModelVersion) -> str:
-    run = "-" if v.run_id is None else str(v.run_id)
-    return (
-        f"{v.version:>7}  {v.flavor:<9} {run:>5}  {when(v.created_at):<19}  {', '.join(v.aliases)}".rstrip()
+    rows = [
+        [
+            m.name,
+            "-" if m.latest_version is None else m.latest_version,
+            m.version_count,
+            when(m.created_at),
+            "  ".join(f"{a}={v}" for a, v in m.aliases.items()),
+        ]
+        for m in found
+    ]
+    print_table(
+        ["NAME", "LATEST", "VERSIONS", "CREATED", "ALIASES"],
+        rows,
+        empty="no models yet; register one with: mlbox models register NAME --run RUN_ID",
+        right={"LATEST", "VERSIONS"},
     )
 
 
-VERSION_HEADER = f"{'VERSION':>7}  {'FLAVOR':<9} {'RUN':>5}  {'CREATED':<19}  ALIASES"
+def _print_versions(versions: list[ModelVersion]) -> None:
+    rows = [
+        [v.version, v.flavor, "-" if v.run_id is None else v.run_id, when(v.created_at), ", ".join(v.aliases)]
+        for v in versions
+    ]
+    print_table(
+        ["VERSION", "FLAVOR", "RUN", "CREATED", "ALIASES"],
+        rows,
+        empty="no versions",
+        right={"VERSION", "RUN"},
+    )
 
 
 def _echo_version(v: ModelVersion) -> None:
@@ -103,9 +114,7 @@ def models_show(ctx: Context, ref: str, as_json: bool) -> None:
         click.echo(f"  {model.description}")
     aliases = "  ".join(f"{a} -> {v}" for a, v in model.aliases.items())
     click.echo(f"aliases: {aliases or 'none'}")
-    click.echo(VERSION_HEADER)
-    for v in versions:
-        click.echo(_version_row(v))
+    _print_versions(versions)
     click.echo("")
     _echo_version(chosen)
 
@@ -120,9 +129,7 @@ def models_versions(ctx: Context, name: str, as_json: bool) -> None:
     if as_json:
         echo_json(versions)
         return
-    click.echo(VERSION_HEADER)
-    for v in versions:
-        click.echo(_version_row(v))
+    _print_versions(versions)
 
 
 def _option(text: str) -> tuple[str, Any]:
@@ -290,8 +297,19 @@ def models_history(ctx: Context, name: str, alias: str | None, as_json: bool) ->
     if as_json:
         echo_json(moves)
         return
-    click.echo(f"{'WHEN':<19}  {'ALIAS':<16} {'FROM':>5} {'TO':>7}  NOTE")
-    for m in moves:
-        was = "-" if m.from_version is None else str(m.from_version)
-        now = "removed" if m.to_version is None else str(m.to_version)
-        click.echo(f"{when(m.moved_at):<19}  {m.alias:<16} {was:>5} {now:>7}  {m.note}")
+    rows = [
+        [
+            when(m.moved_at),
+            m.alias,
+            "-" if m.from_version is None else m.from_version,
+            "removed" if m.to_version is None else m.to_version,
+            m.note,
+        ]
+        for m in moves
+    ]
+    print_table(
+        ["WHEN", "ALIAS", "FROM", "TO", "NOTE"],
+        rows,
+        empty="no alias moves yet" if alias is None else f"no moves of {alias!r}",
+        right={"FROM", "TO"},
+    )

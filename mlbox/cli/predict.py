@@ -5,7 +5,7 @@ against their sha256), and hands the file to `mlbox.serving.batch.score_file`,
 the engine every batch caller shares (chunked, constant memory, output
 renamed into place only when whole; feature-view models looked up
 point-in-time or online as serving does). What stays here is what a terminal
-user sees: the usage errors, the rich progress bar (fed by ``score_file``'s
+user sees: the usage errors, the progress bar (`progress_bar`, fed by ``score_file``'s
 progress callback) and the summary line, which counts the rows scored with a
 missing value (they reach the model as NaN; see `mlbox.serving.batch`).
 """
@@ -18,40 +18,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from mlbox.cli.context import Context, pass_ctx
+from mlbox.cli.context import Context, pass_ctx, progress_bar
 from mlbox.serving.batch import BatchOptions, ProgressCallback, score_file
 from mlbox.serving.batch_inputs import DEFAULT_TIMESTAMP_COLUMN, FORMATS
 
 if TYPE_CHECKING:
     import rich.progress
-
-
-def _progress() -> rich.progress.Progress:
-    """Rows scored, on stderr when it is a terminal; a log file gets only the summary line."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    console = Console(stderr=True)
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("rows"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=False,
-        disable=not console.is_terminal,  # a log file gets the summary line, not bar frames
-    )
 
 
 def _advance(bar: rich.progress.Progress, description: str) -> ProgressCallback:
@@ -163,7 +135,7 @@ def predict(
         allow_missing=allow_missing,
     )
     label = f"{model.version.name} v{model.version.version}"
-    with _progress() as bar:
+    with progress_bar("rows") as bar:  # on stderr, and only when it is a terminal
         result = score_file(
             input_path,
             output,

@@ -6,7 +6,7 @@ import os
 
 import click
 
-from mlbox.cli.context import Context, echo_json, fmt, json_option, pass_ctx, when
+from mlbox.cli.context import Context, echo_json, fmt, json_option, pass_ctx, print_table, when
 
 
 @click.group()
@@ -23,8 +23,12 @@ def experiments_ls(ctx: Context, as_json: bool) -> None:
     if as_json:
         echo_json(exps)
         return
-    for e in exps:
-        click.echo(f"{e.id:>4}  {e.name:<30} {e.run_count:>6} runs  {when(e.created_at)}")
+    print_table(
+        ["ID", "NAME", "RUNS", "CREATED"],
+        [[e.id, e.name, e.run_count, when(e.created_at)] for e in exps],
+        empty="no experiments yet; a run creates its experiment: mlbox.start_run(experiment=NAME)",
+        right={"ID", "RUNS"},
+    )
 
 
 @click.group()
@@ -58,18 +62,30 @@ def runs_ls(
     if as_json:
         echo_json(page)
         return
-    click.echo(f"{'ID':>5}  {'EXPERIMENT':<16} {'NAME':<22} {'STATUS':<9} {'STARTED':<19}  METRICS")
-    for r in page.runs:
-        metrics = "  ".join(f"{k}={fmt(v)}" for k, v in list(r.metrics.items())[:4])
-        click.echo(
-            f"{r.id:>5}  {r.experiment[:16]:<16} {r.name[:22]:<22} {r.status:<9} "
-            f"{when(r.start_time):<19}  {metrics}"
-        )
-    shown = offset + len(page.runs)
-    click.echo(
-        f"{len(page.runs)} of {page.total} runs"
-        + (f" (next: --offset {shown})" if shown < page.total else "")
+    rows = [
+        [
+            r.id,
+            r.experiment[:16],
+            r.name[:22],
+            r.status,
+            when(r.start_time),
+            "  ".join(f"{k}={fmt(v)}" for k, v in list(r.metrics.items())[:4]),
+        ]
+        for r in page.runs
+    ]
+    searched = bool(filter_ or experiment)
+    print_table(
+        ["ID", "EXPERIMENT", "NAME", "STATUS", "STARTED", "METRICS"],
+        rows,
+        empty="no runs match" if searched else "no runs yet; log one with mlbox.start_run()",
+        right={"ID"},
     )
+    if page.total:
+        shown = offset + len(page.runs)
+        click.echo(
+            f"{len(page.runs)} of {page.total} runs"
+            + (f" (next: --offset {shown})" if shown < page.total else "")
+        )
 
 
 def _run_id(value: str) -> int:
@@ -125,12 +141,10 @@ def runs_compare(ctx: Context, run_ids: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         echo_json(cmp)
         return
-    width = max([len(k) for k in (*cmp.params, *cmp.metrics)] + [8])
-    click.echo(f"{'':<{width}}  " + "  ".join(f"{'run ' + str(i):>12}" for i in cmp.run_ids))
-    for k, vals in cmp.params.items():
-        click.echo(f"{k:<{width}}  " + "  ".join(f"{(v or '-')[:12]:>12}" for v in vals))
-    for k, mvals in cmp.metrics.items():
-        click.echo(f"{k:<{width}}  " + "  ".join(f"{fmt(v):>12}" for v in mvals))
+    runs_ = [f"run {i}" for i in cmp.run_ids]
+    rows = [[k, *((v or "-")[:12] for v in vals)] for k, vals in cmp.params.items()]
+    rows += [[k, *(fmt(v) for v in mvals)] for k, mvals in cmp.metrics.items()]
+    print_table(["", *runs_], rows, empty="no params or metrics to compare", right=set(runs_))
 
 
 @runs.command("export")
