@@ -184,16 +184,23 @@ def log_model(
 
     The logged folder carries its manifest, so ``mlbox models register NAME
     --run ID`` (or `register_model`) can register it later without loading
-    the model again. ``options`` reach the flavor (``{"form": "state_dict",
-    "class": "pkg.module:build", "init": {...}}`` for a torch module).
+    the model again. With ``example_input`` the saved model is run once on it
+    and the signature inferred (inputs and outputs) is logged beside it, so
+    the version registered from the folder has it (serving checks requests
+    against it and lists it in its metadata). ``options`` reach the flavor
+    (``{"form": "state_dict", "class": "pkg.module:build", "init": {...}}``
+    for a torch module).
     """
     if active_run() is None:
         raise Conflict("no active run: call mlbox.start_run() first", field="run")
     from mlbox.registry.flavors import save_model
+    from mlbox.registry.staging import logged_signature
 
     with tempfile.TemporaryDirectory(prefix="mlbox-model-") as tmp:
         folder = Path(tmp) / "model"
-        save_model(model, folder, flavor=flavor, example_input=example_input, options=options)
+        manifest = save_model(model, folder, flavor=flavor, example_input=example_input, options=options)
+        if example_input is not None and manifest["flavor"] != "composed":
+            logged_signature(folder, manifest, example_input)
         return log_artifact(folder, artifact_path)
 
 
@@ -221,9 +228,9 @@ def _registry() -> RegistryService:
 def feature_store() -> FeatureStore:
     """The feature store over the default client's home (as `mlbox.services.Services.open` builds it)::
 
-        store = mlbox.feature_store()
-        store.apply([entity, view])
-        train = store.get_historical_features(entity_df, ["driver_stats:trips"]).to_polars()
+    store = mlbox.feature_store()
+    store.apply([entity, view])
+    train = store.get_historical_features(entity_df, ["driver_stats:trips"]).to_polars()
     """
     from mlbox.features.service import FeatureStore
     from mlbox.store import Home

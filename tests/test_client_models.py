@@ -69,3 +69,29 @@ def test_model_functions_refuse_what_they_cannot_do(home: Path) -> None:
         mlbox.load_model("nope@champion")
     with pytest.raises(AttributeError):
         _ = mlbox.NoSuchThing  # type: ignore[attr-defined]
+
+
+def test_the_signature_inferred_at_log_model_travels_to_the_registered_version(
+    home: Path, services: Services
+) -> None:
+    """The README's way: log with an example, register by run id with none. The version must still
+    have the signature (before, it had none, so serving took any input names and listed no inputs)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 4))
+    model = LogisticRegression().fit(x, (x[:, 0] > 0).astype(np.int64))
+    with mlbox.start_run("fit", **QUICK) as run:
+        logged = mlbox.log_model(model, "model", example_input=x[:5])
+    mv = mlbox.register_model("lr", run_id=run.id)
+    assert "model/mlbox-signature.json" in {a.path for a in logged}
+    assert mv.signature is not None
+    assert (mv.signature.inputs.kind, mv.signature.inputs.tensors[0].shape) == ("tensor", [-1, 4])
+    assert mv.signature.inputs.tensors[0].dtype == "float64"
+    assert mv.signature.outputs is not None and mv.signature.outputs.tensors[0].dtype == "int64"
+    assert services.registry.get_version("lr", 1).signature == mv.signature
+    with pytest.raises(mlbox.SchemaMismatch):
+        mlbox.load_model("lr").predict(np.ones((1, 5)))
+    # an example given at registration still wins (and is checked against the model)
+    again = mlbox.register_model("lr", run_id=run.id, example_input=x[:2].astype(np.float32))
+    assert again.signature is not None and again.signature.inputs.tensors[0].dtype == "float32"

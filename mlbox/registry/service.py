@@ -156,7 +156,7 @@ class RegistryService:
                 self._check_parts(Composition.from_manifest(manifest))
                 signature = None
             else:
-                signature = staging.infer_version_signature(folder, manifest, example_input)
+                signature = staging.version_signature(folder, manifest, example_input)
             files = staging.store_files(self.artifacts, folder, known)
         return self._insert(name, manifest, signature, lineage, files, description)
 

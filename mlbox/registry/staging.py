@@ -6,6 +6,11 @@ folder holding exactly the version's files plus its manifest. The model is
 loaded from that folder to infer the signature, so what gets registered is
 known to load; only then are the files put into the artifact store and the
 version row written.
+
+A folder logged with an example input (``mlbox.log_model(m, example_input=x)``)
+carries the signature inferred then, in `SIGNATURE_FILE`, so registering it
+later without the example (``mlbox.register_model("lr", run_id=...)``) still
+gives the version its signature.
 """
 
 from __future__ import annotations
@@ -16,12 +21,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from mlbox.registry import flavors
 from mlbox.registry.schemas import ModelFile
 from mlbox.registry.signature import Signature, infer_schema, validate
 from mlbox.store.artifacts import ArtifactStore, clean_relpath
 from mlbox.store.errors import IntegrityError, InvalidInput, MlboxError, NotFound
 from mlbox.tracking.service import TrackingService
+
+SIGNATURE_FILE = "mlbox-signature.json"
+"""Beside the manifest in a logged model folder: the signature inferred when it was logged."""
 
 Known = dict[str, tuple[str, int]]
 """``{path in the model folder: (sha256, size)}`` of files already in the artifact store."""
@@ -107,6 +117,37 @@ def infer_version_signature(folder: Path, manifest: dict[str, Any], example_inpu
             field="example_input",
         ) from None
     return Signature(inputs=inputs, outputs=infer_schema(output))
+
+
+def write_signature(folder: Path, signature: Signature) -> None:
+    """Keep ``signature`` in the model folder, for a registration that has no example input."""
+    (folder / SIGNATURE_FILE).write_bytes(msgspec.json.format(msgspec.json.encode(signature)) + b"\n")
+
+
+def read_signature(folder: Path) -> Signature | None:
+    """The signature a folder was logged with, or None when it was logged without an example."""
+    path = folder / SIGNATURE_FILE
+    if not path.is_file():
+        return None
+    try:
+        return msgspec.json.decode(path.read_bytes(), type=Signature)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise InvalidInput(f"{SIGNATURE_FILE} is not a signature: {exc}", field="signature") from None
+
+
+def version_signature(folder: Path, manifest: dict[str, Any], example_input: Any) -> Signature | None:
+    """The signature a registered version gets: inferred from ``example_input`` when one is given
+    (which also checks the model runs), else the one the folder was logged with, else none."""
+    if example_input is not None:
+        return infer_version_signature(folder, manifest, example_input)
+    return read_signature(folder)
+
+
+def logged_signature(folder: Path, manifest: dict[str, Any], example_input: Any) -> None:
+    """At ``log_model`` with an example: infer the signature from the saved model and keep it in the folder."""
+    signature = infer_version_signature(folder, manifest, example_input)
+    if signature is not None:
+        write_signature(folder, signature)
 
 
 def store_files(artifacts: ArtifactStore, folder: Path, known: Known) -> list[ModelFile]:
