@@ -139,7 +139,9 @@ class Appliance:
         async def _ready_watch() -> None:
             import asyncio
 
-            while not server.started:
+            # announced (and on_ready called) once every aliased model is loaded or failed, so
+            # the first readiness probe of a client that waited for the announcement says yes
+            while not server.started or not self.services.serving.ready:
                 await asyncio.sleep(0.01)
             self._announce()
             if self.services.serving.predlog is not None:

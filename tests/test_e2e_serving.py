@@ -10,6 +10,7 @@ the prediction log on disk must hold every answered request.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -21,10 +22,13 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+import mlbox
 from mlbox.services import Services
 from mlbox.serving.predlog import read_predictions
+from tests.serving.models import SlowToLoad
 
 MLBOX = Path(sys.executable).parent / "mlbox"
+REPO = Path(__file__).resolve().parents[1]
 SWITCH_WITHIN_S = 10.0
 
 
@@ -47,10 +51,20 @@ def _start_up(env: dict[str, str], cwd: Path, home: Path, log: Path) -> tuple[su
         time.sleep(0.05)
 
 
-def _oip(rows: np.ndarray) -> dict[str, object]:
+def _stop(proc: subprocess.Popen[bytes]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("mlbox up did not stop within 20 s of SIGTERM")
+
+
+def _oip(rows: np.ndarray, name: str = "input") -> dict[str, object]:
     return {
         "inputs": [
-            {"name": "input", "shape": list(rows.shape), "datatype": "FP64", "data": rows.ravel().tolist()}
+            {"name": name, "shape": list(rows.shape), "datatype": "FP64", "data": rows.ravel().tolist()}
         ]
     }
 
@@ -140,3 +154,46 @@ def test_up_serves_the_champion_follows_an_alias_move_and_logs_every_request(
         logged_out = json.loads(outputs_text)
         values = next(iter(logged_out.values())) if isinstance(logged_out, dict) else logged_out
         assert np.asarray(values).ravel().tolist() == answered[rid], rid
+
+
+def test_up_is_ready_for_every_aliased_model_when_it_announces_itself(
+    home: Path, services: Services, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    """tritonclient's ``is_model_ready`` said False once on a fresh ``mlbox up`` while ``infer`` on the
+    same name worked: the appliance announced itself before its aliased models were loaded, and
+    ``/v2/models/NAME/ready`` only looked at routes already asked for. Both are checked here, on a
+    model that takes 2 s to load, and on one logged and registered the README's way."""
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(80, 4))
+    services.registry.register("slow", model=SlowToLoad(2.0), flavor="python", example_input=x[:2])
+    services.registry.set_alias("slow", "champion", 1)
+    with mlbox.start_run("fit", log_code=False, log_environment=False) as run:
+        model = LogisticRegression().fit(x, (x[:, 0] > 0).astype(np.int64))
+        mlbox.log_model(model, "model", example_input=x[:5])
+    mlbox.register_model("lr", run_id=run.id)
+    services.registry.set_alias("lr", "champion", 1)
+
+    env = {**subprocess_env, "PYTHONPATH": os.pathsep.join([str(REPO), subprocess_env.get("PYTHONPATH", "")])}
+    proc, url = _start_up(env, tmp_path, home, tmp_path / "up.log")
+    try:
+        with httpx.Client(base_url=url, timeout=10, trust_env=False) as client:
+            # the first requests after the announcement: no retry, no wait
+            assert client.get("/v2/health/ready").status_code == 200
+            for name in ("slow", "slow@champion", "lr", "lr@champion"):
+                response = client.get(f"/v2/models/{name}/ready")
+                assert response.status_code == 200, (name, response.text)
+                assert response.json() == {"name": name, "ready": True}
+            assert client.get("/v2/models/slow@champion/versions/1/ready").status_code == 200
+            response = client.post("/v2/models/slow/infer", json=_oip(x[:3]))
+            assert response.status_code == 200, response.text
+            assert response.json()["outputs"][0]["data"] == x[:3, 0].tolist()
+            # the README's model has the signature inferred at log_model: metadata lists it, and
+            # an input name it does not take is refused
+            meta = client.get("/v2/models/lr@champion").json()
+            assert meta["inputs"] == [{"name": "input", "datatype": "FP64", "shape": [-1, 4]}]
+            assert meta["outputs"] == [{"name": "output_0", "datatype": "INT64", "shape": [-1]}]
+            response = client.post("/v2/models/lr@champion/infer", json=_oip(x[:3], name="features"))
+            assert response.status_code == 422 and response.json()["field"] == "features", response.text
+    finally:
+        code = _stop(proc)
+    assert code == 0, (tmp_path / "up.log").read_text()

@@ -37,3 +37,17 @@ class Picky:
         if (arr < 0).any():
             raise ValueError("Input contains negative values")
         return arr.sum(axis=1)
+
+
+class SlowToLoad:
+    """Takes ``delay_s`` to unpickle, as a large model takes to load; predicts the first column."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        time.sleep(state["delay_s"])
+        self.__dict__.update(state)
+
+    def predict(self, x: Any) -> np.ndarray:
+        return np.asarray(x)[:, 0]
