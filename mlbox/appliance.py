@@ -5,9 +5,12 @@ are reconciliation loops over the database (a crashed run is found by looking,
 not by being told), so killing the appliance at any moment loses nothing:
 the next start looks again.
 
-A running appliance announces itself in ``$MLBOX_HOME/appliance.json`` (pid,
-address; `mlbox.store.home.Home.running_appliance` reads it), so a second
-front end can work beside it instead of starting another API on the same port.
+One home has one appliance: before anything starts it takes the home's lock
+(`mlbox.store.home.Home.claim_appliance`, held until `Appliance.stop` or the
+process ends), so a second ``mlbox up`` or TUI on the same home is refused,
+even when both start at the same moment. Once listening it announces itself
+in ``$MLBOX_HOME/appliance.json`` (pid, address; `Home.running_appliance`
+reads it), so a second front end can work beside it instead.
 
 What runs is declared by the services (`mlbox.services.Services`): each says
 which loop reconciles it and what starts and stops with the appliance.
@@ -24,6 +27,8 @@ from typing import Any
 
 from mlbox.services import Changes, Services
 from mlbox.serving.service import ServingService
+from mlbox.store.errors import Conflict
+from mlbox.store.home import ApplianceLock
 
 log = logging.getLogger("mlbox.appliance")
 
@@ -37,6 +42,12 @@ class Appliance:
         self._server: Any = None
         self.url: str | None = None
         self.token = services.home.token()
+        self._lock: ApplianceLock | None = None
+
+    def claim(self) -> None:
+        """Take the home for this appliance (`Conflict` naming the one that has it); idempotent."""
+        if self._lock is None:
+            self._lock = self.services.home.claim_appliance()
 
     @property
     def serving(self) -> ServingService:
@@ -62,6 +73,7 @@ class Appliance:
             wait()
 
     def start_loops(self) -> None:
+        self.claim()
         for _name, spec, svc in self.services.declared():
             if spec.start is not None:
                 spec.start(svc)
@@ -92,7 +104,15 @@ class Appliance:
         family = socket.AF_INET6 if ":" in self.settings.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.settings.host.strip("[]"), self.settings.port))
+        try:
+            sock.bind((self.settings.host.strip("[]"), self.settings.port))
+        except OSError as exc:
+            sock.close()
+            raise Conflict(
+                f"cannot listen on {self.settings.host} port {self.settings.port}: {exc.strerror or exc};"
+                " choose another with --port / MLBOX_PORT (or --host / MLBOX_HOST)",
+                field="port",
+            ) from None
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}"
@@ -108,6 +128,7 @@ class Appliance:
 
     def start_http(self) -> str:
         """Serve the API from a background thread; returns its URL once it accepts."""
+        self.claim()
         server = self._make_server()
         t = threading.Thread(
             target=lambda: server.run(sockets=[self._socket]), name="mlbox-http", daemon=True
@@ -127,8 +148,13 @@ class Appliance:
         """`mlbox up`: loops in a thread, HTTP in the foreground until SIGINT/SIGTERM."""
         import signal
 
+        self.claim()
+        try:
+            server = self._make_server()  # before the loops: a taken port starts nothing
+        except BaseException:
+            self._release()
+            raise
         self.start_loops()
-        server = self._make_server()
 
         # uvicorn captures SIGINT/SIGTERM while serving, shuts down gracefully,
         # then re-raises them into the handlers found before: make those no-ops
@@ -179,3 +205,9 @@ class Appliance:
             if spec.stop is not None:
                 spec.stop(svc)  # serving drains its batchers, then flushes the prediction log
         self.services.home.unannounce()
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

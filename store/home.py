@@ -22,7 +22,7 @@ from pathlib import Path
 
 from mlbox.store.errors import Conflict, UnusableStore
 
-CLAIM_WAIT_S = 5.0
+CLAIM_WAIT_S = 10.0
 """How long a refused claim waits for the holder to announce its address (it may have taken
 the lock a moment ago and still be binding its port), so the refusal can name it."""
 

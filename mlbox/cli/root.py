@@ -47,9 +47,16 @@ def cli(click_ctx: click.Context) -> None:
 
 @cli.command()
 @click.option("--port", type=int, default=None, help="HTTP port (default $MLBOX_PORT or 5151).")
+@click.option(
+    "--host", default=None, help="Address the HTTP API listens on (default $MLBOX_HOST or 127.0.0.1)."
+)
 @pass_ctx
-def up(ctx: Context, port: int | None) -> None:
-    """Run the headless appliance: HTTP API on 127.0.0.1 and background loops."""
+def up(ctx: Context, port: int | None, host: str | None) -> None:
+    """Run the headless appliance: HTTP API (127.0.0.1 unless --host) and background loops.
+
+    One home has one appliance: a second `mlbox up` on the same home exits 2 naming the
+    one that runs (pid, address).
+    """
     from dataclasses import replace
 
     from mlbox.appliance import Appliance
@@ -58,9 +65,10 @@ def up(ctx: Context, port: int | None) -> None:
         if not 0 <= port < 65536:
             raise click.BadParameter("must be between 0 and 65535", param_hint="--port")
         ctx.settings = replace(ctx.settings, port=port)
-    other = ctx.services.home.running_appliance()
-    if other is not None:
-        raise MlboxError(f"an appliance already serves {ctx.settings.home} at {other.url} (pid {other.pid})")
+    if host is not None:
+        if not host.strip():
+            raise click.BadParameter("must name an address, such as 127.0.0.1", param_hint="--host")
+        ctx.settings = replace(ctx.settings, host=host.strip())
     appliance = Appliance(ctx.services)
 
     def ready(url: str) -> None:

@@ -1,0 +1,142 @@
+"""One home, one appliance: real ``mlbox up`` processes racing for one home, a taken port, --host.
+
+The home's lock (`Home.claim_appliance`) decides who serves it; the loser exits 2 with one line
+naming the winner's pid and address. The lock goes with the process (a killed appliance leaves
+the home free), and the TUI's embedded appliance (`Appliance.start_loops`) takes it too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlbox.appliance import Appliance
+from mlbox.services import Services
+from mlbox.settings import Settings
+from mlbox.store import Home
+from mlbox.store.errors import Conflict
+from mlbox.store.home import Announcement
+from tests.helpers import MLBOX
+
+DEADLINE_S = 90.0
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLBOX_")}
+    env["MLBOX_HOME"] = str(tmp_path / "home")
+    return env
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[str]]]:
+    """Processes a test starts; any still running at the end get SIGTERM, then SIGKILL."""
+    procs: list[subprocess.Popen[str]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def up(env: dict[str, str], procs: list[subprocess.Popen[str]], *argv: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [str(MLBOX), "up", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    procs.append(proc)
+    return proc
+
+
+def announced(home: Path, proc: subprocess.Popen[str]) -> Announcement:
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        ann = Home(home).running_appliance()
+        if ann is not None and ann.pid == proc.pid:
+            return ann
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "mlbox up did not announce itself"
+        time.sleep(0.05)
+
+
+def refused(proc: subprocess.Popen[str]) -> str:
+    out, err = proc.communicate(timeout=DEADLINE_S)
+    assert (proc.returncode, out) == (2, ""), err
+    assert err.startswith("mlbox: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_two_ups_at_once_one_serves_the_other_names_it(
+    env: dict[str, str], started: list[subprocess.Popen[str]]
+) -> None:
+    home = Path(env["MLBOX_HOME"])
+    first, second = up(env, started, "--port", "0"), up(env, started, "--port", "0")
+    deadline = time.monotonic() + DEADLINE_S
+    while first.poll() is None and second.poll() is None:
+        assert time.monotonic() < deadline, "neither mlbox up was refused"
+        time.sleep(0.05)
+    loser, winner = (first, second) if first.poll() is not None else (second, first)
+    ann = announced(home, winner)
+    err = refused(loser)
+    assert f"already running (pid {winner.pid}, {ann.url})" in err and str(home) in err
+    # The lock goes with the process, however it ends: after SIGKILL the home is free again.
+    winner.kill()
+    winner.wait()
+    again = up(env, started, "--port", "0")
+    announced(home, again)
+
+
+def test_the_embedded_appliance_holds_the_home_too(
+    env: dict[str, str], started: list[subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = Path(env["MLBOX_HOME"])
+    services = Services.open(Settings(home=home, port=0))
+    embedded = Appliance(services)
+    embedded.start_loops()  # what the TUI does first
+    try:
+        err = refused(up(env, started, "--port", "0"))
+        assert f"already running (pid {os.getpid()}, " in err
+        with pytest.raises(Conflict):
+            Appliance(services).start_loops()
+    finally:
+        embedded.stop()
+    after = up(env, started, "--port", "0")
+    announced(home, after)
+
+
+def test_a_taken_port_is_named(env: dict[str, str], started: list[subprocess.Popen[str]]) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        port = blocker.getsockname()[1]
+        err = refused(up(env, started, "--port", str(port)))
+        assert f"127.0.0.1 port {port}" in err and "--port" in err
+    # Refused before anything started: the home is free for the next one.
+    announced(Path(env["MLBOX_HOME"]), up(env, started, "--port", "0"))
+
+
+def test_host_option_beside_the_variable(env: dict[str, str], started: list[subprocess.Popen[str]]) -> None:
+    env["MLBOX_HOST"] = "127.0.0.1"
+    proc = up(env, started, "--host", "127.0.0.2", "--port", "0")  # loopback, but not the default
+    ann = announced(Path(env["MLBOX_HOME"]), proc)
+    assert ann.url.startswith("http://127.0.0.2:")
+    port = int(ann.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.2", port), timeout=10):
+        pass
+    err = refused(up({**env, "MLBOX_HOME": env["MLBOX_HOME"] + "2"}, started, "--host", " "))
+    assert "--host" in err
