@@ -19,7 +19,7 @@ import pytest
 from litestar.testing import TestClient
 
 from mlbox.api.app import create_app
-from mlbox.scheduler.environment import base_env, capture
+from mlbox.scheduler.environment import activate, base_env, capture
 from mlbox.scheduler.outcomes import failure_reason
 from mlbox.services import Services
 from tests.helpers import run_main
@@ -84,6 +84,15 @@ def test_capture_leaves_out_secrets_and_the_submitters_session() -> None:
     assert base_env("inherit", appliance) == {}
     assert base_env("clean", appliance) == {"PATH": "/usr/bin", "HOME": "/root"}
     assert base_env("appliance", appliance) == {"PATH": "/usr/bin", "HOME": "/root", "VIRTUAL_ENV": "/app"}
+
+
+def test_the_venv_mlbox_runs_from_is_activated_unless_the_shell_activated_one() -> None:
+    plain = {"PATH": "/usr/bin"}
+    got = activate(plain, prefix="/p/.venv", base_prefix="/usr", bin_dir="/p/.venv/bin")
+    assert got == {"PATH": "/p/.venv/bin:/usr/bin", "VIRTUAL_ENV": "/p/.venv"}
+    active = {"PATH": "/other/bin:/usr/bin", "VIRTUAL_ENV": "/other"}
+    assert activate(active, prefix="/p/.venv", base_prefix="/usr", bin_dir="/p/.venv/bin") == active
+    assert activate(plain, prefix="/usr", base_prefix="/usr", bin_dir="/usr/bin") == plain
 
 
 def test_a_job_runs_in_the_submitters_environment_without_the_token(

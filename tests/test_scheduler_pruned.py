@@ -51,8 +51,8 @@ def test_old_home_gains_pruned_without_losing_rows(tmp_path: Path) -> None:
     with db.atomic() as conn:
         conn.execute("UPDATE runs SET status = 'pruned' WHERE id = 1")
         conn.execute("UPDATE jobs SET state = 'pruned', stop_reason = 'prune', python = '/p' WHERE id = 1")
-    assert db.query_one("SELECT value FROM params WHERE run_id = 1")[0] == "0.1"
-    assert db.query_one("SELECT COUNT(*) FROM job_attempts WHERE job_id = 1")[0] == 1
-    assert db.query_one("PRAGMA integrity_check")[0] == "ok"
+    assert db.query("SELECT value FROM params WHERE run_id = 1")[0][0] == "0.1"
+    assert db.query("SELECT COUNT(*) FROM job_attempts WHERE job_id = 1")[0][0] == 1
+    assert db.query("PRAGMA integrity_check")[0][0] == "ok"
     with pytest.raises(sqlite3.IntegrityError), db.atomic() as conn:
         conn.execute("UPDATE jobs SET state = 'bogus' WHERE id = 1")

@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from mlbox.cli.context import Context, echo_json, fmt, json_option, pass_ctx, when
-from mlbox.scheduler.environment import capture
+from mlbox.scheduler.environment import submitter_env
 from mlbox.services import Services
 from mlbox.store.errors import InvalidInput
 from mlbox.sweeps.schemas import PRUNERS, SAMPLERS, Sweep, SweepSpec, Trial
@@ -77,7 +77,7 @@ def build_spec(
         )
     if not data.get("metric"):
         raise InvalidInput("give the objective metric: --metric NAME", field="metric")
-    extra: dict[str, str] = capture(inherit) if inherit is not None else {}
+    extra: dict[str, str] = submitter_env(inherit) if inherit is not None else {}
     extra.update(data.get("env") or {})
     data["env_policy"] = "inherit" if inherit is not None else "clean"
     for item in env:

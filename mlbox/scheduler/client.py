@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from mlbox.scheduler.environment import ENV_POLICIES, capture
+from mlbox.scheduler.environment import ENV_POLICIES, submitter_env
 from mlbox.scheduler.schemas import Job, JobSpec, Resources
 from mlbox.scheduler.validation import FUNCTION_REF
 from mlbox.store.errors import InvalidInput
@@ -76,7 +76,7 @@ def spec_for(
         raise InvalidInput(
             f"env_policy must be one of {', '.join(ENV_POLICIES)}; got {env_policy!r}", field="env_policy"
         )
-    captured = capture(os.environ if environ is None else environ) if env_policy == "inherit" else {}
+    captured = submitter_env(os.environ if environ is None else environ) if env_policy == "inherit" else {}
     label = name or (function or os.path.basename(script or "") or os.path.basename((command or ["job"])[0]))
     return JobSpec(
         name=label,

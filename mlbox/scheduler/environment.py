@@ -14,6 +14,13 @@ appliance itself was started from. Three policies say what a job starts from:
   (an HTTP client's environment cannot be known; a body's explicit ``env`` is
   laid over the appliance's), and how jobs queued before the capture existed run.
 
+When mlbox itself runs from a virtualenv that the shell did not activate
+(``.venv/bin/mlbox sweep ... -- python train.py``, as the README writes it),
+the capture activates that venv for the job (its ``bin`` first on ``PATH``,
+``VIRTUAL_ENV``): the user ran mlbox from there, so ``python`` means that
+venv's. An env the shell did activate (``VIRTUAL_ENV``, ``CONDA_PREFIX``) is
+left as it is.
+
 Whatever the policy, a job never receives the management API token (any
 variable whose value holds it is dropped, at submit and again at start) nor
 the variables that name its submitter's own session (its run, job, trial),
@@ -99,6 +106,29 @@ def capture(environ: Mapping[str, str], *, secrets: Iterable[str] = ()) -> dict[
         and "\0" not in v
     }
     return without_secrets(kept, secrets)
+
+
+def activate(env: Mapping[str, str], *, prefix: str, base_prefix: str, bin_dir: str) -> dict[str, str]:
+    """``env`` with the venv at ``prefix`` activated, when the submitter runs from a venv
+    (``prefix != base_prefix``) and its shell has no virtualenv or conda env active."""
+    out = dict(env)
+    if prefix == base_prefix or env.get("VIRTUAL_ENV") or env.get("CONDA_PREFIX"):
+        return out
+    out["VIRTUAL_ENV"] = prefix
+    out["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", FALLBACK_PATH)])
+    return out
+
+
+def submitter_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """`capture` of ``environ``, with the venv this process runs from activated (`activate`)."""
+    import sys
+
+    return activate(
+        capture(environ),
+        prefix=sys.prefix,
+        base_prefix=sys.base_prefix,
+        bin_dir=os.path.dirname(sys.executable),
+    )
 
 
 def base_env(policy: str, appliance: Mapping[str, str]) -> dict[str, str]:
