@@ -1,5 +1,6 @@
 """MLflow-style scoring bodies (``/api/v1/models/NAME/predict``): every body shape and CSV,
-columns matched by name for a table model, malformed bodies answered 400.
+columns matched by name for a table model, unreadable bodies answered 400 and bodies read but
+unscorable 422 (the rule in `mlbox.api.serving`).
 """
 
 from __future__ import annotations

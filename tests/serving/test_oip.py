@@ -5,6 +5,7 @@ extension, and malformed, mismatched or oversized requests answered 4xx naming t
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +18,7 @@ from litestar.testing import TestClient
 
 from mlbox.registry.service import RegistryService
 from mlbox.services import Services
+from mlbox.serving.service import ServingService
 from tests.helpers import error
 from tests.serving.server import FAST, ROW, http_client, oip, start_serving
 
@@ -79,6 +81,28 @@ def test_oip_infer_gives_the_models_predictions(client: TestClient[Litestar], da
         422,
         "outputs[0].name",
     )
+
+
+def test_output_names_survive_an_alias_moving_to_another_flavor(
+    client: TestClient[Litestar], registry: RegistryService, serving: ServingService, data: dict[str, Any]
+) -> None:
+    """A client asking for ``output_0`` by name: answered by the scikit-learn champion (whose output
+    was called ``predict``) and, after the alias moves, by a torch model (``output_0`` already)."""
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Linear(20, 1).eval()
+    registry.register("gbc", model=net, example_input=data["x"][:2].astype(np.float32))
+    x = data["x"][:3].astype(np.float32)
+    body = oip(x, datatype="FP32", outputs=[{"name": "output_0"}])
+    for version in (1, 2):
+        registry.set_alias("gbc", "champion", version)
+        serving.sync()
+        meta = client.get("/v2/models/gbc@champion").json()
+        assert [o["name"] for o in meta["outputs"]] == ["output_0"], meta
+        r = client.post("/v2/models/gbc@champion/infer", json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["model_version"] == str(version)
+        assert [o["name"] for o in r.json()["outputs"]] == ["output_0"]
 
 
 def test_oip_binary_tensor_extension(client: TestClient[Litestar], data: dict[str, Any]) -> None:
@@ -204,6 +228,23 @@ def test_unknown_models_versions_and_bad_references(client: TestClient[Litestar]
     error(client.post("/v2/models/gbc:1/versions/1/infer", json=oip([ROW])), 400, "name")
     error(client.post("/v2/models/bad%20name/infer", json=oip([ROW])), 400)
     error(client.post("/api/v1/models/nope/predict", json={"instances": [ROW]}), 404)
+
+
+def test_model_ready_answers_from_what_is_loaded_and_loads_nothing(
+    client: TestClient[Litestar], registry: RegistryService, serving: ServingService, data: dict[str, Any]
+) -> None:
+    """An open readiness probe never loads a version (issue 12): ``gbc`` is ready while its newest
+    version is the loaded champion, and a newer unaliased version is reported not loaded, and stays so."""
+    assert client.get("/v2/models/gbc/ready").json() == {"name": "gbc", "ready": True}
+    registry.register("gbc", model=data["lr"], example_input=data["x"][:2])  # version 2, no alias
+    for _ in range(3):
+        for path in ("/v2/models/gbc/ready", "/v2/models/gbc/versions/2/ready"):
+            body = error(client.get(path), 503)
+            assert "gbc/2 is not loaded" in body["error"]
+        time.sleep(FAST.poll_s * 2)
+    assert {dep.number for dep in serving.served().values()} == {1}
+    assert client.get("/v2/models/gbc/versions/1/ready").json() == {"name": "gbc", "ready": True}
+    assert client.get("/v2/models/gbc@champion/ready").json() == {"name": "gbc@champion", "ready": True}
 
 
 def test_the_versions_an_alias_lists_are_served_under_the_alias(
