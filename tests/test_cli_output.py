@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
         (["experiments", "ls"], ["ID", "NAME", "RUNS", "CREATED"], "no experiments yet"),
         (["models", "ls"], ["NAME", "LATEST", "VERSIONS", "CREATED", "ALIASES"], "no models yet"),
         (["features", "ls"], ["ENTITY", "JOIN", "KEYS"], "no entities yet"),
+        (["sweeps", "ls"], ["ID", "NAME", "STATE", "TRIALS", "METRIC", "BEST", "CREATED"], "no sweeps yet"),
     ],
 )
 def test_an_empty_listing_prints_its_header_and_says_so(

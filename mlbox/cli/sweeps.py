@@ -18,7 +18,7 @@ from typing import Any
 
 import click
 
-from mlbox.cli.context import Context, echo_json, fmt, json_option, pass_ctx, when
+from mlbox.cli.context import Context, echo_json, fmt, json_option, pass_ctx, print_table, when
 from mlbox.scheduler.environment import submitter_env
 from mlbox.services import Services
 from mlbox.store.errors import InvalidInput
@@ -95,12 +95,21 @@ def build_spec(
     return spec_from_mapping(data)
 
 
-def _trial_line(t: Trial, metric: str) -> str:
+TRIAL_COLUMNS = ("TRIAL", "STATE", "VALUE", "JOB", "PARAMS")
+
+
+def _trial_cells(t: Trial) -> tuple[str, ...]:
     value = "-" if t.value is None else fmt(t.value)
     params = " ".join(f"{k}={_short(v)}" for k, v in t.params.items())
     note = f"  ({t.message})" if t.message else ""
     job = "-" if t.job_id is None else str(t.job_id)
-    return f"{t.number:>5}  {t.state:<8} {value:>12}  {job:>5}  {params}{note}"
+    return str(t.number), t.state, value, job, params + note
+
+
+def _trial_line(t: Trial) -> str:
+    """One trial as the live follow prints it (streamed under `TRIAL_HEADER`, not a table)."""
+    number, state, value, job, rest = _trial_cells(t)
+    return f"{number:>5}  {state:<8} {value:>12}  {job:>5}  {rest}"
 
 
 def _short(v: Any) -> str:
@@ -142,7 +151,7 @@ def follow(services: Services, sweep_id: int, *, drive: bool, quiet: bool = Fals
                 if t.state != "running" and t.number not in shown:
                     shown.add(t.number)
                     if not quiet:
-                        click.echo(_trial_line(t, sweep.spec.metric))
+                        click.echo(_trial_line(t))
             if sweep.state not in ("running", "stopping"):
                 return sweep
             if drive:
@@ -270,17 +279,24 @@ def sweeps_ls(ctx: Context, states: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         echo_json(found)
         return
-    if not found:
-        click.echo("no sweeps yet; start one with: mlbox sweep SPACE.yaml --metric NAME -- python train.py")
-        return
-    click.echo(f"{'ID':>4}  {'NAME':<20} {'STATE':<9} {'TRIALS':>9}  {'METRIC':<14} {'BEST':>12}  CREATED")
-    for s in found:
-        done = sum(n for state, n in s.counts.items() if state != "running")
-        best = "-" if s.best_value is None else fmt(s.best_value)
-        click.echo(
-            f"{s.id:>4}  {s.name:<20} {s.state:<9} {f'{done}/{s.spec.n_trials}':>9}  {s.spec.metric:<14}"
-            f" {best:>12}  {when(s.created_at)}"
+    rows = (
+        (
+            s.id,
+            s.name,
+            s.state,
+            f"{sum(n for state, n in s.counts.items() if state != 'running')}/{s.spec.n_trials}",
+            s.spec.metric,
+            "-" if s.best_value is None else fmt(s.best_value),
+            when(s.created_at),
         )
+        for s in found
+    )
+    print_table(
+        ("ID", "NAME", "STATE", "TRIALS", "METRIC", "BEST", "CREATED"),
+        rows,
+        empty="no sweeps yet; start one with: mlbox sweep SPACE.yaml --metric NAME -- python train.py",
+        right=("ID", "TRIALS", "BEST"),
+    )
 
 
 @sweeps.command("show")
@@ -294,10 +310,12 @@ def sweeps_show(ctx: Context, sweep_id: int, as_json: bool) -> None:
         echo_json(detail)
         return
     _echo_sweep(detail.sweep)
-    if detail.trials:
-        click.echo(TRIAL_HEADER)
-        for t in detail.trials:
-            click.echo(_trial_line(t, detail.sweep.spec.metric))
+    print_table(
+        TRIAL_COLUMNS,
+        (_trial_cells(t) for t in detail.trials),
+        empty="no trials yet",
+        right=("TRIAL", "VALUE", "JOB"),
+    )
 
 
 @sweeps.command("stop")
