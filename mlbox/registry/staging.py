@@ -144,7 +144,7 @@ def version_signature(folder: Path, manifest: dict[str, Any], example_input: Any
 
 
 def logged_signature(folder: Path, manifest: dict[str, Any], example_input: Any) -> None:
-    """At ``log_model`` with an example: infer the signature from the saved model and keep it in the folder."""
+    """At ``log_model`` with an example: infer the signature from the saved model, keep it in the folder."""
     signature = infer_version_signature(folder, manifest, example_input)
     if signature is not None:
         write_signature(folder, signature)

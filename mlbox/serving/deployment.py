@@ -36,7 +36,8 @@ class GpuPlacer(Protocol):
     """Where serving gets GPUs: the scheduler's lease table (`Appliance` builds one over it)."""
 
     def take(self, holder: str) -> str | None:
-        """Lease one GPU to ``holder``; its torch device (``cpu`` for a simulated GPU), None if none is free."""
+        """Lease one GPU to ``holder``; its torch device (``cpu`` for a simulated GPU),
+        None if none is free."""
 
     def give_back(self, holder: str) -> None: ...
 

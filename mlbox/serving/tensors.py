@@ -103,7 +103,8 @@ def _rows_to_columns(rows: Any, names: list[str], field: str) -> dict[str, np.nd
         matrix = rows
         if matrix.ndim != 2 or matrix.shape[1] != len(names):
             raise SchemaMismatch(
-                f"{field}: expected rows of {len(names)} values (columns {names}), got shape {list(matrix.shape)}",
+                f"{field}: expected rows of {len(names)} values (columns {names}),"
+                f" got shape {list(matrix.shape)}",
                 field=field,
             )
         return {n: matrix[:, i] for i, n in enumerate(names)}
