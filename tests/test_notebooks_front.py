@@ -103,6 +103,11 @@ def test_cli_run_wait_drives_a_failing_notebook(
     nbformat.write(nb, str(path))
     code, out, err = run_main(capsys, "notebook", "run", str(path), "-p", "threshold=5", "--wait")
     assert code == 1, err
+    # The cell's exception, where the user looks: one line on stderr naming it and its cell.
+    assert err.splitlines()[-1] == (
+        "mlbox: notebook failed: AssertionError: threshold too high"
+        " (in the cell: assert threshold < 1, 'threshold too high')"
+    ), err
     lines = out.splitlines()
     assert lines[0].startswith("job ") and lines[0].endswith("failed (exit code 1)")
     assert [line.split()[-3] for line in lines[1:]] == ["notebook/check.html", "notebook/check.ipynb"]

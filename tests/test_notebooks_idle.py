@@ -178,3 +178,23 @@ def test_migrations_build_the_table_once(tmp_path: Path) -> None:
         "id", "job_id", "state", "gpus", "root_dir", "token", "port", "idle_timeout_s",
         "created_at", "started_at", "last_activity", "busy", "finished_at", "message",
     }  # fmt: skip
+
+
+def test_first_error_names_the_cell_that_raised() -> None:
+    from mlbox.notebooks.cells import CellError, first_error
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("x = 1", outputs=[]),
+        nbformat.v4.new_code_cell(
+            "\n" + "y = 1 / 0  # " + "z" * 80,
+            outputs=[nbformat.v4.new_output("error", ename="ZeroDivisionError", evalue="division by zero")],
+        ),
+        nbformat.v4.new_code_cell("raise ValueError('later')", outputs=[]),
+    ]
+    error = first_error(nb)
+    assert error is not None and (error.ename, error.evalue) == ("ZeroDivisionError", "division by zero")
+    assert len(error.source) == 60 and error.source.startswith("y = 1 / 0") and error.source.endswith("…")
+    assert error.line().startswith("ZeroDivisionError: division by zero (in the cell: y = 1 / 0")
+    assert first_error(nbformat.v4.new_notebook()) is None
+    assert CellError("E", "v", "").line() == "E: v"

@@ -9,7 +9,9 @@ scheduler until the server ends, and Ctrl-C stops it.
 
 from __future__ import annotations
 
+import json
 import re
+import signal
 import time
 from collections.abc import Callable
 
@@ -17,11 +19,13 @@ import click
 
 from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, when
 from mlbox.notebooks import probe
+from mlbox.notebooks.cells import first_error
 from mlbox.notebooks.params import parse_assignments
 from mlbox.notebooks.schemas import ACTIVE_STATES, Notebook
 from mlbox.scheduler.schemas import Job
 from mlbox.services import Services
 from mlbox.store import Home
+from mlbox.store.errors import MlboxError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.I)
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -128,11 +132,15 @@ def notebook_start(
     if not as_json:
         click.echo(f"notebook {nb.id} starting (job {nb.job_id}, {gpus} GPU(s))…", err=True)
     foreground = appliance is None
+    if foreground:
+        _interrupt_on_hangup()
     try:
         nb = _wait_ready(services, nb.id, drive=foreground, timeout_s=timeout_s)
         if nb.state not in ACTIVE_STATES:
             raise _ended(nb)
         if nb.url is None or not _ready(services, nb.id):
+            if foreground:  # nothing would stop it once this process is gone
+                services.notebooks.stop_here(nb.id, grace_s=services.settings.scheduler.kill_grace_s)
             raise click.ClickException(
                 f"notebook {nb.id} is not answering after {timeout_s:g}s; see mlbox jobs logs {nb.job_id}"
             )
@@ -150,11 +158,23 @@ def notebook_start(
             click.echo(f"notebook {final.id} {final.state}: {final.message or ''}".rstrip(), err=True)
     except KeyboardInterrupt:
         click.echo(f"stopping notebook {nb.id}…", err=True)
-        stopped = services.notebooks.stop(nb.id)
         if foreground:
-            job = stopped.job_id
-            _drive(services, lambda: services.scheduler.get(job).terminal, time.monotonic() + 60)
+            grace = services.settings.scheduler.kill_grace_s
+            stopped = services.notebooks.stop_here(nb.id, grace_s=grace)
+        else:
+            stopped = services.notebooks.stop(nb.id)
         click.echo(f"notebook {stopped.id} {stopped.state}", err=True)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupt_on_hangup() -> None:
+    """A closed terminal (SIGHUP) or ``kill`` (SIGTERM) stops a foreground server as Ctrl-C does,
+    instead of ending this process and leaving JupyterLab listening with nothing to stop it."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
 
 
 HEADER = f"{'ID':>4}  {'STATE':<9} {'GPUS':>4} {'JOB':>5}  {'STARTED':<19} {'LAST ACTIVE':<19}  URL / MESSAGE"
@@ -195,12 +215,33 @@ def notebook_url(ctx: Context, notebook_id: int) -> None:
     click.echo(ctx.services.notebooks.url(notebook_id))
 
 
+STOP_MARGIN_S = 30.0
+"""How long past the kill grace period `notebook stop` waits for a running appliance to end the job."""
+
+
 @notebook.command("stop")
 @click.argument("notebook_id", type=int)
 @pass_ctx
 def notebook_stop(ctx: Context, notebook_id: int) -> None:
-    """Stop a server (its kernels end and its GPUs are freed)."""
-    nb = ctx.services.notebooks.stop(notebook_id)
+    """Stop a server (its kernels end and its GPUs are freed); says so only once its processes ended.
+
+    With an appliance running, its scheduler ends the server; without one, this command does.
+    """
+    services = ctx.services
+    grace = services.settings.scheduler.kill_grace_s
+    if _appliance_url(ctx) is None:
+        nb = services.notebooks.stop_here(notebook_id, grace_s=grace)
+    else:
+        nb = services.notebooks.stop(notebook_id)
+        job_id = nb.job_id
+        deadline = time.monotonic() + grace + STOP_MARGIN_S
+        while not services.scheduler.get(job_id).terminal:
+            if time.monotonic() > deadline:
+                raise MlboxError(
+                    f"notebook {nb.id} is not stopped yet: the appliance has not ended its job {job_id}"
+                    f" after {grace + STOP_MARGIN_S:g}s; see mlbox jobs show {job_id}"
+                )
+            time.sleep(0.2)
     click.echo(f"notebook {nb.id} {nb.state}")
 
 
@@ -212,6 +253,26 @@ def _report_run(services: Services, job: Job) -> None:
         for art in services.tracking.list_artifacts(job.run_id):
             if art.path.startswith("notebook/"):
                 click.echo(f"  run {job.run_id} artifact {art.path}  {art.size} B")
+
+
+def _failure(services: Services, job: Job) -> str:
+    """Why a headless run failed: the exception of the cell that raised (from the executed
+    notebook the run stored), else the job's message or the last line of its log."""
+    if job.run_id is not None:
+        for art in services.tracking.list_artifacts(job.run_id):
+            if art.path.startswith("notebook/") and art.path.endswith(".ipynb"):
+                try:
+                    data = b"".join(services.tracking.read_artifact(job.run_id, art.path))
+                    error = first_error(json.loads(data))
+                except (MlboxError, ValueError):
+                    error = None
+                if error is not None:
+                    return error.line()
+    if job.message:
+        return job.message
+    log, _ = services.scheduler.read_log(job.id)
+    last = [ln for ln in log.decode(errors="replace").splitlines() if ln.strip()]
+    return last[-1].strip() if last else f"see mlbox jobs logs {job.id}"
 
 
 @notebook.command("run")
@@ -256,5 +317,7 @@ def notebook_run(
     else:
         _report_run(services, job)
     if job.state != "succeeded":
+        why = " ".join(_failure(services, job).split())  # one line, whatever the exception said
+        click.echo(f"mlbox: notebook {job.state}: {why}", err=True)
         # SystemExit, not click.exceptions.Exit: `mlbox.cli.root.main` drops the code of the latter.
         raise SystemExit(1)

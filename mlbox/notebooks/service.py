@@ -200,14 +200,49 @@ class NotebookService:
             )
         self._polled.pop(nid, None)
 
+    def _job(self, nb: Notebook) -> Job | None:
+        try:
+            return self.scheduler.get(nb.job_id)
+        except NotFound:
+            return None
+
     def stop(self, notebook_id: int) -> Notebook:
-        """Stop the server (cancels its job, which frees its GPUs); stopping a stopped one is a no-op."""
+        """Stop the server: cancel its job (the scheduler's next pass ends its processes and frees
+        its GPUs). A server already marked stopped whose job still runs is cancelled again, so
+        stopping twice never reports a server stopped while its job runs on unasked."""
         nb = self.get(notebook_id)
-        if nb.state in ACTIVE_STATES:
-            with self.db.atomic():  # both or neither: a crash in between leaves no half-stopped server
-                self.scheduler.cancel(nb.job_id)
+        job = self._job(nb)
+        with self.db.atomic():  # both or neither: a crash in between leaves no half-stopped server
+            if job is not None and not job.terminal:
+                self.scheduler.cancel(job.id)
+            if nb.state in ACTIVE_STATES:
                 self._finish(notebook_id, "stopped", "stopped by user", time.time())
         return self.get(notebook_id)
+
+    def stop_here(self, notebook_id: int, grace_s: float) -> Notebook:
+        """`stop`, then end the server's processes from this process, as the scheduler's pass
+        would (`mlbox.notebooks.halt`): for a front end with no appliance running to do it.
+        `Conflict` when they could not be stopped."""
+        nb = self.stop(notebook_id)
+        job = self._job(nb)
+        if job is None or job.terminal:
+            return nb
+        if job.pid is None:
+            raise Conflict(
+                f"notebook {notebook_id} cannot be stopped yet: its job {job.id} is still being started;"
+                " try again in a moment",
+                field="notebook_id",
+            )
+        from mlbox.notebooks.halt import halt_group  # psutil, imported when a stop needs it
+
+        left = halt_group(job.pid, str(self.scheduler.attempt_dir(job.id, job.attempt)), grace_s)
+        if left:
+            raise Conflict(
+                f"could not stop notebook {notebook_id}: process(es) {', '.join(map(str, left))}"
+                f" of its job {job.id} still run",
+                field="notebook_id",
+            )
+        return nb
 
     # -- the loop -----------------------------------------------------------------
 
