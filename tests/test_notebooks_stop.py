@@ -100,3 +100,41 @@ def test_stop_without_an_appliance_ends_the_server(
     # The scheduler's next pass records the jobs as cancelled.
     services.scheduler.reconcile_once()
     assert {services.scheduler.get(j.id).state for j in jobs.values()} == {"cancelled"}
+
+
+def test_a_foreground_server_stops_when_its_terminal_closes(home: Path, tmp_path: Path) -> None:
+    """``mlbox notebook start`` without an appliance serves from its own process; a closed
+    terminal (SIGHUP) must stop the server as Ctrl-C does, not leave it listening."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.helpers import MLBOX
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLBOX_")}
+    env.update(MLBOX_HOME=str(home), MLBOX_SCHEDULER_KILL_GRACE_S="5")
+    proc = subprocess.Popen(
+        [str(MLBOX), "notebook", "start", "--root-dir", str(tmp_path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and listening(url), proc.stderr
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=60)
+        assert "notebook 1 stopped" in err, err
+        assert not listening(url)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        services = Services.open(Settings(home=home))
+        for job in services.scheduler.list_jobs():
+            if job.pid is not None:
+                for member in members(job.pid):
+                    member.kill()
