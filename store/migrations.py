@@ -136,3 +136,33 @@ def _applied(db: Database, set_name: str) -> dict[str, str | None]:
         (set_name,),
     )
     return {r["name"]: r["mlbox_version"] for r in rows}
+
+
+def widen_check(conn: sqlite3.Connection, table: str, old: str, new: str) -> None:
+    """Replace ``old`` by ``new`` in ``table``'s CREATE statement: how a CHECK's list of allowed
+    values grows without rebuilding the table.
+
+    Rebuilding is no option for tables that others reference with ``ON DELETE CASCADE``
+    (dropping the old one would delete its children, and ``PRAGMA foreign_keys`` cannot be
+    turned off inside the migration's transaction). SQLite documents editing the stored
+    schema for loosening a constraint: every row that met the old CHECK meets the new one,
+    so the file format does not change. The schema version is bumped, so every open
+    connection re-reads the schema.
+    """
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()
+    sql = row[0]
+    if sql.count(old) != 1:
+        raise ValueError(f"{table}: expected {old!r} once in its schema")
+    version = conn.execute("PRAGMA schema_version").fetchone()[0]
+    conn.execute("PRAGMA writable_schema = ON")
+    try:
+        conn.execute(
+            "UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?",
+            (sql.replace(old, new), table),
+        )
+        conn.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        conn.execute("PRAGMA writable_schema = OFF")
+    problems = conn.execute("PRAGMA quick_check").fetchall()
+    if [tuple(p) for p in problems] != [("ok",)]:
+        raise RuntimeError(f"{table}: schema check failed after widening: {problems}")

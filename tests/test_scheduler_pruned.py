@@ -2,7 +2,7 @@
 
 The runs and jobs tables are referenced with ``ON DELETE CASCADE``, so the
 migrations widen their CHECK constraints instead of rebuilding them
-(`mlbox.tracking.migrations.widen_check`); this test applies the old
+(`mlbox.store.migrations.widen_check`); this test applies the old
 migrations, writes rows with children, then applies the new ones.
 """
 

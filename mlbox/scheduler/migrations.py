@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from mlbox.store.migrations import Migrations, execute_script
-from mlbox.tracking.migrations import widen_check
+from mlbox.store.migrations import Migrations, execute_script, widen_check
 
 migrations = Migrations("scheduler")
 
