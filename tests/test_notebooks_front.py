@@ -43,7 +43,8 @@ def test_cli_start_detached_list_stop(
     services: Services, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     code, out, _ = run_main(capsys, "notebook", "ls")
-    assert code == 0 and out.startswith("no notebook servers")
+    assert code == 0 and out.splitlines()[0].split()[:3] == ["ID", "STATE", "GPUS"]
+    assert out.splitlines()[1].startswith("no notebook servers")
     code, out, err = run_main(
         capsys,
         "notebook",

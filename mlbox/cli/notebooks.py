@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import click
 
-from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, when
+from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, print_table, when
 from mlbox.notebooks import probe
 from mlbox.notebooks.cells import first_error
 from mlbox.notebooks.params import parse_assignments
@@ -177,16 +177,10 @@ def _interrupt_on_hangup() -> None:
         signal.signal(sig, _interrupt)
 
 
-HEADER = f"{'ID':>4}  {'STATE':<9} {'GPUS':>4} {'JOB':>5}  {'STARTED':<19} {'LAST ACTIVE':<19}  URL / MESSAGE"
-
-
-def _line(nb: Notebook) -> str:
+def _cells(nb: Notebook) -> tuple[object, ...]:
     tail = nb.url if nb.state in ACTIVE_STATES and nb.url else (nb.message or "")
     busy = "*" if nb.busy else ""
-    return (
-        f"{nb.id:>4}  {nb.state + busy:<9} {nb.gpus:>4} {nb.job_id:>5}  {when(nb.started_at):<19} "
-        f"{when(nb.last_activity):<19}  {tail}"
-    ).rstrip()
+    return nb.id, nb.state + busy, nb.gpus, nb.job_id, when(nb.started_at), when(nb.last_activity), tail
 
 
 @notebook.command("ls")
@@ -199,12 +193,12 @@ def notebook_ls(ctx: Context, show_all: bool, as_json: bool) -> None:
     if as_json:
         echo_json(found)
         return
-    if not found:
-        click.echo("no notebook servers; start one with: mlbox notebook start")
-        return
-    click.echo(HEADER)
-    for nb in found:
-        click.echo(_line(nb))
+    print_table(
+        ("ID", "STATE", "GPUS", "JOB", "STARTED", "LAST ACTIVE", "URL / MESSAGE"),
+        (_cells(nb) for nb in found),
+        empty="no notebook servers; start one with: mlbox notebook start",
+        right=("ID", "GPUS", "JOB"),
+    )
 
 
 @notebook.command("url")
