@@ -29,6 +29,7 @@ import numpy as np
 
 from mlbox.registry.signature import SchemaMismatch
 from mlbox.serving.errors import InvalidContent
+from mlbox.serving.jsondepth import check_json_depth
 from mlbox.serving.tensors import Payload, jsonable
 from mlbox.store.errors import InvalidInput
 
@@ -109,6 +110,7 @@ def _validation_field(exc: msgspec.ValidationError) -> str:
 
 
 def decode_json_body(body: bytes) -> Any:
+    check_json_depth(body)
     try:
         return _any_decoder.decode(body)
     except msgspec.DecodeError as exc:
@@ -207,6 +209,7 @@ def decode_oip(body: bytes, header_length: int | None = None) -> OipRequest:
         header, binary = body[:header_length], body[header_length:]
     else:
         header, binary = body, b""
+    check_json_depth(header)
     try:
         req = _decoder.decode(header)
     except msgspec.ValidationError as exc:
