@@ -30,6 +30,9 @@ from mlbox.scheduler.schemas import JOB_STATES, GpuStatus, Job, JobSpec
 from mlbox.scheduler.service import SchedulerService
 from mlbox.store.errors import InvalidInput
 
+MAX_LOG_OFFSET = 2**63 - 1
+"""The largest file offset there is (``off_t``); a larger one is a 400, not an overflow in the answer."""
+
 
 class LogChunk(msgspec.Struct, frozen=True):
     job_id: int
@@ -95,7 +98,7 @@ class JobController(Controller):
         self,
         scheduler: NamedDependency[SchedulerService],
         job_id: FromPath[int],
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, le=MAX_LOG_OFFSET)] = 0,
     ) -> LogChunk:
         data, next_offset = scheduler.read_log(job_id, offset)
         state = scheduler.get(job_id).state

@@ -153,6 +153,8 @@ class SchedulerService:
             raise InvalidInput("offset must be a whole number >= 0", field="offset")
         try:
             with open(self.log_path(job_id), "rb") as f:
+                if offset >= os.fstat(f.fileno()).st_size:  # nothing there yet; a seek that far is EINVAL
+                    return b"", offset
                 f.seek(offset)
                 data = f.read(LOG_CHUNK)
         except FileNotFoundError:
