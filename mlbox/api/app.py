@@ -11,7 +11,8 @@ Its invariants, each enforced in one place:
 * every error is JSON (`mlbox.api.errors`), never a traceback or an HTML page;
 * the OpenAPI document is served as JSON only (``/schema/openapi.json``): no
   Swagger/Redoc page, as those load scripts from a CDN and mlbox is offline;
-* request bodies are capped (`MAX_BODY_BYTES`, 413 beyond).
+* request bodies are capped (`MAX_BODY_BYTES`, 413 beyond), and a JSON body nested too deep
+  is a 400 before it is decoded (`mlbox.api.bodies`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 
 from mlbox import __version__
 from mlbox.api.artifacts import ArtifactController
+from mlbox.api.bodies import CheckedRequest
 from mlbox.api.errors import EXCEPTION_HANDLERS
 from mlbox.api.experiments import ExperimentController
 from mlbox.api.features import FeatureController
@@ -104,6 +106,7 @@ def create_app(services: Services, *, token: str) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         after_request=no_html,
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=CheckedRequest,
         openapi_config=OpenAPIConfig(
             title="mlbox",
             version=__version__,
