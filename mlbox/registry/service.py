@@ -126,6 +126,8 @@ class RegistryService:
                 "nothing to register: give model=, files_from= or run_id= (with artifact_path=)",
                 field="model",
             )
+        staging.refuse_url(artifact_path, "artifact_path")
+        staging.refuse_url(files_from, "files_from")
         if artifact_path is not None and run_id is None:
             raise InvalidInput("artifact_path= names a run's artifact: give run_id= too", field="run_id")
         lineage = self._lineage(run_id, model, files_from, artifact_path)

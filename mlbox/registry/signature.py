@@ -250,6 +250,8 @@ def cast_values(values: np.ndarray, expected: str, field: str, *, tolerant: bool
     source = values.dtype
     if not tolerant or source.kind not in _NUMERIC or target.kind not in _NUMERIC:
         raise _cast_error(field, expected, got)
+    if source.kind == "b" and target.kind != "b":
+        raise _cast_error(field, expected, got, " (true/false is not a number)")
     if target.kind == "f":
         return values.astype(target)
     if source.kind == "f":

@@ -16,6 +16,7 @@ gives the version its signature.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +36,24 @@ SIGNATURE_FILE = "mlbox-signature.json"
 
 Known = dict[str, tuple[str, int]]
 """``{path in the model folder: (sha256, size)}`` of files already in the artifact store."""
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def refuse_url(value: str | Path | None, field: str) -> None:
+    """`InvalidInput` (400) for a source written as a URL (``http://``, ``s3://``, ``gs://``).
+
+    Nothing is fetched from a network (the appliance works air-gapped), so a URL can never
+    be a source; before, it was looked up as an artifact path and answered 404 as if a
+    run merely lacked that artifact.
+    """
+    if isinstance(value, str) and _URL.match(value.strip()):
+        raise InvalidInput(
+            f"{value!r} is a URL: sources must be artifacts of a run in this store (run_id= with"
+            " artifact_path=) or local files; mlbox fetches nothing from a network",
+            field=field,
+        )
 
 
 def stage_run_artifacts(

@@ -30,7 +30,7 @@ import numpy as np
 from mlbox.registry.signature import SchemaMismatch
 from mlbox.serving.errors import InvalidContent
 from mlbox.serving.jsondepth import check_json_depth
-from mlbox.serving.tensors import Payload, jsonable
+from mlbox.serving.tensors import Payload, holds_bool, jsonable, may_hold_bools
 from mlbox.store.errors import InvalidInput
 
 OIP_TO_NUMPY: dict[str, Any] = {
@@ -140,7 +140,9 @@ def _kind_fits(arr: np.ndarray, datatype: str) -> bool:
     return bool(int(arr.min()) >= info.min and int(arr.max()) <= info.max)
 
 
-def _json_tensor(t: InputTensor, field: str, size: int) -> np.ndarray:
+def _json_tensor(t: InputTensor, field: str, size: int, data_field: str, bools: bool) -> np.ndarray:
+    """A JSON tensor as its datatype; ``bools`` (the body holds ``true``/``false`` somewhere)
+    asks for a look for bools among numbers, which numpy would silently make numbers."""
     if t.data is msgspec.UNSET:
         raise InvalidInput(f"{field}: has no 'data' (and no binary_data_size)", field=field)
     if t.datatype == "BYTES":
@@ -155,6 +157,11 @@ def _json_tensor(t: InputTensor, field: str, size: int) -> np.ndarray:
             arr = np.array(t.data)
         except (ValueError, TypeError) as exc:
             raise InvalidContent(f"{field}.data: not a rectangular array ({exc})", field=field) from None
+        if t.datatype != "BOOL" and (arr.dtype.kind == "b" or (bools and holds_bool(t.data))):
+            raise InvalidContent(
+                f"{data_field}: holds true/false, which is not {t.datatype}; a bool is not a number",
+                field=data_field,
+            )
         if not _kind_fits(arr, t.datatype):
             raise InvalidContent(
                 f"{field}.data: holds values that are not {t.datatype} (or out of its range)", field=field
@@ -221,6 +228,7 @@ def decode_oip(body: bytes, header_length: int | None = None) -> OipRequest:
         raise InvalidContent("inputs: at least one input tensor is needed", field="inputs")
     named: dict[str, np.ndarray] = {}
     offset = 0
+    bools = may_hold_bools(header)
     for i, t in enumerate(req.inputs):
         field = t.name or f"inputs[{i}]"
         if t.name in named:
@@ -238,7 +246,7 @@ def decode_oip(body: bytes, header_length: int | None = None) -> OipRequest:
             named[t.name] = _binary_tensor(t, field, size, binary[offset : offset + binary_size])
             offset += binary_size
         else:
-            named[t.name] = _json_tensor(t, field, size)
+            named[t.name] = _json_tensor(t, field, size, f"inputs[{i}].data", bools)
     if offset != len(binary):
         raise InvalidInput(f"{len(binary) - offset} bytes of binary data belong to no input", field="body")
     outputs = None if req.outputs is None else [o.name for o in req.outputs]
@@ -340,7 +348,12 @@ def _split(doc: Any, field: str) -> Payload:
 
 def decode_mlflow(body: bytes) -> Payload:
     """``instances``, ``inputs``, ``dataframe_split`` or ``dataframe_records`` (exactly one)."""
-    doc = decode_json_body(body)
+    payload = _mlflow_payload(decode_json_body(body))
+    payload.bools = may_hold_bools(body)
+    return payload
+
+
+def _mlflow_payload(doc: Any) -> Payload:
     if not isinstance(doc, dict):
         raise InvalidInput(f"expected a JSON object with one of {list(MLFLOW_FORMATS)}", field="body")
     given = [k for k in MLFLOW_FORMATS if k in doc]

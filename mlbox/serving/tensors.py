@@ -31,24 +31,56 @@ class Payload:
 
     ``datatypes`` (OIP bodies only) are the datatypes the client declared per input, so that a
     refusal can speak the client's language (``expected FP64, got BYTES``).
+    ``bools`` is False when the body cannot hold a JSON ``true`` or ``false`` at all (its bytes
+    have neither word), which spares `as_array` looking for one among numbers.
     """
 
-    __slots__ = ("datatypes", "kind", "value")
+    __slots__ = ("bools", "datatypes", "kind", "value")
 
-    def __init__(self, kind: PayloadKind, value: Any, datatypes: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, kind: PayloadKind, value: Any, datatypes: dict[str, str] | None = None, bools: bool = True
+    ) -> None:
         self.kind = kind
         self.value = value
         self.datatypes = datatypes
+        self.bools = bools
 
 
-def as_array(values: Any, field: str) -> np.ndarray:
-    """An array from JSON values, refusing ragged lists and never turning numbers into strings."""
+def may_hold_bools(body: bytes) -> bool:
+    """Whether a JSON body could hold ``true`` or ``false`` (a fast byte search, no parsing)."""
+    return b"true" in body or b"false" in body
+
+
+def holds_bool(values: Any) -> bool:
+    """Whether nested lists hold a ``bool`` anywhere (iterative: a deep body cannot overflow the stack).
+
+    numpy turns ``[1.5, true]`` into ``[1.5, 1.0]``: a bool would be scored as a number
+    without anyone asking, so the lists are looked at before numpy sees them.
+    """
+    stack = [values]
+    while stack:
+        value = stack.pop()
+        if value is True or value is False:
+            return True
+        if isinstance(value, list):
+            stack.extend(value)
+    return False
+
+
+def as_array(values: Any, field: str, bools: bool = True) -> np.ndarray:
+    """An array from JSON values, refusing ragged lists and never turning numbers into strings.
+
+    Bools mixed with numbers are refused here (numpy would make them numbers); an array of
+    bools only is left to the signature, which takes it for a boolean input and nothing else.
+    """
     if isinstance(values, np.ndarray):
         return values
     try:
         arr = np.array(values)
     except (ValueError, TypeError) as exc:
         raise InvalidContent(f"{field}: not a rectangular array ({_first_line(exc)})", field=field) from None
+    if bools and arr.dtype.kind in "iuf" and holds_bool(values):
+        raise InvalidContent(f"{field}: holds true/false among numbers; a bool is not a number", field=field)
     if arr.dtype.kind == "U":
         mixed = np.array(values, dtype=object)
         if not all(isinstance(v, str) for v in mixed.flat):
@@ -175,9 +207,9 @@ def conform(schema: Schema | None, payload: Payload, field: str = "inputs") -> t
         check_declared(schema, payload.datatypes)
     if schema is None:  # no signature: pass through what the body held
         if kind == "rows":
-            inputs: Any = as_array(value, field)
+            inputs: Any = as_array(value, field, payload.bools)
         else:
-            inputs = {k: as_array(v, k) for k, v in value.items()}
+            inputs = {k: as_array(v, k, payload.bools) for k, v in value.items()}
             if kind == "named" and len(inputs) == 1:
                 inputs = next(iter(inputs.values()))
         return inputs, batch_rows(inputs)
@@ -185,14 +217,14 @@ def conform(schema: Schema | None, payload: Payload, field: str = "inputs") -> t
         spec = schema.tensors[0]
         expected = spec.name or "input"
         if kind == "rows":
-            inputs = as_array(value, field)
+            inputs = as_array(value, field, payload.bools)
         elif kind == "named":
             for name in value:
                 if name != expected:
                     raise SchemaMismatch(
                         f"{name}: unexpected input; this model takes one input named {expected!r}", field=name
                     )
-            inputs = as_array(value[expected], expected)
+            inputs = as_array(value[expected], expected, payload.bools)
         else:
             inputs = _columns_to_matrix(value, spec.shape[1] if len(spec.shape) == 2 else 1)
         if _exact(spec, inputs):
@@ -203,9 +235,9 @@ def conform(schema: Schema | None, payload: Payload, field: str = "inputs") -> t
                 raise SchemaMismatch(
                     f"expected named inputs {schema.names()}, got a list of rows", field=field
                 )
-            inputs = {schema.names()[0]: as_array(value, field)}
+            inputs = {schema.names()[0]: as_array(value, field, payload.bools)}
         else:
-            inputs = {str(k): as_array(v, str(k)) for k, v in value.items()}
+            inputs = {str(k): as_array(v, str(k), payload.bools) for k, v in value.items()}
     else:  # columns
         names = schema.names()
         if kind == "rows":
@@ -213,7 +245,7 @@ def conform(schema: Schema | None, payload: Payload, field: str = "inputs") -> t
         else:
             inputs = {}
             for k, v in value.items():
-                arr = as_array(v, str(k))
+                arr = as_array(v, str(k), payload.bools)
                 if kind == "named" and arr.ndim == 2 and arr.shape[1] == 1:  # an OIP column as [N, 1]
                     arr = arr[:, 0]
                 inputs[str(k)] = arr
