@@ -37,6 +37,7 @@ from mlbox.api.jobs import GpuController, JobController
 from mlbox.api.metrics import MetricController
 from mlbox.api.models import ModelController
 from mlbox.api.notebooks import NotebookController
+from mlbox.api.ranges import path_ints_guard
 from mlbox.api.runs import RunController
 from mlbox.api.security import all_of, host_guard, token_guard
 from mlbox.api.serving import ScoringController, ScoringFastPath
@@ -102,7 +103,7 @@ def create_app(services: Services, *, token: str) -> Litestar:
     """The API over ``services``: health, then every service's routes (`MOUNTS`)."""
     app = Litestar(
         route_handlers=[HealthController, *(mounted(m, services) for m in MOUNTS)],
-        guards=[all_of(host_guard(services.settings.accepted_hosts), token_guard(token))],
+        guards=[all_of(host_guard(services.settings.accepted_hosts), token_guard(token), path_ints_guard)],
         exception_handlers=EXCEPTION_HANDLERS,
         after_request=no_html,
         request_max_body_size=MAX_BODY_BYTES,
