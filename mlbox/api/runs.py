@@ -103,7 +103,7 @@ class RunController(Controller):
         operation_id="endRun",
         status_code=200,
         sync_to_thread=True,
-        summary="End a run (finished, failed, killed)",
+        summary="End a run (status finished, failed, killed, crashed or pruned; default finished)",
     )
     def end_run(
         self,

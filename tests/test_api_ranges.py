@@ -1,0 +1,52 @@
+"""Ids past SQLite's INTEGER range in a path are a 400 naming the parameter, not an OverflowError 500."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from mlbox.api.app import create_app
+from mlbox.api.ranges import INT64_MAX
+from mlbox.services import Services
+from tests.helpers import error
+
+TOKEN = "test-token-ranges"
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient[Litestar]]:
+    with TestClient(create_app(services, token=TOKEN), base_url="http://127.0.0.1:5151") as client:
+        client.headers.update({"Authorization": f"Bearer {TOKEN}"})
+        yield client
+
+
+PATHS = [
+    ("get", "/api/v1/runs/{}", "run_id"),
+    ("get", "/api/v1/runs/{}/metrics", "run_id"),
+    ("post", "/api/v1/runs/{}/end", "run_id"),
+    ("get", "/api/v1/experiments/{}", "experiment_id"),
+    ("get", "/api/v1/jobs/{}", "job_id"),
+    ("get", "/api/v1/jobs/{}/logs", "job_id"),
+    ("post", "/api/v1/jobs/{}/cancel", "job_id"),
+    ("get", "/api/v1/sweeps/{}", "sweep_id"),
+    ("get", "/api/v1/notebooks/{}", "notebook_id"),
+]
+
+
+@pytest.mark.parametrize(("method", "template", "field"), PATHS)
+@pytest.mark.parametrize("value", [INT64_MAX + 1, 2**80, -(2**63) - 1])
+def test_ids_beyond_int64_are_400(
+    client: TestClient[Litestar], method: str, template: str, field: str, value: int
+) -> None:
+    answer = error(getattr(client, method)(template.format(value)), 400, field)
+    assert str(value) in answer["error"]
+
+
+@pytest.mark.parametrize(("method", "template", "field"), PATHS)
+def test_the_largest_id_is_looked_up(
+    client: TestClient[Litestar], method: str, template: str, field: str
+) -> None:
+    error(getattr(client, method)(template.format(INT64_MAX)), 404)
