@@ -19,6 +19,7 @@ which loop reconciles it and what starts and stops with the appliance.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import threading
 import time
@@ -97,6 +98,7 @@ class Appliance:
         import uvicorn
 
         from mlbox.api.app import create_app
+        from mlbox.api.drain import DrainingServer
 
         app = create_app(self.services, token=self.token)
         # IPPROTO_TCP said outright: asyncio sets TCP_NODELAY on accepted connections only for a
@@ -116,8 +118,17 @@ class Appliance:
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{port}"
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
-        server = uvicorn.Server(config)
+        serving = self.settings.serving
+        config = uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            limit_concurrency=serving.max_connections,
+            timeout_graceful_shutdown=max(1, math.ceil(serving.drain_s)),
+        )
+        # on SIGTERM, scoring is drained before connections close (an answer or a 503, no reset)
+        server = DrainingServer(config, admission=app.state.admission, drain_s=serving.drain_s)
         self._server = server
         self._socket = sock
         return server

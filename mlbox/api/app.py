@@ -43,6 +43,7 @@ from mlbox.api.security import all_of, host_guard, token_guard
 from mlbox.api.serving import ScoringController, ScoringFastPath
 from mlbox.api.sweeps import SweepController
 from mlbox.services import Services
+from mlbox.serving.admission import admission_for
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -122,11 +123,14 @@ def create_app(services: Services, *, token: str) -> Litestar:
         debug=False,
     )
     serving = services.serving
+    # one admission for both scoring paths (the appliance drains it on SIGTERM)
+    app.state.admission = admission_for(serving.settings)
     if serving.settings.fast_path:
         app.asgi_handler = ScoringFastPath(
             app.asgi_handler,
             serving,
             accepted_hosts=services.settings.accepted_hosts,
             max_body_bytes=serving.settings.max_body_bytes,
+            admission=app.state.admission,
         )
     return app

@@ -50,7 +50,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Annotated, Any, cast
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
@@ -62,6 +64,7 @@ from mlbox import __version__
 from mlbox.api.security import accepted_names, check_host
 from mlbox.registry.schemas import ModelVersion
 from mlbox.registry.signature import Schema
+from mlbox.serving.admission import Admission
 from mlbox.serving.codecs import (
     decode_csv,
     decode_mlflow,
@@ -98,6 +101,33 @@ def error_answer(exc: MlboxError) -> Answer:
 
 def error_response(exc: MlboxError) -> Response[bytes]:
     return _json(error_answer(exc))
+
+
+async def admit(admission: Admission, key: str, produce: Callable[[], Awaitable[Answer]]) -> Answer:
+    """``produce()``'s answer if `Admission` lets the request for model ``key`` in, else its 503.
+
+    Called once the body is read: a client slow to send it holds a connection, not a place.
+    """
+    try:
+        ticket = admission.enter(key, time.perf_counter())
+    except Overloaded as exc:
+        return error_answer(exc)
+    status = 500
+    try:
+        answer = await produce()
+        status = answer[0]
+        return answer
+    finally:  # only answers that were scored (or timed out) teach the limit a latency
+        admission.leave(ticket, time.perf_counter(), answered=status < 400 or status == 504)
+
+
+def _admission(request: Request[Any, Any, Any]) -> Admission:
+    """The app's one `Admission` (`mlbox.api.app.create_app` puts it in the app's state)."""
+    return cast(Admission, request.app.state.admission)
+
+
+def _model_key(name: str, version: str | None) -> str:
+    return name if version is None else f"{name}/versions/{version}"
 
 
 async def versioned_ref(serving: ServingService, name: str, version: str | None) -> str:
@@ -235,12 +265,17 @@ class ScoringController(Controller):
         version: Version = None,
     ) -> Response[bytes]:
         t0 = time.perf_counter()
-        try:
-            ref = await versioned_ref(serving, name, version)
-        except MlboxError as exc:
-            return error_response(exc)
+        body = await request.body()
         header_length = request.headers.get("inference-header-content-length")
-        return _json(await answer_infer(serving, ref, name, await request.body(), header_length, t0))
+
+        async def produce() -> Answer:
+            try:
+                ref = await versioned_ref(serving, name, version)
+            except MlboxError as exc:
+                return error_answer(exc)
+            return await answer_infer(serving, ref, name, body, header_length, t0)
+
+        return _json(await admit(_admission(request), _model_key(name, version), produce))
 
     @post(
         "/api/v1/models/{name:str}/predict",
@@ -254,7 +289,8 @@ class ScoringController(Controller):
         body = await request.body()
         ctype = request.headers.get("content-type", "")
         rid = request.headers.get("x-request-id")
-        return _json(await answer_predict(serving, name, body, ctype, rid, t0))
+        produce = partial(answer_predict, serving, name, body, ctype, rid, t0)
+        return _json(await admit(_admission(request), name, produce))
 
     @post(
         "/invocations",
@@ -270,7 +306,8 @@ class ScoringController(Controller):
         body = await request.body()
         ctype = request.headers.get("content-type", "")
         rid = request.headers.get("x-request-id")
-        return _json(await answer_invocations(serving, body, ctype, rid, t0))
+        produce = partial(answer_invocations, serving, body, ctype, rid, t0)
+        return _json(await admit(_admission(request), "/invocations", produce))
 
     @get("/v2", operation_id="serverMetadata", summary="Server metadata (OIP)", sync_to_thread=False)
     def server_metadata(self) -> Response[bytes]:
@@ -359,15 +396,26 @@ class ScoringFastPath:
 
     Installed by `create_app` as the app's ``asgi_handler`` (inside Litestar's
     ``__call__``, so lifespan and the app object in the scope are untouched).
+    Scoring passes the app's `Admission` once its body is read; while the
+    admission drains (the appliance stopping), every answer, its own or
+    Litestar's, says ``Connection: close``, so no keep-alive connection is
+    left idle for the server to close under a request the client is sending.
     """
 
     def __init__(
-        self, inner: Any, serving: ServingService, *, accepted_hosts: frozenset[str], max_body_bytes: int
+        self,
+        inner: Any,
+        serving: ServingService,
+        *,
+        accepted_hosts: frozenset[str],
+        max_body_bytes: int,
+        admission: Admission,
     ) -> None:
         self.inner = inner
         self.serving = serving
         self.names = accepted_names(accepted_hosts)
         self.max_body_bytes = max_body_bytes
+        self.admission = admission
 
     @staticmethod
     def match(path: str) -> tuple[str, str, str | None] | None:
@@ -399,7 +447,7 @@ class ScoringFastPath:
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         route = self.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         if route is None:
-            await self.inner(scope, receive, send)
+            await self.inner(scope, receive, _closing(send) if self.admission.draining else send)
             return
         t0 = time.perf_counter()
         try:
@@ -415,6 +463,8 @@ class ScoringFastPath:
             (b"content-length", str(len(body)).encode()),
             *extra,
         ]
+        if self.admission.draining:
+            headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -425,6 +475,15 @@ class ScoringFastPath:
         host = headers.get(b"host")
         check_host(None if host is None else host.decode("latin-1"), self.names)
         body = await self._body(headers.get(b"content-length"), receive)
+        return await admit(
+            self.admission,
+            _model_key(route[1] or "/invocations", route[2]),
+            lambda: self._score(route, headers, body, t0),
+        )
+
+    async def _score(
+        self, route: tuple[str, str, str | None], headers: dict[bytes, bytes], body: bytes, t0: float
+    ) -> Answer:
         kind, name, version = route
         if kind != "infer":
             ctype = headers.get(b"content-type", b"").decode("latin-1")
@@ -461,3 +520,15 @@ class ScoringFastPath:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _closing(send: Any) -> Any:
+    """``send`` that adds ``Connection: close`` to the response's headers (uvicorn then closes)."""
+
+    async def closing_send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            headers = [h for h in message.get("headers", []) if h[0].lower() != b"connection"]
+            message = {**message, "headers": [*headers, (b"connection", b"close")]}
+        await send(message)
+
+    return closing_send

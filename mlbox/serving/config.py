@@ -14,6 +14,15 @@ from dataclasses import dataclass, fields, replace
 from mlbox.registry.refs import parse_ref
 from mlbox.store.errors import InvalidInput
 
+_AT_LEAST_ONE = (
+    "max_batch_size",
+    "max_queue",
+    "max_body_bytes",
+    "max_inflight",
+    "min_inflight_per_model",
+    "max_connections",
+)
+
 
 @dataclass(frozen=True)
 class ServingSettings:
@@ -42,6 +51,22 @@ class ServingSettings:
     dropped (and counted) rather than slowing responses."""
     retry_after_s: int = 1
     """``MLBOX_SERVING_RETRY_AFTER_S``: the Retry-After a 503 carries."""
+    max_inflight: int = 256
+    """``MLBOX_SERVING_MAX_INFLIGHT``: scoring requests answered at once, all models together; one
+    more gets 503 + Retry-After at once instead of queueing (`mlbox.serving.admission`). Health
+    and management routes do not count and are never refused by it."""
+    latency_tolerance: float = 2.0
+    """``MLBOX_SERVING_LATENCY_TOLERANCE``: each model's own in-flight limit shrinks while its answers
+    take longer than this many times its fastest recent answer, and grows back while they do not;
+    0 turns the per-model limit off."""
+    min_inflight_per_model: int = 2
+    """``MLBOX_SERVING_MIN_INFLIGHT_PER_MODEL``: the per-model limit never shrinks below this."""
+    max_connections: int = 1000
+    """``MLBOX_SERVING_MAX_CONNECTIONS``: open HTTP connections (uvicorn's ``limit_concurrency``);
+    while more are open, every request gets uvicorn's plain-text 503 and its connection is closed."""
+    drain_s: float = 10.0
+    """``MLBOX_SERVING_DRAIN_S``: on SIGTERM, how long requests being answered may take to finish
+    (new scoring requests get 503 meanwhile) before connections are closed."""
     fast_path: bool = True
     """``MLBOX_SERVING_FAST_PATH``: answer the scoring POST routes before Litestar routes them
     (`mlbox.api.serving.ScoringFastPath`); off, the Litestar handlers answer, identically but slower."""
@@ -76,7 +101,7 @@ class ServingSettings:
                     number = int(raw) if kind is int else float(raw)
                 except ValueError:
                     raise InvalidInput(f"{name}={raw!r} is not a number", field=name) from None
-                if number < 0 or (f.name in ("max_batch_size", "max_queue", "max_body_bytes") and number < 1):
+                if number < 0 or (f.name in _AT_LEAST_ONE and number < 1):
                     raise InvalidInput(f"{name}={raw!r} is out of range", field=name)
                 value = number
             s = replace(s, **{f.name: value})  # type: ignore[arg-type]

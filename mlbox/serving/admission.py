@@ -1,0 +1,160 @@
+"""Admission control at the door of the scoring path: answer 503 at once rather than queue.
+
+Under open-loop overload the per-model queue (``MLBOX_SERVING_MAX_QUEUE``) is
+never reached: the event loop and HTTP parsing saturate first, so requests
+wait in socket buffers and latency grows without bound. `Admission` decides,
+after a request's body is read and before it is decoded, whether it may be
+scored now; a refused one costs a few microseconds and gets 503 with
+``Retry-After``, so the requests admitted keep their latency.
+
+Two limits, both on requests being answered (admitted, not yet answered):
+
+* a hard one across all models (``MLBOX_SERVING_MAX_INFLIGHT``);
+* an adaptive one per model (the reference in the path), moved by the
+  latencies it sees (additive increase, multiplicative decrease): it grows by
+  about one per ``limit`` answers that come back within ``tolerance`` × the
+  fastest answer of the last windows, and shrinks by 10 % (at most once per
+  such fastest time) when one takes longer. A model that costs 3 ms per
+  request settles at a handful in flight; a fast, batching one at dozens.
+
+It holds values and arithmetic only: the caller passes the clock
+(``now``, seconds), and one event loop calls it (no lock). The same object
+serves `mlbox.api.serving.ScoringFastPath` and the Litestar handlers, so a
+request counts once whichever path answers it. `drain` makes it refuse
+everything while the appliance stops (`mlbox.appliance`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mlbox.serving.config import ServingSettings
+from mlbox.serving.errors import Overloaded
+
+WINDOW_S = 10.0
+"""How long one window of the fastest-answer baseline lasts; the baseline is the fastest
+answer of this window and the one before, so it follows a model whose cost changes (a swap)."""
+
+
+@dataclass
+class Gate:
+    """One model's adaptive limit and what it has seen."""
+
+    limit: float
+    inflight: int = 0
+    best_s: float = math.inf
+    """The fastest answer of the previous window."""
+    window_best_s: float = math.inf
+    window_end: float = 0.0
+    last_cut: float = -math.inf
+
+    def baseline(self) -> float:
+        return min(self.best_s, self.window_best_s)
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """An admitted request: handed back to `Admission.leave` with its answer."""
+
+    key: str
+    started: float
+
+
+def next_limit(
+    limit: float, latency_s: float, baseline_s: float, tolerance: float, floor: float, ceiling: float
+) -> float:
+    """The per-model limit after one answer that took ``latency_s``: AIMD against the baseline.
+
+    The increase is ``1 / limit`` per answer, so a limit grows by about one per round of
+    answers; the decrease is multiplicative. Both are clamped to ``[floor, ceiling]``.
+    """
+    if latency_s > tolerance * baseline_s:
+        return max(floor, limit * 0.9)
+    return min(ceiling, limit + 1.0 / max(limit, 1.0))
+
+
+class Admission:
+    """Counts scoring requests being answered and refuses those beyond the limits (see module)."""
+
+    def __init__(
+        self,
+        *,
+        max_inflight: int,
+        tolerance: float = 2.0,
+        min_per_model: int = 2,
+        retry_after_s: int = 1,
+    ) -> None:
+        self.max_inflight = max_inflight
+        self.tolerance = tolerance
+        """0 turns the per-model limit off (only ``max_inflight`` applies)."""
+        self.min_per_model = min(min_per_model, max_inflight)
+        self.retry_after_s = retry_after_s
+        self.inflight = 0
+        self.shed = 0
+        """Requests refused so far (all reasons)."""
+        self.draining = False
+        self.gates: dict[str, Gate] = {}
+
+    def enter(self, key: str, now: float) -> Ticket:
+        """Admit a request for model ``key`` or raise `Overloaded` saying which limit it hit."""
+        if self.draining:
+            self.shed += 1
+            raise Overloaded("the server is shutting down", retry_after_s=self.retry_after_s)
+        if self.inflight >= self.max_inflight:
+            self.shed += 1
+            raise Overloaded(
+                f"{self.inflight} scoring requests are being answered, the most at once"
+                " (MLBOX_SERVING_MAX_INFLIGHT); retry later",
+                retry_after_s=self.retry_after_s,
+            )
+        gate = self.gates.get(key)
+        if gate is None:
+            gate = self.gates[key] = Gate(limit=float(self.max_inflight))
+        if self.tolerance > 0 and gate.inflight >= max(self.min_per_model, int(gate.limit)):
+            self.shed += 1
+            raise Overloaded(
+                f"{gate.inflight} requests for {key} are being answered, as many as keep its latency"
+                f" within {self.tolerance:g}x its fastest (MLBOX_SERVING_LATENCY_TOLERANCE); retry later",
+                retry_after_s=self.retry_after_s,
+            )
+        gate.inflight += 1
+        self.inflight += 1
+        return Ticket(key, now)
+
+    def leave(self, ticket: Ticket, now: float, *, answered: bool = True) -> None:
+        """The request of ``ticket`` is answered; ``answered`` False (an error before scoring, a
+        client gone) frees its place without teaching the limit its latency."""
+        self.inflight -= 1
+        gate = self.gates[ticket.key]
+        gate.inflight -= 1
+        if not answered or self.tolerance <= 0:
+            return
+        latency = max(now - ticket.started, 1e-6)
+        if now >= gate.window_end:
+            gate.best_s, gate.window_best_s = gate.window_best_s, math.inf
+            gate.window_end = now + WINDOW_S
+        gate.window_best_s = min(gate.window_best_s, latency)
+        baseline = gate.baseline()
+        slow = latency > self.tolerance * baseline
+        if slow and now - gate.last_cut < baseline:
+            return  # one cut per round trip: the answers of one overloaded batch count once
+        if slow:
+            gate.last_cut = now
+        gate.limit = next_limit(
+            gate.limit, latency, baseline, self.tolerance, float(self.min_per_model), float(self.max_inflight)
+        )
+
+    def drain(self) -> None:
+        """Refuse every new request from now on (the appliance is stopping)."""
+        self.draining = True
+
+
+def admission_for(settings: ServingSettings) -> Admission:
+    """The admission of an API serving with ``settings`` (`mlbox.api.app.create_app` builds one)."""
+    return Admission(
+        max_inflight=settings.max_inflight,
+        tolerance=settings.latency_tolerance,
+        min_per_model=settings.min_inflight_per_model,
+        retry_after_s=settings.retry_after_s,
+    )

@@ -1,0 +1,73 @@
+"""`mlbox.serving.admission`: the door of the scoring path, as values and arithmetic."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlbox.serving.admission import Admission, next_limit
+from mlbox.serving.config import ServingSettings
+from mlbox.serving.errors import Overloaded
+from mlbox.store.errors import InvalidInput
+
+
+def test_the_hard_limit_refuses_with_retry_after_and_frees_on_leave() -> None:
+    door = Admission(max_inflight=2, tolerance=0, retry_after_s=3)
+    a, b = door.enter("m", 0.0), door.enter("other", 0.0)
+    with pytest.raises(Overloaded, match="MLBOX_SERVING_MAX_INFLIGHT") as refused:
+        door.enter("m", 0.0)
+    assert refused.value.retry_after_s == 3 and refused.value.http_status == 503
+    door.leave(a, 0.1)
+    door.enter("m", 0.1)
+    door.leave(b, 0.1, answered=False)
+    assert door.inflight == 1 and door.shed == 1
+
+
+def test_a_model_whose_answers_slow_down_gets_fewer_places_and_regains_them() -> None:
+    door = Admission(max_inflight=64, tolerance=2.0, min_per_model=2)
+    now = 0.0
+    for _ in range(5):  # unloaded: 3 ms answers set the baseline
+        door.leave(door.enter("slow", now), now + 0.003)
+        now += 0.01
+    for _ in range(100):  # overloaded: answers take 10x their fastest
+        door.leave(door.enter("slow", now), now + 0.03)
+        now += 0.01
+    assert door.gates["slow"].limit == 2.0  # cut down to the floor
+    held = [door.enter("slow", now), door.enter("slow", now)]
+    with pytest.raises(Overloaded, match="MLBOX_SERVING_LATENCY_TOLERANCE"):
+        door.enter("slow", now)
+    door.enter("fast", now)  # another model keeps its own places
+    for t in held:
+        door.leave(t, now + 0.003)
+    for _ in range(50):
+        door.leave(door.enter("slow", now), now + 0.003)
+        now += 0.01
+    assert door.gates["slow"].limit > 5
+
+
+def test_next_limit_is_additive_up_multiplicative_down_and_clamped() -> None:
+    assert next_limit(10, 0.001, 0.001, 2.0, 2, 64) == pytest.approx(10.1)
+    assert next_limit(10, 0.005, 0.001, 2.0, 2, 64) == pytest.approx(9.0)
+    assert next_limit(2, 0.005, 0.001, 2.0, 2, 64) == 2
+    assert next_limit(64, 0.001, 0.001, 2.0, 2, 64) == 64
+
+
+def test_draining_refuses_everything() -> None:
+    door = Admission(max_inflight=8)
+    door.drain()
+    with pytest.raises(Overloaded, match="shutting down"):
+        door.enter("m", 0.0)
+
+
+def test_admission_settings_from_env() -> None:
+    s = ServingSettings.from_env(
+        {
+            "MLBOX_SERVING_MAX_INFLIGHT": "32",
+            "MLBOX_SERVING_LATENCY_TOLERANCE": "0",
+            "MLBOX_SERVING_MAX_CONNECTIONS": "500",
+            "MLBOX_SERVING_DRAIN_S": "2.5",
+        }
+    )
+    assert (s.max_inflight, s.latency_tolerance, s.max_connections, s.drain_s) == (32, 0.0, 500, 2.5)
+    with pytest.raises(InvalidInput) as bad:
+        ServingSettings.from_env({"MLBOX_SERVING_MAX_INFLIGHT": "0"})
+    assert bad.value.field == "MLBOX_SERVING_MAX_INFLIGHT"
