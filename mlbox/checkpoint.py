@@ -119,7 +119,7 @@ def save(obj: Any, step: int, *, keep: int = DEFAULT_KEEP, directory: str | Path
         kind = ".pt" if "torch" in sys.modules else ".pkl"
     tmp = folder / f".step-{step:012d}.{os.getpid()}.tmp"
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:  # private
             if source is not None:
                 with open(source, "rb") as src:
                     shutil.copyfileobj(src, f, 1 << 20)

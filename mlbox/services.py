@@ -109,6 +109,14 @@ def _reap_crashed(tracking: TrackingService, services: Services, now: float | No
     return {"crashed": crashed}
 
 
+def _remove_artifact_orphans(tracking: TrackingService) -> None:
+    """At appliance start: temporary files of artifact writers killed midway (a ``log_artifact``
+    cut short by ``kill -9`` would keep its bytes forever); liveness as the scheduler checks it."""
+    removed = tracking.artifacts.remove_orphans(process_start)
+    if removed:
+        log.info("removed %d temporary artifact files left by dead writers", len(removed))
+
+
 def _scheduler(stores: Stores, built: Built) -> SchedulerService:
     return SchedulerService(stores.db, stores.home, built["tracking"], stores.settings.scheduler)
 
@@ -116,6 +124,13 @@ def _scheduler(stores: Stores, built: Built) -> SchedulerService:
 def _registry(stores: Stores, built: Built) -> RegistryService:
     cache = stores.home.root / "cache" / "models"
     return RegistryService(stores.db, stores.artifacts, built["tracking"], cache_dir=cache)
+
+
+def _remove_cache_orphans(registry: RegistryService) -> None:
+    """At appliance start: model folders a killed loader or registration left half built."""
+    removed = registry.cache.remove_orphans(process_start)
+    if removed:
+        log.info("removed %d model staging folders left by dead writers", len(removed))
 
 
 def _sweeps(stores: Stores, built: Built) -> SweepService:
@@ -159,9 +174,11 @@ def _serving(stores: Stores, built: Built) -> ServingService:
 class Services:
     settings: Settings
     home: Home
-    tracking: TrackingService = service(_tracking, loop="housekeeping", reconcile=_reap_crashed)
+    tracking: TrackingService = service(
+        _tracking, loop="housekeeping", reconcile=_reap_crashed, start=_remove_artifact_orphans
+    )
     scheduler: SchedulerService = service(_scheduler, loop="jobs")
-    registry: RegistryService = service(_registry)
+    registry: RegistryService = service(_registry, start=_remove_cache_orphans)
     sweeps: SweepService = service(_sweeps, loop="jobs")
     notebooks: NotebookService = service(_notebooks, loop="jobs")
     features: FeatureStore = service(_features)

@@ -9,6 +9,9 @@ Invariants:
   digits; no caller-given path ever becomes a filesystem path, so nothing
   outside the store can be reached (no ``../``, no absolute path).
 * An object that is a symlink is refused, and every read verifies the hash.
+* Everything is private to the owner (`mlbox.store.private`): folders 0700, objects 0400.
+* A temporary's name records its writer (`mlbox.store.tempfiles`), so the one a killed
+  writer left is found and removed (`ArtifactStore.remove_orphans`, at appliance start).
 
 Logical artifact paths (``model/weights.pt``) live in the database and map to
 these names; `clean_relpath` is the one validator for them.
@@ -19,13 +22,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import secrets
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from mlbox.store import private, tempfiles
 from mlbox.store.errors import IntegrityError, InvalidInput, NotFound
 
 CHUNK = 1 << 20
@@ -64,8 +67,8 @@ class ArtifactStore:
         self.root = Path(root)
         self._objects = self.root / "objects"
         self._tmp = self.root / "tmp"
-        self._objects.mkdir(parents=True, exist_ok=True)
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        private.make_dirs(self._objects)
+        private.make_dirs(self._tmp)
 
     def _path(self, sha256: str) -> Path:
         if not isinstance(sha256, str) or not _SHA.fullmatch(sha256):
@@ -76,9 +79,9 @@ class ArtifactStore:
         """Copy a stream into the store, hashing as it goes."""
         digest = hashlib.sha256()
         size = 0
-        tmp = self._tmp / f"{os.getpid()}-{secrets.token_hex(8)}"
+        tmp = self._tmp / tempfiles.temp_name()
         try:
-            with open(tmp, "xb") as out:
+            with os.fdopen(private.create(tmp), "wb") as out:
                 while chunk := stream.read(CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
@@ -90,8 +93,8 @@ class ArtifactStore:
             if self._intact(sha):
                 return Blob(sha, size)  # same content already stored
             # missing, or a damaged copy: the fresh bytes replace it
-            final.parent.mkdir(exist_ok=True)
-            os.chmod(tmp, 0o444)
+            private.make_dirs(final.parent)
+            os.chmod(tmp, private.READ_ONLY_MODE)
             os.replace(tmp, final)
             _fsync_dir(final.parent)
             return Blob(sha, size)
@@ -106,6 +109,11 @@ class ArtifactStore:
         import io
 
         return self.put_stream(io.BytesIO(data))
+
+    def remove_orphans(self, process_start: Callable[[int], float | None]) -> list[str]:
+        """Remove the temporary files of writers that died midway (`mlbox.store.tempfiles`);
+        ``process_start`` tells a live pid's start time. Returns the names removed."""
+        return tempfiles.remove_orphans(self._tmp, process_start)
 
     def _intact(self, sha256: str) -> bool:
         try:
@@ -152,8 +160,8 @@ class ArtifactStore:
     def copy_to(self, sha256: str, dest: Path | str) -> Path:
         """Write a verified copy of an object to ``dest`` (for loading models)."""
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        with open(dest, "wb") as out:
+        private.make_dirs(dest.parent)
+        with os.fdopen(private.create(dest, exclusive=False), "wb") as out:
             for chunk in self.iter_bytes(sha256):
                 out.write(chunk)
         return dest

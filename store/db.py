@@ -14,6 +14,8 @@ notebooks, so the invariants here matter more than anywhere else:
 * One connection per thread and per process. A connection is never inherited
   across ``fork``: the holder remembers its pid and opens a fresh connection
   in a child, and ``subprocess`` children never see it (close_fds).
+* The file is created 0600 before SQLite opens it: SQLite gives the ``-wal`` and ``-shm``
+  files the database file's mode, so all three are private (`mlbox.store.private`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mlbox.store import private
 from mlbox.store.errors import UnusableStore
 
 BUSY_TIMEOUT_MS = 30_000
@@ -84,12 +87,23 @@ def _set_wal(conn: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file empty and 0600 if it is not there (SQLite would make it 0644)."""
+    try:
+        os.close(private.create(path))
+    except FileExistsError:
+        pass
+    except OSError:  # a folder in the way, no permission: `_connect` names the file in its error
+        pass
+
+
 class Database:
     """A SQLite file opened with mlbox's pragmas, one connection per thread."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private.make_dirs(self.path.parent)
+        _create_private(self.path)
         self._local = threading.local()
         self._pid = os.getpid()
 

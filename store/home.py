@@ -8,6 +8,9 @@ One home has one appliance: it holds an exclusive ``flock`` on
 process, however it ends, so a crash never leaves a home "taken"), and once
 its API listens it announces its address in ``appliance.json``. The lock
 decides; the announcement only tells other front ends where to find it.
+
+What the home holds is private to its owner (`mlbox.store.private`): the folders made here
+are 0700 and the files 0600, so a copied home or one whose mode was loosened exposes nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlbox.store import private
 from mlbox.store.errors import Conflict, UnusableStore
 
 CLAIM_WAIT_S = 10.0
@@ -152,7 +156,9 @@ class Home:
     def announce(self, url: str) -> None:
         """Say that this process serves the home at ``url`` (atomically: never half a file)."""
         tmp = self.appliance_path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "url": url, "started": time.time()}))
+        private.write_bytes(
+            tmp, json.dumps({"pid": os.getpid(), "url": url, "started": time.time()}).encode()
+        )
         os.replace(tmp, self.appliance_path)
 
     def unannounce(self) -> None:
@@ -173,9 +179,10 @@ class Home:
                 field="MLBOX_HOME",
             )
         try:
-            for path in (self.root, self.artifacts, self.tables):
-                path.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.root, 0o700)
+            self.root.mkdir(parents=True, exist_ok=True)  # its parents are the user's, not the home's
+            os.chmod(self.root, private.DIR_MODE)
+            for path in (self.artifacts, self.tables):
+                private.make_dirs(path)
         except OSError as exc:
             raise UnusableStore(
                 f"cannot make the mlbox home {self.root}: {exc.strerror or exc}"

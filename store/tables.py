@@ -3,7 +3,8 @@
 DuckDB runs in memory here and reads Parquet directly: no process holds a
 DuckDB database file lock that another one needs, which keeps the stores
 shareable between the appliance, jobs and notebooks. Writes go to a temporary
-file and are renamed into place, so a reader never sees half a file.
+file and are renamed into place, so a reader never sees half a file. Files are created 0600
+and the folders on the way 0700 (`mlbox.store.private`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlbox.store import private
+
 if TYPE_CHECKING:  # imported where used: the scoring path writes Parquet and must start fast
     import duckdb
     import polars as pl
@@ -25,10 +28,11 @@ if TYPE_CHECKING:  # imported where used: the scoring path writes Parquet and mu
 def write_parquet(data: pl.DataFrame | pa.Table, path: Path | str) -> Path:
     """Write a frame to Parquet atomically (temporary file, fsync, rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private.make_dirs(path.parent)
     table = data if isinstance(data, pa.Table) else data.to_arrow()
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
+        os.close(private.create(tmp))  # 0600 from the start; Arrow truncates it and keeps the mode
         pq.write_table(table, tmp, compression="zstd")
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -52,7 +52,7 @@ def test_objects_are_named_by_hash_and_read_only(store: ArtifactStore) -> None:
     blob = store.put_bytes(b"hello")
     path = store.root / "objects" / blob.sha256[:2] / blob.sha256[2:]
     assert _objects(store) == [path]
-    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+    assert stat.S_IMODE(path.stat().st_mode) == 0o400  # read-only, and the owner's alone
     assert _tmp_files(store) == []
 
 

@@ -301,7 +301,7 @@ def test_an_edited_cache_copy_is_rebuilt_from_the_store(
     assert second.folder == first.folder
     x = data[0]
     np.testing.assert_array_equal(second.predict(x), clf.predict(x))
-    assert oct(os.stat(second.folder / "model.pkl").st_mode & 0o777) == "0o444"
+    assert oct(os.stat(second.folder / "model.pkl").st_mode & 0o777) == "0o400"
 
 
 def test_registering_from_a_tampered_run_artifact_is_refused(

@@ -13,6 +13,10 @@ artifact store (which checks every object's sha256 as it reads) into
   `IntegrityError` naming the model, version and file.
 * Paths come from the database but pass `clean_relpath` again before they
   touch the filesystem, and files are opened without following symlinks.
+* Folders are 0700 and files 0400 (`mlbox.store.private`), like the store they come from.
+* Temporary names (``.tmp-``, ``.trash-``, and registration's ``staging/register-``) record
+  their writer (`mlbox.store.tempfiles`), so what a killed writer left is removed at the next
+  appliance start (`ModelCache.remove_orphans`).
 """
 
 from __future__ import annotations
@@ -20,16 +24,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import shutil
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mlbox.registry.schemas import ModelFile
+from mlbox.store import private, tempfiles
 from mlbox.store.artifacts import CHUNK, ArtifactStore, clean_relpath
 from mlbox.store.errors import IntegrityError, NotFound
 
 MARKER = ".mlbox-verified.json"
+TEMP_PREFIXES = (".tmp-", ".trash-")
+"""Temporary folders directly under the cache: one being built, one being deleted."""
+STAGING = "staging"
+STAGING_PREFIX = "register-"
+"""Registration's private folders, ``staging/register-<pid>-<start>-<hex>``."""
 
 
 def cache_key(manifest: object, files: Sequence[ModelFile]) -> str:
@@ -74,10 +84,10 @@ class ModelCache:
         final = self.root / key
         if final.is_dir() and self._intact(final, files):
             return final
-        self.root.mkdir(parents=True, exist_ok=True)
+        private.make_dirs(self.root)
         if final.exists():
             self._discard(final)
-        tmp = self.root / f".tmp-{os.getpid()}-{secrets.token_hex(6)}"
+        tmp = self.root / tempfiles.temp_name(".tmp-")
         try:
             self._fill(tmp, files, label)
             try:
@@ -91,7 +101,8 @@ class ModelCache:
         return final
 
     def _fill(self, folder: Path, files: Sequence[ModelFile], label: str) -> None:
-        folder.mkdir(parents=True)
+        private.make_dirs(folder.parent)
+        folder.mkdir(mode=private.DIR_MODE)
         marker: dict[str, str] = {}
         for f in files:
             rel = clean_relpath(f.path)
@@ -110,15 +121,28 @@ class ModelCache:
                     " refusing to load it",
                     field="model",
                 ) from None
-            os.chmod(dest, 0o444)
+            os.chmod(dest, private.READ_ONLY_MODE)
             marker[rel] = f.sha256
-        (folder / MARKER).write_text(json.dumps(marker, sort_keys=True))
+        private.write_bytes(folder / MARKER, json.dumps(marker, sort_keys=True).encode())
 
     def _discard(self, folder: Path) -> None:
         """Move a stale folder aside before deleting it, so no loader sees it half gone."""
-        trash = self.root / f".trash-{os.getpid()}-{secrets.token_hex(6)}"
+        trash = self.root / tempfiles.temp_name(".trash-")
         try:
             os.rename(folder, trash)
         except OSError:
             return
         shutil.rmtree(trash, ignore_errors=True)
+
+    def staging(self) -> tempfile.TemporaryDirectory[str]:
+        """A private folder (0700) for one registration to build a version in, removed when done;
+        named after this process, so one a killed registration left is found (`remove_orphans`)."""
+        root = private.make_dirs(self.root / STAGING)
+        return tempfile.TemporaryDirectory(prefix=f"{STAGING_PREFIX}{tempfiles.writer_tag()}-", dir=root)
+
+    def remove_orphans(self, process_start: Callable[[int], float | None]) -> list[str]:
+        """Remove the folders that writers killed midway left (half-built, half-deleted, staged);
+        ``process_start`` tells a live pid's start time. Returns their paths below the cache."""
+        removed = tempfiles.remove_orphans(self.root, process_start, TEMP_PREFIXES)
+        staged = tempfiles.remove_orphans(self.root / STAGING, process_start, (STAGING_PREFIX,))
+        return removed + [f"{STAGING}/{name}" for name in staged]

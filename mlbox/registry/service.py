@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -131,9 +130,8 @@ class RegistryService:
         if artifact_path is not None and run_id is None:
             raise InvalidInput("artifact_path= names a run's artifact: give run_id= too", field="run_id")
         lineage = self._lineage(run_id, model, files_from, artifact_path)
-        staging_root = self.cache.root / "staging"
-        staging_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="register-", dir=staging_root) as tmp:
+        with self.cache.staging() as tmp:
+            staging_root = Path(tmp).parent
             folder = Path(tmp) / "model"
             folder.mkdir()
             known: staging.Known = {}

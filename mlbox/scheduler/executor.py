@@ -8,6 +8,7 @@ appliance, and its stdout and stderr are appended to the job's log file.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -17,6 +18,7 @@ from mlbox.scheduler import launch, processes
 from mlbox.scheduler.environment import env_prefix
 from mlbox.scheduler.schemas import JobSpec
 from mlbox.scheduler.shim import write_exit
+from mlbox.store import private
 
 SHIM = str(Path(__file__).with_name("shim.py"))
 
@@ -60,7 +62,7 @@ class LocalExecutor:
         always runs on the appliance's interpreter (standard library only). ``shown`` is the
         interpreter the log's header names."""
         job_id, attempt = key
-        folder.mkdir(parents=True, exist_ok=True)
+        private.make_dirs(folder)  # 0700, and the log 0600: the home's files are the owner's alone
         job_python = python or self.python
         argv = [self.python, "-S", SHIM, str(folder), "--", *launch.job_argv(spec, job_python, len(gpus))]
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
@@ -68,7 +70,7 @@ class LocalExecutor:
         header = (
             f"--- mlbox: job {job_id} attempt {attempt} on GPUs {list(gpus)} at {stamp}; {ran_with} ---\n"
         )
-        with open(log_path, "ab") as out:
+        with os.fdopen(private.create(log_path, exclusive=False, append=True), "ab") as out:
             out.write(header.encode())
             out.flush()
             try:

@@ -38,6 +38,7 @@ from mlbox.scheduler.outcomes import decide, failure_reason
 from mlbox.scheduler.placement import Holding, Waiting, place
 from mlbox.scheduler.schemas import TERMINAL_STATES, Gpu, JobSpec
 from mlbox.scheduler.validation import why_impossible
+from mlbox.store import private
 
 if TYPE_CHECKING:
     from mlbox.scheduler.service import SchedulerService
@@ -334,7 +335,7 @@ class Reconciler:
         key = (job_id, row["attempt"])
         spec = msgspec.json.decode(row["spec"], type=JobSpec)
         checkpoints = self.service.checkpoint_dir(job_id)
-        checkpoints.mkdir(parents=True, exist_ok=True)
+        private.make_dirs(checkpoints)
         env = launch.job_env(
             os.environ,
             spec,

@@ -38,7 +38,7 @@ def _ignore(signum: int, frame: object) -> None:
 def write_exit(folder: str, code: int) -> None:
     path = os.path.join(folder, EXIT_FILE)
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:  # private
         json.dump({"exit_code": code, "finished_at": time.time()}, f)
         f.flush()
         os.fsync(f.fileno())
