@@ -50,3 +50,15 @@ def test_the_largest_id_is_looked_up(
     client: TestClient[Litestar], method: str, template: str, field: str
 ) -> None:
     error(getattr(client, method)(template.format(INT64_MAX)), 404)
+
+
+def test_a_feature_view_version_beyond_int64_is_400(client: TestClient[Litestar]) -> None:
+    error(client.get("/api/v1/features/views/v", params={"version": str(INT64_MAX + 1)}), 400, "version")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/notebooks", "/api/v1/notebooks/runs"])
+def test_a_gpu_count_beyond_int64_is_400(client: TestClient[Litestar], path: str) -> None:
+    body = b'{"path": "n.ipynb", "gpus": 9223372036854775808}'
+    if path == "/api/v1/notebooks":
+        body = b'{"gpus": 9223372036854775808}'
+    error(client.post(path, content=body, headers={"content-type": "application/json"}), 400, "gpus")

@@ -28,14 +28,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
 import msgspec
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from mlbox.api.ranges import INT64_MAX, INT64_MIN
 from mlbox.features.schemas import DeleteResult, EntityInfo, MaterializeResult, TrainingSetInfo, ViewInfo
 from mlbox.features.service import FeatureStore
 from mlbox.store.errors import InvalidInput
@@ -233,7 +234,7 @@ class FeatureController(Controller):
         self,
         features: NamedDependency[FeatureStore],
         name: FromPath[str],
-        version: FromQuery[int | None] = None,
+        version: Annotated[int | None, QueryParameter(ge=INT64_MIN, le=INT64_MAX)] = None,
     ) -> ViewInfo:
         return features.get_view(name, version)
 

@@ -14,6 +14,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from mlbox.api.ranges import Int64
 from mlbox.notebooks.schemas import Notebook
 from mlbox.notebooks.service import NotebookService
 from mlbox.scheduler.schemas import Job
@@ -22,7 +23,7 @@ from mlbox.scheduler.schemas import Job
 class StartNotebook(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The body of ``POST /api/v1/notebooks``; ``idle_timeout_s`` None: the appliance's default."""
 
-    gpus: int = 0
+    gpus: Int64 = 0
     idle_timeout_s: float | None = None
     root_dir: str | None = None
 
@@ -32,7 +33,7 @@ class RunNotebook(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     path: str
     params: dict[str, Any] = {}
-    gpus: int = 0
+    gpus: Int64 = 0
     timeout_s: float | None = None
 
 
