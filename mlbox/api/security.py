@@ -8,13 +8,18 @@ protected unless its (method, path) is added to `OPEN_ROUTES`. Deny by default.
   point a name it controls at 127.0.0.1, but the browser still sends that name
   in the Host header, which is not one of ours. It applies to every route,
   health included.
-* The token is compared in constant time (`hmac.compare_digest`).
+* The token is compared in constant time (`hmac.compare_digest`), by one
+  function (`bearer_matches`) for the guard and the scoring fast path.
+* An open route called with the right token is marked authorized in its
+  scope (`authorized`): scoring then may load a version no alias serves
+  (issue 12: an open route never loads, pins or allocates; the token does).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -100,6 +105,24 @@ def host_guard(accepted: Iterable[str]) -> Guard:
     return check_host_guard
 
 
+AUTHORIZED = "mlbox.authorized"
+"""Scope key set on an open route's request that carried the right token (see `authorized`)."""
+
+
+def bearer_matches(header: str | bytes | None, expected: bytes) -> bool:
+    """Whether an Authorization header is ``Bearer <expected>`` (the token compared in constant time)."""
+    if header is None:
+        return False
+    text = header.decode("latin-1") if isinstance(header, bytes) else header
+    scheme, _, given = text.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)
+
+
+def authorized(scope: Mapping[str, Any]) -> bool:
+    """Whether the request holds the API token (always so on a closed route that was let through)."""
+    return bool(scope.get(AUTHORIZED, False))
+
+
 def token_guard(token: str) -> Guard:
     expected = token.encode()
     if not expected:
@@ -107,17 +130,20 @@ def token_guard(token: str) -> Guard:
 
     async def check_token(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
         route = (connection.scope.get("method", ""), connection.scope.get("path_template", ""))
-        if route in OPEN_ROUTES:
-            return
         header = connection.headers.get("authorization")
+        if route in OPEN_ROUTES:
+            # a wrong token on an open route is no token: the route stays open, nothing loads
+            if header is not None and bearer_matches(header, expected):
+                connection.scope[AUTHORIZED] = True  # type: ignore[literal-required]
+            return
         if header is None:
             raise Unauthorized(
                 "this route needs 'Authorization: Bearer <token>' (the token is in $MLBOX_HOME/token)",
                 field="authorization",
             )
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        if not bearer_matches(header, expected):
             raise Unauthorized("wrong bearer token", field="authorization")
+        connection.scope[AUTHORIZED] = True  # type: ignore[literal-required]
 
     return check_token
 

@@ -6,7 +6,14 @@ hosts the Host guard accepts, like KServe, MLServer and ``mlflow models serve``
 on loopback: applications on this machine call the scoring endpoint without
 holding the management token, and the token guard still covers every route
 that changes state (registering or uploading a model, moving an alias). These
-routes only read models already registered. They are listed one by one in
+routes only read models already registered, and only score what is already
+served: the versions an alias points to (loaded at start-up), or versions a
+caller with the token had loaded. An open route never loads another version,
+takes a GPU lease or grows memory: a version nothing serves answers 404 "not
+served", and the same route called with ``Authorization: Bearer <token>``
+loads it on demand (capped, unloaded when idle, on the CPU:
+`mlbox.serving.ondemand`). ``/v2/health/ready`` is 200 only when every
+aliased model is loaded, else 503 listing each one not served and why. They are listed one by one in
 `mlbox.api.security.OPEN_ROUTES`; a new route stays closed unless added there.
 Binding the appliance beyond loopback (``MLBOX_HOST``) therefore exposes
 scoring to that network too, as it would with those servers.
@@ -61,7 +68,7 @@ from litestar.params import FromPath, PathParameter
 from litestar.types import OperationIDCreator
 
 from mlbox import __version__
-from mlbox.api.security import accepted_names, check_host
+from mlbox.api.security import accepted_names, authorized, check_host
 from mlbox.registry.schemas import ModelVersion
 from mlbox.registry.signature import Schema
 from mlbox.serving.admission import Admission
@@ -141,9 +148,17 @@ async def versioned_ref(serving: ServingService, name: str, version: str | None)
 
 
 async def answer_infer(
-    serving: ServingService, ref: str, label: str, body: bytes, header_length: str | None, started: float
+    serving: ServingService,
+    ref: str,
+    label: str,
+    body: bytes,
+    header_length: str | None,
+    started: float,
+    may_load: bool = False,
 ) -> Answer:
-    """``POST /v2/models/{name}[/versions/{v}]/infer``: decode, score, encode (errors as answers)."""
+    """``POST /v2/models/{name}[/versions/{v}]/infer``: decode, score, encode (errors as answers).
+
+    ``may_load``: the caller holds the token (`mlbox.api.security.authorized`)."""
     try:
         try:
             length = None if header_length is None else int(header_length)
@@ -156,7 +171,9 @@ async def answer_infer(
         serving.record_error(ref, exc.http_status, time.perf_counter() - started)
         return error_answer(exc)
     try:
-        scored = await serving.score(ref, decoded.payload, request_id=decoded.id, started=started)
+        scored = await serving.score(
+            ref, decoded.payload, request_id=decoded.id, started=started, may_load=may_load
+        )
         outputs = select_outputs(scored.outputs, decoded.outputs, scored.deployment.legacy_outputs)
     except MlboxError as exc:
         return error_answer(exc)
@@ -170,6 +187,7 @@ async def answer_predict(
     content_type: str,
     request_id: str | None,
     started: float,
+    may_load: bool = False,
 ) -> Answer:
     """``POST /api/v1/models/{name}/predict``: MLflow bodies or CSV in, ``{"predictions": ...}`` out."""
     try:
@@ -178,7 +196,7 @@ async def answer_predict(
         serving.record_error(name, exc.http_status, time.perf_counter() - started)
         return error_answer(exc)
     try:
-        scored = await serving.score(name, payload, request_id=request_id, started=started)
+        scored = await serving.score(name, payload, request_id=request_id, started=started, may_load=may_load)
     except MlboxError as exc:
         return error_answer(exc)
     headers = [
@@ -273,7 +291,7 @@ class ScoringController(Controller):
                 ref = await versioned_ref(serving, name, version)
             except MlboxError as exc:
                 return error_answer(exc)
-            return await answer_infer(serving, ref, name, body, header_length, t0)
+            return await answer_infer(serving, ref, name, body, header_length, t0, authorized(request.scope))
 
         return _json(await admit(_admission(request), _model_key(name, version), produce))
 
@@ -289,7 +307,7 @@ class ScoringController(Controller):
         body = await request.body()
         ctype = request.headers.get("content-type", "")
         rid = request.headers.get("x-request-id")
-        produce = partial(answer_predict, serving, name, body, ctype, rid, t0)
+        produce = partial(answer_predict, serving, name, body, ctype, rid, t0, authorized(request.scope))
         return _json(await admit(_admission(request), name, produce))
 
     @post(
@@ -324,9 +342,17 @@ class ScoringController(Controller):
         sync_to_thread=False,
     )
     def ready(self, serving: NamedDependency[ServingService]) -> Response[bytes]:
-        if serving.ready:
+        """200 only when every aliased model is loaded; else 503 naming each one not served and why."""
+        if not serving.ready:
+            return error_response(NotReady("models are still loading"))
+        unserved = serving.unserved()
+        if not unserved:
             return _json((200, b'{"ready":true}', []))
-        return error_response(NotReady("models are still loading"))
+        status, _, extra = error_answer(NotReady(""))
+        first = next(iter(unserved.values()))
+        more = f" (and {len(unserved) - 1} more)" if len(unserved) > 1 else ""
+        body = {"ready": False, "error": f"{first}{more}", "field": None, "unserved": unserved}
+        return _json((status, encode_json(body), extra))
 
     @get(
         ["/v2/models/{name:str}", "/v2/models/{name:str}/versions/{version:str}"],
@@ -446,6 +472,8 @@ class ScoringFastPath:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         route = self.match(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
+        if route is not None and not await self._serves(route, scope):
+            route = None  # Litestar's guard checks the token (one check), and its handler may load
         if route is None:
             await self.inner(scope, receive, _closing(send) if self.admission.draining else send)
             return
@@ -467,6 +495,19 @@ class ScoringFastPath:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+    async def _serves(self, route: tuple[str, str, str | None], scope: Any) -> bool:
+        """False for a request with an Authorization header for a version not loaded now: that
+        one goes to the Litestar handler, whose guard checks the token, so that a caller with the
+        token gets the version loaded on demand. Without the header, or for a served version,
+        the fast path answers (a version nothing serves: 404 "not served")."""
+        kind, name, version = route
+        if kind == "invocations" or not any(k == b"authorization" for k, _ in scope["headers"]):
+            return True
+        try:
+            return self.serving.route_now(await versioned_ref(self.serving, name, version)) is not None
+        except MlboxError:
+            return True  # the fast path answers the error as Litestar would
 
     async def _answer(
         self, route: tuple[str, str, str | None], scope: Any, receive: Any, t0: float

@@ -74,6 +74,15 @@ class ServingSettings:
     """``MLBOX_SERVING_GPUS``: GPUs torch models may be served on: ``auto`` (CUDA decides), ``none``,
     or indices such as ``0,1`` (the first is used); see `mlbox.serving.deployment.device_for`."""
 
+    # -- versions loaded on demand (issue 12): only for a caller with the token, capped, on the CPU --
+    max_on_demand: int = 4
+    """``MLBOX_SERVING_MAX_ON_DEMAND``: versions no alias points to that callers with the API token may
+    have loaded at once (the least recently used is unloaded to make room); 0 loads none on demand.
+    Open routes never load one (`mlbox.serving.ondemand`); such versions score on the CPU."""
+    on_demand_idle_s: float = 600.0
+    """``MLBOX_SERVING_ON_DEMAND_IDLE_S``: a version loaded on demand and not scored for this long is
+    unloaded; 0 keeps it until the cap pushes it out."""
+
     invocations_model: str = ""
     """``MLBOX_SERVING_INVOCATIONS_MODEL``: the model MLflow's ``POST /invocations`` scores, a reference
     such as ``churn@champion``; empty, the one model served by alias (its champion), else 404/409

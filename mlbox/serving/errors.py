@@ -9,7 +9,7 @@ body cannot be read as a request, 422 (`InvalidContent`, `SchemaMismatch`,
 
 from __future__ import annotations
 
-from mlbox.store.errors import InvalidInput, MlboxError
+from mlbox.store.errors import InvalidInput, MlboxError, NotFound
 
 
 class InvalidContent(InvalidInput):
@@ -57,3 +57,11 @@ class ModelFailed(MlboxError):
 
 class Retired(Exception):
     """Internal: the deployment was swapped out between lookup and submit; look it up again."""
+
+
+class NotServed(NotFound):
+    """A version (or a plain model name) no alias serves, asked for on an open route (404).
+
+    Open routes score only what is already loaded; loading another version takes memory
+    (and a GPU could be at stake), so it needs the API token (`mlbox.serving.ondemand`).
+    """

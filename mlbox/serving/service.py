@@ -3,9 +3,14 @@
 Routes map a reference as clients write it (``churn@champion``, ``churn/3``,
 ``churn``) to a `Deployment`. Invariants:
 
-* Every alias in the registry is served, loaded eagerly; any other
-  reference is loaded on its first request and then kept (pinned) and
-  followed like an alias (``churn`` follows the newest version).
+* Every alias in the registry is served, loaded eagerly. Any other
+  reference (``churn/3``, ``churn`` following the newest version) is scored
+  by anyone only when its version is already loaded; it is loaded on demand
+  only for a caller holding the API token (``may_load``), then kept
+  (pinned) and followed like an alias, at most ``max_on_demand`` of them
+  (least recently used unloaded first), unloaded when idle, and on the CPU
+  (`mlbox.serving.ondemand`). An open route never loads a version, takes a
+  GPU lease or grows memory.
 * Hot swap: a watcher thread reads the alias table every ``poll_s`` (or at
   once on `notify`); when a reference resolves to a new version, that version
   is loaded and warmed *first*, then the route is replaced in one dict
@@ -29,7 +34,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mlbox.registry.refs import parse_ref
@@ -37,10 +42,11 @@ from mlbox.registry.schemas import ModelVersion
 from mlbox.serving.batcher import Outputs
 from mlbox.serving.config import ServingSettings
 from mlbox.serving.deployment import Deployment, GpuPlacer, Registry, build_deployment
-from mlbox.serving.errors import InferenceTimeout, NotReady, Retired
+from mlbox.serving.errors import InferenceTimeout, NotReady, NotServed, Retired
 from mlbox.serving.features import FeatureLookup, entity_inputs
 from mlbox.serving.invocations import choose_model
 from mlbox.serving.metrics import ModelStats, StatsSnapshot, render
+from mlbox.serving.ondemand import idle, make_room
 from mlbox.serving.predlog import PredictionLog
 from mlbox.serving.tensors import Payload, conform
 from mlbox.store.errors import InvalidInput, MlboxError, NotFound
@@ -95,6 +101,10 @@ class ServingService:
         self._by_version: dict[tuple[str, int], Deployment] = {}
         self._stats: dict[tuple[str, int], ModelStats] = {}
         self._pinned: set[str] = set()
+        self._on_demand: dict[str, float] = {}
+        """Pinned references loaded on demand (not aliases) -> when last scored (monotonic)."""
+        self._unserved: dict[str, str] = {}
+        """Aliases the last watcher pass could not serve -> why (the server's readiness answer)."""
         self._failures: dict[str, _Failure] = {}
         self._shadow_off: set[str] = set()
         self._keys: dict[str, str] = {}
@@ -143,6 +153,13 @@ class ServingService:
         """True once the first pass has loaded (or given up on) every aliased model."""
         return self._ready.is_set()
 
+    def unserved(self) -> dict[str, str]:
+        """Aliases not served after the last watcher pass (a load refused, a hash mismatch) -> why.
+
+        The server is ready only when this is empty: ``/v2/health/ready`` lists them otherwise.
+        """
+        return dict(self._unserved)
+
     def wait_ready(self, timeout: float | None = None) -> bool:
         return self._ready.wait(timeout)
 
@@ -177,6 +194,14 @@ class ServingService:
                 log.warning("serving %s: %s", key, exc.message)
         for key in [k for k in self._routes if k not in wanted]:
             self._drop(key)
+        for key in idle(self._on_demand, time.monotonic(), self.settings.on_demand_idle_s):
+            log.info("unloading %s: not scored for %g s", key, self.settings.on_demand_idle_s)
+            self._drop(key)
+        self._unserved = {
+            k: self._failures[k].message if k in self._failures else f"{k} is not loaded"
+            for k in sorted(wanted)
+            if "@" in k and k not in self._routes
+        }
 
     def _watch(self) -> None:
         while not self._stop.is_set():
@@ -221,8 +246,11 @@ class ServingService:
                 return False
         return True
 
-    def _ensure(self, key: str) -> Deployment:
-        """Serve ``key`` at the version it resolves to now, loading and warming before any swap."""
+    def _ensure(self, key: str, on_demand: bool = False) -> Deployment:
+        """Serve ``key`` at the version it resolves to now, loading and warming before any swap.
+
+        ``on_demand`` (a version loaded for a caller with the token) builds it on the CPU with no
+        GPU lease; an alias that later points to that version shares it as it is."""
         with self._build_lock(key):
             version = self.registry.resolve(key)
             current = self._routes.get(key)
@@ -241,10 +269,10 @@ class ServingService:
                     dep = build_deployment(
                         self.registry,
                         version,
-                        self.settings,
+                        replace(self.settings, gpus="none") if on_demand else self.settings,
                         self._stats_for(version),
                         self.features,
-                        self.placer,
+                        None if on_demand else self.placer,
                     )
                 except MlboxError as exc:
                     self._fail(key, version.version, f"{version.ref} could not be loaded: {exc.message}")
@@ -288,6 +316,7 @@ class ServingService:
         with self._lock:
             dep = self._routes.pop(key, None)
             self._pinned.discard(key)
+            self._on_demand.pop(key, None)
             if dep is not None:
                 log.info("no longer serving %s", key)
                 self._retire_if_unused(dep)
@@ -319,16 +348,48 @@ class ServingService:
     def failures(self) -> dict[str, str]:
         return {k: f.message for k, f in self._failures.items()}
 
-    async def route(self, ref: str) -> Deployment:
-        """The deployment answering ``ref``; loads it (off the loop) on first use."""
+    async def route(self, ref: str, may_load: bool = False) -> Deployment:
+        """The deployment answering ``ref``.
+
+        An alias not loaded yet is loaded (off the loop): aliases are what is served, and only
+        the token moves them. Any other reference is answered by a version already loaded, or
+        `NotServed` (404); ``may_load`` (the caller holds the API token) loads it on demand.
+        """
         dep = self.route_now(ref)
         if dep is not None:
             return dep
         key = self.key(ref)
-        dep = await asyncio.to_thread(self._ensure, key)
+        if "@" in key:
+            return await asyncio.to_thread(self._ensure, key)
+        state = await asyncio.to_thread(self.readiness, ref)
+        if isinstance(state, Deployment):
+            with self._lock:
+                self._routes.setdefault(key, state)  # unpinned: the next watcher pass forgets it
+            return state
+        if not may_load:
+            raise NotServed(
+                f"{key} is not served: only versions an alias points to (or already loaded) are scored"
+                " without the token; send 'Authorization: Bearer <token>' to load it on demand",
+                field="name",
+            )
+        return await asyncio.to_thread(self._load_on_demand, key)
+
+    def _load_on_demand(self, key: str) -> Deployment:
+        cap = self.settings.max_on_demand
+        if cap < 1:
+            raise NotServed(
+                f"{key} is not served and loading on demand is off (MLBOX_SERVING_MAX_ON_DEMAND=0)",
+                field="name",
+            )
         with self._lock:
-            if "@" not in key:
-                self._pinned.add(key)
+            evict = make_room(self._on_demand, cap)
+        for old in evict:
+            log.info("unloading %s to make room for %s (MLBOX_SERVING_MAX_ON_DEMAND=%d)", old, key, cap)
+            self._drop(old)
+        dep = self._ensure(key, on_demand=True)
+        with self._lock:
+            self._pinned.add(key)
+            self._on_demand[key] = time.monotonic()
         return dep
 
     def readiness(self, ref: str) -> Deployment | str:
@@ -353,13 +414,15 @@ class ServingService:
                 failure.version == version.version and self.key(failed_key).split("@")[0] == version.name
             ):
                 return failure.message
-        return f"{version.ref} is not loaded: aliased versions load at start-up, others on first use"
+        return f"{version.ref} is not loaded: aliased versions load at start-up, others with the token"
 
     def route_now(self, ref: str) -> Deployment | None:
         """The deployment answering ``ref`` if it is loaded (no loading, no waiting).
 
         ``name/3`` is answered by version 3's deployment when another reference
-        (``name@champion``) already loaded it: one model thread per version.
+        (``name@champion``) already loaded it: one model thread per version. That route is
+        remembered, not pinned: once the alias moves away, the next watcher pass forgets it
+        and the version unloads (an open route must not keep a version, or its GPU, alive).
         """
         key = self.key(ref)
         dep = self._routes.get(key)
@@ -369,7 +432,8 @@ class ServingService:
             if dep is not None and not dep.batcher.closed:
                 with self._lock:
                     self._routes.setdefault(key, dep)
-                    self._pinned.add(key)
+            else:
+                dep = None
         return dep
 
     # -- scoring -----------------------------------------------------------------------
@@ -378,15 +442,23 @@ class ServingService:
         return f"{self._id_prefix}{next(self._ids):x}"
 
     async def score(
-        self, ref: str, payload: Payload, *, request_id: str | None = None, started: float | None = None
+        self,
+        ref: str,
+        payload: Payload,
+        *,
+        request_id: str | None = None,
+        started: float | None = None,
+        may_load: bool = False,
     ) -> Scored:
-        """Validate ``payload`` against the served version's signature, batch it, return its outputs."""
+        """Validate ``payload`` against the served version's signature, batch it, return its outputs.
+
+        ``may_load``: the caller holds the API token, so a version not loaded may be (`route`)."""
         t0 = time.perf_counter() if started is None else started
         loop = asyncio.get_running_loop()
         dep: Deployment | None = None
         try:
             for _ in range(5):
-                dep = await self.route(ref)
+                dep = await self.route(ref, may_load)
                 inputs, rows = entity_inputs(payload) if dep.by_entity else conform(dep.schema, payload)
                 try:
                     fut = dep.batcher.submit(inputs, rows, loop)
@@ -407,6 +479,10 @@ class ServingService:
             raise
         elapsed = time.perf_counter() - t0
         dep.stats.request(200, elapsed, rows)
+        if self._on_demand:
+            key = self.key(ref)
+            if key in self._on_demand:
+                self._on_demand[key] = time.monotonic()
         rid = request_id if request_id is not None else self.new_request_id()
         if self._log is not None:
             self._log.append(

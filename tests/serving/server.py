@@ -40,10 +40,16 @@ def start_serving(registry: RegistryService, home: Path, settings: ServingSettin
 
 
 @contextlib.contextmanager
-def http_client(services: Services, serving: ServingService) -> Iterator[TestClient[Litestar]]:
+def http_client(
+    services: Services, serving: ServingService, *, auth: bool = True
+) -> Iterator[TestClient[Litestar]]:
+    """A client of the app; ``auth`` sends the token (a version no alias serves then loads on
+    demand, as for a management client); without it, only what is served answers."""
     with TestClient(
         create_app(dataclasses.replace(services, serving=serving), token=TOKEN), base_url=BASE
     ) as client:
+        if auth:
+            client.headers.update({"Authorization": f"Bearer {TOKEN}"})
         yield client
 
 
