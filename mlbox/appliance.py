@@ -18,6 +18,7 @@ which loop reconciles it and what starts and stops with the appliance.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import socket
@@ -32,6 +33,34 @@ from mlbox.store.errors import Conflict
 from mlbox.store.home import ApplianceLock
 
 log = logging.getLogger("mlbox.appliance")
+
+
+def exposure_warning(host: str, require_token: bool) -> str | None:
+    """What ``mlbox up`` warns of when it listens beyond loopback (``MLBOX_HOST=0.0.0.0``): the
+    routes anyone who reaches the port may call without the token. None on loopback.
+
+    The Host check stops a browser's page (DNS rebinding), not a client that reaches the port
+    and writes its own Host header, so binding another interface opens these routes to it."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(name).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: it may resolve to any interface
+    where = "every interface" if name in ("0.0.0.0", "::", "") else host
+    if require_token:
+        return (
+            f"warning: listening on {host} ({where}), beyond this machine; scoring, /metrics and"
+            " model metadata need the token (MLBOX_SERVING_REQUIRE_TOKEN); health and the API schema"
+            " stay open"
+        )
+    return (
+        f"warning: listening on {host} ({where}), beyond this machine: anyone who can reach it may,"
+        " without the token, score every served model, read /metrics and read model metadata (names,"
+        " versions, signatures); set MLBOX_SERVING_REQUIRE_TOKEN=1 to make those need the token too"
+    )
 
 
 class Appliance:

@@ -39,7 +39,7 @@ from mlbox.api.models import ModelController
 from mlbox.api.notebooks import NotebookController
 from mlbox.api.ranges import path_ints_guard
 from mlbox.api.runs import RunController
-from mlbox.api.security import all_of, host_guard, token_guard
+from mlbox.api.security import all_of, host_guard, scoring_token_guard, token_guard
 from mlbox.api.serving import ScoringController, ScoringFastPath
 from mlbox.api.sweeps import SweepController
 from mlbox.services import Services
@@ -102,9 +102,15 @@ async def no_html(response: Response[Any]) -> Response[Any]:
 
 def create_app(services: Services, *, token: str) -> Litestar:
     """The API over ``services``: health, then every service's routes (`MOUNTS`)."""
+    require = services.settings.serving.require_token  # MLBOX_SERVING_REQUIRE_TOKEN
+    scoring = [scoring_token_guard(token)] if require else []
     app = Litestar(
         route_handlers=[HealthController, *(mounted(m, services) for m in MOUNTS)],
-        guards=[all_of(host_guard(services.settings.accepted_hosts), token_guard(token), path_ints_guard)],
+        guards=[
+            all_of(
+                host_guard(services.settings.accepted_hosts), token_guard(token), *scoring, path_ints_guard
+            )
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         after_request=no_html,
         request_max_body_size=MAX_BODY_BYTES,
@@ -132,5 +138,6 @@ def create_app(services: Services, *, token: str) -> Litestar:
             accepted_hosts=services.settings.accepted_hosts,
             max_body_bytes=serving.settings.max_body_bytes,
             admission=app.state.admission,
+            require_token=token if require else None,
         )
     return app

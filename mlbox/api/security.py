@@ -148,6 +148,46 @@ def token_guard(token: str) -> Guard:
     return check_token
 
 
+# -- MLBOX_SERVING_REQUIRE_TOKEN: the open scoring routes need the token too ----------------------
+
+STILL_OPEN: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("GET", "/api/v1/health"),
+        ("GET", "/schema"),
+        ("GET", "/schema/openapi.json"),
+        ("GET", "/v2"),
+        ("GET", "/v2/health/live"),
+        ("GET", "/v2/health/ready"),
+    }
+)
+"""Open routes that stay open under ``MLBOX_SERVING_REQUIRE_TOKEN``: liveness, readiness, the schema."""
+
+SCORING_ROUTES = OPEN_ROUTES - STILL_OPEN
+"""Scoring, model metadata and ``/metrics``: open unless ``MLBOX_SERVING_REQUIRE_TOKEN`` is set."""
+
+
+def require_bearer(header: str | bytes | None, expected: bytes) -> None:
+    """Raise `Unauthorized` unless the header carries the token (scoring under the setting)."""
+    if not bearer_matches(header, expected):
+        raise Unauthorized(
+            "MLBOX_SERVING_REQUIRE_TOKEN is set: scoring needs 'Authorization: Bearer <token>'"
+            " (the token is in $MLBOX_HOME/token)",
+            field="authorization",
+        )
+
+
+def scoring_token_guard(token: str) -> Guard:
+    """The guard `create_app` adds under ``MLBOX_SERVING_REQUIRE_TOKEN`` (the fast path checks alike)."""
+    expected = token.encode()
+
+    async def check_scoring_token(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+        route = (connection.scope.get("method", ""), connection.scope.get("path_template", ""))
+        if route in SCORING_ROUTES:
+            require_bearer(connection.headers.get("authorization"), expected)
+
+    return check_scoring_token
+
+
 def all_of(*guards: Guard) -> Guard:
     """One guard that runs ``guards`` in order.
 

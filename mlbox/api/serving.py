@@ -16,7 +16,8 @@ loads it on demand (capped, unloaded when idle, on the CPU:
 aliased model is loaded, else 503 listing each one not served and why. They are listed one by one in
 `mlbox.api.security.OPEN_ROUTES`; a new route stays closed unless added there.
 Binding the appliance beyond loopback (``MLBOX_HOST``) therefore exposes
-scoring to that network too, as it would with those servers.
+scoring to that network too, as it would with those servers (``mlbox up`` warns of it), unless
+``MLBOX_SERVING_REQUIRE_TOKEN=1`` makes scoring, model metadata and ``/metrics`` need the token.
 
 Handlers read the raw body themselves: the hot path is decode, score, encode,
 with msgspec and numpy and nothing else, and `ScoringFastPath` answers the
@@ -68,7 +69,7 @@ from litestar.params import FromPath, PathParameter
 from litestar.types import OperationIDCreator
 
 from mlbox import __version__
-from mlbox.api.security import accepted_names, authorized, check_host
+from mlbox.api.security import accepted_names, authorized, check_host, require_bearer
 from mlbox.registry.schemas import ModelVersion
 from mlbox.registry.signature import Schema
 from mlbox.serving.admission import Admission
@@ -436,8 +437,11 @@ class ScoringFastPath:
         accepted_hosts: frozenset[str],
         max_body_bytes: int,
         admission: Admission,
+        require_token: str | None = None,
     ) -> None:
         self.inner = inner
+        # MLBOX_SERVING_REQUIRE_TOKEN: the token every scoring POST must carry (None: open)
+        self.require_token = None if require_token is None else require_token.encode()
         self.serving = serving
         self.names = accepted_names(accepted_hosts)
         self.max_body_bytes = max_body_bytes
@@ -515,6 +519,8 @@ class ScoringFastPath:
         headers: dict[bytes, bytes] = dict(scope["headers"])
         host = headers.get(b"host")
         check_host(None if host is None else host.decode("latin-1"), self.names)
+        if self.require_token is not None:
+            require_bearer(headers.get(b"authorization"), self.require_token)
         body = await self._body(headers.get(b"content-length"), receive)
         return await admit(
             self.admission,

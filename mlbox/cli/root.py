@@ -59,7 +59,7 @@ def up(ctx: Context, port: int | None, host: str | None) -> None:
     """
     from dataclasses import replace
 
-    from mlbox.appliance import Appliance
+    from mlbox.appliance import Appliance, exposure_warning
 
     if port is not None:
         if not 0 <= port < 65536:
@@ -74,6 +74,9 @@ def up(ctx: Context, port: int | None, host: str | None) -> None:
     def ready(url: str) -> None:
         click.echo(f"mlbox {__version__} up at {url}  (home {ctx.settings.home})", err=True)
         click.echo(f"token: {ctx.services.home.token_path}", err=True)
+        warning = exposure_warning(ctx.settings.host, ctx.settings.serving.require_token)
+        if warning:
+            click.echo(warning, err=True)
 
     appliance.serve_forever(on_ready=ready)
 

@@ -83,6 +83,12 @@ class ServingSettings:
     """``MLBOX_SERVING_ON_DEMAND_IDLE_S``: a version loaded on demand and not scored for this long is
     unloaded; 0 keeps it until the cap pushes it out."""
 
+    # -- who may score (issue 12): for an appliance bound beyond loopback --
+    require_token: bool = False
+    """``MLBOX_SERVING_REQUIRE_TOKEN``: scoring, model metadata and ``/metrics`` need the API token too
+    (`mlbox.api.security.SCORING_ROUTES`), the fast path's POSTs included; health and the schema stay
+    open. Off, they are open like KServe's on loopback; ``mlbox up`` warns when they are open beyond it."""
+
     invocations_model: str = ""
     """``MLBOX_SERVING_INVOCATIONS_MODEL``: the model MLflow's ``POST /invocations`` scores, a reference
     such as ``churn@champion``; empty, the one model served by alias (its champion), else 404/409
