@@ -63,7 +63,9 @@ def test_log_tail_keeps_the_last_lines_and_joins_split_reads() -> None:
     mid.start_at(100)
     mid.feed(b"cut line\nwhole\npart", 120)
     assert mid.lines() == ["whole", "part"] and mid.offset == 120
-    assert clean_line("a\tb\x07\r") == "a   b"
+    assert clean_line("a\tb\x07\r") == "a   b\\x07"  # a bell is shown, not rung
+    assert clean_line("x\x1b]52;c;aGk=\x07y\x1b]0;t\x1b\\z\x1b[2J!") == "xyz!"  # OSC and CSI removed whole
+    assert clean_line("a\x1bb\x9b2Jc") == "a\\x1bb\\x9b2Jc"  # a lone ESC or a C1 CSI is made visible
 
 
 def test_board_names_who_holds_each_gpu() -> None:

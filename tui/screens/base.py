@@ -11,6 +11,9 @@ newer one. A polling screen sets `reading` while its read is under way and
 re-reads on `poll`, which skips a tick while a read is still under way or
 a dialog covers the screen; a refused read ends the reading. (Not Textual's
 `loading`: set on a screen, that covers the whole screen with a spinner.)
+
+A toast (`notify`) shows its text as it is, never as markup: it names user
+things (jobs, models, aliases); so do tables and panes (`views.format.inert`).
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from collections.abc import Iterable
 from typing import ClassVar
 
 from textual.app import ComposeResult, SystemCommand
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer, Header
 
 from mlbox.store.errors import MlboxError
+from mlbox.textsafe import visible
 from mlbox.tracking.service import TrackingService
 from mlbox.tui.context import TuiContext
 from mlbox.tui.messages import ServiceFailed
@@ -57,6 +62,25 @@ class MlboxScreen(Screen[None]):
 
     def compose_body(self) -> ComposeResult:
         yield from ()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """A toast whose text is shown as it is: a notification names jobs, models and aliases,
+        so it is never parsed as markup (Textual's default) and its control characters are escaped."""
+        super().notify(
+            visible(message, keep="\n"),
+            title=visible(title),
+            severity=severity,
+            timeout=timeout,
+            markup=markup,
+        )
 
     def commands(self) -> Iterable[SystemCommand]:
         """This screen's entries in the command palette (ctrl+p)."""

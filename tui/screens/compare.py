@@ -52,11 +52,11 @@ def comparison_rows(comparison: Comparison) -> list[list[str | Text]]:
     for key, values in comparison.params.items():
         differs = len(set(values)) > 1
         style = DIFFERS if differs else ""
-        rows.append([Text(f"params.{key}", style=style), *(Text(v or "-", style=style) for v in values)])
+        rows.append([fmt.inert(f"params.{key}", style), *(fmt.inert(v or "-", style) for v in values)])
     for key, numbers in comparison.metrics.items():
         rows.append(
             [
-                Text(f"metrics.{key}"),
+                fmt.inert(f"metrics.{key}"),
                 *(Text("-" if v is None else fmt.number(v), justify="right") for v in numbers),
             ]
         )
@@ -142,12 +142,12 @@ class CompareScreen(MlboxScreen):
         table.clear(columns=True)
         table.add_column("", key="key")
         for run in self.runs:
-            table.add_column(Text(run_label(run), style="bold"), key=str(run.id))
+            table.add_column(fmt.inert(run_label(run), "bold"), key=str(run.id))
         table.add_rows(comparison_rows(comparison))
         table.fixed_columns = 1
         keys = list(comparison.metrics)
         select = self.query_one("#compare-metric", Select)
-        select.set_options([(k, k) for k in keys])
+        select.set_options([(fmt.inert(k), k) for k in keys])
         if keys:
             select.value = shared_metric(comparison)
 

@@ -23,6 +23,7 @@ from mlbox.tracking.schemas import RunPage
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.compare import CompareScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
+from mlbox.tui.views import format as fmt
 from mlbox.tui.views import run_columns
 from mlbox.tui.widgets.runs_table import RunsTable
 
@@ -181,7 +182,7 @@ class ExperimentsScreen(MlboxScreen):
             return
         self.reading = False
         if message.error.field == "filter":
-            self.query_one("#filter-error", Static).update(message.error.message)
+            self.query_one("#filter-error", Static).update(fmt.inert(message.error.message))
             self.add_class("filter-invalid")
             self.query_one("#filter", Input).focus()  # to fix it
 
@@ -197,7 +198,7 @@ class ExperimentsScreen(MlboxScreen):
             parts.append("newest first")
         if table.marked:
             parts.append(f"{len(table.marked)} marked (c to compare)")
-        self.query_one("#summary", Static).update("  ·  ".join(parts))
+        self.query_one("#summary", Static).update(fmt.inert("  ·  ".join(parts)))  # a filter is user text
 
     # -- sorting -------------------------------------------------------------------
 

@@ -240,11 +240,11 @@ class FeaturesScreen(MlboxScreen):
         self.sample_view = view
         table = self.table("sample")
         table.clear(columns=True)
-        for c in columns:
-            table.add_column(c, key=c)
+        for c in columns:  # names and values from the user's data: shown as text, never as markup
+            table.add_column(fmt.inert(c), key=c)
         for i, row in enumerate(rows):
-            table.add_row(*(features_view.cell(v) for v in row), key=str(i))
-        table.border_title = f"sample of {view}" if view and columns else "sample"
+            table.add_row(*(fmt.inert(features_view.cell(v)) for v in row), key=str(i))
+        table.border_title = fmt.inert(f"sample of {view}") if view and columns else "sample"
 
     @on(DataTable.RowHighlighted, "#views")
     def view_highlighted(self) -> None:

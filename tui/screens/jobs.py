@@ -32,6 +32,7 @@ from mlbox.store.errors import MlboxError
 from mlbox.tui.messages import ServiceFailed
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
+from mlbox.tui.views import format as fmt
 from mlbox.tui.views import jobs as view
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
 from mlbox.tui.widgets.gpu_board import GpuBoard
@@ -58,8 +59,8 @@ def row_cells(row: view.JobRow) -> tuple[Text | str, ...]:
     dim = "dim" if row.state in ("succeeded", "cancelled", "pruned") else ""
     return (
         Text(str(row.id), justify="right", style="bold"),
-        Text(view.clip(row.name, 28), style=dim),
-        Text(
+        fmt.inert(view.clip(row.name, 28), style=dim),
+        fmt.inert(
             row.owner,
             style="#a371f7" if row.owner.startswith("sweep") else "#3fb950" if row.owner != "-" else "dim",
         ),
@@ -71,7 +72,7 @@ def row_cells(row: view.JobRow) -> tuple[Text | str, ...]:
         Text(row.attempt, justify="right", style=dim),
         Text(row.age, justify="right", style=dim),
         Text(row.ran, justify="right", style=dim),
-        Text(row.note, style="dim"),
+        fmt.inert(row.note, style="dim"),
     )
 
 

@@ -31,6 +31,7 @@ from mlbox.store.errors import InvalidInput, MlboxError, NotFound
 from mlbox.tracking.schemas import Run
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
+from mlbox.tui.views import format as fmt
 from mlbox.tui.views import models as view
 from mlbox.tui.widgets.alias_dialogs import AliasChooser, AliasPrompt
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
@@ -212,11 +213,11 @@ class ModelsScreen(MlboxScreen):
             for label in view.VERSION_COLUMNS:
                 table.add_column(label, key=label)
             for key in keys:
-                table.add_column(Text(key, justify="right"), key=f"metric:{key}")
+                table.add_column(fmt.inert(key, justify="right"), key=f"metric:{key}")
             table.add_column("signature", key="signature")
         rows = [(str(mv.version), self._version_cells(mv)) for mv in versions]
         fill(table, rows, keep=keep)
-        table.border_title = f"versions of {self.selected}" if self.selected else "versions"
+        table.border_title = fmt.inert(f"versions of {self.selected}") if self.selected else "versions"
         self._show_detail()
 
     def _version_cells(self, mv: ModelVersion) -> tuple[Text | str, ...]:

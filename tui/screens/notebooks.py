@@ -25,7 +25,9 @@ from mlbox.notebooks.schemas import ACTIVE_STATES, Notebook
 from mlbox.notebooks.service import NotebookService
 from mlbox.scheduler.schemas import Job
 from mlbox.store.errors import MlboxError, NotFound
+from mlbox.textsafe import visible
 from mlbox.tui.screens.base import MlboxScreen
+from mlbox.tui.views import format as fmt
 from mlbox.tui.views import notebooks as view
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
 from mlbox.tui.widgets.gpu_prompt import GpuPrompt
@@ -48,7 +50,7 @@ def row_cells(row: view.NotebookRow) -> tuple[Text, ...]:
         Text(row.idle, justify="right", style="bold #d29922" if row.idle == "busy" else dim),
         Text(row.up, justify="right", style=dim),
         Text(str(row.job_id), justify="right", style="dim"),
-        Text(row.note if len(row.note) <= 50 else row.note[:49] + "…", style="dim"),
+        fmt.inert(row.note if len(row.note) <= 50 else row.note[:49] + "…", "dim"),
     )
 
 
@@ -201,14 +203,17 @@ class NotebooksScreen(MlboxScreen):
         nb = self.notebooks[row.id]
         text = Text.assemble(
             ("URL   ", "bold"),
-            (row.url, "underline #4ea1ff" if nb.url is not None and nb.state in ACTIVE_STATES else "dim"),
+            (
+                visible(row.url),
+                "underline #4ea1ff" if nb.url is not None and nb.state in ACTIVE_STATES else "dim",
+            ),
             "\n",
             ("root  ", "bold"),
-            nb.root_dir,
+            visible(nb.root_dir),
             "\n",
             ("job   ", "bold"),
             f"{nb.job_id} · idle limit {view.fmt.duration(nb.idle_timeout_s)}",
-            f" · {nb.message}" if nb.message else "",
+            visible(f" · {nb.message}") if nb.message else "",
         )
         detail.update(text)
         detail.border_title = f"notebook {nb.id}"

@@ -24,6 +24,7 @@ from textual.widgets import DataTable, SelectionList, Static, TabbedContent, Tab
 from textual.widgets.selection_list import Selection
 
 from mlbox.store.errors import MlboxError, NotFound
+from mlbox.textsafe import visible
 from mlbox.tracking.schemas import RunDetail
 from mlbox.tracking.series import Chunk
 from mlbox.tui.messages import ServiceFailed
@@ -50,10 +51,13 @@ def _table(table_id: str, *columns: str) -> DataTable[str | Text]:
 
 
 def _fill(table: DataTable[str | Text], rows: Sequence[Sequence[str | Text]]) -> None:
-    """Replace a table's rows, keeping the cursor where it was."""
+    """Replace a table's rows, keeping the cursor where it was.
+
+    Every ``str`` cell is user text (a param, a tag, a path, an environment value): it is shown
+    `inert`, since DataTable would parse a ``str`` as markup."""
     row = table.cursor_row
     table.clear()
-    table.add_rows(rows)
+    table.add_rows([[fmt.inert(c) if isinstance(c, str) else c for c in cells] for cells in rows])
     if rows:
         table.move_cursor(row=min(row, len(rows) - 1), animate=False)
 
@@ -184,19 +188,21 @@ class RunDetailScreen(MlboxScreen):
 
     def _show_title(self, detail: RunDetail) -> None:
         run = detail.run
-        self.title = f"Run {run.id} · {run.name}"
+        self.title = visible(f"Run {run.id} · {run.name}")
         seconds = fmt.run_duration(run.start_time, run.end_time, run.heartbeat)
         title = Text.assemble(
-            (f"{run.name}", "bold"),
+            (visible(run.name), "bold"),
             (f"  #{run.id}", "dim"),
             "  in ",
-            (run.experiment, "bold"),
+            (visible(run.experiment), "bold"),
             "  ",
             fmt.status(run.status),
             f"  started {fmt.when(run.start_time)}  ·  {fmt.duration(seconds)}",
         )
         if run.git_sha:
-            title.append(f"  ·  git {run.git_sha[:10]}{' (dirty)' if run.git_dirty else ''}", style="dim")
+            title.append(
+                f"  ·  git {visible(run.git_sha[:10])}{' (dirty)' if run.git_dirty else ''}", style="dim"
+            )
         self.query_one("#run-title", Static).update(title)
 
     def _show_tables(self, detail: RunDetail) -> None:
@@ -228,7 +234,7 @@ class RunDetailScreen(MlboxScreen):
         new = [m.key for m in detail.metrics if m.key not in have]
         if new:
             with keys_list.prevent(SelectionList.SelectedChanged):
-                keys_list.add_options([Selection(k, k, k in self.keys) for k in new])
+                keys_list.add_options([Selection(fmt.inert(k), k, k in self.keys) for k in new])
 
     @on(SelectionList.SelectedChanged, "#metric-keys")
     def keys_changed(self, event: SelectionList.SelectedChanged[str]) -> None:

@@ -25,6 +25,7 @@ from textual.widgets import DataTable, Static
 
 from mlbox.serving.service import ServingService
 from mlbox.tui.screens.base import MlboxScreen
+from mlbox.tui.views import format as fmt
 from mlbox.tui.views.serving import (
     WINDOW_S,
     ModelKey,
@@ -70,9 +71,9 @@ def _ms(value: float | None) -> str:
 def row_cells(row: ServedRow) -> tuple[Text, ...]:
     """One table row; a retired version (no reference routes to it) is dimmed."""
     dim = "" if row.aliases else "dim"
-    aliases = Text(" ".join(row.aliases) if row.aliases else "retired", style=dim or "#4ea1ff")
+    aliases = fmt.inert(" ".join(row.aliases) if row.aliases else "retired", dim or "#4ea1ff")
     return (
-        Text(row.model, style=f"bold {dim}".strip()),
+        fmt.inert(row.model, f"bold {dim}".strip()),
         _right(str(row.version), dim),
         aliases,
         _right("–" if row.rate is None else f"{row.rate:.1f}", dim),
@@ -216,7 +217,9 @@ class ServingScreen(MlboxScreen):
                 summary.update(NO_APPLIANCE)
                 self._show([])
             else:
-                summary.update(Text(f"could not read the serving statistics: {message.error}", "#f85149"))
+                summary.update(
+                    fmt.inert(f"could not read the serving statistics: {message.error}", "#f85149")
+                )
             return
         self.samples.append(message.sample)
         while len(self.samples) > 2 and message.sample.at - self.samples[1].at >= WINDOW_S:

@@ -26,6 +26,7 @@ from mlbox.sweeps.schemas import LIVE_SWEEP_STATES, Sweep, Trial
 from mlbox.sweeps.service import SweepService
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
+from mlbox.tui.views import format as fmt
 from mlbox.tui.views import sweeps as view
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
 from mlbox.tui.widgets.table_rows import cursor_key, fill
@@ -40,13 +41,13 @@ TRIAL_COLUMNS = ("trial", "state", "value", "step", "params")
 def sweep_cells(row: view.SweepRow) -> tuple[Text, ...]:
     return (
         Text(str(row.id), justify="right", style="bold"),
-        Text(row.name, style="bold"),
+        fmt.inert(row.name, "bold"),
         Text(row.state, style=view.SWEEP_STYLES.get(row.state, "")),
         Text(row.trials, justify="right"),
         Text(row.counts),
-        Text(row.objective),
+        fmt.inert(row.objective),  # names the user's metric
         Text(row.best, style=view.BEST_STYLE if row.best != "-" else "dim"),
-        Text(row.search, style="dim"),
+        fmt.inert(row.search, "dim"),
         Text(row.created, style="dim"),
     )
 
@@ -59,7 +60,7 @@ def trial_cells(row: view.TrialRow) -> tuple[Text, ...]:
         Text(f"{icon} {row.state}", style=view.TRIAL_STYLES.get(row.state, "")),
         Text(row.value, justify="right", style=strong),
         Text(row.step, justify="right", style="dim"),
-        Text(row.params, style=strong),
+        fmt.inert(row.params, strong),
     )
 
 
@@ -244,7 +245,7 @@ class SweepsScreen(MlboxScreen):
         if sweep is None:
             table.border_title = "trials"
         else:
-            table.border_title = f"trials of {sweep.name}"
+            table.border_title = fmt.inert(f"trials of {sweep.name}")
         self._show_curves(sweep)
 
     def _show_curves(self, sweep: Sweep | None) -> None:
@@ -253,7 +254,7 @@ class SweepsScreen(MlboxScreen):
             plot.show([], title="", metric="")
             return
         key = cursor_key(self.trials_table)
-        self.trials_table.border_subtitle = self._trial_note(key, sweep)
+        self.trials_table.border_subtitle = fmt.inert(self._trial_note(key, sweep))  # a trial's message
         selected = None if key is None or not self.trials_table.has_focus else int(key)
         curves = view.trial_curves(self.curves, self.trials, self.best, selected)
         plot.show(curves, title=f"{sweep.spec.metric} per step · {sweep.name}", metric=sweep.spec.metric)

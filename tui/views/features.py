@@ -16,6 +16,7 @@ from rich.text import Text
 
 from mlbox.features.loader import ttl_text
 from mlbox.features.schemas import EntityInfo, TrainingSetInfo, ViewInfo
+from mlbox.textsafe import visible
 from mlbox.timefmt import SECOND_FORMAT
 from mlbox.tui.views import format as fmt
 
@@ -67,10 +68,10 @@ def views_of(ts: TrainingSetInfo) -> str:
 def view_cells(v: ViewInfo) -> tuple[Text | str, ...]:
     """One row of the views table (`VIEW_COLUMNS`)."""
     return (
-        Text(v.name, style="bold"),
+        fmt.inert(v.name, "bold"),
         Text(f"v{v.version}", justify="right"),
         Text(str(len(v.versions)), justify="right"),
-        ", ".join(v.entities) or "-",
+        fmt.inert(", ".join(v.entities) or "-"),
         Text(str(len(v.features)), justify="right"),
         Text(ttl_text(v.ttl_s), justify="right"),
         freshness_cell(v),
@@ -79,7 +80,7 @@ def view_cells(v: ViewInfo) -> tuple[Text | str, ...]:
 
 def entity_cells(e: EntityInfo) -> tuple[Text | str, ...]:
     """One row of the entities table (`ENTITY_COLUMNS`)."""
-    return (Text(e.name, style="bold"), ", ".join(e.join_keys))
+    return (fmt.inert(e.name, "bold"), fmt.inert(", ".join(e.join_keys)))
 
 
 def training_set_cells(ts: TrainingSetInfo) -> tuple[Text | str, ...]:
@@ -87,10 +88,10 @@ def training_set_cells(ts: TrainingSetInfo) -> tuple[Text | str, ...]:
     return (
         Text(f"#{ts.id}", justify="right"),
         fmt.when(ts.created_at),
-        views_of(ts),
+        fmt.inert(views_of(ts)),
         Text(f"{ts.row_count:,}", justify="right"),
-        ts.entity_hash[:12],
-        ts.name or "",
+        fmt.inert(ts.entity_hash[:12]),
+        fmt.inert(ts.name or ""),
     )
 
 
@@ -112,21 +113,21 @@ def view_detail(view: ViewInfo, home: str) -> Text:
     """The versions pane: the view's kind and source, its versions (the latest marked),
     its features, request fields, keys and timestamps, and its newest online event."""
     text = Text()
-    text.append(f"{view.name}", style="bold")
+    text.append(visible(view.name), style="bold")
     text.append(f"  {view.kind.replace('_', ' ')}\n", style="italic")
     if view.source:
-        text.append(f"{short_source(view.source, home)}\n", style="dim")
+        text.append(f"{visible(short_source(view.source, home))}\n", style="dim")
     for version in reversed(view.versions):
         mark = "●" if version.version == view.version else " "
         text.append(f"{mark} v{version.version:<3} {version.hash}  {fmt.when(version.created_at)}\n")
     features = ", ".join(f"{f.name}:{f.dtype}" for f in view.features)
-    text.append(f"features {features}\n")
+    text.append(visible(f"features {features}") + "\n")
     if view.request:
-        text.append(f"request {', '.join(f'{f.name}:{f.dtype}' for f in view.request)}\n")
+        text.append(visible(f"request {', '.join(f'{f.name}:{f.dtype}' for f in view.request)}") + "\n")
     keys = ", ".join(view.join_keys)
-    text.append(f"keys {keys or '-'} · time {view.timestamp_field or '-'}")
+    text.append(visible(f"keys {keys or '-'} · time {view.timestamp_field or '-'}"))
     if view.created_timestamp_field:
-        text.append(f" · created {view.created_timestamp_field}")
+        text.append(visible(f" · created {view.created_timestamp_field}"))
     f = view.freshness
     if f is not None and f.newest_event_ts is not None:
         text.append(f"\nnewest online event {fmt.when(f.newest_event_ts)}")

@@ -1,9 +1,16 @@
-"""How run values read in the terminal: times, durations, numbers and statuses.
+"""How run values read in the terminal: times, durations, numbers, statuses and user text.
 
 Pure functions over values, shared by every screen, so a run's start time or a
 metric reads the same in the table, the detail and the comparison. Times are
 shown in local time, to the minute (`mlbox.timefmt`, shared with the CLI);
 tests fix ``TZ`` to keep snapshots stable.
+
+User text (names, params, tags, descriptions, notes, log lines) is shown only
+through `inert`: a rich ``Text`` is never parsed as markup, and its control
+characters are made visible (`mlbox.textsafe.visible`). A plain ``str`` handed
+to a DataTable cell, a border title, ``Static.update`` or ``notify`` is parsed
+as markup: ``[link=…]`` in a job name would be obeyed, ``[/]`` would crash the
+screen.
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ from __future__ import annotations
 import math
 import re
 
+from rich.console import JustifyMethod
 from rich.text import Text
 
 from mlbox import timefmt
+from mlbox.textsafe import visible
 
 when = timefmt.when_minute
 """A timestamp as ``YYYY-MM-DD HH:MM`` local time (a narrow column); ``-`` when unknown."""
@@ -35,6 +44,11 @@ STATUS_ICONS: dict[str, str] = {
     "crashed": "!",
     "pruned": "✂",
 }
+
+
+def inert(text: str, style: str = "", *, justify: JustifyMethod | None = None, keep: str = "") -> Text:
+    """User ``text`` as it is: never markup, its control characters (but those in ``keep``) escaped."""
+    return Text(visible(text, keep=keep), style=style, justify=justify)
 
 
 def run_duration(start: float, end: float | None, heartbeat: float) -> float:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from mlbox.scheduler.schemas import Attempt, GpuStatus, Job, Lease
+from mlbox.textsafe import visible
 from mlbox.tui.views import format as fmt
 
 STATE_STYLES: dict[str, str] = {
@@ -278,17 +279,21 @@ def job_details(job: Job, attempts: Sequence[Attempt], now: float) -> list[tuple
 
 # -- the log tail ---------------------------------------------------------------------------------
 
-_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_ESCAPES = re.compile(
+    r"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: a title, a clipboard write, a hyperlink
+    r"|\x1b\[[0-9;?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erasing
+    r"|\x1b[@-Z\\-_]"
+)
 
 
 def clean_line(line: str) -> str:
     """A log line as a terminal would leave it: after the last carriage return (progress bars
-    redraw their line), without colour escapes or other control characters."""
+    redraw their line), without its colour and cursor escapes (removed whole, payload too);
+    any other control character is shown as its escape (`mlbox.textsafe.visible`)."""
     line = line.rstrip("\r")
     if "\r" in line:
         line = line.rsplit("\r", 1)[1]
-    return _CONTROL.sub("", _ESCAPES.sub("", line)).expandtabs(4)
+    return visible(_ESCAPES.sub("", line).expandtabs(4))
 
 
 class LogTail:

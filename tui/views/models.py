@@ -14,6 +14,7 @@ from rich.text import Text
 
 from mlbox.registry.schemas import AliasMove, ModelVersion
 from mlbox.registry.service import ModelOverview
+from mlbox.textsafe import visible
 from mlbox.tracking.schemas import Run
 from mlbox.tui.views import format as fmt
 
@@ -42,7 +43,8 @@ def alias_cell(aliases: Mapping[str, int], *, with_version: bool) -> Text:
         if text:
             text.append(" ")
         text.append(
-            f"{alias}→{version}" if with_version else alias, ALIAS_STYLES.get(alias, OTHER_ALIAS_STYLE)
+            visible(f"{alias}→{version}" if with_version else alias),
+            ALIAS_STYLES.get(alias, OTHER_ALIAS_STYLE),
         )
     return text
 
@@ -92,7 +94,7 @@ def model_cells(row: ModelOverview) -> tuple[Text | str, ...]:
     """One row of the models table (`MODEL_COLUMNS`)."""
     m = row.model
     return (
-        Text(m.name, style="bold"),
+        fmt.inert(m.name, "bold"),
         right("-" if m.latest_version is None else str(m.latest_version)),
         alias_cell(m.aliases, with_version=True),
         right(str(m.version_count)),
@@ -108,12 +110,12 @@ def version_cells(mv: ModelVersion, run: Run | None, metric_keys: Sequence[str])
     ]
     return (
         right(str(mv.version), "bold"),
-        mv.flavor,
+        fmt.inert(mv.flavor),
         fmt.when(mv.created_at),
         alias_cell(dict.fromkeys(mv.aliases, mv.version), with_version=False),
         right("-" if mv.run_id is None else f"#{mv.run_id}"),
         *metrics,
-        clip("-" if mv.signature is None else mv.signature.brief()),
+        fmt.inert(clip("-" if mv.signature is None else mv.signature.brief())),  # names user columns
     )
 
 

@@ -39,9 +39,9 @@ class Column:
         if kind == "id":
             return Text(str(run.id), justify="right")
         if kind == "experiment":
-            return Text(run.experiment)
+            return fmt.inert(run.experiment)
         if kind == "name":
-            return Text(run.name)
+            return fmt.inert(run.name)
         if kind == "status":
             return fmt.status(run.status)
         if kind == "started":
@@ -54,7 +54,7 @@ class Column:
                 return Text("")
             return Text(fmt.number(run.metrics[name], digits=4), justify="right")
         if kind == "param":
-            return Text(run.params.get(name, ""), justify="left")
+            return fmt.inert(run.params.get(name, ""), justify="left")
         raise KeyError(self.key)
 
 

@@ -18,6 +18,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from mlbox.tui.views.format import inert
+
 _DIALOG_CSS = """
 {name} {{
     align: center middle;
@@ -63,13 +65,15 @@ class AliasPrompt(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(f"Set an alias on {self.model} version {self.version}", id="title", markup=False)
+            yield Static(inert(f"Set an alias on {self.model} version {self.version}"), id="title")
             yield Input(placeholder="alias, e.g. challenger", id="alias", select_on_focus=False)
             now = "  ".join(f"{a}→{v}" for a, v in self.aliases.items()) or "none yet"
             yield Static(
-                f"lower case letters, digits, '_' or '-'\nEnter to go on, Esc to cancel\naliases now: {now}",
+                inert(
+                    f"lower case letters, digits, '_' or '-'\nEnter to go on, Esc to cancel\naliases now: {now}",
+                    keep="\n",
+                ),
                 id="hint",
-                markup=False,
             )
 
     def on_mount(self) -> None:
@@ -107,9 +111,9 @@ class AliasChooser(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(f"Delete which alias of {self.model}?", id="title", markup=False)
+            yield Static(inert(f"Delete which alias of {self.model}?"), id="title")
             yield OptionList(
-                *(Option(f"{alias} → {version}", id=alias) for alias, version in self.aliases.items()),
+                *(Option(inert(f"{alias} → {version}"), id=alias) for alias, version in self.aliases.items()),
                 id="aliases",
             )
             yield Static("Enter to choose, Esc to cancel", id="hint", markup=False)

@@ -15,6 +15,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from mlbox.tui.views.format import inert
+
 
 class ConfirmDialog(ModalScreen[bool]):
     DEFAULT_CSS = """
@@ -65,10 +67,10 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(self.dialog_title, id="title", markup=False)
-            yield Static(self.change, id="change", markup=False)
+            yield Static(inert(self.dialog_title), id="title")
+            yield Static(inert(self.change, keep="\n"), id="change")  # names a job, a model, a run
             if self.detail:
-                yield Static(self.detail, id="detail", markup=False)
+                yield Static(inert(self.detail, keep="\n"), id="detail")
             with Horizontal(id="buttons"):
                 yield Button(f"{self.confirm_label} (y)", variant="warning", id="confirm")
                 yield Button("Cancel (n)", id="cancel")

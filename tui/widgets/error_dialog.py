@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from mlbox.store.errors import MlboxError
+from mlbox.tui.views.format import inert
 
 
 class ErrorDialog(ModalScreen[None]):
@@ -57,9 +58,9 @@ class ErrorDialog(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static(type(self.error).__name__, id="title")
-            yield Static(self.error.message, id="message", markup=False)
+            yield Static(inert(self.error.message, keep="\n"), id="message")  # it may quote user input
             if self.error.field:
-                yield Static(f"field: {self.error.field}", id="field", markup=False)
+                yield Static(inert(f"field: {self.error.field}"), id="field")
             yield Button("OK", variant="error", id="ok")
 
     def on_mount(self) -> None:

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from mlbox.tui.views.format import inert
 from mlbox.tui.views.jobs import HOLDER_STYLES, GpuRow
 
 NO_GPUS = "no GPUs: jobs run on CPU (set MLBOX_GPUS=2 to simulate two)"
@@ -53,7 +54,7 @@ class GpuBoard(Static):
         for r in rows:
             table.add_row(
                 Text(f"GPU {r.index}", style="bold"),
-                Text(r.holder, style=HOLDER_STYLES.get(r.kind, "")),
+                inert(r.holder, style=HOLDER_STYLES.get(r.kind, "")),  # holds a job's name
                 Text(r.held, style="dim"),
                 Text(r.usage, style="dim" if r.usage == "simulated" else ""),
             )

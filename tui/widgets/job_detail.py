@@ -2,7 +2,8 @@
 
 The screen reads the job and its attempts in a worker and hands the lines
 (`mlbox.tui.views.jobs.job_details`); the dialog answers ``"run"`` when the
-user asks to open the job's tracking run (``o``), else None.
+user asks to open the job's tracking run (``o``), else None. Every value is
+user text (a name, a command, a message) and is shown `inert`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.table import Table
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from mlbox.tui.views.format import inert
 
 
 class JobDetailDialog(ModalScreen[str | None]):
@@ -58,9 +60,9 @@ class JobDetailDialog(ModalScreen[str | None]):
         table.add_column(style="bold", no_wrap=True)
         table.add_column(overflow="fold")
         for label, value in self.rows:
-            table.add_row(label, Text(value))
+            table.add_row(inert(label), inert(value))
         with Vertical(id="dialog") as dialog:
-            dialog.border_title = self.dialog_title
+            dialog.border_title = inert(self.dialog_title)
             with VerticalScroll(id="body"):
                 yield Static(table, id="fields")
             hint = "o: open the job's run · " if self.has_run else ""

@@ -3,7 +3,8 @@
 The screen reads the log by offset in a worker and hands the lines it keeps
 (`mlbox.tui.views.jobs.LogTail`); this widget only shows them. While
 following, it stays scrolled to the end; paused, it keeps still so the user
-can scroll back.
+can scroll back. Lines and the job's name are shown as text (`inert`): a log
+or a name never reaches the terminal as markup or escape sequences.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from textual.widgets import Log
+
+from mlbox.textsafe import visible
+from mlbox.tui.views.format import inert
 
 
 class LogTailView(Log):
@@ -37,7 +41,7 @@ class LogTailView(Log):
         if lines == self.shown:
             return
         self.clear()
-        self.write_lines(lines, scroll_end=self.follow)
+        self.write_lines([visible(line) for line in lines], scroll_end=self.follow)
         self.shown = lines
         if self.follow:  # again once laid out: the scrollbar may only now exist (overflow auto)
             self.call_after_refresh(self.scroll_end, animate=False, x_axis=False)
@@ -45,5 +49,5 @@ class LogTailView(Log):
     def set_title(self, job: str | None, *, follow: bool) -> None:
         self.follow = follow
         self.auto_scroll = follow
-        self.border_title = f"log of {job}" if job else "log"
+        self.border_title = inert(f"log of {job}") if job else "log"  # a job name is text, not markup
         self.border_subtitle = "following (l: pause)" if follow else "paused (l: follow)"

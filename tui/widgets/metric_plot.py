@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from textual_plotext import PlotextPlot
 
+from mlbox.textsafe import visible
 from mlbox.tracking.series import Chunk
 
 Series = tuple[list[int], list[float]]
@@ -59,8 +60,8 @@ class MetricPlot(PlotextPlot):
         for label, (steps, values) in self.series.items():
             if steps:
                 # braille dots draw a fine curve; a lone point (a baseline's one value) needs a bigger mark
-                plt.plot(steps, values, label=label, marker="braille" if len(steps) > 2 else "●")
+                plt.plot(steps, values, label=visible(label), marker="braille" if len(steps) > 2 else "●")
                 plotted = True
-        plt.title(self.plot_title if plotted else self.empty)
+        plt.title(visible(self.plot_title) if plotted else self.empty)  # a run name, a metric key
         plt.xlabel("step" if plotted else "")
         self.refresh()

@@ -18,6 +18,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
 from mlbox.tracking.schemas import Run
+from mlbox.tui.views import format as fmt
 from mlbox.tui.views.run_columns import Column
 
 MAX_CELL = 28
@@ -55,7 +56,7 @@ class RunsTable(DataTable[Text]):
     # -- what is shown ---------------------------------------------------------
 
     def _label(self, column: Column) -> Text:
-        label = Text(column.label, style="bold", justify="right" if column.numeric else "left")
+        label = fmt.inert(column.label, style="bold", justify="right" if column.numeric else "left")
         if column.key == self.sort_key:
             label.append(" ▼" if self.sort_desc else " ▲", style="bold")
         return label

@@ -12,6 +12,8 @@ from typing import Literal
 from textual.content import Content
 from textual.widgets import Static
 
+from mlbox.textsafe import visible
+
 ApplianceState = Literal["starting", "embedded", "beside", "none", "failed"]
 
 
@@ -62,10 +64,10 @@ def render_info(info: StatusInfo) -> Content:
     label, var = _STATE_TEXT[info.appliance]
     parts: list[str | Content | tuple[str, str]] = [(label, f"bold {var}")]
     if info.api_url:
-        parts += [("  API ", "$text-muted"), info.api_url]
+        parts += [("  API ", "$text-muted"), visible(info.api_url)]
     if info.note:
-        parts.append((f"  {info.note}", "$text-error"))
-    parts += [("  home ", "$text-muted"), info.home]
+        parts.append((visible(f"  {info.note}"), "$text-error"))
+    parts += [("  home ", "$text-muted"), visible(info.home)]  # a path is shown as it is
     if info.runs is not None:
         counts = [_plural(info.experiments or 0, "experiment"), _plural(info.runs, "run")]
         if info.running:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 
 from textual_plotext import PlotextPlot
 
+from mlbox.textsafe import visible
+from mlbox.tui.views.format import inert
 from mlbox.tui.views.sweeps import Curve
 
 COLORS = {"best": "green+", "selected": "white", "pruned": "red", "failed": "magenta", "other": "gray"}
@@ -61,9 +63,9 @@ class TrialCurves(PlotextPlot):
             plt.plot(c.steps, c.values, marker=marker, color=color(c))
             if c.state == "pruned":
                 plt.scatter(c.steps[-1:], c.values[-1:], marker="x", color=COLORS["pruned"])
-        plt.title(self.plot_title if self.curves else "no values reported yet")
+        plt.title(visible(self.plot_title) if self.curves else "no values reported yet")  # a sweep name
         plt.xlabel("step" if self.curves else "")
-        self.border_subtitle = legend(self.curves)
+        self.border_subtitle = inert(legend(self.curves))
         self.refresh()
 
 

@@ -17,6 +17,7 @@ from textual.widgets import DataTable, Static
 
 from mlbox.registry.schemas import AliasMove, ModelVersion
 from mlbox.registry.signature import Schema, Signature
+from mlbox.textsafe import visible
 from mlbox.tui.views import format as fmt
 
 MAX_SCHEMA_LINES = 8
@@ -44,7 +45,7 @@ def lineage_text(mv: ModelVersion) -> Text:
     def row(label: str, value: str | Text, style: str = "") -> None:
         text.append(f"{label:<11}", style="dim")
         if isinstance(value, str):
-            text.append(value, style=style)
+            text.append(visible(value), style=style)  # a source, a description: user text
         else:
             text.append_text(value)
         text.append("\n")
@@ -52,11 +53,16 @@ def lineage_text(mv: ModelVersion) -> Text:
     row("version", f"{mv.version}  {mv.flavor}", "bold")
     row("created", fmt.when(mv.created_at))
     if lin.run_id is not None:
-        row("run", Text.assemble((f"#{lin.run_id}", "bold"), f" {lin.run_name or ''}", ("  (enter)", "dim")))
+        row(
+            "run",
+            Text.assemble(
+                (f"#{lin.run_id}", "bold"), fmt.inert(f" {lin.run_name or ''}"), ("  (enter)", "dim")
+            ),
+        )
         row("experiment", lin.experiment or "-")
     row("source", lin.source)
     if lin.git_sha:
-        git = Text(lin.git_sha[:SHA_PREFIX])
+        git = fmt.inert(lin.git_sha[:SHA_PREFIX])
         if lin.git_dirty:
             git.append(" dirty", style="bold #d29922")
         row("git", git)
@@ -65,8 +71,8 @@ def lineage_text(mv: ModelVersion) -> Text:
     if lin.datasets:
         text.append("datasets\n", style="dim")
         for d in lin.datasets:
-            text.append(f"  {d.context}/{d.name}  ")
-            text.append(d.digest[:SHA_PREFIX], style="dim")
+            text.append(visible(f"  {d.context}/{d.name}  "))
+            text.append(visible(d.digest[:SHA_PREFIX]), style="dim")
             text.append("\n")
     if mv.description:
         row("about", mv.description)
@@ -84,7 +90,7 @@ def signature_text(signature: Signature | None) -> Text:
     for label, unnamed, schema in parts:
         text.append(f"{label} ({schema.kind})\n", style="dim")
         for line in schema_lines(schema, unnamed):
-            text.append(f"  {line}\n")
+            text.append(f"  {visible(line)}\n")  # column names come from the user's data
     text.rstrip()
     return text
 
@@ -172,16 +178,17 @@ class VersionDetail(Horizontal):
             signature.update("")
         else:
             lineage.update(lineage_text(mv))
-            lineage.border_title = f"lineage · {mv.name} v{mv.version}"
+            lineage.border_title = fmt.inert(f"lineage · {mv.name} v{mv.version}")
             signature.update(signature_text(mv.signature))
             files.add_rows(
-                (f.path, _right(fmt.size(f.size)), Text(f.sha256[:SHA_PREFIX], style="dim")) for f in mv.files
+                (fmt.inert(f.path), _right(fmt.size(f.size)), Text(f.sha256[:SHA_PREFIX], style="dim"))
+                for f in mv.files
             )
         table: DataTable[str | Text] = self.query_one("#history", DataTable)
         row = table.cursor_row
         table.clear()
         table.add_rows(
-            (m.alias, move_text(m), fmt.when(m.moved_at), Text(m.note, style="dim"))
+            (fmt.inert(m.alias), move_text(m), fmt.when(m.moved_at), fmt.inert(m.note, "dim"))
             for m in reversed(history)
         )
         if table.row_count:
