@@ -53,6 +53,11 @@ def release(db: Database, holder: str) -> int:
         return conn.execute("DELETE FROM gpu_leases WHERE holder = ?", (holder,)).rowcount
 
 
+def holders_by_gpu(db: Database) -> dict[int, str]:
+    """GPU index -> the holder that leased it outside jobs."""
+    return {r[0]: r[1] for r in db.query("SELECT gpu, holder FROM gpu_leases WHERE holder IS NOT NULL")}
+
+
 def held_by_holders(db: Database) -> set[int]:
     return {r[0] for r in db.query("SELECT gpu FROM gpu_leases WHERE holder IS NOT NULL")}
 

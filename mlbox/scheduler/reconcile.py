@@ -271,12 +271,15 @@ class Reconciler:
     def _note_impossible(self, job_ids: list[int]) -> None:
         """Jobs that cannot fit stay queued (the inventory may grow back) and say why."""
         inventory, cpus_total = self.service.inventory(), self.service.cpus_total()
+        held_by = holders.holders_by_gpu(self.db)
         with self.db.atomic() as conn:
             for job_id in job_ids:
                 row = conn.execute(
                     "SELECT gpus, gpu_memory_mb, cpus FROM jobs WHERE id = ?", (job_id,)
                 ).fetchone()
-                why = why_impossible(row["gpus"], row["gpu_memory_mb"], row["cpus"], inventory, cpus_total)
+                why = why_impossible(
+                    row["gpus"], row["gpu_memory_mb"], row["cpus"], inventory, cpus_total, held_by
+                )
                 conn.execute(
                     "UPDATE jobs SET message = ? WHERE id = ? AND state IN ('queued', 'preempted')"
                     " AND message IS NOT ?",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,9 +139,19 @@ def check_spec(
 
 
 def why_impossible(
-    gpus: int, gpu_memory_mb: int, cpus: float, inventory: list[Gpu], cpus_total: float
+    gpus: int,
+    gpu_memory_mb: int,
+    cpus: float,
+    inventory: list[Gpu],
+    cpus_total: float,
+    held_by: Mapping[int, str] | None = None,
 ) -> str:
-    """Why a queued job can never start on this machine, in the words its user needs to fix it."""
+    """Why a queued job cannot start, in the words its user needs to fix it.
+
+    ``held_by`` names the GPUs leased outside jobs (a served model: ``serving:churn/3``).
+    Placement leaves those out, so a job that would fit the machine but not what is left
+    waits for them, and says who holds them rather than that the machine is too small.
+    """
     if cpus > cpus_total + 1e-9:
         return f"cannot fit: it asks for {cpus:g} cores and this scheduler has {cpus_total:g}"
     if gpu_memory_mb > 0:
@@ -151,4 +162,8 @@ def why_impossible(
                 f"cannot fit: it asks for {gpus} GPUs with {gpu_memory_mb} MiB each; "
                 f"{len(big)} of the {len(inventory)} GPUs have that much (the largest has {largest} MiB)"
             )
+    held = {i: who for i, who in (held_by or {}).items() if any(g.index == i for g in inventory)}
+    if held and gpus <= len(inventory):
+        holders = ", ".join(f"GPU {i} by {who.replace(':', ' ', 1)}" for i, who in sorted(held.items()))
+        return f"waiting for {gpus} GPU{'s' if gpus != 1 else ''}: held outside jobs: {holders}"
     return f"cannot fit: it asks for {gpus} GPUs and this scheduler has {len(inventory)}"
