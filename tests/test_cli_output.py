@@ -29,6 +29,11 @@ REPO = Path(__file__).resolve().parents[1]
         (["models", "ls"], ["NAME", "LATEST", "VERSIONS", "CREATED", "ALIASES"], "no models yet"),
         (["features", "ls"], ["ENTITY", "JOIN", "KEYS"], "no entities yet"),
         (["sweeps", "ls"], ["ID", "NAME", "STATE", "TRIALS", "METRIC", "BEST", "CREATED"], "no sweeps yet"),
+        (
+            ["jobs", "ls"],
+            ["ID", "STATE", "NAME", "GPUS", "PRI", "TRY", "CREATED", "TIME", "MESSAGE"],
+            "no jobs",
+        ),
     ],
 )
 def test_an_empty_listing_prints_its_header_and_says_so(

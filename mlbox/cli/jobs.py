@@ -8,16 +8,18 @@ says so and the job waits in the queue.
 
 from __future__ import annotations
 
+import codecs
 import sys
 import time
 
 import click
 
-from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, when
+from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, print_table, when
 from mlbox.scheduler.client import spec_for
-from mlbox.scheduler.schemas import JOB_STATES, Job
+from mlbox.scheduler.schemas import JOB_STATES, GpuStatus, Job
 from mlbox.store import Home
 from mlbox.store.errors import Conflict, InvalidInput
+from mlbox.textsafe import visible
 
 WAIT_CHECK_S = 2.0
 """How often `jobs wait` checks that an appliance is still there to end the job."""
@@ -166,15 +168,25 @@ def jobs_submit(
         click.echo(note, err=True)
 
 
-HEADER = f"{'ID':>5}  {'STATE':<10} {'NAME':<24} {'GPUS':<9} {'PRI':>4} {'TRY':>3}  {'CREATED':<19} {'TIME':>8}  MESSAGE"
+HEADER = ("ID", "STATE", "NAME", "GPUS", "PRI", "TRY", "CREATED", "TIME", "MESSAGE")
+RIGHT = ("ID", "PRI", "TRY", "TIME")
+NAME_WIDTH = 24
 
 
-def _line(j: Job) -> str:
+def _cells(j: Job) -> tuple[object, ...]:
+    """One row of `HEADER`; the name and message are user text, printed with control characters escaped."""
     gpus = ",".join(map(str, j.gpus)) if j.state == "running" else str(j.spec.resources.gpus or "-")
     return (
-        f"{j.id:>5}  {j.state:<10} {j.spec.name[:24]:<24} {gpus:<9} {j.spec.priority:>4} {j.attempt:>3}  "
-        f"{when(j.created_at):<19} {_duration(j):>8}  {j.message or ''}"
-    ).rstrip()
+        j.id,
+        j.state,
+        visible(j.spec.name[:NAME_WIDTH]),
+        gpus,
+        j.spec.priority,
+        j.attempt,
+        when(j.created_at),
+        _duration(j),
+        visible(j.message or ""),
+    )
 
 
 @jobs.command("ls")
@@ -189,12 +201,12 @@ def jobs_ls(ctx: Context, states: tuple[str, ...], owner: str | None, limit: int
     if as_json:
         echo_json(found)
         return
-    if not found:
-        click.echo("no jobs; queue one with: mlbox jobs submit -- CMD...")
-        return
-    click.echo(HEADER)
-    for j in found:
-        click.echo(_line(j))
+    print_table(
+        HEADER,
+        (_cells(j) for j in found),
+        empty="no jobs; queue one with: mlbox jobs submit -- CMD...",
+        right=RIGHT,
+    )
 
 
 @jobs.command("show")
@@ -211,8 +223,8 @@ def jobs_show(ctx: Context, job_id: int, as_json: bool) -> None:
         return
     s = j.spec
     what = " ".join(s.command) if s.command else (s.script or s.function or "")
-    click.echo(f"job {j.id}  {s.name}  [{j.state}]" + (f"  {j.message}" if j.message else ""))
-    click.echo(f"  runs      {what} {' '.join(s.script_args)}".rstrip())
+    click.echo(visible(f"job {j.id}  {s.name}  [{j.state}]" + (f"  {j.message}" if j.message else "")))
+    click.echo(visible(f"  runs      {what} {' '.join(s.script_args)}".rstrip()))
     r = s.resources
     click.echo(
         f"  wants     {r.gpus} GPU(s), {r.cpus:g} core(s)"
@@ -228,31 +240,65 @@ def jobs_show(ctx: Context, job_id: int, as_json: bool) -> None:
     click.echo(f"  run       {j.run_id if j.run_id is not None else '-'} (experiment {s.experiment})")
     click.echo(f"  log       {j.log_path}")
     click.echo(f"  checkpts  {j.checkpoint_dir}")
-    for a in attempts:
-        code = "-" if a.exit_code is None else str(a.exit_code)
-        click.echo(
-            f"  attempt {a.attempt}: {a.outcome:<12} exit {code:>4}  GPUs {a.gpus}  pid {a.pid}  "
-            f"{when(a.started_at)}"
+    if attempts:
+        click.echo()
+        print_table(
+            ("ATTEMPT", "OUTCOME", "EXIT", "GPUS", "PID", "STARTED"),
+            (
+                (
+                    a.attempt,
+                    a.outcome,
+                    "-" if a.exit_code is None else a.exit_code,
+                    ",".join(map(str, a.gpus)) or "-",
+                    a.pid,
+                    when(a.started_at),
+                )
+                for a in attempts
+            ),
+            empty="no attempts yet",
+            right=("ATTEMPT", "EXIT", "PID"),
         )
+
+
+class _LogWriter:
+    """Writes a job's log bytes to stdout: as they are to a pipe or with ``--raw``; to a terminal
+    decoded, with every control character but newline and tab shown as its escape, so a job's
+    output cannot clear the screen, set the title or write the clipboard of the reader's terminal."""
+
+    def __init__(self, *, raw: bool) -> None:
+        self.raw = raw or not sys.stdout.isatty()
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def write(self, data: bytes, *, final: bool = False) -> None:
+        if self.raw:
+            sys.stdout.buffer.write(data)
+        else:
+            sys.stdout.write(visible(self._decoder.decode(data, final), keep="\n\t"))
+        sys.stdout.flush()
 
 
 @jobs.command("logs")
 @click.argument("job_id", type=int)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing until the job ends.")
+@click.option("--raw", is_flag=True, help="Print the log's bytes as they are, escape sequences included.")
 @pass_ctx
-def jobs_logs(ctx: Context, job_id: int, follow: bool) -> None:
-    """Print the job's output (stdout and stderr of every attempt)."""
+def jobs_logs(ctx: Context, job_id: int, follow: bool, raw: bool) -> None:
+    """Print the job's output (stdout and stderr of every attempt).
+
+    On a terminal, control characters in the output are shown escaped (ESC as ``\\x1b``);
+    ``--raw`` (or a pipe) passes the bytes through.
+    """
     sched = ctx.services.scheduler
+    out = _LogWriter(raw=raw)
     offset = 0
     while True:
         data, offset = sched.read_log(job_id, offset)
         if data:
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
+            out.write(data)
             continue
         if not follow or sched.get(job_id).terminal:
             data, offset = sched.read_log(job_id, offset)
-            sys.stdout.buffer.write(data)
+            out.write(data, final=True)
             return
         time.sleep(0.2)
 
@@ -322,18 +368,20 @@ def gpus(ctx: Context, as_json: bool) -> None:
     if as_json:
         echo_json(board)
         return
-    if not board:
-        click.echo("no GPUs (set MLBOX_GPUS=4 to simulate some)")
-        return
-    click.echo(f"{'GPU':>3}  {'NAME':<24} {'MEMORY':>8} {'UTIL':>5} {'USED':>8}  HOLDER")
-    for g in board:
-        mem = "-" if g.gpu.memory_mb is None else f"{g.gpu.memory_mb}M"
-        util = "-" if g.utilization is None else f"{g.utilization:.0f}%"
-        used = "-" if g.memory_used_mb is None else f"{g.memory_used_mb}M"
-        holder = "free"
-        if g.lease is not None:
-            holder = f"job {g.lease.job_id} {g.lease.job_name}" + (
-                f" ({g.lease.owner})" if g.lease.owner else ""
-            )
-            holder += f" since {when(g.lease.since)}"
-        click.echo(f"{g.gpu.index:>3}  {g.gpu.name[:24]:<24} {mem:>8} {util:>5} {used:>8}  {holder}")
+    print_table(
+        ("GPU", "NAME", "MEMORY", "UTIL", "USED", "HOLDER"),
+        (_gpu_cells(g) for g in board),
+        empty="no GPUs (set MLBOX_GPUS=4 to simulate some)",
+        right=("GPU", "MEMORY", "UTIL", "USED"),
+    )
+
+
+def _gpu_cells(g: GpuStatus) -> tuple[object, ...]:
+    mem = "-" if g.gpu.memory_mb is None else f"{g.gpu.memory_mb}M"
+    util = "-" if g.utilization is None else f"{g.utilization:.0f}%"
+    used = "-" if g.memory_used_mb is None else f"{g.memory_used_mb}M"
+    holder = "free"
+    if g.lease is not None:
+        holder = f"job {g.lease.job_id} {g.lease.job_name}" + (f" ({g.lease.owner})" if g.lease.owner else "")
+        holder += f" since {when(g.lease.since)}"
+    return (g.gpu.index, g.gpu.name[:NAME_WIDTH], mem, util, used, visible(holder))
