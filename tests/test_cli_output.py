@@ -115,3 +115,11 @@ def test_every_progress_bar_is_rich() -> None:
         for hit in _progress_uses(p)
     ]
     assert not found, "\n".join(found)
+
+
+def test_table_cells_show_control_characters_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    """A run named with an escape sequence cannot drive the terminal that lists it."""
+    print_table(("NAME",), [("evil\x1b]0;pwned\x07\x1b[2Jname",)], empty="none")
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "evil\\x1b]0;pwned\\x07\\x1b[2Jname" in out

@@ -24,6 +24,7 @@ import msgspec
 
 from mlbox.services import Services
 from mlbox.settings import Settings
+from mlbox.textsafe import visible
 from mlbox.timefmt import when as when
 
 if TYPE_CHECKING:
@@ -67,7 +68,9 @@ def print_table(
 ) -> int:
     """Prints a listing with its header; with no rows, the header and then ``empty`` (e.g. ``no runs``).
 
-    Columns named in ``right`` are right-aligned (ids, counts, numbers). On a
+    Cells are user text (run names, messages): control characters are shown escaped
+    (`mlbox.textsafe.visible`), so a name cannot move the cursor or set the
+    terminal's title. Columns named in ``right`` are right-aligned (ids, counts, numbers). On a
     terminal the header is bold and the table fits the window; elsewhere the
     width is unbounded, so a long cell never wraps a row onto two lines, and
     trailing spaces are cut. Returns the number of rows printed.
@@ -82,7 +85,7 @@ def print_table(
         table.add_column(name, justify="right" if name in right else "left", no_wrap=not terminal)
     count = 0
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*("" if v is None else visible(str(v)) for v in row))
         count += 1
     buffer = io.StringIO()
     console = Console(
