@@ -92,16 +92,28 @@ async def _read(reader: asyncio.StreamReader) -> int:
     return int(head[9:12])
 
 
+KEEP_IDLE_S = 4.0
+"""A pooled connection idle this long is closed, not reused: uvicorn closes idle keep-alive
+connections after 5 s, and a request written into one it is closing reads 0 bytes back. Real
+client pools do the same (drop or re-check stale connections), so this measures the server."""
+
+
 class Pool:
     """Keep-alive connections handed out one request at a time, opened on demand up to a cap."""
 
     def __init__(self, port: int, cap: int) -> None:
         self.port, self.cap, self.open = port, cap, 0
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.last_used: dict[int, float] = {}
 
     async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        if self.idle:
-            return self.idle.pop()
+        now = time.monotonic()
+        while self.idle:
+            conn = self.idle.pop()
+            if now - self.last_used.pop(id(conn[1]), now) < KEEP_IDLE_S and not conn[0].at_eof():
+                return conn
+            self.open -= 1
+            conn[1].close()
         if self.open >= self.cap:
             return None
         self.open += 1
@@ -113,6 +125,7 @@ class Pool:
 
     def give(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], reusable: bool) -> None:
         if reusable:
+            self.last_used[id(conn[1])] = time.monotonic()
             self.idle.append(conn)
         else:
             self.open -= 1
