@@ -9,10 +9,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +24,7 @@ os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempd
 from mlbox.services import Services
 from mlbox.settings import Settings
 from mlbox.tracking import client as client_module
+from tests.helpers import stop
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex
@@ -105,6 +108,16 @@ def subprocess_env(home: Path) -> dict[str, str]:
     env["MLBOX_HOME"] = str(home)
     env.pop("MLBOX_RUN_ID", None)
     return env
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[Any]]]:
+    """Processes a test starts (append them); any still running at the end are stopped
+    (SIGTERM, then SIGKILL), so a failed test leaves no ``mlbox up`` serving its home."""
+    procs: list[subprocess.Popen[Any]] = []
+    yield procs
+    for proc in procs:
+        stop(proc)
 
 
 @pytest.fixture

@@ -8,11 +8,9 @@ the home free), and the TUI's embedded appliance (`Appliance.start_loops`) takes
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,34 +18,15 @@ import pytest
 from mlbox.appliance import Appliance
 from mlbox.services import Services
 from mlbox.settings import Settings
-from mlbox.store import Home
 from mlbox.store.errors import Conflict
-from mlbox.store.home import Announcement
-from tests.helpers import MLBOX
+from tests.helpers import MLBOX, mlbox_env, wait_announced
 
 DEADLINE_S = 90.0
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLBOX_")}
-    env["MLBOX_HOME"] = str(tmp_path / "home")
-    return env
-
-
-@pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[str]]]:
-    """Processes a test starts; any still running at the end get SIGTERM, then SIGKILL."""
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    return mlbox_env(tmp_path / "home")
 
 
 def up(env: dict[str, str], procs: list[subprocess.Popen[str]], *argv: str) -> subprocess.Popen[str]:
@@ -61,17 +40,6 @@ def up(env: dict[str, str], procs: list[subprocess.Popen[str]], *argv: str) -> s
     )
     procs.append(proc)
     return proc
-
-
-def announced(home: Path, proc: subprocess.Popen[str]) -> Announcement:
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        ann = Home(home).running_appliance()
-        if ann is not None and ann.pid == proc.pid:
-            return ann
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "mlbox up did not announce itself"
-        time.sleep(0.05)
 
 
 def refused(proc: subprocess.Popen[str]) -> str:
@@ -91,14 +59,14 @@ def test_two_ups_at_once_one_serves_the_other_names_it(
         assert time.monotonic() < deadline, "neither mlbox up was refused"
         time.sleep(0.05)
     loser, winner = (first, second) if first.poll() is not None else (second, first)
-    ann = announced(home, winner)
+    url = wait_announced(home, winner, deadline_s=DEADLINE_S)
     err = refused(loser)
-    assert f"already running (pid {winner.pid}, {ann.url})" in err and str(home) in err
+    assert f"already running (pid {winner.pid}, {url})" in err and str(home) in err
     # The lock goes with the process, however it ends: after SIGKILL the home is free again.
     winner.kill()
     winner.wait()
     again = up(env, started, "--port", "0")
-    announced(home, again)
+    wait_announced(home, again, deadline_s=DEADLINE_S)
 
 
 def test_the_embedded_appliance_holds_the_home_too(
@@ -116,7 +84,7 @@ def test_the_embedded_appliance_holds_the_home_too(
     finally:
         embedded.stop()
     after = up(env, started, "--port", "0")
-    announced(home, after)
+    wait_announced(home, after, deadline_s=DEADLINE_S)
 
 
 def test_a_taken_port_is_named(env: dict[str, str], started: list[subprocess.Popen[str]]) -> None:
@@ -127,15 +95,15 @@ def test_a_taken_port_is_named(env: dict[str, str], started: list[subprocess.Pop
         err = refused(up(env, started, "--port", str(port)))
         assert f"127.0.0.1 port {port}" in err and "--port" in err
     # Refused before anything started: the home is free for the next one.
-    announced(Path(env["MLBOX_HOME"]), up(env, started, "--port", "0"))
+    wait_announced(Path(env["MLBOX_HOME"]), up(env, started, "--port", "0"), deadline_s=DEADLINE_S)
 
 
 def test_host_option_beside_the_variable(env: dict[str, str], started: list[subprocess.Popen[str]]) -> None:
     env["MLBOX_HOST"] = "127.0.0.1"
     proc = up(env, started, "--host", "127.0.0.2", "--port", "0")  # loopback, but not the default
-    ann = announced(Path(env["MLBOX_HOME"]), proc)
-    assert ann.url.startswith("http://127.0.0.2:")
-    port = int(ann.url.rsplit(":", 1)[1])
+    url = wait_announced(Path(env["MLBOX_HOME"]), proc, deadline_s=DEADLINE_S)
+    assert url.startswith("http://127.0.0.2:")
+    port = int(url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.2", port), timeout=10):
         pass
     err = refused(up({**env, "MLBOX_HOME": env["MLBOX_HOME"] + "2"}, started, "--host", " "))

@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-MLBOX = Path(sys.executable).parent / "mlbox"
+from tests.helpers import MLBOX, stop, wait_announced
+
 ARTIFACT = bytes(range(256)) * 40
 STEPS = 30
 
@@ -82,32 +83,13 @@ def up(home: Path, subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[U
         proc = subprocess.Popen(
             [str(MLBOX), "up", "--port", "0"], env=env, cwd=tmp_path, stdout=err, stderr=err
         )
-    announcement = home / "appliance.json"
-    deadline = time.monotonic() + 30
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlbox up exited with {proc.returncode}: {log.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlbox up did not announce itself within 30 s: {log.read_text()}")
-            try:
-                data = json.loads(announcement.read_text())
-                if data["pid"] == proc.pid:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.05)
+        url = wait_announced(home, proc, log=log)
         token_path = home / "token"
         assert stat.S_IMODE(token_path.stat().st_mode) == 0o600
-        yield Up(proc, data["url"], token_path.read_text().strip(), home, log)
+        yield Up(proc, url, token_path.read_text().strip(), home, log)
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
 
 
 def _log_a_run(env: dict[str, str], cwd: Path) -> int:

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -25,9 +24,9 @@ from sklearn.linear_model import LogisticRegression
 import mlbox
 from mlbox.services import Services
 from mlbox.serving.predlog import read_predictions
+from tests.helpers import MLBOX, stop, wait_announced
 from tests.serving.models import SlowToLoad
 
-MLBOX = Path(sys.executable).parent / "mlbox"
 REPO = Path(__file__).resolve().parents[1]
 SWITCH_WITHIN_S = 10.0
 
@@ -35,30 +34,16 @@ SWITCH_WITHIN_S = 10.0
 def _start_up(env: dict[str, str], cwd: Path, home: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(MLBOX), "up", "--port", "0"], env=env, cwd=cwd, stdout=out, stderr=out)
-    deadline = time.monotonic() + 30
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"mlbox up exited with {proc.returncode}: {log.read_text()}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"mlbox up did not announce itself within 30 s: {log.read_text()}")
-        try:
-            data = json.loads((home / "appliance.json").read_text())
-            if data["pid"] == proc.pid:
-                return proc, str(data["url"])
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.05)
+    return proc, wait_announced(home, proc, log=log)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """Its exit status after SIGTERM; failing the test if it had to be killed (a clean stop is
+    what flushes the prediction log)."""
+    code = stop(proc)
+    if code == -signal.SIGKILL:
         pytest.fail("mlbox up did not stop within 20 s of SIGTERM")
+    return code
 
 
 def _oip(rows: np.ndarray, name: str = "input") -> dict[str, object]:
@@ -135,13 +120,7 @@ def test_up_serves_the_champion_follows_an_alias_move_and_logs_every_request(
             assert set(versions) <= {"1", "2"}
             assert versions == sorted(versions)  # never back to the old version
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            pytest.fail("mlbox up did not stop within 20 s of SIGTERM")
+        code = _stop(proc)
     assert code == 0, (tmp_path / "up.log").read_text()
     assert not (home / "appliance.json").exists()
 

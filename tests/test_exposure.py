@@ -8,7 +8,6 @@ another interface: binding 0.0.0.0 is enough to see the warning).
 from __future__ import annotations
 
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -16,7 +15,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,7 @@ from mlbox.appliance import exposure_warning
 from mlbox.services import Services
 from mlbox.settings import Settings
 from mlbox.store import Home
-from tests.helpers import MLBOX
+from tests.helpers import MLBOX, mlbox_env
 
 DEADLINE_S = 90.0
 
@@ -46,24 +44,7 @@ def test_the_warning_is_for_every_address_but_loopback() -> None:
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLBOX_")}
-    env["MLBOX_HOME"] = str(tmp_path / "home")
-    env["MLBOX_SERVING_LOG_PREDICTIONS"] = "0"
-    return env
-
-
-@pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[str]]]:
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    return mlbox_env(tmp_path / "home", MLBOX_SERVING_LOG_PREDICTIONS="0")
 
 
 def up(env: dict[str, str], started: list[subprocess.Popen[str]], *argv: str) -> tuple[str, list[str]]:

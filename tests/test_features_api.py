@@ -9,10 +9,7 @@ answers 404/409 JSON naming the field.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,7 @@ from litestar.testing import TestClient
 from mlbox.api.app import create_app
 from mlbox.features import Field, OnDemandFeatureView
 from mlbox.services import Services
-from tests.helpers import MLBOX, error
+from tests.helpers import MLBOX, error, stop, wait_announced
 from tests.test_features_cli import base_time, write_source
 
 TOKEN = "test-token-features"
@@ -251,29 +248,10 @@ def up(store: Services, home: Path, subprocess_env: dict[str, str], tmp_path: Pa
     log = tmp_path / "up.log"
     with open(log, "wb") as err:
         proc = subprocess.Popen([str(MLBOX), "up", "--port", "0"], env=subprocess_env, stdout=err, stderr=err)
-    announcement = home / "appliance.json"
-    deadline = time.monotonic() + 60
     try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlbox up exited with {proc.returncode}: {log.read_text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"mlbox up did not announce itself within 60 s: {log.read_text()}")
-            try:
-                data = json.loads(announcement.read_text())
-                if data["pid"] == proc.pid:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.05)
-        yield str(data["url"])
+        yield wait_announced(home, proc, log=log)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 def test_online_over_a_real_socket(up: str, store: Services, t0: dt.datetime) -> None:

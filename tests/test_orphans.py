@@ -14,14 +14,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mlbox.store import Home
 from mlbox.store.tempfiles import Writer, is_orphan, orphans, temp_name, writer_of, writer_tag
-from tests.helpers import MLBOX
+from tests.helpers import MLBOX, mlbox_env, wait_announced
 
 DEADLINE_S = 60.0
 CHUNK = b"x" * (1 << 20)
@@ -71,23 +70,7 @@ def test_orphans_chooses_among_names_and_keeps_what_it_cannot_judge() -> None:
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLBOX_")}
-    env["MLBOX_HOME"] = str(tmp_path / "home")
-    return env
-
-
-@pytest.fixture
-def started() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    yield procs
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    return mlbox_env(tmp_path / "home")
 
 
 WRITER = "import sys, mlbox; mlbox.start_run(experiment='big'); mlbox.log_artifact(sys.argv[1])"
@@ -154,11 +137,7 @@ def test_mlbox_up_removes_what_killed_writers_left_and_keeps_what_live_ones_writ
         start_new_session=True,
     )
     started.append(up)
-    deadline = time.monotonic() + DEADLINE_S
-    while (ann := home.running_appliance()) is None or ann.pid != up.pid:
-        assert up.poll() is None, up.communicate()
-        assert time.monotonic() < deadline, "mlbox up did not announce itself"
-        time.sleep(0.05)
+    wait_announced(home.root, up, deadline_s=DEADLINE_S)
 
     assert not killed_tmp.exists(), "the killed writer's temporary file is still there"
     assert alive_tmp.exists(), "a live writer's temporary file was removed"

@@ -19,8 +19,7 @@ import pytest
 from mlbox.scheduler.schemas import JobSpec, Resources
 from mlbox.services import Services
 from mlbox.settings import Settings
-
-MLBOX = Path(sys.executable).parent / "mlbox"
+from tests.helpers import MLBOX, stop, wait_announced
 
 
 @pytest.fixture
@@ -41,18 +40,7 @@ class Appliance:
             self.proc = subprocess.Popen(
                 [str(MLBOX), "up", "--port", "0"], env=env, stdout=out, stderr=out, start_new_session=True
             )
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, f"mlbox up did not start: {log.read_text()}"
-            try:
-                data = json.loads((home / "appliance.json").read_text())
-                if data["pid"] == self.proc.pid:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.05)
-        self.url = data["url"]
+        self.url = wait_announced(home, self.proc, log=log)
         self.token = (home / "token").read_text().strip()
 
     def client(self) -> httpx.Client:
@@ -65,13 +53,7 @@ class Appliance:
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop(self.proc)
 
 
 @pytest.fixture

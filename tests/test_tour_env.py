@@ -30,12 +30,11 @@ import signal
 import subprocess
 import sys
 import sysconfig
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import MLBOX
+from tests.helpers import MLBOX, stop, wait_announced
 
 TOUR = ".venv/bin/mlbox sweep space.yaml --metric val_loss --trials 20 --parallel 2 --pruner asha -- python train.py"
 
@@ -94,29 +93,14 @@ def test_tour_sweep_runs_in_the_users_venv_beside_an_appliance_from_another(
             cwd=tmp_path,
         )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert up.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, f"mlbox up did not start: {log.read_text()}"
-            try:
-                if json.loads((home / "appliance.json").read_text())["pid"] == up.pid:
-                    break
-            except (OSError, ValueError, KeyError):
-                pass
-            time.sleep(0.05)
-
+        wait_announced(home, up, log=log)
         user_env = {**appliance_env, "TOUR_TRACE": str(trace)}
         user_env.pop("MLBOX_SCHEDULER_TICK_S")
         done = subprocess.run(
             TOUR.split(), cwd=project, env=user_env, capture_output=True, text=True, timeout=240
         )
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
+        stop(up)
 
     assert done.returncode == 0, done.stdout + done.stderr + log.read_text()
     assert "No module named" not in done.stdout + done.stderr
