@@ -311,6 +311,7 @@ def served(services: Services, tmp_path: Path) -> Iterator[tuple[Appliance, Line
     services.registry.register(
         "fraud", model=model, example_input=x, features=["stats:avg_amount", "txn:ratio"]
     )
+    services.registry.set_alias("fraud", "champion", 1)  # open routes score only what an alias serves
     app = Appliance(replace(services, settings=replace(services.settings, port=0)))
     app.start_loops()
     app.start_http()
@@ -327,21 +328,21 @@ def test_served_model_scores_entity_keys_and_request_values(
     app, model = served
     expected = model.predict(np.array([[20.0, 0.25], [4.0, 2.0]]))  # 5/20 and 8/4 by hand
     records = [{"user_id": 1, "amount": 5.0}, {"user_id": 2, "amount": 8}]
-    r = httpx.post(f"{app.url}/api/v1/models/fraud/predict", json={"dataframe_records": records})
+    r = httpx.post(f"{app.url}/api/v1/models/fraud@champion/predict", json={"dataframe_records": records})
     assert r.status_code == 200, r.text
     np.testing.assert_allclose(r.json()["predictions"], expected)
     split = {"dataframe_split": {"columns": ["user_id", "amount"], "data": [[2, 8.0]]}}
-    r = httpx.post(f"{app.url}/api/v1/models/fraud/predict", json=split)
+    r = httpx.post(f"{app.url}/api/v1/models/fraud@champion/predict", json=split)
     assert r.status_code == 200, r.text
     np.testing.assert_allclose(r.json()["predictions"], expected[1:])
     r = httpx.post(
-        f"{app.url}/v2/models/fraud/infer",
+        f"{app.url}/v2/models/fraud@champion/infer",
         json={"inputs": [{"name": "user_id", "shape": [1], "datatype": "INT64", "data": [1]},
                          {"name": "amount", "shape": [1], "datatype": "FP64", "data": [5.0]}]},
     )  # fmt: skip
     assert r.status_code == 200, r.text
     np.testing.assert_allclose(r.json()["outputs"][0]["data"], expected[:1])
-    r = httpx.post(f"{app.url}/api/v1/models/fraud/predict", json={"dataframe_records": [{"user_id": 1}]})
+    r = httpx.post(f"{app.url}/api/v1/models/fraud@champion/predict", json={"dataframe_records": [{"user_id": 1}]})
     assert r.status_code == 422, r.text
     assert r.json()["field"] == "amount" and "amount" in r.json()["error"]
 

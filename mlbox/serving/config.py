@@ -59,8 +59,10 @@ class ServingSettings:
     """``MLBOX_SERVING_LATENCY_TOLERANCE``: each model's own in-flight limit shrinks while its answers
     take longer than this many times its fastest recent answer, and grows back while they do not;
     0 turns the per-model limit off."""
-    min_inflight_per_model: int = 2
-    """``MLBOX_SERVING_MIN_INFLIGHT_PER_MODEL``: the per-model limit never shrinks below this."""
+    min_inflight_per_model: int = 8
+    """``MLBOX_SERVING_MIN_INFLIGHT_PER_MODEL``: the per-model limit never shrinks below this, so a
+    handful of clients is never refused because a latency spike (a swap loading the next version
+    beside the serving one) cut the limit; overload sheds above it."""
     max_connections: int = 1000
     """``MLBOX_SERVING_MAX_CONNECTIONS``: open HTTP connections (uvicorn's ``limit_concurrency``);
     while more are open, every request gets uvicorn's plain-text 503 and its connection is closed."""
