@@ -349,7 +349,7 @@ def test_sweep_ran_its_trials_as_jobs(demo: tuple[Path, str], services_of: Servi
             assert (job.state, job.exit_code) == ("succeeded", 0)
             assert len(series) == want.epochs and t.value == series.values[-1]
         else:  # pruned: the pruner stopped the job before its last epoch
-            assert job.state == "cancelled" and t.last_step is not None and t.last_step < want.epochs - 1
+            assert job.state == "pruned" and t.last_step is not None and t.last_step < want.epochs - 1
     best = max((t for t in trials if t.state == "complete"), key=lambda t: (t.value or 0.0, -t.number))
     assert (sweep.best_trial, sweep.best_value) == (best.number, best.value)
     out = " ".join(demo[1].split())
