@@ -32,6 +32,11 @@ from dataclasses import dataclass
 from mlbox.serving.config import ServingSettings
 from mlbox.serving.errors import Overloaded
 
+MIN_BASELINE_S = 0.005
+"""The baseline never reads below this: a model answering in 0.3 ms would otherwise count a
+millisecond's hiccup (the GIL held by a version loading beside it during a swap) as overload,
+and cut its limit to the floor while three clients score it."""
+
 WINDOW_S = 10.0
 """How long one window of the fastest-answer baseline lasts; the baseline is the fastest
 answer of this window and the one before, so it follows a model whose cost changes (a swap)."""
@@ -50,7 +55,7 @@ class Gate:
     last_cut: float = -math.inf
 
     def baseline(self) -> float:
-        return min(self.best_s, self.window_best_s)
+        return max(MIN_BASELINE_S, min(self.best_s, self.window_best_s))
 
 
 @dataclass(frozen=True)

@@ -59,10 +59,10 @@ class ServingSettings:
     """``MLBOX_SERVING_LATENCY_TOLERANCE``: each model's own in-flight limit shrinks while its answers
     take longer than this many times its fastest recent answer, and grows back while they do not;
     0 turns the per-model limit off."""
-    min_inflight_per_model: int = 8
+    min_inflight_per_model: int = 3
     """``MLBOX_SERVING_MIN_INFLIGHT_PER_MODEL``: the per-model limit never shrinks below this, so a
-    handful of clients is never refused because a latency spike (a swap loading the next version
-    beside the serving one) cut the limit; overload sheds above it."""
+    few clients are never refused because a latency spike cut the limit; a low floor keeps the
+    admitted latency of a costly model close to its unloaded latency."""
     max_connections: int = 1000
     """``MLBOX_SERVING_MAX_CONNECTIONS``: open HTTP connections (uvicorn's ``limit_concurrency``);
     while more are open, every request gets uvicorn's plain-text 503 and its connection is closed."""
