@@ -26,27 +26,31 @@ from litestar.handlers.base import BaseRouteHandler
 
 from mlbox.store.errors import MlboxError
 
-OPEN_ROUTES: frozenset[tuple[str, str]] = frozenset(
+ALWAYS_OPEN: frozenset[tuple[str, str]] = frozenset(
     {
         ("GET", "/api/v1/health"),
         ("GET", "/schema"),
         ("GET", "/schema/openapi.json"),
-        # scoring: read-only use of registered models, open like KServe/MLServer on
-        # loopback (see `mlbox.api.serving`); registering or moving a model needs the token
         ("GET", "/v2"),
         ("GET", "/v2/health/live"),
         ("GET", "/v2/health/ready"),
-        ("GET", "/v2/models/{name}"),
-        ("GET", "/v2/models/{name}/ready"),
-        ("GET", "/v2/models/{name}/versions/{version}"),
-        ("GET", "/v2/models/{name}/versions/{version}/ready"),
-        ("POST", "/v2/models/{name}/infer"),
-        ("POST", "/v2/models/{name}/versions/{version}/infer"),
-        ("POST", "/api/v1/models/{name}/predict"),
-        ("POST", "/invocations"),
-        ("GET", "/metrics"),
     }
 )
+"""Health and the schema: open even with ``MLBOX_SERVING_REQUIRE_TOKEN`` (probes carry no token)."""
+
+OPEN_ROUTES: frozenset[tuple[str, str]] = ALWAYS_OPEN | {
+    # scoring: read-only use of registered models, open like KServe/MLServer on
+    # loopback (see `mlbox.api.serving`); registering or moving a model needs the token
+    ("GET", "/v2/models/{name}"),
+    ("GET", "/v2/models/{name}/ready"),
+    ("GET", "/v2/models/{name}/versions/{version}"),
+    ("GET", "/v2/models/{name}/versions/{version}/ready"),
+    ("POST", "/v2/models/{name}/infer"),
+    ("POST", "/v2/models/{name}/versions/{version}/infer"),
+    ("POST", "/api/v1/models/{name}/predict"),
+    ("POST", "/invocations"),
+    ("GET", "/metrics"),
+}
 """(method, path template) pairs anyone on an accepted host may call without a token."""
 
 Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]
@@ -150,19 +154,7 @@ def token_guard(token: str) -> Guard:
 
 # -- MLBOX_SERVING_REQUIRE_TOKEN: the open scoring routes need the token too ----------------------
 
-STILL_OPEN: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("GET", "/api/v1/health"),
-        ("GET", "/schema"),
-        ("GET", "/schema/openapi.json"),
-        ("GET", "/v2"),
-        ("GET", "/v2/health/live"),
-        ("GET", "/v2/health/ready"),
-    }
-)
-"""Open routes that stay open under ``MLBOX_SERVING_REQUIRE_TOKEN``: liveness, readiness, the schema."""
-
-SCORING_ROUTES = OPEN_ROUTES - STILL_OPEN
+SCORING_ROUTES = OPEN_ROUTES - ALWAYS_OPEN
 """Scoring, model metadata and ``/metrics``: open unless ``MLBOX_SERVING_REQUIRE_TOKEN`` is set."""
 
 

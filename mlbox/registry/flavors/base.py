@@ -71,7 +71,7 @@ def as_matrix(inputs: Any) -> np.ndarray:
 
 
 def as_pandas(inputs: Any) -> Any:
-    """A pandas frame from a polars frame or a dict of columns (pandas comes with shap)."""
+    """A pandas frame from a polars frame or a dict of columns (for flavors whose models take pandas)."""
     import pandas as pd
 
     if frame_library(inputs) == "polars":
