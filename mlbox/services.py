@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from mlbox.features.service import FeatureStore
+from mlbox.labeling.service import LabelingService
+from mlbox.monitoring.service import MonitoringService
 from mlbox.notebooks.service import NotebookService
+from mlbox.pipelines.service import PipelineService
 from mlbox.registry.service import RegistryService
 from mlbox.scheduler.processes import process_start
 from mlbox.scheduler.service import SchedulerService
@@ -170,6 +173,18 @@ def _serving(stores: Stores, built: Built) -> ServingService:
     )
 
 
+def _monitoring(stores: Stores, built: Built) -> MonitoringService:
+    return MonitoringService(stores.db, stores.home, stores.settings.monitoring)
+
+
+def _labeling(stores: Stores, built: Built) -> LabelingService:
+    return LabelingService(stores.db, stores.home, stores.settings.labeling)
+
+
+def _pipelines(stores: Stores, built: Built) -> PipelineService:
+    return PipelineService(stores.db, stores.home, stores.settings.pipelines)
+
+
 @dataclass(frozen=True)
 class Services:
     settings: Settings
@@ -183,6 +198,9 @@ class Services:
     notebooks: NotebookService = service(_notebooks, loop="jobs")
     features: FeatureStore = service(_features)
     serving: ServingService = service(_serving, start=ServingService.start, stop=ServingService.close)
+    monitoring: MonitoringService = service(_monitoring, loop="housekeeping")
+    labeling: LabelingService = service(_labeling)
+    pipelines: PipelineService = service(_pipelines, loop="jobs")
 
     @classmethod
     def open(cls, settings: Settings) -> Services:

@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from mlbox.features.config import FeatureSettings
+from mlbox.labeling.config import LabelingSettings
+from mlbox.monitoring.config import MonitoringSettings
 from mlbox.notebooks.config import NotebookSettings
+from mlbox.pipelines.config import PipelineSettings
 from mlbox.scheduler.config import SchedulerSettings
 from mlbox.serving.config import ServingSettings
 from mlbox.store.errors import InvalidInput
@@ -49,6 +52,12 @@ class Settings:
     """``MLBOX_NOTEBOOK_*``: when idle notebook servers are culled, how often they are asked."""
     features: FeatureSettings = field(default_factory=FeatureSettings)
     """``MLBOX_FEATURES_*``: DuckDB's memory limit and threads for the feature store's offline work."""
+    monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
+    """``MLBOX_MONITOR_*``: how often monitors run."""
+    labeling: LabelingSettings = field(default_factory=LabelingSettings)
+    """``MLBOX_LABELING_*``: the labeling screen's prefetch."""
+    pipelines: PipelineSettings = field(default_factory=PipelineSettings)
+    """``MLBOX_PIPELINES_*``: threads for in-process steps."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

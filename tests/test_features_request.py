@@ -342,7 +342,9 @@ def test_served_model_scores_entity_keys_and_request_values(
     )  # fmt: skip
     assert r.status_code == 200, r.text
     np.testing.assert_allclose(r.json()["outputs"][0]["data"], expected[:1])
-    r = httpx.post(f"{app.url}/api/v1/models/fraud@champion/predict", json={"dataframe_records": [{"user_id": 1}]})
+    r = httpx.post(
+        f"{app.url}/api/v1/models/fraud@champion/predict", json={"dataframe_records": [{"user_id": 1}]}
+    )
     assert r.status_code == 422, r.text
     assert r.json()["field"] == "amount" and "amount" in r.json()["error"]
 

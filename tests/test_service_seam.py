@@ -50,17 +50,28 @@ def missing_registrations(packages: set[str]) -> dict[str, set[str]]:
 
 def test_every_service_package_is_registered_everywhere() -> None:
     packages = service_packages(PACKAGE)
-    assert {"tracking", "registry", "serving", "scheduler", "sweeps", "notebooks", "features"} <= packages
+    assert {
+        "tracking",
+        "registry",
+        "serving",
+        "scheduler",
+        "sweeps",
+        "notebooks",
+        "features",
+        "monitoring",
+        "labeling",
+        "pipelines",
+    } <= packages
     assert {k: v for k, v in missing_registrations(packages).items() if v} == {}
 
 
 def test_a_new_service_package_is_caught(tmp_path: Path) -> None:
     """The check above fails for a service that exists as a package but is wired nowhere."""
-    (tmp_path / "labeling").mkdir()
-    (tmp_path / "labeling" / "service.py").write_text("")
+    (tmp_path / "forgotten").mkdir()
+    (tmp_path / "forgotten" / "service.py").write_text("")
     packages = service_packages(PACKAGE) | service_packages(tmp_path)
     missing = missing_registrations(packages)
-    assert all(found == {"labeling"} for found in missing.values()), missing
+    assert all(found == {"forgotten"} for found in missing.values()), missing
 
 
 def test_registries_name_only_declared_services() -> None:
@@ -86,8 +97,8 @@ def test_every_settings_section_is_read_from_the_environment() -> None:
 def test_loops_run_services_in_declared_order(services: Services) -> None:
     """The job loop runs the scheduler before what drives jobs, so a sweep sees this pass's outcomes."""
     jobs = [name for name, spec in specs() if spec.loop == "jobs"]
-    assert jobs == ["scheduler", "sweeps", "notebooks"]
-    assert [name for name, spec in specs() if spec.loop == "housekeeping"] == ["tracking"]
+    assert jobs == ["scheduler", "sweeps", "notebooks", "pipelines"]
+    assert [name for name, spec in specs() if spec.loop == "housekeeping"] == ["tracking", "monitoring"]
     changed = services.reconcile("jobs")
     assert {"notebooks_culled", "notebooks_ended"} <= set(changed)
     assert services.reconcile("housekeeping") == {"crashed": []}

@@ -31,12 +31,14 @@ from mlbox.tracking.series import Chunk
 from mlbox.tracking.service import TrackingService
 from mlbox.tui.app import MlboxApp, make_app
 from mlbox.tui.bench import seed_runs, time_open_runs_table
+from mlbox.tui.navigation import SECTIONS
 from mlbox.tui.screens.compare import CompareScreen
 from mlbox.tui.screens.experiments import ExperimentsScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
 from mlbox.tui.views import format as fmt
 from mlbox.tui.widgets.error_dialog import ErrorDialog
 from mlbox.tui.widgets.metric_plot import MetricPlot
+from mlbox.tui.widgets.nav_bar import SHORT, NavBar
 from mlbox.tui.widgets.runs_table import RunsTable
 from mlbox.tui.widgets.status_bar import StatusBar
 
@@ -464,6 +466,21 @@ async def test_command_palette_switches_and_acts(seeded: Services) -> None:
         await pilot.pause()
         assert isinstance(app.screen, ExperimentsScreen)
         assert app.focused is app.screen.query_one("#filter", Input)
+
+
+@pytest.mark.parametrize("width", [160, 100])
+async def test_every_section_key_shows_in_the_navigation_bar(services: Services, width: int) -> None:
+    """At 100 columns ten full titles do not fit: the other titles are cut, never a key."""
+    app = app_for(services)
+    async with app.run_test(size=(width, 30)) as pilot:
+        await settle(pilot)
+        bar = app.screen.query_one(NavBar)
+        shown = str(bar.render())
+        assert len(shown) <= width
+        for section in SECTIONS:
+            title = section.title if width == 160 or section.mode == "experiments" else section.title[:SHORT]
+            assert f" {section.key} {title} " in shown
+        assert (" 0 Pipelines " in shown) is (width == 160)
 
 
 async def test_beside_a_running_appliance(seeded: Services) -> None:

@@ -14,8 +14,11 @@ from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.experiments import ExperimentsScreen
 from mlbox.tui.screens.features import FeaturesScreen
 from mlbox.tui.screens.jobs import JobsScreen
+from mlbox.tui.screens.labeling import LabelingScreen
 from mlbox.tui.screens.models import ModelsScreen
+from mlbox.tui.screens.monitoring import MonitorScreen
 from mlbox.tui.screens.notebooks import NotebooksScreen
+from mlbox.tui.screens.pipelines import PipelinesScreen
 from mlbox.tui.screens.serving import ServingScreen
 from mlbox.tui.screens.sweeps import SweepsScreen
 from mlbox.tui.widgets.nav_bar import NavEntry
@@ -82,5 +85,29 @@ SECTIONS: tuple[Section, ...] = (
         "7",
         NotebooksScreen,
         "JupyterLab servers: URL, GPUs, idle time",
+    ),
+    Section(
+        "monitor",
+        "monitoring",
+        "Monitor",
+        "8",
+        MonitorScreen,
+        "Drift per feature, performance over time, alerts, explanations",
+    ),
+    Section(
+        "labeling",
+        "labeling",
+        "Labeling",
+        "9",
+        LabelingScreen,
+        "Labeling projects, the labeling screen, agreement",
+    ),
+    Section(
+        "pipelines",
+        "pipelines",
+        "Pipelines",
+        "0",
+        PipelinesScreen,
+        "Pipelines: the DAG with live step states, cache hits, retries",
     ),
 )

@@ -34,9 +34,12 @@ from mlbox.api.experiments import ExperimentController
 from mlbox.api.features import FeatureController
 from mlbox.api.health import HealthController
 from mlbox.api.jobs import GpuController, JobController
+from mlbox.api.labeling import LabelingController
 from mlbox.api.metrics import MetricController
 from mlbox.api.models import ModelController
+from mlbox.api.monitoring import MonitoringController
 from mlbox.api.notebooks import NotebookController
+from mlbox.api.pipelines import PipelineController
 from mlbox.api.ranges import path_ints_guard
 from mlbox.api.runs import RunController
 from mlbox.api.security import all_of, host_guard, scoring_token_guard, token_guard
@@ -67,6 +70,9 @@ MOUNTS: tuple[Mount, ...] = (
     Mount("scheduler", (JobController, GpuController)),
     Mount("sweeps", (SweepController,)),
     Mount("notebooks", (NotebookController,)),
+    Mount("monitoring", (MonitoringController,)),
+    Mount("labeling", (LabelingController,)),
+    Mount("pipelines", (PipelineController,)),
 )
 """The API's one list of services (`mlbox.services`): a new service adds its line here."""
 

@@ -16,8 +16,11 @@ from mlbox import __version__
 from mlbox.cli.context import Context, pass_ctx
 from mlbox.cli.features import features
 from mlbox.cli.jobs import gpus, jobs
+from mlbox.cli.labeling import label
 from mlbox.cli.models import models
+from mlbox.cli.monitoring import monitor
 from mlbox.cli.notebooks import notebook
+from mlbox.cli.pipelines import pipelines
 from mlbox.cli.predict import predict
 from mlbox.cli.runs import experiments, runs
 from mlbox.cli.sweeps import sweep, sweeps
@@ -99,6 +102,9 @@ COMMANDS: tuple[tuple[str, tuple[click.Command, ...]], ...] = (
     ("scheduler", (jobs, gpus)),
     ("sweeps", (sweep, sweeps)),
     ("notebooks", (notebook,)),
+    ("monitoring", (monitor,)),
+    ("labeling", (label,)),
+    ("pipelines", (pipelines,)),
 )
 """The CLI's one list of services (`mlbox.services`): each service's command groups."""
 

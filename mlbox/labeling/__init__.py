@@ -1,0 +1,1 @@
+"""Labeling: projects, tasks, annotations, pre-labels, active learning, agreement and weak supervision."""

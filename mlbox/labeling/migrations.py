@@ -1,0 +1,7 @@
+"""The labeling service's tables. Shipped migrations are never edited."""
+
+from __future__ import annotations
+
+from mlbox.store.migrations import Migrations
+
+migrations = Migrations("labeling")

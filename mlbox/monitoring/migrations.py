@@ -1,0 +1,7 @@
+"""The monitoring service's tables. Shipped migrations are never edited."""
+
+from __future__ import annotations
+
+from mlbox.store.migrations import Migrations
+
+migrations = Migrations("monitoring")

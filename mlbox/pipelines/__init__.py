@@ -1,0 +1,1 @@
+"""Pipelines: cached DAGs of steps run on the scheduler, schedules, file triggers, backfills and lineage."""
