@@ -40,6 +40,7 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from mlbox.store import tempfiles
 from mlbox.store.errors import InvalidInput, MlboxError
 
 ENV = "MLBOX_CHECKPOINT_DIR"
@@ -117,7 +118,7 @@ def save(obj: Any, step: int, *, keep: int = DEFAULT_KEEP, directory: str | Path
     else:
         source = None
         kind = ".pt" if "torch" in sys.modules else ".pkl"
-    tmp = folder / f".step-{step:012d}.{os.getpid()}.tmp"
+    tmp = folder / tempfiles.temp_name(".tmp-")  # removed by the appliance if this writer dies
     try:
         with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as f:  # private
             if source is not None:

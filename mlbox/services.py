@@ -34,7 +34,7 @@ from mlbox.serving.leases import LeasedGpus
 from mlbox.serving.predlog import PredictionLog
 from mlbox.serving.service import ServingService
 from mlbox.settings import Settings
-from mlbox.store import ArtifactStore, Database, Home
+from mlbox.store import ArtifactStore, Database, Home, tempfiles
 from mlbox.sweeps.service import SweepService
 from mlbox.tracking.service import TrackingService
 
@@ -124,6 +124,15 @@ def _scheduler(stores: Stores, built: Built) -> SchedulerService:
     return SchedulerService(stores.db, stores.home, built["tracking"], stores.settings.scheduler)
 
 
+def _remove_job_orphans(scheduler: SchedulerService) -> None:
+    """At appliance start: temporaries under the jobs' folders (an exit record, a checkpoint)
+    whose writer was killed midway, and the tables' Parquet temporaries."""
+    removed = tempfiles.remove_orphans_below(scheduler.jobs_folder, process_start)
+    removed += scheduler.home.remove_orphans(process_start)
+    if removed:
+        log.info("removed %d temporary files left by dead job and table writers", len(removed))
+
+
 def _registry(stores: Stores, built: Built) -> RegistryService:
     cache = stores.home.root / "cache" / "models"
     return RegistryService(stores.db, stores.artifacts, built["tracking"], cache_dir=cache)
@@ -192,7 +201,7 @@ class Services:
     tracking: TrackingService = service(
         _tracking, loop="housekeeping", reconcile=_reap_crashed, start=_remove_artifact_orphans
     )
-    scheduler: SchedulerService = service(_scheduler, loop="jobs")
+    scheduler: SchedulerService = service(_scheduler, loop="jobs", start=_remove_job_orphans)
     registry: RegistryService = service(_registry, start=_remove_cache_orphans)
     sweeps: SweepService = service(_sweeps, loop="jobs")
     notebooks: NotebookService = service(_notebooks, loop="jobs")

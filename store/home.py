@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +94,13 @@ class Home:
     def lock_path(self) -> Path:
         """Locked (``flock``) by the one appliance serving the home; holds its pid as text."""
         return self.root / "appliance.lock"
+
+    def remove_orphans(self, process_start: Callable[[int], float | None]) -> list[Path]:
+        """At appliance start: Parquet temporaries (``tables/``) whose writer died midway; the
+        services sweep their own folders (artifacts, the model cache, jobs)."""
+        from mlbox.store import tempfiles
+
+        return tempfiles.remove_orphans_below(self.tables, process_start)
 
     def claim_appliance(self, wait_s: float = CLAIM_WAIT_S) -> ApplianceLock:
         """Take the home for this process's appliance, or raise `Conflict` naming the holder.

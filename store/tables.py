@@ -10,7 +10,6 @@ and the folders on the way 0700 (`mlbox.store.private`).
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlbox.store import private
+from mlbox.store import private, tempfiles
+
+TEMP_PREFIX = ".tmp-"
+"""A Parquet file being written: ``.tmp-<pid>-<start>-<hex>`` beside its target."""
 
 if TYPE_CHECKING:  # imported where used: the scoring path writes Parquet and must start fast
     import duckdb
@@ -26,11 +28,14 @@ if TYPE_CHECKING:  # imported where used: the scoring path writes Parquet and mu
 
 
 def write_parquet(data: pl.DataFrame | pa.Table, path: Path | str) -> Path:
-    """Write a frame to Parquet atomically (temporary file, fsync, rename)."""
+    """Write a frame to Parquet atomically (temporary file, fsync, rename).
+
+    The temporary is named after its writer (`mlbox.store.tempfiles`): the appliance removes
+    the ones a killed writer left (`Home.remove_orphans`)."""
     path = Path(path)
     private.make_dirs(path.parent)
     table = data if isinstance(data, pa.Table) else data.to_arrow()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    tmp = path.with_name(tempfiles.temp_name(TEMP_PREFIX))
     try:
         os.close(private.create(tmp))  # 0600 from the start; Arrow truncates it and keeps the mode
         pq.write_table(table, tmp, compression="zstd")

@@ -146,3 +146,19 @@ def remove_orphans(
             continue
         removed.append(name)
     return removed
+
+
+def remove_orphans_below(
+    root: Path, process_start: Callable[[int], float | None], prefixes: Iterable[str] = (".tmp-",)
+) -> list[Path]:
+    """`remove_orphans` in ``root`` and every folder below it: for trees whose writers build
+    beside their target (Parquet segments, a job's exit record and checkpoints), where no one
+    folder holds all the temporaries. Returns the removed paths."""
+    chosen = tuple(prefixes)
+    removed: list[Path] = []
+    for folder, dirs, _files in os.walk(root):
+        here = Path(folder)
+        gone = set(remove_orphans(here, process_start, chosen))
+        removed.extend(here / name for name in sorted(gone))
+        dirs[:] = [d for d in dirs if d not in gone]
+    return removed

@@ -3,7 +3,8 @@
 A real writer begins a ``log_artifact`` of a file it reads from a FIFO, so it is midway for as
 long as the test likes, and is killed with SIGKILL there; a real ``mlbox up`` then starts on the
 home. The temporary file of the dead writer goes; that of a writer still alive stays. Model
-folders a dead process left under ``cache/models`` go the same way. The decision
+folders a dead process left under ``cache/models`` go the same way, and so do the temporaries
+written beside their target under ``tables/`` and the jobs' folders. The decision
 (`mlbox.store.tempfiles.orphans`) is tested on its own, recycled pids included.
 """
 
@@ -128,6 +129,24 @@ def test_mlbox_up_removes_what_killed_writers_left_and_keeps_what_live_ones_writ
         (folder / "model").mkdir(parents=True)
         (folder / "model" / "model.pkl").write_bytes(b"half a model")
         os.chmod(folder / "model" / "model.pkl", 0o400)
+    # a Parquet segment (store.tables), a job's exit record (the shim, which knows no start
+    # time) and a checkpoint, each cut short beside its target
+    segments = home.tables / "predictions" / "digits" / "v1"
+    attempt = home.root / "jobs" / "3" / "attempt-1"
+    checkpoints = home.root / "jobs" / "3" / "checkpoints"
+    beside = [
+        segments / f".tmp-{pid}-{created}-0a1b2c",
+        attempt / f".tmp-{pid}-0a1b2c3d4e5f6a7b",
+        checkpoints / f".tmp-{pid}-{created}-9f8e",
+    ]
+    kept_beside = [
+        segments / f".tmp-{writer_tag()}-0a1b2c",
+        segments / "part-0.parquet",
+        attempt / "exit.json",
+    ]
+    for path in (*beside, *kept_beside):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half written")
 
     up = subprocess.Popen(
         [str(MLBOX), "up", "--port", "0"],
@@ -143,6 +162,8 @@ def test_mlbox_up_removes_what_killed_writers_left_and_keeps_what_live_ones_writ
     assert alive_tmp.exists(), "a live writer's temporary file was removed"
     assert [p.exists() for p in left] == [False, False]
     assert [p.exists() for p in own] == [True, True]
+    assert [p.exists() for p in beside] == [False, False, False]
+    assert [p.exists() for p in kept_beside] == [True, True, True]
 
     os.write(alive_fd, CHUNK)  # the live writer finishes; its artifact is stored whole
     os.close(alive_fd)

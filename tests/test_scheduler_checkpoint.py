@@ -60,7 +60,7 @@ def test_a_killed_save_leaves_the_previous_checkpoint(tmp_path: Path) -> None:
     assert r.returncode == -9
     got = checkpoint.load_latest(d)
     assert got is not None and got.step == 1 and got.obj == {"ok": 1}
-    assert any(p.name.endswith(".tmp") for p in d.iterdir())
+    assert any(p.name.startswith(".tmp-") for p in d.iterdir())  # removed at the next appliance start
 
 
 def test_submit_from_python(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

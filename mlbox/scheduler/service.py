@@ -61,8 +61,13 @@ class SchedulerService:
 
     # -- paths -----------------------------------------------------------------
 
+    @property
+    def jobs_folder(self) -> Path:
+        """Every job's folder (attempts, logs, checkpoints) is below this one."""
+        return self.home.root / "jobs"
+
     def job_dir(self, job_id: int) -> Path:
-        return self.home.root / "jobs" / str(job_id)
+        return self.jobs_folder / str(job_id)
 
     def checkpoint_dir(self, job_id: int) -> Path:
         """The same for every attempt of a job, so a retried job resumes from it."""

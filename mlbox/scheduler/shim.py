@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -37,7 +38,8 @@ def _ignore(signum: int, frame: object) -> None:
 
 def write_exit(folder: str, code: int) -> None:
     path = os.path.join(folder, EXIT_FILE)
-    tmp = f"{path}.{os.getpid()}.tmp"
+    # ``.tmp-<pid>-<hex>``: the appliance removes it if this shim dies midway (mlbox.store.tempfiles)
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{secrets.token_hex(8)}")
     with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:  # private
         json.dump({"exit_code": code, "finished_at": time.time()}, f)
         f.flush()
