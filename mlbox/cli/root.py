@@ -13,6 +13,7 @@ import sys
 import click
 
 from mlbox import __version__
+from mlbox.cli.admin import backup, doctor, restore
 from mlbox.cli.context import Context, pass_ctx
 from mlbox.cli.features import features
 from mlbox.cli.jobs import gpus, jobs
@@ -93,6 +94,10 @@ def demo(ctx: Context, quick: bool) -> None:
 
     run_demo(ctx.services, quick=quick)
 
+
+cli.add_command(doctor)
+cli.add_command(backup)
+cli.add_command(restore)
 
 COMMANDS: tuple[tuple[str, tuple[click.Command, ...]], ...] = (
     ("tracking", (experiments, runs)),
