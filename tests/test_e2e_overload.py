@@ -14,12 +14,14 @@ import os
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from mlbox.services import Services
+from mlbox.tui.views.serving import parse_shed
 from tests.serving.models import Slow
 from tests.test_e2e_serving import REPO, _start_up, _stop
 
@@ -87,6 +89,8 @@ def test_past_the_inflight_limit_scoring_gets_503_at_once_and_health_still_answe
         health = [_get_ms(port, p) for p in ("/v2/health/live", "/api/v1/health", "/v2/health/ready")]
         for t in holders:
             t.join(20)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+            metrics = r.read().decode()
     finally:
         code = _stop(proc)
     assert code == 0, (tmp_path / "up.log").read_text()
@@ -98,6 +102,7 @@ def test_past_the_inflight_limit_scoring_gets_503_at_once_and_health_still_answe
         assert seconds < 0.2, seconds  # refused at the door, not after the 0.6 s model
     for status, ms in health:
         assert status == 200 and ms < 200, health
+    assert parse_shed(metrics) == 6, metrics  # what the TUI's Serving screen shows
 
 
 def test_sigterm_under_load_answers_every_sent_request(

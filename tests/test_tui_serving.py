@@ -23,14 +23,15 @@ from textual.widgets import DataTable, Static
 from mlbox.appliance import Appliance
 from mlbox.services import Services
 from mlbox.serving.config import ServingSettings
-from mlbox.serving.metrics import ModelStats, StatsSnapshot, render
+from mlbox.serving.errors import Overloaded
+from mlbox.serving.metrics import SHED_METRIC, ModelStats, StatsSnapshot, render
 from mlbox.serving.predlog import PredictionLog
 from mlbox.serving.service import ServingService
 from mlbox.serving.tensors import Payload
 from mlbox.store.errors import MlboxError
 from mlbox.tui.app import MlboxApp
 from mlbox.tui.screens.serving import NO_APPLIANCE, ServingScreen
-from mlbox.tui.views.serving import Sample, parse_metrics, request_rates, served_rows
+from mlbox.tui.views.serving import Sample, parse_metrics, parse_shed, request_rates, served_rows, shed_note
 from tests.test_tui import app_for, settle, until
 
 SIZE = (120, 30)
@@ -108,6 +109,15 @@ def test_parse_metrics_reads_the_real_exposition() -> None:
         p99_ms=250.0,
     )
     assert parse_metrics('garbage\n# HELP x\nmlbox_serving_rows_total{model="m"} 3\n') == []
+
+
+def test_refused_requests_are_read_from_the_metrics_and_said_once_counted() -> None:
+    text = render([ModelStats("m", 1)], {"mlbox_serving_models_loaded": 1.0, SHED_METRIC: 12.0})
+    assert parse_shed(text) == 12
+    assert parse_shed(render([ModelStats("m", 1)], {})) is None  # an appliance that does not say
+    assert shed_note(None, None) == shed_note(0, 0) == ""
+    assert shed_note(12, 12) == " · 12 refused with 503"
+    assert shed_note(1200, 12) == " · 1,200 refused with 503 (refusing now)"
 
 
 # -- the screen -----------------------------------------------------------------------------------
@@ -199,9 +209,17 @@ async def test_live_requests_rates_and_shadow(registered: Services, home: Path) 
         assert float(row[6]) > 0 and float(row[7]) >= float(row[6])  # p50, p99 ms
         assert float(row[8]) >= 1  # rows per model call
         assert "embedded appliance" in summary(screen) and "2 versions served" in summary(screen)
+        assert "refused" not in summary(screen)
         # the rate falls back to zero once requests stop (window of 5 s)
         screen.samples.clear()
         await until(pilot, lambda: champion()[3] == "0.0", lambda: rows(screen))
+        # requests refused at the door (503) show in the summary, while it goes on and after
+        admission = appliance.serving.admission
+        admission.drain()
+        for _ in range(3):
+            with pytest.raises(Overloaded):
+                admission.enter("clf@champion", 0.0)
+        await until(pilot, lambda: "3 refused with 503" in summary(screen), lambda: summary(screen))
 
 
 async def test_without_an_appliance_the_screen_says_so(registered: Services) -> None:

@@ -46,7 +46,6 @@ from mlbox.api.security import all_of, host_guard, scoring_token_guard, token_gu
 from mlbox.api.serving import ScoringController, ScoringFastPath
 from mlbox.api.sweeps import SweepController
 from mlbox.services import Services
-from mlbox.serving.admission import admission_for
 
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
@@ -136,7 +135,7 @@ def create_app(services: Services, *, token: str) -> Litestar:
     )
     serving = services.serving
     # one admission for both scoring paths (the appliance drains it on SIGTERM)
-    app.state.admission = admission_for(serving.settings)
+    app.state.admission = serving.admission
     if serving.settings.fast_path:
         app.asgi_handler = ScoringFastPath(
             app.asgi_handler,

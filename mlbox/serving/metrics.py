@@ -23,6 +23,10 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 RECENT = 2048
 
 
+SHED_METRIC = "mlbox_serving_shed_total"
+"""Scoring requests refused with 503 at the door (`mlbox.serving.admission`), all models."""
+
+
 @dataclass(frozen=True)
 class StatsSnapshot:
     model: str

@@ -39,13 +39,14 @@ from typing import Any
 
 from mlbox.registry.refs import parse_ref
 from mlbox.registry.schemas import ModelVersion
+from mlbox.serving.admission import admission_for
 from mlbox.serving.batcher import Outputs
 from mlbox.serving.config import ServingSettings
 from mlbox.serving.deployment import Deployment, GpuPlacer, Registry, build_deployment
 from mlbox.serving.errors import InferenceTimeout, NotReady, NotServed, Retired
 from mlbox.serving.features import FeatureLookup, entity_inputs
 from mlbox.serving.invocations import choose_model
-from mlbox.serving.metrics import ModelStats, StatsSnapshot, render
+from mlbox.serving.metrics import SHED_METRIC, ModelStats, StatsSnapshot, render
 from mlbox.serving.ondemand import idle, make_room
 from mlbox.serving.predlog import PredictionLog
 from mlbox.serving.tensors import Payload, conform
@@ -95,6 +96,9 @@ class ServingService:
         self.features = features
         """Online feature lookup for models registered with ``features=`` (`mlbox.serving.features`)."""
         self.settings = settings
+        self.admission = admission_for(settings)
+        """The door of both HTTP scoring paths (503 past the limits); here so that its count of
+        refused requests shows where the other serving statistics do (``/metrics``, the TUI)."""
         self.predlog = predlog
         self._log = predlog if settings.log_predictions else None
         self._routes: dict[str, Deployment] = {}
@@ -554,7 +558,10 @@ class ServingService:
     def metrics_text(self) -> str:
         with self._lock:
             items = sorted(self._stats.values(), key=lambda s: (s.model, s.version))
-        extra = {"mlbox_serving_models_loaded": float(len(self._by_version))}
+        extra = {
+            "mlbox_serving_models_loaded": float(len(self._by_version)),
+            SHED_METRIC: float(self.admission.shed),
+        }
         if self.predlog is not None:
             extra["mlbox_prediction_log_dropped_total"] = float(self.predlog.dropped)
             extra["mlbox_prediction_log_pending"] = float(self.predlog.pending)

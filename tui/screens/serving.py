@@ -32,8 +32,10 @@ from mlbox.tui.views.serving import (
     Sample,
     ServedRow,
     parse_metrics,
+    parse_shed,
     request_rates,
     served_rows,
+    shed_note,
 )
 from mlbox.tui.widgets.status_bar import StatusInfo
 
@@ -100,8 +102,11 @@ class Sampled(Message):
         source: str,
         shadow: bool = True,
         error: str = "",
+        shed: int | None = None,
     ) -> None:
         super().__init__()
+        self.shed = shed
+        """Scoring requests refused with 503 so far (None: the appliance does not say)."""
         self.sample = sample
         self.routes = routes
         self.source = source
@@ -133,6 +138,8 @@ class ServingScreen(MlboxScreen):
     def __init__(self) -> None:
         super().__init__()
         self.samples: deque[Sample] = deque()
+        self.shed: int | None = None
+        """The refused-request count of the previous sample (to say whether refusing goes on)."""
         self.sampling = False
         self.rows: list[ServedRow] = []
 
@@ -184,7 +191,13 @@ class ServingScreen(MlboxScreen):
                 at = time.monotonic()
                 routes = {ref: (d.name, d.number) for ref, d in serving.served().items()}
                 self.post_message(
-                    Sampled(Sample(at, stats), routes, source="embedded", shadow=serving.settings.shadow)
+                    Sampled(
+                        Sample(at, stats),
+                        routes,
+                        source="embedded",
+                        shadow=serving.settings.shadow,
+                        shed=serving.admission.shed,
+                    )
                 )
             elif beside_url is not None:
                 self.post_message(self._sample_beside(beside_url))
@@ -206,7 +219,7 @@ class ServingScreen(MlboxScreen):
         for model in self.ctx.services.registry.list_models():
             for alias, version in model.aliases.items():
                 routes[f"{model.name}@{alias}"] = (model.name, version)
-        return Sampled(Sample(at, stats), routes, source="beside")
+        return Sampled(Sample(at, stats), routes, source="beside", shed=parse_shed(response.text))
 
     def on_sampled(self, message: Sampled) -> None:
         self.sampling = False
@@ -222,6 +235,7 @@ class ServingScreen(MlboxScreen):
                 )
             return
         self.samples.append(message.sample)
+        shed, self.shed = shed_note(message.shed, self.shed), message.shed
         while len(self.samples) > 2 and message.sample.at - self.samples[1].at >= WINDOW_S:
             self.samples.popleft()
         rates = request_rates(list(self.samples))
@@ -229,13 +243,13 @@ class ServingScreen(MlboxScreen):
         self._show(rows)
         where = "embedded appliance" if message.source == "embedded" else "appliance beside (/metrics)"
         if not rows:
-            summary.update(f"{where} · {NOTHING_SERVED}")
+            summary.update(f"{where} · {NOTHING_SERVED}{shed}")
             return
         served = sum(1 for r in rows if r.aliases)
         total = sum(r.rate or 0.0 for r in rows)
         summary.update(
             f"{where} · {served} version{'' if served == 1 else 's'} served · {total:.1f} req/s"
-            f" · rates over the last {WINDOW_S:g} s"
+            f" · rates over the last {WINDOW_S:g} s{shed}"
         )
 
     def _show(self, rows: list[ServedRow]) -> None:

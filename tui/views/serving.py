@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from mlbox.serving.metrics import StatsSnapshot
+from mlbox.serving.metrics import SHED_METRIC, StatsSnapshot
 
 WINDOW_S = 5.0
 """Requests/s is averaged over about this long: smooth enough to read, recent enough to follow load."""
@@ -197,3 +197,23 @@ def parse_metrics(text: str) -> list[StatsSnapshot]:
         )
         for key in keys
     ]
+
+
+def parse_shed(text: str) -> int | None:
+    """Requests the appliance refused with 503 (its ``/metrics`` text); None from an older one."""
+    for line in text.splitlines():
+        m = _LINE.match(line.strip())
+        if m is not None and m["name"] == SHED_METRIC and not m["labels"]:
+            try:
+                return int(float(m["value"]))
+            except ValueError:
+                return None
+    return None
+
+
+def shed_note(shed: int | None, before: int | None) -> str:
+    """The summary's words for refused requests: how many, and whether it is happening now."""
+    if not shed:
+        return ""
+    now = " (refusing now)" if before is not None and shed > before else ""
+    return f" · {shed:,} refused with 503{now}"
