@@ -268,41 +268,33 @@ class SchedulerService:
 
     def cancel(self, job_id: int) -> Job:
         """A waiting job is cancelled at once; a running one is stopped by the next pass (TERM, then KILL)."""
-        now = time.time()
-        with self.db.atomic() as conn:
-            row = self._row(job_id)
-            if row["state"] in WAITING_STATES:
-                conn.execute(
-                    "UPDATE jobs SET state = 'cancelled', finished_at = ?, message = 'cancelled before it ran'"
-                    " WHERE id = ?",
-                    (now, job_id),
-                )
-            elif row["state"] == "running" and row["stop_reason"] != "cancel":
-                conn.execute(
-                    "UPDATE jobs SET stop_reason = 'cancel', stop_requested_at = ? WHERE id = ?",
-                    (now, job_id),
-                )
-        self.wake.set()
-        return self.get(job_id)
+        return self._stop(job_id, "cancelled", reason="cancel", run_status=None, overrides=True)
 
     def prune(self, job_id: int) -> Job:
         """Stop a sweep trial its pruner gave up on: like `cancel`, but the job ends ``pruned``
-        (and its run too), so every screen calls it by the one word."""
+        (and its run too), so every screen calls it by the one word. A stop already asked for
+        (a cancel, a timeout) keeps its reason."""
+        return self._stop(job_id, "pruned", reason="prune", run_status="pruned", overrides=False)
+
+    def _stop(self, job_id: int, state: str, *, reason: str, run_status: str | None, overrides: bool) -> Job:
+        """End a waiting job in ``state`` now, or ask the next pass to stop a running one for
+        ``reason``; ``overrides``: replace a stop already asked for with another reason."""
         now = time.time()
         with self.db.atomic() as conn:
             row = self._row(job_id)
             if row["state"] in WAITING_STATES:
                 conn.execute(
-                    "UPDATE jobs SET state = 'pruned', finished_at = ?, message = 'pruned before it ran'"
-                    " WHERE id = ?",
-                    (now, job_id),
+                    "UPDATE jobs SET state = ?, finished_at = ?, message = ? WHERE id = ?",
+                    (state, now, f"{state} before it ran", job_id),
                 )
-                if row["run_id"] is not None:
-                    self.tracking.end_run(row["run_id"], "pruned", now=now)
-            elif row["state"] == "running" and row["stop_reason"] is None:
+                if run_status is not None and row["run_id"] is not None:
+                    self.tracking.end_run(row["run_id"], run_status, now=now)
+            elif row["state"] == "running" and (
+                row["stop_reason"] is None or (overrides and row["stop_reason"] != reason)
+            ):
                 conn.execute(
-                    "UPDATE jobs SET stop_reason = 'prune', stop_requested_at = ? WHERE id = ?",
-                    (now, job_id),
+                    "UPDATE jobs SET stop_reason = ?, stop_requested_at = ? WHERE id = ?",
+                    (reason, now, job_id),
                 )
         self.wake.set()
         return self.get(job_id)
