@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlbox import checkpoint as checkpoint
+from mlbox.pipelines.define import pipeline as pipeline
+from mlbox.pipelines.define import step as step
 from mlbox.scheduler.client import submit as submit
 from mlbox.store.errors import Conflict, IntegrityError, InvalidInput, MlboxError, NotFound
 from mlbox.sweeps.params import trial_params
@@ -70,12 +72,14 @@ __all__ = [
     "log_param",
     "log_params",
     "log_text",
+    "pipeline",
     "register_model",
     "set_experiment",
     "set_home",
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
     "trial_params",
 ]
 

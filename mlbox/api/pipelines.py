@@ -14,4 +14,4 @@ class PipelineController(Controller):
 
     @get(operation_id="listPipelines", sync_to_thread=True, summary="All of them")
     def list_all(self, pipelines: NamedDependency[PipelineService]) -> list[str]:
-        return pipelines.list()
+        return pipelines.names()

@@ -1,22 +1,918 @@
-"""The pipelines service: the one object front ends call."""
+"""The pipelines service: the one object front ends call.
+
+A run is a persisted state machine (`mlbox.pipelines.machine`): every step's state, attempt
+and output live in ``step_runs``, so a killed appliance resumes a run where it stopped. The
+driver (`advance`, called by the jobs loop through `reconcile_once`, or in a loop by
+`wait`) holds the active runs in memory and writes each pass's changes in one transaction;
+``pipeline_runs.rev`` tells it when another process (a retry from the CLI) wrote in between.
+
+No step runs twice at once: a step is claimed by ``UPDATE ... WHERE state = 'ready'``, and
+an in-process step's claim names its process (``worker``); only the claim of a dead process
+is given back. A light step runs in this process's thread pool; a step that asks for
+resources, a timeout or ``job=True`` runs as a scheduler job (`mlbox.pipelines.jobstep`)
+with its own tracking run.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import queue
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from mlbox.pipelines import machine, triggers
 from mlbox.pipelines.config import PipelineSettings
+from mlbox.pipelines.define import Graph, Node, PipelineDef, resolve
+from mlbox.pipelines.execute import cache_key, inputs, run_body
 from mlbox.pipelines.migrations import migrations
-from mlbox.store import Database, Home
+from mlbox.pipelines.schemas import PipelineRun, Schedule, StepRun
+from mlbox.pipelines.values import Stored
+from mlbox.scheduler.processes import is_alive, process_start
+from mlbox.scheduler.schemas import JobSpec, Resources
+from mlbox.scheduler.service import SchedulerService
+from mlbox.store import ArtifactStore, Database, Home
+from mlbox.store.errors import Conflict, InvalidInput, NotFound
+
+Changes = dict[str, list[int]]
+
+_STEP_COLS = (
+    "id, run_id, node, step, deps, state, attempt, as_job, job_id, cache_key, cached_from,"
+    " out_kind, out_hash, started_at, finished_at, message, code_hash"
+)
+
+
+@dataclass
+class _Step:
+    id: int
+    node: str
+    deps: list[str]
+    state: str
+    attempt: int
+    as_job: bool
+    use_cache: bool
+    retries: int
+    backoff_s: float
+    not_before: float
+    worker: str | None
+    job_id: int | None
+    out_kind: str | None
+    out_payload: str | None
+    out_hash: str | None
+
+
+@dataclass
+class _Run:
+    id: int
+    ref: str
+    params: dict[str, Any]
+    no_cache: bool
+    rev: int
+    steps: dict[str, _Step]
+    order: list[str]
+    graph: Graph
+    deps: dict[str, list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Result:
+    step_id: int
+    run_id: int
+    attempt: int
+    stored: Stored | None
+    error: str | None
+    started_at: float
+    finished_at: float
+
+
+def _worker_id() -> str:
+    return f"{os.getpid()}:{process_start(os.getpid()) or 0}"
+
+
+def _worker_alive(worker: str | None) -> bool:
+    if not worker:
+        return False
+    pid_s, _, start_s = worker.partition(":")
+    try:
+        pid, start = int(pid_s), float(start_s)
+    except ValueError:
+        return False
+    return is_alive(pid, start or None)
 
 
 class PipelineService:
-    def __init__(self, db: Database, home: Home, settings: PipelineSettings | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        home: Home,
+        settings: PipelineSettings | None = None,
+        *,
+        artifacts: ArtifactStore | None = None,
+        scheduler: SchedulerService | None = None,
+    ) -> None:
         self.db = db
         self.home = home
         self.settings = settings or PipelineSettings()
+        self.artifacts = artifacts or ArtifactStore(home.artifacts)
+        self.scheduler = scheduler
         migrations.apply(db)
+        self._lock = threading.RLock()
+        self._runs: dict[int, _Run] = {}
+        self._done: queue.Queue[_Result] = queue.Queue()
+        self._pool: ThreadPoolExecutor | None = None
+        self._worker = _worker_id()
+        self._graphs: dict[str, tuple[PipelineDef, Graph]] = {}
+        self.folder_settle_s = 1.0
+        """A watched file must keep its size and time this long before it starts a run."""
 
-    def reconcile_once(self, now: float | None = None) -> dict[str, list[int]]:
-        """One pass of the service's background work."""
-        return {}
+    # -- defining and starting runs -----------------------------------------------------------
 
-    def list(self) -> list[str]:
-        return []
+    def graph(self, ref: str | PipelineDef) -> tuple[PipelineDef, Graph]:
+        """The pipeline and its traced (validated) graph, by ``module:name`` or the object."""
+        if isinstance(ref, PipelineDef):
+            pdef = ref
+            key = pdef.ref
+            if key not in self._graphs or self._graphs[key][0] is not pdef:
+                self._graphs[key] = (pdef, pdef.trace())
+            return self._graphs[key]
+        if ref not in self._graphs:
+            pdef = resolve(ref)
+            self._graphs[ref] = (pdef, pdef.trace())
+        return self._graphs[ref]
+
+    def submit(
+        self,
+        pipeline: str | PipelineDef,
+        params: Mapping[str, Any] | None = None,
+        *,
+        no_cache: bool = False,
+        no_cache_steps: list[str] | tuple[str, ...] = (),
+        trigger: str = "manual",
+        partition: str | None = None,
+        lane: str | None = None,
+        lane_limit: int | None = None,
+    ) -> PipelineRun:
+        """Validate and persist a run (nothing runs here: `advance` does); `InvalidInput` names
+        the step or field at fault before anything is written."""
+        pdef, graph = self.graph(pipeline)
+        given = dict(params or {})
+        if partition is not None and "partition" in pdef.params and "partition" not in given:
+            given["partition"] = partition
+        values = pdef.resolve_params(given)
+        for n in no_cache_steps:
+            if n not in graph.nodes:
+                raise InvalidInput(f"pipeline {pdef.name!r} has no step {n!r}", field="no_cache_steps")
+        order = graph.order()
+        now = time.time()
+        state = "queued" if lane else "running"
+        with self.db.atomic() as conn:
+            cur = conn.execute(
+                "INSERT INTO pipeline_runs (pipeline, ref, params, state, no_cache, trigger, partition, lane,"
+                " lane_limit, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    pdef.name,
+                    pdef.ref,
+                    msgspec.json.encode(values).decode(),
+                    state,
+                    int(no_cache),
+                    trigger,
+                    partition,
+                    lane,
+                    lane_limit,
+                    now,
+                ),
+            )
+            run_id = int(cur.lastrowid or 0)
+            conn.executemany(
+                "INSERT INTO step_runs (run_id, node, step, deps, bindings, code_hash, as_job, use_cache,"
+                " retries, backoff_s, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        run_id,
+                        n,
+                        node.step.name,
+                        msgspec.json.encode(node.deps).decode(),
+                        msgspec.json.encode({k: b.to_json() for k, b in node.bindings.items()}).decode(),
+                        node.step.code_hash,
+                        int(node.step.options.runs_as_job),
+                        int(node.step.options.cache and n not in no_cache_steps),
+                        node.step.options.retries,
+                        node.step.options.backoff_s,
+                        "ready" if not node.deps else "pending",
+                    )
+                    for n in order
+                    for node in (graph.nodes[n],)
+                ],
+            )
+        self._wake()
+        return self.get_run(run_id)
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def _run_row(self, row: Any, steps: list[StepRun] | None = None) -> PipelineRun:
+        return PipelineRun(
+            id=row["id"],
+            pipeline=row["pipeline"],
+            ref=row["ref"],
+            params=msgspec.json.decode(row["params"]),
+            state=row["state"],
+            no_cache=bool(row["no_cache"]),
+            trigger=row["trigger"],
+            partition=row["partition"],
+            created_at=row["created_at"],
+            finished_at=row["finished_at"],
+            message=row["message"],
+            steps=steps or [],
+        )
+
+    @staticmethod
+    def _step_row(row: Any) -> StepRun:
+        return StepRun(
+            id=row["id"],
+            run_id=row["run_id"],
+            node=row["node"],
+            step=row["step"],
+            deps=msgspec.json.decode(row["deps"]),
+            state=row["state"],
+            attempt=row["attempt"],
+            as_job=bool(row["as_job"]),
+            job_id=row["job_id"],
+            cache_key=row["cache_key"],
+            cached_from=row["cached_from"],
+            out_kind=row["out_kind"],
+            out_hash=row["out_hash"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            message=row["message"],
+            code_hash=row["code_hash"],
+        )
+
+    def get_run(self, run_id: int) -> PipelineRun:
+        row = self.db.query_one("SELECT * FROM pipeline_runs WHERE id = ?", (run_id,))
+        if row is None:
+            raise NotFound(f"pipeline run {run_id} does not exist", field="run_id")
+        return self._run_row(row, self.steps(run_id))
+
+    def steps(self, run_id: int) -> list[StepRun]:
+        rows = self.db.query(f"SELECT {_STEP_COLS} FROM step_runs WHERE run_id = ? ORDER BY id", (run_id,))
+        return [self._step_row(r) for r in rows]
+
+    def list_runs(self, *, pipeline: str | None = None, limit: int = 100) -> list[PipelineRun]:
+        if pipeline:
+            rows = self.db.query(
+                "SELECT * FROM pipeline_runs WHERE pipeline = ? ORDER BY id DESC LIMIT ?", (pipeline, limit)
+            )
+        else:
+            rows = self.db.query("SELECT * FROM pipeline_runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [self._run_row(r) for r in rows]
+
+    def names(self) -> list[str]:
+        """The names of the pipelines that ran here."""
+        return [
+            r["pipeline"] for r in self.db.query("SELECT DISTINCT pipeline FROM pipeline_runs ORDER BY 1")
+        ]
+
+    def step_log(self, run_id: int, node: str) -> str:
+        """What a step wrote: its job's log for a job step, else its attempts' record."""
+        row = self.db.query_one(
+            "SELECT log, job_id FROM step_runs WHERE run_id = ? AND node = ?", (run_id, node)
+        )
+        if row is None:
+            raise NotFound(f"run {run_id} has no step {node!r}", field="node")
+        text = str(row["log"])
+        if row["job_id"] is not None and self.scheduler is not None:
+            try:
+                data, _ = self.scheduler.read_log(int(row["job_id"]))
+                text += data.decode("utf-8", "replace")
+            except Exception as exc:  # a job whose log is gone still shows the step's record
+                text += f"(job log unavailable: {exc})\n"
+        return text
+
+    def output(self, run_id: int, node: str) -> Any:
+        """The value a finished step produced (read back from storage)."""
+        from mlbox.pipelines.values import decode
+
+        row = self.db.query_one(
+            "SELECT state, out_kind, out_payload FROM step_runs WHERE run_id = ? AND node = ?", (run_id, node)
+        )
+        if row is None:
+            raise NotFound(f"run {run_id} has no step {node!r}", field="node")
+        if row["state"] not in machine.OK or row["out_kind"] is None:
+            raise Conflict(
+                f"step {node!r} of run {run_id} has no output (it is {row['state']})", field="node"
+            )
+        return decode(row["out_kind"], row["out_payload"], self.artifacts)
+
+    # -- retry and cancel -------------------------------------------------------------------
+
+    def retry(self, run_id: int, node: str | None = None) -> PipelineRun:
+        """Run ``node`` again (or every failed and cancelled step) and the steps downstream of it
+        that ended without a value; a step that has its value is never run again."""
+        with self._lock, self.db.atomic() as conn:
+            run = self.get_run(run_id)
+            states = {s.node: s.state for s in run.steps}
+            deps = {s.node: s.deps for s in run.steps}
+            if node is not None and node not in states:
+                raise NotFound(f"run {run_id} has no step {node!r}", field="node")
+            if node is not None and states[node] not in machine.DEAD:
+                raise Conflict(
+                    f"step {node!r} is {states[node]}: only an ended step without a value is retried",
+                    field="node",
+                )
+            again = machine.to_retry(deps, states, node)
+            if not again:
+                raise Conflict(f"run {run_id} has no failed or cancelled step to retry", field="run_id")
+            conn.executemany(
+                "UPDATE step_runs SET state = 'pending', not_before = 0, message = NULL, worker = NULL,"
+                " job_id = NULL, finished_at = NULL WHERE run_id = ? AND node = ?",
+                [(run_id, n) for n in again],
+            )
+            changes = machine.propagate(
+                [s.node for s in run.steps], deps, {**states, **{n: "pending" for n in again}}
+            )
+            conn.executemany(
+                "UPDATE step_runs SET state = ? WHERE run_id = ? AND node = ?",
+                [(s, run_id, n) for n, s in changes.items()],
+            )
+            conn.execute(
+                "UPDATE pipeline_runs SET state = 'running', finished_at = NULL, message = NULL, rev = rev + 1"
+                " WHERE id = ?",
+                (run_id,),
+            )
+        self._wake()
+        return self.get_run(run_id)
+
+    def cancel(self, run_id: int) -> PipelineRun:
+        """Steps not started are cancelled at once; a running job is stopped; a running
+        in-process step finishes, but its result is dropped."""
+        jobs: list[int] = []
+        with self._lock, self.db.atomic() as conn:
+            run = self.get_run(run_id)
+            if run.state not in ("queued", "running"):
+                raise Conflict(f"pipeline run {run_id} is {run.state}", field="run_id")
+            now = time.time()
+            for s in run.steps:
+                if s.state in ("pending", "ready", "running"):
+                    conn.execute(
+                        "UPDATE step_runs SET state = 'cancelled', finished_at = ?, message = 'cancelled'"
+                        " WHERE id = ?",
+                        (now, s.id),
+                    )
+                    if s.state == "running" and s.job_id is not None:
+                        jobs.append(s.job_id)
+            conn.execute(
+                "UPDATE pipeline_runs SET state = 'cancelled', finished_at = ?, message = 'cancelled',"
+                " rev = rev + 1 WHERE id = ?",
+                (now, run_id),
+            )
+            self._runs.pop(run_id, None)
+        if self.scheduler is not None:
+            for job_id in jobs:
+                with contextlib.suppress(Conflict):
+                    self.scheduler.cancel(job_id)
+        return self.get_run(run_id)
+
+    # -- the driver ---------------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.wake.set()
+
+    def _load(self, run_id: int) -> _Run | None:
+        row = self.db.query_one("SELECT * FROM pipeline_runs WHERE id = ?", (run_id,))
+        if row is None or row["state"] != "running":
+            return None
+        try:
+            _pdef, graph = self.graph(row["ref"])
+        except InvalidInput as exc:
+            self._fail_run(run_id, f"cannot load the pipeline: {exc}")
+            return None
+        steps: dict[str, _Step] = {}
+        for r in self.db.query(
+            "SELECT id, node, deps, state, attempt, as_job, use_cache, retries, backoff_s, not_before, worker,"
+            " job_id, out_kind, out_payload, out_hash FROM step_runs WHERE run_id = ?",
+            (run_id,),
+        ):
+            steps[r["node"]] = _Step(
+                r["id"],
+                r["node"],
+                msgspec.json.decode(r["deps"]),
+                r["state"],
+                r["attempt"],
+                bool(r["as_job"]),
+                bool(r["use_cache"]),
+                r["retries"],
+                r["backoff_s"],
+                r["not_before"],
+                r["worker"],
+                r["job_id"],
+                r["out_kind"],
+                r["out_payload"],
+                r["out_hash"],
+            )
+        if set(steps) != set(graph.nodes):
+            self._fail_run(run_id, "the pipeline's steps changed since the run started")
+            return None
+        deps = {n: s.deps for n, s in steps.items()}
+        return _Run(
+            run_id,
+            row["ref"],
+            msgspec.json.decode(row["params"]),
+            bool(row["no_cache"]),
+            row["rev"],
+            steps,
+            graph.order(),
+            graph,
+            deps,
+        )
+
+    def _fail_run(self, run_id: int, message: str) -> None:
+        with self.db.atomic() as conn:
+            conn.execute(
+                "UPDATE pipeline_runs SET state = 'failed', finished_at = ?, message = ?, rev = rev + 1 WHERE id = ?",
+                (time.time(), message, run_id),
+            )
+
+    def _start_queued(self) -> None:
+        """A backfill's queued runs start while fewer than their lane's limit are running."""
+        lanes = self.db.query(
+            "SELECT lane, MIN(lane_limit) AS lim, SUM(state = 'running') AS running FROM pipeline_runs"
+            " WHERE lane IS NOT NULL AND state IN ('queued', 'running') GROUP BY lane HAVING SUM(state = 'queued') > 0"
+        )
+        for lane in lanes:
+            free = int(lane["lim"] or 1) - int(lane["running"] or 0)
+            if free <= 0:
+                continue
+            with self.db.atomic() as conn:
+                ids = [
+                    r["id"]
+                    for r in conn.execute(
+                        "SELECT id FROM pipeline_runs WHERE lane = ? AND state = 'queued' ORDER BY id LIMIT ?",
+                        (lane["lane"], free),
+                    )
+                ]
+                conn.executemany(
+                    "UPDATE pipeline_runs SET state = 'running', rev = rev + 1 WHERE id = ?",
+                    [(i,) for i in ids],
+                )
+
+    def advance(self, now: float | None = None) -> Changes:
+        """One pass over every active run: record finished steps, start ready ones. Never blocks
+        on a step."""
+        with self._lock:
+            return self._advance(time.time() if now is None else now)
+
+    def _advance(self, now: float) -> Changes:
+        changes: Changes = {"started": [], "succeeded": [], "failed": [], "cached": [], "runs_ended": []}
+        results: dict[int, list[_Result]] = {}
+        while True:
+            try:
+                r = self._done.get_nowait()
+            except queue.Empty:
+                break
+            results.setdefault(r.run_id, []).append(r)
+        self._start_queued()
+        active = {
+            int(r["id"]): int(r["rev"])
+            for r in self.db.query("SELECT id, rev FROM pipeline_runs WHERE state = 'running'")
+        }
+        for run_id in list(self._runs):
+            if run_id not in active:
+                del self._runs[run_id]
+        for run_id, rev in active.items():
+            run = self._runs.get(run_id)
+            if run is None or run.rev != rev:
+                loaded = self._load(run_id)
+                if loaded is None:
+                    self._runs.pop(run_id, None)
+                    continue
+                run = self._runs[run_id] = loaded
+            self._step_run(run, results.pop(run_id, []), now, changes)
+        return {k: v for k, v in changes.items() if v}
+
+    def _step_run(self, run: _Run, results: list[_Result], now: float, changes: Changes) -> None:
+        launch: list[tuple[_Step, Node, dict[str, tuple[str, str]]]] = []
+        jobs: list[_Step] = []
+        with self.db.atomic() as conn:
+            # 1. results of in-process steps
+            for res in results:
+                st = next((s for s in run.steps.values() if s.id == res.step_id), None)
+                if (
+                    st is None
+                    or st.state != "running"
+                    or st.attempt != res.attempt
+                    or st.worker != self._worker
+                ):
+                    continue  # cancelled or retried meanwhile: the result is dropped
+                if res.stored is not None:
+                    self._succeed(
+                        conn, st, res.stored, res.finished_at, f"attempt {res.attempt}: succeeded\n"
+                    )
+                    changes["succeeded"].append(st.id)
+                else:
+                    self._failed(conn, st, res.error or "failed", now, res.finished_at)
+                    changes["failed"].append(st.id)
+            # 2. job steps and claims of dead processes
+            for st in run.steps.values():
+                if st.state != "running":
+                    continue
+                if st.as_job:
+                    self._check_job(conn, st, now, changes)
+                elif st.worker != self._worker and not _worker_alive(st.worker):
+                    conn.execute("UPDATE step_runs SET state = 'ready', worker = NULL WHERE id = ?", (st.id,))
+                    st.state, st.worker = "ready", None
+            # 3. what follows
+            states = {n: s.state for n, s in run.steps.items()}
+            for n, s in machine.propagate(run.order, run.deps, states).items():
+                st = run.steps[n]
+                st.state = s
+                conn.execute(
+                    "UPDATE step_runs SET state = ?, finished_at = ? WHERE id = ?",
+                    (s, now if s == "skipped" else None, st.id),
+                )
+            # 4. start what is ready
+            for n in run.order:
+                st = run.steps[n]
+                if st.state != "ready" or st.not_before > now:
+                    continue
+                node = run.graph.nodes[n]
+                upstream = {d: (run.steps[d].out_kind or "", run.steps[d].out_payload or "") for d in st.deps}
+                key = cache_key(node, run.params, {d: run.steps[d].out_hash or "" for d in st.deps})
+                if st.use_cache and not run.no_cache:
+                    hit = conn.execute(
+                        "SELECT id, out_kind, out_payload, out_hash FROM step_runs WHERE cache_key = ?"
+                        " AND state = 'succeeded' AND id != ? ORDER BY id DESC LIMIT 1",
+                        (key, st.id),
+                    ).fetchone()
+                    if hit is not None and self._still_stored(hit["out_kind"], hit["out_payload"]):
+                        conn.execute(
+                            "UPDATE step_runs SET state = 'cached', cache_key = ?, cached_from = ?, out_kind = ?,"
+                            " out_payload = ?, out_hash = ?, started_at = ?, finished_at = ?, message = ?"
+                            " WHERE id = ?",
+                            (
+                                key,
+                                hit["id"],
+                                hit["out_kind"],
+                                hit["out_payload"],
+                                hit["out_hash"],
+                                now,
+                                now,
+                                f"cached: the result of step run {hit['id']}",
+                                st.id,
+                            ),
+                        )
+                        st.state, st.out_kind, st.out_payload, st.out_hash = (
+                            "cached",
+                            hit["out_kind"],
+                            hit["out_payload"],
+                            hit["out_hash"],
+                        )
+                        changes["cached"].append(st.id)
+                        continue
+                cur = conn.execute(
+                    "UPDATE step_runs SET state = 'running', attempt = attempt + 1, worker = ?, cache_key = ?,"
+                    " started_at = ?, finished_at = NULL WHERE id = ? AND state = 'ready'",
+                    (None if st.as_job else self._worker, key, now, st.id),
+                )
+                if cur.rowcount != 1:
+                    continue  # another driver claimed it
+                st.state, st.attempt, st.worker = (
+                    "running",
+                    st.attempt + 1,
+                    None if st.as_job else self._worker,
+                )
+                changes["started"].append(st.id)
+                if st.as_job:
+                    jobs.append(st)
+                else:
+                    launch.append((st, node, upstream))
+            for st in jobs:
+                self._submit_job(conn, run, st)
+            # 5. the run
+            states = {n: s.state for n, s in run.steps.items()}
+            ended = machine.run_state(states.values())
+            if ended != "running":
+                failed = [n for n, s in states.items() if s == "failed"]
+                conn.execute(
+                    "UPDATE pipeline_runs SET state = ?, finished_at = ?, message = ? WHERE id = ?",
+                    (ended, now, f"failed: {', '.join(failed)}" if failed else None, run.id),
+                )
+                changes["runs_ended"].append(run.id)
+            row = conn.execute(
+                "UPDATE pipeline_runs SET rev = rev + 1 WHERE id = ? RETURNING rev", (run.id,)
+            ).fetchone()
+            run.rev = int(row[0])
+        if ended != "running":
+            self._runs.pop(run.id, None)
+        for st, node, upstream in launch:
+            self._pool_submit(run, st, node, upstream)
+
+    def _still_stored(self, kind: str, payload: str) -> bool:
+        if kind in ("frame", "polars", "array"):
+            return self.artifacts.exists(payload)
+        return True
+
+    def _succeed(self, conn: Any, st: _Step, stored: Stored, finished_at: float, log: str) -> None:
+        conn.execute(
+            "UPDATE step_runs SET state = 'succeeded', out_kind = ?, out_payload = ?, out_hash = ?, finished_at = ?,"
+            " message = NULL, log = log || ? WHERE id = ?",
+            (stored.kind, stored.payload, stored.hash, finished_at, log, st.id),
+        )
+        st.state, st.out_kind, st.out_payload, st.out_hash = (
+            "succeeded",
+            stored.kind,
+            stored.payload,
+            stored.hash,
+        )
+
+    def _failed(self, conn: Any, st: _Step, error: str, now: float, finished_at: float) -> None:
+        """Another attempt after the backoff while retries are left, else ``failed``."""
+        delay = machine.retry_delay(st.attempt, st.retries, st.backoff_s)
+        first = error.strip().splitlines()[-1] if error.strip() else "failed"
+        log = f"attempt {st.attempt}: failed\n{error}\n"
+        if delay is None:
+            conn.execute(
+                "UPDATE step_runs SET state = 'failed', finished_at = ?, message = ?, worker = NULL, log = log || ?"
+                " WHERE id = ?",
+                (finished_at, first, log, st.id),
+            )
+            st.state = "failed"
+        else:
+            conn.execute(
+                "UPDATE step_runs SET state = 'ready', not_before = ?, message = ?, worker = NULL, job_id = NULL,"
+                " log = log || ? WHERE id = ?",
+                (now + delay, f"retrying in {delay:g}s: {first}", log, st.id),
+            )
+            st.state, st.not_before, st.job_id = "ready", now + delay, None
+        st.worker = None
+
+    def _check_job(self, conn: Any, st: _Step, now: float, changes: Changes) -> None:
+        if self.scheduler is None or st.job_id is None:
+            return
+        job = self.scheduler.get(st.job_id)
+        if not job.terminal:
+            return
+        row = conn.execute(
+            "SELECT out_kind, out_payload, out_hash FROM step_runs WHERE id = ?", (st.id,)
+        ).fetchone()
+        if job.state == "succeeded" and row["out_kind"] is not None:
+            stored = Stored(row["out_kind"], row["out_payload"], row["out_hash"])
+            self._succeed(
+                conn, st, stored, job.finished_at or now, f"attempt {st.attempt}: job {job.id} succeeded\n"
+            )
+            changes["succeeded"].append(st.id)
+        else:
+            self._failed(
+                conn, st, f"job {job.id} {job.state}: {job.message or ''}", now, job.finished_at or now
+            )
+            changes["failed"].append(st.id)
+
+    def _submit_job(self, conn: Any, run: _Run, st: _Step) -> None:
+        if self.scheduler is None:
+            self._failed(conn, st, "a job step needs the scheduler", time.time(), time.time())
+            return
+        opts = run.graph.nodes[st.node].step.options
+        pname = run.graph.pipeline
+        job = self.scheduler.submit(
+            JobSpec(
+                name=f"{pname}.{st.node}",
+                function="mlbox.pipelines.jobstep:run_step",
+                kwargs={"step_run_id": st.id, "attempt": st.attempt},
+                resources=Resources(gpus=opts.gpus, gpu_memory_mb=opts.gpu_memory_mb, cpus=opts.cpus or 1.0),
+                timeout_s=opts.timeout_s,
+                python=sys.executable,
+                env={"PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+                experiment=f"pipeline-{pname}",
+                owner=f"pipeline:{run.id}",
+            )
+        )
+        conn.execute("UPDATE step_runs SET job_id = ? WHERE id = ?", (job.id, st.id))
+        st.job_id = job.id
+
+    def _pool_submit(self, run: _Run, st: _Step, node: Node, upstream: dict[str, tuple[str, str]]) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.settings.workers, thread_name_prefix="mlbox-step")
+        self._pool.submit(self._execute, run.id, run.params, st.id, st.attempt, node, upstream)
+
+    def _execute(
+        self,
+        run_id: int,
+        params: dict[str, Any],
+        step_id: int,
+        attempt: int,
+        node: Node,
+        upstream: dict[str, tuple[str, str]],
+    ) -> None:
+        started = time.time()
+        try:
+            stored = run_body(node, inputs(node, params, upstream, self.artifacts), self.artifacts)
+            res = _Result(step_id, run_id, attempt, stored, None, started, time.time())
+        except BaseException:
+            res = _Result(step_id, run_id, attempt, None, traceback.format_exc(limit=8), started, time.time())
+        self._done.put(res)
+        self._wake()
+
+    def wait(self, run_id: int, timeout_s: float | None = None, *, drive: bool = True) -> PipelineRun:
+        """Drive (or, with ``drive=False``, watch) the run until it ends."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            if drive:
+                self.advance()
+            row = self.db.query_one("SELECT state FROM pipeline_runs WHERE id = ?", (run_id,))
+            if row is None:
+                raise NotFound(f"pipeline run {run_id} does not exist", field="run_id")
+            if row["state"] not in ("queued", "running"):
+                return self.get_run(run_id)
+            if deadline is not None and time.monotonic() > deadline:
+                return self.get_run(run_id)
+            if drive:
+                try:
+                    r = self._done.get(timeout=0.05)
+                    self._done.put(r)
+                except queue.Empty:
+                    pass
+            else:
+                time.sleep(0.1)
+
+    # -- schedules and triggers -------------------------------------------------------------
+
+    def add_schedule(
+        self,
+        pipeline: str,
+        kind: str,
+        spec: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        catchup: str = "latest",
+        now: float | None = None,
+    ) -> Schedule:
+        """A cron schedule, a watched folder or an alias to follow; checked before it is stored."""
+        pdef, _graph = self.graph(pipeline)
+        given = dict(params or {})
+        if kind == "cron":
+            triggers.parse_cron(spec)
+        elif kind == "folder":
+            triggers.check_folder(spec)
+            if "path" not in pdef.params:
+                raise InvalidInput(
+                    f"pipeline {pdef.name!r} needs a 'path' parameter to be fed files", field="pipeline"
+                )
+        else:
+            raise InvalidInput(f"schedule kind must be cron or folder, not {kind!r}", field="kind")
+        if catchup not in ("none", "latest", "all"):
+            raise InvalidInput(f"catch-up must be none, latest or all, not {catchup!r}", field="catchup")
+        probe = dict(given)
+        if kind == "folder":
+            probe["path"] = probe.get("path", "")
+        if "partition" in pdef.params:
+            probe.setdefault("partition", "")
+        pdef.resolve_params(probe)
+        t = time.time() if now is None else now
+        with self.db.atomic() as conn:
+            cur = conn.execute(
+                "INSERT INTO pipeline_schedules (ref, kind, spec, params, catchup, last_tick, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (pdef.ref, kind, spec, msgspec.json.encode(given).decode(), catchup, t, t),
+            )
+            sid = int(cur.lastrowid or 0)
+        return self.get_schedule(sid)
+
+    def get_schedule(self, schedule_id: int) -> Schedule:
+        row = self.db.query_one("SELECT * FROM pipeline_schedules WHERE id = ?", (schedule_id,))
+        if row is None:
+            raise NotFound(f"schedule {schedule_id} does not exist", field="schedule_id")
+        return self._schedule(row)
+
+    @staticmethod
+    def _schedule(row: Any) -> Schedule:
+        return Schedule(
+            id=row["id"],
+            ref=row["ref"],
+            kind=row["kind"],
+            spec=row["spec"],
+            params=msgspec.json.decode(row["params"]),
+            catchup=row["catchup"],
+            last_tick=row["last_tick"],
+            enabled=bool(row["enabled"]),
+            created_at=row["created_at"],
+        )
+
+    def schedules(self) -> list[Schedule]:
+        return [self._schedule(r) for r in self.db.query("SELECT * FROM pipeline_schedules ORDER BY id")]
+
+    def remove_schedule(self, schedule_id: int) -> None:
+        self.get_schedule(schedule_id)
+        with self.db.atomic() as conn:
+            conn.execute("DELETE FROM pipeline_seen_files WHERE schedule_id = ?", (schedule_id,))
+            conn.execute("DELETE FROM pipeline_schedules WHERE id = ?", (schedule_id,))
+
+    def fire_triggers(self, now: float | None = None) -> list[int]:
+        """Start the runs that cron ticks and arrived files call for; the started run ids."""
+        t = time.time() if now is None else now
+        started: list[int] = []
+        for sch in self.schedules():
+            if not sch.enabled:
+                continue
+            try:
+                if sch.kind == "cron":
+                    started += self._fire_cron(sch, t)
+                elif sch.kind == "folder":
+                    started += self._fire_folder(sch, t)
+            except InvalidInput:
+                continue  # a folder removed since: the schedule waits for it
+        return started
+
+    def _fire_cron(self, sch: Schedule, now: float) -> list[int]:
+        ticks = triggers.due_ticks(sch.spec, sch.last_tick or sch.created_at, now, sch.catchup)
+        latest = triggers.last_tick_before(sch.spec, sch.last_tick or sch.created_at, now)
+        if latest is None:
+            return []
+        ids: list[int] = []
+        with self.db.atomic() as conn:
+            row = conn.execute("SELECT last_tick FROM pipeline_schedules WHERE id = ?", (sch.id,)).fetchone()
+            if row["last_tick"] != sch.last_tick:
+                return []  # another process fired these ticks
+            for tick in ticks:
+                ids.append(
+                    self.submit(
+                        sch.ref, sch.params, trigger=f"cron:{sch.id}", partition=triggers.tick_partition(tick)
+                    ).id
+                )
+            conn.execute("UPDATE pipeline_schedules SET last_tick = ? WHERE id = ?", (latest, sch.id))
+        return ids
+
+    def _fire_folder(self, sch: Schedule, now: float) -> list[int]:
+        seen = {
+            r["name"]: r
+            for r in self.db.query(
+                "SELECT name, size, mtime, run_id FROM pipeline_seen_files WHERE schedule_id = ?", (sch.id,)
+            )
+        }
+        ids: list[int] = []
+        for name, size, mtime in triggers.scan_folder(sch.spec):
+            old = seen.get(name)
+            with self.db.atomic() as conn:
+                if old is None or (old["run_id"] is None and (old["size"] != size or old["mtime"] != mtime)):
+                    conn.execute(
+                        "INSERT INTO pipeline_seen_files (schedule_id, name, size, mtime) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (schedule_id, name) DO UPDATE SET size = excluded.size, mtime = excluded.mtime",
+                        (sch.id, name, size, mtime),
+                    )
+                    continue
+                if old["run_id"] is not None or now - mtime < self.folder_settle_s:
+                    continue
+                path = os.path.join(sch.spec, name)
+                run = self.submit(sch.ref, {**sch.params, "path": path}, trigger=f"file:{name}")
+                conn.execute(
+                    "UPDATE pipeline_seen_files SET run_id = ? WHERE schedule_id = ? AND name = ?",
+                    (run.id, sch.id, name),
+                )
+                ids.append(run.id)
+        return ids
+
+    def backfill(
+        self,
+        pipeline: str,
+        start: str,
+        end: str,
+        *,
+        parallel: int = 2,
+        params: Mapping[str, Any] | None = None,
+    ) -> list[PipelineRun]:
+        """One run per day from ``start`` to ``end`` (inclusive), at most ``parallel`` at once."""
+        if parallel < 1:
+            raise InvalidInput("parallel must be at least 1", field="parallel")
+        days = triggers.day_partitions(start, end)
+        pdef, _ = self.graph(pipeline)
+        if "partition" not in pdef.params:
+            raise InvalidInput(
+                f"pipeline {pdef.name!r} has no 'partition' parameter to backfill", field="pipeline"
+            )
+        lane = f"backfill:{pdef.name}:{start}..{end}:{time.time():.6f}"
+        return [
+            self.submit(pipeline, params, trigger="backfill", partition=d, lane=lane, lane_limit=parallel)
+            for d in days
+        ]
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def reconcile_once(self, now: float | None = None) -> Changes:
+        """One pass of the jobs loop: fire due triggers, then advance every active run."""
+        started = self.fire_triggers(now)
+        changed = self.advance(now)
+        if started:
+            changed["triggered"] = started
+        return changed
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None

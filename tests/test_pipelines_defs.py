@@ -1,0 +1,145 @@
+"""Pipelines the pipelines tests run (importable by reference, as the appliance resumes them).
+
+``FAIL`` holds the names of steps that raise, and ``CALLS`` counts each step's bodies, so a
+test can make a step fail and see which bodies ran.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+import mlbox
+
+FAIL: set[str] = set()
+CALLS: Counter[str] = Counter()
+
+
+def _enter(name: str) -> None:
+    CALLS[name] += 1
+    if name in FAIL:
+        raise RuntimeError(f"{name} was told to fail")
+
+
+@mlbox.step
+def load(n: int) -> pd.DataFrame:
+    _enter("load")
+    return pd.DataFrame({"x": list(range(n)), "y": [i % 3 for i in range(n)]})
+
+
+@mlbox.step
+def featurize(frame: pd.DataFrame, scale: float) -> pd.DataFrame:
+    _enter("featurize")
+    return frame.assign(x2=frame["x"] * scale)
+
+
+@mlbox.step
+def summarize(frame: pd.DataFrame) -> dict:
+    _enter("summarize")
+    return {"rows": len(frame), "total": float(frame["x2"].sum())}
+
+
+@mlbox.step
+def count(frame: pd.DataFrame) -> int:
+    _enter("count")
+    return len(frame)
+
+
+@mlbox.step(cache=False)
+def report(summary: dict, rows: int) -> str:
+    _enter("report")
+    return f"{summary['rows']} rows, {rows} counted"
+
+
+@mlbox.pipeline
+def small(n: int = 10, scale: float = 2.0) -> None:
+    frame = load(n)
+    feats = featurize(frame, scale)
+    report(summarize(feats), count(frame))
+
+
+@mlbox.step(retries=2, backoff_s=0.01)
+def flaky(marker: str) -> int:
+    """Fails until a marker file has been seen twice."""
+    path = Path(marker)
+    seen = int(path.read_text()) if path.exists() else 0
+    path.write_text(str(seen + 1))
+    if seen < 2:
+        raise RuntimeError(f"flaky attempt {seen + 1}")
+    return seen
+
+
+@mlbox.pipeline
+def retrying(marker: str) -> None:
+    flaky(marker)
+
+
+@mlbox.step
+def lies() -> int:
+    return "not a number"  # type: ignore[return-value]
+
+
+@mlbox.pipeline
+def liar() -> None:
+    lies()
+
+
+@mlbox.step
+def slow_mark(folder: str, name: str, seconds: float) -> str:
+    """Appends its name to a file per body, so a test counts how often each ran."""
+    with open(os.path.join(folder, f"{name}.count"), "a") as f:
+        f.write("x")
+    time.sleep(seconds)
+    return name
+
+
+@mlbox.pipeline
+def marks(folder: str, seconds: float = 0.5) -> None:
+    a = slow_mark(folder, "a", seconds)
+    b = slow_mark(folder, "b", seconds)
+    slow_mark(folder, "c", seconds)
+    both(a, b)
+
+
+@mlbox.step
+def both(a: str, b: str) -> str:
+    return a + b
+
+
+@mlbox.step(job=True)
+def in_job(n: int) -> int:
+    return n * 7
+
+
+@mlbox.step
+def plus_one(n: int) -> int:
+    return n + 1
+
+
+@mlbox.pipeline
+def with_job(n: int = 3) -> None:
+    plus_one(in_job(n))
+
+
+@mlbox.step
+def read_file(path: str) -> int:
+    return len(Path(path).read_bytes())
+
+
+@mlbox.pipeline
+def on_file(path: str) -> None:
+    read_file(path)
+
+
+@mlbox.step
+def day_rows(partition: str) -> str:
+    return f"rows of {partition}"
+
+
+@mlbox.pipeline
+def daily(partition: str) -> None:
+    day_rows(partition)
