@@ -191,7 +191,9 @@ def _labeling(stores: Stores, built: Built) -> LabelingService:
 
 
 def _pipelines(stores: Stores, built: Built) -> PipelineService:
-    return PipelineService(stores.db, stores.home, stores.settings.pipelines)
+    return PipelineService(
+        stores.db, stores.home, stores.settings.pipelines, artifacts=stores.artifacts, scheduler=built["scheduler"]
+    )
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ class Services:
     serving: ServingService = service(_serving, start=ServingService.start, stop=ServingService.close)
     monitoring: MonitoringService = service(_monitoring, loop="housekeeping")
     labeling: LabelingService = service(_labeling)
-    pipelines: PipelineService = service(_pipelines, loop="jobs")
+    pipelines: PipelineService = service(_pipelines, loop="jobs", stop=PipelineService.close)
 
     @classmethod
     def open(cls, settings: Settings) -> Services:
