@@ -70,7 +70,8 @@ class Summary:
 
 
 def _temporary(name: str) -> bool:
-    return name.startswith(".") or name.endswith(".tmp")
+    """Temporaries, and an SQLite file's companions (its database is copied whole)."""
+    return name.startswith(".") or name.endswith((".tmp", "-wal", "-shm", "-journal"))
 
 
 def _copy_hashed(src: Path, dest: Path, mode: int) -> tuple[str, int]:
@@ -135,6 +136,11 @@ def backup(home: Path, dest: Path) -> Summary:
             if src.is_symlink() or not src.is_file():
                 summary.skipped.append(f"{rel} (not a regular file)")
                 continue
+            if _sqlite(src):  # another database of the home (the online feature store): as of one commit
+                private.make_dirs((staging / rel).parent)
+                _copy_database(src, staging / rel)
+                files[rel] = _describe(staging / rel)
+                continue
             obj = _object_name(rel)
             mode = private.READ_ONLY_MODE if obj else private.FILE_MODE
             try:
@@ -161,6 +167,15 @@ def backup(home: Path, dest: Path) -> Summary:
     summary.files = len(files)
     summary.bytes = sum(int(f["size"]) for f in files.values())
     return summary
+
+
+def _sqlite(path: Path) -> bool:
+    """Is ``path`` an SQLite database (its header), which is copied through the backup API?"""
+    try:
+        with open(path, "rb") as f:
+            return f.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def _describe(path: Path) -> dict[str, Any]:
@@ -271,3 +286,19 @@ def restore(src: Path, home: Path) -> Summary:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return summary
+
+
+def snapshot_database(db_path: Path, dest: Path) -> Path:
+    """A consistent, private copy of the database file (``VACUUM INTO``: one read transaction,
+    compacted, no WAL beside it), made before its schema changes."""
+    private.make_dirs(dest.parent)
+    os.close(private.create(dest))  # VACUUM INTO accepts an empty file, and keeps its 0600
+    conn = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+    try:
+        conn.execute("VACUUM INTO ?", (str(dest),))
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    finally:
+        conn.close()
+    return dest

@@ -20,6 +20,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from mlbox.store.db import Database
 from mlbox.store.errors import UnusableStore
@@ -74,6 +75,7 @@ class Migrations:
         """Apply what is missing; returns the names applied (empty when up to date)."""
         if not self.pending(db):
             return []
+        _backup_first(db, self.name)
         applied: list[str] = []
         with db.atomic() as conn:
             done = _applied(db, self.name)
@@ -89,6 +91,28 @@ class Migrations:
                 )
                 applied.append(name)
         return applied
+
+
+_STARTED = time.time()
+_backed_up: set[Path] = set()
+
+
+def _backup_first(db: Database, set_name: str) -> None:
+    """Copy a database that migrations written before this process started are in, before its
+    schema changes (`mlbox.store.backup.snapshot_database` into ``backups/`` beside it), once
+    per process: a migration gone wrong, or a release rolled back, leaves the old file. A home
+    created by this process has nothing to keep."""
+    if db.path in _backed_up or not db.query(
+        "SELECT 1 FROM _migrations WHERE applied_at < ? LIMIT 1", (_STARTED,)
+    ):
+        return
+    from mlbox.store.backup import snapshot_database
+
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    snapshot_database(
+        db.path, db.path.parent / "backups" / f"{db.path.name}.{stamp}.before-{set_name}-{RELEASE}"
+    )
+    _backed_up.add(db.path)
 
 
 def execute_script(conn: sqlite3.Connection, script: str) -> None:
