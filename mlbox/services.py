@@ -183,11 +183,21 @@ def _serving(stores: Stores, built: Built) -> ServingService:
 
 
 def _monitoring(stores: Stores, built: Built) -> MonitoringService:
-    return MonitoringService(stores.db, stores.home, stores.settings.monitoring)
+    """Labels are checked against the log: flushing the serving log first makes a prediction
+    answered a moment ago known to the feedback route."""
+    serving: ServingService = built["serving"]
+    predlog = serving.predlog
+    return MonitoringService(
+        stores.db,
+        stores.home,
+        stores.settings.monitoring,
+        registry=built["registry"],
+        flush_log=None if predlog is None else predlog.flush,
+    )
 
 
 def _labeling(stores: Stores, built: Built) -> LabelingService:
-    return LabelingService(stores.db, stores.home, stores.settings.labeling)
+    return LabelingService(stores.db, stores.home, stores.settings.labeling, tracking=built["tracking"])
 
 
 def _pipelines(stores: Stores, built: Built) -> PipelineService:

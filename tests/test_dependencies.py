@@ -37,6 +37,7 @@ DISTRIBUTION = {
     "sqlite_utils": "sqlite-utils",
     "jupyter_client": "jupyter-client",
     "_pytest": "pytest",
+    "PIL": "pillow",
 }
 """Import names whose distribution is named otherwise (the rest differ only by ``_`` and ``-``)."""
 

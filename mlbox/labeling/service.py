@@ -1,22 +1,754 @@
-"""The labeling service: the one object front ends call."""
+"""The labeling service: the one object front ends call.
+
+Projects hold tasks; annotators claim tasks (``next_tasks``) and label them.
+Claiming is one ``BEGIN IMMEDIATE`` transaction over a counter per task
+(``taken``: labels plus live claims) and a partial index over the open tasks in
+queue order, so two annotators never get the same task unless the project's
+overlap asks for it, and the next task is an index walk however large the
+project is. A claim expires (``claim_s``) so an annotator who walks away gives
+their tasks back. Every label is committed when it is given.
+"""
 
 from __future__ import annotations
 
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from mlbox.labeling import agreement, exports
 from mlbox.labeling.config import LabelingSettings
+from mlbox.labeling.imports import Imported, from_labelstudio_result, read_tasks, refuse_urls
 from mlbox.labeling.migrations import migrations
+from mlbox.labeling.schema import LabelSchema, check_value, class_of, parse_schema
+from mlbox.labeling.schemas import (
+    Annotation,
+    ExportResult,
+    ImportResult,
+    Prelabel,
+    Progress,
+    Project,
+    Review,
+    Task,
+)
 from mlbox.store import Database, Home
+from mlbox.store.errors import Conflict, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from mlbox.tracking.service import TrackingService
+
+CLAIM_S = 600.0
+"""How long a claimed task stays with its annotator before it goes back to the queue."""
+_enc = msgspec.json.Encoder()
+
+
+def _name_ok(name: str) -> str:
+    if not name or len(name) > 100 or not all(c.isalnum() or c in "-_." for c in name):
+        raise InvalidInput(f"project name {name!r}: use 1-100 letters, digits, '-', '_' or '.'", field="name")
+    return name
+
+
+def _annotator_ok(annotator: str) -> str:
+    if not annotator.strip() or len(annotator) > 100 or not annotator.isprintable():
+        raise InvalidInput(
+            f"annotator {annotator!r}: a printable name of 1-100 characters", field="annotator"
+        )
+    return annotator
 
 
 class LabelingService:
-    def __init__(self, db: Database, home: Home, settings: LabelingSettings | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        home: Home,
+        settings: LabelingSettings | None = None,
+        tracking: TrackingService | None = None,
+    ) -> None:
         self.db = db
         self.home = home
         self.settings = settings or LabelingSettings()
+        self.tracking = tracking
         migrations.apply(db)
 
     def reconcile_once(self, now: float | None = None) -> dict[str, list[int]]:
-        """One pass of the service's background work."""
+        """One pass of the service's background work (none: claims expire when the queue is read)."""
         return {}
 
-    def list(self) -> list[str]:
-        return []
+    # -- projects ------------------------------------------------------------------------
+
+    def create_project(
+        self,
+        name: str,
+        schema: Any,
+        *,
+        instructions: str = "",
+        overlap: int = 1,
+        model: str | None = None,
+        retrain_every: int | None = None,
+    ) -> Project:
+        _name_ok(name)
+        parsed = schema if isinstance(schema, LabelSchema) else parse_schema(schema)
+        if overlap < 1 or overlap > 100:
+            raise InvalidInput("overlap is the number of annotators per task, 1-100", field="overlap")
+        if retrain_every is not None and retrain_every < 1:
+            raise InvalidInput("retrain_every must be positive", field="retrain_every")
+        with self.db.atomic() as conn:
+            if conn.execute("SELECT 1 FROM label_projects WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"project {name!r} exists", field="name")
+            conn.execute(
+                "INSERT INTO label_projects (name, schema, instructions, overlap, model, retrain_every, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    _enc.encode(parsed).decode(),
+                    instructions,
+                    overlap,
+                    model,
+                    retrain_every,
+                    time.time(),
+                ),
+            )
+        return self.project(name)
+
+    def _row(self, name: str) -> sqlite3.Row:
+        rows = self.db.query("SELECT * FROM label_projects WHERE name = ?", (name,))
+        if not rows:
+            raise NotFound(f"no labeling project {name!r}", field="project")
+        return rows[0]
+
+    def schema(self, name: str) -> LabelSchema:
+        return msgspec.json.decode(self._row(name)["schema"], type=LabelSchema)
+
+    def project(self, name: str) -> Project:
+        r = self._row(name)
+        return self._project(r)
+
+    def _project(self, r: sqlite3.Row) -> Project:
+        pid = r["id"]
+        counts = self.db.query(
+            "SELECT COUNT(*) AS tasks, COALESCE(SUM(taken >= ? AND NOT EXISTS (SELECT 1 FROM label_claims c"
+            " WHERE c.task_id = t.id)), 0) AS done FROM label_tasks t WHERE project_id = ?",
+            (r["overlap"], pid),
+        )[0]
+        labels = self.db.query(
+            "SELECT COUNT(*) AS n FROM label_annotations WHERE project_id = ? AND kind = 'label'", (pid,)
+        )[0]["n"]
+        reviews = self.db.query(
+            "SELECT COUNT(*) AS n FROM label_reviews WHERE project_id = ? AND resolved_at IS NULL", (pid,)
+        )[0]["n"]
+        return Project(
+            id=pid,
+            name=r["name"],
+            label_schema=msgspec.json.decode(r["schema"], type=LabelSchema),
+            instructions=r["instructions"],
+            overlap=r["overlap"],
+            model=r["model"],
+            retrain_every=r["retrain_every"],
+            created_at=r["created_at"],
+            tasks=counts["tasks"],
+            done=counts["done"],
+            labels=labels,
+            open_reviews=reviews,
+        )
+
+    def projects(self) -> list[Project]:
+        return [self._project(r) for r in self.db.query("SELECT * FROM label_projects ORDER BY name")]
+
+    # -- tasks ---------------------------------------------------------------------------
+
+    def import_tasks(self, name: str, path: str | Path, fmt: str | None = None) -> ImportResult:
+        """Read every task of ``path`` and add them all, or none when any is bad."""
+        self._row(name)
+        tasks = read_tasks(Path(path).expanduser(), fmt)
+        return self.add_tasks(name, tasks)
+
+    def add_tasks(self, name: str, tasks: Iterable[Imported | dict[str, Any]]) -> ImportResult:
+        """Add tasks (data dicts or `Imported`) in one transaction; pre-labels are checked against the schema."""
+        r = self._row(name)
+        schema = msgspec.json.decode(r["schema"], type=LabelSchema)
+        items = [t if isinstance(t, Imported) else Imported(t, "") for t in tasks]
+        if not items:
+            raise InvalidInput("no tasks to add", field="tasks")
+        now = time.time()
+        rows = []
+        pre: list[tuple[int, str, dict[str, Any], float | None]] = []
+        for i, t in enumerate(items):
+            if not isinstance(t.data, dict):
+                raise InvalidInput(f"task {i}: data is a JSON object", field="data")
+            refuse_urls(t.data, f"task {i}")
+            rows.append((r["id"], _enc.encode(t.data).decode(), t.source, now))
+            for p in t.predictions:
+                try:
+                    value = check_value(
+                        schema, from_labelstudio_result(p.get("result") or []), text=_text(t.data)
+                    )
+                except InvalidInput as exc:
+                    raise InvalidInput(f"task {i}: prediction: {exc.message}", field="predictions") from None
+                score = p.get("score")
+                pre.append(
+                    (
+                        i,
+                        str(p.get("model_version") or "import"),
+                        value,
+                        float(score) if score is not None else None,
+                    )
+                )
+        with self.db.atomic() as conn:
+            before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM label_tasks").fetchone()[0]
+            conn.executemany(
+                "INSERT INTO label_tasks (project_id, data, source, created_at) VALUES (?, ?, ?, ?)", rows
+            )
+            ids = [
+                x[0]
+                for x in conn.execute(
+                    "SELECT id FROM label_tasks WHERE project_id = ? AND id > ? ORDER BY id",
+                    (r["id"], before),
+                )
+            ]
+            if len(ids) != len(rows):
+                raise Conflict("tasks were added by someone else at the same moment; retry", field="tasks")
+            conn.executemany(
+                "INSERT OR REPLACE INTO label_prelabels (task_id, model, value, confidence, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(ids[i], m, _enc.encode(v).decode(), c, now) for i, m, v, c in pre],
+            )
+        return ImportResult(name, len(ids), len(pre), ids[0], ids[-1])
+
+    def set_prelabels(
+        self, name: str, prelabels: Sequence[tuple[int, dict[str, Any], float | None]], model: str
+    ) -> int:
+        """Store a model's pre-label (value, confidence) per task, replacing that model's earlier ones."""
+        r = self._row(name)
+        schema = msgspec.json.decode(r["schema"], type=LabelSchema)
+        now = time.time()
+        rows = [(tid, model, _enc.encode(check_value(schema, v)).decode(), c, now) for tid, v, c in prelabels]
+        with self.db.atomic() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO label_prelabels (task_id, model, value, confidence, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    def set_priorities(self, name: str, priorities: Sequence[tuple[int, float]]) -> int:
+        """Re-order the queue: higher first (active learning writes the model's uncertainty here)."""
+        pid = self._row(name)["id"]
+        with self.db.atomic() as conn:
+            conn.executemany(
+                "UPDATE label_tasks SET priority = ? WHERE id = ? AND project_id = ?",
+                [(float(p), int(t), pid) for t, p in priorities],
+            )
+        return len(priorities)
+
+    def task(self, task_id: int, *, with_annotations: bool = True) -> Task:
+        rows = self.db.query("SELECT * FROM label_tasks WHERE id = ?", (task_id,))
+        if not rows:
+            raise NotFound(f"no task {task_id}", field="task_id")
+        return self._tasks(rows, with_annotations=with_annotations)[0]
+
+    def tasks(self, name: str, *, limit: int = 100, after: int = 0) -> list[Task]:
+        pid = self._row(name)["id"]
+        rows = self.db.query(
+            "SELECT * FROM label_tasks WHERE project_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (pid, after, limit),
+        )
+        return self._tasks(rows, with_annotations=True)
+
+    def _tasks(self, rows: Sequence[sqlite3.Row], *, with_annotations: bool) -> list[Task]:
+        if not rows:
+            return []
+        ids = [r["id"] for r in rows]
+        marks = ",".join("?" * len(ids))
+        pre: dict[int, Prelabel] = {}
+        for p in self.db.query(
+            f"SELECT * FROM label_prelabels WHERE task_id IN ({marks}) ORDER BY created_at", ids
+        ):
+            pre[p["task_id"]] = Prelabel(p["model"], json.loads(p["value"]), p["confidence"])
+        anns: dict[int, list[Annotation]] = defaultdict(list)
+        if with_annotations:
+            for a in self.db.query(
+                f"SELECT * FROM label_annotations WHERE task_id IN ({marks}) ORDER BY id", ids
+            ):
+                anns[a["task_id"]].append(_annotation(a))
+        return [
+            Task(
+                r["id"],
+                r["project_id"],
+                json.loads(r["data"]),
+                r["source"],
+                r["priority"],
+                pre.get(r["id"]),
+                anns.get(r["id"], []),
+            )
+            for r in rows
+        ]
+
+    # -- the queue -----------------------------------------------------------------------
+
+    def next_tasks(
+        self, name: str, annotator: str, n: int = 1, *, claim_s: float = CLAIM_S, now: float | None = None
+    ) -> list[Task]:
+        """The annotator's next ``n`` tasks, claimed for them (their live claims first, then the queue)."""
+        _annotator_ok(annotator)
+        if not 1 <= n <= 1000:
+            raise InvalidInput("n must be 1-1000", field="n")
+        r = self._row(name)
+        pid, overlap = r["id"], r["overlap"]
+        now = time.time() if now is None else now
+        with self.db.atomic() as conn:
+            self._expire(conn, pid, overlap, now)
+            mine = [
+                x[0]
+                for x in conn.execute(
+                    "SELECT c.task_id FROM label_claims c JOIN label_tasks t ON t.id = c.task_id"
+                    " WHERE c.project_id = ? AND c.annotator = ? ORDER BY t.priority DESC, t.id LIMIT ?",
+                    (pid, annotator, n),
+                )
+            ]
+            need = n - len(mine)
+            fresh: list[int] = []
+            if need > 0:
+                fresh = [
+                    x[0]
+                    for x in conn.execute(
+                        "SELECT t.id FROM label_tasks t INDEXED BY label_tasks_queue"
+                        " WHERE t.project_id = ? AND t.open = 1"
+                        " AND NOT EXISTS (SELECT 1 FROM label_annotations a WHERE a.task_id = t.id AND a.annotator = ?)"
+                        " AND NOT EXISTS (SELECT 1 FROM label_claims c WHERE c.task_id = t.id AND c.annotator = ?)"
+                        " ORDER BY t.priority DESC, t.id LIMIT ?",
+                        (pid, annotator, annotator, need),
+                    )
+                ]
+                conn.executemany(
+                    "INSERT INTO label_claims (task_id, annotator, project_id, until) VALUES (?, ?, ?, ?)",
+                    [(t, annotator, pid, now + claim_s) for t in fresh],
+                )
+                conn.executemany(
+                    "UPDATE label_tasks SET taken = taken + 1, open = (taken + 1 < ?) WHERE id = ?",
+                    [(overlap, t) for t in fresh],
+                )
+            if mine:
+                conn.execute(
+                    f"UPDATE label_claims SET until = ? WHERE annotator = ? AND task_id IN ({','.join('?' * len(mine))})",
+                    (now + claim_s, annotator, *mine),
+                )
+            ids = mine + fresh
+            rows = (
+                {
+                    x["id"]: x
+                    for x in conn.execute(
+                        f"SELECT * FROM label_tasks WHERE id IN ({','.join('?' * len(ids))})", ids
+                    ).fetchall()
+                }
+                if ids
+                else {}
+            )
+        return self._tasks([rows[i] for i in ids], with_annotations=False)
+
+    def release(self, name: str, annotator: str) -> int:
+        """Give the annotator's claimed tasks back to the queue (the labeling screen closes)."""
+        r = self._row(name)
+        with self.db.atomic() as conn:
+            ids = [
+                x[0]
+                for x in conn.execute(
+                    "SELECT task_id FROM label_claims WHERE project_id = ? AND annotator = ?",
+                    (r["id"], annotator),
+                )
+            ]
+            self._unclaim(conn, ids, annotator, r["overlap"])
+        return len(ids)
+
+    def _unclaim(self, conn: sqlite3.Connection, ids: Sequence[int], annotator: str, overlap: int) -> None:
+        conn.executemany(
+            "DELETE FROM label_claims WHERE task_id = ? AND annotator = ?", [(t, annotator) for t in ids]
+        )
+        conn.executemany(
+            "UPDATE label_tasks SET taken = taken - 1, open = (taken - 1 < ?) WHERE id = ?",
+            [(overlap, t) for t in ids],
+        )
+
+    def _expire(self, conn: sqlite3.Connection, pid: int, overlap: int, now: float) -> None:
+        stale = conn.execute(
+            "SELECT task_id, annotator FROM label_claims WHERE project_id = ? AND until < ?", (pid, now)
+        ).fetchall()
+        for task_id, annotator in stale:
+            self._unclaim(conn, [task_id], annotator, overlap)
+
+    # -- labels --------------------------------------------------------------------------
+
+    def annotate(
+        self,
+        task_id: int,
+        annotator: str,
+        value: dict[str, Any],
+        *,
+        comment: str = "",
+        lead_time_s: float | None = None,
+        from_prelabel: bool = False,
+        now: float | None = None,
+    ) -> Annotation:
+        """Record (or replace) the annotator's label of a task, committed at once."""
+        _annotator_ok(annotator)
+        task = self.task(task_id, with_annotations=False)
+        proj = self.db.query("SELECT * FROM label_projects WHERE id = ?", (task.project_id,))[0]
+        schema = msgspec.json.decode(proj["schema"], type=LabelSchema)
+        clean = check_value(schema, value, text=_text(task.data))
+        now = time.time() if now is None else now
+        with self.db.atomic() as conn:
+            held = conn.execute(
+                "DELETE FROM label_claims WHERE task_id = ? AND annotator = ?", (task_id, annotator)
+            ).rowcount
+            before = conn.execute(
+                "SELECT kind FROM label_annotations WHERE task_id = ? AND annotator = ?", (task_id, annotator)
+            ).fetchone()
+            counted = held or (before is not None and before[0] == "label")
+            if not counted:
+                conn.execute("UPDATE label_tasks SET taken = taken + 1 WHERE id = ?", (task_id,))
+            conn.execute("UPDATE label_tasks SET open = (taken < ?) WHERE id = ?", (proj["overlap"], task_id))
+            conn.execute(
+                "INSERT INTO label_annotations (task_id, project_id, annotator, kind, value, comment, lead_time_s,"
+                " from_prelabel, created_at) VALUES (?, ?, ?, 'label', ?, ?, ?, ?, ?)"
+                " ON CONFLICT (task_id, annotator) DO UPDATE SET kind = 'label', value = excluded.value,"
+                " comment = excluded.comment, lead_time_s = excluded.lead_time_s,"
+                " from_prelabel = excluded.from_prelabel, created_at = excluded.created_at",
+                (
+                    task_id,
+                    task.project_id,
+                    annotator,
+                    _enc.encode(clean).decode(),
+                    comment,
+                    lead_time_s,
+                    int(from_prelabel),
+                    now,
+                ),
+            )
+            self._check_disagreement(conn, task_id, task.project_id, proj["overlap"], now)
+            row = conn.execute(
+                "SELECT * FROM label_annotations WHERE task_id = ? AND annotator = ?", (task_id, annotator)
+            ).fetchone()
+        return _annotation(row)
+
+    def _check_disagreement(
+        self, conn: sqlite3.Connection, task_id: int, project_id: int, overlap: int, now: float
+    ) -> None:
+        values = [
+            class_of(json.loads(v[0]))
+            for v in conn.execute(
+                "SELECT value FROM label_annotations WHERE task_id = ? AND kind = 'label'", (task_id,)
+            )
+        ]
+        if overlap > 1 and len(values) >= overlap and len(set(values)) > 1:
+            detail = ", ".join(sorted({v or "?" for v in values}))
+            conn.execute(
+                "INSERT INTO label_reviews (task_id, project_id, reason, detail, created_at)"
+                " VALUES (?, ?, 'disagreement', ?, ?) ON CONFLICT (task_id, reason) DO UPDATE SET detail ="
+                " excluded.detail, resolved_at = NULL, resolved_by = NULL, resolved_value = NULL",
+                (task_id, project_id, detail, now),
+            )
+
+    def skip(
+        self, task_id: int, annotator: str, *, comment: str = "", now: float | None = None
+    ) -> Annotation:
+        """Pass a task: it goes back to the queue for the others, never again to this annotator."""
+        _annotator_ok(annotator)
+        task = self.task(task_id, with_annotations=False)
+        overlap = self.db.query("SELECT overlap FROM label_projects WHERE id = ?", (task.project_id,))[0][0]
+        now = time.time() if now is None else now
+        with self.db.atomic() as conn:
+            before = conn.execute(
+                "SELECT kind FROM label_annotations WHERE task_id = ? AND annotator = ?", (task_id, annotator)
+            ).fetchone()
+            held = conn.execute(
+                "DELETE FROM label_claims WHERE task_id = ? AND annotator = ?", (task_id, annotator)
+            ).rowcount
+            if held or (before is not None and before[0] == "label"):
+                conn.execute("UPDATE label_tasks SET taken = taken - 1 WHERE id = ?", (task_id,))
+            conn.execute("UPDATE label_tasks SET open = (taken < ?) WHERE id = ?", (overlap, task_id))
+            conn.execute(
+                "INSERT INTO label_annotations (task_id, project_id, annotator, kind, value, comment, created_at)"
+                " VALUES (?, ?, ?, 'skip', NULL, ?, ?) ON CONFLICT (task_id, annotator) DO UPDATE SET"
+                " kind = 'skip', value = NULL, comment = excluded.comment, created_at = excluded.created_at",
+                (task_id, task.project_id, annotator, comment, now),
+            )
+            row = conn.execute(
+                "SELECT * FROM label_annotations WHERE task_id = ? AND annotator = ?", (task_id, annotator)
+            ).fetchone()
+        return _annotation(row)
+
+    def undo(self, name: str, annotator: str, *, now: float | None = None) -> Task | None:
+        """Take back the annotator's latest label or skip; the task is claimed for them again."""
+        r = self._row(name)
+        now = time.time() if now is None else now
+        with self.db.atomic() as conn:
+            last = conn.execute(
+                "SELECT id, task_id, kind FROM label_annotations WHERE project_id = ? AND annotator = ?"
+                " ORDER BY created_at DESC, id DESC LIMIT 1",
+                (r["id"], annotator),
+            ).fetchone()
+            if last is None:
+                return None
+            conn.execute("DELETE FROM label_annotations WHERE id = ?", (last["id"],))
+            if last["kind"] != "label":
+                conn.execute("UPDATE label_tasks SET taken = taken + 1 WHERE id = ?", (last["task_id"],))
+            conn.execute(
+                "INSERT OR REPLACE INTO label_claims (task_id, annotator, project_id, until) VALUES (?, ?, ?, ?)",
+                (last["task_id"], annotator, r["id"], now + CLAIM_S),
+            )
+            conn.execute(
+                "UPDATE label_tasks SET open = (taken < ?) WHERE id = ?", (r["overlap"], last["task_id"])
+            )
+        return self.task(last["task_id"])
+
+    def annotations(self, name: str, *, kind: str | None = "label") -> list[Annotation]:
+        pid = self._row(name)["id"]
+        sql = "SELECT * FROM label_annotations WHERE project_id = ?"
+        args: list[Any] = [pid]
+        if kind is not None:
+            sql += " AND kind = ?"
+            args.append(kind)
+        return [_annotation(a) for a in self.db.query(sql + " ORDER BY id", args)]
+
+    def progress(
+        self, name: str, annotator: str, *, now: float | None = None, window_s: float = 3600.0
+    ) -> Progress:
+        """Tasks, tasks done, the annotator's labels and their labels per hour over the last hour."""
+        p = self.project(name)
+        now = time.time() if now is None else now
+        rows = self.db.query(
+            "SELECT COUNT(*) AS mine, MIN(created_at) AS first,"
+            " SUM(created_at >= ?) AS recent FROM label_annotations"
+            " WHERE project_id = ? AND annotator = ? AND kind = 'label'",
+            (now - window_s, p.id, annotator),
+        )[0]
+        recent = rows["recent"] or 0
+        span = min(window_s, max(60.0, now - (rows["first"] or now)))
+        return Progress(p.tasks, p.done, rows["mine"], recent * 3600.0 / span)
+
+    # -- review ---------------------------------------------------------------------------
+
+    def flag(self, task_id: int, annotator: str, detail: str = "", *, reason: str = "flagged") -> Review:
+        task = self.task(task_id, with_annotations=False)
+        with self.db.atomic() as conn:
+            conn.execute(
+                "INSERT INTO label_reviews (task_id, project_id, reason, detail, created_by, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (task_id, reason) DO UPDATE SET detail = excluded.detail,"
+                " created_by = excluded.created_by, resolved_at = NULL, resolved_by = NULL, resolved_value = NULL",
+                (task_id, task.project_id, reason, detail, annotator, time.time()),
+            )
+            row = conn.execute(
+                "SELECT * FROM label_reviews WHERE task_id = ? AND reason = ?", (task_id, reason)
+            ).fetchone()
+        return _review(row)
+
+    def reviews(self, name: str, *, open_only: bool = True) -> list[Review]:
+        pid = self._row(name)["id"]
+        sql = "SELECT * FROM label_reviews WHERE project_id = ?" + (
+            " AND resolved_at IS NULL" if open_only else ""
+        )
+        return [_review(r) for r in self.db.query(sql + " ORDER BY id", (pid,))]
+
+    def resolve(self, review_id: int, reviewer: str, value: dict[str, Any] | None) -> Review:
+        """Settle a review; ``value`` (checked against the schema) becomes the task's consensus label."""
+        _annotator_ok(reviewer)
+        rows = self.db.query("SELECT * FROM label_reviews WHERE id = ?", (review_id,))
+        if not rows:
+            raise NotFound(f"no review {review_id}", field="review_id")
+        schema_text = self.db.query(
+            "SELECT schema FROM label_projects WHERE id = ?", (rows[0]["project_id"],)
+        )[0][0]
+        clean = None
+        if value is not None:
+            clean = check_value(msgspec.json.decode(schema_text, type=LabelSchema), value)
+        with self.db.atomic() as conn:
+            conn.execute(
+                "UPDATE label_reviews SET resolved_by = ?, resolved_value = ?, resolved_at = ? WHERE id = ?",
+                (reviewer, None if clean is None else _enc.encode(clean).decode(), time.time(), review_id),
+            )
+            row = conn.execute("SELECT * FROM label_reviews WHERE id = ?", (review_id,)).fetchone()
+        return _review(row)
+
+    # -- consensus, agreement ------------------------------------------------------------------
+
+    def consensus(self, name: str) -> dict[int, tuple[dict[str, Any], str]]:
+        """task id -> (label value, how: 'reviewer', 'single', 'majority'); tied tasks have none."""
+        pid = self._row(name)["id"]
+        by_task: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for task_id, value in self.db.conn.execute(
+            "SELECT task_id, value FROM label_annotations WHERE project_id = ? AND kind = 'label' ORDER BY id",
+            (pid,),
+        ):
+            by_task[task_id].append(json.loads(value))
+        out: dict[int, tuple[dict[str, Any], str]] = {}
+        for task_id, values in by_task.items():
+            if len(values) == 1:
+                out[task_id] = (values[0], "single")
+                continue
+            keys = [_enc.encode(v).decode() for v in values]
+            winner = agreement.majority(keys)
+            if winner is not None:
+                out[task_id] = (json.loads(winner), "majority")
+        for task_id, value in self.db.conn.execute(
+            "SELECT task_id, resolved_value FROM label_reviews WHERE project_id = ? AND resolved_value IS NOT NULL"
+            " ORDER BY resolved_at",
+            (pid,),
+        ):
+            out[task_id] = (json.loads(value), "reviewer")
+        return out
+
+    def ratings(self, name: str) -> list[dict[str, str]]:
+        """Per task with labels, annotator -> class (what the agreement statistics read)."""
+        pid = self._row(name)["id"]
+        by_task: dict[int, dict[str, str]] = defaultdict(dict)
+        for task_id, annotator, value in self.db.conn.execute(
+            "SELECT task_id, annotator, value FROM label_annotations WHERE project_id = ? AND kind = 'label'",
+            (pid,),
+        ):
+            c = class_of(json.loads(value))
+            if c is not None:
+                by_task[task_id][annotator] = c
+        return list(by_task.values())
+
+    def agreement(self, name: str) -> agreement.AgreementReport:
+        return agreement.report(self.ratings(name), self.schema(name).choices)
+
+    # -- export --------------------------------------------------------------------------
+
+    def export(
+        self, name: str, path: str | Path, fmt: str | None = None, *, record: bool = True
+    ) -> ExportResult:
+        """Write the labeled tasks; a Parquet export is recorded as a dataset (its sha256) in tracking."""
+        r = self._row(name)
+        out = Path(path).expanduser().absolute()
+        fmt = fmt or exports.guess_format(out)
+        if fmt not in exports.FORMATS:
+            raise InvalidInput(f"format {fmt!r} is not one of {', '.join(exports.FORMATS)}", field="format")
+        pid = r["id"]
+        chosen = self.consensus(name)
+        task_rows = self.db.conn.execute(
+            "SELECT id, data FROM label_tasks WHERE project_id = ? ORDER BY id", (pid,)
+        ).fetchall()
+        n = 0
+        if fmt in ("parquet", "csv"):
+            keys: dict[str, None] = {}
+            rows: list[dict[str, Any]] = []
+            for tid, data in task_rows:
+                if tid not in chosen:
+                    continue
+                d = json.loads(data)
+                keys.update(dict.fromkeys(d))
+                value, how = chosen[tid]
+                c = class_of(value)
+                d.update({"task_id": tid, "label": c, "value": _enc.encode(value).decode(), "consensus": how})
+                rows.append(d)
+            columns = [
+                "task_id",
+                *[k for k in keys if k not in ("task_id", "label", "value", "consensus")],
+                "label",
+                "value",
+                "consensus",
+            ]
+            writer = exports.write_parquet if fmt == "parquet" else exports.write_csv
+            exports.place(out, lambda p: writer(rows, columns, p))
+            n = len(rows)
+        else:
+            anns: dict[int, list[Any]] = defaultdict(list)
+            for a in self.annotations(name):
+                anns[a.task_id].append(a)
+            docs: list[dict[str, Any]] = []
+            for tid, data in task_rows:
+                if tid not in anns:
+                    continue
+                d = json.loads(data)
+                if fmt == "json":
+                    docs.append(
+                        {
+                            "id": tid,
+                            "data": d,
+                            "annotations": [
+                                {
+                                    "id": a.id,
+                                    "completed_by": a.annotator,
+                                    "created_at": a.created_at,
+                                    "lead_time": a.lead_time_s,
+                                    "result": exports.labelstudio_result(a.value or {}),
+                                }
+                                for a in anns[tid]
+                            ],
+                        }
+                    )
+                else:
+                    for a in anns[tid]:
+                        row = {
+                            "id": tid,
+                            **d,
+                            "annotator": a.annotator,
+                            "annotation_id": a.id,
+                            "created_at": a.created_at,
+                        }
+                        row.update(a.value or {})
+                        docs.append(row)
+            exports.place(out, lambda p: exports.write_json(docs, p))
+            n = len(docs)
+        from mlbox.tracking.datasets import version_of
+
+        version = version_of(out)
+        run_id = None
+        if record and fmt == "parquet" and self.tracking is not None:
+            run = self.tracking.create_run("labeling", f"export {name}")
+            self.tracking.log_dataset(
+                run.id,
+                name=out.name,
+                digest=version.digest,
+                source=version.source,
+                rows=version.rows,
+                schema=version.schema,
+                context="labeled",
+            )
+            self.tracking.end_run(run.id)
+            run_id = run.id
+        with self.db.atomic() as conn:
+            conn.execute(
+                "INSERT INTO label_exports (project_id, format, path, digest, rows, run_id, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (pid, fmt, str(out), version.digest, n, run_id, time.time()),
+            )
+        return ExportResult(name, fmt, str(out), n, version.digest, run_id)
+
+
+def _text(data: dict[str, Any]) -> str | None:
+    t = data.get("text")
+    return t if isinstance(t, str) else None
+
+
+def _annotation(a: sqlite3.Row) -> Annotation:
+    return Annotation(
+        a["id"],
+        a["task_id"],
+        a["annotator"],
+        a["kind"],
+        None if a["value"] is None else json.loads(a["value"]),
+        a["comment"],
+        a["lead_time_s"],
+        bool(a["from_prelabel"]),
+        a["created_at"],
+    )
+
+
+def _review(r: sqlite3.Row) -> Review:
+    return Review(
+        r["id"],
+        r["task_id"],
+        r["reason"],
+        r["detail"],
+        r["created_by"],
+        r["created_at"],
+        r["resolved_by"],
+        None if r["resolved_value"] is None else json.loads(r["resolved_value"]),
+    )

@@ -1,0 +1,262 @@
+"""Reading tasks from files: Parquet, CSV, JSONL, a folder of text files or images, Label Studio JSON.
+
+Everything is read and checked before anything is stored (the service inserts
+the whole list in one transaction), so a bad line anywhere leaves the project
+as it was. Errors name the file and the line (or the task and field). Data
+stay where they are: an image task holds the image's path; a value that is a
+URL is refused, since the appliance is offline and fetches nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from mlbox.store.errors import InvalidInput, NotFound
+
+FORMATS = ("parquet", "csv", "jsonl", "folder", "labelstudio")
+TEXT_SUFFIXES = {".txt", ".md", ".text"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+LS_TASK_KEYS = {"id", "data", "predictions", "meta"}
+
+
+@dataclass(frozen=True)
+class Imported:
+    """One task as read: its data, where it came from, and a pre-label in Label Studio's shape if any."""
+
+    data: dict[str, Any]
+    source: str
+    predictions: tuple[dict[str, Any], ...] = ()
+
+
+def guess_format(path: Path) -> str:
+    if path.is_dir():
+        return "folder"
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix in (".csv", ".tsv"):
+        return "csv"
+    if suffix in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if suffix == ".json":
+        return "labelstudio"
+    raise InvalidInput(
+        f"{path}: cannot tell the format from its name; pass one of {', '.join(FORMATS)}", field="format"
+    )
+
+
+def read_tasks(path: Path, fmt: str | None = None) -> list[Imported]:
+    """Every task in ``path``; `InvalidInput` naming the file and line at the first bad one."""
+    if _URL.match(str(path)):
+        raise InvalidInput(f"{path}: a URL; the appliance is offline and fetches nothing", field="path")
+    if not path.exists():
+        raise NotFound(f"{path}: no such file or folder", field="path")
+    fmt = fmt or guess_format(path)
+    if fmt not in FORMATS:
+        raise InvalidInput(f"format {fmt!r} is not one of {', '.join(FORMATS)}", field="format")
+    reader = {
+        "parquet": _parquet,
+        "csv": _csv,
+        "jsonl": _jsonl,
+        "folder": _folder,
+        "labelstudio": _labelstudio,
+    }[fmt]
+    tasks = reader(path)
+    if not tasks:
+        raise InvalidInput(f"{path}: no tasks in it", field="path")
+    return tasks
+
+
+def refuse_urls(data: dict[str, Any], where: str) -> None:
+    """`InvalidInput` when a value of ``data`` is a URL (nothing is fetched: the appliance is offline)."""
+    for key, value in data.items():
+        if isinstance(value, str) and "://" in value[:40] and _URL.match(value):
+            raise InvalidInput(
+                f"{where}: field {key!r} is a URL ({value[:60]}); the appliance is offline and fetches"
+                " nothing: give the data itself or a local path",
+                field=key,
+            )
+
+
+def _parquet(path: Path) -> list[Imported]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises several types for a file that is not Parquet
+        raise InvalidInput(f"{path}: not a readable Parquet file ({exc})", field="path") from None
+    src = str(path)
+    out = []
+    for i, row in enumerate(table.to_pylist()):
+        refuse_urls(row, f"{path}: row {i + 1}")
+        out.append(Imported(row, src))
+    return out
+
+
+def _decode(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InvalidInput(
+            f"{path}: line {line}: not UTF-8 text (byte {raw[exc.start]:#04x}); save it as UTF-8",
+            field="path",
+        ) from None
+
+
+def _csv(path: Path) -> list[Imported]:
+    text = _decode(path)
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ","
+    )
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InvalidInput(f"{path}: empty, no header line", field="path") from None
+    except csv.Error as exc:
+        raise InvalidInput(f"{path}: line 1: {exc}", field="path") from None
+    if len(set(header)) != len(header) or any(not h for h in header):
+        raise InvalidInput(f"{path}: line 1: the header needs distinct, non-empty column names", field="path")
+    src = str(path)
+    out = []
+    n = len(header)
+    try:
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != n:
+                raise InvalidInput(
+                    f"{path}: line {reader.line_num}: {len(row)} fields where the header has {n}",
+                    field="path",
+                )
+            data = dict(zip(header, row, strict=True))
+            refuse_urls(data, f"{path}: line {reader.line_num}")
+            out.append(Imported(data, src))
+    except csv.Error as exc:
+        raise InvalidInput(f"{path}: line {reader.line_num}: {exc}", field="path") from None
+    return out
+
+
+def _jsonl(path: Path) -> list[Imported]:
+    text = _decode(path)
+    src = str(path)
+    out = []
+    decoder = msgspec.json.Decoder()
+    for no, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = decoder.decode(line)
+        except msgspec.DecodeError as exc:
+            raise InvalidInput(f"{path}: line {no}: not JSON ({exc})", field="path") from None
+        if not isinstance(obj, dict):
+            raise InvalidInput(f"{path}: line {no}: a task is a JSON object", field="path")
+        data = obj["data"] if set(obj) <= LS_TASK_KEYS and isinstance(obj.get("data"), dict) else obj
+        refuse_urls(data, f"{path}: line {no}")
+        out.append(Imported(data, src))
+    return out
+
+
+def _folder(path: Path) -> list[Imported]:
+    out = []
+    for f in sorted(path.iterdir()):
+        if not f.is_file() or f.name.startswith("."):
+            continue
+        suffix = f.suffix.lower()
+        if suffix in TEXT_SUFFIXES:
+            out.append(Imported({"text": _decode(f), "file": f.name}, str(f.resolve())))
+        elif suffix in IMAGE_SUFFIXES:
+            width, height = image_size(f)
+            out.append(
+                Imported({"image": str(f.resolve()), "width": width, "height": height}, str(f.resolve()))
+            )
+    return out
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """The image's size, decoding it whole: an image that does not decode is refused at import."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return int(im.width), int(im.height)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InvalidInput(f"{path}: the image does not decode ({exc})", field="path") from None
+
+
+def _labelstudio(path: Path) -> list[Imported]:
+    text = _decode(path)
+    try:
+        obj = msgspec.json.decode(text)
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"{path}: not JSON ({exc})", field="path") from None
+    if isinstance(obj, dict):
+        obj = [obj]
+    if not isinstance(obj, list):
+        raise InvalidInput(f"{path}: Label Studio tasks are a JSON list of objects", field="path")
+    src = str(path)
+    out = []
+    for i, task in enumerate(obj):
+        where = f"{path}: task {i}"
+        if not isinstance(task, dict) or not isinstance(task.get("data"), dict):
+            raise InvalidInput(f"{where}: a task is an object with a 'data' object", field="data")
+        unknown = sorted(set(task) - LS_TASK_KEYS)
+        if unknown:
+            raise InvalidInput(
+                f"{where}: unknown field {unknown[0]!r} (a task has {', '.join(sorted(LS_TASK_KEYS))})",
+                field=unknown[0],
+            )
+        refuse_urls(task["data"], where)
+        preds = task.get("predictions") or []
+        if not isinstance(preds, list) or any(not isinstance(p, dict) for p in preds):
+            raise InvalidInput(f"{where}: predictions must be a list of objects", field="predictions")
+        out.append(Imported(task["data"], src, tuple(preds)))
+    return out
+
+
+def from_labelstudio_result(result: list[Any]) -> dict[str, Any]:
+    """A Label Studio ``result`` list as an mlbox value (choices, labels, rectanglelabels, rating, textarea)."""
+    value: dict[str, Any] = {}
+    for item in result:
+        if not isinstance(item, dict) or not isinstance(item.get("value"), dict):
+            raise InvalidInput("a prediction's result items are objects with a 'value'", field="predictions")
+        kind, v = item.get("type"), item["value"]
+        if kind == "choices":
+            choices = v.get("choices") or []
+            if len(choices) == 1:
+                value["label"] = choices[0]
+            else:
+                value["labels"] = list(choices)
+        elif kind == "labels":
+            for label in v.get("labels") or []:
+                value.setdefault("spans", []).append(
+                    {"start": v.get("start"), "end": v.get("end"), "label": label}
+                )
+        elif kind == "rectanglelabels":
+            for label in v.get("rectanglelabels") or []:
+                value.setdefault("boxes", []).append(
+                    {
+                        "x": v.get("x"),
+                        "y": v.get("y"),
+                        "w": v.get("width"),
+                        "h": v.get("height"),
+                        "label": label,
+                    }
+                )
+        elif kind == "rating":
+            value["rating"] = v.get("rating")
+        elif kind == "textarea":
+            value["note"] = "\n".join(v.get("text") or [])
+        else:
+            raise InvalidInput(f"prediction result type {kind!r} is not one mlbox reads", field="predictions")
+    return value
