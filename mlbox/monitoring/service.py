@@ -1,22 +1,767 @@
-"""The monitoring service: the one object front ends call."""
+"""The monitoring service: references, late labels, window evaluations, monitors and alerts.
+
+* A **reference** per model version is stored once (rows, up to `SAMPLE_ROWS`, as
+  Parquet beside a profile of all of them) from a user's Parquet/CSV file, a
+  logged training dataset whose source is such a file, or a window of the
+  prediction log. Files first, the row last: a crash leaves no half reference.
+* **Feedback** joins to the prediction log by request id (and row): labels may
+  arrive late, in any order, twice (the last wins); a batch with one unknown
+  id or wrong label stores nothing.
+* An **evaluation** reads a window of the log as typed columns
+  (`mlbox.monitoring.logframe`) and runs drift, data quality, outliers and
+  performance (realised where labels are in, CBPE-estimated otherwise).
+* **Monitors** (per model alias) run from `reconcile_once` on the housekeeping
+  loop when due; a breached check raises one alert row (and optionally runs a
+  local command), cleared when the check passes again.
+"""
 
 from __future__ import annotations
 
+import builtins
+import json
+import logging
+import math
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlbox.monitoring import drift as drift_mod
+from mlbox.monitoring import performance as perf
+from mlbox.monitoring.checks import check_results
 from mlbox.monitoring.config import MonitoringSettings
+from mlbox.monitoring.logframe import PREDICTION, PROBA, feature_names, read_window
 from mlbox.monitoring.migrations import migrations
+from mlbox.monitoring.profile import Profile, outlier_rate, profile
+from mlbox.monitoring.quality import quality
+from mlbox.monitoring.schemas import (
+    CHECKS,
+    DEFAULT_CHECKS,
+    Alert,
+    Bucket,
+    CheckResult,
+    Evaluation,
+    FeedbackItem,
+    FeedbackResult,
+    Monitor,
+    MonitorRun,
+    Reference,
+)
+from mlbox.registry.schemas import ModelVersion
+from mlbox.registry.service import RegistryService
 from mlbox.store import Database, Home
+from mlbox.store.errors import Conflict, InvalidInput, MlboxError, NotFound
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger("mlbox.monitoring")
+
+SAMPLE_ROWS = 100_000
+"""Rows of a reference kept for exact two-sample tests (and explanations' backgrounds)."""
+COMMAND_TIMEOUT_S = 30.0
+BUCKETS = 8
 
 
 class MonitoringService:
-    def __init__(self, db: Database, home: Home, settings: MonitoringSettings | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        home: Home,
+        settings: MonitoringSettings | None = None,
+        *,
+        registry: RegistryService | None = None,
+        flush_log: Callable[[], object] | None = None,
+    ) -> None:
         self.db = db
         self.home = home
         self.settings = settings or MonitoringSettings()
+        self.registry = registry
+        self._flush_log = flush_log
+        self._explanations: Any = None
         migrations.apply(db)
 
-    def reconcile_once(self, now: float | None = None) -> dict[str, list[int]]:
-        """One pass of the service's background work."""
-        return {}
+    # -- where things live -----------------------------------------------------------
 
-    def list(self) -> list[str]:
-        return []
+    @property
+    def log_root(self) -> Path:
+        return self.home.tables / "predictions"
+
+    @property
+    def references_root(self) -> Path:
+        return self.home.root / "monitoring" / "references"
+
+    @property
+    def explanations(self) -> Any:
+        """The explanations part (`mlbox.monitoring.explain.Explanations`), built on first use;
+        None where that module is not installed."""
+        if self._explanations is None:
+            try:
+                from mlbox.monitoring.explain import Explanations  # type: ignore[import-not-found,unused-ignore]
+            except ImportError:
+                return None
+            self._explanations = Explanations(self._registry(), self.reference_sample)
+        return self._explanations
+
+    def _registry(self) -> RegistryService:
+        if self.registry is None:
+            raise MlboxError("the monitoring service was built without a registry")
+        return self.registry
+
+    def resolve(self, ref: str) -> ModelVersion:
+        return self._registry().resolve(ref)
+
+    # -- references ------------------------------------------------------------------
+
+    def set_reference(
+        self,
+        ref: str,
+        *,
+        path: str | Path | None = None,
+        frame: pd.DataFrame | None = None,
+        from_log: bool = False,
+        since: float | None = None,
+        until: float | None = None,
+        source: str | None = None,
+    ) -> Reference:
+        """Store the reference of ``ref``'s version (replacing an earlier one)."""
+        mv = self.resolve(ref)
+        if sum(x is not None and x is not False for x in (path, frame, from_log or None)) > 1:
+            raise InvalidInput("give one of a file, a frame or the log as the reference", field="source")
+        if path is not None:
+            from mlbox.monitoring.frames import read_frame
+
+            frame = read_frame(path, field="path")
+            source = source or f"file {Path(path).name}"
+        elif from_log:
+            frame = read_window(
+                self.log_root, mv.name, mv.signature, since=since, until=until, version=mv.version
+            )
+            if len(frame) == 0:
+                raise InvalidInput(
+                    f"the prediction log has no rows of {mv.name} version {mv.version} in that window",
+                    field="window",
+                )
+            frame = frame.drop(columns=["request_id", "row", "version", "ts", "latency_ms", "shadow"])
+            source = source or "prediction log"
+        elif frame is None:
+            frame, source = self._training_frame(mv)
+        if len(frame) == 0:
+            raise InvalidInput("the reference has no rows", field="path")
+        frame = self._check_columns(mv, frame)
+        return self._store_reference(mv, frame, source or "frame")
+
+    def _training_frame(self, mv: ModelVersion) -> tuple[pd.DataFrame, str]:
+        """The version's logged training dataset, when its source is a Parquet or CSV file."""
+        from mlbox.monitoring.frames import SUFFIXES, read_frame
+
+        for ds in mv.lineage.datasets:
+            if ds.context != "training":
+                continue
+            candidate = Path(ds.name)
+            if candidate.suffix.lower() in SUFFIXES and candidate.is_file():
+                return read_frame(candidate, field="path"), f"dataset {ds.name}"
+        raise InvalidInput(
+            f"{mv.name} version {mv.version} has no training dataset stored as a file: give a Parquet or CSV"
+            " file, or build it from the prediction log",
+            field="path",
+        )
+
+    def _check_columns(self, mv: ModelVersion, frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.rename(columns=str)
+        allowed = feature_names(mv.signature)
+        if allowed is not None:
+            extra = [
+                c for c in frame.columns if c not in allowed and c != PREDICTION and not c.startswith(PROBA)
+            ]
+            if extra:
+                shown = ", ".join(repr(c) for c in extra[:5]) + (" …" if len(extra) > 5 else "")
+                raise InvalidInput(
+                    f"the reference has columns {mv.name} version {mv.version} does not take: {shown}"
+                    f" (it takes {', '.join(allowed[:5])}{' …' if len(allowed) > 5 else ''})",
+                    field="columns",
+                )
+        return frame
+
+    def _store_reference(self, mv: ModelVersion, frame: pd.DataFrame, source: str) -> Reference:
+        from mlbox.store import private, tables
+
+        prof = profile(frame)
+        sample = frame if len(frame) <= SAMPLE_ROWS else frame.sample(SAMPLE_ROWS, random_state=0)
+        folder = uuid.uuid4().hex
+        target = self.references_root / folder
+        private.make_dirs(target)
+        import pyarrow as pa
+
+        tables.write_parquet(
+            pa.Table.from_pandas(sample.reset_index(drop=True), preserve_index=False),
+            target / "sample.parquet",
+        )
+        import msgspec
+
+        (target / "profile.json").write_bytes(msgspec.json.encode(prof))
+        now = time.time()
+        columns = [str(c) for c in frame.columns]
+        old = self.db.query_one(
+            "SELECT folder FROM monitoring_references WHERE model = ? AND version = ?", (mv.name, mv.version)
+        )
+        with self.db.atomic() as conn:
+            conn.execute(
+                "INSERT INTO monitoring_references (model, version, source, folder, rows, columns, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model, version) DO UPDATE SET source = excluded.source,"
+                " folder = excluded.folder, rows = excluded.rows, columns = excluded.columns,"
+                " created_at = excluded.created_at",
+                (mv.name, mv.version, source, folder, len(frame), json.dumps(columns), now),
+            )
+        if old is not None:
+            shutil.rmtree(self.references_root / str(old["folder"]), ignore_errors=True)
+        ref = self.reference(mv.name, mv.version)
+        assert ref is not None
+        return ref
+
+    def reference(self, name: str, version: int) -> Reference | None:
+        row = self.db.query_one(
+            "SELECT * FROM monitoring_references WHERE model = ? AND version = ?", (name, version)
+        )
+        if row is None:
+            return None
+        return Reference(
+            row["id"],
+            row["model"],
+            row["version"],
+            row["source"],
+            row["rows"],
+            json.loads(row["columns"]),
+            row["created_at"],
+        )
+
+    def references(self) -> builtins.list[Reference]:
+        rows = self.db.query("SELECT model, version FROM monitoring_references ORDER BY model, version")
+        return [r for row in rows if (r := self.reference(row["model"], row["version"])) is not None]
+
+    def _folder(self, name: str, version: int) -> Path | None:
+        row = self.db.query_one(
+            "SELECT folder FROM monitoring_references WHERE model = ? AND version = ?", (name, version)
+        )
+        return None if row is None else self.references_root / str(row["folder"])
+
+    def reference_sample(self, name: str, version: int, n: int | None = None) -> pd.DataFrame | None:
+        """Up to ``n`` rows of the stored reference (all kept rows when None); None without one."""
+        folder = self._folder(name, version)
+        if folder is None:
+            return None
+        import pandas as pd
+
+        frame = pd.read_parquet(folder / "sample.parquet")
+        if n is not None and n < len(frame):
+            frame = frame.sample(n, random_state=0).reset_index(drop=True)
+        return frame
+
+    def reference_profile(self, name: str, version: int) -> Profile | None:
+        folder = self._folder(name, version)
+        if folder is None:
+            return None
+        import msgspec
+
+        return msgspec.json.decode((folder / "profile.json").read_bytes(), type=Profile)
+
+    # -- feedback --------------------------------------------------------------------
+
+    def add_feedback(self, items: Sequence[FeedbackItem]) -> FeedbackResult:
+        """Store labels for logged predictions; all or nothing."""
+        if not items:
+            raise InvalidInput("no labels given", field="labels")
+        for i, item in enumerate(items):
+            label = item.label
+            if isinstance(label, bool) or not isinstance(label, (int, float, str)):
+                raise InvalidInput(
+                    f"labels[{i}].label must be a number or a string", field=f"labels[{i}].label"
+                )
+            if isinstance(label, float) and not math.isfinite(label):
+                raise InvalidInput(f"labels[{i}].label must be finite", field=f"labels[{i}].label")
+            if not item.request_id:
+                raise InvalidInput(f"labels[{i}].request_id is empty", field=f"labels[{i}].request_id")
+            if item.row < 0:
+                raise InvalidInput(f"labels[{i}].row must be >= 0", field=f"labels[{i}].row")
+        known = self._logged(sorted({item.request_id for item in items}))
+        for i, item in enumerate(items):
+            found = known.get(item.request_id)
+            if found is None:
+                raise NotFound(
+                    f"no logged prediction has request id {item.request_id!r}",
+                    field=f"labels[{i}].request_id",
+                )
+            model, rows, numeric = found
+            if item.row >= rows:
+                raise InvalidInput(
+                    f"request {item.request_id!r} scored {rows} row(s); row {item.row} does not exist",
+                    field=f"labels[{i}].row",
+                )
+            if numeric and isinstance(item.label, str):
+                raise InvalidInput(
+                    f"labels[{i}].label is text, but {model} predicts numbers", field=f"labels[{i}].label"
+                )
+        stored = updated = 0
+        now = time.time()
+        with self.db.atomic() as conn:
+            for item in items:
+                model = known[item.request_id][0]
+                cur = conn.execute(
+                    "INSERT INTO feedback (request_id, row, model, label, received_at) VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (request_id, row) DO UPDATE SET label = excluded.label,"
+                    " received_at = excluded.received_at, updates = updates + 1 RETURNING updates",
+                    (item.request_id, item.row, model, json.dumps(item.label), now),
+                )
+                if cur.fetchone()[0]:
+                    updated += 1
+                else:
+                    stored += 1
+        return FeedbackResult(stored, updated)
+
+    def import_feedback(self, path: str | Path) -> FeedbackResult:
+        """Labels from a Parquet or CSV file with ``request_id`` and ``label`` (and ``row``) columns."""
+        from mlbox.monitoring.frames import read_frame
+
+        frame = read_frame(path, field="path")
+        for column in ("request_id", "label"):
+            if column not in frame.columns:
+                raise InvalidInput(f"the labels file has no {column!r} column", field=column)
+        rows = frame["row"].tolist() if "row" in frame.columns else [0] * len(frame)
+        items = []
+        for i, (rid, label, row) in enumerate(
+            zip(frame["request_id"].tolist(), frame["label"].tolist(), rows, strict=True)
+        ):
+            if isinstance(label, np.generic):
+                label = label.item()
+            if isinstance(label, float) and label.is_integer():
+                label = int(label)
+            if not isinstance(row, (int, np.integer)) and not (isinstance(row, float) and row.is_integer()):
+                raise InvalidInput(f"row {i}: row must be a whole number", field="row")
+            items.append(FeedbackItem(str(rid), label, int(row)))
+        return self.add_feedback(items)
+
+    def _logged(self, request_ids: Sequence[str]) -> dict[str, tuple[str, int, bool]]:
+        """``request id -> (model, rows scored, predicts numbers)`` for ids in the log (champion rows)."""
+        if self._flush_log is not None:
+            self._flush_log()
+        if not request_ids or not any(self.log_root.glob("*/*/seg-*.parquet")):
+            return {}
+        import polars as pl
+
+        from mlbox.store import tables
+
+        found = tables.query(
+            "SELECT request_id, model, outputs FROM read_parquet(?, union_by_name = true)"
+            " WHERE request_id IN (SELECT unnest(?)) AND NOT shadow",
+            [str(self.log_root / "*" / "*" / "seg-*.parquet"), list(request_ids)],
+        )
+        out: dict[str, tuple[str, int, bool]] = {}
+        import msgspec
+
+        from mlbox.monitoring.logframe import _columns, read_outputs
+
+        for rid, model, outputs in found.select(
+            pl.col("request_id"), pl.col("model"), pl.col("outputs")
+        ).iter_rows():
+            cols = _columns(msgspec.json.decode(outputs), "output")
+            prediction, _ = read_outputs(cols)
+            rows = 0 if prediction is None else len(prediction)
+            numeric = prediction is not None and all(
+                isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                for v in prediction.tolist()
+            )
+            out[rid] = (model, rows, numeric)
+        return out
+
+    def labels(self, model: str) -> pd.DataFrame:
+        import pandas as pd
+
+        rows = self.db.query("SELECT request_id, row, label FROM feedback WHERE model = ?", (model,))
+        return pd.DataFrame(
+            {
+                "request_id": [r["request_id"] for r in rows],
+                "row": [int(r["row"]) for r in rows],
+                "label": [json.loads(r["label"]) for r in rows],
+            }
+        )
+
+    # -- evaluation --------------------------------------------------------------------
+
+    def evaluate(
+        self,
+        ref: str,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        last: int | None = None,
+        buckets: int = BUCKETS,
+    ) -> Evaluation:
+        """Every check of ``ref``'s logged traffic in ``[since, until)`` (or its ``last`` rows)."""
+        return self._evaluate(ref, since=since, until=until, last=last, buckets=buckets)[0]
+
+    def report(
+        self, ref: str, *, since: float | None = None, until: float | None = None, last: int | None = None
+    ) -> str:
+        """The self-contained HTML report of a window (`mlbox.monitoring.report`)."""
+        from mlbox.monitoring.report import render
+
+        evaluation, window, sample = self._evaluate(ref, since=since, until=until, last=last, buckets=BUCKETS)
+        shown = [v.column for v in evaluation.drift if v.drifted and v.kind == "numeric"][:6]
+        distributions = {
+            c: (
+                sample[c].to_numpy(np.float64, na_value=np.nan),
+                window[c].to_numpy(np.float64, na_value=np.nan),
+            )
+            for c in shown
+        }
+        return render(evaluation, distributions, title=f"{ref} (version {evaluation.version})")
+
+    def _evaluate(
+        self,
+        ref: str,
+        *,
+        since: float | None,
+        until: float | None,
+        last: int | None,
+        buckets: int,
+    ) -> tuple[Evaluation, pd.DataFrame, pd.DataFrame]:
+        mv = self.resolve(ref)
+        prof = self.reference_profile(mv.name, mv.version)
+        sample = self.reference_sample(mv.name, mv.version)
+        if prof is None or sample is None:
+            raise InvalidInput(
+                f"{mv.name} version {mv.version} has no reference: set one with mlbox monitor reference",
+                field="model",
+            )
+        window = read_window(
+            self.log_root, mv.name, mv.signature, since=since, until=until, version=mv.version
+        )
+        if last is not None:
+            window = window.tail(last).reset_index(drop=True)
+        if len(window) == 0:
+            raise InvalidInput(
+                f"no logged predictions of {mv.name} version {mv.version} in that window", field="window"
+            )
+        features = [c for c in prof.columns if c != PREDICTION and not c.startswith(PROBA)]
+        present = [c for c in features if c in window.columns]
+        verdicts = drift_mod.drift(sample[present], window[present], skip_empty=True) if present else []
+        prediction_drift = None
+        if PREDICTION in sample.columns and PREDICTION in window.columns:
+            try:
+                prediction_drift = drift_mod.verdict(
+                    PREDICTION, sample[PREDICTION], window[PREDICTION], kind="categorical"
+                )
+            except InvalidInput:
+                prediction_drift = None
+        window_prof = profile(window[[c for c in prof.columns if c in window.columns]], like=prof)
+        meta = {"request_id", "row", "version", "ts", "latency_ms", "shadow"}
+        found = quality(
+            prof,
+            window_prof,
+            [c for c in window.columns if c not in meta and c != PREDICTION and not str(c).startswith(PROBA)],
+        )
+        labelled = self._join_labels(mv.name, window)
+        performance = self._performance(labelled)
+        over_time = self._over_time(labelled, buckets)
+        evaluation = Evaluation(
+            model=mv.name,
+            version=mv.version,
+            since=since,
+            until=until,
+            rows=len(window),
+            drift=drift_mod.by_severity(verdicts),
+            drift_share=drift_mod.share_drifted(verdicts),
+            prediction_drift=prediction_drift,
+            quality=found,
+            outlier_rate=outlier_rate(window, prof),
+            performance=performance,
+            over_time=over_time,
+        )
+        return evaluation, window, sample
+
+    def _join_labels(self, model: str, window: pd.DataFrame) -> pd.DataFrame:
+        labels = self.labels(model)
+        if len(labels) == 0:
+            return window.assign(label=None)
+        return window.merge(labels, on=["request_id", "row"], how="left")
+
+    def _performance(self, frame: pd.DataFrame) -> perf.Performance:
+        if PREDICTION not in frame.columns or len(frame) == 0:
+            return perf.Performance(len(frame), 0)
+        labelled = frame["label"].notna().to_numpy()
+        proba_cols = [c for c in frame.columns if str(c).startswith(PROBA)]
+        prediction = frame[PREDICTION].to_numpy()
+        if proba_cols:
+            proba = frame[proba_cols].to_numpy(np.float64)
+            return perf.classification(
+                prediction.astype(np.int64),
+                [int(v) if isinstance(v, (int, float)) and v == v else -1 for v in frame["label"].tolist()],
+                labelled,
+                proba,
+                list(range(len(proba_cols))),
+            )
+        values = prediction.tolist()
+        if values and all(isinstance(v, float) and not float(v).is_integer() for v in values[:100]):
+            return perf.regression(prediction, frame["label"].fillna(np.nan).to_numpy(np.float64), labelled)
+        labels = frame["label"].tolist()
+        return perf.classification(
+            np.asarray([str(v) for v in values]), np.asarray([str(v) for v in labels]), labelled
+        )
+
+    def _over_time(self, frame: pd.DataFrame, buckets: int) -> builtins.list[Bucket]:
+        if len(frame) == 0 or buckets < 1:
+            return []
+        ts = (
+            frame["ts"].astype("int64").to_numpy() / 1e6
+            if str(frame["ts"].dtype).startswith("datetime")
+            else frame["ts"].to_numpy(np.float64)
+        )
+        order = np.argsort(ts, kind="stable")
+        out = []
+        for part in np.array_split(order, min(buckets, len(frame))):
+            if part.size == 0:
+                continue
+            piece = frame.iloc[part]
+            out.append(Bucket(float(ts[part].min()), float(ts[part].max()), self._performance(piece)))
+        return out
+
+    # -- monitors and alerts -----------------------------------------------------------
+
+    def create_monitor(
+        self,
+        ref: str,
+        *,
+        window_s: float = 3600.0,
+        every_s: float | None = None,
+        checks: Sequence[str] | None = None,
+        thresholds: dict[str, float] | None = None,
+        command: str | None = None,
+    ) -> Monitor:
+        """A monitor of ``NAME@ALIAS``; its current version must have a reference."""
+        name, sep, alias = ref.partition("@")
+        if not sep or not name or not alias:
+            raise InvalidInput(f"{ref!r} is not NAME@ALIAS", field="model")
+        if not window_s > 0 or not math.isfinite(window_s):
+            raise InvalidInput("window_s must be a positive number of seconds", field="window_s")
+        every = self.settings.every_s if every_s is None else every_s
+        if not every > 0 or not math.isfinite(every):
+            raise InvalidInput("every_s must be a positive number of seconds", field="every_s")
+        chosen = list(checks) if checks else list(DEFAULT_CHECKS)
+        unknown = [c for c in chosen if c not in CHECKS]
+        if unknown:
+            raise InvalidInput(f"unknown checks {unknown} (known: {', '.join(CHECKS)})", field="checks")
+        limits = dict(thresholds or {})
+        for key, value in limits.items():
+            if key not in CHECKS:
+                raise InvalidInput(f"a threshold for unknown check {key!r}", field="thresholds")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InvalidInput(f"the threshold of {key!r} must be a number", field="thresholds")
+        mv = self.resolve(ref)
+        if self.reference(mv.name, mv.version) is None:
+            raise InvalidInput(
+                f"{mv.name} version {mv.version} (@{alias}) has no reference: set one first", field="model"
+            )
+        with self.db.atomic() as conn:
+            if conn.execute("SELECT 1 FROM monitors WHERE model = ? AND alias = ?", (name, alias)).fetchone():
+                raise Conflict(f"{ref} already has a monitor", field="model")
+            cur = conn.execute(
+                "INSERT INTO monitors (model, alias, window_s, every_s, checks, thresholds, command, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    alias,
+                    float(window_s),
+                    float(every),
+                    json.dumps(chosen),
+                    json.dumps(limits),
+                    command,
+                    time.time(),
+                ),
+            )
+            monitor_id = int(cur.lastrowid or 0)
+        return self.monitor(monitor_id)
+
+    def _monitor(self, row: Any) -> Monitor:
+        open_alerts = self.db.query_one(
+            "SELECT COUNT(*) FROM alerts WHERE monitor_id = ? AND cleared_at IS NULL", (row["id"],)
+        )
+        return Monitor(
+            row["id"],
+            row["model"],
+            row["alias"],
+            row["window_s"],
+            row["every_s"],
+            json.loads(row["checks"]),
+            json.loads(row["thresholds"]),
+            row["command"],
+            row["created_at"],
+            row["last_run"],
+            row["last_error"],
+            int(open_alerts[0]) if open_alerts else 0,
+        )
+
+    def monitor(self, monitor_id: int) -> Monitor:
+        row = self.db.query_one("SELECT * FROM monitors WHERE id = ?", (monitor_id,))
+        if row is None:
+            raise NotFound(f"no monitor {monitor_id}", field="monitor_id")
+        return self._monitor(row)
+
+    def find_monitor(self, ref: str) -> Monitor:
+        name, _, alias = ref.partition("@")
+        row = self.db.query_one("SELECT * FROM monitors WHERE model = ? AND alias = ?", (name, alias))
+        if row is None:
+            raise NotFound(f"no monitor of {ref!r}", field="model")
+        return self._monitor(row)
+
+    def list(self) -> builtins.list[Monitor]:
+        return [self._monitor(r) for r in self.db.query("SELECT * FROM monitors ORDER BY model, alias")]
+
+    def delete_monitor(self, monitor_id: int) -> None:
+        self.monitor(monitor_id)
+        with self.db.atomic() as conn:
+            conn.execute("DELETE FROM monitors WHERE id = ?", (monitor_id,))
+
+    def alerts(self, *, open_only: bool = False, limit: int = 200) -> builtins.list[Alert]:
+        sql = "SELECT * FROM alerts" + (" WHERE cleared_at IS NULL" if open_only else "")
+        rows = self.db.query(sql + " ORDER BY raised_at DESC, id DESC LIMIT ?", (limit,))
+        return [self._alert(r) for r in rows]
+
+    @staticmethod
+    def _alert(r: Any) -> Alert:
+        return Alert(
+            r["id"], r["monitor_id"], r["model"], r["alias"], r["check_name"], r["message"],
+            r["value"], r["threshold"], r["raised_at"], r["cleared_at"],
+        )  # fmt: skip
+
+    def history(self, monitor_id: int, limit: int = 100) -> builtins.list[dict[str, Any]]:
+        rows = self.db.query(
+            "SELECT ran_at, version, rows, summary FROM monitor_runs WHERE monitor_id = ? ORDER BY ran_at DESC LIMIT ?",
+            (monitor_id, limit),
+        )
+        return [
+            {"ran_at": r["ran_at"], "version": r["version"], "rows": r["rows"], **json.loads(r["summary"])}
+            for r in reversed(rows)
+        ]
+
+    def run_monitor(self, monitor_id: int, now: float | None = None) -> MonitorRun:
+        """Evaluate the monitor's window now; raise an alert per newly breached check (once),
+        clear the open ones whose check passes."""
+        monitor = self.monitor(monitor_id)
+        now = time.time() if now is None else now
+        ref = f"{monitor.model}@{monitor.alias}"
+        try:
+            evaluation = self.evaluate(ref, since=now - monitor.window_s, until=now)
+        except InvalidInput as exc:
+            with self.db.atomic() as conn:
+                conn.execute(
+                    "UPDATE monitors SET last_run = ?, last_error = ? WHERE id = ?",
+                    (now, exc.message, monitor_id),
+                )
+            return MonitorRun(self.monitor(monitor_id), now, [], [], [], None)
+        results = check_results(evaluation, monitor.checks, monitor.thresholds)
+        raised, cleared = self._apply(monitor, results, evaluation, now)
+        for alert in raised:
+            if monitor.command:
+                self._run_command(monitor.command, alert)
+        return MonitorRun(self.monitor(monitor_id), now, results, raised, cleared, evaluation)
+
+    def _apply(
+        self, monitor: Monitor, results: Sequence[CheckResult], evaluation: Evaluation, now: float
+    ) -> tuple[builtins.list[Alert], builtins.list[Alert]]:
+        raised_ids: builtins.list[int] = []
+        cleared_ids: builtins.list[int] = []
+        summary = {
+            "drift_share": evaluation.drift_share,
+            "outlier_rate": evaluation.outlier_rate,
+            "accuracy": evaluation.performance.accuracy,
+            "estimated_accuracy": evaluation.performance.estimated_accuracy,
+            "labelled": evaluation.performance.labelled,
+            "rmse": evaluation.performance.rmse,
+            "breached": [r.check for r in results if r.breached],
+        }
+        with self.db.atomic() as conn:
+            for r in results:
+                open_row = conn.execute(
+                    "SELECT id FROM alerts WHERE monitor_id = ? AND check_name = ? AND cleared_at IS NULL",
+                    (monitor.id, r.check),
+                ).fetchone()
+                if r.breached and open_row is None:
+                    cur = conn.execute(
+                        "INSERT INTO alerts (monitor_id, model, alias, check_name, message, value, threshold, raised_at)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            monitor.id,
+                            monitor.model,
+                            monitor.alias,
+                            r.check,
+                            r.message,
+                            r.value,
+                            r.threshold,
+                            now,
+                        ),
+                    )
+                    raised_ids.append(int(cur.lastrowid or 0))
+                elif not r.breached and open_row is not None:
+                    conn.execute("UPDATE alerts SET cleared_at = ? WHERE id = ?", (now, open_row[0]))
+                    cleared_ids.append(int(open_row[0]))
+            conn.execute(
+                "INSERT INTO monitor_runs (monitor_id, ran_at, version, rows, summary) VALUES (?, ?, ?, ?, ?)",
+                (monitor.id, now, evaluation.version, evaluation.rows, json.dumps(summary)),
+            )
+            conn.execute(
+                "UPDATE monitors SET last_run = ?, last_error = NULL WHERE id = ?", (now, monitor.id)
+            )
+
+        def fetch(ids: builtins.list[int]) -> builtins.list[Alert]:
+            return [
+                self._alert(r)
+                for i in ids
+                if (r := self.db.query_one("SELECT * FROM alerts WHERE id = ?", (i,)))
+            ]
+
+        return fetch(raised_ids), fetch(cleared_ids)
+
+    def _run_command(self, command: str, alert: Alert) -> None:
+        """The monitor's local command, with the alert in its environment (never a shell)."""
+        import os
+        import shlex
+
+        env = {
+            **os.environ,
+            "MLBOX_ALERT_MODEL": alert.model,
+            "MLBOX_ALERT_ALIAS": alert.alias,
+            "MLBOX_ALERT_CHECK": alert.check,
+            "MLBOX_ALERT_MESSAGE": alert.message,
+        }
+        try:
+            subprocess.run(
+                shlex.split(command), env=env, timeout=COMMAND_TIMEOUT_S, check=False, close_fds=True
+            )
+        except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+            log.warning("the alert command of %s@%s failed: %s", alert.model, alert.alias, exc)
+
+    def reconcile_once(self, now: float | None = None) -> dict[str, builtins.list[int]]:
+        """Run every monitor that is due; returns the ids of monitors run and alerts raised."""
+        now = time.time() if now is None else now
+        ran: builtins.list[int] = []
+        raised: builtins.list[int] = []
+        for m in self.list():
+            if m.last_run is not None and now - m.last_run < m.every_s:
+                continue
+            try:
+                result = self.run_monitor(m.id, now)
+            except MlboxError as exc:  # the model or its alias went away: say so on the monitor
+                with self.db.atomic() as conn:
+                    conn.execute(
+                        "UPDATE monitors SET last_run = ?, last_error = ? WHERE id = ?",
+                        (now, exc.message, m.id),
+                    )
+                continue
+            ran.append(m.id)
+            raised += [a.id for a in result.raised]
+        return {"ran": ran, "raised": raised}

@@ -1,0 +1,260 @@
+"""The monitoring service on a real home: a registered model, its predictions in the real
+prediction log, a stored reference, late labels, window evaluations, monitors and alerts,
+the HTML report, and the HTTP routes."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from litestar.testing import TestClient
+from sklearn.linear_model import LogisticRegression
+
+from mlbox.api.app import create_app
+from mlbox.monitoring.schemas import FeedbackItem
+from mlbox.services import Services
+from mlbox.store.errors import Conflict, InvalidInput, NotFound
+from tests.helpers import error
+
+FEATURES = [f"input_{j}" for j in range(4)]
+T0 = 1_780_000_000.0
+TOKEN = "monitoring-token-7c1d"
+
+
+def _proba(x: np.ndarray) -> np.ndarray:
+    p1 = 1 / (1 + np.exp(-(x[:, 0] + x[:, 1])))
+    return np.column_stack([1 - p1, p1])
+
+
+@dataclasses.dataclass
+class World:
+    services: Services
+    train: pd.DataFrame
+    base_x: np.ndarray
+    shift_x: np.ndarray
+    ref_file: Path
+
+
+def _log(
+    services: Services, prefix: str, x: np.ndarray, start: float, shadow: bool = False, version: int = 1
+) -> None:
+    log = services.serving.predlog
+    assert log is not None
+    proba = _proba(x)
+    for i in range(len(x)):
+        log.append(
+            (
+                f"{prefix}{i}",
+                "clf",
+                version,
+                start + i,
+                1.0,
+                shadow,
+                x[i : i + 1],
+                {"proba": proba[i : i + 1]},
+            )
+        )
+    log.flush()
+
+
+@pytest.fixture
+def world(services: Services, tmp_path: Path) -> World:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 4))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    services.registry.register("clf", model=LogisticRegression().fit(x, y), example_input=x[:2])
+    services.registry.set_alias("clf", "champion", 1)
+    train = pd.DataFrame(x, columns=FEATURES)
+    ref_file = tmp_path / "train.parquet"
+    train.to_parquet(ref_file)
+    base_x = rng.normal(size=(200, 4))
+    shift_x = rng.normal(size=(200, 4))
+    shift_x[:, 0] += 3.0  # brighter: feature 0 shifted far past the reference's range
+    _log(services, "b", base_x, T0)
+    _log(services, "s", shift_x, T0 + 1000)
+    _log(services, "b", base_x[:5], T0, shadow=True)  # a challenger's answers: never counted
+    return World(services, train, base_x, shift_x, ref_file)
+
+
+def test_reference_evaluation_feedback_and_report(world: World, tmp_path: Path) -> None:
+    mon = world.services.monitoring
+    with pytest.raises(InvalidInput) as exc:
+        mon.evaluate("clf@champion")
+    assert exc.value.field == "model"  # no reference yet
+
+    bad = tmp_path / "bad.parquet"
+    world.train.assign(zzz=1.0).to_parquet(bad)
+    with pytest.raises(InvalidInput) as exc:
+        mon.set_reference("clf@champion", path=bad)
+    assert exc.value.field == "columns" and "zzz" in exc.value.message
+    assert mon.reference("clf", 1) is None and mon.references() == []
+
+    ref = mon.set_reference("clf@champion", path=world.ref_file)
+    assert (ref.rows, ref.columns) == (600, FEATURES)
+    sample = mon.reference_sample("clf", 1, 50)
+    assert sample is not None and sample.shape == (50, 4)
+    assert mon.reference_sample("clf", 2, 5) is None
+
+    base = mon.evaluate("clf@champion", since=T0, until=T0 + 500)
+    assert base.rows == 200
+    assert [v.column for v in base.drift if v.drifted] == []
+    assert base.quality.problems == [] and base.outlier_rate < 0.02
+    shifted = mon.evaluate("clf@champion", since=T0 + 1000, until=T0 + 2000)
+    assert shifted.drift[0].column == "input_0" and [v.column for v in shifted.drift if v.drifted] == [
+        "input_0"
+    ]
+    assert any("outside the reference's range" in p for p in shifted.quality.problems)
+    assert shifted.outlier_rate > 0.15 > base.outlier_rate * 5
+    with pytest.raises(InvalidInput) as exc:
+        mon.evaluate("clf@champion", since=T0 + 5000, until=T0 + 6000)
+    assert exc.value.field == "window"
+
+    # estimated accuracy (CBPE) before any label: the mean top probability
+    want_est = float(_proba(world.base_x).max(axis=1).mean())
+    assert base.performance.labelled == 0 and base.performance.accuracy is None
+    assert base.performance.estimated_accuracy == pytest.approx(want_est)
+
+    # late labels, out of order, one sent twice (the last wins); a bad batch stores nothing
+    truth = (world.base_x[:, 0] + world.base_x[:, 1] > 0).astype(int)
+    with pytest.raises(NotFound) as nf:
+        mon.add_feedback([FeedbackItem("b3", int(truth[3])), FeedbackItem("nope", 1)])
+    assert nf.value.field == "labels[1].request_id"
+    with pytest.raises(InvalidInput) as bad_type:
+        mon.add_feedback([FeedbackItem("b3", "cat")])
+    assert bad_type.value.field == "labels[0].label"
+    with pytest.raises(InvalidInput) as bad_row:
+        mon.add_feedback([FeedbackItem("b3", 1, row=4)])
+    assert bad_row.value.field == "labels[0].row"
+    assert len(mon.labels("clf")) == 0
+    first = [FeedbackItem(f"b{i}", int(1 - truth[i])) for i in range(99, -1, -1)]  # wrong, newest first
+    assert mon.add_feedback(first).stored == 100
+    fixed = mon.add_feedback([FeedbackItem(f"b{i}", int(truth[i])) for i in range(100)])
+    assert (fixed.stored, fixed.updated) == (0, 100)
+    labelled = mon.evaluate("clf@champion", since=T0, until=T0 + 500)
+    predicted = _proba(world.base_x[:100]).argmax(axis=1)
+    assert labelled.performance.labelled == 100
+    assert labelled.performance.accuracy == pytest.approx(float(np.mean(predicted == truth[:100])))
+    assert labelled.performance.roc_auc is not None and labelled.performance.roc_auc > 0.9
+    assert sum(b.performance.labelled for b in labelled.over_time) == 100
+
+    # labels from a file
+    labels = tmp_path / "labels.parquet"
+    pd.DataFrame({"request_id": [f"b{i}" for i in range(100, 150)], "label": truth[100:150]}).to_parquet(
+        labels
+    )
+    assert mon.import_feedback(labels).stored == 50
+    pd.DataFrame({"request_id": ["b1"]}).to_parquet(tmp_path / "nolabel.parquet")
+    with pytest.raises(InvalidInput) as exc:
+        mon.import_feedback(tmp_path / "nolabel.parquet")
+    assert exc.value.field == "label"
+
+    html = mon.report("clf@champion", since=T0 + 1000, until=T0 + 2000)
+    assert "<svg" in html and "input_0" in html and "Monitoring report" in html
+    assert not re.search(r"https?://", html)
+    assert not re.search(r"(src|href)\s*=", html)
+
+
+def test_monitor_raises_an_alert_once_and_clears_it(world: World, tmp_path: Path) -> None:
+    mon = world.services.monitoring
+    with pytest.raises(InvalidInput) as exc:
+        mon.create_monitor("clf@champion")
+    assert exc.value.field == "model" and "reference" in exc.value.message
+    mon.set_reference("clf@champion", path=world.ref_file)
+    with pytest.raises(InvalidInput) as exc:
+        mon.create_monitor("clf@champion", checks=["drift", "vibes"])
+    assert exc.value.field == "checks"
+    with pytest.raises(InvalidInput) as exc:
+        mon.create_monitor("clf", window_s=10)
+    assert exc.value.field == "model"
+    marker = tmp_path / "alerts.txt"
+    command = f"{sys.executable} -c \"import os; open({str(marker)!r}, 'a').write(os.environ['MLBOX_ALERT_CHECK'] + chr(10))\""
+    m = mon.create_monitor(
+        "clf@champion",
+        window_s=900,
+        every_s=60,
+        checks=["drift", "outliers"],
+        thresholds={"drift": 0.2},
+        command=command,
+    )
+    with pytest.raises(Conflict):
+        mon.create_monitor("clf@champion")
+
+    # the window ending after the shifted traffic: both checks breach, two alerts, the command runs
+    run = mon.run_monitor(m.id, now=T0 + 1300)
+    assert {a.check for a in run.raised} == {"drift", "outliers"}
+    assert sorted(marker.read_text().split()) == ["drift", "outliers"]
+    again = mon.run_monitor(m.id, now=T0 + 1310)  # still breached: nothing new
+    assert again.raised == [] and again.cleared == []
+    assert len(mon.alerts(open_only=True)) == 2 and mon.monitor(m.id).open_alerts == 2
+    assert "input_0" in next(a.message for a in mon.alerts() if a.check == "drift")
+
+    # the loop runs it only when due
+    assert mon.reconcile_once(now=T0 + 1320)["ran"] == []
+    # the clean window: both clear
+    clean = mon.run_monitor(m.id, now=T0 + 300)
+    assert {a.check for a in clean.cleared} == {"drift", "outliers"}
+    assert mon.alerts(open_only=True) == [] and len(mon.alerts()) == 2
+    assert len(marker.read_text().split()) == 2
+    assert mon.reconcile_once(now=T0 + 1300 + 61)["ran"] == [m.id]
+    assert len(mon.alerts(open_only=True)) == 2  # breached again: raised again, once
+    # an empty window is recorded on the monitor, not an alert
+    empty = mon.run_monitor(m.id, now=T0 + 90_000)
+    assert empty.evaluation is None and mon.monitor(m.id).last_error is not None
+    assert len(mon.history(m.id)) == 4
+
+
+def _client(services: Services) -> TestClient[Any]:
+    client = TestClient(create_app(services, token=TOKEN), base_url="http://127.0.0.1:5151")
+    client.headers.update({"Authorization": f"Bearer {TOKEN}"})
+    return client
+
+
+def test_http_routes(world: World) -> None:
+    with _client(world.services) as client:
+        r = client.post("/api/v1/monitors", json={"model": "clf@champion"})
+        error(r, 400, "model")
+        r = client.post("/api/v1/monitors/references/clf@champion", json={"path": str(world.ref_file)})
+        assert r.status_code == 201, r.text
+        assert r.json()["columns"] == FEATURES
+        error(
+            client.post("/api/v1/monitors/references/clf@champion", json={"path": "/nope.parquet"}),
+            404,
+            "path",
+        )
+        r = client.post("/api/v1/feedback", json={"labels": [{"request_id": "b1", "label": 1}]})
+        assert r.status_code == 200 and r.json() == {"stored": 1, "updated": 0}
+        error(
+            client.post("/api/v1/feedback", json={"labels": [{"request_id": "zz", "label": 1}]}),
+            404,
+            "labels[0].request_id",
+        )
+        error(client.post("/api/v1/feedback", json={"labels": [{"request_id": "b2", "label": [1]}]}), 400)
+        error(
+            client.post("/api/v1/feedback", json={"labels": [{"request_id": "b2", "label": 1, "x": 1}]}), 400
+        )
+        r = client.post(
+            "/api/v1/monitors", json={"model": "clf@champion", "window_s": 1e9, "checks": ["drift"]}
+        )
+        assert r.status_code == 201, r.text
+        monitor_id = r.json()["id"]
+        r = client.post(f"/api/v1/monitors/{monitor_id}/run")
+        assert r.status_code == 200 and r.json()["evaluation"]["rows"] == 400
+        assert [m["id"] for m in client.get("/api/v1/monitors").json()] == [monitor_id]
+        r = client.get("/api/v1/monitors/evaluate/clf@champion", params={"since": T0 + 1000})
+        assert r.status_code == 200 and r.json()["drift"][0]["column"] == "input_0"
+        r = client.get("/api/v1/monitors/report/clf@champion")
+        assert r.status_code == 200, r.text
+        assert r.json()["html"].startswith("<!doctype html>") and not re.search(
+            r"https?://", r.json()["html"]
+        )
+        assert client.get("/api/v1/monitors/alerts", params={"open": True}).status_code == 200
+        error(client.get("/api/v1/monitors/999"), 404)
+        assert client.delete(f"/api/v1/monitors/{monitor_id}").status_code == 204
+    with TestClient(create_app(world.services, token=TOKEN), base_url="http://127.0.0.1:5151") as anonymous:
+        assert anonymous.post("/api/v1/feedback", json={"labels": []}).status_code == 401
