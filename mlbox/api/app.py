@@ -36,6 +36,9 @@ from mlbox.api.health import HealthController
 from mlbox.api.jobs import GpuController, JobController
 from mlbox.api.labeling import LabelingController
 from mlbox.api.metrics import MetricController
+from mlbox.api.mlflow_artifacts import MlflowArtifactsController
+from mlbox.api.mlflow_registry import MlflowRegistryController
+from mlbox.api.mlflow_tracking import MlflowTrackingController
 from mlbox.api.models import ModelController
 from mlbox.api.monitoring import MonitoringController
 from mlbox.api.notebooks import NotebookController
@@ -62,8 +65,18 @@ class Mount:
 
 
 MOUNTS: tuple[Mount, ...] = (
-    Mount("tracking", (ExperimentController, RunController, MetricController, ArtifactController)),
-    Mount("registry", (ModelController,)),
+    Mount(
+        "tracking",
+        (
+            ExperimentController,
+            RunController,
+            MetricController,
+            ArtifactController,
+            MlflowTrackingController,
+            MlflowArtifactsController,
+        ),
+    ),
+    Mount("registry", (ModelController, MlflowRegistryController)),
     Mount("serving", (ScoringController,), max_body_bytes=lambda serving: serving.settings.max_body_bytes),
     Mount("features", (FeatureController,)),
     Mount("scheduler", (JobController, GpuController)),

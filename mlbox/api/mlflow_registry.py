@@ -1,0 +1,456 @@
+"""MLflow's model registry REST API over mlbox's registry.
+
+``mlflow.register_model("runs:/ID/model", name)`` ends here as
+``create_model_version`` with the run's artifact folder as its source: the
+folder (an MLflow model directory, ``MLmodel`` and the framework's files) is
+registered as a real mlbox version with the matching mlbox flavor, its
+``input_example.json`` run once to give the signature, so ``mlbox up`` serves
+it under its aliases like any other version.
+
+mlbox versions never change and are never deleted (serving and lineage rely
+on that), so MLflow's version delete and update of a description are refused
+with a message saying so; a stage transition moves the alias of the stage's
+name (``Production`` → alias ``production``), MLflow's own advice since 2.9.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency
+
+from mlbox.api.mlflow_errors import MLFLOW_EXCEPTION_HANDLERS, both
+from mlbox.api.mlflow_tracking import Body, _query, _str
+from mlbox.mlflow import protocol as p
+from mlbox.mlflow.state import MlflowState, state_for
+from mlbox.registry.refs import check_name
+from mlbox.registry.schemas import Model, ModelVersion
+from mlbox.registry.service import RegistryService
+from mlbox.store.errors import Conflict, InvalidInput, NotFound
+
+FLAVORS = {"sklearn": "sklearn", "onnx": "onnx", "xgboost": "xgboost", "lightgbm": "lightgbm"}
+"""MLflow flavor → the mlbox flavor that loads the same files (first match in the MLmodel wins)."""
+
+
+def version_json(mv: ModelVersion, tags: dict[str, str]) -> Body:
+    source = mv.lineage.source
+    if source.startswith("run:"):
+        run, _, path = source[4:].partition("/")
+        source = f"{p.artifact_uri(int(run))}/{path}"
+    out: Body = {
+        "name": mv.name,
+        "version": str(mv.version),
+        "creation_timestamp": p.ms(mv.created_at),
+        "last_updated_timestamp": p.ms(mv.created_at),
+        "current_stage": "None",
+        "description": mv.description,
+        "source": source,
+        "status": "READY",
+        "tags": p.kv(tags),
+        "aliases": list(mv.aliases),
+    }
+    if mv.run_id is not None:
+        out["run_id"] = str(mv.run_id)
+    return out
+
+
+def mlflow_flavor(mlmodel: Any) -> str:
+    """The mlbox flavor for an MLflow model directory's parsed ``MLmodel``."""
+    flavors = mlmodel.get("flavors") if isinstance(mlmodel, dict) else None
+    if not isinstance(flavors, dict):
+        raise InvalidInput("the MLmodel file lists no flavors", field="source")
+    for name in flavors:
+        if name in FLAVORS:
+            return FLAVORS[name]
+    raise InvalidInput(
+        f"mlbox cannot load MLflow flavors {sorted(flavors)}; it registers {sorted(FLAVORS)}",
+        field="source",
+    )
+
+
+def example_from_mlflow(raw: bytes) -> Any:
+    """MLflow's ``input_example.json`` as what signature inference reads (rows, or named columns)."""
+    import numpy as np
+
+    data = json.loads(raw)
+    if isinstance(data, dict) and "columns" in data and "data" in data:
+        rows = data["data"]
+        return {c: np.asarray([r[i] for r in rows]) for i, c in enumerate(data["columns"])}
+    if isinstance(data, dict) and "inputs" in data:
+        inputs = data["inputs"]
+        if isinstance(inputs, dict):
+            return {k: np.asarray(v) for k, v in inputs.items()}
+        return np.asarray(inputs)
+    return np.asarray(data)
+
+
+class Registry:
+    def __init__(self, registry: RegistryService) -> None:
+        self.registry = registry
+        self.state: MlflowState = state_for(registry.db)
+
+    def model_exists(self, name: str) -> bool:
+        try:
+            self.registry.get_model(name)
+            return True
+        except NotFound:
+            return bool(self.state.announced(name))
+
+    def model_json(self, name: str) -> Body:
+        check_name(name)
+        tags = self.state.tags("model", name)
+        try:
+            model: Model | None = self.registry.get_model(name)
+        except NotFound:
+            model = None
+        if model is None:
+            announced = self.state.announced(name)
+            if not announced:
+                raise NotFound(f"Registered Model with name={name} not found", field="name")
+            description, created = announced[name]
+            return {
+                "name": name,
+                "creation_timestamp": p.ms(created),
+                "last_updated_timestamp": p.ms(created),
+                "description": description,
+                "tags": p.kv(tags),
+                "aliases": [],
+                "latest_versions": [],
+            }
+        out: Body = {
+            "name": name,
+            "creation_timestamp": p.ms(model.created_at),
+            "last_updated_timestamp": p.ms(model.created_at),
+            "description": model.description,
+            "tags": p.kv(tags),
+            "aliases": [{"alias": a, "version": str(v)} for a, v in sorted(model.aliases.items())],
+        }
+        if model.latest_version is not None:
+            out["latest_versions"] = [
+                self.version_json(self.registry.get_version(name, model.latest_version))
+            ]
+        return out
+
+    def version_json(self, mv: ModelVersion) -> Body:
+        return version_json(mv, self.state.tags("version", f"{mv.name}/{mv.version}"))
+
+    def version(self, data: Body) -> ModelVersion:
+        name = _str(data, "name", required=True)
+        raw = _str(data, "version", required=True)
+        if not raw.isdigit():
+            raise InvalidInput(f"version must be a positive integer, got {raw!r}", field="version")
+        try:
+            return self.registry.get_version(name, int(raw))
+        except NotFound:
+            raise NotFound(f"Model Version (name={name}, version={raw}) not found", field="version") from None
+
+    def create_version(self, data: Body) -> ModelVersion:
+        name = _str(data, "name", required=True)
+        run_id, path = p.parse_source(_str(data, "source", required=True), _str(data, "run_id") or None)
+        tracking = self.registry.tracking
+        files = {a.path for a in tracking.list_artifacts(run_id)}
+        flavor: str | None = None
+        example: Any = None
+        if f"{path}/mlbox-model.json" not in files:
+            if f"{path}/MLmodel" not in files:
+                raise InvalidInput(
+                    f"run {run_id} has no model at {path!r} (no MLmodel file there)", field="source"
+                )
+            mlmodel = yaml.safe_load(b"".join(tracking.read_artifact(run_id, f"{path}/MLmodel")))
+            flavor = mlflow_flavor(mlmodel)
+            example_path = f"{path}/{(mlmodel or {}).get('saved_input_example_info', {}).get('artifact_path', 'input_example.json')}"
+            if example_path in files:
+                try:
+                    example = example_from_mlflow(b"".join(tracking.read_artifact(run_id, example_path)))
+                except (ValueError, TypeError, KeyError, IndexError):
+                    example = None  # an example mlbox cannot read: registered without a signature
+        mv = self.registry.register(
+            name,
+            run_id=run_id,
+            artifact_path=path,
+            flavor=flavor,
+            example_input=example,
+            description=_str(data, "description"),
+        )
+        tags = p.pairs(data.get("tags"), "tags")
+        if tags:
+            self.state.set_tags("version", f"{mv.name}/{mv.version}", tags)
+        return mv
+
+
+class MlflowRegistryController(Controller):
+    path = "/"
+    tags = ("mlflow",)
+    exception_handlers = MLFLOW_EXCEPTION_HANDLERS
+
+    # -- registered models ---------------------------------------------------------------
+
+    @post(both("/registered-models/create"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def create_registered_model(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+        r = Registry(registry)
+        name = check_name(_str(data, "name", required=True))
+        if r.model_exists(name) or not r.state.announce_model(name, _str(data, "description")):
+            raise Conflict(f"Registered Model (name={name}) already exists.", field="name")
+        tags = p.pairs(data.get("tags"), "tags")
+        if tags:
+            r.state.set_tags("model", name, tags)
+        return {"registered_model": r.model_json(name)}
+
+    @get(both("/registered-models/get"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def get_registered_model(
+        self, registry: NamedDependency[RegistryService], request: Request[Any, Any, Any]
+    ) -> Body:
+        return {
+            "registered_model": Registry(registry).model_json(_str(_query(request), "name", required=True))
+        }
+
+    @get(both("/registered-models/search"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def search_registered_models(
+        self, registry: NamedDependency[RegistryService], request: Request[Any, Any, Any]
+    ) -> Body:
+        from mlbox.api.mlflow_tracking import _experiment_matches
+        from mlbox.tracking.schemas import Experiment
+
+        r = Registry(registry)
+        query = _query(request)
+        names = sorted({m.name for m in registry.list_models()} | set(r.state.announced()))
+        text = _str(query, "filter").strip()
+        if text:
+            names = [n for n in names if _experiment_matches(Experiment(0, n, "", 0.0), text)]
+        limit = p.max_results(query.get("max_results"), 100)
+        offset = p.page_offset(query.get("page_token"))
+        chosen = names[offset : offset + limit]
+        out: Body = {"registered_models": [r.model_json(n) for n in chosen]}
+        if offset + len(chosen) < len(names):
+            out["next_page_token"] = str(offset + len(chosen))
+        return out
+
+    @patch(both("/registered-models/update"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def update_registered_model(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+        r = Registry(registry)
+        name = _str(data, "name", required=True)
+        description = _str(data, "description")
+        if r.state.announced(name) and not any(m.name == name for m in registry.list_models()):
+            r.state.describe_announced(name, description)
+        else:
+            registry.describe_model(name, description)
+        return {"registered_model": r.model_json(name)}
+
+    @post(both("/registered-models/rename"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def rename_registered_model(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+        raise InvalidInput(
+            "mlbox does not rename models (aliases and served names rely on them)", field="new_name"
+        )
+
+    @delete(both("/registered-models/delete"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def delete_registered_model(
+        self, registry: NamedDependency[RegistryService], data: Body | None = None
+    ) -> Body:
+        r = Registry(registry)
+        name = _str(data or {}, "name", required=True)
+        if any(m.name == name for m in registry.list_models()):
+            raise InvalidInput(
+                f"model {name!r} has versions, and mlbox keeps every version (served and traced)",
+                field="name",
+            )
+        if not r.state.announced(name):
+            raise NotFound(f"Registered Model with name={name} not found", field="name")
+        r.state.forget_model(name)
+        return {}
+
+    @post(
+        both("/registered-models/get-latest-versions"),
+        sync_to_thread=True,
+        include_in_schema=False,
+        status_code=200,
+    )
+    def get_latest_versions(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+        r = Registry(registry)
+        body = r.model_json(_str(data, "name", required=True))
+        return {"model_versions": body.get("latest_versions", [])}
+
+    @get(
+        both("/registered-models/get-latest-versions"),
+        sync_to_thread=True,
+        include_in_schema=False,
+        status_code=200,
+    )
+    def get_latest_versions_get(
+        self, registry: NamedDependency[RegistryService], request: Request[Any, Any, Any]
+    ) -> Body:
+        body = Registry(registry).model_json(_str(_query(request), "name", required=True))
+        return {"model_versions": body.get("latest_versions", [])}
+
+    @post(both("/registered-models/set-tag"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def set_registered_model_tag(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+        r = Registry(registry)
+        name = _str(data, "name", required=True)
+        r.model_json(name)
+        r.state.set_tags("model", name, {_str(data, "key", required=True): _str(data, "value")})
+        return {}
+
+    @delete(
+        both("/registered-models/delete-tag"), sync_to_thread=True, include_in_schema=False, status_code=200
+    )
+    def delete_registered_model_tag(
+        self, registry: NamedDependency[RegistryService], data: Body | None = None
+    ) -> Body:
+        body = data or {}
+        Registry(registry).state.delete_tag(
+            "model", _str(body, "name", required=True), _str(body, "key", required=True)
+        )
+        return {}
+
+    # -- aliases -----------------------------------------------------------------------
+
+    @post(both("/registered-models/alias"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def set_alias(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+        mv = Registry(registry).version(data)
+        registry.set_alias(mv.name, _str(data, "alias", required=True), mv.version, note="mlflow")
+        return {}
+
+    @delete(both("/registered-models/alias"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def delete_alias(
+        self,
+        registry: NamedDependency[RegistryService],
+        request: Request[Any, Any, Any],
+        data: Body | None = None,
+    ) -> Body:
+        body = data or _query(request)
+        registry.delete_alias(
+            _str(body, "name", required=True), _str(body, "alias", required=True), note="mlflow"
+        )
+        return {}
+
+    @get(both("/registered-models/alias"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def get_by_alias(
+        self, registry: NamedDependency[RegistryService], request: Request[Any, Any, Any]
+    ) -> Body:
+        query = _query(request)
+        name = _str(query, "name", required=True)
+        alias = _str(query, "alias", required=True)
+        r = Registry(registry)
+        return {"model_version": r.version_json(registry.resolve(f"{name}@{alias}"))}
+
+    # -- versions ----------------------------------------------------------------------
+
+    @post(both("/model-versions/create"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def create_model_version(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+        r = Registry(registry)
+        return {"model_version": r.version_json(r.create_version(data))}
+
+    @get(both("/model-versions/get"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def get_model_version(
+        self, registry: NamedDependency[RegistryService], request: Request[Any, Any, Any]
+    ) -> Body:
+        r = Registry(registry)
+        return {"model_version": r.version_json(r.version(_query(request)))}
+
+    @get(
+        both("/model-versions/get-download-uri"),
+        sync_to_thread=True,
+        include_in_schema=False,
+        status_code=200,
+    )
+    def get_download_uri(
+        self, registry: NamedDependency[RegistryService], request: Request[Any, Any, Any]
+    ) -> Body:
+        r = Registry(registry)
+        return {"artifact_uri": r.version_json(r.version(_query(request)))["source"]}
+
+    @get(both("/model-versions/search"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def search_model_versions(
+        self, registry: NamedDependency[RegistryService], request: Request[Any, Any, Any]
+    ) -> Body:
+        import re
+
+        r = Registry(registry)
+        query = _query(request)
+        text = _str(query, "filter").strip()
+        versions: list[ModelVersion] = []
+        if text:
+            clauses = re.split(r"\s+and\s+", text, flags=re.IGNORECASE)
+            wanted: dict[str, str] = {}
+            for clause in clauses:
+                match = re.fullmatch(r"\s*(name|run_id|source_path|source)\s*=\s*(['\"])(.*)\2\s*", clause)
+                if match is None:
+                    raise InvalidInput(
+                        f"filter {clause!r}: mlbox filters versions by name = '...' and run_id = '...'",
+                        field="filter",
+                    )
+                wanted[match.group(1)] = match.group(3)
+            names = [wanted["name"]] if "name" in wanted else [m.name for m in registry.list_models()]
+            for name in names:
+                try:
+                    versions.extend(registry.list_versions(name))
+                except NotFound:
+                    continue
+            if "run_id" in wanted:
+                versions = [v for v in versions if str(v.run_id) == wanted["run_id"]]
+        else:
+            for m in registry.list_models():
+                versions.extend(registry.list_versions(m.name))
+        versions.sort(key=lambda v: (v.name, -v.version))
+        limit = p.max_results(query.get("max_results"), 10_000, limit=200_000)
+        offset = p.page_offset(query.get("page_token"))
+        chosen = versions[offset : offset + limit]
+        out: Body = {"model_versions": [r.version_json(v) for v in chosen]}
+        if offset + len(chosen) < len(versions):
+            out["next_page_token"] = str(offset + len(chosen))
+        return out
+
+    @patch(both("/model-versions/update"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def update_model_version(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+        r = Registry(registry)
+        mv = r.version(data)
+        if _str(data, "description") != mv.description:
+            raise InvalidInput(
+                "mlbox versions never change: a description is given at registration", field="description"
+            )
+        return {"model_version": r.version_json(mv)}
+
+    @delete(both("/model-versions/delete"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def delete_model_version(
+        self, registry: NamedDependency[RegistryService], data: Body | None = None
+    ) -> Body:
+        Registry(registry).version(data or {})
+        raise InvalidInput(
+            "mlbox keeps every version (served and traced); move its aliases away instead", field="version"
+        )
+
+    @post(
+        both("/model-versions/transition-stage"),
+        sync_to_thread=True,
+        include_in_schema=False,
+        status_code=200,
+    )
+    def transition_stage(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+        r = Registry(registry)
+        mv = r.version(data)
+        stage = _str(data, "stage", required=True)
+        if stage.lower() in ("production", "staging"):
+            mv = registry.set_alias(mv.name, stage.lower(), mv.version, note="mlflow stage")
+        elif stage.lower() not in ("archived", "none"):
+            raise InvalidInput(f"unknown stage {stage!r}", field="stage")
+        return {"model_version": r.version_json(mv)}
+
+    @post(both("/model-versions/set-tag"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def set_model_version_tag(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+        r = Registry(registry)
+        mv = r.version(data)
+        r.state.set_tags(
+            "version", f"{mv.name}/{mv.version}", {_str(data, "key", required=True): _str(data, "value")}
+        )
+        return {}
+
+    @delete(both("/model-versions/delete-tag"), sync_to_thread=True, include_in_schema=False, status_code=200)
+    def delete_model_version_tag(
+        self, registry: NamedDependency[RegistryService], data: Body | None = None
+    ) -> Body:
+        r = Registry(registry)
+        mv = r.version(data or {})
+        r.state.delete_tag("version", f"{mv.name}/{mv.version}", _str(data or {}, "key", required=True))
+        return {}

@@ -1,0 +1,224 @@
+"""MLflow's REST vocabulary, translated to and from mlbox's. Pure: no I/O here.
+
+MLflow speaks milliseconds, upper-case statuses, string ids and lists of
+``{"key", "value"}``; mlbox speaks seconds, lower-case statuses, integer ids
+and mappings. Every conversion lives here so the REST controllers
+(`mlbox.api.mlflow_tracking`, `mlbox.api.mlflow_registry`) stay thin and the
+rules can be tested without a server.
+
+Ids: an MLflow run id is the mlbox run id as text (``"12"``); an experiment id
+likewise, except MLflow's reserved ``"0"``, the experiment its client uses when
+none is set, which is mlbox's ``Default`` experiment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from mlbox.store.errors import InvalidInput
+
+DEFAULT_EXPERIMENT_ID = "0"
+"""The id MLflow's client sends when no experiment is set: mlbox's ``Default``."""
+
+TO_MLFLOW_STATUS = {
+    "running": "RUNNING",
+    "finished": "FINISHED",
+    "failed": "FAILED",
+    "killed": "KILLED",
+    "crashed": "FAILED",  # MLflow has no crashed: a run whose process died failed
+    "pruned": "KILLED",  # a pruned trial was stopped on purpose
+}
+FROM_MLFLOW_STATUS = {"RUNNING": "running", "SCHEDULED": "running", "FINISHED": "finished",
+                      "FAILED": "failed", "KILLED": "killed"}  # fmt: skip
+
+ERROR_STATUS = {
+    "RESOURCE_DOES_NOT_EXIST": 404,
+    "INVALID_PARAMETER_VALUE": 400,
+    "RESOURCE_ALREADY_EXISTS": 400,
+    "ENDPOINT_NOT_FOUND": 404,
+    "UNAUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "INTERNAL_ERROR": 500,
+    "BAD_REQUEST": 400,
+}
+"""MLflow's error codes and the HTTP status its server answers each with (`mlflow.protos.databricks`)."""
+
+
+def ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def seconds(millis: object, field: str) -> float | None:
+    if millis is None or millis == "":
+        return None
+    try:
+        return float(millis) / 1000.0  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise InvalidInput(
+            f"{field} must be milliseconds since the epoch, got {millis!r}", field=field
+        ) from None
+
+
+def int_id(value: object, field: str) -> int:
+    """An mlbox integer id from MLflow's text id; anything else does not exist here."""
+    text = str(value if value is not None else "").strip()
+    if not text:
+        raise InvalidInput(f"{field} is required", field=field)
+    if not text.isdigit() or len(text) > 18:
+        from mlbox.store.errors import NotFound
+
+        raise NotFound(f"no {field.removesuffix('_id')} with id {text!r}", field=field)
+    return int(text)
+
+
+def status_to_mlflow(status: str) -> str:
+    return TO_MLFLOW_STATUS.get(status, "FAILED")
+
+
+def status_from_mlflow(status: object) -> str:
+    text = str(status or "").upper()
+    if text not in FROM_MLFLOW_STATUS:
+        raise InvalidInput(
+            f"status must be one of {', '.join(FROM_MLFLOW_STATUS)}; got {status!r}", field="status"
+        )
+    return FROM_MLFLOW_STATUS[text]
+
+
+def pairs(items: object, field: str) -> dict[str, str]:
+    """MLflow's ``[{"key": k, "value": v}, ...]`` as a mapping (the last of a repeated key wins)."""
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise InvalidInput(f"{field} must be a list of {{key, value}}", field=field)
+    out: dict[str, str] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            raise InvalidInput(f"{field}[{i}] must be an object with a string key", field=f"{field}[{i}]")
+        value = item.get("value", "")
+        out[item["key"]] = "" if value is None else str(value)
+    return out
+
+
+def kv(mapping: Mapping[str, object]) -> list[dict[str, str]]:
+    return [{"key": k, "value": str(v)} for k, v in sorted(mapping.items())]
+
+
+# -- search ------------------------------------------------------------------------
+
+_STATUS_COMPARE = re.compile(
+    r"((?:attributes?\.|attr\.)?status\s*(?:=|==|!=|<>)\s*)(['\"])(\w+)\2", re.IGNORECASE
+)
+_STATUS_IN = re.compile(r"((?:attributes?\.|attr\.)?status\s+(?:not\s+)?in\s*\()([^)]*)(\))", re.IGNORECASE)
+_TIME_COMPARE = re.compile(
+    r"((?:attributes?\.|attr\.)?(?:start_time|end_time)\s*(?:=|==|!=|<>|<=|>=|<|>)\s*)(\d+(?:\.\d+)?)",
+    re.IGNORECASE,
+)
+_RUN_NAME_TAG = re.compile(r"tags\.(?:`mlflow\.runName`|\"mlflow\.runName\"|mlflow\.runName)(?![\w.])")
+_RUN_ID_ATTR = re.compile(r"attributes\.run_?(?:id|uuid)\b", re.IGNORECASE)
+_QUOTED_IDS = re.compile(r"(attributes\.id\s+(?:not\s+)?in\s*\()([^)]*)(\))", re.IGNORECASE)
+
+
+def _lower_status(match: re.Match[str]) -> str:
+    word = match.group(3).upper()
+    return f"{match.group(1)}'{FROM_MLFLOW_STATUS.get(word, match.group(3).lower())}'"
+
+
+def _lower_statuses(match: re.Match[str]) -> str:
+    words = [w.strip().strip("'\"").upper() for w in match.group(2).split(",") if w.strip()]
+    inner = ", ".join(f"'{FROM_MLFLOW_STATUS.get(w, w.lower())}'" for w in words)
+    return f"{match.group(1)}{inner}{match.group(3)}"
+
+
+def _unquote_ids(match: re.Match[str]) -> str:
+    ids = [w.strip().strip("'\"") for w in match.group(2).split(",") if w.strip()]
+    return f"{match.group(1)}{', '.join(i if i.isdigit() else '-1' for i in ids)}{match.group(3)}"
+
+
+def translate_filter(text: str | None) -> str:
+    """An MLflow ``filter_string`` in mlbox's grammar (`mlbox.tracking.search`), which is a superset
+    of MLflow's but compares statuses in lower case, times in seconds and ids as integers."""
+    if not text:
+        return ""
+    out = _STATUS_COMPARE.sub(_lower_status, text)
+    out = _STATUS_IN.sub(_lower_statuses, out)
+    out = _TIME_COMPARE.sub(lambda m: f"{m.group(1)}{float(m.group(2)) / 1000.0!r}", out)
+    out = _RUN_NAME_TAG.sub("attributes.name", out)
+    out = _RUN_ID_ATTR.sub("attributes.id", out)
+    out = _QUOTED_IDS.sub(_unquote_ids, out)
+    return out
+
+
+def translate_order_by(items: Iterable[str] | None) -> list[str]:
+    out = []
+    for item in items or []:
+        text = _RUN_NAME_TAG.sub("attributes.name", str(item))
+        out.append(_RUN_ID_ATTR.sub("attributes.id", text))
+    return out
+
+
+def page_offset(token: object) -> int:
+    """MLflow's opaque ``page_token``: here the offset as text."""
+    if token in (None, ""):
+        return 0
+    text = str(token)
+    if not text.isdigit():
+        raise InvalidInput(f"page_token {text!r} is not one this server gave", field="page_token")
+    return int(text)
+
+
+def max_results(value: object, default: int, field: str = "max_results", limit: int = 50_000) -> int:
+    if value in (None, ""):
+        return default
+    try:
+        n = int(str(value))
+    except ValueError:
+        raise InvalidInput(f"{field} must be an integer, got {value!r}", field=field) from None
+    if not 0 < n <= limit:
+        raise InvalidInput(f"{field} must be between 1 and {limit}", field=field)
+    return n
+
+
+def parse_source(source: str, run_id: str | None) -> tuple[int, str]:
+    """The (run id, artifact path) a model version's ``source`` names.
+
+    The client sends ``runs:/<run>/<path>``, or the run's artifact location
+    resolved: ``mlflow-artifacts:/<run>/<path>`` (or the same as an http URL
+    of this server's artifact routes).
+    """
+    text = source.strip()
+    match = re.match(r"^runs:/([^/]+)/(.+)$", text)
+    if match is None:
+        match = re.match(
+            r"^(?:mlflow-artifacts:|https?://[^/]+/api/2\.0/mlflow-artifacts/artifacts)/+(\d+)/(.+)$", text
+        )
+    if match is None:
+        raise InvalidInput(
+            f"source {source!r} is not a run's artifact (runs:/RUN/PATH or mlflow-artifacts:/RUN/PATH):"
+            " mlbox registers versions from its runs' logged files only",
+            field="source",
+        )
+    rid = int_id(match.group(1), "run_id")
+    if run_id and str(run_id) != str(rid):
+        raise InvalidInput(f"source names run {rid}, but run_id is {run_id}", field="run_id")
+    return rid, match.group(2).strip("/")
+
+
+def artifact_uri(run_id: int) -> str:
+    """A run's artifact root as MLflow's client resolves it: through this server's artifact routes."""
+    return f"mlflow-artifacts:/{run_id}"
+
+
+def experiment_json(
+    exp_id: str, name: str, created_at: float, *, deleted: bool, tags: Mapping[str, str]
+) -> dict[str, Any]:
+    return {
+        "experiment_id": exp_id,
+        "name": name,
+        "artifact_location": f"mlflow-artifacts:/experiments/{exp_id}",
+        "lifecycle_stage": "deleted" if deleted else "active",
+        "creation_time": ms(created_at),
+        "last_update_time": ms(created_at),
+        "tags": kv(tags),
+    }
