@@ -20,7 +20,7 @@ from mlbox.api.app import create_app
 from mlbox.monitoring.schemas import FeedbackItem
 from mlbox.services import Services
 from mlbox.store.errors import Conflict, InvalidInput, NotFound
-from tests.helpers import error
+from tests.helpers import error, ok, run_main
 
 FEATURES = [f"input_{j}" for j in range(4)]
 T0 = 1_780_000_000.0
@@ -258,3 +258,42 @@ def test_http_routes(world: World) -> None:
         assert client.delete(f"/api/v1/monitors/{monitor_id}").status_code == 204
     with TestClient(create_app(world.services, token=TOKEN), base_url="http://127.0.0.1:5151") as anonymous:
         assert anonymous.post("/api/v1/feedback", json={"labels": []}).status_code == 401
+
+
+def test_cli(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(capsys, "monitor", "add", "clf@champion")
+    assert code == 2 and "reference" in err
+    bad = tmp_path / "bad.csv"
+    world.train.assign(extra=1).to_csv(bad, index=False)
+    code, _, err = run_main(capsys, "monitor", "reference", "clf@champion", str(bad))
+    assert code == 2 and "extra" in err
+    assert "600 rows, 4 columns" in ok(capsys, "monitor", "reference", "clf@champion", str(world.ref_file))
+    out = ok(capsys, "monitor", "run", "clf@champion")
+    assert "clf version 1: 400 rows" in out and "input_0" in out and "estimated" in out
+    labels = tmp_path / "labels.csv"
+    pd.DataFrame({"request_id": ["b0", "b1", "b1"], "label": [0, 1, 1]}).to_csv(labels, index=False)
+    assert "2 labels stored, 1 replaced" in ok(capsys, "feedback", "import", str(labels))
+    assert "label replaced" in ok(capsys, "feedback", "add", "b0", "1")
+    code, _, err = run_main(capsys, "feedback", "add", "nope", "1")
+    assert code == 2 and "nope" in err
+    out = ok(
+        capsys,
+        "monitor",
+        "add",
+        "clf@champion",
+        "--window",
+        "2d",
+        "--check",
+        "drift",
+        "--threshold",
+        "drift=0.1",
+    )
+    assert out.startswith("monitor 1: clf@champion")
+    code, _, err = run_main(capsys, "monitor", "add", "clf@champion", "--window", "soon")
+    assert code == 2 and "--window" in err
+    assert "clf@champion" in ok(capsys, "monitor", "ls")
+    report = tmp_path / "report.html"
+    assert "wrote" in ok(capsys, "monitor", "report", "clf@champion", "-o", str(report))
+    html = report.read_text()
+    assert "<svg" in html and not re.search(r"https?://", html)
+    assert "no alerts" in ok(capsys, "monitor", "alerts")

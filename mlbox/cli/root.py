@@ -19,7 +19,7 @@ from mlbox.cli.features import features
 from mlbox.cli.jobs import gpus, jobs
 from mlbox.cli.labeling import label
 from mlbox.cli.models import models
-from mlbox.cli.monitoring import monitor
+from mlbox.cli.monitoring import feedback, monitor
 from mlbox.cli.notebooks import notebook
 from mlbox.cli.pipelines import pipelines
 from mlbox.cli.predict import predict
@@ -107,7 +107,7 @@ COMMANDS: tuple[tuple[str, tuple[click.Command, ...]], ...] = (
     ("scheduler", (jobs, gpus)),
     ("sweeps", (sweep, sweeps)),
     ("notebooks", (notebook,)),
-    ("monitoring", (monitor,)),
+    ("monitoring", (monitor, feedback)),
     ("labeling", (label,)),
     ("pipelines", (pipelines,)),
 )
