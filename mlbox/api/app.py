@@ -31,6 +31,7 @@ from mlbox.api.artifacts import ArtifactController
 from mlbox.api.bodies import CheckedRequest
 from mlbox.api.errors import EXCEPTION_HANDLERS
 from mlbox.api.experiments import ExperimentController
+from mlbox.api.explain import ExplainController
 from mlbox.api.features import FeatureController
 from mlbox.api.health import HealthController
 from mlbox.api.jobs import GpuController, JobController
@@ -82,7 +83,7 @@ MOUNTS: tuple[Mount, ...] = (
     Mount("scheduler", (JobController, GpuController)),
     Mount("sweeps", (SweepController,)),
     Mount("notebooks", (NotebookController,)),
-    Mount("monitoring", (MonitoringController,)),
+    Mount("monitoring", (MonitoringController, ExplainController)),
     Mount("labeling", (LabelingController,)),
     Mount("pipelines", (PipelineController,)),
 )
