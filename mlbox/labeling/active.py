@@ -29,7 +29,7 @@ def uncertainty(proba: Any, strategy: str = "entropy", *, seed: int = 0) -> np.n
         top2 = np.sort(p, axis=1)[:, -2:]
         return np.asarray(1.0 - (top2[:, 1] - top2[:, 0]))
     if strategy == "random":
-        return np.random.default_rng(seed).random(p.shape[0])
+        return np.asarray(np.random.default_rng(seed).random(p.shape[0]))
     raise ValueError(f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}")
 
 

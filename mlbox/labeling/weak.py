@@ -96,7 +96,7 @@ def majority_vote(L: np.ndarray, k: int) -> np.ndarray:
     """Probabilistic labels as vote shares (uniform where every function abstains)."""
     counts = np.zeros((L.shape[0], k))
     for c in range(k):
-        counts[:, c] = (c == L).sum(axis=1)
+        counts[:, c] = np.equal(L, c).sum(axis=1)
     total = counts.sum(axis=1, keepdims=True)
     return np.where(total > 0, counts / np.maximum(total, 1), 1.0 / k)
 
@@ -124,11 +124,12 @@ def dawid_skene(
     T = majority_vote(L, k)
     onehot = np.zeros((n, m, k))
     for c in range(k):
-        onehot[:, :, c] = c == L
+        onehot[:, :, c] = np.equal(L, c)
     prior = np.full(k, 1.0 / k)
     conf = np.zeros((m, k, k))
     it = 0
-    for it in range(1, iterations + 1):
+    for step in range(1, iterations + 1):
+        it = step
         prior = (T.sum(axis=0) + smoothing) / (n + k * smoothing)
         # conf[j, true, vote] from the current posteriors
         conf = np.einsum("ik,ijv->jkv", T, onehot) + smoothing
