@@ -555,8 +555,8 @@ class PipelineService:
                     if hit is not None and self._still_stored(hit["out_kind"], hit["out_payload"]):
                         conn.execute(
                             "UPDATE step_runs SET state = 'cached', cache_key = ?, cached_from = ?, out_kind = ?,"
-                            " out_payload = ?, out_hash = ?, started_at = ?, finished_at = ?, message = ?"
-                            " WHERE id = ?",
+                            " out_payload = ?, out_hash = ?, started_at = ?, finished_at = ?, message = ?,"
+                            " log = log || ? || char(10) WHERE id = ?",
                             (
                                 key,
                                 hit["id"],
@@ -566,6 +566,7 @@ class PipelineService:
                                 now,
                                 now,
                                 f"cached: the result of step run {hit['id']}",
+                                f"cache hit: the result of step run {hit['id']} (key {key[:12]})",
                                 st.id,
                             ),
                         )
