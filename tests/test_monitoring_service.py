@@ -65,6 +65,12 @@ def _log(
 
 @pytest.fixture
 def world(services: Services, tmp_path: Path) -> World:
+    return seed(services, tmp_path)
+
+
+def seed(services: Services, tmp_path: Path) -> World:
+    """clf@champion (a logistic regression on 4 features), 200 ordinary and 200 shifted requests
+    logged, 5 shadow ones, and its training rows in a Parquet file."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(600, 4))
     y = (x[:, 0] + x[:, 1] > 0).astype(int)

@@ -1,0 +1,87 @@
+"""The Monitor screen (key 8) over a real home: drift per feature sorted by severity, accuracy
+over time (realised beside estimated), open alerts; monitors run from the screen; snapshots
+at 160x48 and 100x30."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Static
+
+from mlbox.monitoring.schemas import FeedbackItem
+from mlbox.services import Services
+from mlbox.tui.screens.monitoring import MonitorScreen
+from tests.test_monitoring_service import T0, seed
+from tests.test_tui import app_for, settle, until
+
+Snap = Callable[..., bool]
+
+
+@pytest.fixture
+def seeded(services: Services, tmp_path: Path) -> Services:
+    world = seed(services, tmp_path)
+    mon = services.monitoring
+    mon.set_reference("clf@champion", path=world.ref_file)
+    truth = (world.base_x[:, 0] + world.base_x[:, 1] > 0).astype(int)
+    mon.add_feedback([FeedbackItem(f"b{i}", int(truth[i])) for i in range(0, 200, 2)])
+    m = mon.create_monitor(
+        "clf@champion", window_s=1e9, checks=["drift", "outliers"], thresholds={"drift": 0.2}
+    )
+    mon.run_monitor(m.id, now=T0 + 2000)
+    return services
+
+
+async def open_monitor(pilot: Pilot[None]) -> None:
+    await settle(pilot)
+    await pilot.press("8")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, MonitorScreen)
+    await until(pilot, lambda: not screen.reading and bool(screen.targets))
+    await settle(pilot)
+
+
+def _cells(table: DataTable[object]) -> list[list[str]]:
+    return [[str(c) for c in table.get_row(k)] for k in table.rows]
+
+
+async def test_screen_shows_drift_performance_and_alerts(seeded: Services) -> None:
+    app = app_for(seeded)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await open_monitor(pilot)
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen)
+        targets = _cells(screen.query_one("#targets", DataTable))
+        assert targets[0][:4] == ["clf@champion", "1", "400", "1/4"]
+        drift = _cells(screen.query_one("#drift", DataTable))
+        assert drift[0][0] == "input_0" and drift[0][4].startswith("DRIFT")
+        assert all(row[4].startswith("ok") for row in drift[1:])
+        alerts = str(screen.query_one("#alerts", Static).render())
+        assert "clf@champion · drift" in alerts and "clf@champion · outliers" in alerts
+        evaluation = screen.targets[0].evaluation
+        assert evaluation is not None and evaluation.performance.labelled == 100
+        assert evaluation.performance.estimated_accuracy is not None
+
+        # the monitor run from the screen: still breached, nothing new raised
+        await pilot.press("m")
+        await until(pilot, lambda: not screen.reading)
+        await settle(pilot)
+        assert "ran 1 monitor: 0 raised, 0 cleared" in str(screen.query_one("#summary", Static).render())
+        assert len(seeded.monitoring.alerts()) == 2
+
+
+def _svg_text(svg: str) -> str:
+    return "\n".join(html.unescape(t) for t in re.findall(r"<text[^>]*>(.*?)</text>", svg))
+
+
+class TestMonitorScreen:
+    def test_wide(self, seeded: Services, utc: None, snap_compare: Snap) -> None:
+        assert snap_compare(app_for(seeded), terminal_size=(160, 48), run_before=open_monitor)
+
+    def test_narrow(self, seeded: Services, utc: None, snap_compare: Snap) -> None:
+        assert snap_compare(app_for(seeded), terminal_size=(100, 30), run_before=open_monitor)
