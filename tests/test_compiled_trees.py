@@ -41,8 +41,10 @@ def _same(got: np.ndarray, expected: np.ndarray) -> bool:
 PAIRS = [(case, method) for case in range(len(CASES)) for method in ("predict", "predict_proba")]
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["numba", "numpy"])
 @pytest.mark.parametrize(("case", "method"), [p for p in PAIRS if hasattr(CASES[p[0]][0], p[1])])
-def test_compiled_equals_sklearn(case: int, method: str) -> None:
+def test_compiled_equals_sklearn(case: int, method: str, native: bool) -> None:
+    """Both walks (numba's machine code, and numpy's kept where numba is missing) on the probes."""
     model, x, y = CASES[case]
     model.fit(x, y)
     forest = compile_trees(model, method)
@@ -55,7 +57,7 @@ def test_compiled_equals_sklearn(case: int, method: str) -> None:
     picks = rng.integers(0, feats.size, size=50)
     on_thresholds[np.arange(50), feats[picks]] = np.float32(thr[picks])
     for rows in (rng.normal(size=(200, x.shape[1])) * 3, x, on_thresholds, x[:1]):
-        assert _same(predict_forest(forest, rows), getattr(model, method)(rows))
+        assert _same(predict_forest(forest, rows, native=native), getattr(model, method)(rows))
 
 
 def test_unsupported_models_are_not_compiled() -> None:

@@ -10,7 +10,12 @@ the estimator's order (a cumulative sum is sequential), as scikit-learn does.
 `compile_trees` (needs scikit-learn, runs at registration) returns arrays, or
 None for anything it does not reproduce exactly; the flavor then checks the
 compiled predictions against the estimator's own on the example input before
-it keeps them. `predict_forest` is pure numpy.
+it keeps them. `predict_forest` walks the trees with numba machine code
+(`mlbox.registry.flavors.treewalk`: each row down each tree, ~100x less time
+than the numpy walk at 100 rows), imported on the first prediction (the
+serving warm-up, the first batch of `mlbox predict`) so that importing this
+module stays cheap; where numba cannot be imported it walks with numpy
+(`leaf_values`), with the same answers.
 
 Supported: DecisionTree, RandomForest and ExtraTrees classifiers and
 regressors (one output), GradientBoosting classifiers (log-loss) and
@@ -50,6 +55,10 @@ class Forest:
     @cached_property
     def walk(self) -> _Walk:
         return _Walk.of(self)
+
+    @cached_property
+    def native(self) -> _Native:
+        return _Native.of(self)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         arrays = {
@@ -206,6 +215,72 @@ class _Walk:
         return cls(np.where(leaf, 0, forest.feature).astype(np.intp), threshold, children)
 
 
+@dataclass(frozen=True)
+class _Native:
+    """The walk's table as the numba walk takes it: contiguous arrays of fixed dtypes."""
+
+    feature: np.ndarray  # int32, 0 at leaves
+    threshold: np.ndarray  # float32, +inf at leaves
+    children: np.ndarray  # int32 (nodes * 2): left, right; a leaf's are itself
+    value: np.ndarray  # float64 (nodes, outputs)
+    roots: np.ndarray  # int32
+
+    @classmethod
+    def of(cls, forest: Forest) -> _Native:
+        walk = forest.walk
+        return cls(
+            np.ascontiguousarray(walk.feature, dtype=np.int32),
+            np.ascontiguousarray(walk.threshold, dtype=np.float32),
+            np.ascontiguousarray(walk.children, dtype=np.int32),
+            np.ascontiguousarray(forest.value, dtype=np.float64),
+            np.ascontiguousarray(forest.roots, dtype=np.int32),
+        )
+
+
+_KERNEL: list[Any] = []  # [accumulate] once imported, [None] when numba is not there
+
+
+def kernel() -> Any:
+    """The numba walk (`mlbox.registry.flavors.treewalk.accumulate`), compiled or loaded from
+    numba's cache on the first call; None when numba cannot be imported (the numpy walk serves)."""
+    if not _KERNEL:
+        try:
+            from mlbox.registry.flavors.treewalk import accumulate
+        except ImportError:  # pragma: no cover - numba is a declared dependency
+            _KERNEL.append(None)
+        else:
+            _KERNEL.append(accumulate)
+    return _KERNEL[0]
+
+
+def _raw_native(forest: Forest, x: np.ndarray, accumulate: Any) -> np.ndarray:
+    """(rows, outputs): the summed leaf values as `predict_forest`'s numpy branch sums them."""
+    native = forest.native
+    rows = np.ascontiguousarray(x, dtype=np.float32)
+    if rows.ndim != 2:
+        rows = rows.reshape(rows.shape[0], -1)
+    gradient = forest.kind.startswith("gb_")
+    per_stage = forest.init_raw.shape[0] if gradient else 1
+    outputs = per_stage if gradient else native.value.shape[1]
+    start = np.ascontiguousarray(forest.init_raw, dtype=np.float64) if gradient else np.zeros(outputs)
+    out = np.empty((rows.shape[0], outputs), dtype=np.float64)
+    scale = forest.scale if gradient else 1.0
+    accumulate(
+        rows,
+        native.feature,
+        native.threshold,
+        native.children,
+        native.value,
+        native.roots,
+        forest.depth,
+        start,
+        scale,
+        per_stage,
+        out,
+    )
+    return out
+
+
 def leaf_values(forest: Forest, x: np.ndarray) -> np.ndarray:
     """(rows, trees, outputs): each tree's leaf value for each row.
 
@@ -241,20 +316,35 @@ def _expit(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def predict_forest(forest: Forest, x: np.ndarray) -> np.ndarray:
-    """What the compiled estimator's ``predict`` (or ``predict_proba``) returns for ``x``."""
-    values = leaf_values(forest, x)
-    rows, trees = values.shape[0], values.shape[1]
-    zeros = np.zeros((rows, values.shape[2]))
+def predict_forest(forest: Forest, x: np.ndarray, *, native: bool = True) -> np.ndarray:
+    """What the compiled estimator's ``predict`` (or ``predict_proba``) returns for ``x``.
+
+    ``native=False`` walks with numpy (the reference the numba walk is tested against).
+    """
+    accumulate = kernel() if native else None
     kind = forest.kind
-    if kind in ("tree_class", "tree_reg"):
-        out = values[:, 0, :]
-    elif kind in ("forest_class", "forest_reg"):
-        out = _sequential_sum(zeros, values) / trees
-    else:  # gradient boosting: init + lr * leaf, stage after stage
-        per_stage = forest.init_raw.shape[0]
-        steps = (forest.scale * values[:, :, 0]).reshape(rows, trees // per_stage, per_stage)
-        raw = _sequential_sum(np.broadcast_to(forest.init_raw, (rows, per_stage)), steps)
+    trees = forest.roots.shape[0]
+    if accumulate is not None:
+        summed = _raw_native(forest, x, accumulate)
+        if kind in ("tree_class", "tree_reg"):
+            out = summed
+        elif kind in ("forest_class", "forest_reg"):
+            out = summed / trees
+        else:
+            raw = summed
+    else:
+        values = leaf_values(forest, x)
+        rows = values.shape[0]
+        zeros = np.zeros((rows, values.shape[2]))
+        if kind in ("tree_class", "tree_reg"):
+            out = values[:, 0, :]
+        elif kind in ("forest_class", "forest_reg"):
+            out = _sequential_sum(zeros, values) / trees
+        else:  # gradient boosting: init + lr * leaf, stage after stage
+            per_stage = forest.init_raw.shape[0]
+            steps = (forest.scale * values[:, :, 0]).reshape(rows, trees // per_stage, per_stage)
+            raw = _sequential_sum(np.broadcast_to(forest.init_raw, (rows, per_stage)), steps)
+    if kind.startswith("gb_"):
         if kind == "gb_reg":
             return raw[:, 0]
         if kind == "gb_binary":
