@@ -199,7 +199,8 @@ def label_open(ctx: Context, project: str, annotator: str | None) -> None:
     beside = ctx.services.home.running_appliance()
     appliance = None if beside is not None else Appliance(ctx.services)
     app = make_app(ctx.services, appliance=appliance, beside_url=beside.url if beside else None)
-    app.call_later(open_annotator, app, project, annotator or getpass.getuser())
+    who = annotator or ctx.settings.labeling.annotator or getpass.getuser()
+    app.call_later(open_annotator, app, project, who)
     try:
         app.run()
     finally:

@@ -13,6 +13,8 @@ from mlbox.store.errors import InvalidInput
 class LabelingSettings:
     prefetch: int = 8
     """``MLBOX_LABELING_PREFETCH``: how many next tasks the labeling screen keeps ready."""
+    annotator: str | None = None
+    """``MLBOX_LABELING_ANNOTATOR``: the name on this session's labels (default: the login name)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LabelingSettings:
@@ -31,4 +33,7 @@ class LabelingSettings:
                     f"MLBOX_LABELING_PREFETCH must be positive, got {raw!r}", field="MLBOX_LABELING_PREFETCH"
                 )
             s = replace(s, prefetch=value)
+        who = env.get("MLBOX_LABELING_ANNOTATOR")
+        if who:
+            s = replace(s, annotator=who)
         return s

@@ -60,7 +60,7 @@ class LabelingScreen(MlboxScreen):
 
     def __init__(self, annotator: str | None = None) -> None:
         super().__init__()
-        self.annotator = annotator or getpass.getuser()
+        self.annotator = annotator or ""
         self.projects: list[Project] = []
 
     @property
@@ -77,6 +77,7 @@ class LabelingScreen(MlboxScreen):
         return self.query_one("#projects", DataTable)
 
     def on_mount(self) -> None:
+        self.annotator = self.annotator or self.ctx.services.settings.labeling.annotator or getpass.getuser()
         for label in COLUMNS:
             self.table.add_column(
                 Text(label, justify="left" if label in ("project", "schema") else "right"), key=label
@@ -228,6 +229,8 @@ class AnnotateScreen(MlboxScreen):
         self.exhausted = False
         self.shown = 0
         """Tasks shown so far (a benchmark waits on it)."""
+        self.shown_perf = 0.0
+        """`time.perf_counter` when the latest task was drawn (what the latency benchmark reads)."""
 
     @property
     def service(self) -> LabelingService:
@@ -300,9 +303,10 @@ class AnnotateScreen(MlboxScreen):
         self.comment = ""
         self.shown_at = time.monotonic()
         self.render_task()
-        if (len(self.queue) < max(1, self.ctx.services.settings.labeling.prefetch // 2) and not (
-            self.exhausted and not self.queue
-        )) or self.current is None:
+        if (
+            len(self.queue) < max(1, self.ctx.services.settings.labeling.prefetch // 2)
+            and not (self.exhausted and not self.queue)
+        ) or self.current is None:
             self.fetch()
 
     def render_task(self) -> None:
