@@ -22,6 +22,7 @@ from typing import Any
 from anyio import to_thread
 from litestar import Controller, Request, get, put
 from litestar.di import NamedDependency
+from litestar.params import FromPath
 from litestar.response import Stream
 
 from mlbox.api.mlflow_errors import MLFLOW_EXCEPTION_HANDLERS, both
@@ -79,7 +80,7 @@ class MlflowArtifactsController(Controller):
 
     @get([f"{r}/{{path:path}}" for r in _ROOTS], include_in_schema=False,
          media_type="application/octet-stream")  # fmt: skip
-    async def download(self, tracking: NamedDependency[TrackingService], path: str) -> Stream:
+    async def download(self, tracking: NamedDependency[TrackingService], path: FromPath[str]) -> Stream:
         def opened() -> tuple[int, Iterator[bytes]]:
             run_id, rel = split(path)
             if not rel:
@@ -99,7 +100,7 @@ class MlflowArtifactsController(Controller):
     @put([f"{r}/{{path:path}}" for r in _ROOTS], include_in_schema=False, status_code=200,
          request_max_body_size=MAX_UPLOAD_BYTES)  # fmt: skip
     async def upload(
-        self, tracking: NamedDependency[TrackingService], request: Request[Any, Any, Any], path: str
+        self, tracking: NamedDependency[TrackingService], request: Request[Any, Any, Any], path: FromPath[str]
     ) -> dict[str, Any]:
         run_id, rel = split(path)
         if not rel:

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from mlbox.api.mlflow_errors import MLFLOW_EXCEPTION_HANDLERS, both
 from mlbox.api.mlflow_tracking import Body, _query, _str
@@ -137,7 +138,7 @@ class Registry:
     def version_json(self, mv: ModelVersion) -> Body:
         return version_json(mv, self.state.tags("version", f"{mv.name}/{mv.version}"))
 
-    def version(self, data: Body) -> ModelVersion:
+    def version(self, data: JSONBody[Body]) -> ModelVersion:
         name = _str(data, "name", required=True)
         raw = _str(data, "version", required=True)
         if not raw.isdigit():
@@ -147,7 +148,7 @@ class Registry:
         except NotFound:
             raise NotFound(f"Model Version (name={name}, version={raw}) not found", field="version") from None
 
-    def create_version(self, data: Body) -> ModelVersion:
+    def create_version(self, data: JSONBody[Body]) -> ModelVersion:
         name = _str(data, "name", required=True)
         run_id, path = p.parse_source(_str(data, "source", required=True), _str(data, "run_id") or None)
         tracking = self.registry.tracking
@@ -189,7 +190,9 @@ class MlflowRegistryController(Controller):
     # -- registered models ---------------------------------------------------------------
 
     @post(both("/registered-models/create"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def create_registered_model(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+    def create_registered_model(
+        self, registry: NamedDependency[RegistryService], data: JSONBody[Body]
+    ) -> Body:
         r = Registry(registry)
         name = check_name(_str(data, "name", required=True))
         if r.model_exists(name) or not r.state.announce_model(name, _str(data, "description")):
@@ -229,7 +232,9 @@ class MlflowRegistryController(Controller):
         return out
 
     @patch(both("/registered-models/update"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def update_registered_model(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+    def update_registered_model(
+        self, registry: NamedDependency[RegistryService], data: JSONBody[Body]
+    ) -> Body:
         r = Registry(registry)
         name = _str(data, "name", required=True)
         description = _str(data, "description")
@@ -240,14 +245,16 @@ class MlflowRegistryController(Controller):
         return {"registered_model": r.model_json(name)}
 
     @post(both("/registered-models/rename"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def rename_registered_model(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+    def rename_registered_model(
+        self, registry: NamedDependency[RegistryService], data: JSONBody[Body]
+    ) -> Body:
         raise InvalidInput(
             "mlbox does not rename models (aliases and served names rely on them)", field="new_name"
         )
 
     @delete(both("/registered-models/delete"), sync_to_thread=True, include_in_schema=False, status_code=200)
     def delete_registered_model(
-        self, registry: NamedDependency[RegistryService], data: Body | None = None
+        self, registry: NamedDependency[RegistryService], data: JSONBody[Body | None] = None
     ) -> Body:
         r = Registry(registry)
         name = _str(data or {}, "name", required=True)
@@ -267,7 +274,7 @@ class MlflowRegistryController(Controller):
         include_in_schema=False,
         status_code=200,
     )
-    def get_latest_versions(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+    def get_latest_versions(self, registry: NamedDependency[RegistryService], data: JSONBody[Body]) -> Body:
         r = Registry(registry)
         body = r.model_json(_str(data, "name", required=True))
         return {"model_versions": body.get("latest_versions", [])}
@@ -285,7 +292,9 @@ class MlflowRegistryController(Controller):
         return {"model_versions": body.get("latest_versions", [])}
 
     @post(both("/registered-models/set-tag"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def set_registered_model_tag(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+    def set_registered_model_tag(
+        self, registry: NamedDependency[RegistryService], data: JSONBody[Body]
+    ) -> Body:
         r = Registry(registry)
         name = _str(data, "name", required=True)
         r.model_json(name)
@@ -296,7 +305,7 @@ class MlflowRegistryController(Controller):
         both("/registered-models/delete-tag"), sync_to_thread=True, include_in_schema=False, status_code=200
     )
     def delete_registered_model_tag(
-        self, registry: NamedDependency[RegistryService], data: Body | None = None
+        self, registry: NamedDependency[RegistryService], data: JSONBody[Body | None] = None
     ) -> Body:
         body = data or {}
         Registry(registry).state.delete_tag(
@@ -307,7 +316,7 @@ class MlflowRegistryController(Controller):
     # -- aliases -----------------------------------------------------------------------
 
     @post(both("/registered-models/alias"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def set_alias(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+    def set_alias(self, registry: NamedDependency[RegistryService], data: JSONBody[Body]) -> Body:
         mv = Registry(registry).version(data)
         registry.set_alias(mv.name, _str(data, "alias", required=True), mv.version, note="mlflow")
         return {}
@@ -317,7 +326,7 @@ class MlflowRegistryController(Controller):
         self,
         registry: NamedDependency[RegistryService],
         request: Request[Any, Any, Any],
-        data: Body | None = None,
+        data: JSONBody[Body | None] = None,
     ) -> Body:
         body = data or _query(request)
         registry.delete_alias(
@@ -338,7 +347,7 @@ class MlflowRegistryController(Controller):
     # -- versions ----------------------------------------------------------------------
 
     @post(both("/model-versions/create"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def create_model_version(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+    def create_model_version(self, registry: NamedDependency[RegistryService], data: JSONBody[Body]) -> Body:
         r = Registry(registry)
         return {"model_version": r.version_json(r.create_version(data))}
 
@@ -403,7 +412,7 @@ class MlflowRegistryController(Controller):
         return out
 
     @patch(both("/model-versions/update"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def update_model_version(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+    def update_model_version(self, registry: NamedDependency[RegistryService], data: JSONBody[Body]) -> Body:
         r = Registry(registry)
         mv = r.version(data)
         if _str(data, "description") != mv.description:
@@ -414,7 +423,7 @@ class MlflowRegistryController(Controller):
 
     @delete(both("/model-versions/delete"), sync_to_thread=True, include_in_schema=False, status_code=200)
     def delete_model_version(
-        self, registry: NamedDependency[RegistryService], data: Body | None = None
+        self, registry: NamedDependency[RegistryService], data: JSONBody[Body | None] = None
     ) -> Body:
         Registry(registry).version(data or {})
         raise InvalidInput(
@@ -427,7 +436,7 @@ class MlflowRegistryController(Controller):
         include_in_schema=False,
         status_code=200,
     )
-    def transition_stage(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+    def transition_stage(self, registry: NamedDependency[RegistryService], data: JSONBody[Body]) -> Body:
         r = Registry(registry)
         mv = r.version(data)
         stage = _str(data, "stage", required=True)
@@ -438,7 +447,7 @@ class MlflowRegistryController(Controller):
         return {"model_version": r.version_json(mv)}
 
     @post(both("/model-versions/set-tag"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def set_model_version_tag(self, registry: NamedDependency[RegistryService], data: Body) -> Body:
+    def set_model_version_tag(self, registry: NamedDependency[RegistryService], data: JSONBody[Body]) -> Body:
         r = Registry(registry)
         mv = r.version(data)
         r.state.set_tags(
@@ -448,7 +457,7 @@ class MlflowRegistryController(Controller):
 
     @delete(both("/model-versions/delete-tag"), sync_to_thread=True, include_in_schema=False, status_code=200)
     def delete_model_version_tag(
-        self, registry: NamedDependency[RegistryService], data: Body | None = None
+        self, registry: NamedDependency[RegistryService], data: JSONBody[Body | None] = None
     ) -> Body:
         r = Registry(registry)
         mv = r.version(data or {})

@@ -23,6 +23,7 @@ from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 
 from mlbox.api.mlflow_errors import MLFLOW_EXCEPTION_HANDLERS, both
 from mlbox.mlflow import protocol as p
@@ -45,7 +46,7 @@ def _str(data: Body, key: str, *, required: bool = False, default: str = "") -> 
     return str(value)
 
 
-def _run_id(data: Body) -> int:
+def _run_id(data: JSONBody[Body]) -> int:
     value = data.get("run_id") or data.get("run_uuid")
     return p.int_id(value, "run_id")
 
@@ -163,7 +164,7 @@ class Mlflow:
         """A remote run has no process mlbox can watch: each call it logs is its heartbeat."""
         self.tracking.heartbeat(run_id)
 
-    def log_batch(self, run_id: int, data: Body) -> None:
+    def log_batch(self, run_id: int, data: JSONBody[Body]) -> None:
         self.run(run_id)
         params = p.pairs(data.get("params"), "params")
         tags = p.pairs(data.get("tags"), "tags")
@@ -245,7 +246,7 @@ class MlflowTrackingController(Controller):
     # -- experiments -------------------------------------------------------------------
 
     @post(both("/experiments/create"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def create_experiment(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def create_experiment(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         name = _str(data, "name", required=True)
         m = Mlflow(tracking)
         exp = tracking.create_experiment(name)
@@ -279,7 +280,7 @@ class MlflowTrackingController(Controller):
         return {"experiment": m.experiment_json(exp)}
 
     @post(both("/experiments/search"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def search_experiments(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def search_experiments(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         return _search_experiments(Mlflow(tracking), data)
 
     @get(both("/experiments/search"), sync_to_thread=True, include_in_schema=False, status_code=200)
@@ -289,7 +290,7 @@ class MlflowTrackingController(Controller):
         return _search_experiments(Mlflow(tracking), _query(request))
 
     @post(both("/experiments/delete"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def delete_experiment(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def delete_experiment(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         exp = m.experiment(_str(data, "experiment_id", required=True))
         if exp.name == DEFAULT_EXPERIMENT:
@@ -298,14 +299,14 @@ class MlflowTrackingController(Controller):
         return {}
 
     @post(both("/experiments/restore"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def restore_experiment(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def restore_experiment(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         exp = m.experiment(_str(data, "experiment_id", required=True))
         m.state.mark_deleted("experiment", exp.id, False)
         return {}
 
     @post(both("/experiments/update"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def update_experiment(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def update_experiment(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         exp = m.experiment(_str(data, "experiment_id", required=True))
         new_name = _str(data, "new_name")
@@ -318,7 +319,7 @@ class MlflowTrackingController(Controller):
     @post(
         both("/experiments/set-experiment-tag"), sync_to_thread=True, include_in_schema=False, status_code=200
     )
-    def set_experiment_tag(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def set_experiment_tag(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         exp = m.experiment(_str(data, "experiment_id", required=True))
         key = _str(data, "key", required=True)
@@ -331,7 +332,7 @@ class MlflowTrackingController(Controller):
         include_in_schema=False,
         status_code=200,
     )
-    def delete_experiment_tag(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def delete_experiment_tag(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         exp = m.experiment(_str(data, "experiment_id", required=True))
         m.state.delete_tag("experiment", str(exp.id), _str(data, "key", required=True))
@@ -340,7 +341,7 @@ class MlflowTrackingController(Controller):
     # -- runs --------------------------------------------------------------------------
 
     @post(both("/runs/create"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def create_run(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def create_run(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         exp = m.active_experiment(data.get("experiment_id"))
         tags = p.pairs(data.get("tags"), "tags")
@@ -359,7 +360,7 @@ class MlflowTrackingController(Controller):
         return {"run": m.run_json(m.run(_run_id(_query(request))), full=True)}
 
     @post(both("/runs/update"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def update_run(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def update_run(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         run_id = _run_id(data)
         run = m.run(run_id)
@@ -377,28 +378,28 @@ class MlflowTrackingController(Controller):
         return {"run_info": m.run_json(run)["info"]}
 
     @post(both("/runs/delete"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def delete_run(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def delete_run(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         run = m.run(_run_id(data))
         m.state.mark_deleted("run", run.id, True)
         return {}
 
     @post(both("/runs/restore"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def restore_run(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def restore_run(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         run = m.run(_run_id(data))
         m.state.mark_deleted("run", run.id, False)
         return {}
 
     @post(both("/runs/log-metric"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def log_metric(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def log_metric(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         run_id = _run_id(data)
         m.log_batch(run_id, {"metrics": [data]})
         return {}
 
     @post(both("/runs/log-parameter"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def log_param(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def log_param(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         run_id = _run_id(data)
         m.log_batch(
@@ -407,23 +408,23 @@ class MlflowTrackingController(Controller):
         return {}
 
     @post(both("/runs/set-tag"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def set_tag(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def set_tag(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         run_id = _run_id(data)
         m.log_batch(run_id, {"tags": [{"key": _str(data, "key", required=True), "value": data.get("value")}]})
         return {}
 
     @post(both("/runs/delete-tag"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def delete_tag(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def delete_tag(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         raise InvalidInput("mlbox keeps a run's tags: set the tag to another value instead", field="key")
 
     @post(both("/runs/log-batch"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def log_batch(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def log_batch(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         Mlflow(tracking).log_batch(_run_id(data), data)
         return {}
 
     @post(both("/runs/log-inputs"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def log_inputs(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def log_inputs(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         run_id = _run_id(data)
         m.run(run_id)
@@ -447,12 +448,12 @@ class MlflowTrackingController(Controller):
         return {}
 
     @post(both("/runs/outputs"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def log_outputs(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def log_outputs(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         Mlflow(tracking).run(_run_id(data))  # a logged model already names its run
         return {}
 
     @post(both("/runs/log-model"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def log_model(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def log_model(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         run_id = _run_id(data)
         Mlflow(tracking).run(run_id)
         model_json = _str(data, "model_json")
@@ -461,7 +462,7 @@ class MlflowTrackingController(Controller):
         return {}
 
     @post(both("/runs/search"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def search_runs(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def search_runs(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         ids = data.get("experiment_ids") or []
         if isinstance(ids, str):
@@ -544,7 +545,7 @@ class MlflowTrackingController(Controller):
     # -- MLflow 3 logged models --------------------------------------------------------
 
     @post(both("/logged-models"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def create_logged_model(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def create_logged_model(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         exp = m.active_experiment(data.get("experiment_id"))
         source = data.get("source_run_id")
@@ -569,7 +570,7 @@ class MlflowTrackingController(Controller):
         return {"model": m.logged_model_json(model)}
 
     @get(both("/logged-models/{model_id:str}"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def get_logged_model(self, tracking: NamedDependency[TrackingService], model_id: str) -> Body:
+    def get_logged_model(self, tracking: NamedDependency[TrackingService], model_id: FromPath[str]) -> Body:
         m = Mlflow(tracking)
         return {"model": m.logged_model_json(m.state.logged_model(model_id))}
 
@@ -577,7 +578,7 @@ class MlflowTrackingController(Controller):
         both("/logged-models/{model_id:str}"), sync_to_thread=True, include_in_schema=False, status_code=200
     )
     def finalize_logged_model(
-        self, tracking: NamedDependency[TrackingService], model_id: str, data: Body
+        self, tracking: NamedDependency[TrackingService], model_id: FromPath[str], data: JSONBody[Body]
     ) -> Body:
         m = Mlflow(tracking)
         status = _str(data, "status", default="LOGGED_MODEL_READY")
@@ -588,7 +589,9 @@ class MlflowTrackingController(Controller):
     @delete(
         both("/logged-models/{model_id:str}"), sync_to_thread=True, include_in_schema=False, status_code=200
     )
-    def delete_logged_model(self, tracking: NamedDependency[TrackingService], model_id: str) -> Body:
+    def delete_logged_model(
+        self, tracking: NamedDependency[TrackingService], model_id: FromPath[str]
+    ) -> Body:
         Mlflow(tracking).state.delete_logged_model(model_id)
         return {}
 
@@ -599,7 +602,7 @@ class MlflowTrackingController(Controller):
         status_code=200,
     )
     def set_logged_model_tags(
-        self, tracking: NamedDependency[TrackingService], model_id: str, data: Body
+        self, tracking: NamedDependency[TrackingService], model_id: FromPath[str], data: JSONBody[Body]
     ) -> Body:
         m = Mlflow(tracking)
         m.state.logged_model(model_id)
@@ -613,7 +616,7 @@ class MlflowTrackingController(Controller):
         status_code=200,
     )
     def delete_logged_model_tag(
-        self, tracking: NamedDependency[TrackingService], model_id: str, tag_key: str
+        self, tracking: NamedDependency[TrackingService], model_id: FromPath[str], tag_key: FromPath[str]
     ) -> Body:
         Mlflow(tracking).state.delete_tag("logged_model", model_id, tag_key)
         return {}
@@ -625,21 +628,21 @@ class MlflowTrackingController(Controller):
         status_code=200,
     )
     def log_logged_model_params(
-        self, tracking: NamedDependency[TrackingService], model_id: str, data: Body
+        self, tracking: NamedDependency[TrackingService], model_id: FromPath[str], data: JSONBody[Body]
     ) -> Body:
         m = Mlflow(tracking)
         m.state.update_logged_model(model_id, params=p.pairs(data.get("params"), "params"))
         return {}
 
     @post(both("/logged-models/search"), sync_to_thread=True, include_in_schema=False, status_code=200)
-    def search_logged_models(self, tracking: NamedDependency[TrackingService], data: Body) -> Body:
+    def search_logged_models(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         ids = data.get("experiment_ids") or None
         models = m.state.logged_models(experiment_ids=[str(i) for i in ids] if ids else None)
         return {"models": [m.logged_model_json(x) for x in models]}
 
 
-def _search_experiments(m: Mlflow, data: Body) -> Body:
+def _search_experiments(m: Mlflow, data: JSONBody[Body]) -> Body:
     view = str(data.get("view_type") or "ACTIVE_ONLY").upper()
     deleted = m.state.deleted("experiment")
     m.default_experiment()  # MLflow always has experiment "0"

@@ -1,0 +1,432 @@
+"""MLflow's REST API on mlbox, in process: shapes, ids, errors, the token, and what lands in mlbox.
+
+The app is the real one (`create_app`) over real stores in a temporary home,
+called through Litestar's TestClient; the real MLflow client against a real
+``mlbox up`` is `tests.test_mlflow_client`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from litestar.testing import TestClient
+
+from mlbox.api.app import create_app
+from mlbox.mlflow import protocol
+from mlbox.services import Services
+from mlbox.store.errors import InvalidInput
+
+TOKEN = "test-token-mlflow"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+BASE = "http://127.0.0.1:5151"
+API = "/api/2.0/mlflow"
+
+
+@pytest.fixture
+def client(services: Services) -> Iterator[TestClient[Any]]:
+    with TestClient(create_app(services, token=TOKEN), base_url=BASE) as c:
+        c.headers.update(AUTH)
+        yield c
+
+
+def ok(response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def mlflow_error(response: Any, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error_code"] == code, body
+    assert isinstance(body["message"], str) and body["message"]
+    return str(body["message"])
+
+
+def new_run(client: TestClient[Any], experiment_id: str = "0", **extra: Any) -> dict[str, Any]:
+    body = {"experiment_id": experiment_id, "start_time": 1_700_000_000_000, **extra}
+    return ok(client.post(f"{API}/runs/create", json=body))["run"]
+
+
+# -- the token and errors ----------------------------------------------------------------
+
+
+def test_every_mlflow_route_needs_the_token(services: Services) -> None:
+    with TestClient(create_app(services, token=TOKEN), base_url=BASE) as c:
+        for method, path in [
+            ("POST", f"{API}/runs/create"),
+            ("GET", f"{API}/experiments/get-by-name?experiment_name=Default"),
+            ("POST", "/ajax-api/2.0/mlflow/runs/search"),
+            ("GET", "/api/2.0/mlflow-artifacts/artifacts?path=1"),
+            ("PUT", "/api/2.0/mlflow-artifacts/artifacts/1/x.txt"),
+            ("POST", f"{API}/registered-models/create"),
+        ]:
+            r = c.request(method, path, json={})
+            mlflow_error(r, 401, "UNAUTHENTICATED")
+            assert r.headers["WWW-Authenticate"] == "Bearer"
+        assert services.tracking.search_runs().total == 0
+
+
+def test_errors_come_in_mlflow_shape_with_its_status(client: TestClient[Any]) -> None:
+    mlflow_error(client.get(f"{API}/runs/get", params={"run_id": "999"}), 404, "RESOURCE_DOES_NOT_EXIST")
+    mlflow_error(client.get(f"{API}/runs/get", params={"run_id": "abc"}), 404, "RESOURCE_DOES_NOT_EXIST")
+    mlflow_error(
+        client.get(f"{API}/experiments/get-by-name", params={"experiment_name": "nope"}),
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
+    msg = mlflow_error(client.post(f"{API}/experiments/create", json={}), 400, "INVALID_PARAMETER_VALUE")
+    assert "name" in msg
+    ok(client.post(f"{API}/experiments/create", json={"name": "twice"}))
+    mlflow_error(
+        client.post(f"{API}/experiments/create", json={"name": "twice"}), 400, "RESOURCE_ALREADY_EXISTS"
+    )
+    run = new_run(client)
+    bad = {"run_id": run["info"]["run_id"], "metrics": [{"key": "m", "value": "high", "timestamp": 1}]}
+    msg = mlflow_error(client.post(f"{API}/runs/log-batch", json=bad), 400, "INVALID_PARAMETER_VALUE")
+    assert "metrics[0].value" in msg
+    r = client.post(
+        f"{API}/runs/log-batch", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 400 and "error_code" in r.json()
+
+
+# -- experiments and runs -----------------------------------------------------------------
+
+
+def test_experiment_lifecycle(client: TestClient[Any], services: Services) -> None:
+    exp_id = ok(
+        client.post(f"{API}/experiments/create", json={"name": "e1", "tags": [{"key": "k", "value": "v"}]})
+    )["experiment_id"]
+    got = ok(client.get(f"{API}/experiments/get", params={"experiment_id": exp_id}))["experiment"]
+    assert got["name"] == "e1" and got["lifecycle_stage"] == "active"
+    assert {"key": "k", "value": "v"} in got["tags"]
+    assert services.tracking.get_experiment("e1").id == int(exp_id)
+    # "0" is MLflow's default experiment: mlbox's Default
+    assert (
+        ok(client.get(f"{API}/experiments/get", params={"experiment_id": "0"}))["experiment"]["name"]
+        == "Default"
+    )
+
+    ok(client.post(f"{API}/experiments/delete", json={"experiment_id": exp_id}))
+    names = [e["name"] for e in ok(client.post(f"{API}/experiments/search", json={}))["experiments"]]
+    assert "e1" not in names and "Default" in names
+    deleted = ok(client.post(f"{API}/experiments/search", json={"view_type": "DELETED_ONLY"}))["experiments"]
+    assert [e["name"] for e in deleted] == ["e1"]
+    mlflow_error(
+        client.post(f"{API}/runs/create", json={"experiment_id": exp_id}), 400, "INVALID_PARAMETER_VALUE"
+    )
+    ok(client.post(f"{API}/experiments/restore", json={"experiment_id": exp_id}))
+    found = ok(client.post(f"{API}/experiments/search", json={"filter": "name LIKE 'e%'"}))["experiments"]
+    assert [e["name"] for e in found] == ["e1"]
+    ok(
+        client.post(
+            f"{API}/experiments/set-experiment-tag", json={"experiment_id": exp_id, "key": "a", "value": "b"}
+        )
+    )
+    got = ok(client.get(f"{API}/experiments/get-by-name", params={"experiment_name": "e1"}))["experiment"]
+    assert {"key": "a", "value": "b"} in got["tags"]
+
+
+def test_run_logging_lands_in_mlbox(client: TestClient[Any], services: Services) -> None:
+    run = new_run(client, run_name="r1", tags=[{"key": "team", "value": "x"}], user_id="ann")
+    info = run["info"]
+    assert info["status"] == "RUNNING" and info["start_time"] == 1_700_000_000_000
+    assert info["artifact_uri"] == f"mlflow-artifacts:/{info['run_id']}"
+    rid = info["run_id"]
+    ok(client.post(f"{API}/runs/log-parameter", json={"run_id": rid, "key": "lr", "value": "0.1"}))
+    for step in range(3):
+        body = {
+            "run_id": rid,
+            "key": "loss",
+            "value": 1.0 / (step + 1),
+            "timestamp": 1_700_000_001_000,
+            "step": step,
+        }
+        ok(client.post(f"{API}/runs/log-metric", json=body))
+    ok(
+        client.post(
+            f"{API}/runs/log-batch",
+            json={
+                "run_id": rid,
+                "metrics": [{"key": "acc", "value": 0.9, "timestamp": 1_700_000_002_000, "step": 7}],
+                "params": [{"key": "depth", "value": "3"}],
+                "tags": [{"key": "stage", "value": "dev"}],
+            },
+        )
+    )
+    # a param is written once, as in MLflow
+    mlflow_error(
+        client.post(f"{API}/runs/log-parameter", json={"run_id": rid, "key": "lr", "value": "0.2"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    ok(
+        client.post(
+            f"{API}/runs/update", json={"run_id": rid, "status": "FINISHED", "end_time": 1_700_000_009_000}
+        )
+    )
+
+    mine = services.tracking.get_run(int(rid))
+    assert mine.name == "r1" and mine.status == "finished" and mine.end_time == 1_700_000_009.0
+    assert mine.params == {"lr": "0.1", "depth": "3"}
+    assert mine.tags["team"] == "x" and mine.tags["stage"] == "dev" and mine.tags["mlflow.user"] == "ann"
+    assert [p.value for p in services.tracking.metric_history(int(rid), "loss")] == [1.0, 0.5, 1 / 3]
+
+    hist = ok(client.get(f"{API}/metrics/get-history", params={"run_id": rid, "metric_key": "loss"}))[
+        "metrics"
+    ]
+    assert [(m["step"], m["value"], m["timestamp"]) for m in hist] == [
+        (0, 1.0, 1_700_000_001_000),
+        (1, 0.5, 1_700_000_001_000),
+        (2, 1 / 3, 1_700_000_001_000),
+    ]
+    page = ok(
+        client.get(
+            f"{API}/metrics/get-history", params={"run_id": rid, "metric_key": "loss", "max_results": 2}
+        )
+    )
+    assert len(page["metrics"]) == 2 and page["next_page_token"] == "2"
+
+    got = ok(client.get(f"{API}/runs/get", params={"run_id": rid}))["run"]
+    assert got["info"]["status"] == "FINISHED" and got["info"]["end_time"] == 1_700_000_009_000
+    assert {
+        "key": "acc",
+        "value": 0.9,
+        "timestamp": got["data"]["metrics"][0]["timestamp"],
+        "step": 7,
+    } in got["data"]["metrics"]
+    assert {"key": "mlflow.runName", "value": "r1"} in got["data"]["tags"]
+
+
+def test_search_runs_with_mlflow_filters_order_and_pages(client: TestClient[Any]) -> None:
+    ids = []
+    for i, lr in enumerate(["0.1", "0.2", "0.3"]):
+        rid = new_run(client, run_name=f"s{i}", start_time=1_700_000_000_000 + i * 1000)["info"]["run_id"]
+        ids.append(rid)
+        batch = {
+            "run_id": rid,
+            "params": [{"key": "lr", "value": lr}],
+            "metrics": [{"key": "acc", "value": 0.5 + i / 10, "timestamp": 1, "step": 0}],
+        }
+        ok(client.post(f"{API}/runs/log-batch", json=batch))
+    ok(client.post(f"{API}/runs/update", json={"run_id": ids[0], "status": "FINISHED"}))
+
+    def search(**body: Any) -> list[str]:
+        return [r["info"]["run_id"] for r in ok(client.post(f"{API}/runs/search", json=body)).get("runs", [])]
+
+    assert search(experiment_ids=["0"], filter="metrics.acc > 0.55", order_by=["metrics.acc DESC"]) == [
+        ids[2],
+        ids[1],
+    ]
+    assert search(filter="params.lr = '0.1'") == [ids[0]]
+    assert search(filter="attributes.status = 'FINISHED'") == [ids[0]]
+    assert search(filter="attributes.status != 'FINISHED'", order_by=["attributes.start_time ASC"]) == ids[1:]
+    assert search(filter="tags.mlflow.runName = 's1'") == [ids[1]]
+    assert search(filter=f"attributes.run_id IN ('{ids[0]}', '{ids[2]}')", order_by=["metrics.acc"]) == [
+        ids[0],
+        ids[2],
+    ]
+    first = ok(client.post(f"{API}/runs/search", json={"max_results": 2, "order_by": ["metrics.acc ASC"]}))
+    assert [r["info"]["run_id"] for r in first["runs"]] == ids[:2]
+    rest = search(max_results=2, order_by=["metrics.acc ASC"], page_token=first["next_page_token"])
+    assert rest == [ids[2]]
+
+    ok(client.post(f"{API}/runs/delete", json={"run_id": ids[1]}))
+    assert ids[1] not in search()
+    assert search(run_view_type="DELETED_ONLY") == [ids[1]]
+    assert (
+        ok(client.get(f"{API}/runs/get", params={"run_id": ids[1]}))["run"]["info"]["lifecycle_stage"]
+        == "deleted"
+    )
+    ok(client.post(f"{API}/runs/restore", json={"run_id": ids[1]}))
+    assert ids[1] in search()
+    mlflow_error(
+        client.post(f"{API}/runs/search", json={"filter": "metrics.acc >"}), 400, "INVALID_PARAMETER_VALUE"
+    )
+
+
+def test_translate_filter_is_mlbox_grammar() -> None:
+    assert protocol.translate_filter("attributes.status = 'FINISHED'") == "attributes.status = 'finished'"
+    assert protocol.translate_filter("status IN ('RUNNING','FAILED')") == "status IN ('running', 'failed')"
+    assert (
+        protocol.translate_filter("attributes.start_time > 1700000000000")
+        == "attributes.start_time > 1700000000.0"
+    )
+    assert protocol.translate_filter("tags.`mlflow.runName` = 'x'") == "attributes.name = 'x'"
+    assert protocol.translate_filter("attributes.run_id IN ('3', 'zz')") == "attributes.id IN (3, -1)"
+    assert protocol.translate_filter("metrics.acc > 0.9") == "metrics.acc > 0.9"
+    with pytest.raises(InvalidInput):
+        protocol.parse_source("s3://bucket/model", None)
+    assert protocol.parse_source("runs:/12/model", "12") == (12, "model")
+    assert protocol.parse_source("mlflow-artifacts:/12/a/b", None) == (12, "a/b")
+
+
+# -- artifacts --------------------------------------------------------------------------
+
+
+def test_artifacts_upload_list_download(client: TestClient[Any], services: Services) -> None:
+    rid = new_run(client)["info"]["run_id"]
+    root = "/api/2.0/mlflow-artifacts/artifacts"
+    ok(client.put(f"{root}/{rid}/notes.txt", content=b"hello"))
+    ok(client.put(f"{root}/{rid}/docs/deep/a.bin", content=bytes(range(256))))
+    listed = ok(client.get(root, params={"path": rid}))["files"]
+    assert listed == [
+        {"path": "docs", "is_dir": True},
+        {"path": "notes.txt", "is_dir": False, "file_size": 5},
+    ]
+    assert ok(client.get(root, params={"path": f"{rid}/docs/deep"}))["files"] == [
+        {"path": "a.bin", "is_dir": False, "file_size": 256}
+    ]
+    got = client.get(f"{root}/{rid}/docs/deep/a.bin")
+    assert got.status_code == 200 and got.content == bytes(range(256))
+    assert [a.path for a in services.tracking.list_artifacts(int(rid))] == ["docs/deep/a.bin", "notes.txt"]
+    run_listing = ok(client.get(f"{API}/artifacts/list", params={"run_id": rid, "path": "docs"}))
+    assert run_listing["files"] == [{"path": "docs/deep", "is_dir": True}]
+    mlflow_error(client.get(f"{root}/{rid}/missing.txt"), 404, "RESOURCE_DOES_NOT_EXIST")
+    mlflow_error(
+        client.put(f"{root}/{rid}/..%2F..%2Fescape.txt", content=b"x"), 400, "INVALID_PARAMETER_VALUE"
+    )
+    mlflow_error(client.put(f"{root}/999/x.txt", content=b"x"), 404, "RESOURCE_DOES_NOT_EXIST")
+
+
+# -- registry ---------------------------------------------------------------------------
+
+
+def _mlflow_sklearn_dir(client: TestClient[Any], rid: str) -> Any:
+    """Log an MLflow model directory (what ``mlflow.sklearn.log_model`` writes) to run ``rid``."""
+    import io
+    import json
+    import pickle
+
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(x, y)
+    buf = io.BytesIO()
+    pickle.dump(model, buf)
+    mlmodel = (
+        "artifact_path: model\nflavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+        "    python_version: 3.11.7\n  sklearn:\n    pickled_model: model.pkl\n"
+        "    serialization_format: cloudpickle\n    sklearn_version: 1.5.0\n"
+        "saved_input_example_info:\n  artifact_path: input_example.json\n  type: ndarray\n"
+    )
+    root = "/api/2.0/mlflow-artifacts/artifacts"
+    ok(client.put(f"{root}/{rid}/model/MLmodel", content=mlmodel.encode()))
+    ok(client.put(f"{root}/{rid}/model/model.pkl", content=buf.getvalue()))
+    example = json.dumps({"inputs": x[:2].tolist()}).encode()
+    ok(client.put(f"{root}/{rid}/model/input_example.json", content=example))
+    return model, x
+
+
+def test_register_model_from_a_run_and_move_aliases(client: TestClient[Any], services: Services) -> None:
+    rid = new_run(client)["info"]["run_id"]
+    model, x = _mlflow_sklearn_dir(client, rid)
+    created = ok(
+        client.post(
+            f"{API}/registered-models/create", json={"name": "iris", "tags": [{"key": "t", "value": "1"}]}
+        )
+    )
+    assert created["registered_model"]["name"] == "iris"
+    mlflow_error(
+        client.post(f"{API}/registered-models/create", json={"name": "iris"}), 400, "RESOURCE_ALREADY_EXISTS"
+    )
+    mv = ok(
+        client.post(
+            f"{API}/model-versions/create",
+            json={"name": "iris", "source": f"mlflow-artifacts:/{rid}/model", "run_id": rid},
+        )
+    )["model_version"]
+    assert mv["version"] == "1" and mv["status"] == "READY" and mv["run_id"] == rid
+    ok(
+        client.post(
+            f"{API}/registered-models/alias", json={"name": "iris", "alias": "champion", "version": "1"}
+        )
+    )
+    by_alias = ok(client.get(f"{API}/registered-models/alias", params={"name": "iris", "alias": "champion"}))
+    assert by_alias["model_version"]["version"] == "1" and by_alias["model_version"]["aliases"] == [
+        "champion"
+    ]
+
+    version = services.registry.resolve("iris@champion")
+    assert version.flavor == "sklearn" and version.run_id == int(rid)
+    assert version.signature is not None  # from input_example.json
+    loaded = services.registry.load(version)
+    np.testing.assert_array_equal(loaded.predictor.predict(x[:20]), model.predict(x[:20]))
+
+    rm = ok(client.get(f"{API}/registered-models/get", params={"name": "iris"}))["registered_model"]
+    assert rm["aliases"] == [{"alias": "champion", "version": "1"}]
+    assert rm["latest_versions"][0]["version"] == "1" and {"key": "t", "value": "1"} in rm["tags"]
+    latest = ok(client.post(f"{API}/registered-models/get-latest-versions", json={"name": "iris"}))
+    assert [v["version"] for v in latest["model_versions"]] == ["1"]
+    found = ok(
+        client.get(f"{API}/model-versions/search", params={"filter": f"name='iris' and run_id='{rid}'"})
+    )
+    assert [v["version"] for v in found["model_versions"]] == ["1"]
+    models = ok(client.get(f"{API}/registered-models/search", params={"filter": "name LIKE 'ir%'"}))
+    assert [m["name"] for m in models["registered_models"]] == ["iris"]
+    ok(
+        client.post(
+            f"{API}/model-versions/set-tag", json={"name": "iris", "version": "1", "key": "k", "value": "v"}
+        )
+    )
+    got = ok(client.get(f"{API}/model-versions/get", params={"name": "iris", "version": "1"}))[
+        "model_version"
+    ]
+    assert got["tags"] == [{"key": "k", "value": "v"}]
+    # versions never change in mlbox: deleting one is refused, and nothing is lost
+    mlflow_error(
+        client.request("DELETE", f"{API}/model-versions/delete", json={"name": "iris", "version": "1"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    assert services.registry.get_version("iris", 1).version == 1
+    ok(client.request("DELETE", f"{API}/registered-models/alias", json={"name": "iris", "alias": "champion"}))
+    assert services.registry.get_model("iris").aliases == {}
+    mlflow_error(
+        client.get(f"{API}/model-versions/get", params={"name": "iris", "version": "7"}),
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
+    msg = mlflow_error(
+        client.post(f"{API}/model-versions/create", json={"name": "iris", "source": "s3://b/m"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    assert "source" in msg
+
+
+def test_logged_model_files_live_in_its_run(client: TestClient[Any]) -> None:
+    rid = new_run(client)["info"]["run_id"]
+    created = ok(
+        client.post(
+            f"{API}/logged-models", json={"experiment_id": "0", "name": "model", "source_run_id": rid}
+        )
+    )["model"]["info"]
+    assert created["artifact_uri"] == f"mlflow-artifacts:/{rid}/model" and created["status"] == "PENDING"
+    mid = created["model_id"]
+    done = ok(
+        client.patch(f"{API}/logged-models/{mid}", json={"model_id": mid, "status": "LOGGED_MODEL_READY"})
+    )
+    assert done["model"]["info"]["status"] == "LOGGED_MODEL_READY"
+    ok(client.patch(f"{API}/logged-models/{mid}/tags", json={"tags": [{"key": "a", "value": "b"}]}))
+    got = ok(client.get(f"{API}/logged-models/{mid}"))["model"]["info"]
+    assert got["tags"] == [{"key": "a", "value": "b"}]
+    second = ok(
+        client.post(
+            f"{API}/logged-models", json={"experiment_id": "0", "name": "model", "source_run_id": rid}
+        )
+    )["model"]["info"]
+    assert second["artifact_uri"] != created["artifact_uri"]  # two models of one run never share files
+    outputs = ok(client.get(f"{API}/runs/get", params={"run_id": rid}))["run"]["outputs"]["model_outputs"]
+    assert {o["model_id"] for o in outputs} == {mid, second["model_id"]}
+    mlflow_error(
+        client.post(f"{API}/logged-models", json={"experiment_id": "0", "name": "m"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    mlflow_error(client.get(f"{API}/logged-models/m-nope"), 404, "RESOURCE_DOES_NOT_EXIST")

@@ -1,0 +1,242 @@
+"""The real MLflow client against a real ``mlbox up``: unmodified MLflow scripts log into mlbox.
+
+MLflow (``mlflow-skinny`` with scikit-learn and pandas, which its sklearn
+flavor needs) lives in its own virtual environment, ``.bench/venvs/mlflow-client``
+(git-ignored), made on the first run (about two minutes; it needs the network
+once) and reused while it imports; it never touches mlbox's own ``.venv``. The
+scripts below are plain MLflow code: they learn where to log only from
+``MLFLOW_TRACKING_URI`` and ``MLFLOW_TRACKING_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import MLBOX, stop, wait_announced
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV = ROOT / ".bench" / "venvs" / "mlflow-client"
+PYTHON = VENV / "bin" / "python"
+REQUIREMENTS = ("mlflow-skinny", "scikit-learn", "pandas")
+PROBE = "import mlflow, sklearn, pandas; print(mlflow.__version__)"
+
+
+def _probe() -> str | None:
+    if not PYTHON.exists():
+        return None
+    done = subprocess.run(
+        [str(PYTHON), "-c", PROBE], capture_output=True, text=True, timeout=300, check=False
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+@pytest.fixture(scope="module")
+def mlflow_python() -> Path:
+    """The MLflow venv's interpreter, made once (skipped only when pip cannot reach an index)."""
+    if _probe() is None:
+        if not PYTHON.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=300)
+        pip = subprocess.run(
+            [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *REQUIREMENTS],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            check=False,
+        )
+        if pip.returncode != 0:
+            pytest.skip(f"cannot install {' '.join(REQUIREMENTS)} (offline?): {pip.stderr.strip()[-400:]}")
+        assert _probe() is not None, "mlflow installed but does not import"
+    return PYTHON
+
+
+@dataclass
+class Up:
+    url: str
+    token: str
+    home: Path
+    env: dict[str, str]
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30, trust_env=False
+        )
+
+
+@pytest.fixture
+def up(home: Path, subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[Up]:
+    log = tmp_path / "up.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [str(MLBOX), "up", "--port", "0"], env=subprocess_env, cwd=tmp_path, stdout=err, stderr=err
+        )
+    try:
+        url = wait_announced(home, proc, log=log)
+        token = (home / "token").read_text().strip()
+        yield Up(url, token, home, subprocess_env)
+    finally:
+        stop(proc)
+
+
+def run_script(
+    python: Path, up: Up, script: str, cwd: Path, *, token: str | None = None
+) -> dict[str, object]:
+    """Run an MLflow script in its venv, pointed at ``up``; returns the JSON of its last line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLBOX_", "MLFLOW_"))}
+    env.update(
+        MLFLOW_TRACKING_URI=up.url,
+        MLFLOW_TRACKING_TOKEN=up.token if token is None else token,
+        MLFLOW_HTTP_REQUEST_MAX_RETRIES="0",  # an error must fail the test now, not after retries
+        GIT_PYTHON_REFRESH="quiet",
+    )
+    path = cwd / "script.py"
+    path.write_text(textwrap.dedent(script))
+    done = subprocess.run(
+        [str(python), str(path)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-5000:]}"
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def mlbox_cli(up: Up, *argv: str) -> str:
+    done = subprocess.run(
+        [str(MLBOX), *argv], env=up.env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+TRACKING = """
+    import json, os, tempfile
+    import mlflow
+    from mlflow import MlflowClient
+
+    mlflow.set_experiment("mlflow-compat")
+    with mlflow.start_run(run_name="first") as run:
+        mlflow.log_params({"lr": 0.1, "depth": 3})
+        for step in range(5):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        mlflow.set_tags({"team": "search", "stage": "dev"})
+        folder = tempfile.mkdtemp()
+        path = os.path.join(folder, "notes.txt")
+        with open(path, "w") as f:
+            f.write("hello from mlflow")
+        mlflow.log_artifact(path)
+        mlflow.log_artifact(path, artifact_path="docs")
+    with mlflow.start_run(run_name="second"):
+        mlflow.log_param("lr", 0.5)
+        mlflow.log_metric("loss", 0.9)
+    run_id = run.info.run_id
+    client = MlflowClient()
+    history = client.get_metric_history(run_id, "loss")
+    found = mlflow.search_runs(
+        filter_string="metrics.loss < 0.5 and params.lr = '0.1'", order_by=["metrics.loss ASC"]
+    )
+    everything = mlflow.search_runs(experiment_names=["mlflow-compat"], order_by=["params.lr DESC"])
+    listed = sorted(a.path for a in client.list_artifacts(run_id))
+    local = client.download_artifacts(run_id, "docs/notes.txt", tempfile.mkdtemp())
+    finished = client.get_run(run_id)
+    print(json.dumps({
+        "run_id": run_id,
+        "experiment_id": run.info.experiment_id,
+        "history": [[m.step, m.value] for m in history],
+        "found": list(found["run_id"]),
+        "order": list(everything["tags.mlflow.runName"]),
+        "artifacts": listed,
+        "downloaded": open(local).read(),
+        "status": finished.info.status,
+        "params": finished.data.params,
+        "tags": {k: v for k, v in finished.data.tags.items() if not k.startswith("mlflow.")},
+    }))
+"""
+
+
+def test_an_unmodified_mlflow_script_logs_into_mlbox(mlflow_python: Path, up: Up, tmp_path: Path) -> None:
+    out = run_script(mlflow_python, up, TRACKING, tmp_path)
+    assert out["history"] == [[s, 1.0 / (s + 1)] for s in range(5)]
+    assert out["found"] == [out["run_id"]]
+    assert out["order"] == ["second", "first"]
+    assert out["artifacts"] == ["docs", "notes.txt"]
+    assert out["downloaded"] == "hello from mlflow"
+    assert out["status"] == "FINISHED"
+    assert out["params"] == {"lr": "0.1", "depth": "3"}
+    assert out["tags"] == {"team": "search", "stage": "dev"}
+
+    # the same run, as mlbox itself shows it
+    listing = mlbox_cli(up, "runs", "ls")
+    assert "mlflow-compat" in listing and "first" in listing and "second" in listing
+    with up.http() as http:
+        detail = http.get(f"/api/v1/runs/{out['run_id']}").json()
+    run = detail["run"]
+    assert run["experiment"] == "mlflow-compat" and run["status"] == "finished" and run["name"] == "first"
+    assert run["params"] == {"lr": "0.1", "depth": "3"} and run["metrics"] == {"loss": 0.2}
+    assert {a["path"] for a in detail["artifacts"]} == {"notes.txt", "docs/notes.txt"}
+
+
+def test_the_token_is_required(mlflow_python: Path, up: Up, tmp_path: Path) -> None:
+    script = """
+        import json, mlflow
+        from mlflow.exceptions import MlflowException
+        try:
+            mlflow.search_experiments()
+        except MlflowException as exc:
+            print(json.dumps({"code": exc.error_code, "message": str(exc)}))
+    """
+    out = run_script(mlflow_python, up, script, tmp_path, token="not-the-token")
+    assert out["code"] == "UNAUTHENTICATED"
+
+
+SKLEARN = """
+    import json
+    import mlflow
+    import mlflow.sklearn
+    from mlflow import MlflowClient
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    with mlflow.start_run(run_name="iris") as run:
+        mlflow.log_param("max_iter", 500)
+        mlflow.sklearn.log_model(
+            model, name="model", input_example=X[:3], serialization_format="cloudpickle"
+        )
+    version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "iris")
+    client = MlflowClient()
+    client.set_registered_model_alias("iris", "champion", version.version)
+    by_alias = client.get_model_version_by_alias("iris", "champion")
+    rows = X[::10]
+    print(json.dumps({
+        "run_id": run.info.run_id,
+        "version": by_alias.version,
+        "rows": rows.tolist(),
+        "predictions": model.predict(rows).tolist(),
+        "probabilities": model.predict_proba(rows).tolist(),
+    }))
+"""
+
+
+def test_a_registered_sklearn_model_is_served_under_its_alias(
+    mlflow_python: Path, up: Up, tmp_path: Path
+) -> None:
+    out = run_script(mlflow_python, up, SKLEARN, tmp_path)
+    assert out["version"] == "1"
+    with up.http() as http:
+        model = http.get("/api/v1/models/iris").json()
+        assert model["model"]["aliases"] == {"champion": 1}
+        version = model["versions"][0]
+        assert version["flavor"] == "sklearn" and version["run_id"] == int(str(out["run_id"]))
+        assert version["signature"] is not None  # from the logged input example
+        scored = http.post("/api/v1/models/iris@champion/predict", json={"inputs": out["rows"]})
+    assert scored.status_code == 200, scored.text
+    assert scored.json()["predictions"] == out["predictions"]
+    assert "iris" in mlbox_cli(up, "models", "ls")
