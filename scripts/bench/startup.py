@@ -1,0 +1,218 @@
+"""Cold start: ``mlbox --help`` and the TUI until usable, beside ``mlflow --help`` and ``mlflow ui``.
+
+    .venv/bin/python scripts/bench/startup.py [--repeat 5] [--no-mlflow] [--importtime]
+
+Targets (issue 16): ``mlbox --help`` under 0.3 s; the TUI usable (first screen mounted, embedded
+appliance serving HTTP) under 2 s. Each figure is the median of ``--repeat`` fresh processes,
+measured twice: with ``PYTHONDONTWRITEBYTECODE=1`` (as this environment sets it, and where no
+``.pyc`` was written before every import compiles its source) and with bytecode caches written
+and reused (what an installed package does). ``--importtime`` lists the imports that cost most
+on the way to ``mlbox --help`` and to the TUI (``python -X importtime``), so lazy imports can
+be placed where they pay.
+
+MLflow runs from its own venv (`_peers`, installed on first use: needs the network or a local
+index); without it, mlbox's figures are printed alone with the reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import _peers
+
+PY = Path(sys.executable)
+MLBOX = PY.parent / "mlbox"
+HELP_TARGET_S = 0.3
+TUI_TARGET_S = 2.0
+
+TUI_PROBE = r"""
+import asyncio
+from mlbox.cli.context import Context
+from mlbox.appliance import Appliance
+from mlbox.tui.app import make_app
+
+ctx = Context()
+app = make_app(ctx.services, appliance=Appliance(ctx.services), beside_url=None)
+
+async def probe():
+    async with app.run_test(size=(160, 48)) as pilot:
+        while app.status_info.appliance != "embedded":
+            if app.status_info.appliance == "failed":
+                raise SystemExit("appliance failed: " + str(app.status_info.note))
+            await pilot.pause(0.01)
+        await pilot.pause()
+        print("ready", flush=True)
+        app.exit()
+
+asyncio.run(probe())
+"""
+"""The TUI as ``mlbox`` starts it (embedded appliance), headless at 160x48: 'ready' once the
+first screen is mounted and the appliance's HTTP API serves."""
+
+
+def env_for(home: Path, bytecode: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLBOX_")}
+    env["MLBOX_HOME"] = str(home)
+    env["MLBOX_PORT"] = "0"
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+    else:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def timed(cmd: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    took = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed: {proc.stderr.strip()[-500:]}")
+    return took
+
+
+def until_line(cmd: list[str], env: dict[str, str], line: str) -> float:
+    """Seconds from spawning ``cmd`` until it prints ``line``."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for out in proc.stdout:
+        if out.strip() == line:
+            took = time.perf_counter() - t0
+            proc.wait(timeout=60)
+            return took
+    raise RuntimeError(f"never printed {line!r}: {proc.stderr.read()[-800:] if proc.stderr else ''}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def until_http(cmd: list[str], env: dict[str, str], url: str, deadline_s: float = 120) -> float:
+    """Seconds from spawning a server until ``url`` answers 200; the server is stopped after."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while time.perf_counter() - t0 < deadline_s:
+            if proc.poll() is not None:
+                said = proc.stderr.read()[-800:] if proc.stderr else b""
+                raise RuntimeError(f"exited {proc.returncode}: {said!r}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if r.status == 200:
+                        return time.perf_counter() - t0
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"{url} did not answer within {deadline_s} s")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def median(fn: Callable[[], float], repeat: int) -> tuple[float, float]:
+    fn()  # warm the page cache (and, with bytecode, write the .pyc files)
+    runs = [fn() for _ in range(repeat)]
+    return statistics.median(runs), min(runs)
+
+
+def verdict(value: float, target: float) -> str:
+    return "ok" if value < target else "FAIL"
+
+
+def importtime(code: str, env: dict[str, str], top: int = 15) -> list[tuple[float, str]]:
+    """The costliest imports (cumulative seconds): every third-party top-level package (wherever
+    it is first imported) and mlbox's own modules, so the one to make lazy stands out."""
+    proc = subprocess.run([str(PY), "-X", "importtime", "-c", code], env=env, capture_output=True, text=True)
+    rows = []
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)", line)
+        if (
+            m
+            and ("." not in m.group(3) or m.group(3).startswith("mlbox."))
+            and not m.group(3).startswith("_")
+        ):
+            rows.append((int(m.group(2)) / 1e6, m.group(3)))
+    return sorted(rows, reverse=True)[:top]
+
+
+def bench_mlflow(tmp: str, home: Path, repeat: int, rows: list[tuple[str, str, float, float, str]]) -> None:
+    peer = _peers.ensure_peer("mlflow", "mlflow", "mlflow")
+    mlflow = peer.python.parent / "mlflow"
+    for bytecode in (False, True):
+        env = env_for(home, bytecode)
+        label = "pyc" if bytecode else "no-pyc"
+        med, best = median(lambda env=env: timed([str(mlflow), "--help"], env), repeat)
+        rows.append((f"mlflow {peer.version} --help", label, med, best, ""))
+
+        def ui(env: dict[str, str] = env) -> float:
+            port = free_port()
+            cmd = [str(mlflow), "ui", "--host", "127.0.0.1", "--port", str(port)]
+            cmd += ["--backend-store-uri", f"sqlite:///{tmp}/mlflow-{port}.db"]
+            return until_http(cmd, env, f"http://127.0.0.1:{port}/health")
+
+        med, best = median(ui, max(2, repeat // 2))
+        rows.append((f"mlflow {peer.version} ui serving", label, med, best, ""))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--no-mlflow", action="store_true")
+    parser.add_argument("--importtime", action="store_true")
+    args = parser.parse_args()
+    rows: list[tuple[str, str, float, float, str]] = []
+    notes = []
+    with tempfile.TemporaryDirectory(prefix="mlbox-startup-") as tmp:
+        home = Path(tmp) / "home"
+        subprocess.run([str(MLBOX), "runs", "ls"], env=env_for(home, True), capture_output=True, check=True)
+        for bytecode in (False, True):
+            env = env_for(home, bytecode)
+            label = "pyc" if bytecode else "no-pyc"
+            med, best = median(lambda env=env: timed([str(MLBOX), "--help"], env), args.repeat)
+            rows.append(("mlbox --help", label, med, best, verdict(med, HELP_TARGET_S)))
+            probe = [str(PY), "-c", TUI_PROBE]
+            med, best = median(lambda env=env, probe=probe: until_line(probe, env, "ready"), args.repeat)
+            rows.append(("mlbox TUI usable", label, med, best, verdict(med, TUI_TARGET_S)))
+        if not args.no_mlflow:
+            try:
+                bench_mlflow(tmp, home, args.repeat, rows)
+            except (_peers.PeerUnavailable, RuntimeError) as exc:
+                notes.append(f"MLflow not measured: {exc}")
+        print(
+            f"\ncold start, median of {args.repeat} processes [best]; targets: --help < {HELP_TARGET_S} s,"
+            f" TUI < {TUI_TARGET_S} s"
+        )
+        for name, label, med, best, ok in rows:
+            print(f"  {name:<32} {label:<7} {med:6.3f} s  [{best:6.3f}]  {ok}")
+        for note in notes:
+            print(f"  note: {note}")
+        if args.importtime:
+            env = env_for(home, True)
+            for what, code in (
+                ("mlbox --help", "import mlbox.cli.root"),
+                ("the TUI", "import mlbox.cli.root, mlbox.appliance, mlbox.tui.app"),
+            ):
+                print(f"\nimports on the way to {what} (cumulative seconds, with .pyc):")
+                for secs, mod in importtime(code, env):
+                    print(f"  {secs:7.3f} s  {mod}")
+
+
+if __name__ == "__main__":
+    main()
