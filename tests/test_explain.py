@@ -231,3 +231,30 @@ def test_bad_input_is_refused_naming_the_field(
     with pytest.raises(Conflict) as conflict:
         explanations.global_importance("t", 10)  # no reference stored
     assert conflict.value.field == "reference"
+
+
+def test_a_plain_python_model_and_the_command_line_helpers(
+    services: Services, explanations: Explanations
+) -> None:
+    from mlbox.monitoring.explain import explain_json, explanation_lines
+    from tests.models import Doubler
+
+    x = np.random.default_rng(5).normal(size=(40, 3))
+    services.registry.register("double", model=Doubler(3.0), example_input=x[:2])
+    found = explanations.explain("double", x[:2], background=x, target=1)
+    assert found.explainer == "shap.KernelExplainer" and found.output == "prediction"
+    for i, row in enumerate(found.rows):
+        assert row.target == "output[1]" and row.prediction == pytest.approx(3 * x[i, 1])
+        assert _sums(row) == pytest.approx(3 * x[i, 1], abs=1e-6)
+        assert row.values["input_1"] == pytest.approx(3 * (x[i, 1] - x[:, 1].mean()), abs=1e-6)
+
+    x4 = np.random.default_rng(6).normal(size=(100, 2))
+    model = RandomForestRegressor(n_estimators=5, random_state=0).fit(x4, x4[:, 0])
+    services.registry.register("rf", model=model, example_input=x4[:2])
+    one = explain_json(explanations, "rf/1", "[0.5, -1.0]")
+    assert len(one.rows) == 1 and one.features == ["input_0", "input_1"]
+    text = explanation_lines(one)
+    assert text[0].startswith("rf/1: shap (shap.TreeExplainer)") and "input_0" in text[2]
+    with pytest.raises(InvalidInput) as info:
+        explain_json(explanations, "rf", "{oops")
+    assert info.value.field == "row"

@@ -24,6 +24,7 @@ from the caller; a method that needs one and has none is a `Conflict` naming ``r
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from collections import OrderedDict
@@ -631,6 +632,56 @@ def model_ref(name: str, version: object = None, alias: object = None) -> str:
     if alias is not None:
         return f"{name}@{check_alias(alias)}"
     return name
+
+
+def explain_json(
+    explanations: Explanations,
+    ref: str,
+    text: str,
+    *,
+    method: str | None = None,
+    target: str | int | None = None,
+) -> Explanation:
+    """For a command line's ``--row JSON``: one record (``{"age": 41, ...}``), a list of records,
+    one row of numbers or a list of rows; ``ref`` as ``name``, ``name@alias`` or ``name/3``."""
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"row is not JSON: {exc}", field="row") from None
+    if isinstance(doc, dict) or (isinstance(doc, list) and doc and not isinstance(doc[0], list | dict)):
+        doc = [doc]
+    if not isinstance(doc, list) or not doc:
+        raise InvalidInput("row must be a record, a row of numbers, or a non-empty list of them", field="row")
+    body: dict[str, Any] = {"instances": doc}
+    if method is not None:
+        body["method"] = method
+    if target is not None:
+        body["target"] = target
+    return explanations.explain_body(ref, msgspec.json.encode(body))
+
+
+def explanation_lines(found: Explanation, top: int = 8) -> list[str]:
+    """Plain text for a terminal: per row, the output and the ``top`` attributions with a bar.
+    Feature names and targets come from the user: control characters are shown escaped."""
+    from mlbox.textsafe import visible
+
+    lines = [
+        f"{visible(found.model)}/{found.version}: {found.method} ({found.explainer}), {found.output},"
+        f" baseline from {found.background}"
+    ]
+    for i, row in enumerate(found.rows):
+        lines.append(
+            f"row {i}: {visible(row.target)} = {row.prediction:.4g} (expected {row.expected_value:.4g})"
+        )
+        ranked = row.top(top)
+        scale = max((abs(v) for _, v in ranked), default=0.0) or 1.0
+        width = max((len(visible(f)) for f, _ in ranked), default=0)
+        for feature, value in ranked:
+            bar = ("+" if value > 0 else "-") * max(1, round(20 * abs(value) / scale))
+            rule = row.conditions.get(feature)
+            tail = f"  ({visible(rule)})" if rule else ""
+            lines.append(f"  {visible(feature):<{width}} {value:+.4f} {bar}{tail}")
+    return lines
 
 
 def explain(
