@@ -14,8 +14,10 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from mlbox.api.ranges import Int64
+from mlbox.pipelines.lineage import LineageGraph
 from mlbox.pipelines.schemas import PipelineRun, Schedule
 from mlbox.pipelines.service import PipelineService
+from mlbox.store.errors import InvalidInput
 
 
 class StartRun(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -165,3 +167,21 @@ class PipelineController(Controller):
         self, pipelines: NamedDependency[PipelineService], schedule_id: FromPath[int]
     ) -> None:
         pipelines.remove_schedule(schedule_id)
+
+    @get(
+        "/lineage",
+        operation_id="getLineage",
+        sync_to_thread=True,
+        summary="A prediction back to the raw files (request_id), or a raw file forward (path)",
+    )
+    def lineage(
+        self,
+        pipelines: NamedDependency[PipelineService],
+        request_id: Annotated[str | None, QueryParameter(description="a served request's id")] = None,
+        path: Annotated[str | None, QueryParameter(description="a raw file's absolute path")] = None,
+    ) -> LineageGraph:
+        if (request_id is None) == (path is None):
+            raise InvalidInput("give exactly one of request_id and path", field="request_id")
+        if request_id is not None:
+            return pipelines.lineage_back(request_id)
+        return pipelines.lineage_forward(path or "")

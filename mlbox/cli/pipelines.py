@@ -17,6 +17,7 @@ import msgspec
 
 from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, print_table
 from mlbox.pipelines.dagtext import draw, step_label
+from mlbox.pipelines.lineage import LineageGraph
 from mlbox.pipelines.schemas import PipelineRun
 from mlbox.services import Services
 from mlbox.store import Home
@@ -260,3 +261,49 @@ def schedule_rm(ctx: Context, schedule_id: int) -> None:
     """Remove a trigger."""
     ctx.services.pipelines.remove_schedule(schedule_id)
     click.echo(f"schedule {schedule_id} removed")
+
+
+def render_lineage(graph: LineageGraph) -> list[str]:
+    """The graph as an indented tree from its root (a node met again is named, not repeated)."""
+    labels = {n.id: n.label for n in graph.nodes}
+    out_edges: dict[str, list[tuple[str, str]]] = {}
+    for e in graph.edges:
+        out_edges.setdefault(e.src, []).append((e.what, e.dst))
+    lines = [visible(labels.get(graph.root, graph.root))]
+    seen = {graph.root}
+
+    def walk(node: str, depth: int) -> None:
+        for what, dst in sorted(out_edges.get(node, []), key=lambda x: (x[0], x[1])):
+            again = dst in seen
+            label = labels.get(dst, dst)
+            lines.append(f"{'  ' * depth}└ {what} {visible(label)}" + (" (above)" if again else ""))
+            if not again:
+                seen.add(dst)
+                walk(dst, depth + 1)
+
+    walk(graph.root, 1)
+    return lines
+
+
+@click.command("lineage")
+@click.option(
+    "--request", "request_id", default=None, help="A served prediction's request id: back to the raw files."
+)
+@click.option("--file", "path", default=None, help="A raw file: forward to the models and served versions.")
+@json_option
+@pass_ctx
+def lineage(ctx: Context, request_id: str | None, path: str | None, as_json: bool) -> None:
+    """What made a prediction (--request), or what a raw file went into (--file)."""
+    if (request_id is None) == (path is None):
+        raise click.BadParameter("give exactly one of --request and --file", param_hint="--request")
+    p = ctx.services.pipelines
+    graph = (
+        p.lineage_back(request_id)
+        if request_id is not None
+        else p.lineage_forward(os.path.abspath(path or ""))
+    )
+    if as_json:
+        echo_json(graph)
+        return
+    for line in render_lineage(graph):
+        click.echo(line)

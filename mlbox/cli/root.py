@@ -21,7 +21,7 @@ from mlbox.cli.labeling import label
 from mlbox.cli.models import models
 from mlbox.cli.monitoring import feedback, monitor
 from mlbox.cli.notebooks import notebook
-from mlbox.cli.pipelines import pipelines
+from mlbox.cli.pipelines import lineage, pipelines
 from mlbox.cli.predict import predict
 from mlbox.cli.runs import experiments, runs
 from mlbox.cli.sweeps import sweep, sweeps
@@ -109,7 +109,7 @@ COMMANDS: tuple[tuple[str, tuple[click.Command, ...]], ...] = (
     ("notebooks", (notebook,)),
     ("monitoring", (monitor, feedback)),
     ("labeling", (label,)),
-    ("pipelines", (pipelines,)),
+    ("pipelines", (pipelines, lineage)),
 )
 """The CLI's one list of services (`mlbox.services`): each service's command groups."""
 

@@ -33,6 +33,8 @@ from rich.table import Table
 
 import mlbox
 from mlbox.demo.featureset import PIXELS, STATS, build_training_set
+from mlbox.demo.monitoring import monitoring
+from mlbox.demo.pipeline import pipeline
 from mlbox.demo.registration import CHALLENGER, CHAMPION, register_champion
 from mlbox.demo.scheduling import (
     JOB_TIMEOUT_S,
@@ -297,6 +299,8 @@ STEPS: Sequence[Step] = (
     Step("sweep", report_sweep),
     Step("register", register),
     Step("serve", serve),
+    Step("monitor", monitoring),
+    Step("pipeline", pipeline),
     Step("summary", summarize),
     Step("what to open", what_to_open),
 )

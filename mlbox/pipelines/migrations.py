@@ -90,3 +90,26 @@ def m001_pipelines(conn: sqlite3.Connection) -> None:
         );
         """,
     )
+
+
+@migrations
+def m002_lineage(conn: sqlite3.Connection) -> None:
+    # What each step run read (a raw file, with its content hash when it read it) and made
+    # (a frame's or array's sha256, a model version "name/version", a dataset's hash). With
+    # step_runs' deps and cached_from this is the graph `mlbox lineage` walks both ways.
+    execute_script(
+        conn,
+        """
+        CREATE TABLE pipeline_lineage (
+            id INTEGER PRIMARY KEY,
+            step_run_id INTEGER NOT NULL REFERENCES step_runs (id),
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+            kind TEXT NOT NULL,
+            ref TEXT NOT NULL,
+            sha256 TEXT,
+            at REAL NOT NULL
+        );
+        CREATE INDEX pipeline_lineage_ref ON pipeline_lineage (kind, ref);
+        CREATE INDEX pipeline_lineage_step ON pipeline_lineage (step_run_id);
+        """,
+    )

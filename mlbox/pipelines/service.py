@@ -25,17 +25,19 @@ import traceback
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from mlbox.pipelines import machine, triggers
+from mlbox.pipelines import lineage, machine, triggers
 from mlbox.pipelines.config import PipelineSettings
 from mlbox.pipelines.define import Graph, Node, PipelineDef, resolve
 from mlbox.pipelines.execute import cache_key, inputs, run_body
 from mlbox.pipelines.migrations import migrations
 from mlbox.pipelines.schemas import PipelineRun, Schedule, StepRun
 from mlbox.pipelines.values import Stored
+from mlbox.registry.service import RegistryService
 from mlbox.scheduler.processes import is_alive, process_start
 from mlbox.scheduler.schemas import JobSpec, Resources
 from mlbox.scheduler.service import SchedulerService
@@ -117,12 +119,17 @@ class PipelineService:
         *,
         artifacts: ArtifactStore | None = None,
         scheduler: SchedulerService | None = None,
+        registry: RegistryService | None = None,
+        predictions: Path | None = None,
     ) -> None:
         self.db = db
         self.home = home
         self.settings = settings or PipelineSettings()
         self.artifacts = artifacts or ArtifactStore(home.artifacts)
         self.scheduler = scheduler
+        self.registry = registry
+        self.predictions = predictions
+        """The prediction log's folder (`mlbox.serving.predlog`): lineage reads its version column."""
         migrations.apply(db)
         self._lock = threading.RLock()
         self._runs: dict[int, _Run] = {}
@@ -590,6 +597,7 @@ class PipelineService:
                     st.attempt + 1,
                     None if st.as_job else self._worker,
                 )
+                self._record_inputs(conn, st, node, run.params, now)
                 changes["started"].append(st.id)
                 if st.as_job:
                     jobs.append(st)
@@ -633,6 +641,23 @@ class PipelineService:
             stored.payload,
             stored.hash,
         )
+        if stored.kind in lineage.RECORDED_KINDS:
+            conn.execute(
+                "INSERT INTO pipeline_lineage (step_run_id, direction, kind, ref, sha256, at) VALUES (?, 'out', ?, ?, ?, ?)",
+                (st.id, stored.kind, lineage.output_ref(stored), stored.hash, finished_at),
+            )
+
+    def _record_inputs(self, conn: Any, st: _Step, node: Node, params: Mapping[str, Any], now: float) -> None:
+        """The raw files a step is given (a parameter or constant naming a file), with their hash now."""
+        for b in node.bindings.values():
+            value = params.get(b.ref) if b.kind == "param" else b.value if b.kind == "const" else None
+            found = lineage.file_input(value)
+            if found is not None:
+                conn.execute(
+                    "INSERT INTO pipeline_lineage (step_run_id, direction, kind, ref, sha256, at)"
+                    " VALUES (?, 'in', 'file', ?, ?, ?)",
+                    (st.id, found[0], found[1], now),
+                )
 
     def _failed(self, conn: Any, st: _Step, error: str, now: float, finished_at: float) -> None:
         """Another attempt after the backoff while retries are left, else ``failed``."""
@@ -902,6 +927,53 @@ class PipelineService:
             self.submit(pipeline, params, trigger="backfill", partition=d, lane=lane, lane_limit=parallel)
             for d in days
         ]
+
+    # -- lineage ----------------------------------------------------------------------------
+
+    def _lineage(self) -> lineage.Lineage:
+        return lineage.Lineage(
+            self.db, find_request=self._find_request, served=self._served, model_info=self._model_info
+        )
+
+    def lineage_back(self, request_id: str) -> lineage.LineageGraph:
+        """A served prediction back to the raw files (`mlbox.pipelines.lineage`)."""
+        return self._lineage().backward(request_id)
+
+    def lineage_forward(self, path: str) -> lineage.LineageGraph:
+        """A raw file forward to the model versions and served versions it influenced."""
+        return self._lineage().forward(path)
+
+    def _predictions(self, model: str | None = None) -> Any:
+        from mlbox.serving.predlog import read_predictions
+
+        if self.predictions is None:
+            return None
+        return read_predictions(self.predictions, model)
+
+    def _find_request(self, request_id: str) -> tuple[str, int] | None:
+        import polars as pl
+
+        frame = self._predictions()
+        if frame is None or frame.is_empty():
+            return None
+        hit = frame.filter(pl.col("request_id") == request_id)
+        if hit.is_empty():
+            return None
+        return str(hit["model"][0]), int(hit["version"][0])
+
+    def _served(self, name: str, version: int) -> int:
+        import polars as pl
+
+        frame = self._predictions(name)
+        if frame is None or frame.is_empty():
+            return 0
+        return int(frame.filter(pl.col("version") == version).height)
+
+    def _model_info(self, name: str, version: int) -> tuple[int | None, list[str]]:
+        if self.registry is None:
+            return None, []
+        v = self.registry.get_version(name, version)
+        return v.run_id, list(v.aliases)
 
     # -- the loop -----------------------------------------------------------------------------
 
