@@ -202,7 +202,13 @@ def _labeling(stores: Stores, built: Built) -> LabelingService:
 
 def _pipelines(stores: Stores, built: Built) -> PipelineService:
     return PipelineService(
-        stores.db, stores.home, stores.settings.pipelines, artifacts=stores.artifacts, scheduler=built["scheduler"]
+        stores.db,
+        stores.home,
+        stores.settings.pipelines,
+        artifacts=stores.artifacts,
+        scheduler=built["scheduler"],
+        registry=built["registry"],
+        predictions=stores.home.tables / "predictions",
     )
 
 
