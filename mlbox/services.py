@@ -197,7 +197,14 @@ def _monitoring(stores: Stores, built: Built) -> MonitoringService:
 
 
 def _labeling(stores: Stores, built: Built) -> LabelingService:
-    return LabelingService(stores.db, stores.home, stores.settings.labeling, tracking=built["tracking"])
+    return LabelingService(
+        stores.db,
+        stores.home,
+        stores.settings.labeling,
+        tracking=built["tracking"],
+        registry=built["registry"],
+        scheduler=built["scheduler"],
+    )
 
 
 def _pipelines(stores: Stores, built: Built) -> PipelineService:

@@ -69,6 +69,12 @@ class Export(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     format: str | None = None
 
 
+class PrelabelBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    model: str
+    """``NAME@ALIAS`` (or ``NAME/VERSION``) in the registry."""
+    strategy: str = "margin"
+
+
 class Consensus(msgspec.Struct, frozen=True):
     task_id: int
     value: dict[str, Any]
@@ -209,6 +215,18 @@ class LabelingController(Controller):
     )
     def consensus(self, labeling: NamedDependency[LabelingService], name: FromPath[str]) -> list[Consensus]:
         return [Consensus(t, v, how) for t, (v, how) in sorted(labeling.consensus(name).items())]
+
+    @post(
+        "/projects/{name:str}/prelabel",
+        operation_id="prelabelLabelingProject",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Pre-label open tasks with a registered model and order the queue by its uncertainty",
+    )
+    def prelabel(
+        self, labeling: NamedDependency[LabelingService], name: FromPath[str], data: JSONBody[PrelabelBody]
+    ) -> dict[str, int]:
+        return {"prelabeled": labeling.prelabel(name, data.model, strategy=data.strategy)}
 
     @get(
         "/projects/{name:str}/agreement",

@@ -16,7 +16,7 @@ import click
 from mlbox.cli.context import Context, echo_json, fmt, json_option, pass_ctx, print_table
 from mlbox.labeling.schema import parse_schema
 
-SUBCOMMANDS = ("new", "import", "export", "ls", "stats")
+SUBCOMMANDS = ("new", "import", "export", "ls", "stats", "prelabel")
 
 
 def _split(text: str | None) -> list[str]:
@@ -184,6 +184,42 @@ def label_stats(ctx: Context, project: str, as_json: bool) -> None:
         empty="no annotator shares a task with another yet",
         right=("TASKS", "COHEN", "WITH MAJORITY"),
     )
+
+
+@label.command("prelabel")
+@click.argument("project")
+@click.argument("model")
+@click.option(
+    "--strategy",
+    type=click.Choice(["entropy", "margin", "least_confidence", "random"]),
+    default="margin",
+    show_default=True,
+    help="How the queue is ordered by the model's uncertainty.",
+)
+@click.option(
+    "--retrain-every",
+    type=click.IntRange(1),
+    default=None,
+    help="Retrain through the scheduler every N labels.",
+)
+@click.option(
+    "--as",
+    "model_name",
+    default=None,
+    help="Registry name of the retrained versions (default: PROJECT-model).",
+)
+@pass_ctx
+def label_prelabel(
+    ctx: Context, project: str, model: str, strategy: str, retrain_every: int | None, model_name: str | None
+) -> None:
+    """Pre-label the open tasks with a registered MODEL (NAME@ALIAS) and order the queue by its uncertainty."""
+    lab = ctx.services.labeling
+    n = lab.prelabel(project, model, strategy=strategy)
+    click.echo(f"pre-labeled {n} tasks of {project} with {model}; queue ordered by {strategy}")
+    if retrain_every is not None:
+        name = model_name or f"{project}-model"
+        lab.set_loop(project, name, retrain_every)
+        click.echo(f"every {retrain_every} labels a job retrains {name} and re-scores the queue")
 
 
 @label.command("open", hidden=True)

@@ -41,6 +41,8 @@ from mlbox.store.errors import Conflict, InvalidInput, NotFound
 if TYPE_CHECKING:
     import sqlite3
 
+    from mlbox.registry.service import RegistryService
+    from mlbox.scheduler.service import SchedulerService
     from mlbox.tracking.service import TrackingService
 
 CLAIM_S = 600.0
@@ -69,11 +71,15 @@ class LabelingService:
         home: Home,
         settings: LabelingSettings | None = None,
         tracking: TrackingService | None = None,
+        registry: RegistryService | None = None,
+        scheduler: SchedulerService | None = None,
     ) -> None:
         self.db = db
         self.home = home
         self.settings = settings or LabelingSettings()
         self.tracking = tracking
+        self.registry = registry
+        self.scheduler = scheduler
         migrations.apply(db)
 
     def reconcile_once(self, now: float | None = None) -> dict[str, list[int]]:
@@ -289,6 +295,82 @@ class LabelingService:
             for r in rows
         ]
 
+    def open_task_data(self, name: str) -> list[tuple[int, dict[str, Any]]]:
+        """(id, data) of the tasks still in the queue (what a model re-scores)."""
+        pid = self._row(name)["id"]
+        return [
+            (r[0], json.loads(r[1]))
+            for r in self.db.conn.execute(
+                "SELECT id, data FROM label_tasks WHERE project_id = ? AND open = 1 ORDER BY id", (pid,)
+            )
+        ]
+
+    def tasks_by_id(self, name: str, ids: Sequence[int]) -> list[Task]:
+        pid = self._row(name)["id"]
+        out: list[Task] = []
+        for i in range(0, len(ids), 500):
+            chunk = list(ids[i : i + 500])
+            rows = self.db.query(
+                f"SELECT * FROM label_tasks WHERE project_id = ? AND id IN ({','.join('?' * len(chunk))}) ORDER BY id",
+                (pid, *chunk),
+            )
+            out.extend(self._tasks(rows, with_annotations=False))
+        return out
+
+    # -- models in the loop ----------------------------------------------------------------
+
+    def prelabel(self, name: str, ref: str, *, strategy: str = "margin") -> int:
+        """Pre-label the open tasks with the registered model ``ref`` (NAME@ALIAS) and order the
+        queue by its uncertainty (``entropy``, ``margin``, ``least_confidence``)."""
+        from mlbox.labeling.active import STRATEGIES
+        from mlbox.labeling.loop import score_project
+
+        if strategy not in STRATEGIES:
+            raise InvalidInput(
+                f"strategy {strategy!r} is not one of {', '.join(STRATEGIES)}", field="strategy"
+            )
+        if self.registry is None:
+            raise InvalidInput("no registry to load the model from", field="model")
+        return score_project(self, self.registry, name, ref, strategy)
+
+    def set_loop(self, name: str, model: str | None, retrain_every: int | None) -> Project:
+        """Retrain ``model`` (a registry name) through the scheduler every ``retrain_every`` labels."""
+        if retrain_every is not None and retrain_every < 1:
+            raise InvalidInput("retrain_every must be positive", field="retrain_every")
+        if model is not None and not model.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise InvalidInput(f"model name {model!r}: letters, digits, '-', '_', '.'", field="model")
+        self._row(name)
+        with self.db.atomic() as conn:
+            conn.execute(
+                "UPDATE label_projects SET model = ?, retrain_every = ? WHERE name = ?",
+                (model, retrain_every, name),
+            )
+        return self.project(name)
+
+    def _maybe_retrain(self, project_id: int) -> int | None:
+        """Submit the retraining job when the project's label count reaches a multiple of N."""
+        r = self.db.query("SELECT * FROM label_projects WHERE id = ?", (project_id,))[0]
+        if not r["model"] or not r["retrain_every"] or self.scheduler is None:
+            return None
+        labels = self.db.query(
+            "SELECT COUNT(*) FROM label_annotations WHERE project_id = ? AND kind = 'label'", (project_id,)
+        )[0][0]
+        if labels == 0 or labels % r["retrain_every"]:
+            return None
+        from mlbox.scheduler.schemas import JobSpec, Resources
+
+        job = self.scheduler.submit(
+            JobSpec(
+                name=f"retrain {r['name']} at {labels} labels",
+                function="mlbox.labeling.loop:retrain",
+                kwargs={"project": r["name"], "model_name": r["model"]},
+                resources=Resources(cpus=1.0),
+                experiment="labeling",
+                env_policy="appliance",
+            )
+        )
+        return job.id
+
     # -- the queue -----------------------------------------------------------------------
 
     def next_tasks(
@@ -433,6 +515,7 @@ class LabelingService:
             row = conn.execute(
                 "SELECT * FROM label_annotations WHERE task_id = ? AND annotator = ?", (task_id, annotator)
             ).fetchone()
+        self._maybe_retrain(task.project_id)
         return _annotation(row)
 
     def _check_disagreement(

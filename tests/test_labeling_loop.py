@@ -1,0 +1,82 @@
+"""Models in the loop: pre-labels and uncertainty order from a registered model (NAME@ALIAS),
+and the retraining job submitted through the scheduler every N labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlbox.labeling.loop import RETRAIN_ALIAS, retrain
+from mlbox.services import Services
+from mlbox.store.errors import InvalidInput
+
+
+@pytest.fixture
+def digits(services: Services) -> Services:
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    model = LogisticRegression(max_iter=300).fit(X[:60], y[:60])
+    mv = services.registry.register(
+        "digits", model=model, example_input=X[:2], options={"method": "predict_proba"}
+    )
+    services.registry.set_alias("digits", "champion", mv.version)
+    lab = services.labeling
+    lab.create_project("dig", {"choices": [str(i) for i in range(10)]})
+    lab.add_tasks("dig", [{"pixels": X[i].tolist(), "width": 8, "truth": int(y[i])} for i in range(300, 400)])
+    return services
+
+
+def test_prelabels_and_uncertainty_order(digits: Services) -> None:
+    lab = digits.labeling
+    assert lab.prelabel("dig", "digits@champion", strategy="margin") == 100
+    tasks = lab.tasks("dig", limit=100)
+    assert all(t.prelabel is not None and t.prelabel.model == "digits/1" for t in tasks)
+    right = sum(t.prelabel.value["label"] == str(t.data["truth"]) for t in tasks if t.prelabel)
+    assert right > 60  # a model trained on 60 digits pre-labels most of them right
+    first = lab.next_tasks("dig", "ann", 10)
+    conf_first = np.mean([t.prelabel.confidence for t in first if t.prelabel])
+    conf_all = np.mean([t.prelabel.confidence for t in tasks if t.prelabel])
+    assert conf_first < conf_all  # the least sure come first
+    assert first[0].priority >= first[-1].priority
+    with pytest.raises(InvalidInput):
+        lab.prelabel("dig", "digits@champion", strategy="vibes")
+
+
+def test_every_n_labels_a_retraining_job_registers_a_version_and_rescores(digits: Services) -> None:
+    lab = digits.labeling
+    lab.set_loop("dig", "digits-labeled", 10)
+    before = {j.id for j in digits.scheduler.list_jobs()}
+    for t in lab.next_tasks("dig", "ann", 10):
+        lab.annotate(t.id, "ann", {"label": str(t.data["truth"])})
+    jobs = [j for j in digits.scheduler.list_jobs() if j.id not in before]
+    assert [j.spec.name for j in jobs] == ["retrain dig at 10 labels"]
+    assert jobs[0].spec.function == "mlbox.labeling.loop:retrain"
+    # what the job runs, here in-process: fit, register, alias, re-score
+    retrain("dig", "digits-labeled")
+    mv = digits.registry.resolve(f"digits-labeled@{RETRAIN_ALIAS}")
+    assert mv.version == 1
+    pre = [t.prelabel for t in lab.tasks("dig", limit=100) if t.prelabel is not None]
+    assert len(pre) == 90 and all(p.model == "digits-labeled/1" for p in pre)
+
+
+def test_cli_prelabel(digits: Services, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.helpers import ok, run_main
+
+    out = ok(
+        capsys,
+        "label",
+        "prelabel",
+        "dig",
+        "digits@champion",
+        "--strategy",
+        "entropy",
+        "--retrain-every",
+        "25",
+    )
+    assert "pre-labeled 100 tasks" in out and "retrains dig-model" in out
+    assert digits.labeling.project("dig").retrain_every == 25
+    code, _, err = run_main(capsys, "label", "prelabel", "dig", "nope@champion")
+    assert code == 2 and "no model named 'nope'" in err
