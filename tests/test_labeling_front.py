@@ -126,3 +126,22 @@ def test_cli_new_import_ls_stats_export(
     assert code == 2 and "--rating" in err
     code, _, err = run_main(capsys, "label", "nope")
     assert code == 2 and "no labeling project 'nope'" in err
+
+
+def test_cli_weak(services: Services, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    ok(capsys, "label", "new", "sent", "--choices", "neg,pos")
+    f = tmp_path / "t.jsonl"
+    f.write_text('{"text": "good"}\n{"text": "bad"}\n')
+    ok(capsys, "label", "import", "sent", str(f))
+    lfs = tmp_path / "lfs.py"
+    lfs.write_text(
+        "from mlbox.labeling.weak import ABSTAIN, labeling_function\n"
+        "@labeling_function()\n"
+        "def good(d):\n    return 1 if 'good' in d['text'] else ABSTAIN\n"
+    )
+    out = ok(capsys, "label", "weak", "sent", str(lfs))
+    assert out.splitlines()[1].split()[:3] == ["good", "1", "0.5"]
+    empty = tmp_path / "none.py"
+    empty.write_text("x = 1\n")
+    code, _, err = run_main(capsys, "label", "weak", "sent", str(empty))
+    assert code == 2 and "no @labeling_function" in err

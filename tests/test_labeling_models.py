@@ -85,3 +85,49 @@ def test_active_learning_beats_random_order_on_digits() -> None:
     _, rnd = active.labels_to_reach(Xp, yp, Xt, yt, 1.01, strategy="random", seed=0, step=40, max_labels=220)
     assert al[-1][0] == rnd[-1][0] == 220
     assert al[-1][1] > rnd[-1][1]
+
+
+def test_service_applies_functions_and_queues_suspected_mislabels(services: object) -> None:
+    from sklearn.datasets import load_digits
+
+    from mlbox.services import Services
+
+    assert isinstance(services, Services)
+    lab = services.labeling
+    lab.create_project("sent", {"choices": ["neg", "pos"]})
+    texts = ["good movie", "bad movie", "good and fun", "bad and dull", "fine", "good but bad ending"]
+    lab.add_tasks("sent", [{"text": t} for t in texts])
+
+    @weak.labeling_function()
+    def good(d: dict[str, str]) -> int:
+        return 1 if "good" in d["text"] else weak.ABSTAIN
+
+    @weak.labeling_function()
+    def bad(d: dict[str, str]) -> int:
+        return 0 if "bad" in d["text"] else weak.ABSTAIN
+
+    (t1,) = lab.next_tasks("sent", "ann")
+    lab.annotate(t1.id, "ann", {"label": "pos"})
+    table = lab.apply_functions("sent", [good, bad])
+    assert [(s.name, s.coverage, s.accuracy) for s in table] == [("good", 0.5, 1.0), ("bad", 0.5, None)]
+    pre = {t.data["text"]: t.prelabel for t in lab.tasks("sent")}
+    assert pre["bad movie"] is not None and pre["bad movie"].value == {"label": "neg"}
+    assert (
+        pre["fine"] is None
+        and pre["good movie"] is not None
+        and pre["good movie"].model == "weak:dawid_skene"
+    )
+
+    X, y = load_digits(return_X_y=True)
+    lab.create_project("dig", {"choices": [str(i) for i in range(10)]})
+    lab.add_tasks("dig", [{"pixels": (X[i] / 16).tolist()} for i in range(200)])
+    flipped = {5, 17, 42}
+    first = lab.tasks("dig", limit=1)[0].id
+    for t in lab.next_tasks("dig", "ann", 200):
+        i = t.id - first
+        label = (y[i] + 3) % 10 if i in flipped else y[i]
+        lab.annotate(t.id, "ann", {"label": str(label)})
+    suspects = lab.find_mislabels("dig")
+    assert len({first + i for i in flipped} & set(suspects[:10])) >= 2
+    reviews = {r.task_id for r in lab.reviews("dig") if r.reason == "suspected mislabel"}
+    assert reviews == set(suspects)

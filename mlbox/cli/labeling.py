@@ -222,6 +222,58 @@ def label_prelabel(
         click.echo(f"every {retrain_every} labels a job retrains {name} and re-scores the queue")
 
 
+@label.command("weak")
+@click.argument("project")
+@click.argument("functions", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--model",
+    "label_model",
+    type=click.Choice(["dawid_skene", "majority"]),
+    default="dawid_skene",
+    show_default=True,
+    help="How the votes become labels.",
+)
+@pass_ctx
+def label_weak(ctx: Context, project: str, functions: str, label_model: str) -> None:
+    """Apply the @labeling_function's of a Python FILE; print their table; store the label model's labels as pre-labels."""
+    import runpy
+
+    from mlbox.labeling.weak import LabelingFunction
+
+    found = [v for v in runpy.run_path(functions).values() if isinstance(v, LabelingFunction)]
+    if not found:
+        raise click.BadParameter(f"{functions} defines no @labeling_function", param_hint="FUNCTIONS")
+    table = ctx.services.labeling.apply_functions(project, found, label_model=label_model)
+    print_table(
+        ("FUNCTION", "POLARITY", "COVERAGE", "OVERLAP", "CONFLICT", "ACCURACY"),
+        (
+            (
+                s.name,
+                ",".join(map(str, s.polarity)),
+                fmt(s.coverage),
+                fmt(s.overlap),
+                fmt(s.conflict),
+                fmt(s.accuracy),
+            )
+            for s in table
+        ),
+        empty="no functions",
+        right=("COVERAGE", "OVERLAP", "CONFLICT", "ACCURACY"),
+    )
+
+
+@label.command("mislabels")
+@click.argument("project")
+@pass_ctx
+def label_mislabels(ctx: Context, project: str) -> None:
+    """Rank suspected mislabels by confident learning and queue them for review."""
+    ids = ctx.services.labeling.find_mislabels(project)
+    click.echo(
+        f"{len(ids)} suspected mislabels queued for review"
+        + (f": tasks {', '.join(map(str, ids[:20]))}" if ids else "")
+    )
+
+
 @label.command("open", hidden=True)
 @click.argument("project")
 @click.option("--annotator", default=None, help="Your name on your labels (default: your login).")

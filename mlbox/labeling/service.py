@@ -371,6 +371,95 @@ class LabelingService:
         )
         return job.id
 
+    # -- weak supervision and label noise ---------------------------------------------------
+
+    def apply_functions(
+        self, name: str, lfs: Sequence[Any], *, label_model: str = "dawid_skene"
+    ) -> list[Any]:
+        """Run labeling functions over every task; their table (coverage, overlap, conflict,
+        accuracy against the consensus labels), and the label model's output as pre-labels."""
+        from mlbox.labeling import weak
+
+        schema = self.schema(name)
+        if not schema.choices:
+            raise InvalidInput("labeling functions vote choices: the project has none", field="schema")
+        if label_model not in ("dawid_skene", "majority"):
+            raise InvalidInput("label_model is dawid_skene or majority", field="label_model")
+        pid = self._row(name)["id"]
+        rows = self.db.conn.execute(
+            "SELECT id, data FROM label_tasks WHERE project_id = ? ORDER BY id", (pid,)
+        ).fetchall()
+        ids = [r[0] for r in rows]
+        data = [json.loads(r[1]) for r in rows]
+        k = len(schema.choices)
+        L = weak.apply(lfs, data)
+        if ((L < weak.ABSTAIN) | (k <= L)).any():
+            raise InvalidInput(
+                f"a labeling function voted outside 0..{k - 1} (or ABSTAIN)", field="functions"
+            )
+        chosen = self.consensus(name)
+        gold = [
+            schema.choices.index(chosen[t][0]["label"])
+            if t in chosen and chosen[t][0].get("label") in schema.choices
+            else weak.ABSTAIN
+            for t in ids
+        ]
+        table = weak.summary(L, [lf.name for lf in lfs], gold)
+        proba = weak.dawid_skene(L, k).proba if label_model == "dawid_skene" else weak.majority_vote(L, k)
+        voted = (L != weak.ABSTAIN).any(axis=1)
+        self.set_prelabels(
+            name,
+            [
+                (ids[i], {"label": schema.choices[int(proba[i].argmax())]}, float(proba[i].max()))
+                for i in range(len(ids))
+                if voted[i]
+            ],
+            model=f"weak:{label_model}",
+        )
+        return table
+
+    def find_mislabels(self, name: str, *, folds: int = 5, flag: bool = True) -> list[int]:
+        """Tasks whose consensus label confident learning suspects (cross-validated probabilities of a
+        model on the tasks' inputs), most suspect first; queued for review."""
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import cross_val_predict
+
+        from mlbox.labeling.loop import inputs_of
+        from mlbox.labeling.weak import confident_learning
+
+        schema = self.schema(name)
+        chosen = self.consensus(name)
+        ids, X, y = [], [], []
+        for task in self.tasks_by_id(name, list(chosen)):
+            x = inputs_of(task.data)
+            label = chosen[task.id][0].get("label")
+            if x is not None and label in schema.choices:
+                ids.append(task.id)
+                X.append(x)
+                y.append(schema.choices.index(label))
+        counts = np.bincount(np.asarray(y, dtype=int), minlength=len(schema.choices)) if y else np.zeros(1)
+        if len(y) < 2 * folds or (counts[counts > 0] < folds).any():
+            raise InvalidInput(
+                f"confident learning needs at least {folds} labeled tasks with inputs per labeled class",
+                field="folds",
+            )
+        proba = np.zeros((len(y), len(schema.choices)))
+        present = np.flatnonzero(counts)
+        proba[:, present] = cross_val_predict(
+            LogisticRegression(max_iter=500), np.asarray(X), np.asarray(y), cv=folds, method="predict_proba"
+        )
+        suspects = [ids[i] for i in confident_learning(y, proba)]
+        if flag:
+            for rank, t in enumerate(suspects, 1):
+                self.flag(
+                    t,
+                    "confident learning",
+                    f"rank {rank}: given {chosen[t][0].get('label')}",
+                    reason="suspected mislabel",
+                )
+        return suspects
+
     # -- the queue -----------------------------------------------------------------------
 
     def next_tasks(
