@@ -35,6 +35,8 @@ class CreateMonitor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     every_s: float | None = None
     checks: list[str] | None = None
     thresholds: dict[str, float] = {}
+    segment: str | None = None
+    """A logged column whose groups the ``bias`` check compares."""
     command: str | None = None
     """A local command run (no shell) when an alert is raised, the alert in MLBOX_ALERT_* variables."""
 
@@ -87,6 +89,7 @@ class MonitoringController(Controller):
             checks=data.checks,
             thresholds=dict(data.thresholds),
             command=data.command,
+            segment=data.segment,
         )
 
     @get("/monitors/{monitor_id:int}", operation_id="getMonitor", sync_to_thread=True, summary="One monitor")
@@ -156,8 +159,9 @@ class MonitoringController(Controller):
         since: Annotated[float | None, QueryParameter(description="window start, unix seconds")] = None,
         until: Annotated[float | None, QueryParameter(description="window end (excluded)")] = None,
         last: Annotated[int | None, QueryParameter(ge=1, le=100_000_000)] = None,
+        segment: Annotated[str | None, QueryParameter(description="a column to measure bias across")] = None,
     ) -> Evaluation:
-        return monitoring.evaluate(ref, since=since, until=until, last=last)
+        return monitoring.evaluate(ref, since=since, until=until, last=last, segment=segment)
 
     @get(
         "/monitors/report/{ref:str}",

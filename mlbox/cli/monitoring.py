@@ -160,6 +160,7 @@ def ls_cmd(ctx: Context, as_json: bool) -> None:
 )
 @click.option("--threshold", "thresholds", multiple=True, help="CHECK=NUMBER, e.g. drift=0.3 accuracy=0.9.")
 @click.option("--command", default=None, help="A local command to run when an alert is raised (no shell).")
+@click.option("--segment", default=None, help="A logged column whose groups the bias check compares.")
 @pass_ctx
 def add_cmd(
     ctx: Context,
@@ -169,6 +170,7 @@ def add_cmd(
     checks: tuple[str, ...],
     thresholds: tuple[str, ...],
     command: str | None,
+    segment: str | None,
 ) -> None:
     """Monitor a served model alias; its version needs a reference (mlbox monitor reference)."""
     limits: dict[str, float] = {}
@@ -184,6 +186,7 @@ def add_cmd(
         checks=list(checks) or None,
         thresholds=limits,
         command=command,
+        segment=segment,
     )
     click.echo(
         f"monitor {m.id}: {m.model}@{m.alias} every {m.every_s:g}s over {m.window_s:g}s ({', '.join(m.checks)})"
@@ -259,6 +262,12 @@ def _has_monitor(ctx: Context, ref: str) -> bool:
 def _print_evaluation(ev: Evaluation) -> None:
     p = ev.performance
     click.echo(f"{ev.model} version {ev.version}: {ev.rows} rows, {p.labelled} labelled")
+    if ev.challenger is not None:
+        c = ev.challenger
+        click.echo(
+            f"challenger version {c.challenger_version}: agreement {c.agreement:.1%} on {c.paired_rows} rows;"
+            f" McNemar p {fmt_p(c.p_value)}; better: {c.better or 'no significant difference'}"
+        )
     print_table(
         ("column", "test", "statistic", "p_value", "threshold", "drifted"),
         (

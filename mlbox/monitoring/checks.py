@@ -34,6 +34,11 @@ def check_results(
             problems = evaluation.quality.problems
             value = float(len(problems))
             message = "; ".join(problems[:5]) if problems else "no data-quality problems"
+        elif name == "bias":
+            if evaluation.bias is None:
+                continue
+            value = evaluation.bias.demographic_parity_difference
+            message = f"demographic-parity difference {value:.3f} over {evaluation.bias.column!r}"
         elif name == "outliers":
             value = evaluation.outlier_rate
             message = f"outlier rate {value:.1%}"

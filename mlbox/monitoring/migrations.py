@@ -46,6 +46,7 @@ def m001_monitoring(conn: sqlite3.Connection) -> None:
             checks TEXT NOT NULL,
             thresholds TEXT NOT NULL,
             command TEXT,
+            segment TEXT,
             created_at REAL NOT NULL,
             last_run REAL,
             last_error TEXT,

@@ -183,13 +183,41 @@ def render(
             )
         parts.append("</table>")
     parts.append("<h2>Champion vs challenger</h2>")
-    if ev.challenger:
+    cmp = ev.challenger
+    if cmp is not None:
+        rows = [
+            ("versions", f"champion {cmp.champion_version} · challenger {cmp.challenger_version}"),
+            ("rows both answered", str(cmp.paired_rows)),
+            ("agreement", f"{cmp.agreement:.1%}"),
+            ("labelled", str(cmp.labelled)),
+            (
+                "accuracy champion / challenger",
+                f"{_num(cmp.champion_accuracy)} / {_num(cmp.challenger_accuracy)}",
+            ),
+            ("right only: champion / challenger", f"{cmp.champion_only_right} / {cmp.challenger_only_right}"),
+            ("McNemar p-value", _num(cmp.p_value)),
+            ("better", cmp.better or "no significant difference"),
+        ]
         parts.append(
-            "<table>"
-            + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in ev.challenger.items())
-            + "</table>"
+            "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows) + "</table>"
         )
     else:
         parts.append("<p>No shadow traffic compared in this window.</p>")
+    if ev.bias is not None:
+        bs = ev.bias
+        parts.append(f"<h2>Bias across {_e(bs.column)} (positive class {_e(bs.positive)})</h2>")
+        parts.append(
+            f"<p>demographic-parity difference {_num(bs.demographic_parity_difference)},"
+            f" equalized-odds difference {_num(bs.equalized_odds_difference)}</p>"
+        )
+        parts.append("<table><tr><th>segment</th><th>rows</th><th>selection rate</th><th>TPR</th><th>FPR</th>"
+                     "<th>accuracy</th></tr>")  # fmt: skip
+        for g in bs.segments:
+            parts.append(
+                f"<tr><td>{_e(g.segment)}</td><td class='num'>{g.rows}</td><td class='num'>{_num(g.selection_rate)}</td>"
+                f"<td class='num'>{_num(g.true_positive_rate)}</td><td class='num'>{_num(g.false_positive_rate)}</td>"
+                f"<td class='num'>{_num(g.accuracy)}</td></tr>"
+            )
+        parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
 import msgspec
 
+from mlbox.monitoring.compare import Bias, Comparison
 from mlbox.monitoring.drift import Verdict
 from mlbox.monitoring.performance import Performance
 from mlbox.monitoring.quality import Quality
 
-CheckName = Literal[
-    "drift", "prediction_drift", "quality", "outliers", "accuracy", "estimated_accuracy", "rmse"
-]
 CHECKS: tuple[str, ...] = (
     "drift",
     "prediction_drift",
@@ -21,6 +17,7 @@ CHECKS: tuple[str, ...] = (
     "accuracy",
     "estimated_accuracy",
     "rmse",
+    "bias",
 )
 DEFAULT_CHECKS: tuple[str, ...] = ("drift", "quality", "outliers", "accuracy")
 DEFAULT_THRESHOLDS: dict[str, float] = {
@@ -31,6 +28,7 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "accuracy": 0.8,
     "estimated_accuracy": 0.8,
     "rmse": 1.0,
+    "bias": 0.1,  # fairlearn's demographic-parity difference
 }
 
 
@@ -67,7 +65,10 @@ class Evaluation(msgspec.Struct, frozen=True):
     outlier_rate: float
     performance: Performance
     over_time: list[Bucket] = []
-    challenger: dict[str, Any] | None = None
+    challenger: Comparison | None = None
+    """The shadow traffic of the model's ``challenger`` alias beside this window's (an alias other
+    than ``challenger`` evaluated; None without paired rows)."""
+    bias: Bias | None = None
 
 
 class Monitor(msgspec.Struct, frozen=True):
@@ -83,6 +84,8 @@ class Monitor(msgspec.Struct, frozen=True):
     last_run: float | None
     last_error: str | None
     open_alerts: int = 0
+    segment: str | None = None
+    """A column whose groups the ``bias`` check compares."""
 
 
 class Alert(msgspec.Struct, frozen=True):

@@ -34,6 +34,9 @@ import numpy as np
 from mlbox.monitoring import drift as drift_mod
 from mlbox.monitoring import performance as perf
 from mlbox.monitoring.checks import check_results
+from mlbox.monitoring.compare import Comparison
+from mlbox.monitoring.compare import bias as bias_of
+from mlbox.monitoring.compare import compare as compare_models
 from mlbox.monitoring.config import MonitoringSettings
 from mlbox.monitoring.logframe import PREDICTION, PROBA, feature_names, read_window
 from mlbox.monitoring.migrations import migrations
@@ -62,6 +65,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mlbox.monitoring")
 
+CHALLENGER = "challenger"
 SAMPLE_ROWS = 100_000
 """Rows of a reference kept for exact two-sample tests (and explanations' backgrounds)."""
 COMMAND_TIMEOUT_S = 30.0
@@ -400,9 +404,14 @@ class MonitoringService:
         until: float | None = None,
         last: int | None = None,
         buckets: int = BUCKETS,
+        segment: str | None = None,
+        positive: Any = 1,
     ) -> Evaluation:
-        """Every check of ``ref``'s logged traffic in ``[since, until)`` (or its ``last`` rows)."""
-        return self._evaluate(ref, since=since, until=until, last=last, buckets=buckets)[0]
+        """Every check of ``ref``'s logged traffic in ``[since, until)`` (or its ``last`` rows);
+        with ``segment``, the bias across that column's groups (``positive``: the favourable class)."""
+        return self._evaluate(
+            ref, since=since, until=until, last=last, buckets=buckets, segment=segment, positive=positive
+        )[0]
 
     def report(
         self, ref: str, *, since: float | None = None, until: float | None = None, last: int | None = None
@@ -429,6 +438,8 @@ class MonitoringService:
         until: float | None,
         last: int | None,
         buckets: int,
+        segment: str | None = None,
+        positive: Any = 1,
     ) -> tuple[Evaluation, pd.DataFrame, pd.DataFrame]:
         mv = self.resolve(ref)
         prof = self.reference_profile(mv.name, mv.version)
@@ -468,6 +479,20 @@ class MonitoringService:
         labelled = self._join_labels(mv.name, window)
         performance = self._performance(labelled)
         over_time = self._over_time(labelled, buckets)
+        found_bias = None
+        if segment is not None:
+            if segment not in window.columns or PREDICTION not in window.columns:
+                raise InvalidInput(
+                    f"the logged rows have no column {segment!r} to segment by", field="segment"
+                )
+            found_bias = bias_of(
+                segment,
+                labelled[segment].tolist(),
+                labelled[PREDICTION].tolist(),
+                labelled["label"].tolist(),
+                positive,
+            )
+        challenger = self._compare(mv, labelled, ref, since, until)
         evaluation = Evaluation(
             model=mv.name,
             version=mv.version,
@@ -481,8 +506,41 @@ class MonitoringService:
             outlier_rate=outlier_rate(window, prof),
             performance=performance,
             over_time=over_time,
+            challenger=challenger,
+            bias=found_bias,
         )
         return evaluation, window, sample
+
+    def _compare(
+        self, mv: ModelVersion, labelled: pd.DataFrame, ref: str, since: float | None, until: float | None
+    ) -> Comparison | None:
+        """The challenger's shadow answers to this window's requests, row by row."""
+        if ref.endswith(f"@{CHALLENGER}") or PREDICTION not in labelled.columns:
+            return None
+        aliases = self._registry().get_model(mv.name).aliases
+        version = aliases.get(CHALLENGER)
+        if version is None or version == mv.version:
+            return None
+        other = self._registry().get_version(mv.name, version)
+        shadow = read_window(
+            self.log_root, mv.name, other.signature, since=since, until=until, shadow=True, version=version
+        )
+        if len(shadow) == 0 or PREDICTION not in shadow.columns:
+            return None
+        paired = labelled.merge(
+            shadow[["request_id", "row", PREDICTION]].rename(columns={PREDICTION: "challenger"}),
+            on=["request_id", "row"],
+        )
+        if len(paired) == 0:
+            return None
+        return compare_models(
+            mv.version,
+            version,
+            paired[PREDICTION].astype(str).to_numpy(),
+            paired["challenger"].astype(str).to_numpy(),
+            paired["label"].tolist(),
+            paired["label"].notna().to_numpy(),
+        )
 
     def _join_labels(self, model: str, window: pd.DataFrame) -> pd.DataFrame:
         labels = self.labels(model)
@@ -541,6 +599,7 @@ class MonitoringService:
         checks: Sequence[str] | None = None,
         thresholds: dict[str, float] | None = None,
         command: str | None = None,
+        segment: str | None = None,
     ) -> Monitor:
         """A monitor of ``NAME@ALIAS``; its current version must have a reference."""
         name, sep, alias = ref.partition("@")
@@ -561,6 +620,8 @@ class MonitoringService:
                 raise InvalidInput(f"a threshold for unknown check {key!r}", field="thresholds")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise InvalidInput(f"the threshold of {key!r} must be a number", field="thresholds")
+        if "bias" in chosen and not segment:
+            raise InvalidInput("the bias check needs a segment column", field="segment")
         mv = self.resolve(ref)
         if self.reference(mv.name, mv.version) is None:
             raise InvalidInput(
@@ -570,8 +631,8 @@ class MonitoringService:
             if conn.execute("SELECT 1 FROM monitors WHERE model = ? AND alias = ?", (name, alias)).fetchone():
                 raise Conflict(f"{ref} already has a monitor", field="model")
             cur = conn.execute(
-                "INSERT INTO monitors (model, alias, window_s, every_s, checks, thresholds, command, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO monitors (model, alias, window_s, every_s, checks, thresholds, command, segment,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     name,
                     alias,
@@ -580,6 +641,7 @@ class MonitoringService:
                     json.dumps(chosen),
                     json.dumps(limits),
                     command,
+                    segment,
                     time.time(),
                 ),
             )
@@ -603,6 +665,7 @@ class MonitoringService:
             row["last_run"],
             row["last_error"],
             int(open_alerts[0]) if open_alerts else 0,
+            row["segment"],
         )
 
     def monitor(self, monitor_id: int) -> Monitor:
@@ -655,7 +718,7 @@ class MonitoringService:
         now = time.time() if now is None else now
         ref = f"{monitor.model}@{monitor.alias}"
         try:
-            evaluation = self.evaluate(ref, since=now - monitor.window_s, until=now)
+            evaluation = self.evaluate(ref, since=now - monitor.window_s, until=now, segment=monitor.segment)
         except InvalidInput as exc:
             with self.db.atomic() as conn:
                 conn.execute(
