@@ -6,6 +6,9 @@ driver (`advance`, called by the jobs loop through `reconcile_once`, or in a loo
 `wait`) holds the active runs in memory and writes each pass's changes in one transaction;
 ``pipeline_runs.rev`` tells it when another process (a retry from the CLI) wrote in between.
 
+The driver's own commits skip the fsync (`PipelineService._relaxed`): kill -9 loses nothing,
+a power cut at most the last transitions (those steps run again).
+
 No step runs twice at once: a step is claimed by ``UPDATE ... WHERE state = 'ready'``, and
 an in-process step's claim names its process (``worker``); only the claim of a dead process
 is given back. A light step runs in this process's thread pool; a step that asks for
@@ -22,7 +25,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +85,12 @@ class _Run:
     order: list[str]
     graph: Graph
     deps: dict[str, list[str]] = field(default_factory=dict)
+    children: dict[str, list[str]] = field(default_factory=dict)
+    by_id: dict[int, str] = field(default_factory=dict)
+    index: dict[str, int] = field(default_factory=dict)
+    live: set[str] = field(default_factory=set)
+    """The steps ready or running: what a pass looks at (not the whole graph)."""
+    fresh: bool = True
 
 
 @dataclass(frozen=True)
@@ -429,6 +438,11 @@ class PipelineService:
             self._fail_run(run_id, "the pipeline's steps changed since the run started")
             return None
         deps = {n: s.deps for n, s in steps.items()}
+        order = graph.order()
+        children: dict[str, list[str]] = {}
+        for n, ds in deps.items():
+            for d in ds:
+                children.setdefault(d, []).append(n)
         return _Run(
             run_id,
             row["ref"],
@@ -436,9 +450,13 @@ class PipelineService:
             bool(row["no_cache"]),
             row["rev"],
             steps,
-            graph.order(),
+            order,
             graph,
             deps,
+            children,
+            {s.id: n for n, s in steps.items()},
+            {n: i for i, n in enumerate(order)},
+            {n for n, s in steps.items() if s.state in ("ready", "running")},
         )
 
     def _fail_run(self, run_id: int, message: str) -> None:
@@ -505,13 +523,69 @@ class PipelineService:
             self._step_run(run, results.pop(run_id, []), now, changes)
         return {k: v for k, v in changes.items() if v}
 
+    @contextlib.contextmanager
+    def _relaxed(self) -> Iterator[None]:
+        """The driver's commits are not fsynced (``synchronous = NORMAL``, WAL): a step's
+        transition survives kill -9 of the appliance (what a resume needs), while a power cut
+        may lose the last few, whose steps then run again. An fsync per transition would cost
+        more than the step itself (7 ms against 1 ms per step of a chain on this machine's disk)."""
+        conn = self.db.conn
+        if conn.in_transaction:  # inside a caller's transaction: its durability stands
+            yield
+            return
+        conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            yield
+        finally:
+            conn.execute("PRAGMA synchronous = FULL")
+
+    @staticmethod
+    def _track(run: _Run, st: _Step) -> None:
+        """Keep ``run.live`` (the steps ready or running) in step with ``st.state``."""
+        if st.state in ("ready", "running"):
+            run.live.add(st.node)
+        else:
+            run.live.discard(st.node)
+
+    def _follow(self, conn: Any, run: _Run, settled: list[str], now: float) -> None:
+        """Steps downstream of the ones that just ended become ready or skipped (cascading);
+        on a run's first pass here every step is looked at."""
+        if run.fresh:
+            run.fresh = False
+            states = {n: s.state for n, s in run.steps.items()}
+            changed = machine.propagate(run.order, run.deps, states)
+        else:
+            changed = {}
+            todo = [c for n in settled for c in run.children.get(n, [])]
+            while todo:
+                c = todo.pop()
+                st = run.steps[c]
+                if st.state != "pending" or c in changed:
+                    continue
+                ups = [run.steps[d].state for d in st.deps]
+                if any(u in machine.DEAD for u in ups):
+                    changed[c] = st.state = "skipped"
+                    todo.extend(run.children.get(c, []))
+                elif all(u in machine.OK for u in ups):
+                    changed[c] = st.state = "ready"
+        for n, state in changed.items():
+            st = run.steps[n]
+            st.state = state
+            self._track(run, st)
+            conn.execute(
+                "UPDATE step_runs SET state = ?, finished_at = ? WHERE id = ?",
+                (state, now if state == "skipped" else None, st.id),
+            )
+
     def _step_run(self, run: _Run, results: list[_Result], now: float, changes: Changes) -> None:
         launch: list[tuple[_Step, Node, dict[str, tuple[str, str]]]] = []
         jobs: list[_Step] = []
-        with self.db.atomic() as conn:
+        settled: list[str] = []
+        with self._relaxed(), self.db.atomic() as conn:
             # 1. results of in-process steps
             for res in results:
-                st = next((s for s in run.steps.values() if s.id == res.step_id), None)
+                node_name = run.by_id.get(res.step_id)
+                st = None if node_name is None else run.steps[node_name]
                 if (
                     st is None
                     or st.state != "running"
@@ -527,8 +601,11 @@ class PipelineService:
                 else:
                     self._failed(conn, st, res.error or "failed", now, res.finished_at)
                     changes["failed"].append(st.id)
+                self._track(run, st)
+                settled.append(st.node)
             # 2. job steps and claims of dead processes
-            for st in run.steps.values():
+            for n in sorted(run.live, key=run.index.__getitem__):
+                st = run.steps[n]
                 if st.state != "running":
                     continue
                 if st.as_job:
@@ -536,78 +613,40 @@ class PipelineService:
                 elif st.worker != self._worker and not _worker_alive(st.worker):
                     conn.execute("UPDATE step_runs SET state = 'ready', worker = NULL WHERE id = ?", (st.id,))
                     st.state, st.worker = "ready", None
-            # 3. what follows
-            states = {n: s.state for n, s in run.steps.items()}
-            for n, s in machine.propagate(run.order, run.deps, states).items():
-                st = run.steps[n]
-                st.state = s
-                conn.execute(
-                    "UPDATE step_runs SET state = ?, finished_at = ? WHERE id = ?",
-                    (s, now if s == "skipped" else None, st.id),
-                )
-            # 4. start what is ready
-            for n in run.order:
-                st = run.steps[n]
-                if st.state != "ready" or st.not_before > now:
-                    continue
-                node = run.graph.nodes[n]
-                upstream = {d: (run.steps[d].out_kind or "", run.steps[d].out_payload or "") for d in st.deps}
-                key = cache_key(node, run.params, {d: run.steps[d].out_hash or "" for d in st.deps})
-                if st.use_cache and not run.no_cache:
-                    hit = conn.execute(
-                        "SELECT id, out_kind, out_payload, out_hash FROM step_runs WHERE cache_key = ?"
-                        " AND state = 'succeeded' AND id != ? ORDER BY id DESC LIMIT 1",
-                        (key, st.id),
-                    ).fetchone()
-                    if hit is not None and self._still_stored(hit["out_kind"], hit["out_payload"]):
-                        conn.execute(
-                            "UPDATE step_runs SET state = 'cached', cache_key = ?, cached_from = ?, out_kind = ?,"
-                            " out_payload = ?, out_hash = ?, started_at = ?, finished_at = ?, message = ?,"
-                            " log = log || ? || char(10) WHERE id = ?",
-                            (
-                                key,
-                                hit["id"],
-                                hit["out_kind"],
-                                hit["out_payload"],
-                                hit["out_hash"],
-                                now,
-                                now,
-                                f"cached: the result of step run {hit['id']}",
-                                f"cache hit: the result of step run {hit['id']} (key {key[:12]})",
-                                st.id,
-                            ),
-                        )
-                        st.state, st.out_kind, st.out_payload, st.out_hash = (
-                            "cached",
-                            hit["out_kind"],
-                            hit["out_payload"],
-                            hit["out_hash"],
-                        )
-                        changes["cached"].append(st.id)
+                self._track(run, st)
+                if st.state in machine.TERMINAL:
+                    settled.append(n)
+            # 3. what follows, and 4. start what is ready (a cache hit settles at once: again)
+            while True:
+                self._follow(conn, run, settled, now)
+                settled = []
+                for n in sorted(run.live, key=run.index.__getitem__):
+                    st = run.steps[n]
+                    if st.state != "ready" or st.not_before > now:
                         continue
-                cur = conn.execute(
-                    "UPDATE step_runs SET state = 'running', attempt = attempt + 1, worker = ?, cache_key = ?,"
-                    " started_at = ?, finished_at = NULL WHERE id = ? AND state = 'ready'",
-                    (None if st.as_job else self._worker, key, now, st.id),
-                )
-                if cur.rowcount != 1:
-                    continue  # another driver claimed it
-                st.state, st.attempt, st.worker = (
-                    "running",
-                    st.attempt + 1,
-                    None if st.as_job else self._worker,
-                )
-                self._record_inputs(conn, st, node, run.params, now)
-                changes["started"].append(st.id)
-                if st.as_job:
-                    jobs.append(st)
-                else:
-                    launch.append((st, node, upstream))
+                    claimed = self._start(conn, run, st, now, changes)
+                    if claimed is None:
+                        settled.append(n)
+                    elif claimed:
+                        if st.as_job:
+                            jobs.append(st)
+                        else:
+                            node = run.graph.nodes[n]
+                            upstream = {
+                                d: (run.steps[d].out_kind or "", run.steps[d].out_payload or "")
+                                for d in st.deps
+                            }
+                            launch.append((st, node, upstream))
+                if not settled:
+                    break
             for st in jobs:
                 self._submit_job(conn, run, st)
+                self._track(run, st)
             # 5. the run
-            states = {n: s.state for n, s in run.steps.items()}
-            ended = machine.run_state(states.values())
+            ended = "running"
+            if not run.live:
+                states = {n: s.state for n, s in run.steps.items()}
+                ended = machine.run_state(states.values())
             if ended != "running":
                 failed = [n for n, s in states.items() if s == "failed"]
                 conn.execute(
@@ -623,6 +662,57 @@ class PipelineService:
             self._runs.pop(run.id, None)
         for st, node, upstream in launch:
             self._pool_submit(run, st, node, upstream)
+
+    def _start(self, conn: Any, run: _Run, st: _Step, now: float, changes: Changes) -> bool | None:
+        """Reuse a cached result (None: the step settled), or claim the step (True; False when
+        another driver claimed it first)."""
+        node = run.graph.nodes[st.node]
+        key = cache_key(node, run.params, {d: run.steps[d].out_hash or "" for d in st.deps})
+        if st.use_cache and not run.no_cache:
+            hit = conn.execute(
+                "SELECT id, out_kind, out_payload, out_hash FROM step_runs WHERE cache_key = ?"
+                " AND state = 'succeeded' AND id != ? ORDER BY id DESC LIMIT 1",
+                (key, st.id),
+            ).fetchone()
+            if hit is not None and self._still_stored(hit["out_kind"], hit["out_payload"]):
+                conn.execute(
+                    "UPDATE step_runs SET state = 'cached', cache_key = ?, cached_from = ?, out_kind = ?,"
+                    " out_payload = ?, out_hash = ?, started_at = ?, finished_at = ?, message = ?,"
+                    " log = log || ? || char(10) WHERE id = ?",
+                    (
+                        key,
+                        hit["id"],
+                        hit["out_kind"],
+                        hit["out_payload"],
+                        hit["out_hash"],
+                        now,
+                        now,
+                        f"cached: the result of step run {hit['id']}",
+                        f"cache hit: the result of step run {hit['id']} (key {key[:12]})",
+                        st.id,
+                    ),
+                )
+                st.state, st.out_kind, st.out_payload, st.out_hash = (
+                    "cached",
+                    hit["out_kind"],
+                    hit["out_payload"],
+                    hit["out_hash"],
+                )
+                self._track(run, st)
+                changes["cached"].append(st.id)
+                return None
+        cur = conn.execute(
+            "UPDATE step_runs SET state = 'running', attempt = attempt + 1, worker = ?, cache_key = ?,"
+            " started_at = ?, finished_at = NULL WHERE id = ? AND state = 'ready'",
+            (None if st.as_job else self._worker, key, now, st.id),
+        )
+        if cur.rowcount != 1:
+            return False  # another driver claimed it
+        st.state, st.attempt, st.worker = "running", st.attempt + 1, None if st.as_job else self._worker
+        self._track(run, st)
+        self._record_inputs(conn, st, node, run.params, now)
+        changes["started"].append(st.id)
+        return True
 
     def _still_stored(self, kind: str, payload: str) -> bool:
         if kind in ("frame", "polars", "array"):
