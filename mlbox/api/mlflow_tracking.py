@@ -664,21 +664,4 @@ def _search_experiments(m: Mlflow, data: JSONBody[Body]) -> Body:
 
 
 def _experiment_matches(exp: Experiment, text: str) -> bool:
-    """MLflow's experiment filters by name: ``name = 'x'``, ``name LIKE 'x%'`` (others refused)."""
-    import fnmatch
-    import re
-
-    match = re.fullmatch(
-        r"\s*(?:attributes\.)?name\s*(=|!=|LIKE|ILIKE)\s*(['\"])(.*)\2\s*", text, re.IGNORECASE
-    )
-    if match is None:
-        raise InvalidInput(f"filter {text!r}: mlbox filters experiments by name only", field="filter")
-    op, value = match.group(1).upper(), match.group(3)
-    if op == "=":
-        return exp.name == value
-    if op == "!=":
-        return exp.name != value
-    pattern = value.replace("%", "*").replace("_", "?")
-    if op == "ILIKE":
-        return fnmatch.fnmatchcase(exp.name.lower(), pattern.lower())
-    return fnmatch.fnmatchcase(exp.name, pattern)
+    return p.name_matches(exp.name, text)

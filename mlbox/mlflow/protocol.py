@@ -222,3 +222,23 @@ def experiment_json(
         "last_update_time": ms(created_at),
         "tags": kv(tags),
     }
+
+
+def name_matches(name: str, text: str) -> bool:
+    """MLflow's filter of experiments and models by name: ``name = 'x'``, ``!=``, ``LIKE``, ``ILIKE``."""
+    import fnmatch
+
+    match = re.fullmatch(
+        r"\s*(?:attributes\.)?name\s*(=|!=|LIKE|ILIKE)\s*(['\"])(.*)\2\s*", text, re.IGNORECASE
+    )
+    if match is None:
+        raise InvalidInput(f"filter {text!r}: only filters by name are supported here", field="filter")
+    op, value = match.group(1).upper(), match.group(3)
+    if op == "=":
+        return name == value
+    if op == "!=":
+        return name != value
+    pattern = value.replace("%", "*").replace("_", "?")
+    if op == "ILIKE":
+        return fnmatch.fnmatchcase(name.lower(), pattern.lower())
+    return fnmatch.fnmatchcase(name, pattern)

@@ -1,0 +1,177 @@
+"""``import mlbox.mlflow as mlflow``: an MLflow training script, changed only in its import line.
+
+The script (`SCRIPT`) is written against MLflow's documented API; the test
+swaps its ``import mlflow`` line, runs it in a subprocess on a temporary
+``MLBOX_HOME``, and reads what landed in mlbox's own stores.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mlbox.services import Services
+from mlbox.settings import Settings
+
+SCRIPT = textwrap.dedent(
+    """
+    import json
+    import os
+    import tempfile
+
+    import mlflow
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn import datasets
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score
+    from sklearn.model_selection import train_test_split
+
+    X, y = datasets.load_iris(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)
+    params = {"solver": "lbfgs", "max_iter": 1000, "random_state": 8888}
+
+    exp_id = mlflow.create_experiment("quickstart-base")
+    assert mlflow.get_experiment_by_name("quickstart-base").experiment_id == exp_id
+    mlflow.set_experiment("MLflow Quickstart")
+
+    with mlflow.start_run(run_name="parent") as parent:
+        mlflow.log_params(params)
+        lr = LogisticRegression(**params).fit(X_train, y_train)
+        accuracy = accuracy_score(y_test, lr.predict(X_test))
+        mlflow.log_metric("accuracy", accuracy)
+        for epoch in range(3):
+            mlflow.log_metric("loss", 1.0 / (epoch + 1), step=epoch, timestamp=1_700_000_000_000 + epoch)
+        mlflow.set_tag("Training Info", "Basic LR model for iris data")
+        mlflow.log_dict({"classes": [0, 1, 2]}, "meta/classes.json")
+        folder = tempfile.mkdtemp()
+        with open(os.path.join(folder, "a.txt"), "w") as f:
+            f.write("a")
+        os.makedirs(os.path.join(folder, "sub"))
+        with open(os.path.join(folder, "sub", "b.txt"), "w") as f:
+            f.write("b")
+        mlflow.log_artifacts(folder, artifact_path="extra")
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        mlflow.log_figure(fig, "plots/line.png")
+        dataset = mlflow.data.from_numpy(X_train, targets=y_train, name="iris-train")
+        mlflow.log_input(dataset, context="training")
+        with mlflow.start_run(run_name="child", nested=True, experiment_id=exp_id) as child:
+            mlflow.log_param("child", True)
+        model_info = mlflow.sklearn.log_model(
+            sk_model=lr, name="iris_model", input_example=X_train[:5], registered_model_name="tracking-quickstart"
+        )
+
+    client = mlflow.MlflowClient()
+    client.set_registered_model_alias("tracking-quickstart", "champion", 1)
+    loaded = mlflow.pyfunc.load_model("models:/tracking-quickstart@champion")
+    from_run = mlflow.pyfunc.load_model(model_info.model_uri)
+    predictions = loaded.predict(X_test)
+    version = mlflow.register_model(model_info.model_uri, "tracking-quickstart")
+
+    runs = mlflow.search_runs(filter_string="metrics.accuracy > 0.5", order_by=["metrics.accuracy DESC"])
+    history = client.get_metric_history(parent.info.run_id, "loss")
+
+    mlflow.autolog()
+    with mlflow.start_run(run_name="auto") as auto:
+        LogisticRegression(max_iter=300).fit(X_train, y_train)
+
+    run = mlflow.start_run(run_name="ends-failed")
+    mlflow.end_run("FAILED")
+
+    print(json.dumps({
+        "parent": parent.info.run_id,
+        "child": child.info.run_id,
+        "auto": auto.info.run_id,
+        "failed": run.info.run_id,
+        "exp_id": exp_id,
+        "predictions": predictions.tolist(),
+        "from_run": from_run.predict(X_test).tolist(),
+        "expected": lr.predict(X_test).tolist(),
+        "version": version.version,
+        "frame_columns": sorted(c for c in runs.columns if c.startswith(("metrics.", "params."))),
+        "frame_ids": list(runs["run_id"]),
+        "history": [[m.step, m.value, m.timestamp] for m in history],
+        "status": mlflow.get_run(parent.info.run_id).info.status,
+    }))
+    """
+)
+
+
+def test_an_mlflow_script_runs_on_mlbox_with_one_changed_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    script = SCRIPT.replace("\nimport mlflow\n", "\nimport mlbox.mlflow as mlflow\n")
+    assert script.count("\n") == SCRIPT.count("\n") and script != SCRIPT
+    (tmp_path / "train.py").write_text(script)
+    env = {"MLBOX_HOME": str(home), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "MPLBACKEND": "Agg"}
+    done = subprocess.run(
+        [sys.executable, "train.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert out["predictions"] == out["expected"] == out["from_run"]
+    assert out["version"] == "2"  # registered_model_name= made version 1
+    assert out["status"] == "FINISHED"
+    assert out["frame_ids"] == [out["parent"]]
+    assert out["frame_columns"] == [
+        "metrics.accuracy",
+        "metrics.loss",
+        "params.max_iter",
+        "params.random_state",
+        "params.solver",
+    ]
+    assert out["history"] == [[s, 1.0 / (s + 1), 1_700_000_000_000 + s] for s in range(3)]
+
+    services = Services.open(Settings.from_env({"MLBOX_HOME": str(home)}))
+    tracking = services.tracking
+    parent = tracking.get_run(int(out["parent"]))
+    assert parent.experiment == "MLflow Quickstart" and parent.status == "finished"
+    assert parent.params == {"solver": "lbfgs", "max_iter": "1000", "random_state": "8888"}
+    assert parent.tags["Training Info"] == "Basic LR model for iris data"
+    paths = {a.path for a in tracking.list_artifacts(parent.id)}
+    assert {"meta/classes.json", "extra/a.txt", "extra/sub/b.txt", "plots/line.png"} <= paths
+    assert any(p.startswith("iris_model/") for p in paths)
+    assert [d.name for d in tracking.list_datasets(parent.id)] == ["iris-train"]
+    child = tracking.get_run(int(out["child"]))
+    assert child.experiment == "quickstart-base" and child.tags["mlflow.parentRunId"] == out["parent"]
+    assert child.params == {"child": "True"}
+    auto = tracking.get_run(int(out["auto"]))
+    assert auto.params["max_iter"] == "300" and 0.5 < (auto.metrics["training_score"] or 0) <= 1.0
+    assert any(a.path.startswith("model/") for a in tracking.list_artifacts(auto.id))
+    assert tracking.get_run(int(out["failed"])).status == "failed"
+
+    version = services.registry.resolve("tracking-quickstart@champion")
+    assert version.version == 1 and version.flavor == "sklearn" and version.run_id == parent.id
+    assert version.signature is not None
+    x = np.asarray([[5.1, 3.5, 1.4, 0.2]])
+    assert services.registry.load(version).predictor.predict(x).tolist() == [0]
+
+
+def test_mlflow_meanings_where_mlbox_differs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MLflow's meaning wins under mlbox.mlflow: step 0 by default, a second run needs nested=True."""
+    import mlbox.mlflow as mlflow
+    from mlbox.store.errors import Conflict, InvalidInput
+    from mlbox.tracking import client as tracking_client
+
+    monkeypatch.setattr(tracking_client, "_default", None)
+    mlflow.set_tracking_uri(str(tmp_path / "home"))
+    with mlflow.start_run() as run:
+        mlflow.log_metric("m", 1.0)
+        mlflow.log_metric("m", 2.0)
+        with pytest.raises(Conflict, match="nested=True"):
+            mlflow.start_run()
+    history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "m")
+    assert [m.step for m in history] == [0, 0]
+    with pytest.raises(InvalidInput, match="status"):
+        mlflow.end_run("DONE")
+    with pytest.raises(InvalidInput, match="MLFLOW_TRACKING_URI"):
+        mlflow.set_tracking_uri("http://127.0.0.1:5000")
+    assert mlflow.active_run() is None and mlflow.last_active_run() is not None
