@@ -109,3 +109,27 @@ def test_compiled_model_scores_without_importing_sklearn(tmp_path: Path) -> None
     predictions, imported = out.strip().splitlines()
     assert predictions == str(model.predict(Xc[:20]).tolist())
     assert imported == "False"
+
+
+def test_large_inputs_walk_on_several_threads_with_the_same_answers() -> None:
+    """Above `PARALLEL_ROWS` rows per thread the walk is split across threads (`mlbox predict`'s
+    chunks): each row's sum is still its own, in tree order, so the answers are the estimator's."""
+    from mlbox.registry.flavors import trees
+
+    model = ensemble.GradientBoostingClassifier(n_estimators=30, max_depth=3, random_state=0).fit(Xc, yc)
+    forest = compile_trees(model, "predict_proba")
+    assert forest is not None
+    rows = np.random.default_rng(5).normal(size=(2 * trees.PARALLEL_ROWS + 17, Xc.shape[1])) * 2
+    got = predict_forest(forest, rows)
+    assert np.array_equal(got, predict_forest(forest, rows, native=False))
+    assert np.allclose(got, model.predict_proba(rows), rtol=1e-12, atol=1e-12)
+
+
+def test_importing_the_trees_does_not_import_numba() -> None:
+    code = (
+        "import sys\n"
+        "import mlbox.registry.flavors.sklearn, mlbox.registry.flavors.trees\n"
+        "print('numba' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -79,6 +79,7 @@ from mlbox.serving.codecs import (
     decode_oip,
     encode_json,
     encode_oip,
+    encode_oip_binary,
     encode_predictions,
     select_outputs,
 )
@@ -99,7 +100,8 @@ Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
 def _json(answer: Answer) -> Response[bytes]:
     status, body, extra = answer
     headers = {k.decode(): v.decode() for k, v in extra}
-    return Response(body, status_code=status, media_type=JSON, headers=headers or None)
+    media_type = headers.pop("content-type", JSON)  # a binary OIP answer names its own
+    return Response(body, status_code=status, media_type=media_type, headers=headers or None)
 
 
 def error_answer(exc: MlboxError) -> Answer:
@@ -178,6 +180,18 @@ async def answer_infer(
         outputs = select_outputs(scored.outputs, decoded.outputs, scored.deployment.legacy_outputs)
     except MlboxError as exc:
         return error_answer(exc)
+    if decoded.binary:  # the binary tensor extension: raw output bytes after a JSON header
+        body_out, json_length = encode_oip_binary(
+            label, str(scored.deployment.number), scored.request_id, outputs, decoded.binary
+        )
+        return (
+            200,
+            body_out,
+            [
+                (b"content-type", b"application/octet-stream"),
+                (b"inference-header-content-length", str(json_length).encode()),
+            ],
+        )
     return 200, encode_oip(label, str(scored.deployment.number), scored.request_id, outputs), []
 
 
@@ -491,7 +505,11 @@ class ScoringFastPath:
             answer = (500, b'{"error":"internal error"}', [])
         status, body, extra = answer
         headers = [
-            (b"content-type", b"application/json"),
+            *(
+                []
+                if any(k == b"content-type" for k, _ in extra)
+                else [(b"content-type", b"application/json")]
+            ),
             (b"content-length", str(len(body)).encode()),
             *extra,
         ]

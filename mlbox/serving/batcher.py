@@ -17,7 +17,14 @@ Invariants:
   retried request by request, so one bad request fails alone;
 * `close` stops new submissions (they raise `Retired`) and drains what is
   queued before the thread ends: a hot swap finishes in-flight work on the
-  old version.
+  old version;
+* a request of more than ``max_batch_size`` rows (it would form a batch on
+  its own anyway) goes to a second, bulk lane with its own thread (started
+  on the first such request): it never waits out ``max_delay_s`` and never
+  holds the single-row traffic behind its model call. The two lanes may call
+  the model at the same time (the compiled trees release the GIL while they
+  walk, so the lanes really run side by side); each thread gets ``on_start``,
+  and ``on_exit`` runs once both have drained.
 """
 
 from __future__ import annotations
@@ -124,6 +131,8 @@ class Batcher:
         self._on_exit = on_exit
         self._cond = threading.Condition(threading.Lock())
         self._queue: deque[Pending] = deque()
+        self._bulk: deque[Pending] = deque()  # requests of more than max_batch_size rows
+        self._bulk_thread: threading.Thread | None = None
         self._queued_rows = 0
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"mlbox-infer-{name}", daemon=True)
@@ -131,8 +140,8 @@ class Batcher:
 
     @property
     def depth(self) -> int:
-        """Requests waiting (not counting the batch being computed)."""
-        return len(self._queue)
+        """Requests waiting (not counting the batches being computed)."""
+        return len(self._queue) + len(self._bulk)
 
     @property
     def closed(self) -> bool:
@@ -153,17 +162,26 @@ class Batcher:
         with self._cond:
             if self._closed:
                 raise Retired(self.name)
-            if len(self._queue) >= self._max_queue:
+            waiting = len(self._queue) + len(self._bulk)
+            if waiting >= self._max_queue:
                 raise Overloaded(
-                    f"model {self.name} has {len(self._queue)} requests waiting; retry later",
+                    f"model {self.name} has {waiting} requests waiting; retry later",
                     retry_after_s=self._retry_after,
                 )
-            self._queue.append(item)
-            self._queued_rows += item.rows
-            self._cond.notify()
+            if item.rows > self._max_rows:
+                self._bulk.append(item)
+                if self._bulk_thread is None:
+                    self._bulk_thread = threading.Thread(
+                        target=self._run_bulk, name=f"mlbox-infer-bulk-{self.name}", daemon=True
+                    )
+                    self._bulk_thread.start()
+            else:
+                self._queue.append(item)
+                self._queued_rows += item.rows
+            self._cond.notify_all()
 
     def close(self, *, wait: bool = True, timeout: float | None = 30.0) -> None:
-        """Refuse new work, finish what is queued, end the thread."""
+        """Refuse new work, finish what is queued, end the threads."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -171,6 +189,36 @@ class Batcher:
             self._thread.join(timeout)
 
     # -- the inference thread ----------------------------------------------------
+
+    def _take_bulk(self) -> Pending | None:
+        with self._cond:
+            while not self._bulk:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            return self._bulk.popleft()
+
+    def _run_bulk(self) -> None:
+        self._prepare_thread()
+        while True:
+            item = self._take_bulk()
+            if item is None:
+                return
+            if item.future is not None and item.future.done():
+                continue
+            try:
+                result = self._one(item)
+            except BaseException as exc:  # never let the thread die with requests waiting
+                log.exception("model %s: bulk request failed unexpectedly", self.name)
+                result = exc
+            self._hand_back([item], [result])
+
+    def _prepare_thread(self) -> None:
+        if self._on_start is not None:  # per-thread settings of the model's framework
+            try:
+                self._on_start()
+            except Exception:
+                log.exception("model %s: preparing its inference thread failed", self.name)
 
     def _take(self) -> list[Pending] | None:
         with self._cond:
@@ -195,14 +243,14 @@ class Batcher:
             return batch
 
     def _run(self) -> None:
-        if self._on_start is not None:  # per-thread settings of the model's framework
-            try:
-                self._on_start()
-            except Exception:
-                log.exception("model %s: preparing its inference thread failed", self.name)
+        self._prepare_thread()
         while True:
             batch = self._take()
             if batch is None:
+                with self._cond:
+                    bulk = self._bulk_thread
+                if bulk is not None:  # closed: no new bulk thread starts; let it drain first
+                    bulk.join()
                 if self._on_exit is not None:  # drained: what the model held (a GPU) can go
                     try:
                         self._on_exit()

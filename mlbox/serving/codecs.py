@@ -30,7 +30,7 @@ import numpy as np
 from mlbox.registry.signature import SchemaMismatch
 from mlbox.serving.errors import InvalidContent
 from mlbox.serving.jsondepth import check_json_depth
-from mlbox.serving.tensors import Payload, holds_bool, jsonable, may_hold_bools
+from mlbox.serving.tensors import OIP_BY_DTYPE, Payload, holds_bool, jsonable, may_hold_bools
 from mlbox.store.errors import InvalidInput
 
 OIP_TO_NUMPY: dict[str, Any] = {
@@ -71,14 +71,26 @@ class InferenceRequest(msgspec.Struct):
 
 
 class OipRequest:
-    """A decoded OIP request: its inputs as a ``named`` payload, id and requested outputs."""
+    """A decoded OIP request: its inputs as a ``named`` payload, id and requested outputs.
 
-    __slots__ = ("id", "outputs", "payload")
+    ``binary``: the outputs to answer as raw bytes (the binary tensor extension:
+    ``"binary_data": true`` on a requested output, or ``"binary_data_output": true``
+    on the request for all of them, ``"*"``).
+    """
 
-    def __init__(self, payload: Payload, request_id: str | None, outputs: list[str] | None) -> None:
+    __slots__ = ("binary", "id", "outputs", "payload")
+
+    def __init__(
+        self,
+        payload: Payload,
+        request_id: str | None,
+        outputs: list[str] | None,
+        binary: frozenset[str] = frozenset(),
+    ) -> None:
         self.payload = payload
         self.id = request_id
         self.outputs = outputs
+        self.binary = binary
 
 
 _decoder = msgspec.json.Decoder(InferenceRequest)
@@ -223,8 +235,10 @@ def _json_tensor(t: InputTensor, field: str, size: int, data_field: str, bools: 
     return arr if dtype is object or arr.dtype == dtype else arr.astype(dtype)
 
 
-def _binary_tensor(t: InputTensor, field: str, size: int, chunk: bytes) -> np.ndarray:
+def _binary_tensor(t: InputTensor, field: str, size: int, chunk: memoryview) -> np.ndarray:
+    """The tensor's bytes as its array; numeric ones are a view of the request body (no copy)."""
     if t.datatype == "BYTES":
+        chunk = memoryview(bytes(chunk))
         items: list[str] = []
         pos = 0
         while pos < len(chunk):
@@ -234,7 +248,7 @@ def _binary_tensor(t: InputTensor, field: str, size: int, chunk: bytes) -> np.nd
             raw = chunk[pos + 4 : pos + 4 + n]
             if len(raw) != n:
                 raise InvalidInput(f"{field}: truncated BYTES element", field=field)
-            items.append(raw.decode("utf-8", errors="surrogateescape"))
+            items.append(bytes(raw).decode("utf-8", errors="surrogateescape"))
             pos += 4 + n
         if len(items) != size:
             raise InvalidContent(
@@ -261,9 +275,9 @@ def decode_oip(body: bytes, header_length: int | None = None) -> OipRequest:
                 f"Inference-Header-Content-Length {header_length} exceeds the body ({len(body)} bytes)",
                 field="inference-header-content-length",
             )
-        header, binary = body[:header_length], body[header_length:]
+        header, binary = body[:header_length], memoryview(body)[header_length:]
     else:
-        header, binary = body, b""
+        header, binary = body, memoryview(b"")
     check_json_depth(header)
     try:
         req = _decoder.decode(header)
@@ -299,7 +313,71 @@ def decode_oip(body: bytes, header_length: int | None = None) -> OipRequest:
         raise InvalidInput(f"{len(binary) - offset} bytes of binary data belong to no input", field="body")
     outputs = None if req.outputs is None else [o.name for o in req.outputs]
     datatypes = {t.name: t.datatype for t in req.inputs}
-    return OipRequest(Payload("named", named, datatypes), req.id, outputs)
+    return OipRequest(Payload("named", named, datatypes), req.id, outputs, _binary_outputs(req))
+
+
+def _binary_outputs(req: InferenceRequest) -> frozenset[str]:
+    everything = (req.parameters or {}).get("binary_data_output") is True
+    chosen = {
+        o.name for o in req.outputs or () if (o.parameters or {}).get("binary_data", everything) is True
+    }
+    if everything and not req.outputs:
+        return frozenset({"*"})
+    return frozenset(chosen)
+
+
+def _raw_bytes(arr: np.ndarray) -> tuple[str, bytes | memoryview]:
+    """An output's OIP datatype and its bytes as the binary extension sends them (little-endian,
+    row-major; BYTES as 4-byte lengths each followed by the UTF-8 string)."""
+    datatype = OIP_BY_DTYPE.get(arr.dtype)
+    if datatype is not None:
+        native = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+        return datatype, native.data.cast("B")
+    datatype, values = jsonable(arr)
+    if datatype != "BYTES":
+        return _raw_bytes(np.asarray(_flat(values), dtype=OIP_TO_NUMPY[datatype]).reshape(arr.shape))
+    parts: list[bytes] = []
+    for v in _flat(values) if isinstance(values, list) else [values]:
+        raw = ("" if v is None else str(v)).encode("utf-8", errors="surrogateescape")
+        parts += [len(raw).to_bytes(4, "little"), raw]
+    return "BYTES", b"".join(parts)
+
+
+def encode_oip_binary(
+    model_name: str,
+    model_version: str,
+    request_id: str,
+    outputs: dict[str, np.ndarray],
+    binary: frozenset[str],
+) -> tuple[bytes, int]:
+    """The OIP answer with the outputs in ``binary`` (``"*"``: all) as raw bytes after the JSON
+    header, and the header's length (the ``Inference-Header-Content-Length`` to send).
+
+    Numeric outputs go from the model's array into the body with one copy (the join).
+    """
+    tensors = []
+    chunks: list[bytes | memoryview] = []
+    for name, arr in outputs.items():
+        if "*" in binary or name in binary:
+            datatype, raw = _raw_bytes(arr)
+            tensors.append(
+                {
+                    "name": name,
+                    "shape": list(arr.shape),
+                    "datatype": datatype,
+                    "parameters": {"binary_data_size": len(raw) if isinstance(raw, bytes) else raw.nbytes},
+                }
+            )
+            chunks.append(raw)
+        else:
+            datatype, data = jsonable(arr)
+            tensors.append(
+                {"name": name, "shape": list(arr.shape), "datatype": datatype, "data": _flat(data)}
+            )
+    header = _encoder.encode(
+        {"model_name": model_name, "model_version": model_version, "id": request_id, "outputs": tensors}
+    )
+    return b"".join([header, *chunks]), len(header)
 
 
 def encode_oip(model_name: str, model_version: str, request_id: str, outputs: dict[str, np.ndarray]) -> bytes:

@@ -305,12 +305,12 @@ NUMPY_TO_OIP = {
 }
 
 
-_OIP_BY_DTYPE = {np.dtype(name): oip for name, oip in NUMPY_TO_OIP.items()}
+OIP_BY_DTYPE = {np.dtype(name): oip for name, oip in NUMPY_TO_OIP.items()}
 
 
 def jsonable(arr: np.ndarray) -> tuple[str, Any]:
     """An output's OIP datatype and its values as JSON-ready nested lists."""
-    datatype = _OIP_BY_DTYPE.get(arr.dtype)  # by dtype object: ``dtype.name`` is slow to compute
+    datatype = OIP_BY_DTYPE.get(arr.dtype)  # by dtype object: ``dtype.name`` is slow to compute
     if datatype is not None:
         return datatype, arr.tolist()
     kind = arr.dtype.kind

@@ -24,6 +24,7 @@ regressors with their default (constant) init.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -265,20 +266,51 @@ def _raw_native(forest: Forest, x: np.ndarray, accumulate: Any) -> np.ndarray:
     start = np.ascontiguousarray(forest.init_raw, dtype=np.float64) if gradient else np.zeros(outputs)
     out = np.empty((rows.shape[0], outputs), dtype=np.float64)
     scale = forest.scale if gradient else 1.0
-    accumulate(
-        rows,
-        native.feature,
-        native.threshold,
-        native.children,
-        native.value,
-        native.roots,
-        forest.depth,
-        start,
-        scale,
-        per_stage,
-        out,
-    )
+
+    def walk(lo: int, hi: int) -> None:
+        accumulate(
+            rows[lo:hi],
+            native.feature,
+            native.threshold,
+            native.children,
+            native.value,
+            native.roots,
+            forest.depth,
+            start,
+            scale,
+            per_stage,
+            out[lo:hi],
+        )
+
+    n = rows.shape[0]
+    parts = min(_cores(), n // PARALLEL_ROWS)
+    if parts < 2:
+        walk(0, n)
+        return out
+    bounds = np.linspace(0, n, parts + 1).astype(int)
+    list(_pool().map(walk, bounds[:-1], bounds[1:]))  # the walk releases the GIL: real threads
     return out
+
+
+PARALLEL_ROWS = 32_768
+"""Rows per thread below which a call walks in the caller's thread: a file's chunk (`mlbox
+predict`) spreads over the cores, a scoring request does not take them from its neighbours."""
+
+_POOL: list[Any] = []
+
+
+def _cores() -> int:
+    return max(
+        1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 16)
+    )
+
+
+def _pool() -> Any:
+    if not _POOL:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL.append(ThreadPoolExecutor(max_workers=_cores(), thread_name_prefix="mlbox-trees"))
+    return _POOL[0]
 
 
 def leaf_values(forest: Forest, x: np.ndarray) -> np.ndarray:
