@@ -258,3 +258,18 @@ def test_a_plain_python_model_and_the_command_line_helpers(
     with pytest.raises(InvalidInput) as info:
         explain_json(explanations, "rf", "{oops")
     assert info.value.field == "row"
+
+
+def test_a_tensor_model_reads_its_background_from_the_monitoring_reference(services: Services) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(200, 4))
+    model = LogisticRegression().fit(x, (x[:, 2] > 0).astype(int))
+    services.registry.register("tensor", model=model, example_input=x[:3])
+    reference = pd.DataFrame(x, columns=[f"input_{j}" for j in range(4)])  # as the log names them
+    services.monitoring.set_reference("tensor", frame=reference)
+    found = services.monitoring.explanations.explain("tensor", x[:2])
+    assert found.background == "reference" and found.explainer == "shap.KernelExplainer"
+    proba = model.predict_proba(x[:2])
+    for i, row in enumerate(found.rows):
+        assert _sums(row) == pytest.approx(proba[i].max(), abs=1e-6)
+    assert services.monitoring.explanations.global_importance("tensor", 30).features[0].feature == "input_2"
