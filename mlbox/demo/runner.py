@@ -33,6 +33,7 @@ from rich.table import Table
 
 import mlbox
 from mlbox.demo.featureset import PIXELS, STATS, build_training_set
+from mlbox.demo.labeling import labeling
 from mlbox.demo.monitoring import monitoring
 from mlbox.demo.pipeline import pipeline
 from mlbox.demo.registration import CHALLENGER, CHAMPION, register_champion
@@ -301,6 +302,7 @@ STEPS: Sequence[Step] = (
     Step("serve", serve),
     Step("monitor", monitoring),
     Step("pipeline", pipeline),
+    Step("labeling", labeling),
     Step("summary", summarize),
     Step("what to open", what_to_open),
 )
