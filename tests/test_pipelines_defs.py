@@ -143,3 +143,13 @@ def day_rows(partition: str) -> str:
 @mlbox.pipeline
 def daily(partition: str) -> None:
     day_rows(partition)
+
+
+@mlbox.step
+def describe(model: str) -> str:
+    return f"model {model}"
+
+
+@mlbox.pipeline
+def on_alias(model: str) -> None:
+    describe(model)

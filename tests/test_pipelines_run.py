@@ -231,3 +231,31 @@ def test_backfill_runs_one_run_per_day_with_bounded_parallelism(services: Servic
 def test_folder_of_the_trigger_must_be_absolute() -> None:
     with pytest.raises(InvalidInput, match="absolute"):
         triggers.check_folder(os.path.join("relative", "inbox"))
+
+
+def test_a_run_each_time_a_model_alias_moves(services: Services, home: Path) -> None:
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    import mlbox
+
+    mlbox.set_home(home)
+    p = services.pipelines
+    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    model = LogisticRegression().fit(x, [0, 0, 1, 1])
+    v1 = mlbox.register_model("tiny", model=model, example_input=x[:2])
+    v2 = mlbox.register_model("tiny", model=model, example_input=x[:2])
+    sch = p.add_schedule("tests.test_pipelines_defs:on_alias", "alias", "tiny@champion")
+    assert p.fire_triggers() == []  # the alias points nowhere yet
+    services.registry.set_alias("tiny", "champion", v1.version)
+    (first,) = p.fire_triggers()
+    assert p.fire_triggers() == []  # one run per move
+    services.registry.set_alias("tiny", "champion", v2.version)
+    (second,) = p.fire_triggers()
+    runs = [p.wait(i, timeout_s=30) for i in (first, second)]
+    assert [r.params for r in runs] == [{"model": "tiny/1"}, {"model": "tiny/2"}]
+    assert runs[1].trigger == "alias:tiny@champion" and p.output(second, "describe") == "model tiny/2"
+    with pytest.raises(InvalidInput) as err:
+        p.add_schedule("tests.test_pipelines_defs:on_alias", "alias", "no-alias")
+    assert err.value.field == "spec"
+    p.remove_schedule(sch.id)

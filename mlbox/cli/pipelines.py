@@ -217,6 +217,9 @@ def schedule() -> None:
 @click.option("--cron", default=None, help="A cron expression (UTC), e.g. '0 3 * * *'.")
 @click.option("--folder", default=None, help="A folder whose new files each start a run (param 'path').")
 @click.option(
+    "--alias", "alias", default=None, help="MODEL@ALIAS: a run each time the alias moves (param 'model')."
+)
+@click.option(
     "--catchup",
     type=click.Choice(["none", "latest", "all"]),
     default="latest",
@@ -226,13 +229,24 @@ def schedule() -> None:
 @click.option("-p", "--param", "params", multiple=True, metavar="KEY=VALUE", help="A parameter (repeatable).")
 @pass_ctx
 def schedule_add(
-    ctx: Context, pipeline: str, cron: str | None, folder: str | None, catchup: str, params: tuple[str, ...]
+    ctx: Context,
+    pipeline: str,
+    cron: str | None,
+    folder: str | None,
+    alias: str | None,
+    catchup: str,
+    params: tuple[str, ...],
 ) -> None:
-    """Add a trigger: exactly one of --cron and --folder."""
-    if (cron is None) == (folder is None):
-        raise click.BadParameter("give exactly one of --cron and --folder", param_hint="--cron")
+    """Add a trigger: exactly one of --cron, --folder and --alias."""
+    if sum(x is not None for x in (cron, folder, alias)) != 1:
+        raise click.BadParameter("give exactly one of --cron, --folder and --alias", param_hint="--cron")
     _importable()
-    kind, spec = ("cron", cron) if cron is not None else ("folder", os.path.abspath(folder or ""))
+    if cron is not None:
+        kind, spec = "cron", cron
+    elif folder is not None:
+        kind, spec = "folder", os.path.abspath(folder)
+    else:
+        kind, spec = "alias", alias or ""
     sch = ctx.services.pipelines.add_schedule(pipeline, kind, spec, _params(params), catchup=catchup)
     click.echo(f"schedule {sch.id}: {sch.kind} {sch.spec} -> {sch.ref}")
 

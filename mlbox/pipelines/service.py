@@ -881,22 +881,31 @@ class PipelineService:
                 raise InvalidInput(
                     f"pipeline {pdef.name!r} needs a 'path' parameter to be fed files", field="pipeline"
                 )
+        elif kind == "alias":
+            name, sep, alias = spec.partition("@")
+            if not sep or not name or not alias:
+                raise InvalidInput(f"an alias to follow reads model@alias, not {spec!r}", field="spec")
+            if self.registry is None:
+                raise InvalidInput("following a model alias needs the registry", field="kind")
         else:
-            raise InvalidInput(f"schedule kind must be cron or folder, not {kind!r}", field="kind")
+            raise InvalidInput(f"schedule kind must be cron, folder or alias, not {kind!r}", field="kind")
         if catchup not in ("none", "latest", "all"):
             raise InvalidInput(f"catch-up must be none, latest or all, not {catchup!r}", field="catchup")
         probe = dict(given)
         if kind == "folder":
             probe["path"] = probe.get("path", "")
+        if kind == "alias" and "model" in pdef.params:
+            probe["model"] = probe.get("model", "")
         if "partition" in pdef.params:
             probe.setdefault("partition", "")
         pdef.resolve_params(probe)
+        state = self._alias_version(spec) if kind == "alias" else ""
         t = time.time() if now is None else now
         with self.db.atomic() as conn:
             cur = conn.execute(
-                "INSERT INTO pipeline_schedules (ref, kind, spec, params, catchup, last_tick, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (pdef.ref, kind, spec, msgspec.json.encode(given).decode(), catchup, t, t),
+                "INSERT INTO pipeline_schedules (ref, kind, spec, params, catchup, last_tick, state, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (pdef.ref, kind, spec, msgspec.json.encode(given).decode(), catchup, t, state, t),
             )
             sid = int(cur.lastrowid or 0)
         return self.get_schedule(sid)
@@ -942,6 +951,8 @@ class PipelineService:
                     started += self._fire_cron(sch, t)
                 elif sch.kind == "folder":
                     started += self._fire_folder(sch, t)
+                elif sch.kind == "alias":
+                    started += self._fire_alias(sch)
             except InvalidInput:
                 continue  # a folder removed since: the schedule waits for it
         return started
@@ -964,6 +975,30 @@ class PipelineService:
                 )
             conn.execute("UPDATE pipeline_schedules SET last_tick = ? WHERE id = ?", (latest, sch.id))
         return ids
+
+    def _alias_version(self, spec: str) -> str:
+        """``name/version`` the alias points at now ('' while it points nowhere)."""
+        if self.registry is None:
+            return ""
+        try:
+            v = self.registry.resolve(spec)
+        except NotFound:
+            return ""
+        return f"{v.name}/{v.version}"
+
+    def _fire_alias(self, sch: Schedule) -> list[int]:
+        """A run when the alias moved (its ``model`` parameter, if it has one, names the version)."""
+        now_at = self._alias_version(sch.spec)
+        with self.db.atomic() as conn:
+            row = conn.execute("SELECT state FROM pipeline_schedules WHERE id = ?", (sch.id,)).fetchone()
+            if row is None or row["state"] == now_at or not now_at:
+                if row is not None and not now_at and row["state"]:
+                    conn.execute("UPDATE pipeline_schedules SET state = '' WHERE id = ?", (sch.id,))
+                return []
+            conn.execute("UPDATE pipeline_schedules SET state = ? WHERE id = ?", (now_at, sch.id))
+            pdef, _ = self.graph(sch.ref)
+            params = {**sch.params, **({"model": now_at} if "model" in pdef.params else {})}
+            return [self.submit(sch.ref, params, trigger=f"alias:{sch.spec}").id]
 
     def _fire_folder(self, sch: Schedule, now: float) -> list[int]:
         seen = {
