@@ -42,6 +42,10 @@ def _probe() -> str | None:
 
 @pytest.fixture(scope="module")
 def mlflow_python() -> Path:
+    return ensure_venv()
+
+
+def ensure_venv() -> Path:
     """The MLflow venv's interpreter, made once (skipped only when pip cannot reach an index)."""
     if _probe() is None:
         if not PYTHON.exists():

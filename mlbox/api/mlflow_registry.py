@@ -15,7 +15,6 @@ name (``Production`` → alias ``production``), MLflow's own advice since 2.9.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import yaml
@@ -70,22 +69,6 @@ def mlflow_flavor(mlmodel: Any) -> str:
         f"mlbox cannot load MLflow flavors {sorted(flavors)}; it registers {sorted(FLAVORS)}",
         field="source",
     )
-
-
-def example_from_mlflow(raw: bytes) -> Any:
-    """MLflow's ``input_example.json`` as what signature inference reads (rows, or named columns)."""
-    import numpy as np
-
-    data = json.loads(raw)
-    if isinstance(data, dict) and "columns" in data and "data" in data:
-        rows = data["data"]
-        return {c: np.asarray([r[i] for r in rows]) for i, c in enumerate(data["columns"])}
-    if isinstance(data, dict) and "inputs" in data:
-        inputs = data["inputs"]
-        if isinstance(inputs, dict):
-            return {k: np.asarray(v) for k, v in inputs.items()}
-        return np.asarray(inputs)
-    return np.asarray(data)
 
 
 class Registry:
@@ -165,7 +148,7 @@ class Registry:
             example_path = f"{path}/{(mlmodel or {}).get('saved_input_example_info', {}).get('artifact_path', 'input_example.json')}"
             if example_path in files:
                 try:
-                    example = example_from_mlflow(b"".join(tracking.read_artifact(run_id, example_path)))
+                    example = p.example_from_mlflow(b"".join(tracking.read_artifact(run_id, example_path)))
                 except (ValueError, TypeError, KeyError, IndexError):
                     example = None  # an example mlbox cannot read: registered without a signature
         mv = self.registry.register(

@@ -313,3 +313,46 @@ def models_history(ctx: Context, name: str, alias: str | None, as_json: bool) ->
         empty="no alias moves yet" if alias is None else f"no moves of {alias!r}",
         right={"FROM", "TO"},
     )
+
+
+@models.command("export")
+@click.argument("ref")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@pass_ctx
+def models_export(ctx: Context, ref: str, directory: Path) -> None:
+    """Write version REF (NAME@ALIAS, NAME/3) as an MLflow model directory at DIRECTORY.
+
+    The directory (MLmodel, the model file, signature, input example, pinned
+    requirements) loads in MLflow (``mlflow.pyfunc.load_model``, ``mlflow
+    models serve``) and in MLServer's MLflow runtime.
+    """
+    from mlbox.registry import mlflow_format
+
+    mv = mlflow_format.export(ctx.services.registry, ref, directory)
+    click.echo(f"exported {mv.name} version {mv.version} ({mv.flavor}) to {directory}")
+
+
+@models.command("import")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--name", required=True, help="The registered model the directory becomes a version of.")
+@click.option(
+    "--trust",
+    is_flag=True,
+    help="The model is pickled: loading it runs code from the file. Import only a directory you trust.",
+)
+@click.option("--description", "-d", default="", help="What this version is.")
+@json_option
+@pass_ctx
+def models_import(
+    ctx: Context, directory: Path, name: str, trust: bool, description: str, as_json: bool
+) -> None:
+    """Register an MLflow model directory (sklearn flavor) as a new version of --name."""
+    from mlbox.registry import mlflow_format
+
+    mv = mlflow_format.import_dir(
+        ctx.services.registry, directory, name, trust=trust, description=description
+    )
+    if as_json:
+        echo_json(mv)
+        return
+    click.echo(f"registered {mv.name} version {mv.version}  ({mv.flavor}, from MLflow directory {directory})")

@@ -13,6 +13,7 @@ none is set, which is mlbox's ``Default`` experiment.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -242,3 +243,19 @@ def name_matches(name: str, text: str) -> bool:
     if op == "ILIKE":
         return fnmatch.fnmatchcase(name.lower(), pattern.lower())
     return fnmatch.fnmatchcase(name, pattern)
+
+
+def example_from_mlflow(raw: bytes) -> Any:
+    """MLflow's ``input_example.json`` as what signature inference reads (rows, or named columns)."""
+    import numpy as np
+
+    data = json.loads(raw)
+    if isinstance(data, dict) and "columns" in data and "data" in data:
+        rows = data["data"]
+        return {c: np.asarray([r[i] for r in rows]) for i, c in enumerate(data["columns"])}
+    if isinstance(data, dict) and "inputs" in data:
+        inputs = data["inputs"]
+        if isinstance(inputs, dict):
+            return {k: np.asarray(v) for k, v in inputs.items()}
+        return np.asarray(inputs)
+    return np.asarray(data)
