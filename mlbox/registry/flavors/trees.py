@@ -292,7 +292,7 @@ def _raw_native(forest: Forest, x: np.ndarray, accumulate: Any) -> np.ndarray:
     return out
 
 
-PARALLEL_ROWS = 32_768
+PARALLEL_ROWS = 4096
 """Rows per thread below which a call walks in the caller's thread: a file's chunk (`mlbox
 predict`) spreads over the cores, a scoring request does not take them from its neighbours."""
 
