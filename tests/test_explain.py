@@ -25,6 +25,7 @@ from torch import nn
 from mlbox.monitoring.explain import Explanations, explain
 from mlbox.registry.signature import SchemaMismatch
 from mlbox.services import Services
+from mlbox.serving.errors import InvalidContent
 from mlbox.store.errors import Conflict, InvalidInput
 
 
@@ -225,6 +226,10 @@ def test_bad_input_is_refused_naming_the_field(
     refused(SchemaMismatch, "petal width (cm)", "t", x.iloc[:1].drop(columns="petal width (cm)"))
     refused(InvalidInput, "inputs", "t", pd.concat([x, x]).iloc[:101])
     refused(InvalidInput, "background", "l", x.to_numpy()[:1], background=np.zeros((5, 3)))
+    refused(InvalidContent, "petal length (cm)", "t", x.iloc[:2].assign(**{"petal length (cm)": np.inf}))
+    refused(
+        InvalidContent, "inputs", "t", x.iloc[:1].assign(**{"sepal width (cm)": 1e308})
+    )  # float32 overflow
     with pytest.raises(InvalidInput) as info:
         explanations.global_importance("t", 0)
     assert info.value.field == "n"

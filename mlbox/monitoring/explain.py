@@ -39,7 +39,8 @@ from mlbox.monitoring import explain_methods as methods
 from mlbox.registry.loaded import LoadedModel
 from mlbox.registry.refs import check_alias, check_version, parse_ref
 from mlbox.registry.schemas import ModelVersion
-from mlbox.store.errors import Conflict, InvalidInput
+from mlbox.serving.errors import InvalidContent
+from mlbox.store.errors import Conflict, InvalidInput, MlboxError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,6 +57,8 @@ MAX_ROWS = 100
 MAX_SAMPLE = 2000
 """The largest sample `Explanations.global_importance` explains."""
 BACKGROUND_ROWS = methods.BACKGROUND_ROWS
+MAX_VERSION = 9_999_999_999
+"""The largest version a reference can name (`mlbox.registry.refs` reads ten digits)."""
 LOADED_KEPT = 4
 """Versions kept loaded between requests (loading verifies every file's hash)."""
 
@@ -442,8 +445,22 @@ class Explanations:
             raise InvalidInput("no rows to explain", field="inputs")
         if limit is not None and n > limit:
             raise InvalidInput(f"at most {limit} rows per explanation, got {n}", field="inputs")
+        bad = ~np.isfinite(matrix.x)
+        if bad.any():
+            row, col = (int(v[0]) for v in np.nonzero(bad))
+            feature = matrix.features[col]
+            raise InvalidContent(
+                f"{feature}: row {row} holds {matrix.x[row, col]!r}; explanations need finite values",
+                field=feature,
+            )
         output = model.outputs(matrix)
-        predicted = output(matrix.x)
+        try:
+            predicted = output(matrix.x)
+        except MlboxError:
+            raise
+        except Exception as exc:  # the model's own refusal, worded by its framework
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InvalidContent(f"the model refused the rows: {first[:300]}", field="inputs") from None
         targets, names = _targets(model, predicted, target)
         attribution = self._attribute(model, matrix, output, targets, chosen, bg)
         if chosen == "shap" and attribution.explainer == "shap.TreeExplainer" and bg is None:
@@ -628,7 +645,9 @@ def model_ref(name: str, version: object = None, alias: object = None) -> str:
     if version is not None and alias is not None:
         raise InvalidInput("give a version or an alias, not both", field="version")
     if version is not None:
-        return f"{name}/{check_version(version)}"
+        if check_version(version) > MAX_VERSION:
+            raise InvalidInput(f"version {version} does not exist (at most {MAX_VERSION})", field="version")
+        return f"{name}/{version}"
     if alias is not None:
         return f"{name}@{check_alias(alias)}"
     return name
