@@ -279,3 +279,10 @@ def test_transitions_over_random_dags(case: tuple[dict[str, list[str]], set[str]
     _simulate(deps, states, set(), again)
     assert set(again) == {n for n, s in before.items() if s in machine.DEAD}
     assert machine.run_state(states.values()) == "succeeded"
+
+
+def test_calling_a_pipeline_runs_it_here(home: Path) -> None:
+    run = defs.small(n=3)
+    assert run.state == "succeeded" and run.params == {"n": 3, "scale": 2.0}
+    with pytest.raises(InvalidInput):
+        defs.small(m=3)

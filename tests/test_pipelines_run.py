@@ -67,7 +67,7 @@ def test_kill9_of_the_appliance_resumes_the_run_without_rerunning_finished_steps
 ) -> None:
     folder = tmp_path / "counts"
     folder.mkdir()
-    run = services.pipelines.submit(defs.marks, {"folder": str(folder), "seconds": 4.0})
+    run = services.pipelines.submit(defs.marks, {"folder": str(folder), "seconds": 3.0})
     env = mlbox_env(home, PYTHONPATH=str(ROOT), MLBOX_SCHEDULER_TICK_S="0.1")
     log = tmp_path / "up.log"
 

@@ -188,6 +188,8 @@ def peer_run(name: str, requirement: str, module: str, script: str, n: int) -> d
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{work}/prefect.db",
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_LOGGING_LEVEL": "ERROR",
+            # its temporary API server starts slowly on a busy 2-core machine (default 20 s)
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
             "DAGSTER_HOME": str(work / "dagster"),
             "DO_NOT_TRACK": "1",
         }
