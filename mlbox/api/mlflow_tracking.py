@@ -34,6 +34,10 @@ from mlbox.tracking.service import DEFAULT_EXPERIMENT, TrackingService
 
 Body = dict[str, Any]
 
+HEARTBEAT_EVERY_S = 1.0
+_touched: dict[int, float] = {}
+"""When each run's heartbeat was last written (monotonic seconds)."""
+
 
 def _str(data: Body, key: str, *, required: bool = False, default: str = "") -> str:
     value = data.get(key)
@@ -161,11 +165,17 @@ class Mlflow:
         return out
 
     def touch(self, run_id: int) -> None:
-        """A remote run has no process mlbox can watch: each call it logs is its heartbeat."""
-        self.tracking.heartbeat(run_id)
+        """A remote run has no process mlbox can watch: the calls it logs are its heartbeat
+        (written at most once a second per run: each write is a transaction of its own)."""
+        now = time.monotonic()
+        if now - _touched.get(run_id, -math.inf) >= HEARTBEAT_EVERY_S:
+            self.tracking.heartbeat(run_id)
+            _touched[run_id] = now
+            if len(_touched) > 10_000:
+                _touched.clear()
 
-    def log_batch(self, run_id: int, data: JSONBody[Body]) -> None:
-        self.run(run_id)
+    def log_batch(self, run_id: int, data: Body) -> None:
+        """Params, tags, then points, each one transaction (each checks the run exists)."""
         params = p.pairs(data.get("params"), "params")
         tags = p.pairs(data.get("tags"), "tags")
         metrics = data.get("metrics") or []
@@ -178,6 +188,8 @@ class Mlflow:
             self.tracking.set_tags(run_id, dict(tags))
         if points:
             self.tracking.log_points(run_id, points)
+        if not (params or tags or points):
+            self.run(run_id)
         self.touch(run_id)
 
     def logged_model_json(self, m: LoggedModel) -> Body:
