@@ -286,3 +286,11 @@ def test_calling_a_pipeline_runs_it_here(home: Path) -> None:
     assert run.state == "succeeded" and run.params == {"n": 3, "scale": 2.0}
     with pytest.raises(InvalidInput):
         defs.small(m=3)
+
+
+def test_the_jobs_loop_advances_runs_under_keys_of_its_own(services: Services) -> None:
+    run = services.pipelines.submit(defs.small, {"n": 2})
+    changed = services.reconcile("jobs")
+    assert changed["pipeline_steps_started"] == [run.steps[0].id]
+    assert "started" not in changed or changed["started"] != changed["pipeline_steps_started"]
+    assert services.pipelines.wait(run.id, timeout_s=30).state == "succeeded"

@@ -521,7 +521,12 @@ class PipelineService:
                     continue
                 run = self._runs[run_id] = loaded
             self._step_run(run, results.pop(run_id, []), now, changes)
-        return {k: v for k, v in changes.items() if v}
+        # named apart from the other services' keys (the jobs loop merges every service's changes)
+        return {
+            f"pipeline_steps_{k}" if k != "runs_ended" else "pipeline_runs_ended": v
+            for k, v in changes.items()
+            if v
+        }
 
     @contextlib.contextmanager
     def _relaxed(self) -> Iterator[None]:
@@ -1107,7 +1112,7 @@ class PipelineService:
         started = self.fire_triggers(now)
         changed = self.advance(now)
         if started:
-            changed["triggered"] = started
+            changed["pipeline_runs_triggered"] = started
         return changed
 
     def close(self) -> None:
