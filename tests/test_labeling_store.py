@@ -277,3 +277,18 @@ def test_next_task_is_fast_with_100k_tasks(lab: LabelingService) -> None:
         times.append(time.perf_counter() - t0)
     times.sort()
     assert times[int(len(times) * 0.99)] < 0.05, times[-5:]
+
+
+def test_annotate_many_is_all_or_nothing(lab: LabelingService) -> None:
+    _project(lab, 3)
+    (claimed,) = lab.next_tasks("pets", "ann")
+    with pytest.raises(InvalidInput):
+        lab.annotate_many("pets", "ann", [(1, {"label": "cat"}), (2, {"label": "fish"})])
+    with pytest.raises(NotFound):
+        lab.annotate_many("pets", "ann", [(1, {"label": "cat"}), (99, {"label": "cat"})])
+    assert lab.annotations("pets") == []
+    assert lab.annotate_many("pets", "ann", [(1, {"label": "cat"}), (2, {"label": "dog"})]) == 2
+    assert claimed.id == 1
+    p = lab.project("pets")
+    assert (p.labels, p.done) == (2, 2)
+    assert [t.id for t in lab.next_tasks("pets", "bob", 5)] == [3]

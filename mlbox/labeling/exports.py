@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +48,22 @@ def _cell(v: Any) -> str:
     return msgspec.json.encode(v).decode()
 
 
-def write_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: Path) -> None:
+def write_csv(table: dict[str, list[Any]], out: Path) -> None:
+    """Columns of equal length as CSV, every cell neutralised (`neutralise`)."""
+    columns = list(table)
+    cells = [[neutralise(_cell(v)) for v in table[c]] for c in columns]
     with out.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow([neutralise(c) for c in columns])
-        for r in rows:
-            w.writerow([neutralise(_cell(r.get(c))) for c in columns])
+        w.writerows(zip(*cells, strict=True))
 
 
-def write_parquet(rows: Sequence[dict[str, Any]], columns: Sequence[str], out: Path) -> None:
+def write_parquet(table: dict[str, list[Any]], out: Path) -> None:
+    """Columns of equal length as Parquet (types inferred per column by Arrow)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows])
-    pq.write_table(table, out)
+    pq.write_table(pa.table({c: pa.array(v) for c, v in table.items()}), out)
 
 
 def write_json(doc: Any, out: Path) -> None:

@@ -34,6 +34,8 @@ class Imported:
     data: dict[str, Any]
     source: str
     predictions: tuple[dict[str, Any], ...] = ()
+    raw: str | None = None
+    """``data`` as the JSON text it was read from, stored as it is (a million lines are not re-encoded)."""
 
 
 def guess_format(path: Path) -> str:
@@ -96,7 +98,8 @@ def _parquet(path: Path) -> list[Imported]:
     src = str(path)
     out = []
     for i, row in enumerate(table.to_pylist()):
-        refuse_urls(row, f"{path}: row {i + 1}")
+        if any(isinstance(v, str) and "://" in v for v in row.values()):
+            refuse_urls(row, f"{path}: row {i + 1}")
         out.append(Imported(row, src))
     return out
 
@@ -115,6 +118,7 @@ def _decode(path: Path) -> str:
 
 def _csv(path: Path) -> list[Imported]:
     text = _decode(path)
+    urls = "://" in text
     reader = csv.reader(
         io.StringIO(text, newline=""), delimiter="\t" if path.suffix.lower() == ".tsv" else ","
     )
@@ -139,7 +143,8 @@ def _csv(path: Path) -> list[Imported]:
                     field="path",
                 )
             data = dict(zip(header, row, strict=True))
-            refuse_urls(data, f"{path}: line {reader.line_num}")
+            if urls:
+                refuse_urls(data, f"{path}: line {reader.line_num}")
             out.append(Imported(data, src))
     except csv.Error as exc:
         raise InvalidInput(f"{path}: line {reader.line_num}: {exc}", field="path") from None
@@ -160,9 +165,11 @@ def _jsonl(path: Path) -> list[Imported]:
             raise InvalidInput(f"{path}: line {no}: not JSON ({exc})", field="path") from None
         if not isinstance(obj, dict):
             raise InvalidInput(f"{path}: line {no}: a task is a JSON object", field="path")
-        data = obj["data"] if set(obj) <= LS_TASK_KEYS and isinstance(obj.get("data"), dict) else obj
-        refuse_urls(data, f"{path}: line {no}")
-        out.append(Imported(data, src))
+        wrapped = set(obj) <= LS_TASK_KEYS and isinstance(obj.get("data"), dict)
+        data = obj["data"] if wrapped else obj
+        if "://" in line:
+            refuse_urls(data, f"{path}: line {no}")
+        out.append(Imported(data, src, raw=None if wrapped else line.strip()))
     return out
 
 

@@ -11,7 +11,6 @@ their tasks back. Every label is committed when it is given.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -47,7 +46,9 @@ if TYPE_CHECKING:
 
 CLAIM_S = 600.0
 """How long a claimed task stays with its annotator before it goes back to the queue."""
-_enc = msgspec.json.Encoder()
+_enc = msgspec.json.Encoder(order="sorted")
+"""Sorted keys: the same value is the same text, so majority votes compare stored text."""
+_dec = msgspec.json.Decoder()
 
 
 def _name_ok(name: str) -> str:
@@ -178,7 +179,14 @@ class LabelingService:
         """Add tasks (data dicts or `Imported`) in one transaction; pre-labels are checked against the schema."""
         r = self._row(name)
         schema = msgspec.json.decode(r["schema"], type=LabelSchema)
-        items = [t if isinstance(t, Imported) else Imported(t, "") for t in tasks]
+        items: list[Imported] = []
+        for i, t in enumerate(tasks):
+            if not isinstance(t, Imported):  # the readers checked theirs; data given inline is checked here
+                if not isinstance(t, dict):
+                    raise InvalidInput(f"task {i}: data is a JSON object", field="data")
+                refuse_urls(t, f"task {i}")
+                t = Imported(t, "")
+            items.append(t)
         if not items:
             raise InvalidInput("no tasks to add", field="tasks")
         now = time.time()
@@ -187,8 +195,9 @@ class LabelingService:
         for i, t in enumerate(items):
             if not isinstance(t.data, dict):
                 raise InvalidInput(f"task {i}: data is a JSON object", field="data")
-            refuse_urls(t.data, f"task {i}")
-            rows.append((r["id"], _enc.encode(t.data).decode(), t.source, now))
+            rows.append(
+                (r["id"], t.raw if t.raw is not None else _enc.encode(t.data).decode(), t.source, now)
+            )
             for p in t.predictions:
                 try:
                     value = check_value(
@@ -275,7 +284,7 @@ class LabelingService:
         for p in self.db.query(
             f"SELECT * FROM label_prelabels WHERE task_id IN ({marks}) ORDER BY created_at", ids
         ):
-            pre[p["task_id"]] = Prelabel(p["model"], json.loads(p["value"]), p["confidence"])
+            pre[p["task_id"]] = Prelabel(p["model"], _dec.decode(p["value"]), p["confidence"])
         anns: dict[int, list[Annotation]] = defaultdict(list)
         if with_annotations:
             for a in self.db.query(
@@ -286,7 +295,7 @@ class LabelingService:
             Task(
                 r["id"],
                 r["project_id"],
-                json.loads(r["data"]),
+                _dec.decode(r["data"]),
                 r["source"],
                 r["priority"],
                 pre.get(r["id"]),
@@ -299,7 +308,7 @@ class LabelingService:
         """(id, data) of the tasks still in the queue (what a model re-scores)."""
         pid = self._row(name)["id"]
         return [
-            (r[0], json.loads(r[1]))
+            (r[0], _dec.decode(r[1]))
             for r in self.db.conn.execute(
                 "SELECT id, data FROM label_tasks WHERE project_id = ? AND open = 1 ORDER BY id", (pid,)
             )
@@ -390,7 +399,7 @@ class LabelingService:
             "SELECT id, data FROM label_tasks WHERE project_id = ? ORDER BY id", (pid,)
         ).fetchall()
         ids = [r[0] for r in rows]
-        data = [json.loads(r[1]) for r in rows]
+        data = [_dec.decode(r[1]) for r in rows]
         k = len(schema.choices)
         L = weak.apply(lfs, data)
         if ((L < weak.ABSTAIN) | (k <= L)).any():
@@ -607,11 +616,64 @@ class LabelingService:
         self._maybe_retrain(task.project_id)
         return _annotation(row)
 
+    def annotate_many(
+        self,
+        name: str,
+        annotator: str,
+        labels: Sequence[tuple[int, dict[str, Any]]],
+        *,
+        now: float | None = None,
+    ) -> int:
+        """Record many labels of one annotator in one transaction (labels brought from elsewhere);
+        every value is checked first, so a bad one stores none. Claims the annotator held are used up."""
+        _annotator_ok(annotator)
+        r = self._row(name)
+        schema = msgspec.json.decode(r["schema"], type=LabelSchema)
+        now = time.time() if now is None else now
+        rows = [
+            (int(t), r["id"], annotator, _enc.encode(check_value(schema, v)).decode(), now) for t, v in labels
+        ]
+        with self.db.atomic() as conn:
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS _bulk (task_id INTEGER PRIMARY KEY)")
+            conn.execute("DELETE FROM _bulk")
+            conn.executemany("INSERT INTO _bulk VALUES (?)", [(x[0],) for x in rows])
+            bad = conn.execute(
+                "SELECT b.task_id FROM _bulk b LEFT JOIN label_tasks t ON t.id = b.task_id AND t.project_id = ?"
+                " WHERE t.id IS NULL LIMIT 1",
+                (r["id"],),
+            ).fetchone()
+            if bad is not None:
+                raise NotFound(f"project {name!r} has no task {bad[0]}", field="task_id")
+            # a task counts once more unless the annotator's claim or label already counted it
+            conn.execute(
+                "UPDATE label_tasks SET taken = taken + 1 WHERE id IN (SELECT task_id FROM _bulk)"
+                " AND NOT EXISTS (SELECT 1 FROM label_claims c WHERE c.task_id = label_tasks.id AND c.annotator = ?)"
+                " AND NOT EXISTS (SELECT 1 FROM label_annotations a WHERE a.task_id = label_tasks.id"
+                " AND a.annotator = ? AND a.kind = 'label')",
+                (annotator, annotator),
+            )
+            conn.execute(
+                "DELETE FROM label_claims WHERE annotator = ? AND task_id IN (SELECT task_id FROM _bulk)",
+                (annotator,),
+            )
+            conn.execute(
+                "UPDATE label_tasks SET open = (taken < ?) WHERE id IN (SELECT task_id FROM _bulk)",
+                (r["overlap"],),
+            )
+            conn.executemany(
+                "INSERT INTO label_annotations (task_id, project_id, annotator, kind, value, created_at)"
+                " VALUES (?, ?, ?, 'label', ?, ?) ON CONFLICT (task_id, annotator) DO UPDATE SET kind = 'label',"
+                " value = excluded.value, created_at = excluded.created_at",
+                rows,
+            )
+            conn.execute("DELETE FROM _bulk")
+        return len(rows)
+
     def _check_disagreement(
         self, conn: sqlite3.Connection, task_id: int, project_id: int, overlap: int, now: float
     ) -> None:
         values = [
-            class_of(json.loads(v[0]))
+            class_of(_dec.decode(v[0]))
             for v in conn.execute(
                 "SELECT value FROM label_annotations WHERE task_id = ? AND kind = 'label'", (task_id,)
             )
@@ -750,28 +812,34 @@ class LabelingService:
 
     def consensus(self, name: str) -> dict[int, tuple[dict[str, Any], str]]:
         """task id -> (label value, how: 'reviewer', 'single', 'majority'); tied tasks have none."""
-        pid = self._row(name)["id"]
-        by_task: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        return {
+            t: (_dec.decode(v), how) for t, (v, how) in self._consensus_text(self._row(name)["id"]).items()
+        }
+
+    def _consensus_text(self, pid: int) -> dict[int, tuple[str, str]]:
+        """`consensus` with each value as its stored JSON text (export reads a million without parsing)."""
+        out: dict[int, tuple[str, str]] = {}
+        many: dict[int, list[str]] = defaultdict(list)
         for task_id, value in self.db.conn.execute(
             "SELECT task_id, value FROM label_annotations WHERE project_id = ? AND kind = 'label' ORDER BY id",
             (pid,),
         ):
-            by_task[task_id].append(json.loads(value))
-        out: dict[int, tuple[dict[str, Any], str]] = {}
-        for task_id, values in by_task.items():
-            if len(values) == 1:
-                out[task_id] = (values[0], "single")
-                continue
-            keys = [_enc.encode(v).decode() for v in values]
-            winner = agreement.majority(keys)
+            if task_id in out:
+                many[task_id].append(out.pop(task_id)[0])
+            if task_id in many:
+                many[task_id].append(value)
+            else:
+                out[task_id] = (value, "single")
+        for task_id, values in many.items():
+            winner = agreement.majority(values)
             if winner is not None:
-                out[task_id] = (json.loads(winner), "majority")
+                out[task_id] = (winner, "majority")
         for task_id, value in self.db.conn.execute(
             "SELECT task_id, resolved_value FROM label_reviews WHERE project_id = ? AND resolved_value IS NOT NULL"
             " ORDER BY resolved_at",
             (pid,),
         ):
-            out[task_id] = (json.loads(value), "reviewer")
+            out[task_id] = (value, "reviewer")
         return out
 
     def ratings(self, name: str) -> list[dict[str, str]]:
@@ -782,7 +850,7 @@ class LabelingService:
             "SELECT task_id, annotator, value FROM label_annotations WHERE project_id = ? AND kind = 'label'",
             (pid,),
         ):
-            c = class_of(json.loads(value))
+            c = class_of(_dec.decode(value))
             if c is not None:
                 by_task[task_id][annotator] = c
         return list(by_task.values())
@@ -802,34 +870,47 @@ class LabelingService:
         if fmt not in exports.FORMATS:
             raise InvalidInput(f"format {fmt!r} is not one of {', '.join(exports.FORMATS)}", field="format")
         pid = r["id"]
-        chosen = self.consensus(name)
-        task_rows = self.db.conn.execute(
-            "SELECT id, data FROM label_tasks WHERE project_id = ? ORDER BY id", (pid,)
-        ).fetchall()
         n = 0
         if fmt in ("parquet", "csv"):
-            keys: dict[str, None] = {}
-            rows: list[dict[str, Any]] = []
-            for tid, data in task_rows:
+            chosen = self._consensus_text(pid)
+            table: dict[str, list[Any]] = {"task_id": []}
+            labels: list[str | None] = []
+            values: list[str] = []
+            hows: list[str] = []
+            seen = 0
+            label_of: dict[str, str | None] = {}
+            for tid, data in self.db.conn.execute(
+                "SELECT id, data FROM label_tasks WHERE project_id = ? ORDER BY id", (pid,)
+            ):
                 if tid not in chosen:
                     continue
-                d = json.loads(data)
-                keys.update(dict.fromkeys(d))
                 value, how = chosen[tid]
-                c = class_of(value)
-                d.update({"task_id": tid, "label": c, "value": _enc.encode(value).decode(), "consensus": how})
-                rows.append(d)
-            columns = [
-                "task_id",
-                *[k for k in keys if k not in ("task_id", "label", "value", "consensus")],
-                "label",
-                "value",
-                "consensus",
-            ]
+                d = _dec.decode(data)
+                for k, v in d.items():
+                    col = table.get(k)
+                    if col is None:
+                        col = table[k] = [None] * seen
+                    col.append(v)
+                seen += 1
+                table["task_id"].append(tid)
+                for col in table.values():
+                    if len(col) < seen:
+                        col.append(None)
+                if value not in label_of:
+                    label_of[value] = class_of(_dec.decode(value))
+                labels.append(label_of[value])
+                values.append(value)
+                hows.append(how)
+            for k in ("label", "value", "consensus"):
+                table.pop(k, None)
+            table.update({"label": labels, "value": values, "consensus": hows})
             writer = exports.write_parquet if fmt == "parquet" else exports.write_csv
-            exports.place(out, lambda p: writer(rows, columns, p))
-            n = len(rows)
+            exports.place(out, lambda p: writer(table, p))
+            n = seen
         else:
+            task_rows = self.db.conn.execute(
+                "SELECT id, data FROM label_tasks WHERE project_id = ? ORDER BY id", (pid,)
+            ).fetchall()
             anns: dict[int, list[Any]] = defaultdict(list)
             for a in self.annotations(name):
                 anns[a.task_id].append(a)
@@ -837,7 +918,7 @@ class LabelingService:
             for tid, data in task_rows:
                 if tid not in anns:
                     continue
-                d = json.loads(data)
+                d = _dec.decode(data)
                 if fmt == "json":
                     docs.append(
                         {
@@ -905,7 +986,7 @@ def _annotation(a: sqlite3.Row) -> Annotation:
         a["task_id"],
         a["annotator"],
         a["kind"],
-        None if a["value"] is None else json.loads(a["value"]),
+        None if a["value"] is None else _dec.decode(a["value"]),
         a["comment"],
         a["lead_time_s"],
         bool(a["from_prelabel"]),
@@ -922,5 +1003,5 @@ def _review(r: sqlite3.Row) -> Review:
         r["created_by"],
         r["created_at"],
         r["resolved_by"],
-        None if r["resolved_value"] is None else json.loads(r["resolved_value"]),
+        None if r["resolved_value"] is None else _dec.decode(r["resolved_value"]),
     )
