@@ -278,3 +278,24 @@ def test_a_tensor_model_reads_its_background_from_the_monitoring_reference(servi
     for i, row in enumerate(found.rows):
         assert _sums(row) == pytest.approx(proba[i].max(), abs=1e-6)
     assert services.monitoring.explanations.global_importance("tensor", 30).features[0].feature == "input_2"
+
+
+def test_kernel_importance_explains_at_most_its_cap_and_trees_are_built_once(services: Services) -> None:
+    from mlbox.monitoring.explain import KERNEL_IMPORTANCE_ROWS
+
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(300, 3))
+    linear = LogisticRegression().fit(x, (x[:, 0] > 0).astype(int))
+    services.registry.register("cap", model=linear, example_input=x[:2])
+    explanations = Explanations(services.registry)
+    found = explanations.global_importance("cap", 300, sample=x)
+    assert found.rows == KERNEL_IMPORTANCE_ROWS and found.features[0].feature == "input_0"
+
+    forest = RandomForestRegressor(n_estimators=5, random_state=0).fit(x, x[:, 1])
+    services.registry.register("trees", model=forest, example_input=x[:2])
+    first = explanations.explain("trees", x[:2], background=x)
+    again = explanations.explain("trees", x[2:4], background=x)
+    assert first.explainer == again.explainer == "shap.TreeExplainer"
+    built = [key for key in explanations._trees if key[0] == "trees"]
+    assert len(built) == 1  # one explainer for one version and background
+    assert explanations.global_importance("trees", 300, sample=x).rows == 300

@@ -24,6 +24,7 @@ from the caller; a method that needs one and has none is a `Conflict` naming ``r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import threading
@@ -59,6 +60,8 @@ MAX_SAMPLE = 2000
 BACKGROUND_ROWS = methods.BACKGROUND_ROWS
 MAX_VERSION = 9_999_999_999
 """The largest version a reference can name (`mlbox.registry.refs` reads ten digits)."""
+KERNEL_IMPORTANCE_ROWS = 100
+"""Rows global importance explains with kernel SHAP (the answer's ``rows`` says how many)."""
 LOADED_KEPT = 4
 """Versions kept loaded between requests (loading verifies every file's hash)."""
 
@@ -315,6 +318,7 @@ class Explanations:
         self.reference_sample = reference_sample
         self._loaded: OrderedDict[tuple[str, int], Target] = OrderedDict()
         self._lock = threading.Lock()
+        self._trees: OrderedDict[tuple[str, int, bytes | None], Any] = OrderedDict()
 
     # -- loading
 
@@ -513,7 +517,7 @@ class Explanations:
             )
         classifier = model.classes is not None
         if method == "shap" and model.kind == "sklearn":
-            explainer = methods.tree_explainer(model.native, bg, classifier)
+            explainer = self._tree_explainer(model, bg, classifier)
             if explainer is not None:
                 return methods.shap_tree(explainer, matrix.x, targets, classifier)
         if bg is None:
@@ -526,6 +530,23 @@ class Explanations:
         if method == "lime":
             return methods.lime_weights(output, matrix.x, targets, bg, matrix.features)
         return methods.shap_kernel(output, matrix.x, targets, bg)
+
+    def _tree_explainer(self, model: Target, bg: np.ndarray | None, classifier: bool) -> Any | None:
+        """shap's TreeExplainer for this version and background, built once: building it walks
+        every tree (and the background through them), a good part of a small request's time."""
+        sample = None if bg is None else methods.subsample(bg)
+        digest = None if sample is None else hashlib.sha256(np.ascontiguousarray(sample).tobytes()).digest()
+        key = (model.version.name, model.version.version, digest)
+        with self._lock:
+            if key in self._trees:
+                self._trees.move_to_end(key)
+                return self._trees[key]
+        explainer = methods.tree_explainer(model.native, sample, classifier)
+        with self._lock:
+            self._trees[key] = explainer
+            while len(self._trees) > LOADED_KEPT:
+                self._trees.popitem(last=False)
+        return explainer
 
     def global_importance(
         self,
@@ -558,7 +579,16 @@ class Explanations:
             matrix = self._reference_matrix(model, sample)
         else:
             matrix = self._prepare(model, sample, "reference")
-        matrix = Matrix(matrix.x[:n], matrix.features, matrix.row_shape, matrix.columns, matrix.tensor_dtype)
+        rows = min(n, len(matrix.x))
+        trees = (
+            model.kind == "sklearn"
+            and self._tree_explainer(model, None, model.classes is not None) is not None
+        )
+        if chosen == "shap" and not trees:
+            rows = min(rows, KERNEL_IMPORTANCE_ROWS)  # kernel SHAP costs ~0.1-1 s a row
+        matrix = Matrix(
+            matrix.x[:rows], matrix.features, matrix.row_shape, matrix.columns, matrix.tensor_dtype
+        )
         bg, source = (None, "zeros") if chosen == "ig" else (methods.subsample(matrix.x), "reference")
         found = self._explain(model, matrix, chosen, None, bg, source, None)
         values = np.array([[row.values[f] for f in found.features] for row in found.rows])
