@@ -303,3 +303,35 @@ def test_cli(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     html = report.read_text()
     assert "<svg" in html and not re.search(r"https?://", html)
     assert "no alerts" in ok(capsys, "monitor", "alerts")
+
+
+def test_typed_rows_and_older_json_segments_read_the_same(world: World) -> None:
+    """The typed layout and the JSON of older segments give one frame: with half the typed files
+    removed (an older log), and with all of them, the evaluation is the same."""
+    from mlbox.monitoring.logframe import read_window
+
+    mon = world.services.monitoring
+    mon.set_reference("clf@champion", path=world.ref_file)
+    mon.add_feedback([FeedbackItem(f"s{i}", i % 2) for i in range(0, 200, 3)])
+    root = world.services.home.tables / "predictions"
+    mv = world.services.registry.resolve("clf@champion")
+    typed = read_window(root, "clf", mv.signature)
+    ev = mon.evaluate("clf@champion")
+    rows_files = sorted(root.rglob("rows-*.parquet"))
+    assert len(rows_files) == 3  # one per flush of the fixture
+    rows_files[0].unlink()
+    mixed = read_window(root, "clf", mv.signature)
+    for f in rows_files[1:]:
+        f.unlink()
+    old = read_window(root, "clf", mv.signature)
+    for frame in (mixed, old):
+        assert list(frame.columns) == list(typed.columns)
+        assert frame["request_id"].tolist() == typed["request_id"].tolist()
+        assert np.allclose(frame[FEATURES].to_numpy(float), typed[FEATURES].to_numpy(float))
+        assert np.allclose(
+            frame[["proba_0", "proba_1"]].to_numpy(float), typed[["proba_0", "proba_1"]].to_numpy(float)
+        )
+        assert frame["prediction"].astype(int).tolist() == typed["prediction"].astype(int).tolist()
+    again = mon.evaluate("clf@champion")
+    assert [(v.column, v.statistic) for v in again.drift] == [(v.column, v.statistic) for v in ev.drift]
+    assert again.performance == ev.performance

@@ -26,7 +26,7 @@ def test_entries_round_trip_through_segments(tmp_path: Path) -> None:
     log.append(("r2", "iris", 3, DAY2, 2.5, True, {"a": np.array(["x", "y"])}, {"p": np.array([0.5, 0.25])}))
     log.append(("r3", "other", 1, DAY2, 0.5, False, x[:1], {"predict": np.array([7])}))
     log.close()
-    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*.parquet")) == [
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("seg-*.parquet")) == [
         "iris/2026-03-01/seg-000001.parquet",
         "iris/2026-03-02/seg-000001.parquet",
         "other/2026-03-02/seg-000001.parquet",
@@ -57,7 +57,7 @@ def test_segments_keep_numbering_across_flushes_and_processes(tmp_path: Path) ->
     again.append(("c", "m", 1, DAY1, 1.0, False, [1], [1]))
     again.close()
     names = sorted(p.name for p in (root / "m" / "2026-03-01").iterdir())
-    assert names == ["seg-000001.parquet", "seg-000002.parquet", "seg-000003.parquet"]
+    assert names == [f"{kind}-00000{n}.parquet" for kind in ("rows", "seg") for n in (1, 2, 3)]
     assert read_predictions(root)["request_id"].to_list() == ["a", "b", "c"]
 
 
@@ -98,3 +98,28 @@ def test_reading_an_empty_log_gives_an_empty_frame_with_the_schema(tmp_path: Pat
     frame = read_predictions(tmp_path / "nothing")
     assert isinstance(frame, pl.DataFrame) and frame.height == 0
     assert frame.columns == schema().names
+
+
+def test_typed_rows_beside_each_segment(tmp_path: Path) -> None:
+    """One row per scored row, a column per feature and per output, typed; a request whose
+    values have no columns (an image tensor) is kept in JSON only."""
+    root = tmp_path / "p"
+    log = PredictionLog(root, flush_s=60)
+    x = np.array([[1.5, 2.0], [3.0, -4.25]])
+    proba = np.array([[0.2, 0.8], [0.6, 0.4]])
+    log.append(("r1", "iris", 3, DAY1, 1.25, False, x, {"label": np.array([1, 0]), "proba": proba}))
+    log.append(("r2", "iris", 3, DAY1 + 0.5, 2.5, True, {"a": np.array(["x"])}, {"label": np.array([7])}))
+    log.append(("r3", "iris", 3, DAY1 + 0.6, 2.5, False, np.zeros((1, 2, 2)), {"label": np.array([1])}))
+    log.close()
+    folder = root / "iris" / "2026-03-01"
+    assert sorted(p.name for p in folder.iterdir()) == ["rows-000001.parquet", "seg-000001.parquet"]
+    rows = pl.read_parquet(folder / "rows-000001.parquet")
+    assert rows.columns == [
+        "request_id", "row", "version", "ts", "latency_ms", "shadow",
+        "input_0", "input_1", "out:label", "out:proba_0", "out:proba_1", "a",
+    ]  # fmt: skip
+    assert rows["request_id"].to_list() == ["r1", "r1", "r2"] and rows["row"].to_list() == [0, 1, 0]
+    assert rows.schema["input_0"] == pl.Float64 and rows.schema["out:label"] == pl.Int64
+    assert rows["input_1"].to_list()[:2] == [2.0, -4.25] and rows["out:proba_1"].to_list()[:2] == [0.8, 0.4]
+    assert rows["a"].to_list() == [None, None, "x"] and rows["shadow"].to_list() == [False, False, True]
+    assert read_predictions(root)["request_id"].to_list() == ["r1", "r2", "r3"]  # the JSON keeps all

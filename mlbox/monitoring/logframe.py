@@ -10,6 +10,7 @@ and ``prediction`` / ``proba_<k>`` read off the outputs.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -155,6 +156,39 @@ def decode(predictions: Any, signature: Signature | None) -> pd.DataFrame:
     return pd.concat(parts, axis=1) if total else frame
 
 
+def _typed_frame(files: list[Path], signature: Signature | None, filters: list[Any]) -> pd.DataFrame:
+    """Typed rows files (`mlbox.serving.predlog.rows_table`) as the frame `decode` makes."""
+    import pandas as pd
+    import polars as pl
+
+    from mlbox.serving.predlog import INPUT, OUT
+
+    scan = pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed")
+    for f in filters:
+        scan = scan.filter(f)
+    frame = scan.collect().to_pandas()
+    name = INPUT
+    if signature is not None and signature.inputs.kind != "columns" and signature.inputs.tensors:
+        name = signature.inputs.tensors[0].name or INPUT
+    if name != INPUT:
+        frame = frame.rename(
+            columns={c: name + c[len(INPUT) :] for c in frame.columns if c.startswith(f"{INPUT}_")}
+        )
+    outs = [c for c in frame.columns if c.startswith(OUT)]
+    outputs = {c[len(OUT) :]: frame[c].tolist() for c in outs}
+    frame = frame.drop(columns=outs)
+    for feature in feature_names(signature) or []:
+        if feature not in frame.columns:
+            frame[feature] = np.nan
+    prediction, proba = read_outputs(outputs)
+    parts = [frame.reset_index(drop=True)]
+    if prediction is not None:
+        parts.append(pd.DataFrame({PREDICTION: prediction}))
+    if proba is not None:
+        parts.append(pd.DataFrame(proba, columns=[f"{PROBA}{k}" for k in range(proba.shape[1])]))
+    return pd.concat(parts, axis=1)
+
+
 def read_window(
     root: Path,
     model: str,
@@ -165,12 +199,45 @@ def read_window(
     shadow: bool | None = False,
     version: int | None = None,
 ) -> pd.DataFrame:
-    """One model's logged rows in ``[since, until)`` (champion traffic only by default)."""
-    from mlbox.serving.predlog import read_predictions
+    """One model's logged rows in ``[since, until)`` (champion traffic only by default): typed rows
+    files where the log has them, the JSON of older segments (or of values Arrow could not type)."""
+    import polars as pl
 
-    frame = read_predictions(root, model, since=since, until=until)
-    if shadow is not None and frame.height:
-        frame = frame.filter(frame.get_column("shadow") == shadow)
-    if version is not None and frame.height:
-        frame = frame.filter(frame.get_column("version") == version)
-    return decode(frame, signature)
+    from mlbox.serving.predlog import read_segments
+
+    folder = root / model
+    typed_files: list[Path] = []
+    json_files: list[Path] = []
+    for day in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+        for seg in sorted(day.glob("seg-*.parquet")):
+            rows = seg.with_name("rows-" + seg.name[len("seg-") :])
+            (typed_files if rows.is_file() else json_files).append(rows if rows.is_file() else seg)
+        for rows in sorted(day.glob("rows-*.parquet")):  # a crash between the two writes: typed alone
+            if rows not in typed_files:
+                typed_files.append(rows)
+    filters: list[Any] = []
+    if since is not None:
+        filters.append(pl.col("ts") >= datetime.fromtimestamp(since, UTC))
+    if until is not None:
+        filters.append(pl.col("ts") < datetime.fromtimestamp(until, UTC))
+    if shadow is not None:
+        filters.append(pl.col("shadow") == shadow)
+    if version is not None:
+        filters.append(pl.col("version") == version)
+    parts = []
+    if json_files:
+        frame = read_segments(json_files)
+        for f in filters:
+            frame = frame.filter(f)
+        parts.append(decode(frame, signature))
+    if typed_files:
+        parts.append(_typed_frame(typed_files, signature, filters))
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return decode(read_segments([]), signature)
+    if len(parts) == 1:
+        return parts[0]
+    import pandas as pd
+
+    both = pd.concat(parts, ignore_index=True)
+    return both.sort_values(["ts", "request_id", "row"], kind="stable").reset_index(drop=True)

@@ -16,6 +16,14 @@ Invariants:
   atomically (`write_parquet`: temporary file, fsync, rename), so a reader
   never sees half a segment.
 * `close` writes everything still buffered: a clean shutdown loses nothing.
+* Beside each JSON segment ``seg-<n>.parquet`` the writer puts ``rows-<n>.parquet``: the same
+  predictions with **typed columns**, one row per scored row (``request_id``, ``row``,
+  ``version``, ``ts``, ``latency_ms``, ``shadow``, one column per input feature as
+  ``<input>_<j>`` or by name, one per output as ``out:<name>[_<j>]``), which the monitoring
+  service scans without parsing JSON. It is written first, so a crash between the two leaves
+  the typed file (the reader then ignores nothing twice); a segment without one (older logs,
+  or values Arrow cannot type) is read from its JSON. Building it happens in the writer thread
+  from the arrays as served: the scoring path does no more than before.
 """
 
 from __future__ import annotations
@@ -94,8 +102,52 @@ def to_json(value: Any) -> str:
     return _encoder.encode(_jsonable(value)).decode()
 
 
-Prepared = tuple[str, str, int, float, float, bool, str, str]
-"""An entry with its inputs and outputs already JSON text: what a segment row holds."""
+Typed = tuple[int, dict[str, np.ndarray]]
+"""A request's rows and its typed columns (inputs by feature, outputs as ``out:<name>``)."""
+
+Prepared = tuple[str, str, int, float, float, bool, str, str, "Typed | None"]
+"""An entry with its inputs and outputs already JSON text (what a segment row holds), and its
+typed columns (None when they cannot be made)."""
+
+OUT = "out:"
+INPUT = "input"
+"""The name a single unnamed input tensor's columns take (``input_0`` ...)."""
+
+
+def _arrays(value: Any, default: str) -> dict[str, np.ndarray] | None:
+    """One request's inputs or outputs as named 1-D or 2-D arrays (rows first), as served: no
+    copy, no split into columns (that happens once per segment); None for what has no columns."""
+    if hasattr(value, "columns") and hasattr(value, "__getitem__") and not isinstance(value, np.ndarray):
+        try:
+            value = {str(c): np.asarray(value[c]) for c in value.columns}  # a pandas/polars frame
+        except Exception:
+            return None
+    named = value if isinstance(value, dict) else {default: value}
+    out: dict[str, np.ndarray] = {}
+    for name, item in named.items():
+        a = item if isinstance(item, np.ndarray) else np.asarray(item)
+        if a.ndim not in (1, 2):
+            return None  # images and other tensors stay JSON only
+        out[str(name)] = a
+    return out
+
+
+def typed(inputs: Any, outputs: Any) -> Typed | None:
+    """A request's typed columns, or None (ragged, higher-dimensional, or not arrays)."""
+    try:
+        ins = _arrays(inputs, INPUT)
+        outs = _arrays(outputs, "output")
+    except (TypeError, ValueError):
+        return None
+    if ins is None or outs is None or not ins:
+        return None
+    columns = dict(ins)
+    columns.update({f"{OUT}{k}": v for k, v in outs.items()})
+    lengths = {len(a) for a in columns.values()}
+    if len(lengths) != 1:
+        return None
+    return lengths.pop(), columns
+
 
 PREPARE_EVERY_S = 0.05
 PREPARE_CHUNK = 128
@@ -103,7 +155,17 @@ PREPARE_CHUNK = 128
 
 def prepare(entry: Entry) -> Prepared:
     rid, model, version, ts, latency, shadow, inputs, outputs = entry
-    return (rid, model, version, ts, latency, shadow, to_json(inputs), to_json(outputs))
+    return (
+        rid,
+        model,
+        version,
+        ts,
+        latency,
+        shadow,
+        to_json(inputs),
+        to_json(outputs),
+        typed(inputs, outputs),
+    )
 
 
 class PredictionLog:
@@ -220,6 +282,14 @@ class PredictionLog:
         from mlbox.store import tables
 
         for (model, day), rows in groups.items():
+            folder = self.root / model / day
+            number = self._segment_number(folder)
+            try:
+                typed_table = rows_table(rows)
+                if typed_table is not None:
+                    tables.write_parquet(typed_table, folder / f"rows-{number:06d}.parquet")
+            except Exception:  # the JSON segment below still holds every prediction
+                log.exception("writing the typed prediction log of %s failed", model)
             table = pa.Table.from_pydict(
                 {
                     "request_id": [r[0] for r in rows],
@@ -233,8 +303,7 @@ class PredictionLog:
                 },
                 schema=schema(),
             )
-            folder = self.root / model / day
-            tables.write_parquet(table, folder / f"seg-{self._segment_number(folder):06d}.parquet")
+            tables.write_parquet(table, folder / f"seg-{number:06d}.parquet")
             self.written += len(rows)
 
     def _segment_number(self, folder: Path) -> int:
@@ -246,6 +315,68 @@ class PredictionLog:
             n = max(existing, default=0) + 1
         self._next_segment[folder] = n + 1
         return n
+
+
+def _layout(columns: dict[str, np.ndarray]) -> tuple[tuple[str, tuple[int, ...], str], ...]:
+    return tuple((name, a.shape[1:], a.dtype.kind) for name, a in columns.items())
+
+
+def _block_columns(name: str, block: np.ndarray) -> Iterable[tuple[str, np.ndarray]]:
+    if block.ndim == 1:
+        yield name, block
+    else:
+        by_column = np.ascontiguousarray(block.T)  # Arrow copies a strided column slowly
+        for j in range(by_column.shape[0]):
+            yield f"{name}_{j}", by_column[j]
+
+
+def _arrow(values: np.ndarray) -> pa.Array:
+    import pyarrow as pa
+
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in values.tolist()], pa.string())
+
+
+def rows_table(rows: list[Prepared]) -> pa.Table | None:
+    """The typed rows of one segment's predictions (those that have typed columns).
+
+    Requests with the same layout (names, widths, kinds: nearly always all of them) are
+    concatenated block by block, then split into columns once, so the cost per request is a
+    few microseconds; layouts that differ are separate tables joined with nulls where a
+    column is missing."""
+    import pyarrow as pa
+
+    groups: dict[Any, list[Prepared]] = defaultdict(list)
+    for r in rows:
+        if r[8] is not None:
+            groups[_layout(r[8][1])].append(r)
+    if not groups:
+        return None
+    parts = []
+    for layout, kept in groups.items():
+        counts = [r[8][0] for r in kept]  # type: ignore[index]
+        data: dict[str, Any] = {
+            "request_id": pa.array(
+                np.repeat(np.asarray([r[0] for r in kept], dtype=object), counts), pa.string()
+            ),
+            "row": pa.array(np.concatenate([np.arange(n) for n in counts]), pa.int64()),
+            "version": pa.array(np.repeat([r[2] for r in kept], counts), pa.int64()),
+            "ts": pa.array(
+                np.repeat([int(r[3] * 1_000_000) for r in kept], counts), pa.timestamp("us", tz="UTC")
+            ),
+            "latency_ms": pa.array(np.repeat([r[4] for r in kept], counts), pa.float64()),
+            "shadow": pa.array(np.repeat([r[5] for r in kept], counts), pa.bool_()),
+        }
+        for name, _, _ in layout:
+            block = np.concatenate([r[8][1][name] for r in kept])  # type: ignore[index]
+            for column, values in _block_columns(name, block):
+                data[column] = _arrow(values)
+        parts.append(pa.table(data))
+    if len(parts) == 1:
+        return parts[0]
+    return pa.concat_tables(parts, promote_options="permissive")
 
 
 def read_predictions(
@@ -271,6 +402,15 @@ def read_predictions(
     from mlbox.store import tables
 
     return tables.query(sql + " ORDER BY ts, request_id", params)
+
+
+def read_segments(files: list[Path]) -> pl.DataFrame:
+    """The rows of these JSON segments (an empty frame of `schema` for none)."""
+    import polars as pl
+
+    if not files:
+        return pl.from_arrow(schema().empty_table())  # type: ignore[return-value]
+    return pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
 
 
 def iter_models(root: Path) -> Iterable[str]:
