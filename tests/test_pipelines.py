@@ -294,3 +294,48 @@ def test_the_jobs_loop_advances_runs_under_keys_of_its_own(services: Services) -
     assert changed["pipeline_steps_started"] == [run.steps[0].id]
     assert "started" not in changed or changed["started"] != changed["pipeline_steps_started"]
     assert services.pipelines.wait(run.id, timeout_s=30).state == "succeeded"
+
+
+_EXAMPLE = [0]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(dags())
+def test_the_service_over_random_dags_and_failure_points(
+    services: Services, case: tuple[dict[str, list[str]], set[str]]
+) -> None:
+    """The persisted state machine: a failure stops only its dependants; retrying the failed
+    part (fixed) runs each step without a value once, and never a step that has one."""
+    deps, failing = case
+    _EXAMPLE[0] += 1
+    prefix = f"x{_EXAMPLE[0]}-"
+
+    @mlbox.pipeline(name=f"random{_EXAMPLE[0]}")
+    def random_dag() -> None:
+        out: dict[str, Any] = {}
+        for n in topo_order(deps):
+            ups = dict(zip("abc", (out[d] for d in deps[n]), strict=False))
+            out[n] = defs.node(prefix + n, **ups)
+
+    defs.FAIL.update(prefix + n for n in failing)
+    p = services.pipelines
+    run = p.wait(p.submit(random_dag, no_cache=True).id, timeout_s=60)
+    by_tag = {s.node: s.state for s in run.steps}
+    # node names follow call order: node, node_2, ...; map them back to the graph's names
+    names = {n: "node" if i == 0 else f"node_{i + 1}" for i, n in enumerate(topo_order(deps))}
+    expected: dict[str, str] = {}
+    for n in deps:
+        if _ancestors(deps, n) & failing:
+            expected[n] = "skipped"
+        else:
+            expected[n] = "failed" if n in failing else "succeeded"
+    assert {n: by_tag[names[n]] for n in deps} == expected
+    assert all(defs.CALLS[prefix + n] == (0 if s == "skipped" else 1) for n, s in expected.items())
+    if "failed" in expected.values():
+        defs.FAIL.difference_update(prefix + n for n in failing)
+        p.retry(run.id)
+        done = p.wait(run.id, timeout_s=60)
+        assert done.state == "succeeded"
+        assert all(defs.CALLS[prefix + n] == (2 if s == "failed" else 1) for n, s in expected.items())
+    else:
+        assert run.state == "succeeded"

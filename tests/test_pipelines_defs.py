@@ -153,3 +153,10 @@ def describe(model: str) -> str:
 @mlbox.pipeline
 def on_alias(model: str) -> None:
     describe(model)
+
+
+@mlbox.step
+def node(tag: str, a: int = 0, b: int = 0, c: int = 0) -> int:
+    """A step of a random graph (tests/test_pipelines.py): fails when its tag is in FAIL."""
+    _enter(tag)
+    return a + b + c + 1

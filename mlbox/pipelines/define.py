@@ -98,6 +98,7 @@ class Param:
 class Graph:
     pipeline: str
     nodes: dict[str, Node] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
 
     def order(self) -> list[str]:
         return topo_order({n: node.deps for n, node in self.nodes.items()})
@@ -197,11 +198,13 @@ class StepDef:
         return self._trace(graph, args, kwargs)
 
     def _trace(self, graph: Graph, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Output:
-        node_name = self.name
-        n = 2
-        while node_name in graph.nodes:
-            node_name = f"{self.name}_{n}"
+        # the k-th call of a step is ``name_k`` (the first is ``name``); counted, not searched
+        n = graph.calls.get(self.name, 0) + 1
+        node_name = self.name if n == 1 else f"{self.name}_{n}"
+        while node_name in graph.nodes:  # a step named like another's numbered call
             n += 1
+            node_name = f"{self.name}_{n}"
+        graph.calls[self.name] = n
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
