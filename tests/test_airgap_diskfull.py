@@ -1,8 +1,10 @@
 """Disk full: the home on a small filesystem (a tmpfs of 16 MiB, mounted in a private mount
 namespace so nothing outlives the test) filled to the last byte. Logging metrics, writing an
 artifact, registering a model and writing Parquet each fail with an error that says the disk is
-full; the database stays intact, no partial object or file is visible, the doctor finds nothing;
-and once space is freed every one of them works again.
+full; the database stays intact, no partial object or file is visible, the doctor finds nothing,
+a loaded model keeps scoring and the prediction log's writer survives (rows logged while the
+disk is full are lost: the writer retries new rows only); once space is freed every one of them
+works again.
 
 Needs root (``unshare -m`` and ``mount -t tmpfs``); skipped with the reason where they are refused."""
 
@@ -22,13 +24,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SCENARIO = textwrap.dedent(
     """
-    import json, os, sqlite3, sys
+    import json, os, sqlite3, sys, time
+    import numpy as np
     from array import array
     from pathlib import Path
     import pyarrow as pa
     from mlbox.doctor import run_doctor
     from mlbox.services import Services
     from mlbox.settings import Settings
+    from mlbox.serving.predlog import PredictionLog
     from mlbox.store import tables
     from mlbox.tracking.series import Chunk
     from tests.models import Doubler
@@ -52,13 +56,16 @@ SCENARIO = textwrap.dedent(
     def all_ops(tag, step):
         attempt(f"metrics {tag}", lambda: s.tracking.log_metrics(run.id, chunk(step)))
         attempt(f"artifact {tag}", lambda: s.tracking.log_artifact_bytes(run.id, f"{tag}.bin", os.urandom(2 << 20)))
-        attempt(f"register {tag}", lambda: s.registry.register("doubler", model=Doubler(float(step))))
+        attempt(f"register {tag}", lambda: s.registry.register("doubler", model=Doubler(2.0 + step)))
         attempt(
             f"parquet {tag}",
             lambda: tables.write_parquet(pa.table({"x": os.urandom(1 << 20)}), home / "tables" / "t" / f"{tag}.parquet"),
         )
 
     all_ops("before", 0)
+    model = s.registry.load("doubler/1")  # served from memory, as the appliance serves it
+    plog = PredictionLog(home / "tables" / "predictions", flush_s=0.05)
+    plog.warm()
     objects_before = sorted(str(p) for p in (home / "artifacts" / "objects").rglob("*") if p.is_file())
     filler = home.parent / "filler"
     with open(filler, "wb") as f:
@@ -76,6 +83,9 @@ SCENARIO = textwrap.dedent(
     except OSError:
         pass
     all_ops("full", 10_000)
+    out["scoring while full"] = np.asarray(model.predict(np.arange(3.0))).tolist()
+    plog.append(("r-full", "doubler", 1, time.time(), 1.0, False, [[1.0]], [[2.0]]))
+    time.sleep(1.0)  # the writer tries, fails on the full disk, and carries on
     out["objects unchanged"] = objects_before == sorted(
         str(p) for p in (home / "artifacts" / "objects").rglob("*") if p.is_file()
     )
@@ -91,6 +101,11 @@ SCENARIO = textwrap.dedent(
     out["doctor while full"] = [f"{f.kind} {f.where}: {f.problem}" for f in run_doctor(home)]
     filler.unlink()
     all_ops("after", 20_000)
+    plog.append(("r-after", "doubler", 1, time.time(), 1.0, False, [[1.0]], [[2.0]]))
+    plog.close()
+    logged = tables.query(f"SELECT request_id FROM read_parquet('{home}/tables/predictions/**/seg-*.parquet')")
+    out["logged after"] = sorted(logged["request_id"].to_list())
+    out["doctor after"] = [f"{f.kind} {f.where}: {f.problem}" for f in run_doctor(home)]
     out["versions after"] = [v.version for v in s.registry.list_versions("doubler")]
     out["steps"] = len(s.tracking.metric_history(run.id, "loss"))
     print(json.dumps(out))
@@ -146,4 +161,7 @@ def test_a_full_disk_fails_writes_clearly_and_loses_nothing(tmp_path: Path) -> N
     assert out["doctor while full"] == []
     assert out["versions after"] == [1, 2]
     assert out["steps"] == 4000
+    assert out["scoring while full"] == [0.0, 2.0, 4.0], "a loaded model keeps scoring"
+    assert "r-after" in out["logged after"], "the prediction log writer survived the full disk"
+    assert out["doctor after"] == []
     assert not any(small.iterdir()), "the tmpfs lived only in the test's mount namespace"
