@@ -51,7 +51,7 @@ def test_cli_run_show_retry(services: Services, capsys: pytest.CaptureFixture[st
     code, out, _ = run_main(capsys, "pipelines", "run", SMALL, "-p", "n=5")
     assert code == 1 and "failed: count" in out and "✗ failed" in out and "- skipped" in out
     code, out, _ = run_main(capsys, "pipelines", "show", "3", "--step", "count")
-    assert "count was told to fail" in out
+    assert "count was told to fail" in out and "\nRuntimeError: count was told to fail" in out
     defs.FAIL.clear()
     code, out, _ = run_main(capsys, "pipelines", "retry", "3")
     assert code == 0 and out.strip() == "run 3 retrying: count, report"

@@ -147,7 +147,7 @@ def pipelines_run(
         echo_json(run)
     else:
         for line in render_run(run):
-            click.echo(line)
+            click.echo(visible(line))
     if run.state in ("failed", "cancelled"):
         sys.exit(1)
 
@@ -160,14 +160,14 @@ def pipelines_run(
 def pipelines_show(ctx: Context, run_id: int, node: str | None, as_json: bool) -> None:
     """A run's DAG with live step states, or one step's log."""
     if node is not None:
-        click.echo(visible(ctx.services.pipelines.step_log(run_id, node)).rstrip("\n"))
+        click.echo(visible(ctx.services.pipelines.step_log(run_id, node), keep="\n\t").rstrip("\n"))
         return
     run = ctx.services.pipelines.get_run(run_id)
     if as_json:
         echo_json(run)
         return
     for line in render_run(run):
-        click.echo(line)
+        click.echo(visible(line))
 
 
 @pipelines.command("retry")
