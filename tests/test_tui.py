@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Select, SelectionList, Static
+from textual.widgets import DataTable, Input, OptionList, Select, SelectionList, Static
 
 from mlbox.appliance import Appliance
 from mlbox.services import Services
@@ -40,6 +40,7 @@ from mlbox.tui.widgets.error_dialog import ErrorDialog
 from mlbox.tui.widgets.metric_plot import MetricPlot
 from mlbox.tui.widgets.nav_bar import SHORT, NavBar
 from mlbox.tui.widgets.runs_table import RunsTable
+from mlbox.tui.widgets.sort_picker import SortPicker
 from mlbox.tui.widgets.status_bar import StatusBar
 
 T0 = 1_700_000_000.0
@@ -193,24 +194,35 @@ async def test_bad_filter_shows_the_error_inline_and_keeps_the_table(seeded: Ser
         assert not screen.has_class("filter-invalid")
 
 
-async def test_sort_by_key_cycles_columns_and_the_service_orders(seeded: Services) -> None:
+async def test_sort_picker_sorts_by_a_chosen_column_either_way(seeded: Services) -> None:
     app = app_for(seeded)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ExperimentsScreen)
-        await pilot.press("s")  # first sortable column: id, high to low
+        await pilot.press("s")  # the picker, on the first sortable column: id
+        await pilot.pause()
+        assert isinstance(app.screen, SortPicker)
+        await pilot.press("enter")  # its natural direction: high to low
         await settle(pilot)
         assert (screen.sort_key, screen.sort_desc) == ("id", True)
         assert table_ids(app) == [6, 5, 4, 3, 2, 1]
         await pilot.press("S")  # reverse
         await settle(pilot)
         assert table_ids(app) == [1, 2, 3, 4, 5, 6]
-        while screen.sort_key != "metric:val_acc":
-            await pilot.press("s")
-            await settle(pilot)
-        assert screen.sort_desc
-        assert table_ids(app) == [1, 2, 3, 4, 5, 6]  # val_acc falls with i
+        await pilot.press("s")
+        await pilot.pause()
+        picker = app.screen
+        assert isinstance(picker, SortPicker)
+        picker.query_one(OptionList).highlighted = [c.key for c in picker.columns].index("metric:val_acc")
+        await pilot.press("a")  # low to high
+        await settle(pilot)
+        assert (screen.sort_key, screen.sort_desc) == ("metric:val_acc", False)
+        assert table_ids(app) == [6, 5, 4, 3, 2, 1]  # val_acc falls with i
+        await pilot.press("s", "d")  # the picker opens on the sort column: high to low
+        await settle(pilot)
+        assert (screen.sort_key, screen.sort_desc) == ("metric:val_acc", True)
+        assert table_ids(app) == [1, 2, 3, 4, 5, 6]
         header = screen.query_one(RunsTable).columns
         assert any("▼" in str(c.label) for c in header.values())
 

@@ -30,6 +30,7 @@ from mlbox.tui.messages import ServiceFailed
 from mlbox.tui.navigation import SECTIONS
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.widgets.error_dialog import ErrorDialog
+from mlbox.tui.widgets.help_overlay import HelpOverlay, help_rows
 from mlbox.tui.widgets.status_bar import StatusInfo
 
 
@@ -57,6 +58,8 @@ class MlboxApp(App[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         *(Binding(s.key, f"switch_mode('{s.mode}')", s.title, show=False) for s in SECTIONS),
         Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help", show=False),  # in the palette; the footer is full
+        Binding("f1", "help", "Help", show=False),
     ]
 
     status_info: reactive[StatusInfo] = reactive(StatusInfo)
@@ -148,10 +151,22 @@ class MlboxApp(App[None]):
         if not isinstance(self.screen, ErrorDialog):
             self.push_screen(ErrorDialog(message.error))
 
+    def action_help(self) -> None:
+        """The help overlay: the keys of the screen showing now (not of a dialog over it)."""
+        screen = self.screen
+        if isinstance(screen, HelpOverlay):
+            return
+        display = {
+            key: self.get_key_display(active.binding) for key, active in screen.active_bindings.items()
+        }
+        title = str(screen.TITLE or screen.title or type(screen).__name__)
+        self.push_screen(HelpOverlay(title, help_rows(screen.active_bindings, display)))
+
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for s in SECTIONS:
             yield SystemCommand(f"Go to {s.title}", s.help, lambda mode=s.mode: self.switch_mode(mode))
+        yield SystemCommand("Keys of this screen", "The help overlay (? or F1)", self.action_help)
         if isinstance(screen, MlboxScreen):
             yield from screen.commands()
 

@@ -20,6 +20,7 @@ from mlbox.store.artifacts import ArtifactStore, clean_relpath
 from mlbox.store.db import Database
 from mlbox.store.errors import Conflict, InvalidInput, NotFound
 from mlbox.tracking import metrics, search
+from mlbox.tracking.keys import RunKeys, run_keys
 from mlbox.tracking.liveness import Liveness, is_dead
 from mlbox.tracking.migrations import migrations
 from mlbox.tracking.provenance import CodeVersion
@@ -499,3 +500,9 @@ class TrackingService:
                     dead,
                 )
         return [run_id for _, run_id in dead]
+
+    # -- read-only queries for front ends --------------------------------------------
+
+    def run_keys(self, experiment: str | None = None) -> RunKeys:
+        """The param and metric keys of one experiment's runs (None: of every run), sorted."""
+        return run_keys(self.db, None if experiment is None else self.get_experiment(experiment).id)

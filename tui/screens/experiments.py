@@ -1,31 +1,43 @@
-"""The Experiments screen: every run in one table, filtered, sorted, marked, opened.
+"""The Experiments screen: the experiments beside their runs, filtered, sorted, marked, opened.
 
-Filtering and sorting are the service's (the search language and
-``order_by``), so they cover all runs, not the rows on screen. Every store
-call runs in a thread worker that answers with a message; a generation
-number drops answers to a question the user has since changed.
+The sidebar lists the experiments with their run counts; choosing one narrows
+the table to its runs and its columns to its params and metrics. Filtering
+and sorting are the service's (the search language and ``order_by``), so they
+cover all runs, not the rows on screen. Which columns show, which are pinned
+to the left, the sort and the filter are a view, saved per experiment
+(`views.saved_views`) and restored when the experiment is chosen again.
+
+Every store call runs in a thread worker that answers with a message; a
+generation number drops answers to a question the user has since changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
 from mlbox.store.errors import MlboxError
-from mlbox.tracking.schemas import RunPage
+from mlbox.tracking.keys import RunKeys
+from mlbox.tracking.schemas import Experiment, RunPage
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.compare import CompareScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
 from mlbox.tui.views import format as fmt
-from mlbox.tui.views import run_columns
+from mlbox.tui.views import run_columns, saved_views
+from mlbox.tui.views.saved_views import ALL, View
+from mlbox.tui.widgets.column_chooser import ColumnChoice, ColumnChooser
+from mlbox.tui.widgets.experiments_list import ExperimentsList
 from mlbox.tui.widgets.runs_table import RunsTable
+from mlbox.tui.widgets.sort_picker import SortChoice, SortPicker
 
 FetchMode = Literal["replace", "append", "refresh"]
 REFRESH_ROWS = 500
@@ -40,13 +52,24 @@ class Fetch:
     order_by: list[str] | None
     offset: int
     limit: int
+    experiment: str = ALL
+    """Only this experiment's runs; ``ALL``: every run."""
+    keys: bool = False
+    """Also read the scope's param and metric keys (the columns it can show)."""
 
 
 class RunsFetched(Message):
-    def __init__(self, fetch: Fetch, page: RunPage) -> None:
+    def __init__(self, fetch: Fetch, page: RunPage, keys: RunKeys | None) -> None:
         super().__init__()
         self.fetch = fetch
         self.page = page
+        self.keys = keys
+
+
+class ExperimentsListed(Message):
+    def __init__(self, experiments: list[Experiment]) -> None:
+        super().__init__()
+        self.experiments = experiments
 
 
 class FilterRejected(Message):
@@ -64,12 +87,14 @@ class ExperimentsScreen(MlboxScreen):
     CSS_PATH = "experiments.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "focus_filter", "Filter"),
-        Binding("s", "cycle_sort", "Sort"),
+        Binding("e", "focus_experiments", "Experiments"),
+        Binding("s", "pick_sort", "Sort"),
         Binding("S", "reverse_sort", "Reverse"),
+        Binding("v", "choose_columns", "Columns"),
         Binding("space", "toggle_mark", "Mark"),
         Binding("c", "compare", "Compare"),
-        Binding("u", "clear_marks", "Unmark", show=False),
-        Binding("escape", "leave_filter", "Table", show=False),
+        Binding("u", "clear_marks", "Unmark marks", show=False),
+        Binding("escape", "leave_filter", "Back to the table", show=False),
     ]
 
     def __init__(self) -> None:
@@ -79,28 +104,53 @@ class ExperimentsScreen(MlboxScreen):
         self.sort_desc = True
         self.total = 0
         self.generation = 0
+        self.experiment = ALL
+        """The experiment the table shows (``ALL``: every one)."""
+        self.shown: list[str] | None = None
+        """The user's choice of columns (None: the scope's default)."""
+        self.pinned: list[str] = []
+        self.keys: dict[str, RunKeys] = {}
+        """Each scope's param and metric keys, read when it is chosen."""
+        self.views: dict[str, View] = {}
 
     def compose_body(self) -> ComposeResult:
-        yield Input(placeholder=PLACEHOLDER, id="filter", select_on_focus=False)
-        yield Static("", id="filter-error", markup=False)
-        yield Static("loading runs…", id="summary")
-        yield RunsTable(id="runs")
+        with Horizontal(id="experiments-body"):
+            yield ExperimentsList(id="experiments")
+            with Vertical(id="runs-pane"):
+                yield Input(placeholder=PLACEHOLDER, id="filter", select_on_focus=False)
+                yield Static("", id="filter-error", markup=False)
+                yield Static("loading runs…", id="summary")
+                yield RunsTable(id="runs")
 
     @property
     def table(self) -> RunsTable:
         return self.query_one(RunsTable)
 
+    @property
+    def views_path(self) -> Path:
+        return saved_views.path_in(self.ctx.services.home.root)
+
     def on_mount(self) -> None:
         self.table.focus()
-        self.request("replace", self.applied_filter)
+        self.views = saved_views.load(self.views_path)
+        self._restore_view(ALL)
+        self.request("replace", self.applied_filter, keys=True)
+        self.list_experiments()
         self.set_interval(self.ctx.refresh_s, self.refresh_runs)
         self.watch(self.table, "scroll_y", self._load_more, init=False)
 
     def commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Filter runs", "Focus the filter (search expression)", self.action_focus_filter)
         yield SystemCommand("Clear filter", "Show every run", self.action_clear_filter)
-        yield SystemCommand("Sort runs by next column", "Cycle the sort column", self.action_cycle_sort)
+        yield SystemCommand(
+            "Choose an experiment", "Focus the experiments list", self.action_focus_experiments
+        )
+        yield SystemCommand("Sort runs by…", "Pick the sort column and direction", self.action_pick_sort)
         yield SystemCommand("Reverse sort", "Flip the sort direction", self.action_reverse_sort)
+        yield SystemCommand("Choose columns", "Show, hide and pin columns", self.action_choose_columns)
+        yield SystemCommand(
+            "Reset view", "This experiment's default columns and sort", self.action_reset_view
+        )
         yield SystemCommand(
             "Compare marked runs", "Params, metrics and curves side by side", self.action_compare
         )
@@ -109,26 +159,55 @@ class ExperimentsScreen(MlboxScreen):
 
     # -- fetching ------------------------------------------------------------------
 
-    def request(self, mode: FetchMode, filter: str, *, offset: int = 0, limit: int | None = None) -> None:
+    def request(
+        self, mode: FetchMode, filter: str, *, offset: int = 0, limit: int | None = None, keys: bool = False
+    ) -> None:
         if mode == "replace":
             self.generation = self.ask("runs")
         self.reading = True
         order = run_columns.order_by(self._sort_column(), self.sort_desc)
-        fetch = Fetch(self.generation, mode, filter, order, offset, limit or self.ctx.page_size)
+        fetch = Fetch(
+            self.generation,
+            mode,
+            filter,
+            order,
+            offset,
+            limit or self.ctx.page_size,
+            experiment=self.experiment,
+            keys=keys or self.experiment not in self.keys,
+        )
         self.fetch_runs(fetch)
 
     @work(thread=True, group="runs")
     def fetch_runs(self, fetch: Fetch) -> None:
+        experiments = [fetch.experiment] if fetch.experiment != ALL else None
         try:
             page = self.tracking.search_runs(
-                fetch.filter, order_by=fetch.order_by, limit=fetch.limit, offset=fetch.offset
+                fetch.filter,
+                order_by=fetch.order_by,
+                experiments=experiments,
+                limit=fetch.limit,
+                offset=fetch.offset,
             )
+            keys = self.tracking.run_keys(experiments[0] if experiments else None) if fetch.keys else None
         except MlboxError as exc:
             self.post_message(FilterRejected(fetch, exc))
             if exc.field != "filter":
                 self.fail(exc)
             return
-        self.post_message(RunsFetched(fetch, page))
+        self.post_message(RunsFetched(fetch, page, keys))
+
+    @work(thread=True, group="experiments")
+    def list_experiments(self) -> None:
+        try:
+            experiments = self.tracking.list_experiments()
+        except MlboxError as exc:
+            self.fail(exc)
+            return
+        self.post_message(ExperimentsListed(experiments))
+
+    def on_experiments_listed(self, message: ExperimentsListed) -> None:
+        self.query_one(ExperimentsList).show(message.experiments)
 
     def refresh_runs(self) -> None:
         """The periodic re-query of the first rows, with the current filter and sort.
@@ -141,6 +220,7 @@ class ExperimentsScreen(MlboxScreen):
             return
         loaded = max(len(self.table.run_order), self.ctx.page_size)
         self.request("refresh", self.applied_filter, limit=min(loaded, REFRESH_ROWS))
+        self.list_experiments()
 
     def _load_more(self) -> None:
         table = self.table
@@ -152,9 +232,11 @@ class ExperimentsScreen(MlboxScreen):
 
     def on_runs_fetched(self, message: RunsFetched) -> None:
         fetch, page = message.fetch, message.page
-        if self.stale("runs", fetch.generation):
+        if self.stale("runs", fetch.generation) or fetch.experiment != self.experiment:
             return
         self.reading = False
+        if message.keys is not None:
+            self.keys[fetch.experiment] = message.keys
         table = self.table
         if fetch.mode == "append" and fetch.offset != len(table.run_order):
             return
@@ -162,11 +244,13 @@ class ExperimentsScreen(MlboxScreen):
             self.applied_filter = fetch.filter
             self.query_one("#filter-error", Static).update("")
             self.remove_class("filter-invalid")
+            self._save_view()
         self.total = page.total
         if fetch.mode == "append":
             columns = table.shown_columns
-        else:  # the columns follow the first page: the runs the user sees first
-            columns = run_columns.choose_columns(page.runs[: self.ctx.page_size], keep=self.sort_key)
+        else:
+            columns, fixed = self._columns(page)
+            table.fixed_columns = fixed
         table.show(
             page.runs,
             columns,
@@ -186,9 +270,32 @@ class ExperimentsScreen(MlboxScreen):
             self.add_class("filter-invalid")
             self.query_one("#filter", Input).focus()  # to fix it
 
+    def available_columns(self) -> tuple[run_columns.Column, ...]:
+        """Every column the scope can show: its params and metrics (the chooser's list)."""
+        keys = self.keys.get(self.experiment, RunKeys(params=[], metrics=[]))
+        if self.experiment == ALL:
+            return run_columns.all_columns(keys)
+        return run_columns.experiment_columns(keys)
+
+    def _columns(self, page: RunPage) -> tuple[tuple[run_columns.Column, ...], int]:
+        """The columns to show and how many are pinned at the left.
+
+        One experiment shows all its params and metrics; all experiments
+        together show the metric keys and params most of the first page's
+        runs have (the union would push the interesting ones off-screen).
+        Either way the user's choice of columns (the view) wins.
+        """
+        available = self.available_columns()
+        if self.experiment == ALL:  # the columns follow the first page: the runs the user sees first
+            default = run_columns.choose_columns(page.runs[: self.ctx.page_size], keep=self.sort_key)
+        else:
+            default = available
+        return run_columns.arrange(available, default, self.shown, self.pinned, keep=self.sort_key)
+
     def _show_summary(self) -> None:
         table = self.table
-        parts = [f"{len(table.run_order):,} of {self.total:,} runs"]
+        parts = [] if self.experiment == ALL else [f"experiment {self.experiment}"]
+        parts.append(f"{len(table.run_order):,} of {self.total:,} runs")
         if self.applied_filter:
             parts.append(f"filter: {self.applied_filter}")
         column = self._sort_column()
@@ -226,19 +333,79 @@ class ExperimentsScreen(MlboxScreen):
         else:
             self.sort_on(key, column.descending_first)
 
-    def action_cycle_sort(self) -> None:
-        sortable = [c for c in self.table.shown_columns if c.sort is not None]
-        if not sortable:
-            return
-        keys = [c.key for c in sortable]
-        nxt = sortable[(keys.index(self.sort_key) + 1) % len(keys)] if self.sort_key in keys else sortable[0]
-        self.sort_on(nxt.key, nxt.descending_first)
+    def action_pick_sort(self) -> None:
+        columns = [*self.table.shown_columns, *self.available_columns()]
+        self.app.push_screen(SortPicker(columns, self.sort_key, self.sort_desc), self._sort_picked)
+
+    def _sort_picked(self, choice: SortChoice | None) -> None:
+        if choice is not None:
+            self.sort_on(*choice)
 
     def action_reverse_sort(self) -> None:
         if self.sort_key is None:
             self.sort_on("id", False)
         else:
             self.sort_on(self.sort_key, not self.sort_desc)
+
+    # -- columns and views ------------------------------------------------------------
+
+    def action_choose_columns(self) -> None:
+        table = self.table
+        shown = [c.key for c in table.shown_columns]
+        available = list(table.shown_columns)
+        available += [c for c in self.available_columns() if c.key not in set(shown)]
+        self.app.push_screen(ColumnChooser(available, shown, self.pinned), self._columns_chosen)
+
+    def _columns_chosen(self, choice: ColumnChoice | None) -> None:
+        if choice is None:
+            return
+        self.shown, self.pinned = choice.shown, choice.pinned
+        self.request("replace", self.applied_filter)
+
+    def action_reset_view(self) -> None:
+        self.shown, self.pinned, self.sort_key, self.sort_desc = None, [], None, True
+        self.request("replace", self.applied_filter)
+
+    def _restore_view(self, scope: str) -> None:
+        view = self.views.get(scope, View())
+        self.shown, self.pinned = view.columns, list(view.pinned)
+        self.sort_key, self.sort_desc = view.sort_key, view.sort_desc
+        self.applied_filter = view.filter
+        self.query_one("#filter", Input).value = view.filter
+
+    def _save_view(self) -> None:
+        """Remember this scope's view, written only when it changed (switching scopes writes nothing)."""
+        view = View(
+            columns=self.shown,
+            pinned=self.pinned,
+            sort_key=self.sort_key,
+            sort_desc=self.sort_desc,
+            filter=self.applied_filter,
+        )
+        if self.views.get(self.experiment, View()) == view:
+            return
+        self.views[self.experiment] = view
+        try:
+            saved_views.save(self.views_path, self.experiment, view)
+        except OSError as exc:
+            self.notify(f"the view was not saved: {exc}", title="Views", severity="warning")
+
+    # -- experiments -------------------------------------------------------------------
+
+    def action_focus_experiments(self) -> None:
+        self.query_one(ExperimentsList).focus()
+
+    @on(ExperimentsList.Chosen)
+    def experiment_chosen(self, event: ExperimentsList.Chosen) -> None:
+        self.choose_experiment(event.experiment)
+
+    def choose_experiment(self, experiment: str) -> None:
+        """Show ``experiment``'s runs (``ALL``: every run) with its saved view."""
+        self.experiment = experiment
+        self.table.clear_marks()
+        self._restore_view(experiment)
+        self.request("replace", self.applied_filter, keys=True)
+        self.table.focus()
 
     # -- filter --------------------------------------------------------------------
 

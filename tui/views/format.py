@@ -65,6 +65,18 @@ def number(value: float | None, digits: int = 6) -> str:
     return f"{value:.{digits}g}"
 
 
+def param(text: str, digits: int = 6) -> str:
+    """A param as logged, but a float with more than ``digits`` significant digits
+    shortened to them (``0.30000000000000004`` reads ``0.3``); ints and words as they are."""
+    if not re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?", text.strip()):
+        return text
+    value = float(text)
+    if re.fullmatch(r"[-+]?\d+", text.strip()) or not math.isfinite(value):
+        return text
+    short = f"{value:.{digits}g}"
+    return short if len(short) < len(text) else text
+
+
 def status(name: str) -> Text:
     """A run status in its colour with an icon, so it reads without colour too."""
     return Text(f"{STATUS_ICONS.get(name, '?')} {name}", style=STATUS_STYLES.get(name, ""))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from rich.text import Text
 
+from mlbox.tracking.keys import RunKeys
 from mlbox.tracking.schemas import Run
 from mlbox.tui.views import format as fmt
 
@@ -54,7 +55,7 @@ class Column:
                 return Text("")
             return Text(fmt.number(run.metrics[name], digits=4), justify="right")
         if kind == "param":
-            return fmt.inert(run.params.get(name, ""), justify="left")
+            return fmt.inert(fmt.param(run.params.get(name, "")), justify="left")
         raise KeyError(self.key)
 
 
@@ -106,3 +107,38 @@ def order_by(column: Column | None, descending: bool) -> list[str] | None:
     if column is None or column.sort is None:
         return None
     return [f"{column.sort} {'DESC' if descending else 'ASC'}"]
+
+
+def experiment_columns(keys: RunKeys) -> tuple[Column, ...]:
+    """Every column of one experiment's table: no experiment column, all its metrics and params."""
+    fixed = tuple(c for c in FIXED if c.key != "experiment")
+    return (*fixed, *map(metric_column, keys.metrics), *map(param_column, keys.params))
+
+
+def all_columns(keys: RunKeys) -> tuple[Column, ...]:
+    """Every column the table over all experiments can show (the column chooser's list)."""
+    return (*FIXED, *map(metric_column, keys.metrics), *map(param_column, keys.params))
+
+
+def arrange(
+    available: Sequence[Column],
+    default: Sequence[Column],
+    shown: Sequence[str] | None,
+    pinned: Sequence[str],
+    keep: str | None = None,
+) -> tuple[tuple[Column, ...], int]:
+    """The columns to show, in order, and how many stay at the left (DataTable's ``fixed_columns``).
+
+    ``shown`` is the user's choice of column keys (None: ``default``); the
+    mark column comes first, then the ``pinned`` ones in pin order, then the
+    rest in ``available`` order. ``keep`` (the sort column) is shown even when
+    the user hid it, so the table never sorts by something out of sight.
+    """
+    by_key = {c.key: c for c in (*available, *default)}
+    keys = [c.key for c in default] if shown is None else [c.key for c in available if c.key in set(shown)]
+    if keep is not None and keep not in keys and keep in by_key:
+        keys.append(keep)
+    pins = [k for k in pinned if k in by_key and k != "mark"]
+    rest = [k for k in keys if k not in pins and k != "mark"]
+    columns = (by_key["mark"] if "mark" in by_key else FIXED[0], *(by_key[k] for k in (*pins, *rest)))
+    return columns, 1 + len(pins)

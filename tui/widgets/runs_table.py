@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import ClassVar, Literal
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
 
@@ -52,6 +53,15 @@ class RunsTable(DataTable[Text]):
         self.run_order: list[int] = []
         self.run_by_id: dict[int, Run] = {}
         self.marked: list[int] = []
+
+    async def _on_idle(self, event: events.Idle) -> None:
+        """DataTable measures new rows when idle; a frame drawn before that has label-wide
+        columns, and a new width that leaves the scroll size as it was repaints nothing."""
+        measured = self._require_update_dimensions
+        await super()._on_idle(event)
+        if measured:
+            self._clear_caches()  # cells rendered at the old widths
+            self.refresh()
 
     # -- what is shown ---------------------------------------------------------
 
