@@ -313,7 +313,9 @@ def run_demo(services: Services, *, quick: bool = False, console: Console | None
     mlbox.set_home(services.settings.home)
     from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
-    state = DemoState(services=services, console=console or Console(), quick=quick)
+    state = DemoState(
+        services=services, console=console or Console(soft_wrap=not sys.stdout.isatty()), quick=quick
+    )
     with threadpool_limits(limits=THREADS):
         for step in STEPS:
             step.run(state)
