@@ -24,13 +24,10 @@ import asyncio
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 
 def active_learning(seeds: int) -> dict[str, Any]:
@@ -232,4 +229,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
