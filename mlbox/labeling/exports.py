@@ -7,7 +7,6 @@ never overwrites a file, even one that appears while it is being written.
 
 from __future__ import annotations
 
-import csv
 import os
 import tempfile
 from collections.abc import Callable
