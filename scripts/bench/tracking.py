@@ -16,6 +16,13 @@ Four figures, each against the target issue 2 sets:
    ``mlbox.tui.bench.time_open_runs_table`` in a fresh interpreter, when that
    module exists).
 
+5. The MLflow client over HTTP (issue 17): the workload of 2., sent by
+   MLflow's own client into ``mlbox up``'s MLflow REST API
+   (``MLFLOW_TRACKING_URI``, ``MLFLOW_TRACKING_TOKEN``), beside the same
+   client into ``mlflow server`` with its SQLite backend, both on 127.0.0.1:
+   points/s for ``log_metric`` and ``log_batch``. Target: mlbox ≥ 10× for both.
+   ``--only-rest`` measures this part alone.
+
 Run with ``.venv/bin/python scripts/bench/tracking.py`` (``--help`` for the
 knobs). It is a benchmark, not a test: a missed target prints FAIL and the
 exit code stays 0; only a lost point (a correctness failure) exits 1.
@@ -248,6 +255,138 @@ def bench_mlflow(tmp: Path, calls: int, batch_points: int, res: Results) -> None
     res.figures["mlflow"] = out
 
 
+# -- 5. the MLflow client over HTTP: mlbox's REST API beside MLflow's server ----------------
+
+REST_TARGET = 10.0  # × MLflow's own server, for log_metric and log_batch
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 120.0) -> bool:
+    import httpx
+
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            return False
+        try:
+            if httpx.get(url, timeout=2, trust_env=False).status_code < 500:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _run_client(peer: _peers.Peer, tmp: Path, cfg: dict[str, Any], token: str | None) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "GIT_PYTHON_REFRESH": "quiet",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    }
+    env.pop("PYTHONPATH", None)
+    env.pop("MLFLOW_TRACKING_TOKEN", None)
+    if token:
+        env["MLFLOW_TRACKING_TOKEN"] = token
+    script = tmp / "mlflow_rest_bench.py"
+    script.write_text(MLFLOW_CODE)
+    proc = subprocess.run(
+        [str(peer.python), str(script), json.dumps(cfg)],
+        capture_output=True,
+        text=True,
+        cwd=tmp,
+        env=env,
+        timeout=1800,
+    )
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
+        raise RuntimeError(f"exit {proc.returncode}:\n{tail}")
+    out: dict[str, Any] = json.loads(lines[-1])
+    out["log_metric_rate"] = cfg["log_metric_calls"] / out["log_metric_s"]
+    out["log_batch_rate"] = out["log_batch_points"] / out["log_batch_s"]
+    out["complete"] = (
+        out["log_metric_stored"] == cfg["log_metric_calls"]
+        and out["log_batch_stored"] == out["log_batch_points"]
+    )
+    return out
+
+
+def bench_mlflow_rest(tmp: Path, calls: int, batch_points: int, res: Results) -> None:
+    """The same MLflow client workload into ``mlbox up`` and into ``mlflow server`` (SQLite)."""
+    try:
+        peer = _peers.ensure_peer("mlflow", "mlflow", "mlflow")
+    except _peers.PeerUnavailable as exc:
+        res.notes.append(f"MLflow REST: not measured: {exc}")
+        return
+    cfg = {"log_metric_calls": calls, "batch_points": batch_points, "batch_size": 1000, "keys": KEYS}
+    figures: dict[str, Any] = {"version": peer.version, "calls": calls}
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        # mlbox up, on a fresh home
+        home = tmp / "rest-home"
+        mlbox_exe = Path(sys.executable).parent / "mlbox"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLBOX_")}
+        env["MLBOX_HOME"] = str(home)
+        log = open(tmp / "mlbox-up.log", "wb")  # noqa: SIM115 - closed with the process
+        up = subprocess.Popen([str(mlbox_exe), "up", "--port", "0"], env=env, stdout=log, stderr=log)
+        procs.append(up)
+        announced = home / "appliance.json"
+        end = time.monotonic() + 120
+        while not announced.exists() and time.monotonic() < end and up.poll() is None:
+            time.sleep(0.1)
+        if not announced.exists():
+            res.notes.append("MLflow REST: mlbox up did not start")
+            return
+        url = json.loads(announced.read_text())["url"]
+        token = (home / "token").read_text().strip()
+        say(
+            f"MLflow {peer.version} client into mlbox up ({url}): {calls:,} log_metric, {batch_points:,} points …"
+        )
+        figures["mlbox"] = _run_client(peer, tmp, {**cfg, "uri": url}, token)
+
+        # MLflow's own server, SQLite backend
+        port = _free_port()
+        server_log = open(tmp / "mlflow-server.log", "wb")  # noqa: SIM115 - closed with the process
+        mlflow_exe = peer.python.parent / "mlflow"
+        server = subprocess.Popen(
+            [str(mlflow_exe), "server", "--backend-store-uri", f"sqlite:///{tmp / 'mlflow-server.db'}",
+             "--default-artifact-root", str(tmp / "mlflow-artifacts"), "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "1"],
+            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},
+            stdout=server_log,
+            stderr=server_log,
+            cwd=tmp,
+        )  # fmt: skip
+        procs.append(server)
+        if not _wait_http(f"http://127.0.0.1:{port}/health", server):
+            res.notes.append(f"MLflow REST: mlflow server did not start (see {tmp / 'mlflow-server.log'})")
+            return
+        say(f"MLflow {peer.version} client into mlflow server (SQLite): the same workload …")
+        figures["server"] = _run_client(peer, tmp, {**cfg, "uri": f"http://127.0.0.1:{port}"}, None)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        res.notes.append(f"MLflow REST: failed: {exc}")
+    finally:
+        for proc in procs:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        res.figures["rest"] = figures
+        if any(not figures.get(k, {}).get("complete", True) for k in ("mlbox", "server")):
+            res.notes.append("MLflow REST: a server read back fewer points than were logged")
+            res.lost_points = res.lost_points or not figures.get("mlbox", {}).get("complete", True)
+
+
 # -- 3. search over many runs -----------------------------------------------------------
 
 
@@ -477,6 +616,41 @@ def report(res: Results) -> str:
                 verdict(ref2 >= LOG_BATCH_TARGET),
             )
         )
+    rest = f.get("rest")
+    if rest and "mlbox" in rest:
+        mb = rest["mlbox"]
+        rows.append(
+            (
+                f"MLflow {rest['version']} client → mlbox up: log_metric",
+                f"{mb['log_metric_rate']:,.0f} points/s",
+                "",
+                "",
+            )
+        )
+        rows.append(("MLflow client → mlbox up: log_batch", f"{mb['log_batch_rate']:,.0f} points/s", "", ""))
+        sv = rest.get("server")
+        if sv:
+            rows.append(
+                (
+                    "MLflow client → mlflow server (SQLite): log_metric",
+                    f"{sv['log_metric_rate']:,.0f} points/s",
+                    "",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    "MLflow client → mlflow server (SQLite): log_batch",
+                    f"{sv['log_batch_rate']:,.0f} points/s",
+                    "",
+                    "",
+                )
+            )
+            for kind in ("log_metric", "log_batch"):
+                ratio = mb[f"{kind}_rate"] / sv[f"{kind}_rate"]
+                rest[f"ratio_{kind}"] = ratio
+                rows.append((f"ratio over REST, {kind}: mlbox / MLflow server", f"{ratio:,.1f}×",
+                             f"≥ {REST_TARGET:.0f}×", verdict(ratio >= REST_TARGET)))  # fmt: skip
     s = f.get("search")
     if s:
         rows.append(
@@ -533,6 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mlflow-calls", type=int, default=5_000, help="MLflow log_metric calls")
     ap.add_argument("--mlflow-batch-points", type=int, default=100_000, help="MLflow log_batch points")
     ap.add_argument("--skip-mlflow", action="store_true", help="measure mlbox only")
+    ap.add_argument("--only-rest", action="store_true", help="only the MLflow client over HTTP (figure 5)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     ap.add_argument("--keep", action="store_true", help="keep the temporary homes and print where")
     args = ap.parse_args(argv)
@@ -544,11 +719,15 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="mlbox-bench-"))
     try:
         res.figures["fsync_ms"] = fsync_latency(tmp) * 1000
-        bench_logging(tmp / "logging-home", args.points, res)
-        if not args.skip_mlflow:
-            bench_mlflow(tmp, args.mlflow_calls, args.mlflow_batch_points, res)
-        bench_search(tmp / "search-home", args.runs, args.searches, res)
-        bench_tui(tmp / "search-home", args.runs, res)
+        if args.only_rest:
+            bench_mlflow_rest(tmp, args.mlflow_calls, args.mlflow_batch_points, res)
+        else:
+            bench_logging(tmp / "logging-home", args.points, res)
+            if not args.skip_mlflow:
+                bench_mlflow(tmp, args.mlflow_calls, args.mlflow_batch_points, res)
+                bench_mlflow_rest(tmp, args.mlflow_calls, args.mlflow_batch_points, res)
+            bench_search(tmp / "search-home", args.runs, args.searches, res)
+            bench_tui(tmp / "search-home", args.runs, res)
     finally:
         if args.keep:
             say(f"kept {tmp}")
