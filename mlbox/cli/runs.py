@@ -157,3 +157,67 @@ def runs_export(ctx: Context, run_id: str, output: str) -> None:
         raise click.BadParameter(f"{output!r} is a folder; give a file name", param_hint="--output")
     n = ctx.services.tracking.export_metrics(_run_id(run_id), output)
     click.echo(f"wrote {n} points to {output}")
+
+
+def _under(path: str, prefix: str) -> bool:
+    """``path`` is ``prefix`` itself or lies in the folder ``prefix``."""
+    prefix = prefix.strip("/")
+    return not prefix or path == prefix or path.startswith(prefix + "/")
+
+
+@runs.command("artifacts")
+@click.argument("run_id")
+@click.argument("path", required=False, default="")
+@click.option(
+    "--output",
+    "-o",
+    "dest",
+    help="Download into this folder (kept as the artifacts' paths), or to this file for one artifact.",
+)
+@json_option
+@pass_ctx
+def runs_artifacts(ctx: Context, run_id: str, path: str, dest: str | None, as_json: bool) -> None:
+    """List a run's artifacts (under PATH, a file or folder), or download them with -o, verified by hash.
+
+    A download never overwrites a different file: a file already there with the
+    same content is kept, one with other content stops the download before any
+    byte is written.
+    """
+    from mlbox.cli.artifacts_download import plan, write
+
+    tracking = ctx.services.tracking
+    rid = _run_id(run_id)
+    items = [a for a in tracking.list_artifacts(rid) if _under(a.path, path)]
+    if path and not items:
+        raise click.BadParameter(f"run {rid} has no artifact or folder {path!r}", param_hint="PATH")
+    if dest is None:
+        if as_json:
+            echo_json(items)
+            return
+        print_table(
+            ["PATH", "SIZE", "SHA256"],
+            [(a.path, fmt_size(a.size), a.sha256[:16]) for a in items],
+            empty=f"run {rid} has no artifacts",
+            right={"SIZE"},
+        )
+        return
+    targets = plan(items, path, dest)
+    written, kept = write(targets, lambda p: tracking.read_artifact(rid, p))
+    total = sum(t.info.size for t in targets)
+    if as_json:
+        echo_json({"written": [str(t.target) for t in written], "kept": [str(t.target) for t in kept]})
+        return
+    click.echo(
+        f"downloaded {len(written)} file{'s' if len(written) != 1 else ''} ({fmt_size(total)}) to {dest}"
+        + (f", {len(kept)} already there" if kept else "")
+        + ", sha256 verified"
+    )
+
+
+def fmt_size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
