@@ -94,6 +94,8 @@ def test_every_models_route_needs_the_token(app: Litestar, services: Services, r
         ("DELETE", PREFIX + "/{name}/aliases/{alias}"),
         ("GET", PREFIX + "/{name}/aliases/{alias}/history"),
         ("GET", PREFIX + "/{name}/history"),
+        ("POST", PREFIX + "/{name}/explain"),
+        ("GET", PREFIX + "/{name}/importance"),
     }
 
     def body(method: str) -> dict[str, Any] | None:
