@@ -201,13 +201,13 @@ def test_monitor_raises_an_alert_once_and_clears_it(world: World, tmp_path: Path
     assert "input_0" in next(a.message for a in mon.alerts() if a.check == "drift")
 
     # the loop runs it only when due
-    assert mon.reconcile_once(now=T0 + 1320)["ran"] == []
+    assert mon.reconcile_once(now=T0 + 1320) == {}
     # the clean window: both clear
     clean = mon.run_monitor(m.id, now=T0 + 300)
     assert {a.check for a in clean.cleared} == {"drift", "outliers"}
     assert mon.alerts(open_only=True) == [] and len(mon.alerts()) == 2
     assert len(marker.read_text().split()) == 2
-    assert mon.reconcile_once(now=T0 + 1300 + 61)["ran"] == [m.id]
+    assert mon.reconcile_once(now=T0 + 1300 + 61)["monitors_ran"] == [m.id]
     assert len(mon.alerts(open_only=True)) == 2  # breached again: raised again, once
     # an empty window is recorded on the monitor, not an alert
     empty = mon.run_monitor(m.id, now=T0 + 90_000)

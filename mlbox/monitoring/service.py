@@ -809,7 +809,7 @@ class MonitoringService:
             log.warning("the alert command of %s@%s failed: %s", alert.model, alert.alias, exc)
 
     def reconcile_once(self, now: float | None = None) -> dict[str, builtins.list[int]]:
-        """Run every monitor that is due; returns the ids of monitors run and alerts raised."""
+        """Run every monitor that is due; the ids of monitors run and alerts raised (no key for none)."""
         now = time.time() if now is None else now
         ran: builtins.list[int] = []
         raised: builtins.list[int] = []
@@ -827,4 +827,9 @@ class MonitoringService:
                 continue
             ran.append(m.id)
             raised += [a.id for a in result.raised]
-        return {"ran": ran, "raised": raised}
+        out: dict[str, builtins.list[int]] = {}
+        if ran:
+            out["monitors_ran"] = ran
+        if raised:
+            out["alerts_raised"] = raised
+        return out
