@@ -35,9 +35,13 @@ def paths(prefixes: Sequence[str], path: str) -> list[str]:
     return [f"{prefix}{path}" for prefix in prefixes]
 
 
-def mlflow_response(code: str, message: str, headers: dict[str, str] | None = None) -> Response[Any]:
+def mlflow_response(
+    code: str, message: str, headers: dict[str, str] | None = None, extra: dict[str, str] | None = None
+) -> Response[Any]:
+    """MLflow's body; ``extra`` adds mlbox's own keys (``error``, ``field``), which MLflow's client
+    ignores and mlbox's tools read, so one body serves both."""
     return Response(
-        {"error_code": code, "message": message},
+        {"error_code": code, "message": message, **(extra or {})},
         status_code=ERROR_STATUS.get(code, 400),
         media_type="application/json",
         headers=headers,
@@ -63,7 +67,7 @@ def _mlbox_error(request: Request[Any, Any, Any], exc: MlboxError) -> Response[A
     if code == "INTERNAL_ERROR":
         log.error("%s %s: %s", request.method, request.url.path, exc.message)
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthorized) else None
-    return mlflow_response(code, exc.message, headers)
+    return mlflow_response(code, exc.message, headers, exc.to_dict())
 
 
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
