@@ -23,6 +23,7 @@ from mlbox.tracking.schemas import Comparison, Run
 from mlbox.tracking.series import Chunk
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.views import format as fmt
+from mlbox.tui.widgets.curve_keys import CURVE_BINDINGS, CurveKeys
 from mlbox.tui.widgets.metric_plot import MetricPlot
 
 DIFFERS = "bold #e3b341"
@@ -52,7 +53,12 @@ def comparison_rows(comparison: Comparison) -> list[list[str | Text]]:
     for key, values in comparison.params.items():
         differs = len(set(values)) > 1
         style = DIFFERS if differs else ""
-        rows.append([fmt.inert(f"params.{key}", style), *(fmt.inert(v or "-", style) for v in values)])
+        rows.append(
+            [
+                fmt.inert(f"params.{key}", style),
+                *(fmt.inert(fmt.param(v) if v else "-", style) for v in values),
+            ]
+        )
     for key, numbers in comparison.metrics.items():
         rows.append(
             [
@@ -68,11 +74,12 @@ def shared_metric(comparison: Comparison) -> str:
     return min(comparison.metrics, key=lambda k: (-sum(v is not None for v in comparison.metrics[k]), k))
 
 
-class CompareScreen(MlboxScreen):
+class CompareScreen(MlboxScreen, CurveKeys):
     SECTION = "experiments"
     CSS_PATH = "compare.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
+        *CURVE_BINDINGS,
         Binding("m", "focus_metric", "Metric"),
     ]
 

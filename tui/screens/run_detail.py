@@ -30,6 +30,7 @@ from mlbox.tracking.series import Chunk
 from mlbox.tui.messages import ServiceFailed
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.views import format as fmt
+from mlbox.tui.widgets.curve_keys import CURVE_BINDINGS, CurveKeys
 from mlbox.tui.widgets.metric_plot import MetricPlot
 
 
@@ -81,11 +82,12 @@ def code_and_environment(detail: RunDetail) -> list[tuple[str, str]]:
     return rows
 
 
-class RunDetailScreen(MlboxScreen):
+class RunDetailScreen(MlboxScreen, CurveKeys):
     SECTION = "experiments"
     CSS_PATH = "run_detail.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
+        *CURVE_BINDINGS,
         Binding("k", "focus_keys", "Curves"),
     ]
 
@@ -213,7 +215,7 @@ class RunDetailScreen(MlboxScreen):
         ]
         tables: dict[str, list[tuple[str | Text, ...]]] = {
             "metrics": list(metric_rows),
-            "params": sorted(run.params.items()),
+            "params": [(k, fmt.param(v)) for k, v in sorted(run.params.items())],
             "tags": sorted(run.tags.items()),
             "artifacts": [(a.path, _right(fmt.size(a.size)), a.sha256[:12]) for a in detail.artifacts],
             "datasets": [

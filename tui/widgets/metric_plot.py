@@ -3,6 +3,11 @@
 Keeps the series it drew (`series`), so a test — or a live refresh — can
 see what is on screen. NaN and ±inf points are left out of the curve: a
 plot cannot place them, and the metrics table still shows them.
+
+How the curves are drawn is a `CurveOptions` (x axis, EMA smoothing, log y;
+`views.curves`): the screen steps it from the keyboard. A smoothed curve is
+drawn over its raw points, dimmed; the lowest, highest and last raw values
+are marked (▼ ▲ ●) and named in the title when one curve is shown.
 """
 
 from __future__ import annotations
@@ -14,8 +19,25 @@ from textual_plotext import PlotextPlot
 
 from mlbox.textsafe import visible
 from mlbox.tracking.series import Chunk
+from mlbox.tui.views import curves
+from mlbox.tui.views import format as fmt
+from mlbox.tui.views.curves import CurveOptions
 
 Series = tuple[list[int], list[float]]
+LEGEND_CHARS = 20
+"""A legend entry's longest label: many runs' names must not push the plot away."""
+MARKED_CURVES = 3
+"""Min/max/last marks are drawn for this many curves at most (more is clutter)."""
+
+
+def finite_times(chunk: Chunk) -> list[float]:
+    """The timestamps of the points `finite` keeps."""
+    return [t for t, v in zip(chunk.ts, chunk.values, strict=True) if math.isfinite(v)]
+
+
+def legend_label(label: str) -> str:
+    label = visible(label)
+    return label if len(label) <= LEGEND_CHARS else label[: LEGEND_CHARS - 1] + "…"
 
 
 def finite(chunk: Chunk) -> Series:
@@ -40,8 +62,12 @@ class MetricPlot(PlotextPlot):
     def __init__(self, *, id: str | None = None, empty: str = "no metric selected") -> None:
         super().__init__(id=id)
         self.series: dict[str, Series] = {}
+        self.times: dict[str, list[float]] = {}
         self.empty = empty
         self.plot_title = ""
+        self.options = CurveOptions()
+        self.drawn: dict[str, tuple[list[float], list[float]]] = {}
+        """What was drawn for each label after the options (x, y): for tests and the benchmark."""
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -50,18 +76,54 @@ class MetricPlot(PlotextPlot):
     def show_series(self, series: Mapping[str, Chunk], title: str = "") -> None:
         """Replace the curves: one line per label, in the order given."""
         self.series = {label: finite(chunk) for label, chunk in series.items()}
+        self.times = {label: finite_times(chunk) for label, chunk in series.items()}
         self.plot_title = title
+        self._draw()
+
+    def set_options(self, options: CurveOptions) -> None:
+        self.options = options
         self._draw()
 
     def _draw(self) -> None:
         plt = self.plt
         plt.clear_data()
-        plotted = False
+        opts = self.options
+        starts = [ts[0] for ts in self.times.values() if ts]
+        t0 = min(starts) if starts else None  # relative time: since the first run's first point
+        ends = [ts[-1] for ts in self.times.values() if ts]
+        label_x, per = curves.x_label(opts.x, (max(ends) - t0) if ends and t0 is not None else 0.0)
+        self.drawn = {}
+        notes: list[str] = []
+        marked = len(self.series) <= MARKED_CURVES
         for label, (steps, values) in self.series.items():
-            if steps:
-                # braille dots draw a fine curve; a lone point (a baseline's one value) needs a bigger mark
-                plt.plot(steps, values, label=visible(label), marker="braille" if len(steps) > 2 else "●")
-                plotted = True
-        plt.title(visible(self.plot_title) if plotted else self.empty)  # a run name, a metric key
-        plt.xlabel("step" if plotted else "")
+            if not steps:
+                continue
+            xs = [x / per for x in curves.x_values(steps, self.times.get(label, []), opts.x, t0)]
+            ys = curves.ema(values, opts.smoothing)
+            raw_x, raw_y = xs, values
+            if opts.log_y:
+                xs, ys = curves.log_safe(xs, ys)
+                raw_x, raw_y = curves.log_safe(raw_x, raw_y)
+            if not xs:
+                continue
+            self.drawn[label] = (xs, ys)
+            if opts.smoothing and len(raw_x) > 2:
+                plt.plot(raw_x, raw_y, marker="braille", color="gray")  # the raw points under the smoothed
+            # braille dots draw a fine curve; a lone point (a baseline's one value) needs a bigger mark
+            plt.plot(xs, ys, label=legend_label(label), marker="braille" if len(xs) > 2 else "●")
+            m = curves.marks(raw_x, raw_y)
+            if marked and m is not None and len(raw_x) > 1:
+                plt.scatter([m.low[0]], [m.low[1]], marker="▼", color="cyan")
+                plt.scatter([m.high[0]], [m.high[1]], marker="▲", color="orange")
+                plt.scatter([m.last[0]], [m.last[1]], marker="●", color="white")
+                if len(self.series) == 1:
+                    notes.append(
+                        f"min {fmt.number(m.low[1], 4)}  max {fmt.number(m.high[1], 4)}"
+                        f"  last {fmt.number(m.last[1], 4)}"
+                    )
+        plotted = bool(self.drawn)
+        plt.yscale("log" if opts.log_y else "linear")
+        title = "  ·  ".join([visible(self.plot_title), opts.describe(), *notes])  # a run name, a metric key
+        plt.title(title if plotted else self.empty)
+        plt.xlabel(label_x if plotted else "")
         self.refresh()
