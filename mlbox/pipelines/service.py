@@ -625,23 +625,25 @@ class PipelineService:
             while True:
                 self._follow(conn, run, settled, now)
                 settled = []
+                batch: list[tuple[_Step, str]] = []
                 for n in sorted(run.live, key=run.index.__getitem__):
                     st = run.steps[n]
                     if st.state != "ready" or st.not_before > now:
                         continue
-                    claimed = self._start(conn, run, st, now, changes)
-                    if claimed is None:
+                    key = self._cached(conn, run, st, now, changes)
+                    if key is None:
                         settled.append(n)
-                    elif claimed:
-                        if st.as_job:
-                            jobs.append(st)
-                        else:
-                            node = run.graph.nodes[n]
-                            upstream = {
-                                d: (run.steps[d].out_kind or "", run.steps[d].out_payload or "")
-                                for d in st.deps
-                            }
-                            launch.append((st, node, upstream))
+                    else:
+                        batch.append((st, key))
+                for st in self._claim(conn, run, batch, now, changes):
+                    if st.as_job:
+                        jobs.append(st)
+                    else:
+                        node = run.graph.nodes[st.node]
+                        upstream = {
+                            d: (run.steps[d].out_kind or "", run.steps[d].out_payload or "") for d in st.deps
+                        }
+                        launch.append((st, node, upstream))
                 if not settled:
                     break
             for st in jobs:
@@ -668,9 +670,8 @@ class PipelineService:
         for st, node, upstream in launch:
             self._pool_submit(run, st, node, upstream)
 
-    def _start(self, conn: Any, run: _Run, st: _Step, now: float, changes: Changes) -> bool | None:
-        """Reuse a cached result (None: the step settled), or claim the step (True; False when
-        another driver claimed it first)."""
+    def _cached(self, conn: Any, run: _Run, st: _Step, now: float, changes: Changes) -> str | None:
+        """Reuse an earlier result (None: the step settled); else the step's cache key."""
         node = run.graph.nodes[st.node]
         key = cache_key(node, run.params, {d: run.steps[d].out_hash or "" for d in st.deps})
         if st.use_cache and not run.no_cache:
@@ -706,18 +707,37 @@ class PipelineService:
                 self._track(run, st)
                 changes["cached"].append(st.id)
                 return None
-        cur = conn.execute(
-            "UPDATE step_runs SET state = 'running', attempt = attempt + 1, worker = ?, cache_key = ?,"
-            " started_at = ?, finished_at = NULL WHERE id = ? AND state = 'ready'",
-            (None if st.as_job else self._worker, key, now, st.id),
-        )
-        if cur.rowcount != 1:
-            return False  # another driver claimed it
-        st.state, st.attempt, st.worker = "running", st.attempt + 1, None if st.as_job else self._worker
-        self._track(run, st)
-        self._record_inputs(conn, st, node, run.params, now)
-        changes["started"].append(st.id)
-        return True
+        return key
+
+    def _claim(
+        self, conn: Any, run: _Run, batch: list[tuple[_Step, str]], now: float, changes: Changes
+    ) -> list[_Step]:
+        """Claim the ready steps of ``batch`` in one statement per kind; the ones this driver got
+        (another driver may have claimed some first)."""
+        if not batch:
+            return []
+        conn.executemany("UPDATE step_runs SET cache_key = ? WHERE id = ?", [(k, st.id) for st, k in batch])
+        claimed: set[int] = set()
+        for as_job, worker in ((False, self._worker), (True, None)):
+            ids = [st.id for st, _ in batch if st.as_job == as_job]
+            if not ids:
+                continue
+            rows = conn.execute(
+                "UPDATE step_runs SET state = 'running', attempt = attempt + 1, worker = ?, started_at = ?,"
+                " finished_at = NULL WHERE state = 'ready' AND id IN (SELECT value FROM json_each(?)) RETURNING id",
+                (worker, now, msgspec.json.encode(ids).decode()),
+            ).fetchall()
+            claimed.update(int(r[0]) for r in rows)
+        out: list[_Step] = []
+        for st, _key in batch:
+            if st.id not in claimed:
+                continue
+            st.state, st.attempt, st.worker = "running", st.attempt + 1, None if st.as_job else self._worker
+            self._track(run, st)
+            self._record_inputs(conn, st, run.graph.nodes[st.node], run.params, now)
+            changes["started"].append(st.id)
+            out.append(st)
+        return out
 
     def _still_stored(self, kind: str, payload: str) -> bool:
         if kind in ("frame", "polars", "array"):
