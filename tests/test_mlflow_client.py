@@ -164,6 +164,21 @@ TRACKING = """
 """
 
 
+MLBOX_TRACKING = textwrap.dedent(
+    """
+    import json
+    import mlbox
+
+    with mlbox.start_run("first-mlbox", log_code=False, log_environment=False) as run:
+        mlbox.log_params({"lr": 0.1, "depth": 3})
+        for step in range(5):
+            mlbox.log_metric("loss", 1.0 / (step + 1), step=step)
+        mlbox.set_tags({"team": "search", "stage": "dev"})
+    print(json.dumps({"run_id": run.id}))
+    """
+)
+
+
 def test_an_unmodified_mlflow_script_logs_into_mlbox(mlflow_python: Path, up: Up, tmp_path: Path) -> None:
     out = run_script(mlflow_python, up, TRACKING, tmp_path)
     assert out["history"] == [[s, 1.0 / (s + 1)] for s in range(5)]
@@ -184,6 +199,25 @@ def test_an_unmodified_mlflow_script_logs_into_mlbox(mlflow_python: Path, up: Up
     assert run["experiment"] == "mlflow-compat" and run["status"] == "finished" and run["name"] == "first"
     assert run["params"] == {"lr": "0.1", "depth": "3"} and run["metrics"] == {"loss": 0.2}
     assert {a["path"] for a in detail["artifacts"]} == {"notes.txt", "docs/notes.txt"}
+
+    # the same logging through mlbox's own client gives the same rows
+    mine = subprocess.run(
+        [sys.executable, "-c", MLBOX_TRACKING],
+        env={**up.env, "MLBOX_EXPERIMENT": "mlflow-compat"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert mine.returncode == 0, mine.stderr
+    mine_id = json.loads(mine.stdout.strip().splitlines()[-1])["run_id"]
+    with up.http() as http:
+        ours = http.get(f"/api/v1/runs/{mine_id}").json()["run"]
+        theirs_history = http.get(f"/api/v1/runs/{out['run_id']}/metrics/loss").json()
+        ours_history = http.get(f"/api/v1/runs/{mine_id}/metrics/loss").json()
+    assert ours["params"] == run["params"] and ours["metrics"] == run["metrics"]
+    assert {k: ours["tags"][k] for k in ("team", "stage")} == {k: run["tags"][k] for k in ("team", "stage")}
+    assert [p[0::2] for p in ours_history] == [p[0::2] for p in theirs_history]  # (step, value) rows
 
 
 def test_the_token_is_required(mlflow_python: Path, up: Up, tmp_path: Path) -> None:
