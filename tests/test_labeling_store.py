@@ -292,3 +292,15 @@ def test_annotate_many_is_all_or_nothing(lab: LabelingService) -> None:
     p = lab.project("pets")
     assert (p.labels, p.done) == (2, 2)
     assert [t.id for t in lab.next_tasks("pets", "bob", 5)] == [3]
+
+
+def test_jsonl_errors_name_the_line(lab: LabelingService, tmp_path: Path) -> None:
+    lab.create_project("pets", SCHEMA)
+    p = tmp_path / "t.jsonl"
+    p.write_text('{"text": "a"}\n\n{"text": "b"\n[1]\n')
+    with pytest.raises(InvalidInput, match=r"t\.jsonl: line 3: not JSON"):
+        lab.import_tasks("pets", p)
+    p.write_text('{"text": "a"}\n[1]\n')
+    with pytest.raises(InvalidInput, match="line 2: a task is a JSON object"):
+        lab.import_tasks("pets", p)
+    assert lab.project("pets").tasks == 0

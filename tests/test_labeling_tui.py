@@ -123,13 +123,11 @@ async def test_keys_label_accept_skip_undo_flag(lab_services: Services) -> None:
 
 async def test_digits_draw_as_half_blocks_and_cli_opens_the_project(lab_services: Services) -> None:
     app = app_for(lab_services)
+    app.call_later(open_annotator, app, "digits", "ann")  # what `mlbox label digits` does before app.run()
     async with app.run_test(size=(100, 30)) as pilot:
-        await settle(pilot)
-        open_annotator(app, "digits", "ann")
-        await settle(pilot)
+        await until(pilot, lambda: isinstance(app.screen, AnnotateScreen) and app.screen.current is not None)
         screen = app.screen
         assert isinstance(screen, AnnotateScreen)
-        await until(pilot, lambda: screen.current is not None)
         assert "▀" in text_of(app, "#body")
         await pilot.press("8")
         await until(pilot, lambda: screen.current is None and not screen.pending)
