@@ -74,6 +74,18 @@ async def test_screen_shows_drift_performance_and_alerts(seeded: Services) -> No
         assert "ran 1 monitor: 0 raised, 0 cleared" in str(screen.query_one("#summary", Static).render())
         assert len(seeded.monitoring.alerts()) == 2
 
+        # SHAP bars of the latest prediction: they add up to the prediction minus the baseline
+        shap = screen.query_one("#shap", Static)
+        await pilot.press("e")
+        await until(pilot, lambda: "latest prediction:" in str(shap.render()), lambda: str(shap.render()))
+        text = str(shap.render())
+        assert "input_" in text and "+" in text.split("\n", 1)[1], text
+        latest = seeded.monitoring.latest_rows("clf@champion", 1)
+        found = seeded.monitoring.explanations.explain("clf@champion", latest.to_numpy())
+        row = found.rows[0]
+        assert sum(row.values.values()) == pytest.approx(row.prediction - row.expected_value, abs=1e-6)
+        assert f"{row.prediction:.3g}" in text
+
 
 def _svg_text(svg: str) -> str:
     return "\n".join(html.unescape(t) for t in re.findall(r"<text[^>]*>(.*?)</text>", svg))

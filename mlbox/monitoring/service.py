@@ -38,7 +38,7 @@ from mlbox.monitoring.compare import Comparison
 from mlbox.monitoring.compare import bias as bias_of
 from mlbox.monitoring.compare import compare as compare_models
 from mlbox.monitoring.config import MonitoringSettings
-from mlbox.monitoring.logframe import PREDICTION, PROBA, feature_names, read_window
+from mlbox.monitoring.logframe import META, PREDICTION, PROBA, feature_names, read_window
 from mlbox.monitoring.migrations import migrations
 from mlbox.monitoring.profile import Profile, outlier_rate, profile
 from mlbox.monitoring.quality import quality
@@ -510,6 +510,17 @@ class MonitoringService:
             bias=found_bias,
         )
         return evaluation, window, sample
+
+    def latest_rows(self, ref: str, n: int = 1) -> pd.DataFrame:
+        """The feature columns of ``ref``'s last ``n`` logged rows (what an explanation takes)."""
+        mv = self.resolve(ref)
+        window = read_window(self.log_root, mv.name, mv.signature, version=mv.version)
+        if len(window) == 0:
+            raise InvalidInput(f"no logged predictions of {mv.name} version {mv.version}", field="window")
+        names = feature_names(mv.signature) or [
+            c for c in window.columns if c not in META and c != PREDICTION and not str(c).startswith(PROBA)
+        ]
+        return window[names].tail(n).reset_index(drop=True)
 
     def _compare(
         self, mv: ModelVersion, labelled: pd.DataFrame, ref: str, since: float | None, until: float | None

@@ -49,6 +49,15 @@ class Evaluated(Message):
         self.note = note
 
 
+class Explained(Message):
+    def __init__(self, seq: int, ref: str, lines: list[tuple[str, float, str]], note: str) -> None:
+        super().__init__()
+        self.seq = seq
+        self.ref = ref
+        self.lines = lines
+        self.note = note
+
+
 class MonitorScreen(MlboxScreen):
     SECTION = "monitor"
     TITLE = "Monitor"
@@ -60,11 +69,13 @@ class MonitorScreen(MlboxScreen):
     MonitorScreen #drift { height: 1fr; margin: 0 1 0 0; border: round $panel-lighten-2; }
     MonitorScreen #perf { height: 12; margin: 0 1 0 0; border: round $panel-lighten-2; }
     MonitorScreen DataTable:focus { border: round $accent; }
+    MonitorScreen #shap { height: auto; max-height: 11; margin: 0 1 0 0; padding: 0 1; }
     MonitorScreen #alerts { height: auto; max-height: 6; padding: 0 2; color: #f85149; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh"),
         Binding("m", "run_monitors", "Run monitors"),
+        Binding("e", "explain", "Explain latest"),
     ]
 
     def __init__(self) -> None:
@@ -79,6 +90,7 @@ class MonitorScreen(MlboxScreen):
             yield DataTable(id="targets", cursor_type="row", zebra_stripes=True)
             with Vertical(id="right"):
                 yield DataTable(id="drift", cursor_type="row", zebra_stripes=True)
+                yield Static("", id="shap")
                 yield PlotextPlot(id="perf")
         yield Static("", id="alerts")
 
@@ -102,6 +114,46 @@ class MonitorScreen(MlboxScreen):
         yield SystemCommand(
             "Run monitors now", "Run every monitor; raise or clear alerts", self.action_run_monitors
         )
+
+    def action_explain(self) -> None:
+        """SHAP values of the selected alias's latest logged prediction (`MonitoringService.explanations`)."""
+        if self.selected is None:
+            return
+        self.query_one("#shap", Static).update(
+            fmt.inert(f"explaining the latest prediction of {self.selected}…")
+        )
+        self.explain_latest(self.ask("explain"), self.selected)
+
+    @work(thread=True, group="monitoring-explain")
+    def explain_latest(self, seq: int, ref: str) -> None:
+        from mlbox.tui.views.monitoring import shap_bars
+
+        monitoring = self.ctx.services.monitoring
+        try:
+            explanations = monitoring.explanations
+            if explanations is None:
+                self.post_message(Explained(seq, ref, [], "explanations are not installed"))
+                return
+            rows = monitoring.latest_rows(ref, 1)
+            found = explanations.explain(ref, rows.to_numpy())
+            row = found.rows[0]
+            note = (
+                f"{found.method} ({found.explainer}) of {ref}'s latest prediction: {row.prediction:.3g}"
+                f" = {row.expected_value:.3g} + the values below ({found.output})"
+            )
+            self.post_message(Explained(seq, ref, shap_bars(row.values), note))
+        except MlboxError as exc:
+            self.post_message(Explained(seq, ref, [], f"cannot explain {ref}: {exc.message}"))
+
+    def on_explained(self, message: Explained) -> None:
+        if self.stale("explain", message.seq):
+            return
+        text = fmt.inert(message.note, "bold")
+        for feature, value, bar in message.lines:
+            text.append("\n")
+            text.append_text(fmt.inert(f"{feature[:14]:<14} {value:+.3g} "))
+            text.append(bar, style="#f85149" if value >= 0 else "#4ea1ff")
+        self.query_one("#shap", Static).update(text)
 
     def action_refresh(self) -> None:
         self.reload()
@@ -176,6 +228,10 @@ class MonitorScreen(MlboxScreen):
             self.show_target(chosen)
 
     def show_target(self, target: Target | None) -> None:
+        if target is None or target.ref != self.selected:
+            self.query_one("#shap", Static).update(
+                Text("e: SHAP values of the latest prediction", style="dim")
+            )
         self.selected = None if target is None else target.ref
         drift = self.query_one("#drift", DataTable)
         drift.clear()

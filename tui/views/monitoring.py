@@ -96,3 +96,11 @@ def summary(targets: Sequence[Target], alerts: Sequence[Alert]) -> str:
         f"{len(targets)} served alias{'' if len(targets) == 1 else 'es'} · {len(evaluated)} with a reference and traffic"
         f" · {drifting} drifting · {len(alerts)} open alert{'' if len(alerts) == 1 else 's'}"
     )
+
+
+def shap_bars(values: dict[str, float], k: int = 8, width: int = 24) -> list[tuple[str, float, str]]:
+    """The ``k`` largest attributions (by size) as (feature, value, bar): the bar's length is the
+    value's share of the largest, ``+`` pushing the prediction up and ``-`` down."""
+    ranked = sorted(values.items(), key=lambda kv: -abs(kv[1]))[:k]
+    top = max((abs(v) for _, v in ranked), default=0.0) or 1.0
+    return [(f, v, ("+" if v >= 0 else "-") * max(1, round(width * abs(v) / top))) for f, v in ranked]
