@@ -59,10 +59,12 @@ def test_an_old_home_opens_with_everything_in_it(old_home: Path, capsys: pytest.
     assert [(j.spec.name, j.state) for j in s.scheduler.list_jobs()] == [("fixture-job", "queued")]
     code, out, err = run_main(capsys, "doctor")
     assert code == 0, out + err
+    # migrations of this release newer than the fixture ran after one copy of the database
+    copies = list((old_home / "backups").iterdir()) if (old_home / "backups").exists() else []
+    assert len(copies) <= 1, copies
 
 
 def test_a_new_migration_runs_once_in_one_transaction_after_a_backup(old_home: Path) -> None:
-    Services.open(Settings.from_env())
     db = Database(old_home / "mlbox.db")
     runs_before = db.query("SELECT count(*) AS n FROM runs")[0]["n"]
     probe = Migrations("upgrade_probe")
@@ -73,7 +75,11 @@ def test_a_new_migration_runs_once_in_one_transaction_after_a_backup(old_home: P
 
     assert probe.apply(db) == ["m0001_probe"]
     assert probe.apply(db) == [], "applied once"
+    Services.open(Settings.from_env())  # the release's own sets: applied now if the fixture predates them
+    assert probe.apply(db) == []
     assert db.query("SELECT count(*) AS n FROM probe")[0]["n"] == 1
+    # one copy per process, before the first migration it applies (not again for the release's
+    # own sets that Services.open applied after it, when the fixture predates some of them)
     (snapshot,) = (old_home / "backups").iterdir()
     assert "before-upgrade_probe" in snapshot.name and oct(snapshot.stat().st_mode & 0o777) == "0o600"
     conn = sqlite3.connect(snapshot)
