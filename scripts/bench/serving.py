@@ -77,6 +77,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -170,6 +171,10 @@ class Phase:
             "rows_per_request": self.rows,
             "requests_per_s": round(self.rps, 1),
             "rows_per_s": round(self.rps * self.rows, 1),
+            # rows answered 200 per second: a 503 (admission shedding on a busy machine) scores nothing
+            "scored_rows_per_s": round((self.requests - self.errors) / self.seconds * self.rows, 1)
+            if self.seconds
+            else 0.0,
             "p50_ms": round(self.pct(0.50), 2),
             "p95_ms": round(self.pct(0.95), 2),
             "p99_ms": round(self.pct(0.99), 2),
@@ -380,7 +385,7 @@ def start_mlbox(workdir: Path) -> Server:
     mlbox_bin = Path(sys.executable).parent / "mlbox"
     proc = subprocess.Popen(
         [str(mlbox_bin), "up", "--port", str(port)],
-        env={**os.environ, "MLBOX_HOME": str(home)},
+        env={**os.environ, "MLBOX_HOME": str(home), **LATENCY_TOLERANCE},
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
@@ -568,6 +573,11 @@ def bench_server(server: Server, args: argparse.Namespace) -> dict[str, Any]:
 
 
 PREDICT_TARGET_ROWS_S = 1_000_000
+LATENCY_TOLERANCE: dict[str, str] = {}
+"""``--latency-tolerance``: MLBOX_SERVING_LATENCY_TOLERANCE for `mlbox up` (0: no per-model limit).
+The per-model admission limit learns its baseline from the fastest answers (single rows), so on a
+busy machine it refuses many 1,000-row requests at concurrency 16; this measures scoring without
+that policy (peers have none). Figures count only rows answered 200 either way."""
 
 
 def bench_predict(home: Path, rows_total: int, workdir: Path) -> dict[str, Any]:
@@ -591,6 +601,7 @@ def bench_predict(home: Path, rows_total: int, workdir: Path) -> dict[str, Any]:
     mlbox_bin = Path(sys.executable).parent / "mlbox"
     for label, extra in (("keep_inputs", []), ("no_keep_inputs", ["--no-keep-inputs"])):
         target = workdir / f"predict-{label}.parquet"
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         done = subprocess.run(
             [str(mlbox_bin), "predict", "gbc@champion", str(path), "--output", str(target), *extra],
@@ -603,9 +614,17 @@ def bench_predict(home: Path, rows_total: int, workdir: Path) -> dict[str, Any]:
             out[label] = {"error": (done.stderr or done.stdout)[-300:]}
             print(f"  mlbox predict {label}: failed: {out[label]['error']}", flush=True)
             continue
-        out[label] = {"seconds": round(seconds, 2), "rows_per_s": round(rows_total / seconds)}
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)  # robust to a busy machine
+        out[label] = {
+            "seconds": round(seconds, 2),
+            "rows_per_s": round(rows_total / seconds),
+            "cpu_s": round(cpu, 2),
+            "rows_per_cpu_s": round(rows_total / max(cpu, 1e-9)),
+        }
         print(
-            f"  mlbox predict {rows_total:,} rows ({label}): {seconds:.1f} s, {rows_total / seconds:,.0f} rows/s",
+            f"  mlbox predict {rows_total:,} rows ({label}): {seconds:.1f} s, {rows_total / seconds:,.0f} rows/s"
+            f" (CPU {cpu:.1f} s: {rows_total / max(cpu, 1e-9):,.0f} rows per CPU-second)",
             flush=True,
         )
         target.unlink(missing_ok=True)
@@ -621,7 +640,7 @@ def _line(p: Phase) -> str:
         else f"  server cpu {s['server_cpu_us_per_request']:.0f} us/req"
     )
     return (
-        f"{s['requests_per_s']:8.0f} req/s {s['rows_per_s']:9.0f} rows/s  p50 {s['p50_ms']:6.2f}  p95 {s['p95_ms']:6.2f}"
+        f"{s['requests_per_s']:8.0f} req/s {s['scored_rows_per_s']:9.0f} rows/s scored  p50 {s['p50_ms']:6.2f}  p95 {s['p95_ms']:6.2f}"
         f"  p99 {s['p99_ms']:6.2f} ms  errors {s['errors']}{cpu}"
     )
 
@@ -635,12 +654,15 @@ def main() -> int:
     parser.add_argument("--binary-rows", type=int, default=1000)
     parser.add_argument("--predict-rows", type=int, default=10_000_000, help="0: no mlbox predict phase")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--latency-tolerance", type=float, default=None, help="see LATENCY_TOLERANCE")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
     parser.add_argument("--skip-peers", action="store_true", help="mlbox alone")
     parser.add_argument("--skip-mlflow", action="store_true")
     parser.add_argument("--skip-mlserver", action="store_true")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     args = parser.parse_args()
+    if args.latency_tolerance is not None:
+        LATENCY_TOLERANCE["MLBOX_SERVING_LATENCY_TOLERANCE"] = str(args.latency_tolerance)
 
     workdir = Path(tempfile.mkdtemp(prefix="mlbox-bench-serving-"))
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "args": vars(args)}
@@ -700,9 +722,9 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> int:
     peers = {k: r for k, r in results.items() if k.startswith("mlserver") and "oip" in r}
     print("\n[bench] batched targets (issue 20)")
     big = oip.get("big", {})
-    best_big = max((r["oip"]["big"]["rows_per_s"] for r in peers.values()), default=None)
+    best_big = max((r["oip"]["big"]["scored_rows_per_s"] for r in peers.values()), default=None)
     if best_big:
-        ratio = big.get("rows_per_s", 0) / best_big
+        ratio = big.get("scored_rows_per_s", 0) / best_big
         print(
             f"  {'ok  ' if ratio >= 3 else 'FAIL'} {args.big_rows}-row rows/s / best MLServer: {ratio:.2f}x (target >= 3x)"
         )
@@ -711,14 +733,14 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> int:
     )
     binary = mine.get("binary", {})
     if binary:
-        ok = binary.get("rows_per_s", 0) >= 300_000
+        ok = binary.get("scored_rows_per_s", 0) >= 300_000
         print(
             f"  {'ok  ' if ok else 'FAIL'} {args.binary_rows}-row binary rows/s: {binary.get('rows_per_s', 0):,.0f} (target >= 300,000)"
         )
         for k, r in peers.items():
             if "binary" in r:
                 print(
-                    f"       {k} {args.binary_rows}-row binary rows/s: {r['binary']['rows_per_s']:,.0f} (errors {r['binary']['errors']})"
+                    f"       {k} {args.binary_rows}-row binary rows/s: {r['binary']['scored_rows_per_s']:,.0f} (errors {r['binary']['errors']})"
                 )
     beside = mine.get("beside", {}).get("single", {})
     alone = oip.get("single", {})
