@@ -157,6 +157,7 @@ async def test_next_task_shows_at_once_with_prefetch(lab_services: Services) -> 
                 await pilot.pause(0.001)
             times.append(screen.shown_perf - t0)
         times.sort()
+        assert times[0] > 0  # measured: the task was drawn after the key press
         assert times[int(0.99 * len(times))] < 0.05, times[-5:]
         await settle(pilot)
         await until(pilot, lambda: not screen.pending)

@@ -334,6 +334,7 @@ class AnnotateScreen(MlboxScreen):
             if self.comment
             else "u undo · s skip · f flag · c comment · Esc projects"
         )
+        self.shown_perf = time.perf_counter()
 
     # -- keys -----------------------------------------------------------------------------
 
