@@ -1,7 +1,7 @@
 """The real MLflow client against a real ``mlbox up``: unmodified MLflow scripts log into mlbox.
 
-MLflow (``mlflow-skinny`` with scikit-learn and pandas, which its sklearn
-flavor needs) lives in its own virtual environment, ``.bench/venvs/mlflow-client``
+MLflow (``mlflow-skinny`` with scikit-learn, pandas and skops, which its
+sklearn flavor needs) lives in its own virtual environment, ``.bench/venvs/mlflow-client``
 (git-ignored), made on the first run (about two minutes; it needs the network
 once) and reused while it imports; it never touches mlbox's own ``.venv``. The
 scripts below are plain MLflow code: they learn where to log only from
@@ -27,8 +27,8 @@ from tests.helpers import MLBOX, stop, wait_announced
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".bench" / "venvs" / "mlflow-client"
 PYTHON = VENV / "bin" / "python"
-REQUIREMENTS = ("mlflow-skinny", "scikit-learn", "pandas")
-PROBE = "import mlflow, sklearn, pandas; print(mlflow.__version__)"
+REQUIREMENTS = ("mlflow-skinny", "scikit-learn", "pandas", "skops")
+PROBE = "import mlflow, sklearn, pandas, skops; print(mlflow.__version__)"
 
 
 def _probe() -> str | None:
@@ -245,9 +245,7 @@ SKLEARN = """
     model = LogisticRegression(max_iter=500).fit(X, y)
     with mlflow.start_run(run_name="iris") as run:
         mlflow.log_param("max_iter", 500)
-        mlflow.sklearn.log_model(
-            model, name="model", input_example=X[:3], serialization_format="cloudpickle"
-        )
+        mlflow.sklearn.log_model(model, name="model", input_example=X[:3])
     version = mlflow.register_model(f"runs:/{run.info.run_id}/model", "iris")
     client = MlflowClient()
     client.set_registered_model_alias("iris", "champion", version.version)

@@ -71,6 +71,28 @@ def mlflow_flavor(mlmodel: Any) -> str:
     )
 
 
+def _skops_file(mlmodel: Any) -> str | None:
+    sk = (mlmodel.get("flavors") or {}).get("sklearn") or {}
+    if sk.get("serialization_format") != "skops":
+        return None
+    return str(sk.get("pickled_model") or "model.skops")
+
+
+def load_skops(raw: bytes) -> Any:
+    """An estimator from skops bytes, loading only the types skops trusts (scikit-learn's, numpy's):
+    skops exists so a model file need not run code; a file naming any other type is refused."""
+    import io
+
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(data=raw)
+    if untrusted:
+        raise InvalidInput(
+            f"the skops model names types skops does not trust: {', '.join(untrusted[:5])}", field="source"
+        )
+    return sio.load(io.BytesIO(raw))
+
+
 class Registry:
     def __init__(self, registry: RegistryService) -> None:
         self.registry = registry
@@ -131,13 +153,14 @@ class Registry:
         except NotFound:
             raise NotFound(f"Model Version (name={name}, version={raw}) not found", field="version") from None
 
-    def create_version(self, data: JSONBody[Body]) -> ModelVersion:
+    def create_version(self, data: Body) -> ModelVersion:
         name = _str(data, "name", required=True)
         run_id, path = p.parse_source(_str(data, "source", required=True), _str(data, "run_id") or None)
         tracking = self.registry.tracking
         files = {a.path for a in tracking.list_artifacts(run_id)}
         flavor: str | None = None
         example: Any = None
+        mlmodel: Any = None
         if f"{path}/mlbox-model.json" not in files:
             if f"{path}/MLmodel" not in files:
                 raise InvalidInput(
@@ -151,14 +174,22 @@ class Registry:
                     example = p.example_from_mlflow(b"".join(tracking.read_artifact(run_id, example_path)))
                 except (ValueError, TypeError, KeyError, IndexError):
                     example = None  # an example mlbox cannot read: registered without a signature
-        mv = self.registry.register(
-            name,
-            run_id=run_id,
-            artifact_path=path,
-            flavor=flavor,
-            example_input=example,
-            description=_str(data, "description"),
-        )
+        skops_file = _skops_file(mlmodel) if flavor == "sklearn" else None
+        if skops_file is not None:
+            # MLflow's default sklearn format: loaded safely here, saved by mlbox's sklearn flavor
+            model = load_skops(b"".join(tracking.read_artifact(run_id, f"{path}/{skops_file}")))
+            mv = self.registry.register(
+                name, run_id=run_id, model=model, example_input=example, description=_str(data, "description")
+            )
+        else:
+            mv = self.registry.register(
+                name,
+                run_id=run_id,
+                artifact_path=path,
+                flavor=flavor,
+                example_input=example,
+                description=_str(data, "description"),
+            )
         tags = p.pairs(data.get("tags"), "tags")
         if tags:
             self.state.set_tags("version", f"{mv.name}/{mv.version}", tags)
