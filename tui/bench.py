@@ -56,3 +56,136 @@ async def time_open_runs_table(
         elapsed = time.perf_counter() - t0
         await app.workers.wait_for_complete()
     return elapsed
+
+
+METRICS = 20
+POINTS = 5
+
+
+def seed_wide_runs(
+    tracking: TrackingService,
+    n: int,
+    *,
+    metrics: int = METRICS,
+    points: int = POINTS,
+    start: float = 1_700_000_000.0,
+) -> None:
+    """``n`` finished runs over four experiments, each with 4 params and ``metrics`` metric keys
+    of ``points`` steps: the home of the key-press benchmark (issue 18: 10,000 runs x 20 metrics)."""
+    done = 0
+    while done < n:
+        with tracking.db.atomic():
+            for i in range(done, min(n, done + BATCH)):
+                t = start + i * 60
+                run = tracking.create_run(f"bench-{'abcd'[i % 4]}", now=t)
+                tracking.log_params(
+                    run.id,
+                    {"lr": 10 ** -(1 + i % 4), "layers": 1 + i % 5, "seed": i, "dropout": (i % 7) / 10},
+                )
+                series = {}
+                for k in range(metrics):
+                    chunk = Chunk()
+                    for step in range(points):
+                        chunk.append(step, t + step, ((i * 7 + k * 13 + step) % 1000) / 1000)
+                    series[f"m{k:02d}"] = chunk
+                tracking.log_metrics(run.id, series, now=t + points)
+                tracking.end_run(run.id, now=t + points)
+        done = min(n, done + BATCH)
+
+
+async def time_key_presses(
+    services: Services, *, repeats: int = 5, size: tuple[int, int] = (160, 48), timeout_s: float = 30.0
+) -> dict[str, list[float]]:
+    """Milliseconds from each key press until the screen shows its answer, ``repeats`` times each;
+    under ``cpu:<name>`` the CPU time this process spent meanwhile (all threads), a figure a
+    busy machine inflates far less than the wall-clock one.
+
+    "Answered" is what the user waits for: the fetch the key started has
+    landed in the table (filter, sort, experiment), the new screen is up
+    (screen change, dialog, run detail with its curve), the plot redrawn.
+    """
+    from textual.widgets import Input
+
+    from mlbox.tui.app import make_app
+    from mlbox.tui.screens.experiments import ExperimentsScreen
+    from mlbox.tui.screens.run_detail import RunDetailScreen
+    from mlbox.tui.widgets.column_chooser import ColumnChooser
+    from mlbox.tui.widgets.experiments_list import ExperimentsList
+    from mlbox.tui.widgets.help_overlay import HelpOverlay
+    from mlbox.tui.widgets.metric_plot import MetricPlot
+    from mlbox.tui.widgets.runs_table import RunsTable
+
+    figures: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    app = make_app(services, home="bench", refresh_s=3600, live_s=3600)
+    async with app.run_test(size=size) as pilot:
+
+        async def until(condition: object) -> None:
+            t0 = time.perf_counter()
+            while not condition():  # type: ignore[operator]
+                if time.perf_counter() - t0 > timeout_s:
+                    raise TimeoutError("no answer")
+                await asyncio.sleep(0.005)
+
+        async def timed(name: str, keys: tuple[str, ...], answered: object) -> None:
+            t0, c0 = time.perf_counter(), time.process_time()
+            await pilot.press(*keys)
+            await until(answered)
+            await pilot.pause()  # painted
+            figures.setdefault(name, []).append((time.perf_counter() - t0) * 1000)
+            cpu.setdefault(name, []).append((time.process_time() - c0) * 1000)
+
+        assert isinstance(app.screen, ExperimentsScreen)
+        screen: ExperimentsScreen = app.screen
+        table = screen.query_one(RunsTable)
+        await until(lambda: table.row_count > 0 and not screen.reading)
+        await app.workers.wait_for_complete()
+        filters = ("metrics.m03 > 0.5", "params.lr = '0.01'", "metrics.m07 < 0.2 and params.layers = '3'", "")
+        for r in range(repeats):
+            await pilot.press("slash")
+            screen.query_one("#filter", Input).value = filters[r % len(filters)]
+            await timed("filter (enter)", ("enter",), lambda: not screen.reading)
+            await timed("sort (s, d)", ("s", "d"), lambda: not screen.reading)
+            await timed("reverse sort (S)", ("S",), lambda: not screen.reading)
+            sidebar = screen.query_one(ExperimentsList)
+            await pilot.press("e")
+            sidebar.highlighted = 1 + r % 4
+            await timed("choose experiment (enter)", ("enter",), lambda: not screen.reading)
+            await timed("column chooser (v)", ("v",), lambda: isinstance(app.screen, ColumnChooser))
+            await timed(
+                "close chooser (esc)", ("escape",), lambda: app.screen is screen and not screen.reading
+            )
+            await timed("help overlay (?)", ("question_mark",), lambda: isinstance(app.screen, HelpOverlay))
+            await pilot.press("escape")
+            await timed("screen change (2)", ("2",), lambda: app.screen is not screen)
+            await timed("screen change back (1)", ("1",), lambda: app.screen is screen)
+            await app.workers.wait_for_complete()
+            await timed(
+                "open run detail (enter)",
+                ("enter",),
+                lambda: (
+                    isinstance(app.screen, RunDetailScreen) and bool(app.screen.query_one(MetricPlot).drawn)
+                ),
+            )
+            plot = app.screen.query_one(MetricPlot)
+            before = plot.options
+            await timed(
+                "chart redraw: smoothing (])",
+                ("right_square_bracket",),
+                lambda plot=plot, before=before: plot.options != before,
+            )
+            await timed(
+                "chart redraw: x axis (x)",
+                ("x",),
+                lambda plot=plot, before=before: plot.options.x != before.x,
+            )
+            await timed(
+                "chart redraw: log y (l)",
+                ("l",),
+                lambda plot=plot, before=before: plot.options.log_y != before.log_y,
+            )
+            await timed("back to runs (esc)", ("escape",), lambda: app.screen is screen)
+            await app.workers.wait_for_complete()
+        await app.workers.wait_for_complete()
+    figures.update({f"cpu:{k}": v for k, v in cpu.items()})
+    return figures

@@ -29,9 +29,20 @@ from mlbox.tracking.schemas import RunDetail
 from mlbox.tracking.series import Chunk
 from mlbox.tui.messages import ServiceFailed
 from mlbox.tui.screens.base import MlboxScreen
+from mlbox.tui.views import artifact_preview
 from mlbox.tui.views import format as fmt
+from mlbox.tui.views.artifact_preview import Preview
+from mlbox.tui.widgets.artifact_preview import ArtifactPreview
 from mlbox.tui.widgets.curve_keys import CURVE_BINDINGS, CurveKeys
 from mlbox.tui.widgets.metric_plot import MetricPlot
+
+
+class ArtifactRead(Message):
+    def __init__(self, path: str, size: int, preview: Preview) -> None:
+        super().__init__()
+        self.path = path
+        self.size = size
+        self.preview = preview
 
 
 class DetailLoaded(Message):
@@ -129,6 +140,40 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
     def commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Back to runs", "Close this run", self.app.pop_screen)
         yield SystemCommand("Choose curves", "Pick the metric keys to plot", self.action_focus_keys)
+
+    # -- artifact preview -----------------------------------------------------------------
+
+    @on(DataTable.RowSelected, "#artifacts")
+    def artifact_selected(self, event: DataTable.RowSelected) -> None:
+        if self.detail is not None and 0 <= event.cursor_row < len(self.detail.artifacts):
+            a = self.detail.artifacts[event.cursor_row]
+            self.read_artifact(a.path, a.size, self.size.width - 10)
+
+    @work(thread=True, group="artifact")
+    def read_artifact(self, path: str, size: int, width: int) -> None:
+        """Read the artifact's first bytes (all of an image or a Parquet file) and preview them."""
+        kind = artifact_preview.kind_of(path)
+        limit = (
+            artifact_preview.MAX_WHOLE if artifact_preview.needs_whole(kind) else artifact_preview.MAX_BYTES
+        )
+        data = bytearray()
+        try:
+            for chunk in self.tracking.read_artifact(self.run_id, path):
+                data += chunk
+                if len(data) >= limit:
+                    break
+        except MlboxError as exc:
+            self.fail(exc)
+            return
+        truncated = len(data) < size
+        shown = artifact_preview.preview(
+            path, bytes(data[:limit]), run_id=self.run_id, width=max(width, 20), truncated=truncated
+        )
+        self.post_message(ArtifactRead(path, size, shown))
+
+    def on_artifact_read(self, message: ArtifactRead) -> None:
+        if self.app.screen is self:
+            self.app.push_screen(ArtifactPreview(message.path, message.size, message.preview))
 
     def action_focus_keys(self) -> None:
         self.query_one("#metric-keys", SelectionList).focus()
