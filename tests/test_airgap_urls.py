@@ -33,8 +33,9 @@ URL = re.compile(r"\b(?:https?|wss?|ftp)://[^\s\"'`<>()\\]+", re.IGNORECASE)
 LOOPBACK = re.compile(
     r"(?:https?|wss?)://(?:127\.\d+\.\d+\.\d+|localhost|\[::1\]|0\.0\.0\.0)(?:[:/]|$)", re.I
 )
-TEMPLATE = re.compile(r"(?:https?|wss?)://\{", re.I)
-"""``http://{host}:{port}``: an address the code builds (the appliance's own URL), not a place."""
+TEMPLATE = re.compile(r"(?:https?|wss?)://(?:\{|[A-Z][A-Z_]*(?![\w.-]))")
+"""``http://{host}:{port}`` (an address the code builds: the appliance's own URL) or
+``http://HOST:PORT`` (a placeholder in a message or docstring): not a place."""
 
 ALLOWED: dict[tuple[str, str], str] = {
     (
@@ -80,8 +81,11 @@ def _sources() -> list[tuple[str, Path]]:
 
 
 def test_the_scanners_find_what_they_look_for() -> None:
-    sample = 'see https://cdn.example.com/x.js and http://127.0.0.1:5151/v2 and f"http://{host}:{port}"'
-    assert external_urls(sample) == ["https://cdn.example.com/x.js"]
+    sample = (
+        'see https://cdn.example.com/x.js and http://127.0.0.1:5151/v2 and f"http://{host}:{port}"'
+        " and http://HOST:PORT but http://Example.org/"
+    )
+    assert external_urls(sample) == ["https://cdn.example.com/x.js", "http://Example.org/"]
     page = (
         '<script src="https://cdn.jsdelivr.net/a.js"></script><link href=//fonts.example/x.css>'
         "<style>@import url('https://x.example/y.css'); b{background:url(http://127.0.0.1/i.png)}</style>"
