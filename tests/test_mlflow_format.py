@@ -112,17 +112,28 @@ def test_a_directory_mlflow_wrote_is_imported(
         model = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y)
         mlflow.sklearn.save_model(model, {str(target)!r}, input_example=X[:3],
                                   serialization_format="cloudpickle")
-        print(json.dumps(model.predict(X[::7]).tolist()))
+        from sklearn.linear_model import LogisticRegression
+        linear = LogisticRegression(max_iter=500).fit(X, y)
+        mlflow.sklearn.save_model(linear, {str(tmp_path / "skops")!r}, input_example=X[:3])  # MLflow's default
+        print(json.dumps([model.predict(X[::7]).tolist(), linear.predict(X[::7]).tolist()]))
         """
     )
     done = subprocess.run(
         [str(mlflow_python), "-c", script], capture_output=True, text=True, timeout=300, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    expected = json.loads(done.stdout.strip().splitlines()[-1])
+    expected, expected_linear = json.loads(done.stdout.strip().splitlines()[-1])
 
     ok(capsys, "models", "import", str(target), "--name", "forest", "--trust")
     version = services.registry.resolve("forest")
     assert version.signature is not None and version.signature.inputs.tensors[0].shape[-1] == 4
     predicted = services.registry.load(version).predictor.predict(ROWS)
     np.testing.assert_array_equal(predicted, np.asarray(expected))
+
+    # skops, MLflow's default format, loads no pickle: no --trust needed
+    assert (tmp_path / "skops" / "model.skops").exists()
+    ok(capsys, "models", "import", str(tmp_path / "skops"), "--name", "forest-skops")
+    safe = services.registry.resolve("forest-skops")
+    np.testing.assert_array_equal(
+        services.registry.load(safe).predictor.predict(ROWS), np.asarray(expected_linear)
+    )

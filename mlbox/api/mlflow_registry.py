@@ -26,6 +26,7 @@ from mlbox.api.mlflow_errors import MLFLOW_EXCEPTION_HANDLERS, both
 from mlbox.api.mlflow_tracking import Body, _query, _str
 from mlbox.mlflow import protocol as p
 from mlbox.mlflow.state import MlflowState, state_for
+from mlbox.registry.mlflow_format import load_skops
 from mlbox.registry.refs import check_name
 from mlbox.registry.schemas import Model, ModelVersion
 from mlbox.registry.service import RegistryService
@@ -76,21 +77,6 @@ def _skops_file(mlmodel: Any) -> str | None:
     if sk.get("serialization_format") != "skops":
         return None
     return str(sk.get("pickled_model") or "model.skops")
-
-
-def load_skops(raw: bytes) -> Any:
-    """An estimator from skops bytes, loading only the types skops trusts (scikit-learn's, numpy's):
-    skops exists so a model file need not run code; a file naming any other type is refused."""
-    import io
-
-    import skops.io as sio
-
-    untrusted = sio.get_untrusted_types(data=raw)
-    if untrusted:
-        raise InvalidInput(
-            f"the skops model names types skops does not trust: {', '.join(untrusted[:5])}", field="source"
-        )
-    return sio.load(io.BytesIO(raw))
 
 
 class Registry:

@@ -196,6 +196,21 @@ def _write_mlflow_files(folder: Path, mv: ModelVersion) -> None:
     (folder / "conda.yaml").write_text(yaml.safe_dump(conda, sort_keys=False))
 
 
+def load_skops(raw: bytes) -> Any:
+    """An estimator from skops bytes, loading only the types skops trusts (scikit-learn's, numpy's):
+    skops exists so a model file need not run code; a file naming any other type is refused."""
+    import io
+
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(data=raw)
+    if untrusted:
+        raise InvalidInput(
+            f"the skops model names types skops does not trust: {', '.join(untrusted[:5])}", field="source"
+        )
+    return sio.load(io.BytesIO(raw))
+
+
 def read_mlmodel(folder: Path) -> dict[str, Any]:
     path = folder / "MLmodel"
     if not path.is_file():
@@ -215,12 +230,8 @@ def import_dir(
     if "sklearn" not in names:
         raise InvalidInput(f"mlbox imports MLflow sklearn models; this one has {sorted(names)}", field="dir")
     sk = mlmodel["flavors"]["sklearn"]
-    if sk.get("serialization_format") == "skops":
-        raise InvalidInput(
-            "skops-serialized models are not imported yet: save with serialization_format='cloudpickle'",
-            field="dir",
-        )
-    if names & PICKLED and not trust:
+    skops = sk.get("serialization_format") == "skops"
+    if names & PICKLED and not trust and not skops:
         raise InvalidInput(
             "this model is pickled: loading it runs code from the file. Import it only if you trust where"
             " it came from, with --trust",
@@ -233,6 +244,9 @@ def import_dir(
         from mlbox.mlflow.protocol import example_from_mlflow
 
         example = example_from_mlflow(example_file.read_bytes())
+    if skops:  # loads no pickle: no --trust needed
+        model = load_skops((folder / str(sk.get("pickled_model") or "model.skops")).read_bytes())
+        return registry.register(name, model=model, example_input=example, description=description)
     if (folder / flavors.MANIFEST_FILE).exists():
         return registry.register(name, files_from=folder, example_input=example, description=description)
     return registry.register(
