@@ -216,6 +216,8 @@ def _pipelines(stores: Stores, built: Built) -> PipelineService:
         scheduler=built["scheduler"],
         registry=built["registry"],
         predictions=stores.home.tables / "predictions",
+        tracking=built["tracking"],
+        features=built["features"],
     )
 
 

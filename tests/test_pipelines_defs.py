@@ -160,3 +160,18 @@ def node(tag: str, a: int = 0, b: int = 0, c: int = 0) -> int:
     """A step of a random graph (tests/test_pipelines.py): fails when its tag is in FAIL."""
     _enter(tag)
     return a + b + c + 1
+
+
+@mlbox.step
+def note(value: str) -> str:
+    return f"upstream {value}"
+
+
+@mlbox.pipeline
+def on_dataset(dataset: str) -> None:
+    note(dataset)
+
+
+@mlbox.pipeline
+def on_training_set(training_set: str) -> None:
+    note(training_set)

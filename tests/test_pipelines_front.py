@@ -95,6 +95,38 @@ def test_cli_backfill_and_schedules(services: Services, capsys: pytest.CaptureFi
     assert "0 3 * * *" in out
     code, out, _ = run_main(capsys, "pipelines", "schedule", "rm", "1")
     assert code == 0 and services.pipelines.schedules() == []
+    code, out, _ = run_main(
+        capsys,
+        "pipelines",
+        "schedule",
+        "add",
+        "tests.test_pipelines_defs:on_dataset",
+        "--dataset",
+        "ingest/raw",
+    )
+    assert code == 0 and out.startswith("schedule 1: dataset ingest/raw"), out
+    code, out, _ = run_main(
+        capsys,
+        "pipelines",
+        "schedule",
+        "add",
+        "tests.test_pipelines_defs:on_training_set",
+        "--training-set",
+        "churn",
+    )
+    assert code == 0 and out.startswith("schedule 2: training_set churn"), out
+    code, _, err = run_main(
+        capsys,
+        "pipelines",
+        "schedule",
+        "add",
+        "tests.test_pipelines_defs:on_dataset",
+        "--dataset",
+        "a",
+        "--cron",
+        "x",
+    )
+    assert code == 2 and "exactly one of" in err
 
 
 def test_api_round_trip(services: Services, client: TestClient[Litestar]) -> None:

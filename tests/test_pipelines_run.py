@@ -259,3 +259,64 @@ def test_a_run_each_time_a_model_alias_moves(services: Services, home: Path) -> 
         p.add_schedule("tests.test_pipelines_defs:on_alias", "alias", "no-alias")
     assert err.value.field == "spec"
     p.remove_schedule(sch.id)
+
+
+def test_a_run_each_time_a_logged_datasets_content_changes(services: Services) -> None:
+    p, tracking = services.pipelines, services.tracking
+
+    def log(digest: str) -> None:
+        run = tracking.create_run("ingest")
+        tracking.log_dataset(run.id, name="raw", digest=digest, source="raw.csv", rows=3, schema={})
+
+    sch = p.add_schedule("tests.test_pipelines_defs:on_dataset", "dataset", "ingest/raw")
+    assert p.fire_triggers() == []  # nothing logged yet
+    log("aaa")
+    (first,) = p.fire_triggers()
+    log("aaa")  # logged again, same content: no run
+    assert p.fire_triggers() == []
+    log("bbb")
+    (second,) = p.fire_triggers()
+    runs = [p.wait(i, timeout_s=30) for i in (first, second)]
+    assert [r.params for r in runs] == [{"dataset": "aaa"}, {"dataset": "bbb"}]
+    assert runs[1].trigger == "dataset:ingest/raw" and p.output(second, "note") == "upstream bbb"
+    with pytest.raises(InvalidInput) as err:
+        p.add_schedule("tests.test_pipelines_defs:on_dataset", "dataset", "no-experiment")
+    assert err.value.field == "spec"
+    with pytest.raises(InvalidInput) as err:
+        p.add_schedule("tests.test_pipelines_defs:on_dataset", "lake", "x")
+    assert err.value.field == "kind"
+    p.remove_schedule(sch.id)
+
+
+def test_a_run_each_time_a_training_set_changes(services: Services, tmp_path: Path) -> None:
+    import polars as pl
+
+    from mlbox.features import Entity, FeatureView, Field, ParquetSource
+
+    t0 = dt.datetime(2024, 3, 1)
+    pl.DataFrame({"u": [1, 2], "ts": [t0, t0], "x": [1.0, 2.0], "z": [5, 6]}).write_parquet(
+        tmp_path / "s.parquet"
+    )
+    fs, p = services.features, services.pipelines
+    fs.apply(
+        [
+            Entity("user", "u"),
+            FeatureView("fv", ["user"], ParquetSource(tmp_path / "s.parquet"), "ts", [Field("x")]),
+        ]
+    )
+    ent = pl.DataFrame({"u": [1, 2], "event_timestamp": [t0 + dt.timedelta(hours=1)] * 2})
+    sch = p.add_schedule("tests.test_pipelines_defs:on_training_set", "training_set", "churn")
+    assert p.fire_triggers() == []
+    first_ts = fs.get_historical_features(ent, ["fv:x"], name="churn").training_set_id
+    (first,) = p.fire_triggers()
+    fs.get_historical_features(ent, ["fv:x"], name="churn").to_polars()  # rebuilt, same content
+    assert p.fire_triggers() == []
+    fs.get_historical_features(ent, ["fv:x"], name="other").to_polars()  # another name
+    assert p.fire_triggers() == []
+    ent2 = pl.DataFrame({"u": [1], "event_timestamp": [t0 + dt.timedelta(hours=2)]})
+    second_ts = fs.get_historical_features(ent2, ["fv:x"], name="churn").training_set_id
+    (second,) = p.fire_triggers()
+    runs = [p.wait(i, timeout_s=30) for i in (first, second)]
+    assert [r.params for r in runs] == [{"training_set": str(first_ts)}, {"training_set": str(second_ts)}]
+    assert runs[1].trigger == "training_set:churn"
+    p.remove_schedule(sch.id)

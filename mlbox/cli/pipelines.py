@@ -220,6 +220,17 @@ def schedule() -> None:
     "--alias", "alias", default=None, help="MODEL@ALIAS: a run each time the alias moves (param 'model')."
 )
 @click.option(
+    "--dataset",
+    default=None,
+    help="EXPERIMENT/NAME: a run each time that logged dataset's content hash changes (param 'dataset').",
+)
+@click.option(
+    "--training-set",
+    "training_set",
+    default=None,
+    help="NAME: a run each time the feature store's training set NAME changes (param 'training_set').",
+)
+@click.option(
     "--catchup",
     type=click.Choice(["none", "latest", "all"]),
     default="latest",
@@ -234,17 +245,25 @@ def schedule_add(
     cron: str | None,
     folder: str | None,
     alias: str | None,
+    dataset: str | None,
+    training_set: str | None,
     catchup: str,
     params: tuple[str, ...],
 ) -> None:
-    """Add a trigger: exactly one of --cron, --folder and --alias."""
-    if sum(x is not None for x in (cron, folder, alias)) != 1:
-        raise click.BadParameter("give exactly one of --cron, --folder and --alias", param_hint="--cron")
+    """Add a trigger: exactly one of --cron, --folder, --alias, --dataset and --training-set."""
+    if sum(x is not None for x in (cron, folder, alias, dataset, training_set)) != 1:
+        raise click.BadParameter(
+            "give exactly one of --cron, --folder, --alias, --dataset and --training-set", param_hint="--cron"
+        )
     _importable()
     if cron is not None:
         kind, spec = "cron", cron
     elif folder is not None:
         kind, spec = "folder", os.path.abspath(folder)
+    elif dataset is not None:
+        kind, spec = "dataset", dataset
+    elif training_set is not None:
+        kind, spec = "training_set", training_set
     else:
         kind, spec = "alias", alias or ""
     sch = ctx.services.pipelines.add_schedule(pipeline, kind, spec, _params(params), catchup=catchup)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from mlbox.store.migrations import Migrations, execute_script
+from mlbox.store.migrations import Migrations, execute_script, widen_check
 
 migrations = Migrations("pipelines")
 
@@ -112,4 +112,15 @@ def m002_lineage(conn: sqlite3.Connection) -> None:
         CREATE INDEX pipeline_lineage_ref ON pipeline_lineage (kind, ref);
         CREATE INDEX pipeline_lineage_step ON pipeline_lineage (step_run_id);
         """,
+    )
+
+
+@migrations
+def m003_upstream_triggers(conn: sqlite3.Connection) -> None:
+    # A schedule may follow a logged dataset's content hash or a feature store training set.
+    widen_check(
+        conn,
+        "pipeline_schedules",
+        "kind IN ('cron', 'folder', 'alias')",
+        "kind IN ('cron', 'folder', 'alias', 'dataset', 'training_set')",
     )

@@ -29,11 +29,11 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from mlbox.pipelines import lineage, machine, triggers
+from mlbox.pipelines import lineage, machine, triggers, upstream
 from mlbox.pipelines.config import PipelineSettings
 from mlbox.pipelines.define import Graph, Node, PipelineDef, resolve
 from mlbox.pipelines.execute import cache_key, inputs, run_body
@@ -46,6 +46,10 @@ from mlbox.scheduler.schemas import JobSpec, Resources
 from mlbox.scheduler.service import SchedulerService
 from mlbox.store import ArtifactStore, Database, Home
 from mlbox.store.errors import Conflict, InvalidInput, NotFound
+
+if TYPE_CHECKING:
+    from mlbox.features.service import FeatureStore
+    from mlbox.tracking.service import TrackingService
 
 Changes = dict[str, list[int]]
 
@@ -130,6 +134,8 @@ class PipelineService:
         scheduler: SchedulerService | None = None,
         registry: RegistryService | None = None,
         predictions: Path | None = None,
+        tracking: TrackingService | None = None,
+        features: FeatureStore | None = None,
     ) -> None:
         self.db = db
         self.home = home
@@ -138,6 +144,10 @@ class PipelineService:
         self.scheduler = scheduler
         self.registry = registry
         self.predictions = predictions
+        self.tracking = tracking
+        """Followed by ``dataset`` triggers (a logged dataset's digest)."""
+        self.features = features
+        """Followed by ``training_set`` triggers."""
         """The prediction log's folder (`mlbox.serving.predlog`): lineage reads its version column."""
         migrations.apply(db)
         self._lock = threading.RLock()
@@ -912,8 +922,20 @@ class PipelineService:
                 raise InvalidInput(f"an alias to follow reads model@alias, not {spec!r}", field="spec")
             if self.registry is None:
                 raise InvalidInput("following a model alias needs the registry", field="kind")
+        elif kind == "dataset":
+            upstream.split_dataset_spec(spec)
+            if self.tracking is None:
+                raise InvalidInput("following a dataset needs the tracking service", field="kind")
+        elif kind == "training_set":
+            if not spec.strip():
+                raise InvalidInput("a training set to follow needs its name", field="spec")
+            if self.features is None:
+                raise InvalidInput("following a training set needs the feature store", field="kind")
         else:
-            raise InvalidInput(f"schedule kind must be cron, folder or alias, not {kind!r}", field="kind")
+            raise InvalidInput(
+                f"schedule kind must be cron, folder, alias, dataset or training_set, not {kind!r}",
+                field="kind",
+            )
         if catchup not in ("none", "latest", "all"):
             raise InvalidInput(f"catch-up must be none, latest or all, not {catchup!r}", field="catchup")
         probe = dict(given)
@@ -921,10 +943,12 @@ class PipelineService:
             probe["path"] = probe.get("path", "")
         if kind == "alias" and "model" in pdef.params:
             probe["model"] = probe.get("model", "")
+        if kind in ("dataset", "training_set") and kind in pdef.params:
+            probe[kind] = probe.get(kind, "")
         if "partition" in pdef.params:
             probe.setdefault("partition", "")
         pdef.resolve_params(probe)
-        state = self._alias_version(spec) if kind == "alias" else ""
+        state = self._alias_version(spec) if kind == "alias" else self._upstream(kind, spec)[0]
         t = time.time() if now is None else now
         with self.db.atomic() as conn:
             cur = conn.execute(
@@ -978,6 +1002,8 @@ class PipelineService:
                     started += self._fire_folder(sch, t)
                 elif sch.kind == "alias":
                     started += self._fire_alias(sch)
+                elif sch.kind in ("dataset", "training_set"):
+                    started += self._fire_upstream(sch)
             except InvalidInput:
                 continue  # a folder removed since: the schedule waits for it
         return started
@@ -1024,6 +1050,30 @@ class PipelineService:
             pdef, _ = self.graph(sch.ref)
             params = {**sch.params, **({"model": now_at} if "model" in pdef.params else {})}
             return [self.submit(sch.ref, params, trigger=f"alias:{sch.spec}").id]
+
+    def _upstream(self, kind: str, spec: str) -> tuple[str, str]:
+        """``(state, value)`` of the dataset or training set a schedule follows (`upstream`)."""
+        if kind == "dataset" and self.tracking is not None:
+            return upstream.dataset_state(self.tracking, spec)
+        if kind == "training_set" and self.features is not None:
+            return upstream.training_set_state(self.features, spec)
+        return "", ""
+
+    def _fire_upstream(self, sch: Schedule) -> list[int]:
+        """A run when the followed data's content hash changed (not when it was only logged
+        again with the same content); its ``dataset`` / ``training_set`` parameter, if it has one,
+        names the digest / training set id."""
+        state, value = self._upstream(sch.kind, sch.spec)
+        if not state:
+            return []
+        with self.db.atomic() as conn:
+            row = conn.execute("SELECT state FROM pipeline_schedules WHERE id = ?", (sch.id,)).fetchone()
+            if row is None or row["state"] == state:
+                return []
+            conn.execute("UPDATE pipeline_schedules SET state = ? WHERE id = ?", (state, sch.id))
+            pdef, _ = self.graph(sch.ref)
+            params = {**sch.params, **({sch.kind: value} if sch.kind in pdef.params else {})}
+            return [self.submit(sch.ref, params, trigger=f"{sch.kind}:{sch.spec}").id]
 
     def _fire_folder(self, sch: Schedule, now: float) -> list[int]:
         seen = {
