@@ -17,6 +17,7 @@ from mlbox.pipelines.define import topo_order
 from mlbox.services import Services
 from mlbox.store.errors import Conflict, InvalidInput
 from tests import test_pipelines_defs as defs
+from tests.helpers import run_main
 
 
 @pytest.fixture(autouse=True)
@@ -339,3 +340,27 @@ def test_the_service_over_random_dags_and_failure_points(
         assert all(defs.CALLS[prefix + n] == (2 if s == "failed" else 1) for n, s in expected.items())
     else:
         assert run.state == "succeeded"
+
+
+def test_what_each_in_process_step_prints_and_logs_lands_in_its_own_log(
+    services: Services, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = services.pipelines
+    run = p.wait(p.submit(defs.two_chatty, {"seconds": 0.05}).id, timeout_s=30)
+    assert run.state == "succeeded"
+    left, right = (s.node for s in run.steps)
+    for node, tag, other in ((left, "left", "right"), (right, "right", "left")):
+        log = p.step_log(run.id, node)
+        assert [f"{tag} line {i}" in log for i in range(3)] == [True] * 3
+        assert f"{tag} warns" in log and f"WARNING chatty: {tag} logged" in log
+        assert other not in log  # the two ran at once in the pool, each kept its own
+    print("the test's own line")
+    out, err = capsys.readouterr()
+    assert "the test's own line" in out and "left line" not in out + err
+    code, out, _ = run_main(capsys, "pipelines", "show", str(run.id), "--logs")
+    assert code == 0 and f"--- {left} (succeeded) ---" in out and "right line 2" in out
+    defs.FAIL.add("left")
+    failed = p.wait(p.submit(defs.two_chatty, {"seconds": 0.0}, no_cache=True).id, timeout_s=30)
+    assert failed.state == "failed"
+    log = p.step_log(failed.id, left)
+    assert log.index("left line 2") < log.index("RuntimeError: left was told to fail")

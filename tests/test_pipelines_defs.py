@@ -175,3 +175,25 @@ def on_dataset(dataset: str) -> None:
 @mlbox.pipeline
 def on_training_set(training_set: str) -> None:
     note(training_set)
+
+
+@mlbox.step
+def chatty(tag: str, seconds: float) -> str:
+    """Prints, writes to stderr and logs, slowly, so two of them interleave in the pool."""
+    import logging
+    import sys
+
+    for i in range(3):
+        print(f"{tag} line {i}")
+        time.sleep(seconds)
+    print(f"{tag} warns", file=sys.stderr)
+    logging.getLogger("chatty").warning("%s logged", tag)
+    if tag in FAIL:
+        raise RuntimeError(f"{tag} was told to fail")
+    return tag
+
+
+@mlbox.pipeline
+def two_chatty(seconds: float = 0.05) -> None:
+    chatty("left", seconds)
+    chatty("right", seconds)

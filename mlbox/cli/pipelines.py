@@ -155,10 +155,11 @@ def pipelines_run(
 @pipelines.command("show")
 @click.argument("run_id", type=int)
 @click.option("--step", "node", default=None, help="Print this step's log instead.")
+@click.option("--logs", is_flag=True, help="After the DAG, every step's log (what it printed and logged).")
 @json_option
 @pass_ctx
-def pipelines_show(ctx: Context, run_id: int, node: str | None, as_json: bool) -> None:
-    """A run's DAG with live step states, or one step's log."""
+def pipelines_show(ctx: Context, run_id: int, node: str | None, logs: bool, as_json: bool) -> None:
+    """A run's DAG with live step states, or one step's log, or (--logs) both."""
     if node is not None:
         click.echo(visible(ctx.services.pipelines.step_log(run_id, node), keep="\n\t").rstrip("\n"))
         return
@@ -168,6 +169,11 @@ def pipelines_show(ctx: Context, run_id: int, node: str | None, as_json: bool) -
         return
     for line in render_run(run):
         click.echo(visible(line))
+    if logs:
+        for s in run.steps:
+            text = ctx.services.pipelines.step_log(run_id, s.node)
+            click.echo(f"\n--- {visible(s.node)} ({s.state}) ---")
+            click.echo(visible(text, keep="\n\t").rstrip("\n") or "(nothing written)")
 
 
 @pipelines.command("retry")

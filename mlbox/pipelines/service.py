@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from mlbox.pipelines import lineage, machine, triggers, upstream
+from mlbox.pipelines import capture, lineage, machine, triggers, upstream
 from mlbox.pipelines.config import PipelineSettings
 from mlbox.pipelines.define import Graph, Node, PipelineDef, resolve
 from mlbox.pipelines.execute import cache_key, inputs, run_body
@@ -106,10 +106,19 @@ class _Result:
     error: str | None
     started_at: float
     finished_at: float
+    output: str = ""
+    """What the step printed and logged (`mlbox.pipelines.capture`)."""
 
 
 def _worker_id() -> str:
     return f"{os.getpid()}:{process_start(os.getpid()) or 0}"
+
+
+def _printed(output: str) -> str:
+    """A step's captured output as it goes in its log (ending in a newline)."""
+    if not output:
+        return ""
+    return output if output.endswith("\n") else output + "\n"
 
 
 def _worker_alive(worker: str | None) -> bool:
@@ -156,6 +165,8 @@ class PipelineService:
         self._pool: ThreadPoolExecutor | None = None
         self._worker = _worker_id()
         self._graphs: dict[str, tuple[PipelineDef, Graph]] = {}
+        self._output: dict[int, capture.Buffer] = {}
+        """What the in-process steps running now have printed so far, by step run id."""
         self.folder_settle_s = 1.0
         """A watched file must keep its size and time this long before it starts a run."""
 
@@ -309,11 +320,14 @@ class PipelineService:
     def step_log(self, run_id: int, node: str) -> str:
         """What a step wrote: its job's log for a job step, else its attempts' record."""
         row = self.db.query_one(
-            "SELECT log, job_id FROM step_runs WHERE run_id = ? AND node = ?", (run_id, node)
+            "SELECT id, log, job_id FROM step_runs WHERE run_id = ? AND node = ?", (run_id, node)
         )
         if row is None:
             raise NotFound(f"run {run_id} has no step {node!r}", field="node")
         text = str(row["log"])
+        buf = self._output.get(int(row["id"]))
+        if buf is not None:
+            text += f"(running) output so far:\n{buf.text()}"
         if row["job_id"] is not None and self.scheduler is not None:
             try:
                 data, _ = self.scheduler.read_log(int(row["job_id"]))
@@ -608,13 +622,14 @@ class PipelineService:
                     or st.worker != self._worker
                 ):
                     continue  # cancelled or retried meanwhile: the result is dropped
+                printed = _printed(res.output)
                 if res.stored is not None:
                     self._succeed(
-                        conn, st, res.stored, res.finished_at, f"attempt {res.attempt}: succeeded\n"
+                        conn, st, res.stored, res.finished_at, f"attempt {res.attempt}: succeeded\n{printed}"
                     )
                     changes["succeeded"].append(st.id)
                 else:
-                    self._failed(conn, st, res.error or "failed", now, res.finished_at)
+                    self._failed(conn, st, res.error or "failed", now, res.finished_at, printed)
                     changes["failed"].append(st.id)
                 self._track(run, st)
                 settled.append(st.node)
@@ -784,11 +799,13 @@ class PipelineService:
                     (st.id, found[0], found[1], now),
                 )
 
-    def _failed(self, conn: Any, st: _Step, error: str, now: float, finished_at: float) -> None:
+    def _failed(
+        self, conn: Any, st: _Step, error: str, now: float, finished_at: float, printed: str = ""
+    ) -> None:
         """Another attempt after the backoff while retries are left, else ``failed``."""
         delay = machine.retry_delay(st.attempt, st.retries, st.backoff_s)
         first = error.strip().splitlines()[-1] if error.strip() else "failed"
-        log = f"attempt {st.attempt}: failed\n{error}\n"
+        log = f"attempt {st.attempt}: failed\n{printed}{error}\n"
         if delay is None:
             conn.execute(
                 "UPDATE step_runs SET state = 'failed', finished_at = ?, message = ?, worker = NULL, log = log || ?"
@@ -863,11 +880,25 @@ class PipelineService:
         upstream: dict[str, tuple[str, str]],
     ) -> None:
         started = time.time()
+        buf = self._output[step_id] = capture.Buffer()
         try:
-            stored = run_body(node, inputs(node, params, upstream, self.artifacts), self.artifacts)
-            res = _Result(step_id, run_id, attempt, stored, None, started, time.time())
+            with capture.captured(buf):
+                stored = run_body(node, inputs(node, params, upstream, self.artifacts), self.artifacts)
+            res = _Result(step_id, run_id, attempt, stored, None, started, time.time(), buf.text())
         except BaseException:
-            res = _Result(step_id, run_id, attempt, None, traceback.format_exc(limit=8), started, time.time())
+            res = _Result(
+                step_id,
+                run_id,
+                attempt,
+                None,
+                traceback.format_exc(limit=8),
+                started,
+                time.time(),
+                buf.text(),
+            )
+        finally:
+            if self._output.get(step_id) is buf:
+                del self._output[step_id]
         self._done.put(res)
         self._wake()
 
