@@ -364,3 +364,29 @@ def test_what_each_in_process_step_prints_and_logs_lands_in_its_own_log(
     assert failed.state == "failed"
     log = p.step_log(failed.id, left)
     assert log.index("left line 2") < log.index("RuntimeError: left was told to fail")
+
+
+def test_an_in_process_step_past_its_timeout_fails_and_its_late_result_is_dropped(
+    services: Services,
+) -> None:
+    import time
+
+    p = services.pipelines
+    quick = p.wait(p.submit(defs.with_timeout, {"seconds": 0.0}).id, timeout_s=30)
+    assert quick.state == "succeeded" and not quick.steps[0].as_job  # a timeout alone is no job
+    t0 = time.monotonic()
+    slow = p.wait(p.submit(defs.with_timeout, {"seconds": 2.0}).id, timeout_s=30)
+    assert time.monotonic() - t0 < 1.8  # failed at its timeout, not when the thread ended
+    (step,) = slow.steps
+    assert slow.state == "failed" and step.state == "failed"
+    assert step.message is not None and step.message.startswith("timed out after 0.5s")
+    log = p.step_log(slow.id, "bounded")
+    assert "bounded started" in log and "timed out after 0.5s" in log
+    deadline = time.monotonic() + 10
+    while defs.CALLS["bounded"] < 2:  # the thread ends late ...
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.1)
+    p.advance()
+    again = p.get_run(slow.id)  # ... and its result is ignored
+    assert again.state == "failed" and again.steps[0].state == "failed" and again.steps[0].out_kind is None

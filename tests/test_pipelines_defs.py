@@ -197,3 +197,16 @@ def chatty(tag: str, seconds: float) -> str:
 def two_chatty(seconds: float = 0.05) -> None:
     chatty("left", seconds)
     chatty("right", seconds)
+
+
+@mlbox.step(timeout_s=0.5)
+def bounded(seconds: float) -> float:
+    print("bounded started")
+    time.sleep(seconds)
+    _enter("bounded")
+    return seconds
+
+
+@mlbox.pipeline
+def with_timeout(seconds: float) -> None:
+    bounded(seconds)

@@ -30,7 +30,8 @@ Kind = Literal["step", "param", "const"]
 
 @dataclass(frozen=True)
 class StepOptions:
-    """What a step asks for. Any resource, a timeout or ``job=True`` makes it a scheduler job."""
+    """What a step asks for. Any resource or ``job=True`` makes it a scheduler job; a timeout
+    alone does not (the in-process driver enforces it)."""
 
     gpus: int = 0
     gpu_memory_mb: int = 0
@@ -44,9 +45,9 @@ class StepOptions:
 
     @property
     def runs_as_job(self) -> bool:
-        return (
-            self.job or self.gpus > 0 or self.gpu_memory_mb > 0 or self.cpus > 0 or self.timeout_s is not None
-        )
+        # a timeout alone keeps a step in-process: the driver fails it when it passes its
+        # timeout (`PipelineService._timed_out`) and drops its late result
+        return self.job or self.gpus > 0 or self.gpu_memory_mb > 0 or self.cpus > 0
 
 
 @dataclass(frozen=True)

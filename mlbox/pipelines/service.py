@@ -12,8 +12,9 @@ a power cut at most the last transitions (those steps run again).
 No step runs twice at once: a step is claimed by ``UPDATE ... WHERE state = 'ready'``, and
 an in-process step's claim names its process (``worker``); only the claim of a dead process
 is given back. A light step runs in this process's thread pool; a step that asks for
-resources, a timeout or ``job=True`` runs as a scheduler job (`mlbox.pipelines.jobstep`)
-with its own tracking run.
+resources or ``job=True`` runs as a scheduler job (`mlbox.pipelines.jobstep`) with its own
+tracking run. An in-process step's ``timeout_s`` is the driver's: past it the step fails
+and its late result is dropped (a thread cannot be killed; it runs on).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class _Step:
     out_kind: str | None
     out_payload: str | None
     out_hash: str | None
+    started_at: float = 0.0
 
 
 @dataclass
@@ -438,7 +440,7 @@ class PipelineService:
         steps: dict[str, _Step] = {}
         for r in self.db.query(
             "SELECT id, node, deps, state, attempt, as_job, use_cache, retries, backoff_s, not_before, worker,"
-            " job_id, out_kind, out_payload, out_hash FROM step_runs WHERE run_id = ?",
+            " job_id, out_kind, out_payload, out_hash, started_at FROM step_runs WHERE run_id = ?",
             (run_id,),
         ):
             steps[r["node"]] = _Step(
@@ -457,6 +459,7 @@ class PipelineService:
                 r["out_kind"],
                 r["out_payload"],
                 r["out_hash"],
+                r["started_at"] or 0.0,
             )
         if set(steps) != set(graph.nodes):
             self._fail_run(run_id, "the pipeline's steps changed since the run started")
@@ -640,7 +643,9 @@ class PipelineService:
                     continue
                 if st.as_job:
                     self._check_job(conn, st, now, changes)
-                elif st.worker != self._worker and not _worker_alive(st.worker):
+                elif st.worker == self._worker:
+                    self._timed_out(conn, run, st, now, changes)
+                elif not _worker_alive(st.worker):
                     conn.execute("UPDATE step_runs SET state = 'ready', worker = NULL WHERE id = ?", (st.id,))
                     st.state, st.worker = "ready", None
                 self._track(run, st)
@@ -758,6 +763,7 @@ class PipelineService:
             if st.id not in claimed:
                 continue
             st.state, st.attempt, st.worker = "running", st.attempt + 1, None if st.as_job else self._worker
+            st.started_at = now
             self._track(run, st)
             self._record_inputs(conn, st, run.graph.nodes[st.node], run.params, now)
             changes["started"].append(st.id)
@@ -821,6 +827,22 @@ class PipelineService:
             )
             st.state, st.not_before, st.job_id = "ready", now + delay, None
         st.worker = None
+
+    def _timed_out(self, conn: Any, run: _Run, st: _Step, now: float, changes: Changes) -> None:
+        """An in-process step past its ``timeout_s`` fails (or is retried) now. Its thread cannot
+        be stopped: it runs on, holding a pool worker, and its result is dropped when it comes
+        (the attempt no longer matches a running step)."""
+        limit = run.graph.nodes[st.node].step.options.timeout_s
+        if limit is None or now - st.started_at <= limit:
+            return
+        buf = self._output.pop(st.id, None)
+        printed = _printed(buf.text()) if buf is not None else ""
+        message = (
+            f"timed out after {limit:g}s (an in-process step's thread cannot be stopped: it runs on,"
+            " and its result will be ignored)"
+        )
+        self._failed(conn, st, message, now, now, printed)
+        changes["failed"].append(st.id)
 
     def _check_job(self, conn: Any, st: _Step, now: float, changes: Changes) -> None:
         if self.scheduler is None or st.job_id is None:
