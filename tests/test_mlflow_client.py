@@ -10,6 +10,7 @@ scripts below are plain MLflow code: they learn where to log only from
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -45,6 +46,7 @@ def mlflow_python() -> Path:
     return ensure_venv()
 
 
+@functools.cache
 def ensure_venv() -> Path:
     """The MLflow venv's interpreter, made once (skipped only when pip cannot reach an index)."""
     if _probe() is None:

@@ -111,10 +111,12 @@ def test_a_directory_mlflow_wrote_is_imported(
         X, y = load_iris(return_X_y=True)
         model = RandomForestClassifier(n_estimators=10, random_state=0).fit(X, y)
         mlflow.sklearn.save_model(model, {str(target)!r}, input_example=X[:3],
-                                  serialization_format="cloudpickle")
+                                  serialization_format="cloudpickle", pip_requirements=["scikit-learn"])
         from sklearn.linear_model import LogisticRegression
         linear = LogisticRegression(max_iter=500).fit(X, y)
-        mlflow.sklearn.save_model(linear, {str(tmp_path / "skops")!r}, input_example=X[:3])  # MLflow's default
+        # MLflow's default format (pip_requirements only spares the slow inference of requirements)
+        mlflow.sklearn.save_model(linear, {str(tmp_path / "skops")!r}, input_example=X[:3],
+                                  pip_requirements=["scikit-learn"])
         print(json.dumps([model.predict(X[::7]).tolist(), linear.predict(X[::7]).tolist()]))
         """
     )
