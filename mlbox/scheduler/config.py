@@ -25,6 +25,9 @@ class SchedulerSettings:
     starve_after_s: float = 120.0
     """``MLBOX_SCHEDULER_STARVE_AFTER_S``: a job blocked this long gets GPUs reserved for it, so
     smaller jobs no longer backfill onto the GPUs it waits for."""
+    executor: str = "local"
+    """``MLBOX_EXECUTOR``: ``local`` (processes on this machine, GPU leases) or ``ray://HOST:PORT``
+    (attempts become Ray jobs, submitted to that dashboard's Jobs API; placement is Ray's)."""
     lost_after_s: float = 30.0
     """``MLBOX_SCHEDULER_LOST_AFTER_S``: a claimed attempt whose process never showed up
     (the starting appliance died mid-start) is treated as gone after this long."""
@@ -48,6 +51,12 @@ class SchedulerSettings:
                 if value < 0 or value != value:
                     raise InvalidInput(f"{name}={env[name]!r} must be a positive number", field=name)
                 s = replace(s, **{attr: value})  # type: ignore[arg-type]
+        executor = env.get("MLBOX_EXECUTOR") or "local"
+        if executor != "local":
+            from mlbox.scheduler.ray_executor import dashboard_url
+
+            dashboard_url(executor)  # refuse a malformed address at start-up, naming it
+            s = replace(s, executor=executor)
         if s.gpus is not None:
             from mlbox.scheduler.inventory import parse_gpus
 

@@ -118,3 +118,11 @@ def m004_pruned_and_environment(conn: sqlite3.Connection) -> None:
     )
     conn.execute("ALTER TABLE jobs ADD COLUMN python TEXT")
     conn.execute("ALTER TABLE jobs ADD COLUMN env_prefix TEXT")
+
+
+@migrations
+def m005_executor_columns(conn: sqlite3.Connection) -> None:
+    """Where an attempt runs: the Ray submission id of a job on a Ray cluster (the reconcile
+    pass re-attaches by it after a crash) and the node Ray placed it on."""
+    conn.execute("ALTER TABLE jobs ADD COLUMN executor_job_id TEXT")
+    conn.execute("ALTER TABLE jobs ADD COLUMN node TEXT")

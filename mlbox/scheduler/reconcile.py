@@ -41,6 +41,7 @@ from mlbox.scheduler.validation import why_impossible
 from mlbox.store import private
 
 if TYPE_CHECKING:
+    from mlbox.scheduler.ray_attempts import RayAttempts
     from mlbox.scheduler.service import SchedulerService
 
 RUN_STATUS = {"succeeded": "finished", "failed": "failed", "queued": "failed", "pruned": "pruned"}
@@ -62,6 +63,12 @@ class Reconciler:
         self.settings = service.settings
         self.tracking = service.tracking
         self.executor = LocalExecutor(sys.executable)
+        self.ray: RayAttempts | None = None
+        """Set when ``MLBOX_EXECUTOR`` names a Ray cluster: attempts become Ray jobs."""
+        if self.settings.executor != "local":
+            from mlbox.scheduler.ray_attempts import RayAttempts
+
+            self.ray = RayAttempts(self, self.settings.executor)
         self._pass_lock = threading.Lock()
         self._seen: set[tuple[int, int]] = set()
         self._host = socket.gethostname()
@@ -80,8 +87,15 @@ class Reconciler:
             self.executor.reap()
             holders.reap(self.db)
             for row in self.db.query("SELECT * FROM jobs WHERE state = 'running'"):
-                self._check_running(row, now, changed)
-            self._place(now, changed)
+                if row["executor_job_id"] is not None:
+                    if self.ray is not None:  # else: a Ray job, and this appliance is not Ray's: leave it
+                        self.ray.check(row, now, changed)
+                else:
+                    self._check_running(row, now, changed)
+            if self.ray is not None:
+                self.ray.place(now, changed)
+            else:
+                self._place(now, changed)
             return changed
 
     def _check_running(self, row: sqlite3.Row, now: float, changed: dict[str, list[int]]) -> None:
@@ -143,8 +157,12 @@ class Reconciler:
         started: float | None,
         now: float,
         changed: dict[str, list[int]],
+        *,
+        exit_code: int | None = None,
     ) -> None:
-        """The attempt's process is gone: record how it ended and decide what comes next."""
+        """The attempt's process is gone: record how it ended and decide what comes next.
+
+        ``exit_code``: what the executor says (a Ray job's), else the shim's ``exit.json``."""
         job_id, attempt = row["id"], row["attempt"]
         if pid is not None:  # nothing of this attempt may outlive it (a retry must not overlap it)
             processes.kill_group(pid, started)
@@ -152,6 +170,8 @@ class Reconciler:
         self.executor.forget((job_id, attempt))
         record = processes.read_exit(self.service.attempt_dir(job_id, attempt))
         code = record.exit_code if record is not None else child_code
+        if exit_code is not None:
+            code = exit_code
         reason = None
         if row["stop_reason"] is None and code != 0:
             reason = failure_reason(self._log_tail(job_id, attempt))
@@ -159,7 +179,7 @@ class Reconciler:
             reason=reason,
             stop_reason=row["stop_reason"],
             exit_code=code,
-            started=pid is not None,
+            started=pid is not None or exit_code is not None,
             attempt=attempt,
             retries_used=row["retries_used"],
             max_retries=row["max_retries"],
@@ -286,16 +306,22 @@ class Reconciler:
                     (why, job_id, why),
                 )
 
-    def claim(self, job_id: int, gpus: tuple[int, ...], now: float) -> sqlite3.Row | None:
-        """Move the row to running as a new attempt and lease its GPUs, or nothing at all."""
+    def claim(
+        self, job_id: int, gpus: tuple[int, ...], now: float, *, submission_prefix: str | None = None
+    ) -> sqlite3.Row | None:
+        """Move the row to running as a new attempt and lease its GPUs, or nothing at all.
+
+        ``submission_prefix``: the attempt goes to Ray, under this prefix and its number, stored
+        in the same statement, so a crash after the claim leaves the id to re-attach by."""
         try:
             with self.db.atomic() as conn:
                 cur = conn.execute(
                     "UPDATE jobs SET state = 'running', attempt = attempt + 1, pid = NULL, pid_started = NULL,"
                     " started_at = ?, finished_at = NULL, exit_code = NULL, stop_reason = NULL,"
-                    " stop_requested_at = NULL, term_sent_at = NULL, gpu_list = ?, message = NULL"
+                    " stop_requested_at = NULL, term_sent_at = NULL, gpu_list = ?, message = NULL,"
+                    " executor_job_id = ? || (attempt + 1), node = NULL"
                     " WHERE id = ? AND state IN ('queued', 'preempted')",
-                    (now, msgspec.json.encode(list(gpus)).decode(), job_id),
+                    (now, msgspec.json.encode(list(gpus)).decode(), submission_prefix, job_id),
                 )
                 if cur.rowcount != 1:
                     return None

@@ -97,6 +97,10 @@ class Job(msgspec.Struct, frozen=True):
     resolved on the job's PATH (None before the first start)."""
     env_prefix: str | None = None
     """The virtualenv or conda env the last attempt's environment activated (VIRTUAL_ENV, CONDA_PREFIX)."""
+    executor_job_id: str | None = None
+    """The Ray submission id of the last attempt; None for a job run by the local executor."""
+    node: str | None = None
+    """The Ray node the last attempt ran on (None: this machine)."""
 
     @property
     def terminal(self) -> bool:

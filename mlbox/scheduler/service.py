@@ -101,6 +101,8 @@ class SchedulerService:
             stop_reason=row["stop_reason"],
             python=row["python"],
             env_prefix=row["env_prefix"],
+            executor_job_id=row["executor_job_id"],
+            node=row["node"],
         )
 
     def _row(self, job_id: int) -> sqlite3.Row:
@@ -219,6 +221,12 @@ class SchedulerService:
             for g in gpus
         ]
 
+    def cluster(self) -> dict[str, dict[str, float]] | None:
+        """The Ray cluster's resources (``total`` and ``available``, by name) when the executor is
+        Ray (empty when it does not answer); None with the local executor (the GPU board applies)."""
+        ray = self.reconciler.ray
+        return None if ray is None else ray.ray.cluster()
+
     def cpus_total(self) -> float:
         return self.settings.cpus if self.settings.cpus is not None else float(os.cpu_count() or 1)
 
@@ -237,7 +245,10 @@ class SchedulerService:
         """Queue a job (validated; `InvalidInput` names the field). It starts on a scheduler pass.
 
         Variables holding the API token are dropped from ``env`` before it is stored."""
-        check_spec(spec, gpus_available=len(self.inventory()), cpus_available=self.cpus_total())
+        if self.reconciler.ray is not None:  # placement is the cluster's: Ray queues what does not fit yet
+            check_spec(spec)
+        else:
+            check_spec(spec, gpus_available=len(self.inventory()), cpus_available=self.cpus_total())
         kept = without_secrets(spec.env, self.secrets())
         if kept != spec.env:
             spec = msgspec.structs.replace(spec, env=kept)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
@@ -80,11 +81,20 @@ def row_cells(row: view.JobRow) -> tuple[Text | str, ...]:
 
 
 class JobsLoaded(Message):
-    def __init__(self, seq: int, jobs: list[Job], board: list[GpuStatus], now: float) -> None:
+    def __init__(
+        self,
+        seq: int,
+        jobs: list[Job],
+        board: list[GpuStatus],
+        now: float,
+        cluster: dict[str, dict[str, float]] | None = None,
+    ) -> None:
         super().__init__()
         self.seq = seq
         self.jobs = jobs
         self.board = board
+        self.cluster = cluster
+        """The Ray cluster's resources when the executor is Ray (shown in place of the GPU board)."""
         self.now = now
 
 
@@ -213,11 +223,12 @@ class JobsScreen(MlboxScreen):
     def fetch_jobs(self, seq: int) -> None:
         try:
             jobs = self.scheduler.list_jobs(limit=JOBS_SHOWN)
-            board = self.scheduler.gpu_board()
+            cluster = self.scheduler.cluster()
+            board = self.scheduler.gpu_board() if cluster is None else []
         except MlboxError as exc:
             self.fail(exc)
             return
-        self.post_message(JobsLoaded(seq, jobs, board, self.clock()))
+        self.post_message(JobsLoaded(seq, jobs, board, self.clock(), cluster))
 
     def on_service_failed(self, message: ServiceFailed) -> None:
         """A refused log read ends too (`MlboxScreen` ends the loading), so the tail goes on."""
@@ -233,9 +244,30 @@ class JobsScreen(MlboxScreen):
         table = self.table
         keep = cursor_key(table)
         fill(table, [(r.key, row_cells(r)) for r in rows], keep=keep)
-        self.query_one(GpuBoard).show(view.board_rows(message.board, message.now))
+        if message.cluster is None:
+            self.query_one(GpuBoard).show(view.board_rows(message.board, message.now))
+        else:
+            self._show_cluster(message.cluster)
         self._show_summary(message.jobs)
         self._select_log(self.current_job())
+
+    def _show_cluster(self, cluster: dict[str, dict[str, float]]) -> None:
+        """The Ray cluster's resources in the GPU board's place: Ray, not mlbox, places jobs there."""
+        board = self.query_one(GpuBoard)
+        board.border_title = "Ray cluster"
+        rows = view.cluster_rows(cluster)
+        if not rows:
+            board.border_subtitle = ""
+            board.update(Text("the Ray cluster does not answer", style="dim"))
+            return
+        board.border_subtitle = "free / total"
+        table = Table.grid(padding=(0, 1), expand=True)
+        table.add_column("resource", ratio=1, no_wrap=True, overflow="ellipsis")
+        table.add_column("free", justify="right", no_wrap=True)
+        table.add_column("total", justify="right", no_wrap=True)
+        for name, free, total in rows:
+            table.add_row(fmt.inert(name, style="bold"), Text(free), Text(total, style="dim"))
+        board.update(table)
 
     def _show_summary(self, jobs: list[Job]) -> None:
         summary = self.query_one("#summary", Static)

@@ -75,9 +75,19 @@ def owner_kind(owner: str | None) -> str:
     return kind if kind in ("sweep", "notebook", "serving") else "job"
 
 
+def where_cell(job: Job) -> str:
+    """Where the last attempt runs: ``local``, or ``ray`` and the node Ray placed it on."""
+    if job.executor_job_id is None:
+        return "local"
+    return f"ray {visible(job.node)}" if job.node else "ray"
+
+
 def gpus_cell(job: Job) -> str:
-    """The GPUs a running job holds (``0,1``); what a waiting one wants (``wants 2``); ``cpu``."""
+    """The GPUs a running job holds (``0,1``); what a waiting one wants (``wants 2``); ``cpu``;
+    for a job on a Ray cluster, where it runs (``ray 10.0.0.7``: Ray chose its GPUs)."""
     wanted = job.spec.resources.gpus
+    if job.executor_job_id is not None and job.state == "running":
+        return where_cell(job)
     if job.state == "running" and job.gpus:
         return ",".join(map(str, job.gpus))
     if wanted == 0:
@@ -227,6 +237,18 @@ def board_rows(board: Sequence[GpuStatus], now: float) -> list[GpuRow]:
     return rows
 
 
+def cluster_rows(cluster: dict[str, dict[str, float]]) -> list[tuple[str, str, str]]:
+    """The Ray cluster's resources as (name, free, total), CPU and GPU first; memory in GiB."""
+    total, free = cluster.get("total", {}), cluster.get("available", {})
+    first = [n for n in ("CPU", "GPU") if n in total]
+    names = first + sorted(n for n in total if n not in first)
+    rows = []
+    for name in names:
+        scale, unit = (1 / 2**30, " GiB") if name in ("memory", "object_store_memory") else (1.0, "")
+        rows.append((name, f"{free.get(name, 0.0) * scale:,.4g}{unit}", f"{total[name] * scale:,.4g}{unit}"))
+    return rows
+
+
 # -- a job's details --------------------------------------------------------------------------------
 
 
@@ -257,6 +279,10 @@ def job_details(job: Job, attempts: Sequence[Attempt], now: float) -> list[tuple
         ("retries", f"{job.retries_used} of {spec.max_retries} used"),
         ("timeout", "-" if spec.timeout_s is None else fmt.duration(spec.timeout_s)),
         ("GPUs", gpus_cell(job)),
+        (
+            "runs on",
+            where_cell(job) + (f" · {visible(job.executor_job_id)}" if job.executor_job_id else ""),
+        ),
         ("created", fmt.when(job.created_at) + f" ({fmt.duration(max(now - job.created_at, 0))} ago)"),
         ("started", fmt.when(job.started_at)),
         ("finished", fmt.when(job.finished_at)),

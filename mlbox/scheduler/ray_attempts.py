@@ -1,0 +1,168 @@
+"""The reconciliation pass's Ray half: submit claimed attempts, follow them, stop them.
+
+The jobs table stays the truth. An attempt is claimed exactly as a local one
+(`Reconciler.claim`, with its Ray submission id stored in the same UPDATE) and
+only then submitted; a pass that finds a running row re-attaches by that id,
+so an appliance killed with ``kill -9`` picks its Ray jobs up again. Should
+the crash fall between the claim and the submission, Ray has no job of that id
+and the pass submits it then; Ray refuses a second submission of one id, so an
+attempt never runs twice. Ray's job logs are appended to the job's log file,
+so ``mlbox jobs logs -f``, the API and the TUI read them as any job's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import time
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from mlbox.scheduler import launch, ray_spec
+from mlbox.scheduler.ray_executor import RayExecutor, RayUnavailable
+from mlbox.scheduler.schemas import JobSpec
+from mlbox.store import private
+
+if TYPE_CHECKING:
+    from mlbox.scheduler.reconcile import Reconciler
+
+LOG_EVERY_S = 0.5
+"""How often a running Ray job's logs are copied into its log file."""
+SUBMITS_PER_PASS = 64
+"""Waiting jobs submitted per pass (Ray queues those the cluster cannot fit yet)."""
+OFFSET_FILE = "ray_log_offset"
+
+
+class RayAttempts:
+    def __init__(self, reconciler: Reconciler, executor: str) -> None:
+        self.reconciler = reconciler
+        self.service = reconciler.service
+        self.db = reconciler.db
+        self.ray = RayExecutor(executor)
+        self._synced: dict[str, float] = {}
+        self._submitted: set[str] = set()
+
+    # -- starting --------------------------------------------------------------
+
+    def place(self, now: float, changed: dict[str, list[int]]) -> None:
+        rows = self.db.query(
+            "SELECT id FROM jobs WHERE state IN ('queued', 'preempted')"
+            " ORDER BY priority DESC, created_at, id LIMIT ?",
+            (SUBMITS_PER_PASS,),
+        )
+        for (job_id,) in rows:
+            prefix = ray_spec.submission_prefix(self.service.home.root, job_id)
+            row = self.reconciler.claim(job_id, (), now, submission_prefix=prefix)
+            if row is None:
+                continue
+            self._header(row, now)
+            with contextlib.suppress(RayUnavailable):  # else the next pass finds no such job: submits it
+                self._submit(row)
+            changed.setdefault("started", []).append(job_id)
+
+    def _header(self, row: sqlite3.Row, now: float) -> None:
+        job_id, attempt = row["id"], row["attempt"]
+        private.make_dirs(self.service.attempt_dir(job_id, attempt))
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
+        header = (
+            f"--- mlbox: job {job_id} attempt {attempt} on Ray {self.ray.address}"
+            f" as {row['executor_job_id']} at {stamp} ---\n"
+        )
+        with os.fdopen(
+            private.create(self.service.log_path(job_id), exclusive=False, append=True), "ab"
+        ) as f:
+            f.write(header.encode())
+
+    def _submit(self, row: sqlite3.Row) -> None:
+        spec = msgspec.json.decode(row["spec"], type=JobSpec)
+        env = launch.job_env(
+            {},
+            spec,
+            home=self.service.home.root,
+            job_id=row["id"],
+            attempt=row["attempt"],
+            run_id=row["run_id"],
+            gpus=(),
+            checkpoint_dir=self.service.checkpoint_dir(row["id"]),
+            secrets=self.service.secrets(),
+        )
+        sid = row["executor_job_id"]
+        self.ray.submit(sid, ray_spec.entrypoint(spec), ray_spec.submit_kwargs(spec, env))
+        self._submitted.add(sid)
+
+    # -- following -------------------------------------------------------------
+
+    def check(self, row: sqlite3.Row, now: float, changed: dict[str, list[int]]) -> None:
+        sid: str = row["executor_job_id"]
+        key = (row["id"], row["attempt"])
+        try:
+            info = self.ray.info(sid)
+            if info is None:  # claimed, never submitted (a crash, or the cluster was away)
+                self._submit(row)
+                return
+        except RayUnavailable:
+            return
+        if sid not in self._submitted and key not in self.reconciler._seen:
+            self.reconciler._seen.add(key)
+            changed.setdefault("adopted", []).append(row["id"])
+        if info.node and info.node != row["node"]:
+            with self.db.atomic() as conn:
+                conn.execute("UPDATE jobs SET node = ? WHERE id = ? AND attempt = ?", (info.node, *key))
+        code = ray_spec.exit_code(info.status, info.driver_exit_code)
+        if code is not None or now - self._synced.get(sid, 0.0) >= LOG_EVERY_S:
+            self._copy_logs(row, sid)
+            self._synced[sid] = now
+        if code is not None:
+            self._synced.pop(sid, None)
+            self._submitted.discard(sid)
+            self.reconciler._finish(row, None, None, now, changed, exit_code=code)
+            return
+        self._stop_if_asked(row, sid, now, changed)
+
+    def _stop_if_asked(self, row: sqlite3.Row, sid: str, now: float, changed: dict[str, list[int]]) -> None:
+        """Cancel, timeout, prune: Ray's stop (SIGTERM, then SIGKILL after its grace), once."""
+        key = (row["id"], row["attempt"])
+        reason, timeout = row["stop_reason"], row["timeout_s"]
+        if reason is None and timeout is not None and now - row["started_at"] > timeout:
+            reason = "timeout"
+            with self.db.atomic() as conn:
+                conn.execute(
+                    "UPDATE jobs SET stop_reason = 'timeout', stop_requested_at = ?"
+                    " WHERE id = ? AND attempt = ? AND stop_reason IS NULL",
+                    (now, *key),
+                )
+        if reason is None or row["term_sent_at"] is not None:
+            return
+        try:
+            self.ray.stop(sid)
+        except RayUnavailable:
+            return
+        with self.db.atomic() as conn:
+            conn.execute("UPDATE jobs SET term_sent_at = ? WHERE id = ? AND attempt = ?", (now, *key))
+        changed.setdefault("stopping", []).append(row["id"])
+
+    def _copy_logs(self, row: sqlite3.Row, sid: str) -> None:
+        """Append what Ray logged since the last copy (its offset kept beside the attempt, so a
+        restarted appliance goes on where the last one stopped)."""
+        folder = self.service.attempt_dir(row["id"], row["attempt"])
+        marker = folder / OFFSET_FILE
+        try:
+            done = int(marker.read_text())
+        except (OSError, ValueError):
+            done = 0
+        try:
+            data = self.ray.logs(sid).encode()
+        except RayUnavailable:
+            return
+        if len(data) <= done:
+            return
+        with os.fdopen(
+            private.create(self.service.log_path(row["id"]), exclusive=False, append=True), "ab"
+        ) as f:
+            f.write(data[done:])
+        private.make_dirs(folder)
+        tmp = folder / f".{OFFSET_FILE}.tmp"
+        tmp.write_text(str(len(data)))
+        os.replace(tmp, marker)
