@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 import mlbox
+from mlbox.pipelines.values import PredictionsRef, TrainingSetRef
 
 FAIL: set[str] = set()
 CALLS: Counter[str] = Counter()
@@ -210,3 +211,21 @@ def bounded(seconds: float) -> float:
 @mlbox.pipeline
 def with_timeout(seconds: float) -> None:
     bounded(seconds)
+
+
+@mlbox.step
+def build_set(path: str, ts_id: int) -> TrainingSetRef:
+    """Stands for a step that read a raw file and built a feature store training set."""
+    Path(path).read_bytes()
+    return TrainingSetRef(ts_id, "churn")
+
+
+@mlbox.step
+def score(ts: TrainingSetRef, model: str) -> PredictionsRef:
+    name, _, version = model.partition("/")
+    return PredictionsRef(name, int(version), 100.0, 200.0, rows=ts.id)
+
+
+@mlbox.pipeline
+def made(path: str, ts_id: int, model: str = "tiny/1") -> None:
+    score(build_set(path, ts_id), model)

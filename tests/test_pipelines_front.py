@@ -3,8 +3,10 @@ run itself when no appliance is up)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from litestar import Litestar
@@ -168,3 +170,35 @@ def test_dag_drawing_joins_every_edge() -> None:
     assert text.count("▶") == 3  # one arrowhead per box with inputs (edges into it merge)
     assert "├─▶│b" in text and "└─▶│c" in text and "─▶│d" in text
     assert "┌──────┐" in text and "│a     │" in text
+
+
+def test_training_sets_and_prediction_segments_know_what_made_them(
+    services: Services,
+    client: TestClient[Litestar],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    from mlbox.pipelines.values import PredictionsRef
+
+    raw = tmp_path / "raw.csv"
+    raw.write_text("u,x\n1,2\n")
+    p = services.pipelines
+    run = p.wait(p.submit(defs.made, {"path": str(raw), "ts_id": 7}).id, timeout_s=30)
+    assert run.state == "succeeded"
+    by_node = {s.node: s for s in run.steps}
+    (ts,) = p.made_by("training_set", "7")
+    assert (ts.step_run_id, ts.pipeline_run_id, ts.node) == (by_node["build_set"].id, run.id, "build_set")
+    assert ts.code_hash == by_node["build_set"].code_hash and ts.code_hash
+    assert [(i.name, i.source) for i in ts.inputs] == [("path", "param"), ("ts_id", "param")]
+    assert ts.files == [f"{raw.resolve()} (sha256 {hashlib.sha256(raw.read_bytes()).hexdigest()[:12]})"]
+    segment = PredictionsRef("tiny", 1, 100.0, 200.0, rows=7).ref
+    (pred,) = p.made_by("predictions", segment)
+    assert pred.node == "score" and pred.inputs[1].value.startswith("build_set (output ")
+    code, out, _ = run_main(capsys, "lineage", "--made-by", "training_set", "7")
+    assert code == 0 and f"made by step run {ts.step_run_id} (made.build_set" in out and "read " in out
+    body = client.get(f"{PREFIX}/lineage/made-by", params={"kind": "predictions", "ref": segment}).json()
+    assert body[0]["step_run_id"] == pred.step_run_id and body[0]["pipeline_run_id"] == run.id
+    error(client.get(f"{PREFIX}/lineage/made-by", params={"kind": "nope", "ref": "x"}), 400, "kind")
+    error(client.get(f"{PREFIX}/lineage/made-by", params={"kind": "training_set", "ref": "99"}), 404, "ref")
+    code, _, err = run_main(capsys, "lineage", "--made-by", "training_set", "7", "--file", "x")
+    assert code == 2 and "exactly one of" in err

@@ -14,7 +14,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from mlbox.api.ranges import Int64
-from mlbox.pipelines.lineage import LineageGraph
+from mlbox.pipelines.lineage import LineageGraph, MadeBy
 from mlbox.pipelines.schemas import PipelineRun, Schedule
 from mlbox.pipelines.service import PipelineService
 from mlbox.store.errors import InvalidInput
@@ -185,3 +185,17 @@ class PipelineController(Controller):
         if request_id is not None:
             return pipelines.lineage_back(request_id)
         return pipelines.lineage_forward(path or "")
+
+    @get(
+        "/lineage/made-by",
+        operation_id="getMadeBy",
+        sync_to_thread=True,
+        summary="The step runs that made an artifact, dataset, training set, model version or prediction segment",
+    )
+    def made_by(
+        self,
+        pipelines: NamedDependency[PipelineService],
+        kind: Annotated[str, QueryParameter(description="frame, array, dataset, model, training_set, ...")],
+        ref: Annotated[str, QueryParameter(description="its hash, name/version, id or segment")],
+    ) -> list[MadeBy]:
+        return pipelines.made_by(kind, ref)

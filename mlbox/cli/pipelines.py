@@ -329,13 +329,43 @@ def render_lineage(graph: LineageGraph) -> list[str]:
     "--request", "request_id", default=None, help="A served prediction's request id: back to the raw files."
 )
 @click.option("--file", "path", default=None, help="A raw file: forward to the models and served versions.")
+@click.option(
+    "--made-by",
+    "made",
+    nargs=2,
+    default=None,
+    metavar="KIND REF",
+    help="What step run made it: model NAME/VERSION, training_set ID, dataset HASH, frame SHA256, predictions SEGMENT.",
+)
 @json_option
 @pass_ctx
-def lineage(ctx: Context, request_id: str | None, path: str | None, as_json: bool) -> None:
-    """What made a prediction (--request), or what a raw file went into (--file)."""
-    if (request_id is None) == (path is None):
-        raise click.BadParameter("give exactly one of --request and --file", param_hint="--request")
+def lineage(
+    ctx: Context, request_id: str | None, path: str | None, made: tuple[str, str] | None, as_json: bool
+) -> None:
+    """What made a prediction (--request), what a raw file went into (--file), or which step run
+    made an artifact, dataset, training set, model version or prediction segment (--made-by)."""
+    if sum(x is not None for x in (request_id, path, made)) != 1:
+        raise click.BadParameter(
+            "give exactly one of --request, --file and --made-by", param_hint="--request"
+        )
     p = ctx.services.pipelines
+    if made is not None:
+        found = p.made_by(*made)
+        if as_json:
+            echo_json(found)
+            return
+        for m in found:
+            click.echo(
+                visible(
+                    f"{m.kind} {m.ref}: made by step run {m.step_run_id} ({m.pipeline}.{m.node}, attempt"
+                    f" {m.attempt}) of pipeline run {m.pipeline_run_id}, code {m.code_hash[:12]}"
+                )
+            )
+            for i in m.inputs:
+                click.echo(visible(f"  input {i.name} <- {i.source} {i.value}"))
+            for f in m.files:
+                click.echo(visible(f"  read {f}"))
+        return
     graph = (
         p.lineage_back(request_id)
         if request_id is not None

@@ -27,7 +27,7 @@ from mlbox.pipelines.values import Stored
 from mlbox.store import Database
 from mlbox.store.errors import InvalidInput, NotFound
 
-RECORDED_KINDS = frozenset({"frame", "polars", "array", "model", "dataset"})
+RECORDED_KINDS = frozenset({"frame", "polars", "array", "model", "dataset", "training_set", "predictions"})
 MAX_HASHED_BYTES = 1 << 30
 """A raw file larger than this is recorded by name and size only (hashing it would stall a step)."""
 
@@ -59,7 +59,40 @@ def output_ref(stored: Stored) -> str:
         return f"{raw['name']}/{raw['version']}"
     if stored.kind == "dataset":
         return stored.hash
+    if stored.kind == "training_set":
+        return str(msgspec.json.decode(stored.payload)["id"])
+    if stored.kind == "predictions":
+        raw = msgspec.json.decode(stored.payload)
+        return f"{raw['model']}/{raw['version']}@{raw['start']:.3f}..{raw['end']:.3f}"
     return stored.payload
+
+
+class MadeInput(msgspec.Struct, frozen=True):
+    name: str
+    """The step's argument."""
+    source: str
+    """``step`` (an upstream output), ``param`` or ``const``."""
+    value: str
+    """The upstream node and its output's hash, the parameter's or constant's JSON."""
+
+
+class MadeBy(msgspec.Struct, frozen=True):
+    """Who made an artifact, dataset, training set, model version or prediction log segment."""
+
+    kind: str
+    ref: str
+    step_run_id: int
+    pipeline_run_id: int
+    pipeline: str
+    node: str
+    code_hash: str
+    attempt: int
+    made_at: float
+    inputs: list[MadeInput]
+    files: list[str]
+    """The raw files the step read, ``path (sha256 …)``."""
+    computed_by: int | None = None
+    """When the step reused a cached result: the step run that computed it."""
 
 
 def file_hash(path: str) -> str | None:
@@ -151,6 +184,55 @@ class Lineage:
         for alias in aliases:
             b.edge(mid, b.node(f"alias:{name}@{alias}", "alias", f"{name}@{alias}"), "is")
         return mid
+
+    def made_by(self, kind: str, ref: str) -> list[MadeBy]:
+        """Every step run that produced ``ref`` of ``kind`` (a frame's or array's sha256, a
+        dataset's hash, ``name/version``, a training set id, a prediction segment), newest first:
+        its pipeline run, code version and inputs."""
+        if kind not in RECORDED_KINDS:
+            raise InvalidInput(
+                f"kind must be one of {', '.join(sorted(RECORDED_KINDS))}, not {kind!r}", field="kind"
+            )
+        rows = self.db.query(
+            "SELECT l.step_run_id, l.at, s.run_id, s.node, s.code_hash, s.attempt, s.bindings, s.cached_from,"
+            " r.pipeline, r.params FROM pipeline_lineage l JOIN step_runs s ON s.id = l.step_run_id"
+            " JOIN pipeline_runs r ON r.id = s.run_id"
+            " WHERE l.direction = 'out' AND l.kind = ? AND l.ref = ? ORDER BY l.id DESC",
+            (kind, ref),
+        )
+        if not rows:
+            raise NotFound(f"no pipeline step made the {kind} {ref!r}", field="ref")
+        out: list[MadeBy] = []
+        for r in rows:
+            params = msgspec.json.decode(r["params"])
+            inputs: list[MadeInput] = []
+            for name, b in sorted(msgspec.json.decode(r["bindings"]).items()):
+                if b.get("kind") == "step":
+                    up = self.db.query_one(
+                        "SELECT out_hash FROM step_runs WHERE run_id = ? AND node = ?",
+                        (r["run_id"], b["ref"]),
+                    )
+                    value = f"{b['ref']} (output {((up and up['out_hash']) or '?')[:12]})"
+                elif b.get("kind") == "param":
+                    value = f"{b['ref']} = {msgspec.json.encode(params.get(b['ref'])).decode()}"
+                else:
+                    value = msgspec.json.encode(b.get("value")).decode()
+                inputs.append(MadeInput(name, str(b.get("kind")), value))
+            files = [
+                f"{f['ref']} (sha256 {(f['sha256'] or '?')[:12]})"
+                for f in self.db.query(
+                    "SELECT ref, sha256 FROM pipeline_lineage WHERE step_run_id = ? AND direction = 'in'"
+                    " AND kind = 'file' ORDER BY id",
+                    (r["step_run_id"],),
+                )
+            ]
+            out.append(
+                MadeBy(
+                    kind, ref, int(r["step_run_id"]), int(r["run_id"]), r["pipeline"], r["node"],
+                    r["code_hash"], int(r["attempt"]), float(r["at"]), inputs, files, r["cached_from"],
+                )
+            )  # fmt: skip
+        return out
 
     def backward(self, request_id: str) -> LineageGraph:
         """From a served prediction back to the raw files."""

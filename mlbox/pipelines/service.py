@@ -1196,6 +1196,10 @@ class PipelineService:
         """A raw file forward to the model versions and served versions it influenced."""
         return self._lineage().forward(path)
 
+    def made_by(self, kind: str, ref: str) -> list[lineage.MadeBy]:
+        """The step runs (with pipeline run, code version and inputs) that made ``ref``."""
+        return self._lineage().made_by(kind, ref)
+
     def _predictions(self, model: str | None = None) -> Any:
         from mlbox.serving.predlog import read_predictions
 

@@ -4,6 +4,8 @@
 * a numpy array: ``.npy`` bytes (``allow_pickle=False``) in the artifact store;
 * a model: a `ModelRef` to a registry version (the registry holds the weights);
 * a dataset: a `DatasetRef` naming its content hash;
+* a feature store training set: a `TrainingSetRef` naming its record;
+* a segment of the prediction log: a `PredictionsRef` (model version and time range);
 * anything else: JSON, kept in the step run's row.
 
 Each stored value has a hash (the artifact's sha256, or the JSON's), which is what the
@@ -41,6 +43,31 @@ class DatasetRef:
 
     sha256: str
     name: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingSetRef:
+    """A feature store training set passed between steps by its record's id (the record pins
+    the view versions and the entity frame's hash, so the frame can be rebuilt)."""
+
+    id: int
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class PredictionsRef:
+    """A segment of the prediction log: a model version's predictions logged from ``start`` to
+    ``end`` (epoch seconds), e.g. written by a batch scoring step."""
+
+    model: str
+    version: int
+    start: float
+    end: float
+    rows: int = 0
+
+    @property
+    def ref(self) -> str:
+        return f"{self.model}/{self.version}@{self.start:.3f}..{self.end:.3f}"
 
 
 @dataclass(frozen=True)
@@ -84,6 +111,15 @@ def encode(value: Any, artifacts: ArtifactStore, *, step: str) -> Stored:
     if isinstance(value, ModelRef):
         text = msgspec.json.encode({"name": value.name, "version": value.version}).decode()
         return Stored("model", text, _sha(text.encode()))
+    if isinstance(value, TrainingSetRef):
+        text = msgspec.json.encode({"id": value.id, "name": value.name}).decode()
+        return Stored("training_set", text, _sha(text.encode()))
+    if isinstance(value, PredictionsRef):
+        text = msgspec.json.encode(
+            {"model": value.model, "version": value.version, "start": value.start, "end": value.end,
+             "rows": value.rows}
+        ).decode()  # fmt: skip
+        return Stored("predictions", text, _sha(text.encode()))
     if isinstance(value, DatasetRef):
         text = msgspec.json.encode({"sha256": value.sha256, "name": value.name}).decode()
         return Stored("dataset", text, value.sha256)
@@ -119,4 +155,10 @@ def decode(kind: str, payload: str, artifacts: ArtifactStore) -> Any:
     if kind == "dataset":
         raw = msgspec.json.decode(payload)
         return DatasetRef(raw["sha256"], raw.get("name", ""))
+    if kind == "training_set":
+        raw = msgspec.json.decode(payload)
+        return TrainingSetRef(int(raw["id"]), raw.get("name", ""))
+    if kind == "predictions":
+        raw = msgspec.json.decode(payload)
+        return PredictionsRef(raw["model"], int(raw["version"]), raw["start"], raw["end"], raw.get("rows", 0))
     raise InvalidInput(f"unknown stored value kind {kind!r}", field="kind")
