@@ -182,3 +182,28 @@ class TestLabelingSnapshots:
     @pytest.mark.parametrize("size", [(160, 48), (100, 30)])
     def test_annotator(self, lab_services: Services, size: tuple[int, int], snap_compare: Snap) -> None:
         assert snap_compare(app_for(lab_services), terminal_size=size, run_before=open_news)
+
+
+async def test_boxes_as_numbers_with_keys(lab_services: Services, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from PIL import Image
+
+    folder = Path(str(tmp_path)) / "imgs"
+    folder.mkdir()
+    Image.new("RGB", (100, 50), (200, 30, 30)).save(folder / "a.png")
+    lab = lab_services.labeling
+    lab.create_project("cars", {"boxes": ["car", "truck"]})
+    lab.import_tasks("cars", folder)
+    app = app_for(lab_services)
+    app.call_later(open_annotator, app, "cars", "ann")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, AnnotateScreen) and app.screen.current is not None)
+        assert "▀" in text_of(app, "#body")  # the image in half blocks
+        await pilot.press("b", "right", "right", "shift+down", "n")
+        assert "box 1: truck x=29 y=12 w=50 h=27" in text_of(app, "#note")
+        await pilot.press("enter")
+        await settle(pilot)
+        await until(pilot, lambda: not app.screen.pending)  # type: ignore[attr-defined]
+    (a,) = lab.annotations("cars")
+    assert a.value == {"boxes": [{"x": 29.0, "y": 12.0, "w": 50.0, "h": 27.0, "label": "truck"}]}

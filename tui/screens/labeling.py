@@ -207,6 +207,16 @@ class AnnotateScreen(MlboxScreen):
         Binding("f", "flag", "Flag"),
         Binding("c", "comment", "Comment"),
         Binding("escape", "leave", "Projects"),
+        Binding("b", "add_box", "Box", show=False),
+        Binding("n", "next_box_label", "Box label", show=False),
+        *(
+            Binding(key, f"move_box({dx}, {dy})", show=False, priority=True)
+            for key, dx, dy in (("left", -1, 0), ("right", 1, 0), ("up", 0, -1), ("down", 0, 1))
+        ),
+        *(
+            Binding(f"shift+{key}", f"resize_box({dw}, {dh})", show=False, priority=True)
+            for key, dw, dh in (("left", -1, 0), ("right", 1, 0), ("up", 0, -1), ("down", 0, 1))
+        ),
     ]
 
     def __init__(self, project: str, annotator: str) -> None:
@@ -221,6 +231,9 @@ class AnnotateScreen(MlboxScreen):
         """Tasks labeled or skipped in this session: a prefetch that still lists them (its read came
         before the save) does not show them again."""
         self.chosen: list[str] = []
+        self.boxes: list[dict[str, Any]] = []
+        """Boxes drawn on the task on screen, as numbers: b adds one, arrows move it, shift+arrows
+        resize it, n changes its label, Enter saves."""
         self.comment = ""
         self.progress: Progress | None = None
         self.fetching = False
@@ -300,6 +313,7 @@ class AnnotateScreen(MlboxScreen):
         """Show the next prefetched task (from memory); ask for more when the queue runs low."""
         self.current = self.queue.pop(0) if self.queue else None
         self.chosen = []
+        self.boxes = []
         self.comment = ""
         self.shown_at = time.monotonic()
         self.render_task()
@@ -359,8 +373,72 @@ class AnnotateScreen(MlboxScreen):
                 self.submit({"rating": n})
 
     def action_save_multi(self) -> None:
-        if self.current is not None and self.schema is not None and self.schema.multi:
-            self.submit({"labels": list(self.chosen)})
+        if self.current is None or self.schema is None:
+            return
+        value: dict[str, Any] = {}
+        if self.schema.multi:
+            value["labels"] = list(self.chosen)
+        if self.schema.boxes and self.boxes:
+            value["boxes"] = [dict(b) for b in self.boxes]
+        if value:
+            self.submit(value)
+
+    def _box_step(self) -> float:
+        data = self.current.data if self.current is not None else {}
+        size = max(float(data.get("width") or 0), float(data.get("height") or 0))
+        return max(1.0, round(size / 50)) if size else 1.0
+
+    def action_add_box(self) -> None:
+        if self.current is None or self.schema is None or not self.schema.boxes:
+            return
+        data = self.current.data
+        w = float(data.get("width") or 10)
+        h = float(data.get("height") or 10)
+        self.boxes.append(
+            {
+                "x": round(w / 4),
+                "y": round(h / 4),
+                "w": max(1, round(w / 2)),
+                "h": max(1, round(h / 2)),
+                "label": self.schema.boxes[0],
+            }
+        )
+        self.show_boxes()
+
+    def action_next_box_label(self) -> None:
+        if self.boxes and self.schema is not None and self.schema.boxes:
+            labels = self.schema.boxes
+            box = self.boxes[-1]
+            box["label"] = labels[(labels.index(box["label"]) + 1) % len(labels)]
+            self.show_boxes()
+
+    def action_move_box(self, dx: int, dy: int) -> None:
+        if not self.boxes:
+            task = self.query_one("#task", VerticalScroll)
+            if dy:
+                task.scroll_relative(y=dy, animate=False)
+            return
+        box, step = self.boxes[-1], self._box_step()
+        box["x"] = max(0.0, box["x"] + dx * step)
+        box["y"] = max(0.0, box["y"] + dy * step)
+        self.show_boxes()
+
+    def action_resize_box(self, dw: int, dh: int) -> None:
+        if not self.boxes:
+            return
+        box, step = self.boxes[-1], self._box_step()
+        box["w"] = max(1.0, box["w"] + dw * step)
+        box["h"] = max(1.0, box["h"] + dh * step)
+        self.show_boxes()
+
+    def show_boxes(self) -> None:
+        self.query_one("#note", Static).update(
+            "  ".join(
+                f"box {i}: {visible(b['label'])} x={b['x']:g} y={b['y']:g} w={b['w']:g} h={b['h']:g}"
+                for i, b in enumerate(self.boxes, 1)
+            )
+            + "   (arrows move, shift+arrows resize, n label, Enter saves)"
+        )
 
     def action_accept(self) -> None:
         if self.current is not None and self.current.prelabel is not None:
