@@ -117,6 +117,9 @@ def test_reference_evaluation_feedback_and_report(world: World, tmp_path: Path) 
     ]
     assert any("outside the reference's range" in p for p in shifted.quality.problems)
     assert shifted.outlier_rate > 0.15 > base.outlier_rate * 5
+    # the reference was scored by the version itself: predictions drift with the inputs
+    assert base.prediction_drift is not None and not base.prediction_drift.drifted
+    assert shifted.prediction_drift is not None and shifted.prediction_drift.drifted
     with pytest.raises(InvalidInput) as exc:
         mon.evaluate("clf@champion", since=T0 + 5000, until=T0 + 6000)
     assert exc.value.field == "window"

@@ -38,7 +38,7 @@ from mlbox.monitoring.compare import Comparison
 from mlbox.monitoring.compare import bias as bias_of
 from mlbox.monitoring.compare import compare as compare_models
 from mlbox.monitoring.config import MonitoringSettings
-from mlbox.monitoring.logframe import META, PREDICTION, PROBA, feature_names, read_window
+from mlbox.monitoring.logframe import META, PREDICTION, PROBA, feature_names, read_outputs, read_window
 from mlbox.monitoring.migrations import migrations
 from mlbox.monitoring.profile import Profile, outlier_rate, profile
 from mlbox.monitoring.quality import quality
@@ -195,8 +195,12 @@ class MonitoringService:
     def _store_reference(self, mv: ModelVersion, frame: pd.DataFrame, source: str) -> Reference:
         from mlbox.store import private, tables
 
-        prof = profile(frame)
         sample = frame if len(frame) <= SAMPLE_ROWS else frame.sample(SAMPLE_ROWS, random_state=0)
+        if PREDICTION not in sample.columns:
+            sample = self._with_predictions(mv, sample)
+            if PREDICTION in sample.columns and len(sample) == len(frame):
+                frame = sample
+        prof = profile(frame)
         folder = uuid.uuid4().hex
         target = self.references_root / folder
         private.make_dirs(target)
@@ -210,7 +214,7 @@ class MonitoringService:
 
         (target / "profile.json").write_bytes(msgspec.json.encode(prof))
         now = time.time()
-        columns = [str(c) for c in frame.columns]
+        columns = [str(c) for c in frame.columns if c != PREDICTION and not str(c).startswith(PROBA)]
         old = self.db.query_one(
             "SELECT folder FROM monitoring_references WHERE model = ? AND version = ?", (mv.name, mv.version)
         )
@@ -227,6 +231,52 @@ class MonitoringService:
         ref = self.reference(mv.name, mv.version)
         assert ref is not None
         return ref
+
+    def _with_predictions(self, mv: ModelVersion, sample: pd.DataFrame) -> pd.DataFrame:
+        """The sample with the version's own predictions (and probabilities), so a window's
+        predictions can drift against them; as it was when the model cannot score it here."""
+        import pandas as pd
+
+        from mlbox.serving.predlog import _arrays
+
+        features = feature_names(mv.signature)
+        if not features or any(c not in sample.columns for c in features) or self.registry is None:
+            return sample
+        try:
+            loaded = self.registry.load(mv)
+            if mv.signature is not None and mv.signature.inputs.kind == "columns":
+                inputs: Any = sample[features]
+            else:
+                dtype = (
+                    mv.signature.inputs.tensors[0].dtype
+                    if mv.signature and mv.signature.inputs.tensors
+                    else "float64"
+                )
+                inputs = sample[features].to_numpy(dtype=np.dtype(dtype))
+            outputs = _arrays(loaded.predict(inputs), "output")
+        except Exception as exc:  # a model that cannot score its reference here: no prediction drift
+            log.info("scoring the reference of %s version %s failed: %s", mv.name, mv.version, exc)
+            return sample
+        if not outputs:
+            return sample
+        columns: dict[str, builtins.list[Any]] = {}
+        for name, a in outputs.items():
+            if a.ndim == 1:
+                columns[name] = a.tolist()
+            else:
+                for j in range(a.shape[1]):
+                    columns[f"{name}_{j}"] = a[:, j].tolist()
+        prediction, proba = read_outputs(columns)
+        if prediction is None or len(prediction) != len(sample):
+            return sample
+        extra = pd.DataFrame({PREDICTION: prediction}, index=sample.index)
+        if proba is not None:
+            extra = extra.join(
+                pd.DataFrame(
+                    proba, index=sample.index, columns=[f"{PROBA}{k}" for k in range(proba.shape[1])]
+                )
+            )
+        return sample.join(extra)
 
     def reference(self, name: str, version: int) -> Reference | None:
         row = self.db.query_one(
@@ -255,7 +305,15 @@ class MonitoringService:
         return None if row is None else self.references_root / str(row["folder"])
 
     def reference_sample(self, name: str, version: int, n: int | None = None) -> pd.DataFrame | None:
-        """Up to ``n`` rows of the stored reference (all kept rows when None); None without one."""
+        """Up to ``n`` rows of the stored reference's features (all kept rows when None); None
+        without one."""
+        frame = self._sample(name, version, n)
+        if frame is None:
+            return None
+        return frame[[c for c in frame.columns if c != PREDICTION and not str(c).startswith(PROBA)]]
+
+    def _sample(self, name: str, version: int, n: int | None = None) -> pd.DataFrame | None:
+        """The stored rows with the version's predictions on them (where it could score them)."""
         folder = self._folder(name, version)
         if folder is None:
             return None
@@ -443,7 +501,7 @@ class MonitoringService:
     ) -> tuple[Evaluation, pd.DataFrame, pd.DataFrame]:
         mv = self.resolve(ref)
         prof = self.reference_profile(mv.name, mv.version)
-        sample = self.reference_sample(mv.name, mv.version)
+        sample = self._sample(mv.name, mv.version)
         if prof is None or sample is None:
             raise InvalidInput(
                 f"{mv.name} version {mv.version} has no reference: set one with mlbox monitor reference",
