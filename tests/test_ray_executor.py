@@ -68,7 +68,13 @@ def _stop_head(temp: str) -> None:
 @pytest.fixture(scope="module")
 def ray_head() -> Iterator[str]:
     """``ray://127.0.0.1:<dashboard port>`` of a head started for this module. On a busy machine
-    the raylet may give up waiting for its agent (a fixed wait in Ray), so a start is retried."""
+    the raylet may give up waiting for its agent (a fixed wait in Ray), so a start is retried.
+    ``MLBOX_TEST_RAY=ray://127.0.0.1:PORT`` uses a head already running instead (loopback only)."""
+    given = os.environ.get("MLBOX_TEST_RAY")
+    if given:
+        assert given.startswith("ray://127.0.0.1:"), "MLBOX_TEST_RAY must be a loopback head"
+        yield given
+        return
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLBOX_")}
     env.update(RAY_USAGE_STATS_ENABLED="0", PATH=f"{RAY.parent}{os.pathsep}{env.get('PATH', '')}")
     env["RAY_JOB_STOP_SIGNAL_TIMEOUT_S"] = "2"

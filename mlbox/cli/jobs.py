@@ -176,6 +176,8 @@ NAME_WIDTH = 24
 def _cells(j: Job) -> tuple[object, ...]:
     """One row of `HEADER`; the name and message are user text, printed with control characters escaped."""
     gpus = ",".join(map(str, j.gpus)) if j.state == "running" else str(j.spec.resources.gpus or "-")
+    if j.executor_job_id is not None and j.state == "running":  # on a Ray cluster: Ray chose the GPUs
+        gpus = visible(f"ray {j.node}" if j.node else "ray")
     return (
         j.id,
         j.state,
@@ -237,6 +239,8 @@ def jobs_show(ctx: Context, job_id: int, as_json: bool) -> None:
     )
     click.echo(f"  env       {s.env_policy} ({len(s.env)} variable(s) given)")
     click.echo(f"  python    {j.python or '-'}" + (f"  (env {j.env_prefix})" if j.env_prefix else ""))
+    if j.executor_job_id is not None:
+        click.echo(visible(f"  on ray    {j.node or '-'} as {j.executor_job_id}"))
     click.echo(f"  run       {j.run_id if j.run_id is not None else '-'} (experiment {s.experiment})")
     click.echo(f"  log       {j.log_path}")
     click.echo(f"  checkpts  {j.checkpoint_dir}")

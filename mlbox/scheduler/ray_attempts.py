@@ -89,7 +89,8 @@ class RayAttempts:
             secrets=self.service.secrets(),
         )
         sid = row["executor_job_id"]
-        self.ray.submit(sid, ray_spec.entrypoint(spec), ray_spec.submit_kwargs(spec, env))
+        kwargs = ray_spec.submit_kwargs(spec, env, same_host=self.ray.loopback)
+        self.ray.submit(sid, ray_spec.entrypoint(spec), kwargs)
         self._submitted.add(sid)
 
     # -- following -------------------------------------------------------------

@@ -45,6 +45,9 @@ class RayUnavailable(Exception):
 class RayExecutor:
     def __init__(self, executor: str) -> None:
         self.address = dashboard_url(executor)
+        host = self.address[len("http://") :].rpartition(":")[0].strip("[]")
+        self.loopback = host in ("127.0.0.1", "localhost", "::1")
+        """The head is this machine: jobs may use the home's paths (and it is not exposed by us)."""
         self._client: Any = None
 
     def client(self) -> Any:

@@ -21,9 +21,11 @@ from mlbox.scheduler.schemas import JobSpec
 
 GPU_MEMORY_RESOURCE = "gpu_memory_mb"
 """The custom Ray resource a job's ``gpu_memory_mb`` asks for (per GPU)."""
-HOST_ONLY = frozenset({"CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "MLBOX_HOME", "MLBOX_CHECKPOINT_DIR"})
-"""Variables that name this machine's devices and files: a Ray worker gets its own (Ray sets
-``CUDA_VISIBLE_DEVICES`` for the GPUs it grants) and reaches the home over HTTP only."""
+DEVICES = frozenset({"CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER"})
+"""Ray sets ``CUDA_VISIBLE_DEVICES`` for the GPUs it grants: the appliance's word would be wrong."""
+HOME_FILES = frozenset({"MLBOX_HOME", "MLBOX_CHECKPOINT_DIR"})
+"""Paths into the appliance's home: meaningful only when the cluster is this machine (a loopback
+head); a node elsewhere cannot open the home's SQLite file."""
 STATUS_CODES = {"SUCCEEDED": 0, "STOPPED": -15, "FAILED": 1}
 """The exit code an ended Ray job reads as when Ray does not report its driver's."""
 
@@ -44,10 +46,12 @@ def entrypoint(spec: JobSpec) -> str:
     return shlex.join(launch.job_argv(spec, "python", spec.resources.gpus))
 
 
-def submit_kwargs(spec: JobSpec, env: Mapping[str, str]) -> dict[str, Any]:
-    """Keyword arguments of ``JobSubmissionClient.submit_job`` (less the entrypoint and id)."""
+def submit_kwargs(spec: JobSpec, env: Mapping[str, str], *, same_host: bool = False) -> dict[str, Any]:
+    """Keyword arguments of ``JobSubmissionClient.submit_job`` (less the entrypoint and id);
+    ``same_host``: the head is on loopback, so the home's paths mean the same there."""
     r = spec.resources
-    runtime_env: dict[str, Any] = {"env_vars": {k: str(v) for k, v in env.items() if k not in HOST_ONLY}}
+    dropped = DEVICES if same_host else DEVICES | HOME_FILES
+    runtime_env: dict[str, Any] = {"env_vars": {k: str(v) for k, v in env.items() if k not in dropped}}
     if spec.workdir:
         runtime_env["working_dir"] = spec.workdir
     kwargs: dict[str, Any] = {"runtime_env": runtime_env, "entrypoint_num_cpus": float(r.cpus)}
