@@ -51,6 +51,7 @@ def test_monitoring_step_flags_the_brightened_digits(services: Services) -> None
     assert len(drifted) > 10, drifted
     m = re.search(r"drift: (\d+) of 64 pixels drifted", text)
     assert m and int(m.group(1)) == len(drifted)
+    assert evaluation.prediction_drift is not None and "predicted digits" in text
     real, est = evaluation.performance.accuracy, evaluation.performance.estimated_accuracy
     assert real is not None and est is not None
     assert f"realised {real:.3f} (60 labelled), estimated {est:.3f}" in text

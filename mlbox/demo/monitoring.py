@@ -122,6 +122,13 @@ def monitoring(state: DemoState) -> None:
         + (f"; most: {top}" if top else ""),
         highlight=False,
     )
+    pdv = evaluation.prediction_drift
+    if pdv is not None:
+        console.print(
+            f"  [green]✓[/] predicted digits {'drifted' if pdv.drifted else 'did not drift'} against the"
+            f" reference's own predictions ({pdv.test} {pdv.statistic:.3g})",
+            highlight=False,
+        )
     real = "–" if perf.accuracy is None else f"{perf.accuracy:.3f}"
     est = "–" if perf.estimated_accuracy is None else f"{perf.estimated_accuracy:.3f}"
     console.print(
