@@ -45,7 +45,7 @@ def test_old_home_gains_pruned_without_losing_rows(tmp_path: Path) -> None:
         conn.execute("UPDATE runs SET status = 'pruned' WHERE id = 1")
 
     assert tracking_migrations.apply(db) == ["m002_pruned_runs"]
-    assert scheduler_migrations.apply(db) == ["m004_pruned_and_environment"]
+    assert scheduler_migrations.apply(db) == ["m004_pruned_and_environment", "m005_executor_columns"]
     assert tracking_migrations.apply(db) == [] and scheduler_migrations.apply(db) == []
 
     with db.atomic() as conn:
