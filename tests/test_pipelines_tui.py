@@ -129,6 +129,78 @@ async def test_cancel_after_confirmation(services: Services, tmp_path: Path) -> 
         assert services.pipelines.get_run(run.id).state == "cancelled"
 
 
+async def test_start_a_run_with_parameters_after_confirmation(seeded: Services) -> None:
+    from textual.widgets import Input
+
+    from mlbox.tui.widgets.dag_run_prompt import RunPrompt
+
+    app = app_for(seeded)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await open_pipelines(pilot)
+        screen = app.screen
+        assert isinstance(screen, PipelinesScreen)
+        assert "tests.test_pipelines_defs:small" in screen.refs
+        await pilot.press("n")
+        await pilot.pause()
+        prompt = app.screen
+        assert isinstance(prompt, RunPrompt)
+        assert prompt.query_one("#ref", Input).value == "tests.test_pipelines_defs:small"
+        assert prompt.query_one("#params", Input).value == '{"n":6,"scale":2.0}'  # the selected run's
+        prompt.query_one("#params", Input).value = "[1, 2]"  # not an object: refused, nothing asked
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen is prompt and len(seeded.pipelines.list_runs()) == 3
+        prompt.query_one("#params", Input).value = '{"n": 9}'
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("escape")  # not confirmed: no run
+        await pilot.pause()
+        assert len(seeded.pipelines.list_runs()) == 3
+        await pilot.press("n")
+        await pilot.pause()
+        app.screen.query_one("#params", Input).value = '{"n": 9}'
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("enter")
+        await until(pilot, lambda: len(seeded.pipelines.list_runs()) == 4)
+        new = seeded.pipelines.list_runs()[0]
+        assert new.trigger == "tui" and new.params == {"n": 9, "scale": 2.0}
+        assert seeded.pipelines.wait(new.id, timeout_s=30, drive=False).state == "succeeded"
+        # a refused start is named, nothing else changes
+        await pilot.press("n")
+        await pilot.pause()
+        app.screen.query_one("#params", Input).value = '{"nope": 1}'
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert len(seeded.pipelines.list_runs()) == 4
+
+
+async def test_triggers_are_shown_in_place_of_the_dag(seeded: Services, tmp_path: Path) -> None:
+    seeded.pipelines.add_schedule("tests.test_pipelines_defs:daily", "cron", "0 3 * * *")
+    seeded.pipelines.add_schedule("tests.test_pipelines_defs:on_dataset", "dataset", "ingest/[raw]")
+    app = app_for(seeded)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await open_pipelines(pilot)
+        screen = app.screen
+        assert isinstance(screen, PipelinesScreen)
+        await pilot.press("t")
+        await settle(pilot)
+        text = dag(app)
+        assert "#1 cron (UTC) 0 3 * * * → tests.test_pipelines_defs:daily · catch-up latest" in text
+        assert "#2 dataset changes: ingest/[raw] → tests.test_pipelines_defs:on_dataset" in text  # literal
+        assert "\\x0a" not in text and len(text.splitlines()) == 2
+        assert screen.query_one("#dag-box").border_title == "triggers · 2"
+        await pilot.press("t")
+        await settle(pilot)
+        assert "│summarize" in dag(app)
+        assert {"Start pipeline run", "Pipeline triggers"} <= {
+            c.title for c in app.get_system_commands(screen)
+        }
+
+
 def _svg_text(svg: str) -> str:
     return "\n".join(html.unescape(t) for t in re.findall(r"<text[^>]*>(.*?)</text>", svg))
 
@@ -139,3 +211,22 @@ class TestPipelinesScreen:
 
     def test_narrow(self, seeded: Services, utc: None, snap_compare: Snap) -> None:
         assert snap_compare(app_for(seeded), terminal_size=(100, 30), run_before=open_pipelines)
+
+    def test_triggers(self, seeded: Services, utc: None, snap_compare: Snap) -> None:
+        seeded.pipelines.add_schedule("tests.test_pipelines_defs:daily", "cron", "0 3 * * *", now=T0)
+        seeded.pipelines.add_schedule("tests.test_pipelines_defs:on_dataset", "dataset", "ingest/raw", now=T0)
+
+        async def run_before(pilot: Pilot[None]) -> None:
+            await open_pipelines(pilot)
+            await pilot.press("t")
+            await settle(pilot)
+
+        assert snap_compare(app_for(seeded), terminal_size=(100, 30), run_before=run_before)
+
+    def test_run_prompt(self, seeded: Services, utc: None, snap_compare: Snap) -> None:
+        async def run_before(pilot: Pilot[None]) -> None:
+            await open_pipelines(pilot)
+            await pilot.press("n")
+            await settle(pilot)
+
+        assert snap_compare(app_for(seeded), terminal_size=(100, 30), run_before=run_before)

@@ -313,6 +313,15 @@ class PipelineService:
             rows = self.db.query("SELECT * FROM pipeline_runs ORDER BY id DESC LIMIT ?", (limit,))
         return [self._run_row(r) for r in rows]
 
+    def known_refs(self) -> list[str]:
+        """The pipelines (``module:name``) that ran here or have a trigger, newest first: what
+        the TUI offers to start."""
+        rows = self.db.query(
+            "SELECT ref, MAX(at) AS at FROM (SELECT ref, created_at AS at FROM pipeline_runs"
+            " UNION ALL SELECT ref, created_at FROM pipeline_schedules) GROUP BY ref ORDER BY at DESC LIMIT 50"
+        )
+        return [str(r["ref"]) for r in rows]
+
     def names(self) -> list[str]:
         """The names of the pipelines that ran here."""
         return [

@@ -3,7 +3,10 @@
 Every service call runs in a thread worker that answers with a message; the runs are re-read
 every ``refresh_s``, so a running pipeline's boxes change colour as its steps end. ``r``
 retries the selected failed step (or the failed part of the run) and ``c`` cancels the run,
-each after a confirmation.
+each after a confirmation. ``n`` starts a run of a known pipeline (a prompt for the pipeline
+and its parameters, then a confirmation); without an appliance up, this process drives it.
+``t`` shows the triggers (cron, watched folders, aliases, datasets, training sets) in place of
+the DAG, and again the DAG.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from mlbox.pipelines.machine import DEAD
-from mlbox.pipelines.schemas import PipelineRun
+from mlbox.pipelines.schemas import PipelineRun, Schedule
 from mlbox.pipelines.service import PipelineService
 from mlbox.store.errors import MlboxError
 from mlbox.tui.screens.base import MlboxScreen
@@ -29,6 +32,7 @@ from mlbox.tui.views import format as fmt
 from mlbox.tui.views import pipelines as view
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
 from mlbox.tui.widgets.dag import DagView
+from mlbox.tui.widgets.dag_run_prompt import RunPrompt
 from mlbox.tui.widgets.table_rows import cursor_key, fill
 
 RUNS_SHOWN = 100
@@ -37,12 +41,22 @@ EMPTY = "no pipeline runs yet: start one with  mlbox pipelines run package.modul
 
 
 class RunsLoaded(Message):
-    def __init__(self, seq: int, runs: list[PipelineRun], detail: PipelineRun | None, now: float) -> None:
+    def __init__(
+        self,
+        seq: int,
+        runs: list[PipelineRun],
+        detail: PipelineRun | None,
+        now: float,
+        schedules: list[Schedule] | None = None,
+        refs: list[str] | None = None,
+    ) -> None:
         super().__init__()
         self.seq = seq
         self.runs = runs
         self.detail = detail
         self.now = now
+        self.schedules = schedules or []
+        self.refs = refs or []
 
 
 class LogLoaded(Message):
@@ -74,6 +88,8 @@ class PipelinesScreen(MlboxScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "retry", "Retry"),
         Binding("c", "cancel_run", "Cancel"),
+        Binding("n", "new_run", "New run"),
+        Binding("t", "triggers", "Triggers"),
     ]
 
     def __init__(self) -> None:
@@ -82,6 +98,9 @@ class PipelinesScreen(MlboxScreen):
         self.detail: PipelineRun | None = None
         self.step_keys: dict[str, str] = {}
         self.clock: Callable[[], float] = time.time
+        self.schedules: list[Schedule] = []
+        self.refs: list[str] = []
+        self.showing_triggers = False
         """The clock running steps' durations are computed with; a snapshot test fixes it."""
 
     @property
@@ -124,6 +143,10 @@ class PipelinesScreen(MlboxScreen):
     def commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Retry pipeline step", "Retry the selected failed step or run", self.action_retry)
         yield SystemCommand("Cancel pipeline run", "Cancel the selected pipeline run", self.action_cancel_run)
+        yield SystemCommand(
+            "Start pipeline run", "Start a run of a pipeline, with parameters", self.action_new_run
+        )
+        yield SystemCommand("Pipeline triggers", "Show the schedules and triggers", self.action_triggers)
 
     # -- fetching ---------------------------------------------------------------------------
 
@@ -143,10 +166,12 @@ class PipelinesScreen(MlboxScreen):
             if run_id is None and runs:
                 run_id = runs[0].id
             detail = None if run_id is None else self.service.get_run(run_id)
+            schedules = self.service.schedules()
+            refs = self.service.known_refs()
         except MlboxError as exc:
             self.fail(exc)
             return
-        self.post_message(RunsLoaded(seq, runs, detail, self.clock()))
+        self.post_message(RunsLoaded(seq, runs, detail, self.clock(), schedules, refs))
 
     def on_runs_loaded(self, message: RunsLoaded) -> None:
         if self.stale("runs", message.seq):
@@ -177,6 +202,7 @@ class PipelinesScreen(MlboxScreen):
         )
         self.query_one("#summary", Static).update(view.summary(message.runs) or EMPTY)
         self.detail = message.detail
+        self.schedules, self.refs = message.schedules, message.refs
         self._show_detail(message.now)
 
     def _show_detail(self, now: float) -> None:
@@ -202,15 +228,71 @@ class PipelinesScreen(MlboxScreen):
             keep=cursor_key(self.steps_table),
         )
         node = self.selected_node()
-        self.query_one("#dag", DagView).show(steps, node)
-        box = self.query_one("#dag-box")
-        box.border_title = "DAG" if run is None else f"run {run.id} · {run.pipeline} · {run.state}"
-        cached = sum(1 for s in steps if s.state == "cached")
-        box.border_subtitle = f"{cached} of {len(steps)} cached" if steps else ""
+        self._show_dag(steps, node)
         if run is not None and node is not None:
             self.fetch_log(self.ask("log"), run.id, node)
         else:
             self.query_one("#log", Static).update(Text("select a step to read its log", style="dim"))
+
+    def _show_dag(self, steps: list[Any], node: str | None) -> None:
+        """The DAG of the selected run, or (``t``) the triggers in its place."""
+        box = self.query_one("#dag-box")
+        dag = self.query_one("#dag", DagView)
+        if self.showing_triggers:
+            dag.update(fmt.inert("\n".join(view.schedule_lines(self.schedules)), keep="\n"))
+            box.border_title = f"triggers · {len(self.schedules)}"
+            box.border_subtitle = "t: back to the DAG"
+            return
+        run = self.detail
+        dag.show(steps, node)
+        box.border_title = "DAG" if run is None else f"run {run.id} · {run.pipeline} · {run.state}"
+        cached = sum(1 for s in steps if s.state == "cached")
+        box.border_subtitle = f"{cached} of {len(steps)} cached" if steps else ""
+
+    def action_triggers(self) -> None:
+        self.showing_triggers = not self.showing_triggers
+        self._show_dag([] if self.detail is None else self.detail.steps, self.selected_node())
+
+    # -- starting a run ---------------------------------------------------------------------
+
+    def action_new_run(self) -> None:
+        run = self.detail
+        ref = run.ref if run is not None else ""
+        params = dict(run.params) if run is not None else {}
+
+        def confirm(answer: tuple[str, dict[str, Any]] | None) -> None:
+            if answer is None:
+                return
+            chosen, values = answer
+
+            def answered(confirmed: bool | None) -> None:
+                if confirmed:
+                    self.start_run(chosen, values)
+
+            self.app.push_screen(
+                ConfirmDialog(
+                    "Start run",
+                    f"{chosen} → a new run",
+                    f"parameters {values or '(defaults)'}; its steps run on the appliance (or here)",
+                    confirm_label="Start",
+                ),
+                answered,
+            )
+
+        self.app.push_screen(RunPrompt(self.refs, ref, params), confirm)
+
+    @work(thread=True, group="change")
+    def start_run(self, ref: str, params: dict[str, Any]) -> None:
+        try:
+            run = self.service.submit(ref, params, trigger="tui")
+        except MlboxError as exc:
+            self.fail(exc)
+            self.post_message(RunChanged(""))
+            return
+        self.post_message(RunChanged(f"run {run.id} of {run.pipeline} started"))
+        if self.ctx.services.home.running_appliance() is None:
+            self.service.wait(run.id)  # no appliance to drive it: this process does
+            self.post_message(RunChanged(""))
 
     def selected_node(self) -> str | None:
         key = cursor_key(self.steps_table)
@@ -241,7 +323,7 @@ class PipelinesScreen(MlboxScreen):
     @on(DataTable.RowHighlighted, "#steps")
     def step_highlighted(self) -> None:
         if self.detail is not None:
-            self.query_one("#dag", DagView).show(self.detail.steps, self.selected_node())
+            self._show_dag(self.detail.steps, self.selected_node())
             node = self.selected_node()
             if node is not None:
                 self.fetch_log(self.ask("log"), self.detail.id, node)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from mlbox import timefmt
 from mlbox.pipelines.dagtext import STATE_MARKS
-from mlbox.pipelines.schemas import PipelineRun, StepRun
+from mlbox.pipelines.schemas import PipelineRun, Schedule, StepRun
 
 STATE_STYLES = {
     "queued": "dim",
@@ -83,3 +83,26 @@ def summary(runs: list[PipelineRun]) -> str:
 
 def step_mark(state: str) -> str:
     return f"{STATE_MARKS.get(state, '?')} {state}"
+
+
+_KIND_WORDS = {
+    "cron": "cron (UTC)",
+    "folder": "files arriving in",
+    "alias": "model alias moves:",
+    "dataset": "dataset changes:",
+    "training_set": "training set changes:",
+}
+
+
+def schedule_lines(schedules: list[Schedule]) -> list[str]:
+    """One line per trigger: what fires it, the pipeline it starts, its parameters."""
+    if not schedules:
+        return ["no triggers: add one with  mlbox pipelines schedule add REF --cron '0 3 * * *'"]
+    out: list[str] = []
+    for s in schedules:
+        when = _KIND_WORDS.get(s.kind, s.kind)
+        extra = f" · catch-up {s.catchup}" if s.kind == "cron" else ""
+        params = f" · {s.params}" if s.params else ""
+        off = "" if s.enabled else " · disabled"
+        out.append(f"#{s.id} {when} {s.spec} → {s.ref}{extra}{params}{off}")
+    return out
