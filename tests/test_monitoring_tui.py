@@ -97,3 +97,59 @@ class TestMonitorScreen:
 
     def test_narrow(self, seeded: Services, utc: None, snap_compare: Snap) -> None:
         assert snap_compare(app_for(seeded), terminal_size=(100, 30), run_before=open_monitor)
+
+
+async def test_promotes_a_better_challenger_after_a_confirmation(services: Services, tmp_path: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
+    from tests.test_monitoring_service import _proba
+
+    world = seed(services, tmp_path)
+    services.monitoring.set_reference("clf@champion", path=world.ref_file)
+    app = app_for(services)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await open_monitor(pilot)
+        await pilot.press("p")  # no challenger yet: nothing to promote
+        await settle(pilot)
+        assert isinstance(app.screen, MonitorScreen)
+
+        x = world.base_x
+        services.registry.register(
+            "clf", model=LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)), example_input=x[:2]
+        )
+        services.registry.set_alias("clf", "challenger", 2)
+        log = services.serving.predlog
+        assert log is not None
+        proba = _proba(x)
+        truth = proba.argmax(axis=1)
+        for i in range(200):  # the challenger differs on the first 40 rows, and the labels side with it
+            p = proba[i : i + 1, ::-1] if i < 40 else proba[i : i + 1]
+            log.append((f"b{i}", "clf", 2, T0 + i + 0.5, 1.0, True, x[i : i + 1], {"proba": p}))
+        log.flush()
+        services.monitoring.add_feedback(
+            [FeedbackItem(f"b{i}", int(1 - truth[i] if i < 40 else truth[i])) for i in range(100)]
+        )
+        await pilot.press("r")
+        screen = app.screen
+        assert isinstance(screen, MonitorScreen)
+        await until(pilot, lambda: not screen.reading)
+        await settle(pilot)
+        assert [t.ref for t in screen.targets] == ["clf@challenger", "clf@champion"]
+        champion = screen.targets[1].evaluation
+        assert champion is not None and champion.challenger is not None
+        assert champion.challenger.better == "challenger" and champion.challenger.challenger_only_right == 40
+        await pilot.press("p")  # the challenger's own row is selected: nothing to promote there
+        await settle(pilot)
+        assert isinstance(app.screen, MonitorScreen)
+        await pilot.press("down")
+        await settle(pilot)
+        assert screen.selected == "clf@champion"
+        await pilot.press("p")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "clf@champion: 1 → 2" in app.screen.change
+        await pilot.press("enter")
+        await until(pilot, lambda: services.registry.get_model("clf").aliases.get("champion") == 2)
+        history = services.registry.alias_history("clf", "champion")
+        assert "Monitor screen" in history[0].note or "Monitor screen" in history[-1].note

@@ -34,6 +34,7 @@ from mlbox.tui.views.monitoring import (
     summary,
     target_cells,
 )
+from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
 
 LAST_ROWS = 20_000
 TARGET_COLUMNS = ("model", "v", "rows", "drift", "acc", "est", "alerts")
@@ -76,6 +77,7 @@ class MonitorScreen(MlboxScreen):
         Binding("r", "refresh", "Refresh"),
         Binding("m", "run_monitors", "Run monitors"),
         Binding("e", "explain", "Explain latest"),
+        Binding("p", "promote", "Promote challenger"),
     ]
 
     def __init__(self) -> None:
@@ -155,6 +157,47 @@ class MonitorScreen(MlboxScreen):
             text.append(bar, style="#f85149" if value >= 0 else "#4ea1ff")
         self.query_one("#shap", Static).update(text)
 
+    def action_promote(self) -> None:
+        """Make the challenger the champion, after a confirmation, when its shadow answers were
+        significantly better on the labelled rows (McNemar)."""
+        target = next((t for t in self.targets if t.ref == self.selected), None)
+        cmp = None if target is None or target.evaluation is None else target.evaluation.challenger
+        if target is None or cmp is None or cmp.better != "challenger":
+            self.notify(
+                "Promote when the challenger is significantly better on labelled shadow traffic.",
+                title="Promote",
+                severity="warning",
+            )
+            return
+        name, _, alias = target.ref.partition("@")
+        version = cmp.challenger_version
+
+        def answered(confirmed: bool | None) -> None:
+            if confirmed:
+                self.promote(name, alias, version, cmp.p_value)
+
+        acc = f"{cmp.challenger_accuracy or 0:.3f} vs {cmp.champion_accuracy or 0:.3f}"
+        self.app.push_screen(
+            ConfirmDialog(
+                "Promote challenger",
+                f"{target.ref}: {cmp.champion_version} → {version}",
+                f"accuracy on {cmp.labelled} labelled shadow rows {acc}, McNemar p {cmp.p_value:.2g}",
+                confirm_label="Promote",
+            ),
+            answered,
+        )
+
+    @work(thread=True, group="monitoring-promote")
+    def promote(self, name: str, alias: str, version: int, p_value: float | None) -> None:
+        try:
+            self.ctx.services.registry.set_alias(
+                name, alias, version, note=f"promoted from the Monitor screen (McNemar p {p_value:.2g})"
+            )
+        except MlboxError as exc:
+            self.fail(exc)
+            return
+        self.post_message(Evaluated(-1, [], [], f"{name}@{alias} → version {version}"))
+
     def action_refresh(self) -> None:
         self.reload()
 
@@ -195,6 +238,10 @@ class MonitorScreen(MlboxScreen):
             self.fail(exc)
 
     def on_evaluated(self, message: Evaluated) -> None:
+        if message.seq == -1:  # a promotion: say so, then read everything again
+            self.notify(message.note, title="Promoted")
+            self.reload()
+            return
         self.reading = False
         if self.stale("evaluate", message.seq):
             return
