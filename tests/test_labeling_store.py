@@ -304,3 +304,32 @@ def test_jsonl_errors_name_the_line(lab: LabelingService, tmp_path: Path) -> Non
     with pytest.raises(InvalidInput, match="line 2: a task is a JSON object"):
         lab.import_tasks("pets", p)
     assert lab.project("pets").tasks == 0
+
+
+def test_columnar_export_matches_the_row_by_row_one(lab: LabelingService, tmp_path: Path) -> None:
+    # Arrow reads the stored data texts in one go; tasks whose fields differ in type across rows
+    # cannot be one Arrow table and take the row-by-row path. Both give the same rows.
+    lab.create_project("even", SCHEMA)
+    lab.create_project("mixed", SCHEMA)
+    even = [{"text": f"t{i}", "meta": {"n": i}, "extra": "=1+1" if i == 2 else None} for i in range(4)]
+    mixed = [{"text": f"t{i}", "meta": {"n": i}, "extra": i if i % 2 else "=1+1"} for i in range(4)]
+    for name, tasks in (("even", even), ("mixed", mixed)):
+        res = lab.add_tasks(name, tasks)
+        assert (res.last_id - res.first_id + 1) == res.imported == 4
+        for t in lab.next_tasks(name, "ann", 3):
+            lab.annotate(t.id, "ann", {"label": "cat"})
+        lab.export(name, tmp_path / f"{name}.parquet")
+        lab.export(name, tmp_path / f"{name}.csv")
+        rows = pq.read_table(tmp_path / f"{name}.parquet").to_pylist()
+        assert [r["text"] for r in rows] == ["t0", "t1", "t2"]
+        assert [r["label"] for r in rows] == ["cat"] * 3 and rows[1]["consensus"] == "single"
+        assert json.loads(rows[0]["value"]) == {"label": "cat"}
+        got = list(csv.DictReader((tmp_path / f"{name}.csv").open()))
+        assert (
+            next(iter(got[0])) == "task_id"
+            and "text" in got[0]
+            and list(got[0])[-3:] == ["label", "value", "consensus"]
+        )
+        assert json.loads(got[1]["meta"]) == {"n": 1}
+    assert [r["extra"] for r in csv.DictReader((tmp_path / "even.csv").open())] == ["", "", "'=1+1"]
+    assert [r["extra"] for r in csv.DictReader((tmp_path / "mixed.csv").open())] == ["'=1+1", "1", "'=1+1"]

@@ -11,11 +11,14 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from mlbox.store.errors import Conflict, InvalidInput
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FORMATS = ("parquet", "csv", "json", "json_min")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -69,12 +72,43 @@ def write_csv(table: dict[str, list[Any]], out: Path) -> None:
     pacsv.write_csv(pa.table(arrays), out)
 
 
+def write_csv_table(table: pa.Table, out: Path) -> None:
+    """An Arrow table as CSV, neutralised like `write_csv`: nested or all-null columns become JSON
+    text first (CSV has no nesting), then every text column goes through Arrow's kernels."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    arrays = {}
+    for name, arr in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_nested(arr.type) or pa.types.is_null(arr.type):
+            arr = pa.array([None if v is None else _cell(v) for v in arr.to_pylist()], pa.string())
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            risky = pc.match_substring_regex(arr, r"^[=+\-@\t\r]")
+            arr = pc.if_else(risky, pc.binary_join_element_wise("'", arr, ""), arr)
+        arrays[neutralise(name)] = arr
+    pacsv.write_csv(pa.table(arrays), out)
+
+
+def write_parquet_table(table: pa.Table, out: Path) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, out)
+
+
 def write_parquet(table: dict[str, list[Any]], out: Path) -> None:
-    """Columns of equal length as Parquet (types inferred per column by Arrow)."""
+    """Columns of equal length as Parquet (types inferred per column by Arrow; a column whose
+    values differ in type is written as text, JSON for the non-strings)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({c: pa.array(v) for c, v in table.items()}), out)
+    def column(values: list[Any]) -> pa.Array:
+        try:
+            return pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types across tasks: kept as text
+            return pa.array([None if v is None else _cell(v) for v in values], pa.string())
+
+    pq.write_table(pa.table({c: column(v) for c, v in table.items()}), out)
 
 
 def write_json(doc: Any, out: Path) -> None:
