@@ -144,7 +144,7 @@ def test_a_job_runs_on_ray_with_its_logs_exit_status_and_retries(ray_services: S
     assert job.state == "succeeded" and job.exit_code == 0
     assert job.executor_job_id is not None and job.executor_job_id.startswith("mlbox-")
     assert job.executor_job_id.endswith(f"-{ok.id}-1")
-    assert job.node == "127.0.0.1"
+    assert job.node  # the driver's node: its address, else the start of its id
     assert f"hello from ray {ok.id}" in _log(ray_services, ok.id)
     assert ray_services.tracking.get_run(job.run_id).status == "finished"  # type: ignore[arg-type]
 
@@ -152,7 +152,7 @@ def test_a_job_runs_on_ray_with_its_logs_exit_status_and_retries(ray_services: S
     assert failed.state == "failed" and failed.exit_code == 3
     assert [a.exit_code for a in sched.attempts(bad.id)] == [3, 3]  # retried once, as a new Ray job
     assert failed.executor_job_id is not None and failed.executor_job_id.endswith(f"-{bad.id}-2")
-    assert _log(ray_services, bad.id).count("boom") == 2
+    assert _log(ray_services, bad.id).count("\nboom\n") == 2  # each attempt's own output
 
     # Ray refuses a second submission of an attempt: the id is the attempt's
     ray = sched.reconciler.ray

@@ -91,7 +91,8 @@ class RayExecutor:
         except Exception as exc:
             raise RayUnavailable(str(exc)) from exc
         driver = getattr(d, "driver_info", None)
-        node = getattr(driver, "node_ip_address", None) or getattr(d, "driver_node_id", None)
+        node_id = getattr(d, "driver_node_id", None)
+        node = getattr(driver, "node_ip_address", None) or (node_id[:12] if node_id else None)
         status = getattr(d.status, "value", str(d.status))
         return RayJob(str(status), getattr(d, "driver_exit_code", None), node, d.message)
 
