@@ -82,7 +82,11 @@ def test_cluster_board_rows_and_where_a_job_runs() -> None:
     }
     cluster = cluster_resources(body)
     assert cluster["total"] == {"CPU": 4.0, "GPU": 2.0, "memory": 8 * 2**30}
-    assert view.cluster_rows(cluster) == [("CPU", "3", "4"), ("GPU", "0", "2"), ("memory", "8 GiB", "8 GiB")]
+    assert view.cluster_rows(cluster) == [
+        ("CPU", "3", "4"),
+        ("GPU", "0", "2"),
+        ("memory", "8.0 GiB", "8.0 GiB"),
+    ]
     assert cluster_resources({"unexpected": 1}) == {}
 
     base = dict(

@@ -237,15 +237,22 @@ def board_rows(board: Sequence[GpuStatus], now: float) -> list[GpuRow]:
     return rows
 
 
+def _amount(value: float) -> str:
+    """``13``, ``72,000``, ``0.25``: whole amounts without a fraction, fractions of a core kept."""
+    return f"{value:,.0f}" if value == int(value) or abs(value) >= 100 else f"{value:.2f}"
+
+
 def cluster_rows(cluster: dict[str, dict[str, float]]) -> list[tuple[str, str, str]]:
     """The Ray cluster's resources as (name, free, total), CPU and GPU first; memory in GiB."""
     total, free = cluster.get("total", {}), cluster.get("available", {})
     first = [n for n in ("CPU", "GPU") if n in total]
     names = first + sorted(n for n in total if n not in first)
-    rows = []
+    rows: list[tuple[str, str, str]] = []
     for name in names:
-        scale, unit = (1 / 2**30, " GiB") if name in ("memory", "object_store_memory") else (1.0, "")
-        rows.append((name, f"{free.get(name, 0.0) * scale:,.4g}{unit}", f"{total[name] * scale:,.4g}{unit}"))
+        if name in ("memory", "object_store_memory"):
+            rows.append((name, f"{free.get(name, 0.0) / 2**30:,.1f} GiB", f"{total[name] / 2**30:,.1f} GiB"))
+        else:
+            rows.append((name, _amount(free.get(name, 0.0)), _amount(total[name])))
     return rows
 
 
