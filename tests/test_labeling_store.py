@@ -333,3 +333,29 @@ def test_columnar_export_matches_the_row_by_row_one(lab: LabelingService, tmp_pa
         assert json.loads(got[1]["meta"]) == {"n": 1}
     assert [r["extra"] for r in csv.DictReader((tmp_path / "even.csv").open())] == ["", "", "'=1+1"]
     assert [r["extra"] for r in csv.DictReader((tmp_path / "mixed.csv").open())] == ["'=1+1", "1", "'=1+1"]
+
+
+def test_columnar_csv_reads_what_the_csv_module_reads(lab: LabelingService, tmp_path: Path) -> None:
+    # Arrow reads a clean CSV and its kernels write the JSON texts; the csv module is the reference.
+    from mlbox.labeling.imports import RawTexts, read_tasks
+
+    path = tmp_path / "t.csv"
+    path.write_text(
+        'text,id,q\r\n"hello, ""w""\nline\\x",1,é\r\n\ttab\\,2,\r\n\r\n"=x",3,"z ✓"\r\n', encoding="utf-8"
+    )
+    got = read_tasks(path)
+    assert isinstance(got, RawTexts) and got.source == str(path)
+    with path.open(newline="", encoding="utf-8") as f:
+        assert [json.loads(t) for t in got.texts] == list(csv.DictReader(f))
+    lab.create_project("csv", SCHEMA)
+    res = lab.import_tasks("csv", path)
+    assert res.imported == 3
+    assert lab.task(res.first_id).data == {"id": "1", "q": "é", "text": 'hello, "w"\nline\\x'}
+    # what Arrow cannot vouch for goes row by row, which names the line
+    path.write_text("text,id\na,1\nb,2,3\n")
+    with pytest.raises(InvalidInput, match="line 3: 3 fields"):
+        lab.import_tasks("csv", path)
+    path.write_text("text,id\na\x01,1\n")
+    assert not isinstance(read_tasks(path), RawTexts)
+    assert lab.import_tasks("csv", path).imported == 1
+    assert lab.project("csv").tasks == 4

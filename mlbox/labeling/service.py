@@ -21,7 +21,7 @@ import msgspec
 
 from mlbox.labeling import agreement, exports
 from mlbox.labeling.config import LabelingSettings
-from mlbox.labeling.imports import Imported, from_labelstudio_result, read_tasks, refuse_urls
+from mlbox.labeling.imports import Imported, RawTexts, from_labelstudio_result, read_tasks, refuse_urls
 from mlbox.labeling.migrations import migrations
 from mlbox.labeling.schema import LabelSchema, check_value, class_of, parse_schema
 from mlbox.labeling.schemas import (
@@ -177,10 +177,15 @@ class LabelingService:
         tasks = read_tasks(Path(path).expanduser(), fmt)
         return self.add_tasks(name, tasks)
 
-    def add_tasks(self, name: str, tasks: Iterable[Imported | dict[str, Any]]) -> ImportResult:
+    def add_tasks(self, name: str, tasks: Iterable[Imported | dict[str, Any]] | RawTexts) -> ImportResult:
         """Add tasks (data dicts or `Imported`) in one transaction; pre-labels are checked against the schema."""
         r = self._row(name)
         schema = msgspec.json.decode(r["schema"], type=LabelSchema)
+        if isinstance(tasks, RawTexts):
+            if not tasks.texts:
+                raise InvalidInput("no tasks to add", field="tasks")
+            now, pid, src = time.time(), r["id"], tasks.source
+            return self._insert(name, [(pid, t, src, now) for t in tasks.texts], [], now)
         items: list[Imported] = []
         for i, t in enumerate(tasks):
             if not isinstance(t, Imported):  # the readers checked theirs; data given inline is checked here
@@ -217,6 +222,16 @@ class LabelingService:
                         float(score) if score is not None else None,
                     )
                 )
+        return self._insert(name, rows, pre, now)
+
+    def _insert(
+        self,
+        name: str,
+        rows: list[tuple[int, str, str, float]],
+        pre: list[tuple[int, str, dict[str, Any], float | None]],
+        now: float,
+    ) -> ImportResult:
+        """Insert checked task rows (and pre-labels by row index) in one transaction."""
         with self.db.atomic() as conn:
             before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM label_tasks").fetchone()[0]
             conn.executemany(
