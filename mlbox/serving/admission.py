@@ -14,8 +14,20 @@ Two limits, both on requests being answered (admitted, not yet answered):
   latencies it sees (additive increase, multiplicative decrease): it grows by
   about one per ``limit`` answers that come back within ``tolerance`` × the
   fastest answer of the last windows, and shrinks by 10 % (at most once per
-  such fastest time) when one takes longer. A model that costs 3 ms per
-  request settles at a handful in flight; a fast, batching one at dozens.
+  such fastest time) when one takes longer *while requests for the model
+  arrive faster than it answers them* (`pressed`). A model that costs 3 ms per
+  request settles at a handful in flight under open-loop overload; a fast,
+  batching one at dozens.
+
+Why the pressure condition: slow answers alone do not tell overload from a
+busy, healthy model. Sixteen clients that each wait for their answer before
+sending again (a closed loop: most applications, and every benchmark client)
+keep sixteen requests in flight, and each answer takes sixteen services; but
+they send only as fast as they are answered, so refusing some would turn
+their waiting into 503s and retries and gain nothing. Under open-loop
+overload (arrivals independent of answers, past capacity) requests arrive
+faster than they are answered, the queue grows without bound, and that is
+when refusing keeps the admitted requests' latency.
 
 It holds values and arithmetic only: the caller passes the clock
 (``now``, seconds), and one event loop calls it (no lock). The same object
@@ -37,6 +49,14 @@ MIN_BASELINE_S = 0.005
 millisecond's hiccup (the GIL held by a version loading beside it during a swap) as overload,
 and cut its limit to the floor while three clients score it."""
 
+PRESSURE_WINDOW_S = 0.1
+"""Arrivals and answers are compared over windows this long (`Gate.pressed`)."""
+
+PRESSED_WINDOWS = 2
+"""Consecutive windows of more arrivals than answers that make pressure. One is not enough: a
+closed loop starting (sixteen clients sending their first request at once) outpaces its
+answers for one window, then keeps pace; an open loop past capacity outpaces them in every one."""
+
 WINDOW_S = 10.0
 """How long one window of the fastest-answer baseline lasts; the baseline is the fastest
 answer of this window and the one before, so it follows a model whose cost changes (a swap)."""
@@ -53,9 +73,35 @@ class Gate:
     window_best_s: float = math.inf
     window_end: float = 0.0
     last_cut: float = -math.inf
+    arrived: int = 0
+    """Requests for the model (admitted or refused) in the current pressure window."""
+    answered: int = 0
+    """Requests answered (or given up) in the current pressure window."""
+    outpaced_windows: int = 0
+    """Consecutive finished windows in which arrivals outpaced answers."""
+    pressure_end: float = 0.0
 
     def baseline(self) -> float:
         return max(MIN_BASELINE_S, min(self.best_s, self.window_best_s))
+
+    def roll(self, now: float) -> None:
+        """Start a new pressure window once the current one is over (a quiet gap of a whole
+        window between them breaks the streak)."""
+        if now >= self.pressure_end:
+            streak = now < self.pressure_end + PRESSURE_WINDOW_S and outpaced(self.arrived, self.answered)
+            self.outpaced_windows = self.outpaced_windows + 1 if streak else 0
+            self.arrived = self.answered = 0
+            self.pressure_end = now + PRESSURE_WINDOW_S
+
+    def pressed(self) -> bool:
+        """Requests have arrived faster than the model answers them for `PRESSED_WINDOWS` windows."""
+        return self.outpaced_windows >= PRESSED_WINDOWS
+
+
+def outpaced(arrived: int, answered: int) -> bool:
+    """More arrivals than answers by over 10 % (and more than two): a queue that grows. In a
+    closed loop the two differ only by the change in requests in flight."""
+    return arrived - answered > max(2, 0.1 * answered)
 
 
 @dataclass(frozen=True)
@@ -116,6 +162,8 @@ class Admission:
         gate = self.gates.get(key)
         if gate is None:
             gate = self.gates[key] = Gate(limit=float(self.max_inflight))
+        gate.roll(now)
+        gate.arrived += 1
         if self.tolerance > 0 and gate.inflight >= max(self.min_per_model, int(gate.limit)):
             self.shed += 1
             raise Overloaded(
@@ -133,6 +181,8 @@ class Admission:
         self.inflight -= 1
         gate = self.gates[ticket.key]
         gate.inflight -= 1
+        gate.roll(now)
+        gate.answered += 1
         if not answered or self.tolerance <= 0:
             return
         latency = max(now - ticket.started, 1e-6)
@@ -142,6 +192,8 @@ class Admission:
         gate.window_best_s = min(gate.window_best_s, latency)
         baseline = gate.baseline()
         slow = latency > self.tolerance * baseline
+        if slow and not gate.pressed():
+            return  # busy, not overloaded: a closed loop's clients wait their turn (module docstring)
         if slow and now - gate.last_cut < baseline:
             return  # one cut per round trip: the answers of one overloaded batch count once
         if slow:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
-from mlbox.serving.admission import Admission, next_limit
+from mlbox.serving.admission import Admission, Ticket, next_limit
 from mlbox.serving.config import ServingSettings
 from mlbox.serving.errors import Overloaded
 from mlbox.store.errors import InvalidInput
@@ -22,16 +24,26 @@ def test_the_hard_limit_refuses_with_retry_after_and_frees_on_leave() -> None:
     assert door.inflight == 1 and door.shed == 1
 
 
-def test_a_model_whose_answers_slow_down_gets_fewer_places_and_regains_them() -> None:
+def test_a_model_overloaded_open_loop_gets_fewer_places_and_regains_them() -> None:
+    """Requests arrive twice as fast as the model answers, and answers slow to 10x their fastest:
+    the limit falls to the floor; once arrivals fall back, fast answers win the places back."""
     door = Admission(max_inflight=64, tolerance=2.0, min_per_model=2)
     now = 0.0
     for _ in range(5):  # unloaded: 3 ms answers set the baseline
         door.leave(door.enter("slow", now), now + 0.003)
         now += 0.01
-    for _ in range(100):  # overloaded: answers take 10x their fastest
-        door.leave(door.enter("slow", now), now + 0.03)
+    waiting: list[Ticket] = []
+    for _ in range(100):  # open loop: two arrivals per answer, which takes 30 ms
+        for _ in range(2):
+            with contextlib.suppress(Overloaded):
+                waiting.append(door.enter("slow", now))
+        if waiting:
+            door.leave(waiting.pop(0), now + 0.03)
         now += 0.01
     assert door.gates["slow"].limit == 2.0  # cut down to the floor
+    assert door.shed > 0
+    for ticket in waiting:
+        door.leave(ticket, now + 0.03)
     held = [door.enter("slow", now), door.enter("slow", now)]
     with pytest.raises(Overloaded, match="MLBOX_SERVING_LATENCY_TOLERANCE"):
         door.enter("slow", now)
@@ -42,6 +54,23 @@ def test_a_model_whose_answers_slow_down_gets_fewer_places_and_regains_them() ->
         door.leave(door.enter("slow", now), now + 0.003)
         now += 0.01
     assert door.gates["slow"].limit > 5
+
+
+def test_a_closed_loop_of_sixteen_clients_is_never_refused_however_slow_its_answers() -> None:
+    """Sixteen clients each send again when answered (16 in flight; each answer waits for the
+    other 15, 20x the fastest answer): busy, not overloaded, so nobody gets a 503."""
+    door = Admission(max_inflight=64, tolerance=2.0, min_per_model=3)
+    now = 0.0
+    for _ in range(5):
+        door.leave(door.enter("m", now), now + 0.001)
+        now += 0.01
+    flying = [door.enter("m", now) for _ in range(16)]
+    for _ in range(2000):  # one answer every ms, and its client sends the next request at once
+        now += 0.001
+        door.leave(flying.pop(0), now)
+        flying.append(door.enter("m", now))
+    assert door.shed == 0
+    assert door.gates["m"].limit == 64
 
 
 def test_next_limit_is_additive_up_multiplicative_down_and_clamped() -> None:
