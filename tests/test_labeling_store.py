@@ -303,7 +303,14 @@ def test_jsonl_errors_name_the_line(lab: LabelingService, tmp_path: Path) -> Non
     p.write_text('{"text": "a"}\n[1]\n')
     with pytest.raises(InvalidInput, match="line 2: a task is a JSON object"):
         lab.import_tasks("pets", p)
+    p.write_text('{"text": "a"}\n{"text": "b"},{"text": "c"}\n')  # two values on a line
+    with pytest.raises(InvalidInput, match="line 2: not JSON"):
+        lab.import_tasks("pets", p)
     assert lab.project("pets").tasks == 0
+    # plain objects are stored as the lines they are; wrapped Label Studio tasks keep their data
+    p.write_text('  {"text": "a", "n": 1}  \n\n{"data": {"text": "b"}}\n')
+    res = lab.import_tasks("pets", p)
+    assert [lab.task(i).data for i in (res.first_id, res.last_id)] == [{"text": "a", "n": 1}, {"text": "b"}]
 
 
 def test_columnar_export_matches_the_row_by_row_one(lab: LabelingService, tmp_path: Path) -> None:

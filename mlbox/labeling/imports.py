@@ -213,13 +213,27 @@ def _csv_columnar(text: str, path: Path) -> RawTexts | None:
     return RawTexts(joined.to_pylist(), str(path))
 
 
-def _jsonl(path: Path) -> list[Imported]:
+def _jsonl(path: Path) -> list[Imported] | RawTexts:
     text = _decode(path)
     src = str(path)
+    if "://" not in text:  # the common case: plain objects, stored as the lines they are
+        lines = [line.strip() for line in text.splitlines() if line and not line.isspace()]
+        try:
+            objs = msgspec.json.decode(("[" + ",".join(lines) + "]").encode())
+        except msgspec.DecodeError:
+            objs = None
+        if (
+            objs is not None
+            and len(objs) == len(lines)
+            and all(type(o) is dict and "data" not in o for o in objs)
+        ):
+            return RawTexts(lines, src)
     numbered = [(no, line) for no, line in enumerate(text.splitlines(), 1) if line.strip()]
     try:  # one decode of the whole file as a JSON list: a million lines without a call each
         objs = msgspec.json.decode(("[" + ",".join(line for _, line in numbered) + "]").encode())
     except msgspec.DecodeError:
+        objs = None
+    if objs is not None and len(objs) != len(numbered):  # a line held more than one value
         objs = None
     decoder = msgspec.json.Decoder()
     out = []
