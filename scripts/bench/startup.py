@@ -69,8 +69,11 @@ def env_for(home: Path, bytecode: bool) -> dict[str, str]:
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"
     if bytecode:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.pop("PYTHONPYCACHEPREFIX", None)
     else:
+        # no .pyc read or written: DONTWRITEBYTECODE alone still reads the caches already on disk
         env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env["PYTHONPYCACHEPREFIX"] = str(home.parent / "no-pycache")
     return env
 
 
