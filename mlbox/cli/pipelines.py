@@ -215,7 +215,8 @@ def pipelines_backfill(
 
 @pipelines.group("schedule")
 def schedule() -> None:
-    """Cron schedules and watched folders that start runs (fired by the appliance)."""
+    """Triggers that start runs (fired by the appliance): cron, a watched folder, a model alias,
+    a logged dataset or a feature store training set changing."""
 
 
 @schedule.command("add")
