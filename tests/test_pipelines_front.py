@@ -202,3 +202,11 @@ def test_training_sets_and_prediction_segments_know_what_made_them(
     error(client.get(f"{PREFIX}/lineage/made-by", params={"kind": "training_set", "ref": "99"}), 404, "ref")
     code, _, err = run_main(capsys, "lineage", "--made-by", "training_set", "7", "--file", "x")
     assert code == 2 and "exactly one of" in err
+
+
+def test_api_step_log_holds_what_the_step_printed(services: Services, client: TestClient[Litestar]) -> None:
+    p = services.pipelines
+    run = p.wait(p.submit(defs.two_chatty, {"seconds": 0.0}).id, timeout_s=30)
+    left = run.steps[0].node
+    text = client.get(f"{PREFIX}/runs/{run.id}/steps/{left}/log").json()["text"]
+    assert "left line 2" in text and "WARNING chatty: left logged" in text and "right" not in text
