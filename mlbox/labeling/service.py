@@ -838,10 +838,15 @@ class LabelingService:
         """`consensus` with each value as its stored JSON text (export reads a million without parsing)."""
         out: dict[int, tuple[str, str]] = {}
         many: dict[int, list[str]] = defaultdict(list)
-        for task_id, value in self.db.conn.execute(
+        labels = self.db.conn.execute(
             "SELECT task_id, value FROM label_annotations WHERE project_id = ? AND kind = 'label' ORDER BY id",
             (pid,),
-        ):
+        ).fetchall()
+        single = dict(labels)
+        if len(single) == len(labels):  # one label per task (the usual case): no vote to count
+            out = {task_id: (value, "single") for task_id, value in single.items()}
+            labels = []
+        for task_id, value in labels:
             if task_id in out:
                 many[task_id].append(out.pop(task_id)[0])
             if task_id in many:
@@ -886,16 +891,18 @@ class LabelingService:
         import pyarrow as pa
         import pyarrow.json as pajson
 
-        tids: list[int] = []
-        texts: list[str] = []
-        for tid, data in self.db.conn.execute(
-            "SELECT id, data FROM label_tasks WHERE project_id = ? ORDER BY id", (pid,)
-        ):
-            if tid in chosen:
-                tids.append(tid)
-                texts.append(data)
-        if not tids:
+        rows = [
+            r
+            for r in self.db.conn.execute(
+                "SELECT id, data FROM label_tasks WHERE project_id = ? ORDER BY id", (pid,)
+            ).fetchall()
+            if r[0] in chosen
+        ]
+        if not rows:
             return None
+        tids = [r[0] for r in rows]
+        texts = [r[1] for r in rows]
+        del rows
         blob = "\n".join(texts).encode()
         del texts
         try:
