@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import socket
 import statistics
@@ -107,7 +108,8 @@ def plain_ray(address: str, n: int, folder: Path) -> list[float]:
         mark = folder / f"plain-{i}"
         marks.append(mark)
         sent.append(time.time())
-        client.submit_job(entrypoint=f"{sys.executable} -c '{STARTER}' {mark}", entrypoint_num_cpus=0.01)
+        entrypoint = shlex.join([sys.executable, "-c", STARTER, str(mark)])
+        client.submit_job(entrypoint=entrypoint, entrypoint_num_cpus=0.01)
     return [t - s for t, s in zip(_wait_files(marks, 900), sent, strict=True)]
 
 
