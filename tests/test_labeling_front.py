@@ -145,3 +145,41 @@ def test_cli_weak(services: Services, capsys: pytest.CaptureFixture[str], tmp_pa
     empty.write_text("x = 1\n")
     code, _, err = run_main(capsys, "label", "weak", "sent", str(empty))
     assert code == 2 and "no @labeling_function" in err
+
+
+def test_api_annotator_from_the_header(client: TestClient[Litestar], services: Services) -> None:
+    # X-Mlbox-Annotator names who labels; a body that names someone else is refused; the token
+    # is still what lets the call in.
+    client.post(f"{PREFIX}/projects", json={"name": "pets", "label_schema": {"choices": ["cat", "dog"]}})
+    client.post(f"{PREFIX}/projects/pets/tasks", json={"tasks": [{"text": "a"}, {"text": "b"}]})
+    ann = {"X-Mlbox-Annotator": "ann"}
+    (t,) = client.post(f"{PREFIX}/projects/pets/next", json={}, headers=ann).json()
+    r = client.post(f"{PREFIX}/tasks/{t['id']}/annotations", json={"value": {"label": "cat"}}, headers=ann)
+    assert r.status_code == 201 and r.json()["annotator"] == "ann"
+    body = error(
+        client.post(
+            f"{PREFIX}/tasks/{t['id']}/annotations",
+            json={"annotator": "bob", "value": {"label": "dog"}},
+            headers=ann,
+        ),
+        400,
+        "annotator",
+    )
+    assert "X-Mlbox-Annotator" in body["error"] and "'bob'" in body["error"]
+    error(client.post(f"{PREFIX}/projects/pets/next", json={}), 400, "annotator")
+    same = client.post(
+        f"{PREFIX}/tasks/{t['id']}/skip", json={"annotator": "ann", "comment": "hmm"}, headers=ann
+    )
+    assert same.status_code == 201 and same.json()["annotator"] == "ann"
+    review = client.post(f"{PREFIX}/tasks/{t['id']}/flag", json={"detail": "odd"}, headers=ann).json()
+    assert review["created_by"] == "ann"
+    r = client.post(
+        f"{PREFIX}/reviews/{review['id']}/resolve",
+        json={"value": {"label": "cat"}},
+        headers={"X-Mlbox-Annotator": "rita"},
+    )
+    assert r.status_code == 200 and r.json()["resolved_by"] == "rita"
+    (mine,) = services.labeling.task(t["id"]).annotations
+    assert (mine.annotator, mine.kind, mine.comment) == ("ann", "skip", "hmm")
+    with TestClient(create_app(services, token=TOKEN), base_url=BASE) as anon:
+        assert anon.post(f"{PREFIX}/projects/pets/next", json={}, headers=ann).status_code == 401

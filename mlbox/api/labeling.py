@@ -1,7 +1,11 @@
 """The labeling service over HTTP (every route needs the token), so another front end could label.
 
-The annotator is named in each call (``annotator``): a front end passes its
-user's name, as the TUI passes the session's. Paths named in imports and
+The annotator is named in each call: by the ``X-Mlbox-Annotator`` header (a
+front end or proxy that knows who its user is sets it once per session), or
+by the body's ``annotator`` field (the reviewer's ``reviewer``) as before.
+Where both are given they must agree, so a client cannot label under another
+name than the one its header carries. The header names who labels; it grants
+nothing: every route still needs the bearer token. Paths named in imports and
 exports are on the appliance's machine.
 """
 
@@ -13,12 +17,39 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from mlbox.api.ranges import Int64
 from mlbox.labeling.schema import LabelSchema
 from mlbox.labeling.schemas import Annotation, ExportResult, ImportResult, Progress, Project, Review, Task
 from mlbox.labeling.service import LabelingService
+from mlbox.store.errors import InvalidInput
+
+ANNOTATOR_HEADER = "X-Mlbox-Annotator"
+AnnotatorHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name=ANNOTATOR_HEADER.lower(),
+        required=False,
+        description="who labels; the body's annotator, where given, must be the same",
+    ),
+]
+
+
+def who(header: str | None, body: str, field: str = "annotator") -> str:
+    """The annotator: the header's, else the body's; both given and different is refused."""
+    if header is not None and header.strip():
+        if body and body != header:
+            raise InvalidInput(
+                f"the {ANNOTATOR_HEADER} header names {header!r} but the body's {field} is {body!r}",
+                field=field,
+            )
+        return header
+    if not body:
+        raise InvalidInput(
+            f"name the annotator: the {ANNOTATOR_HEADER} header or the body's {field!r}", field=field
+        )
+    return body
 
 
 class NewProject(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -37,30 +68,30 @@ class AddTasks(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class NextTasks(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    annotator: str
+    annotator: str = ""
     n: Int64 = 1
 
 
 class Label(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    annotator: str
     value: dict[str, Any]
+    annotator: str = ""
     comment: str = ""
     lead_time_s: float | None = None
     from_prelabel: bool = False
 
 
 class Skip(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    annotator: str
+    annotator: str = ""
     comment: str = ""
 
 
 class Flag(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    annotator: str
+    annotator: str = ""
     detail: str = ""
 
 
 class Resolve(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    reviewer: str
+    reviewer: str = ""
     value: dict[str, Any] | None = None
 
 
@@ -137,9 +168,13 @@ class LabelingController(Controller):
         summary="Claim the annotator's next tasks",
     )
     def next_tasks(
-        self, labeling: NamedDependency[LabelingService], name: FromPath[str], data: JSONBody[NextTasks]
+        self,
+        labeling: NamedDependency[LabelingService],
+        name: FromPath[str],
+        data: JSONBody[NextTasks],
+        annotator: AnnotatorHeader = None,
     ) -> list[Task]:
-        return labeling.next_tasks(name, data.annotator, data.n)
+        return labeling.next_tasks(name, who(annotator, data.annotator), data.n)
 
     @get("/tasks/{task_id:int}", operation_id="getLabelingTask", sync_to_thread=True, summary="One task")
     def task(self, labeling: NamedDependency[LabelingService], task_id: FromPath[int]) -> Task:
@@ -152,11 +187,15 @@ class LabelingController(Controller):
         summary="Label a task (replaces the annotator's earlier label)",
     )
     def annotate(
-        self, labeling: NamedDependency[LabelingService], task_id: FromPath[int], data: JSONBody[Label]
+        self,
+        labeling: NamedDependency[LabelingService],
+        task_id: FromPath[int],
+        data: JSONBody[Label],
+        annotator: AnnotatorHeader = None,
     ) -> Annotation:
         return labeling.annotate(
             task_id,
-            data.annotator,
+            who(annotator, data.annotator),
             data.value,
             comment=data.comment,
             lead_time_s=data.lead_time_s,
@@ -165,15 +204,23 @@ class LabelingController(Controller):
 
     @post("/tasks/{task_id:int}/skip", operation_id="skipLabelingTask", sync_to_thread=True, summary="Skip")
     def skip(
-        self, labeling: NamedDependency[LabelingService], task_id: FromPath[int], data: JSONBody[Skip]
+        self,
+        labeling: NamedDependency[LabelingService],
+        task_id: FromPath[int],
+        data: JSONBody[Skip],
+        annotator: AnnotatorHeader = None,
     ) -> Annotation:
-        return labeling.skip(task_id, data.annotator, comment=data.comment)
+        return labeling.skip(task_id, who(annotator, data.annotator), comment=data.comment)
 
     @post("/tasks/{task_id:int}/flag", operation_id="flagLabelingTask", sync_to_thread=True, summary="Flag")
     def flag(
-        self, labeling: NamedDependency[LabelingService], task_id: FromPath[int], data: JSONBody[Flag]
+        self,
+        labeling: NamedDependency[LabelingService],
+        task_id: FromPath[int],
+        data: JSONBody[Flag],
+        annotator: AnnotatorHeader = None,
     ) -> Review:
-        return labeling.flag(task_id, data.annotator, data.detail)
+        return labeling.flag(task_id, who(annotator, data.annotator), data.detail)
 
     @get(
         "/projects/{name:str}/annotations",
@@ -203,9 +250,13 @@ class LabelingController(Controller):
         summary="Settle a review; its value becomes the consensus label",
     )
     def resolve(
-        self, labeling: NamedDependency[LabelingService], review_id: FromPath[int], data: JSONBody[Resolve]
+        self,
+        labeling: NamedDependency[LabelingService],
+        review_id: FromPath[int],
+        data: JSONBody[Resolve],
+        annotator: AnnotatorHeader = None,
     ) -> Review:
-        return labeling.resolve(review_id, data.reviewer, data.value)
+        return labeling.resolve(review_id, who(annotator, data.reviewer, "reviewer"), data.value)
 
     @get(
         "/projects/{name:str}/consensus",
