@@ -280,6 +280,19 @@ class TrackingService:
     # -- search --------------------------------------------------------------------
 
     def _select_runs(self, where: str, params: list[Any], order: str, limit: int, offset: int) -> list[Run]:
+        """The page's runs with their params, metrics and tags.
+
+        The page's ids are chosen first, then only their params, metrics and tags
+        are gathered: in one query SQLite builds them for every matching run
+        before sorting (250 ms over 2,500 runs of 20 metrics, not 5)."""
+        page = self.db.query(
+            f"SELECT r.id FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE {where} {order}"
+            " LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        )
+        position = {row[0]: i for i, row in enumerate(page)}
+        if not position:
+            return []
         sql = (
             "SELECT r.*, e.name AS experiment,"
             " (SELECT json_group_object(key, value) FROM params WHERE run_id = r.id) AS p,"
@@ -287,10 +300,10 @@ class TrackingService:
             " (SELECT json_group_object(key, CASE WHEN value IS NULL THEN NULL"
             " ELSE printf('%!.17g', value) END) FROM latest_metrics WHERE run_id = r.id) AS m,"
             " (SELECT json_group_object(key, value) FROM tags WHERE run_id = r.id) AS t"
-            f" FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE {where} {order}"
-            " LIMIT ? OFFSET ?"
+            " FROM runs r JOIN experiments e ON e.id = r.experiment_id"
+            " WHERE r.id IN (SELECT value FROM json_each(?))"
         )
-        rows = self.db.query(sql, [*params, limit, offset])
+        rows = sorted(self.db.query(sql, [json.dumps(list(position))]), key=lambda r: position[r["id"]])
         return [
             Run(
                 id=r["id"],

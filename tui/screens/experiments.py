@@ -219,7 +219,7 @@ class ExperimentsScreen(MlboxScreen):
         if self.reading or self.app.screen is not self:
             return
         loaded = max(len(self.table.run_order), self.ctx.page_size)
-        self.request("refresh", self.applied_filter, limit=min(loaded, REFRESH_ROWS))
+        self.request("refresh", self.applied_filter, limit=min(loaded, REFRESH_ROWS), keys=True)
         self.list_experiments()
 
     def _load_more(self) -> None:
@@ -404,7 +404,7 @@ class ExperimentsScreen(MlboxScreen):
         self.experiment = experiment
         self.table.clear_marks()
         self._restore_view(experiment)
-        self.request("replace", self.applied_filter, keys=True)
+        self.request("replace", self.applied_filter)  # its keys: read once, then by the refresh
         self.table.focus()
 
     # -- filter --------------------------------------------------------------------
