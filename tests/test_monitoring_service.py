@@ -5,6 +5,7 @@ the HTML report, and the HTTP routes."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import sys
 from pathlib import Path
@@ -308,6 +309,38 @@ def test_cli(world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "no alerts" in ok(capsys, "monitor", "alerts")
 
 
+def _as_json_segment(rows_file: Path) -> None:
+    """Rewrite a typed rows file of the fixture's requests (one row each: ``input_<j>`` and
+    ``out:proba_<k>``) as the JSON segment an older log wrote in its place."""
+    import polars as pl
+
+    from mlbox.serving.predlog import schema
+    from mlbox.store.tables import write_parquet
+
+    rows = pl.read_parquet(rows_file)
+    assert rows["row"].to_list() == [0] * rows.height
+    inputs = rows.select(FEATURES).to_numpy()
+    proba = rows.select(["out:proba_0", "out:proba_1"]).to_numpy()
+    table = (
+        pl.DataFrame(
+            {
+                "request_id": rows["request_id"],
+                "model": ["clf"] * rows.height,
+                "version": rows["version"],
+                "ts": rows["ts"],
+                "latency_ms": rows["latency_ms"],
+                "shadow": rows["shadow"],
+                "inputs": [json.dumps([list(map(float, x))]) for x in inputs],
+                "outputs": [json.dumps({"proba": [list(map(float, p))]}) for p in proba],
+            }
+        )
+        .to_arrow()
+        .cast(schema())
+    )
+    write_parquet(table, rows_file.with_name("seg-" + rows_file.name[len("rows-") :]))
+    rows_file.unlink()
+
+
 def test_typed_rows_and_older_json_segments_read_the_same(world: World) -> None:
     """The typed layout and the JSON of older segments give one frame: with half the typed files
     removed (an older log), and with all of them, the evaluation is the same."""
@@ -322,11 +355,13 @@ def test_typed_rows_and_older_json_segments_read_the_same(world: World) -> None:
     ev = mon.evaluate("clf@champion")
     rows_files = sorted(root.rglob("rows-*.parquet"))
     assert len(rows_files) == 3  # one per flush of the fixture
-    rows_files[0].unlink()
+    assert not list(root.rglob("seg-*.parquet")) and not list(root.rglob("json-*.parquet"))
+    _as_json_segment(rows_files[0])
     mixed = read_window(root, "clf", mv.signature)
     for f in rows_files[1:]:
-        f.unlink()
+        _as_json_segment(f)
     old = read_window(root, "clf", mv.signature)
+    assert not list(root.rglob("rows-*.parquet"))
     for frame in (mixed, old):
         assert list(frame.columns) == list(typed.columns)
         assert frame["request_id"].tolist() == typed["request_id"].tolist()

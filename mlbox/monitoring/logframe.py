@@ -200,21 +200,15 @@ def read_window(
     version: int | None = None,
 ) -> pd.DataFrame:
     """One model's logged rows in ``[since, until)`` (champion traffic only by default): typed rows
-    files where the log has them, the JSON of older segments (or of values Arrow could not type)."""
+    files where the log has them, the JSON of older segments and of requests Arrow could not type."""
     import polars as pl
 
-    from mlbox.serving.predlog import read_segments
+    from mlbox.serving.predlog import log_files, read_segments
 
-    folder = root / model
-    typed_files: list[Path] = []
-    json_files: list[Path] = []
-    for day in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
-        for seg in sorted(day.glob("seg-*.parquet")):
-            rows = seg.with_name("rows-" + seg.name[len("seg-") :])
-            (typed_files if rows.is_file() else json_files).append(rows if rows.is_file() else seg)
-        for rows in sorted(day.glob("rows-*.parquet")):  # a crash between the two writes: typed alone
-            if rows not in typed_files:
-                typed_files.append(rows)
+    typed_files, whole, rest = log_files(root / model)
+    typed_numbers = {p.name[len("rows-") :] for p in typed_files}
+    # an older segment with typed rows beside it holds the same requests: the typed ones win
+    json_files = [p for p in whole if p.name[len("seg-") :] not in typed_numbers] + rest
     filters: list[Any] = []
     if since is not None:
         filters.append(pl.col("ts") >= datetime.fromtimestamp(since, UTC))

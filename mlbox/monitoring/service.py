@@ -411,33 +411,44 @@ class MonitoringService:
         """``request id -> (model, rows scored, predicts numbers)`` for ids in the log (champion rows)."""
         if self._flush_log is not None:
             self._flush_log()
-        if not request_ids or not any(self.log_root.glob("*/*/seg-*.parquet")):
+        if not request_ids:
             return {}
+        import msgspec
         import polars as pl
 
-        from mlbox.store import tables
-
-        found = tables.query(
-            "SELECT request_id, model, outputs FROM read_parquet(?, union_by_name = true)"
-            " WHERE request_id IN (SELECT unnest(?)) AND NOT shadow",
-            [str(self.log_root / "*" / "*" / "seg-*.parquet"), list(request_ids)],
-        )
-        out: dict[str, tuple[str, int, bool]] = {}
-        import msgspec
-
         from mlbox.monitoring.logframe import _columns, read_outputs
+        from mlbox.serving.predlog import OUT, iter_models, log_files, read_segments
 
-        for rid, model, outputs in found.select(
-            pl.col("request_id"), pl.col("model"), pl.col("outputs")
-        ).iter_rows():
-            cols = _columns(msgspec.json.decode(outputs), "output")
-            prediction, _ = read_outputs(cols)
-            rows = 0 if prediction is None else len(prediction)
-            numeric = prediction is not None and all(
-                isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-                for v in prediction.tolist()
-            )
-            out[rid] = (model, rows, numeric)
+        wanted = list(request_ids)
+        out: dict[str, tuple[str, int, bool]] = {}
+        for model in iter_models(self.log_root):
+            typed_files, whole, rest = log_files(self.log_root / model)
+            covered = {p.name[len("seg-") :] for p in whole}
+            typed_files = [p for p in typed_files if p.name[len("rows-") :] not in covered]
+            if whole or rest:  # JSON segments: older logs, and requests that could not be typed
+                found = read_segments(whole + rest).filter(
+                    pl.col("request_id").is_in(wanted) & ~pl.col("shadow")
+                )
+                for rid, outputs in found.select("request_id", "outputs").iter_rows():
+                    cols = _columns(msgspec.json.decode(outputs), "output")
+                    prediction, _ = read_outputs(cols)
+                    rows = 0 if prediction is None else len(prediction)
+                    numeric = prediction is not None and all(
+                        isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                        for v in prediction.tolist()
+                    )
+                    out[rid] = (model, rows, numeric)
+            if typed_files:
+                scan = pl.concat([pl.scan_parquet(f) for f in typed_files], how="diagonal_relaxed")
+                numeric = _numeric_prediction(scan.collect_schema(), OUT)
+                counts = (
+                    scan.filter(pl.col("request_id").is_in(wanted) & ~pl.col("shadow"))
+                    .group_by("request_id")
+                    .agg(pl.len().alias("rows"))
+                    .collect()
+                )
+                for rid, rows in counts.iter_rows():
+                    out[rid] = (model, int(rows), numeric)
         return out
 
     def labels(self, model: str) -> pd.DataFrame:
@@ -902,3 +913,21 @@ class MonitoringService:
         if raised:
             out["alerts_raised"] = raised
         return out
+
+
+def _numeric_prediction(schema: Any, out_prefix: str) -> bool:
+    """Whether typed rows with these columns predict numbers: an output of several columns
+    (probabilities or logits: the prediction is their argmax) or a first output that is a number."""
+    import polars as pl
+
+    outs = [name for name in schema.names() if name.startswith(out_prefix)]
+    if not outs:
+        return False
+    groups: dict[str, list[str]] = {}
+    for col in outs:
+        base, sep, idx = col.rpartition("_")
+        groups.setdefault(base if sep and idx.isdigit() else col, []).append(col)
+    if any(len(cols) > 1 for cols in groups.values()):
+        return True
+    dtype = schema[next(iter(groups.values()))[0]]
+    return bool(dtype.is_numeric()) and dtype != pl.Boolean

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import threading
 import time
@@ -72,7 +73,7 @@ def schema() -> pa.Schema:
 Entry = tuple[str, str, int, float, float, bool, Any, Any]
 """(request_id, model, version, unix time, latency ms, shadow, inputs, outputs) as served."""
 
-_SEGMENT = re.compile(r"seg-(\d+)\.parquet$")
+_SEGMENT = re.compile(r"^(?:seg|rows|json)-(\d+)\.parquet$")
 
 
 def _jsonable(value: Any) -> Any:
@@ -105,9 +106,9 @@ def to_json(value: Any) -> str:
 Typed = tuple[int, dict[str, np.ndarray]]
 """A request's rows and its typed columns (inputs by feature, outputs as ``out:<name>``)."""
 
-Prepared = tuple[str, str, int, float, float, bool, str, str, "Typed | None"]
-"""An entry with its inputs and outputs already JSON text (what a segment row holds), and its
-typed columns (None when they cannot be made)."""
+Prepared = tuple[str, str, int, float, float, bool, "Typed | None", Any, Any]
+"""An entry with its typed columns, or None and its inputs and outputs as served (kept for a
+JSON segment: values Arrow cannot type, such as images)."""
 
 OUT = "out:"
 INPUT = "input"
@@ -126,8 +127,8 @@ def _arrays(value: Any, default: str) -> dict[str, np.ndarray] | None:
     out: dict[str, np.ndarray] = {}
     for name, item in named.items():
         a = item if isinstance(item, np.ndarray) else np.asarray(item)
-        if a.ndim not in (1, 2):
-            return None  # images and other tensors stay JSON only
+        if a.ndim not in (1, 2) or a.dtype.kind in "OV":
+            return None  # images, ragged lists and other tensors go to a JSON segment
         out[str(name)] = a
     return out
 
@@ -154,18 +155,12 @@ PREPARE_CHUNK = 128
 
 
 def prepare(entry: Entry) -> Prepared:
+    """An entry's typed columns (a few microseconds: no copy, no per-row object)."""
     rid, model, version, ts, latency, shadow, inputs, outputs = entry
-    return (
-        rid,
-        model,
-        version,
-        ts,
-        latency,
-        shadow,
-        to_json(inputs),
-        to_json(outputs),
-        typed(inputs, outputs),
-    )
+    columns = typed(inputs, outputs)
+    if columns is None:
+        return (rid, model, version, ts, latency, shadow, None, inputs, outputs)
+    return (rid, model, version, ts, latency, shadow, columns, None, None)
 
 
 class PredictionLog:
@@ -284,37 +279,61 @@ class PredictionLog:
         for (model, day), rows in groups.items():
             folder = self.root / model / day
             number = self._segment_number(folder)
+            untyped = [r for r in rows if r[6] is None]
             try:
                 typed_table = rows_table(rows)
-                if typed_table is not None:
-                    tables.write_parquet(typed_table, folder / f"rows-{number:06d}.parquet")
-            except Exception:  # the JSON segment below still holds every prediction
-                log.exception("writing the typed prediction log of %s failed", model)
-            table = pa.Table.from_pydict(
-                {
-                    "request_id": [r[0] for r in rows],
-                    "model": [r[1] for r in rows],
-                    "version": [r[2] for r in rows],
-                    "ts": [int(r[3] * 1_000_000) for r in rows],
-                    "latency_ms": [r[4] for r in rows],
-                    "shadow": [r[5] for r in rows],
-                    "inputs": [r[6] for r in rows],
-                    "outputs": [r[7] for r in rows],
-                },
-                schema=schema(),
-            )
-            tables.write_parquet(table, folder / f"seg-{number:06d}.parquet")
+            except Exception:  # values Arrow cannot store typed: kept as JSON instead, nothing lost
+                log.exception("typing the prediction log of %s failed; kept as JSON", model)
+                typed_table, untyped = None, rows
+            if typed_table is not None:
+                write_rows(typed_table, folder / f"rows-{number:06d}.parquet")
+            if untyped:
+                table = pa.Table.from_pydict(
+                    {
+                        "request_id": [r[0] for r in untyped],
+                        "model": [r[1] for r in untyped],
+                        "version": [r[2] for r in untyped],
+                        "ts": [int(r[3] * 1_000_000) for r in untyped],
+                        "latency_ms": [r[4] for r in untyped],
+                        "shadow": [r[5] for r in untyped],
+                        "inputs": [to_json(r[7]) for r in untyped],
+                        "outputs": [to_json(r[8]) for r in untyped],
+                    },
+                    schema=schema(),
+                )
+                tables.write_parquet(table, folder / f"json-{number:06d}.parquet")
             self.written += len(rows)
 
     def _segment_number(self, folder: Path) -> int:
         n = self._next_segment.get(folder)
         if n is None:
-            existing = [
-                int(m.group(1)) for p in folder.glob("seg-*.parquet") if (m := _SEGMENT.search(p.name))
-            ]
+            existing = [int(m.group(1)) for p in folder.glob("*-*.parquet") if (m := _SEGMENT.search(p.name))]
             n = max(existing, default=0) + 1
         self._next_segment[folder] = n + 1
         return n
+
+
+def write_rows(table: pa.Table, path: Path) -> None:
+    """`mlbox.store.tables.write_parquet` (temporary file, fsync, rename) with dictionary encoding
+    for text columns only: trying it on every float column of random-looking features was half
+    of a batched request's writing time, for no smaller file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlbox.store import private, tempfiles
+    from mlbox.store.tables import TEMP_PREFIX
+
+    private.make_dirs(path.parent)
+    text = [f.name for f in table.schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+    tmp = path.with_name(tempfiles.temp_name(TEMP_PREFIX))
+    try:
+        os.close(private.create(tmp))
+        pq.write_table(table, tmp, compression="zstd", use_dictionary=text)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _layout(columns: dict[str, np.ndarray]) -> tuple[tuple[str, tuple[int, ...], str], ...]:
@@ -343,34 +362,39 @@ def rows_table(rows: list[Prepared]) -> pa.Table | None:
     """The typed rows of one segment's predictions (those that have typed columns).
 
     Requests with the same layout (names, widths, kinds: nearly always all of them) are
-    concatenated block by block, then split into columns once, so the cost per request is a
-    few microseconds; layouts that differ are separate tables joined with nulls where a
-    column is missing."""
+    concatenated block by block, then split into columns once; per-request values (id, version,
+    time, latency, shadow) are repeated by Arrow's ``take``, so a request costs the same few
+    microseconds whatever its rows: no Python object per row. Layouts that differ are separate
+    tables joined with nulls where a column is missing."""
     import pyarrow as pa
 
     groups: dict[Any, list[Prepared]] = defaultdict(list)
     for r in rows:
-        if r[8] is not None:
-            groups[_layout(r[8][1])].append(r)
+        if r[6] is not None:
+            groups[_layout(r[6][1])].append(r)
     if not groups:
         return None
     parts = []
     for layout, kept in groups.items():
-        counts = [r[8][0] for r in kept]  # type: ignore[index]
+        counts = np.fromiter((r[6][0] for r in kept), np.int64, len(kept))  # type: ignore[index]
+        which = pa.array(np.repeat(np.arange(len(kept)), counts))
+        starts = np.cumsum(counts) - counts
+        total = int(counts.sum())
+
+        def per_request(values: Any, kind: pa.DataType, which: pa.Array = which) -> pa.Array:
+            return pa.array(values, kind).take(which)
+
         data: dict[str, Any] = {
-            "request_id": pa.array(
-                np.repeat(np.asarray([r[0] for r in kept], dtype=object), counts), pa.string()
-            ),
-            "row": pa.array(np.concatenate([np.arange(n) for n in counts]), pa.int64()),
-            "version": pa.array(np.repeat([r[2] for r in kept], counts), pa.int64()),
-            "ts": pa.array(
-                np.repeat([int(r[3] * 1_000_000) for r in kept], counts), pa.timestamp("us", tz="UTC")
-            ),
-            "latency_ms": pa.array(np.repeat([r[4] for r in kept], counts), pa.float64()),
-            "shadow": pa.array(np.repeat([r[5] for r in kept], counts), pa.bool_()),
+            "request_id": per_request([r[0] for r in kept], pa.string()),
+            "row": pa.array(np.arange(total, dtype=np.int64) - np.repeat(starts, counts)),
+            "version": per_request([r[2] for r in kept], pa.int64()),
+            "ts": per_request([int(r[3] * 1_000_000) for r in kept], pa.timestamp("us", tz="UTC")),
+            "latency_ms": per_request([r[4] for r in kept], pa.float64()),
+            "shadow": per_request([r[5] for r in kept], pa.bool_()),
         }
         for name, _, _ in layout:
-            block = np.concatenate([r[8][1][name] for r in kept])  # type: ignore[index]
+            blocks = [r[6][1][name] for r in kept]  # type: ignore[index]
+            block = blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
             for column, values in _block_columns(name, block):
                 data[column] = _arrow(values)
         parts.append(pa.table(data))
@@ -379,29 +403,129 @@ def rows_table(rows: list[Prepared]) -> pa.Table | None:
     return pa.concat_tables(parts, promote_options="permissive")
 
 
-def read_predictions(
-    root: Path, model: str | None = None, *, since: float | None = None, until: float | None = None
-) -> pl.DataFrame:
-    """Logged predictions (oldest first) as a polars frame, optionally for one model and a time window."""
+def log_files(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """One model's log files under ``folder`` (its day folders), oldest first, as
+    (typed rows files, JSON segments that hold every request, JSON remainders).
+
+    Three generations share the layout: ``seg-<n>`` alone (JSON only, the oldest), ``seg-<n>``
+    with ``rows-<n>`` beside it (the same requests twice: JSON for all, typed for those that
+    could be), and now ``rows-<n>`` with, when some requests could not be typed, ``json-<n>``
+    holding those alone."""
+    typed: list[Path] = []
+    whole: list[Path] = []
+    rest: list[Path] = []
+    days = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    for day in days:
+        names = {p.name for p in day.iterdir()}
+        for name in sorted(names):
+            m = _SEGMENT.search(name)
+            if m is None:
+                continue
+            kind = name.split("-", 1)[0]
+            if kind == "rows":
+                typed.append(day / name)
+            elif kind == "seg":
+                whole.append(day / name)
+            else:
+                rest.append(day / name)
+    return typed, whole, rest
+
+
+def _groups(names: list[str]) -> dict[str, list[str]]:
+    """Typed columns back to the values they came from: ``x_0, x_1`` -> ``x`` (a 2-D one)."""
+    out: dict[str, list[str]] = {}
+    for name in names:
+        base, sep, idx = name.rpartition("_")
+        out.setdefault(base if sep and idx.isdigit() else name, []).append(name)
+    return out
+
+
+def _values_json(request: dict[str, Any], groups: dict[str, list[str]], default: str) -> str:
+    """One request's values in the JSON an older segment held (a bare list for the default name)."""
+    named: dict[str, Any] = {}
+    for name, cols in groups.items():
+        if all(request[c] is None or all(v is None for v in request[c]) for c in cols):
+            continue  # a column of another layout in the same files
+        if len(cols) == 1 and cols[0] == name:
+            named[name] = request[name]
+        else:
+            named[name] = [list(row) for row in zip(*(request[c] for c in cols), strict=True)]
+    if list(named) == [default]:
+        return to_json(named[default])
+    return to_json(named)
+
+
+def _request_rows(files: list[Path], model: str, meta_only: bool) -> pl.DataFrame:
+    """Typed rows files as one row per request in `schema`'s columns, inputs and outputs as the
+    JSON an older segment held (null with ``meta_only``)."""
     import polars as pl
 
-    pattern = root / (model or "*") / "*" / "seg-*.parquet"
-    if not any(root.glob(f"{model or '*'}/*/seg-*.parquet")):
-        return pl.from_arrow(schema().empty_table())  # type: ignore[return-value]
-    where = []
-    params: list[Any] = [str(pattern)]
-    if since is not None:
-        where.append("ts >= to_timestamp(?)")
-        params.append(since)
-    if until is not None:
-        where.append("ts < to_timestamp(?)")
-        params.append(until)
-    sql = "SELECT * FROM read_parquet(?, union_by_name = true)"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    from mlbox.store import tables
+    scan = pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed")
+    meta = ["request_id", "version", "ts", "latency_ms", "shadow"]
+    if meta_only:
+        frame = scan.filter(pl.col("row") == 0).select(meta).collect()
+        return frame.with_columns(
+            pl.lit(model).alias("model"),
+            pl.lit(None, pl.String).alias("inputs"),
+            pl.lit(None, pl.String).alias("outputs"),
+        ).select(schema().names)
+    names = [n for n in scan.collect_schema().names() if n not in (*meta, "row")]
+    grouped = (
+        scan.sort(["ts", "request_id", "row"])
+        .group_by([*meta], maintain_order=True)
+        .agg([pl.col(n) for n in names])
+        .collect()
+    )
+    ins = _groups([n for n in names if not n.startswith(OUT)])
+    outs = _groups([n[len(OUT) :] for n in names if n.startswith(OUT)])
+    inputs, outputs = [], []
+    for request in grouped.iter_rows(named=True):
+        inputs.append(_values_json(request, ins, INPUT))
+        shown = {n[len(OUT) :]: v for n, v in request.items() if n.startswith(OUT)}
+        outputs.append(_values_json(shown, outs, "output"))
+    return (
+        grouped.select(meta)
+        .with_columns(
+            pl.lit(model).alias("model"),
+            pl.Series("inputs", inputs, pl.String),
+            pl.Series("outputs", outputs, pl.String),
+        )
+        .select(schema().names)
+    )
 
-    return tables.query(sql + " ORDER BY ts, request_id", params)
+
+def read_predictions(
+    root: Path,
+    model: str | None = None,
+    *,
+    since: float | None = None,
+    until: float | None = None,
+    values: bool = True,
+) -> pl.DataFrame:
+    """Logged requests (oldest first), one row each in `schema`'s columns, optionally for one
+    model and a time window. Requests written typed get their ``inputs`` and ``outputs`` back as
+    the JSON older segments held (a Python object per value: with ``values=False`` they are null,
+    for a reader that wants requests alone; `mlbox.monitoring.logframe` reads the columns)."""
+    import polars as pl
+
+    empty: pl.DataFrame = pl.from_arrow(schema().empty_table())  # type: ignore[assignment]
+    parts: list[pl.LazyFrame] = []
+    for name in [model] if model is not None else iter_models(root):
+        typed_files, whole, rest = log_files(root / name)
+        covered = {p.name[len("seg-") :] for p in whole}
+        typed_files = [p for p in typed_files if p.name[len("rows-") :] not in covered]
+        if whole or rest:
+            parts.append(read_segments(whole + rest).lazy())
+        if typed_files:
+            parts.append(_request_rows(typed_files, name, meta_only=not values).lazy())
+    if not parts:
+        return empty
+    frame = pl.concat([empty.lazy(), *parts], how="vertical_relaxed")
+    if since is not None:
+        frame = frame.filter(pl.col("ts") >= datetime.fromtimestamp(since, UTC))
+    if until is not None:
+        frame = frame.filter(pl.col("ts") < datetime.fromtimestamp(until, UTC))
+    return frame.sort(["ts", "request_id"], maintain_order=True).collect()
 
 
 def read_segments(files: list[Path]) -> pl.DataFrame:

@@ -178,11 +178,58 @@ def agree(mine: dict[str, dict[str, object]], theirs: dict[str, dict[str, object
     return compared, differ
 
 
+def bench_predlog(requests: int = 300) -> None:
+    """CPU the prediction log's writer spends per request (append + flush), in this process.
+
+    Requests of 1, 100 and 1,000 rows x 20 float32 features, answered with a label and two
+    class probabilities, as the scoring path appends them; the writer's work is timed with
+    ``time.process_time`` from the first append to the end of `flush` (the writer thread
+    prepares part of the buffer before the flush; both count), append alone with
+    ``perf_counter`` (it runs on the scoring path)."""
+    import time
+
+    from mlbox.serving.predlog import PredictionLog
+
+    rng = np.random.default_rng(0)
+    print(f"{'rows/request':>12}  {'append us':>9}  {'flush CPU us/request':>20}  {'us/row':>7}")
+    with tempfile.TemporaryDirectory(prefix="mlbox-bench-predlog-") as tmp:
+        for rows in (1, 100, 1000):
+            n = max(20, requests if rows < 1000 else requests // 3)
+            pool = []  # distinct requests: a repeated one would compress unrealistically well
+            for _ in range(16):
+                proba = rng.random((rows, 2))
+                x = rng.normal(size=(rows, 20)).astype(np.float32)
+                pool.append((x, {"label": proba.argmax(axis=1), "proba": proba}))
+            best_append, best_flush = float("inf"), float("inf")
+            for attempt in range(3):
+                log = PredictionLog(Path(tmp) / f"p{rows}-{attempt}", flush_s=3600)
+                now = time.time()
+                c0 = time.process_time()
+                t0 = time.perf_counter()
+                for i in range(n):
+                    x, outputs = pool[i % len(pool)]
+                    log.append((f"r{i}", "m", 1, now, 1.0, False, x, outputs))
+                appended = time.perf_counter() - t0
+                log.flush()
+                flushed = time.process_time() - c0
+                log.close()
+                best_append = min(best_append, appended / n)
+                best_flush = min(best_flush, flushed / n)
+            print(
+                f"{rows:>12,}  {best_append * 1e6:>9.2f}  {best_flush * 1e6:>20.1f}"
+                f"  {best_flush * 1e6 / rows:>7.2f}"
+            )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, nargs="*", default=[100_000, 1_000_000])
     parser.add_argument("--no-peer", action="store_true", help="mlbox alone")
+    parser.add_argument("--predlog", action="store_true", help="the prediction log's writer cost alone")
     args = parser.parse_args()
+    if args.predlog:
+        bench_predlog()
+        return 0
     peer: tuple[Path, str] | None = None
     if not args.no_peer:
         try:
