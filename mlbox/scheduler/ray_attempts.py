@@ -33,6 +33,9 @@ LOG_EVERY_S = 0.5
 SUBMITS_PER_PASS = 64
 """Waiting jobs submitted per pass (Ray queues those the cluster cannot fit yet)."""
 OFFSET_FILE = "ray_log_offset"
+POLL_EVERY_S = 0.5
+"""How often one running Ray job's status is asked (each ask is an HTTP request to the dashboard);
+at once when a stop is asked for or its timeout is due."""
 
 
 class RayAttempts:
@@ -43,6 +46,7 @@ class RayAttempts:
         self.ray = RayExecutor(executor)
         self._synced: dict[str, float] = {}
         self._submitted: set[str] = set()
+        self._polled: dict[str, float] = {}
 
     # -- starting --------------------------------------------------------------
 
@@ -98,6 +102,15 @@ class RayAttempts:
     def check(self, row: sqlite3.Row, now: float, changed: dict[str, list[int]]) -> None:
         sid: str = row["executor_job_id"]
         key = (row["id"], row["attempt"])
+        due = row["timeout_s"] is not None and now - row["started_at"] > row["timeout_s"]
+        if (
+            sid in self._polled
+            and now - self._polled[sid] < POLL_EVERY_S
+            and row["stop_reason"] is None
+            and not due
+        ):
+            return  # asked Ray a moment ago: a pass stays cheap with many jobs on the cluster
+        self._polled[sid] = now
         try:
             info = self.ray.info(sid)
             if info is None:  # claimed, never submitted (a crash, or the cluster was away)
@@ -117,6 +130,7 @@ class RayAttempts:
             self._synced[sid] = now
         if code is not None:
             self._synced.pop(sid, None)
+            self._polled.pop(sid, None)
             self._submitted.discard(sid)
             self.reconciler._finish(row, None, None, now, changed, exit_code=code)
             return
