@@ -80,3 +80,28 @@ def test_cli_prelabel(digits: Services, capsys: pytest.CaptureFixture[str]) -> N
     assert digits.labeling.project("dig").retrain_every == 25
     code, _, err = run_main(capsys, "label", "prelabel", "dig", "nope@champion")
     assert code == 2 and "no model named 'nope'" in err
+
+
+def test_the_retraining_job_runs_as_a_real_scheduler_job(digits: Services) -> None:
+    # The scheduler runs the submitted job in its own process (the appliance's Python), which
+    # opens the same home, fits on the labels, registers a version and re-scores the queue.
+    import time
+
+    lab = digits.labeling
+    lab.set_loop("dig", "digits-labeled", 10)
+    for t in lab.next_tasks("dig", "ann", 10):
+        lab.annotate(t.id, "ann", {"label": str(t.data["truth"])})
+    (job,) = [j for j in digits.scheduler.list_jobs() if j.spec.name == "retrain dig at 10 labels"]
+    deadline = time.monotonic() + 80
+    while not digits.scheduler.get(job.id).terminal:
+        assert time.monotonic() < deadline, digits.scheduler.read_log(job.id)[0][-2000:]
+        digits.scheduler.reconcile_once()
+        time.sleep(0.1)
+    done = digits.scheduler.get(job.id)
+    log = digits.scheduler.read_log(job.id)[0].decode(errors="replace")
+    assert done.state == "succeeded", log[-2000:]
+    assert '"rescored": 90' in log
+    mv = digits.registry.resolve(f"digits-labeled@{RETRAIN_ALIAS}")
+    assert mv.version == 1 and mv.run_id is not None  # the job's tracking run
+    pre = [t.prelabel for t in lab.tasks("dig", limit=100) if t.prelabel is not None]
+    assert len(pre) == 90 and all(p.model == "digits-labeled/1" for p in pre)
