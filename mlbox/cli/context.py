@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any
 import click
 import msgspec
 
-from mlbox.services import Services
 from mlbox.settings import Settings
 from mlbox.textsafe import visible
 from mlbox.timefmt import when as when
 
 if TYPE_CHECKING:
     import rich.progress
+
+    from mlbox.services import Services
 
 
 class Context:
@@ -41,6 +42,8 @@ class Context:
     @property
     def services(self) -> Services:
         if self._services is None:
+            from mlbox.services import Services  # every service module: not for `mlbox --help`
+
             self._services = Services.open(self.settings)
         return self._services
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, print_table, when
-from mlbox.registry.flavors import DETECT_ORDER
+from mlbox.registry.flavor_names import DETECT_ORDER
 from mlbox.registry.refs import check_alias, check_name
-from mlbox.registry.schemas import ModelVersion
+
+if TYPE_CHECKING:
+    from mlbox.registry.schemas import ModelVersion
 
 MAX_COLUMNS_SHOWN = 8
 

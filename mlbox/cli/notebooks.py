@@ -14,6 +14,7 @@ import re
 import signal
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,9 +24,11 @@ from mlbox.notebooks.cells import first_error
 from mlbox.notebooks.params import parse_assignments
 from mlbox.notebooks.schemas import ACTIVE_STATES, Notebook
 from mlbox.scheduler.schemas import Job
-from mlbox.services import Services
 from mlbox.store import Home
 from mlbox.store.errors import MlboxError
+
+if TYPE_CHECKING:
+    from mlbox.services import Services
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$", re.I)
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}

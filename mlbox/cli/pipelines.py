@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import msgspec
@@ -19,10 +19,12 @@ from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, print_t
 from mlbox.pipelines.dagtext import draw, step_label
 from mlbox.pipelines.lineage import LineageGraph
 from mlbox.pipelines.schemas import PipelineRun
-from mlbox.services import Services
 from mlbox.store import Home
 from mlbox.textsafe import visible
 from mlbox.timefmt import when
+
+if TYPE_CHECKING:
+    from mlbox.services import Services
 
 
 def _params(items: tuple[str, ...]) -> dict[str, Any]:
@@ -84,7 +86,13 @@ def pipelines() -> None:
 
 @pipelines.command("ls")
 @click.option("--pipeline", default=None, help="Only this pipeline's runs.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=50,
+    show_default=True,
+    help="Show at most this many runs, newest first.",
+)
 @json_option
 @pass_ctx
 def pipelines_ls(ctx: Context, pipeline: str | None, limit: int, as_json: bool) -> None:

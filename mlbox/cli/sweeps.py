@@ -14,15 +14,17 @@ import os
 import shlex
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mlbox.cli.context import Context, echo_json, fmt, json_option, pass_ctx, print_table, when
 from mlbox.scheduler.environment import submitter_env
-from mlbox.services import Services
 from mlbox.store.errors import InvalidInput
 from mlbox.sweeps.schemas import PRUNERS, SAMPLERS, Sweep, SweepSpec, Trial
+
+if TYPE_CHECKING:
+    from mlbox.services import Services
 
 FLAG_FIELDS = (
     "metric",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlbox.registry.flavors.base import Flavor, Predictor
+from mlbox.registry.flavor_names import DETECT_ORDER
 from mlbox.store.errors import InvalidInput
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
 MANIFEST_FILE = "mlbox-model.json"
 FORMAT = 1
 # Boosters before sklearn (whose estimators the boosters' wrappers are), `python` last.
-DETECT_ORDER = ("composed", "lightgbm", "xgboost", "onnx", "pytorch", "sklearn", "python")
 _cache: dict[str, Flavor] = {}
 
 
