@@ -41,6 +41,8 @@ from mlbox.tui.widgets.sort_picker import SortChoice, SortPicker
 
 FetchMode = Literal["replace", "append", "refresh"]
 REFRESH_ROWS = 500
+KEYS_EVERY = 10
+"""Every this many refreshes the scope's param and metric keys are re-read (new columns)."""
 PLACEHOLDER = "filter runs, e.g.  metrics.val_acc > 0.9 and params.lr = '0.01'   (/ to focus, Enter to apply)"
 
 
@@ -112,6 +114,7 @@ class ExperimentsScreen(MlboxScreen):
         self.keys: dict[str, RunKeys] = {}
         """Each scope's param and metric keys, read when it is chosen."""
         self.views: dict[str, View] = {}
+        self.refreshes = 0
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="experiments-body"):
@@ -219,7 +222,9 @@ class ExperimentsScreen(MlboxScreen):
         if self.reading or self.app.screen is not self:
             return
         loaded = max(len(self.table.run_order), self.ctx.page_size)
-        self.request("refresh", self.applied_filter, limit=min(loaded, REFRESH_ROWS), keys=True)
+        self.refreshes += 1  # the scope's keys (a DISTINCT over all its runs) now and then, not each time
+        keys = self.refreshes % KEYS_EVERY == 0
+        self.request("refresh", self.applied_filter, limit=min(loaded, REFRESH_ROWS), keys=keys)
         self.list_experiments()
 
     def _load_more(self) -> None:
