@@ -12,6 +12,7 @@ import pytest
 
 from mlbox.monitoring import binned, stats
 from mlbox.monitoring.drift import Kind, drift
+from mlbox.services import Services
 from mlbox.serving.predlog import write_rows
 from mlbox.store.errors import InvalidInput
 
@@ -93,3 +94,24 @@ def test_window_from_typed_log_files_flags_what_the_exact_tests_flag(tmp_path: P
     with pytest.raises(InvalidInput) as err:
         binned.drift_of_files(reference, files, columns=["x"], kinds=kinds, tests={"x": "chi2"})
     assert err.value.field == "tests"
+
+
+def test_a_large_window_is_checked_from_histograms_with_the_same_verdicts(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service's evaluation past `binned.LARGE_WINDOW` rows (lowered here so 200 logged rows
+    count as large) flags the same columns with statistics close to the exact ones."""
+    from tests.test_monitoring_service import T0, seed
+
+    seed(services, tmp_path)
+    mon = services.monitoring
+    mon.set_reference("clf@champion", path=tmp_path / "train.parquet")
+    exact = mon.evaluate("clf@champion", since=T0 + 1000, until=T0 + 2000)
+    monkeypatch.setattr(binned, "LARGE_WINDOW", 100)
+    large = mon.evaluate("clf@champion", since=T0 + 1000, until=T0 + 2000)
+    assert [(v.column, v.test, v.drifted) for v in large.drift] == [
+        (v.column, v.test, v.drifted) for v in exact.drift
+    ]
+    assert any(v.drifted for v in large.drift)
+    for a, b in zip(large.drift, exact.drift, strict=True):
+        assert a.statistic == pytest.approx(b.statistic, abs=0.02)

@@ -277,29 +277,86 @@ def drift_of_files(
     tests: Mapping[str, str] | None = None,
     thresholds: Mapping[str, float] | None = None,
     filter: Any = None,
+    skip_empty: bool = False,
 ) -> tuple[int, list[Verdict]]:
     """(window rows, a verdict per column) for the typed log ``files`` against ``reference``,
     from histograms: the defaults and overrides of `mlbox.monitoring.drift.verdict`, numeric
     tests computed on the binned ECDFs, categorical ones on exact category counts."""
-    from mlbox.monitoring.drift import TESTS, Verdict, check_test, default_test
-
     names = list(columns)
-    numeric = [c for c in names if kinds[c] == "numeric"]
+    refs = _reference_histograms(reference, names, kinds, skip_empty)
+    window = scan(
+        files, {c: refs[c][0].grid for c in refs}, [c for c in names if kinds[c] != "numeric"], filter
+    )
+    return window.rows, _verdicts(reference, refs, window, names, kinds, tests, thresholds, skip_empty)
+
+
+def drift_frames(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    kinds: Mapping[str, Kind],
+    tests: Mapping[str, str] | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    skip_empty: bool = False,
+) -> list[Verdict]:
+    """`drift_of_files` for a window already in memory (the reference's columns, in order)."""
+    import pyarrow as pa
+
+    names = [str(c) for c in reference.columns]
+    refs = _reference_histograms(reference, names, kinds, skip_empty)
+    window = WindowHistograms({c: refs[c][0].grid for c in refs}, [c for c in names if kinds[c] != "numeric"])
+    arrays = {}
+    for c in names:
+        values = current[c]
+        if kinds[c] == "numeric":
+            try:
+                arrays[c] = pa.array(values.to_numpy(dtype=np.float64, na_value=np.nan))
+            except (TypeError, ValueError):  # text where numbers were: every value unusable
+                arrays[c] = pa.nulls(len(values), pa.float64())
+        else:
+            arrays[c] = pa.array(values.astype("string").to_numpy(dtype=object, na_value=None), pa.string())
+    window.add_batch(pa.RecordBatch.from_pydict(arrays) if arrays else pa.record_batch([]))
+    return _verdicts(reference, refs, window, names, kinds, tests, thresholds, skip_empty)
+
+
+def _reference_histograms(
+    reference: pd.DataFrame, names: list[str], kinds: Mapping[str, Kind], skip_empty: bool
+) -> dict[str, tuple[Histogram, float]]:
     refs: dict[str, tuple[Histogram, float]] = {}
-    for c in numeric:
+    for c in names:
+        if kinds[c] != "numeric":
+            continue
         values = reference[c].to_numpy(dtype=np.float64, na_value=np.nan)
         finite = values[np.isfinite(values)]
         if finite.size == 0:
+            if skip_empty:
+                continue
             raise InvalidInput(f"column {c!r} has no values in the reference data", field=c)
         h = Histogram.empty(grid(finite))
         h.add(finite)
         refs[c] = (h, float(np.std(finite)))
-    window = scan(files, {c: refs[c][0].grid for c in numeric}, [c for c in names if c not in refs], filter)
+    return refs
+
+
+def _verdicts(
+    reference: pd.DataFrame,
+    refs: Mapping[str, tuple[Histogram, float]],
+    window: WindowHistograms,
+    names: list[str],
+    kinds: Mapping[str, Kind],
+    tests: Mapping[str, str] | None,
+    thresholds: Mapping[str, float] | None,
+    skip_empty: bool,
+) -> list[Verdict]:
+    from mlbox.monitoring.drift import TESTS, Verdict, check_test, default_test
+
     out = []
     for c in names:
         kind = kinds[c]
         test = (tests or {}).get(c)
         if kind == "numeric":
+            if c not in refs:
+                continue  # no reference values, skipped (`_reference_histograms` raised otherwise)
             ref, std = refs[c]
             cur = window.numeric[c]
             n_ref, n_cur = ref.count, cur.count
@@ -312,8 +369,11 @@ def drift_of_files(
                 window.categories[c],
             )
             n_ref, n_cur = int(r_counts.sum()), int(c_counts.sum())
-        if n_cur == 0:
-            raise InvalidInput(f"column {c!r} has no values in the current data", field=c)
+        empty = "reference" if n_ref == 0 else "current" if n_cur == 0 else None
+        if empty is not None:
+            if skip_empty:
+                continue
+            raise InvalidInput(f"column {c!r} has no values in the {empty} data", field=c)
         test = test or default_test(kind, n_ref)
         check_test(c, test, kind)
         if kind == "numeric" and test in ("chi2", "jensenshannon"):
@@ -335,4 +395,4 @@ def drift_of_files(
             stat = stats.jensenshannon_counts(r_counts, c_counts)
         drifted = (p < limit) if has_p and p is not None else stat >= limit
         out.append(Verdict(c, test, float(stat), p, limit, bool(drifted), kind, int(n_ref), int(n_cur)))
-    return window.rows, out
+    return out

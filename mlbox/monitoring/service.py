@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlbox.monitoring import binned
 from mlbox.monitoring import drift as drift_mod
 from mlbox.monitoring import performance as perf
 from mlbox.monitoring.checks import check_results
@@ -482,6 +483,15 @@ class MonitoringService:
             ref, since=since, until=until, last=last, buckets=buckets, segment=segment, positive=positive
         )[0]
 
+    @staticmethod
+    def _drift(sample: pd.DataFrame, window: pd.DataFrame) -> list[drift_mod.Verdict]:
+        """Exact tests on a small window; past `binned.LARGE_WINDOW` rows, the same tests from
+        histograms (one pass per column instead of sorting both sides)."""
+        if len(window) <= binned.LARGE_WINDOW:
+            return drift_mod.drift(sample, window, skip_empty=True)
+        kinds = {str(c): drift_mod.column_kind(sample[c]) for c in sample.columns}
+        return binned.drift_frames(sample, window, kinds=kinds, skip_empty=True)
+
     def report(
         self, ref: str, *, since: float | None = None, until: float | None = None, last: int | None = None
     ) -> str:
@@ -529,7 +539,7 @@ class MonitoringService:
             )
         features = [c for c in prof.columns if c != PREDICTION and not c.startswith(PROBA)]
         present = [c for c in features if c in window.columns]
-        verdicts = drift_mod.drift(sample[present], window[present], skip_empty=True) if present else []
+        verdicts = self._drift(sample[present], window[present]) if present else []
         prediction_drift = None
         if PREDICTION in sample.columns and PREDICTION in window.columns:
             try:
