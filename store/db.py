@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from mlbox.store import private
-from mlbox.store.errors import UnusableStore
+from mlbox.store.errors import UnusableStore, storage_full
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -133,21 +133,28 @@ class Database:
         self._local.depth = depth + 1
         try:
             yield conn
-        except BaseException:
+        except BaseException as exc:
             self._local.depth = depth
             if depth == 0:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+                    conn.execute("ROLLBACK")
             else:
                 conn.execute(f"ROLLBACK TO sp{depth}")
                 conn.execute(f"RELEASE sp{depth}")
+            full = storage_full(exc, self.path) if depth == 0 else None
+            if full is not None:
+                raise full from exc
             raise
         self._local.depth = depth
         if depth == 0:
             try:
                 conn.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 if conn.in_transaction:  # never leave a failed commit's transaction open
                     conn.execute("ROLLBACK")
+                full = storage_full(exc, self.path)
+                if full is not None:
+                    raise full from exc
                 raise
         else:
             conn.execute(f"RELEASE sp{depth}")

@@ -7,6 +7,9 @@ CLI error with exit code 2, an error dialog in the TUI).
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 
 class MlboxError(Exception):
     """Base of every error mlbox raises on purpose; `http_status` guides the API."""
@@ -55,3 +58,27 @@ class UnusableStore(MlboxError):
     the path and what to do; nothing was changed."""
 
     http_status = 500
+
+
+class StorageFull(MlboxError):
+    """The disk (or quota) holding the home is full. Every write is atomic, so nothing was
+    half written: the write can be sent again once space is freed."""
+
+    http_status = 507
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def storage_full(exc: BaseException, where: object = "the home") -> StorageFull | None:
+    """The `StorageFull` that ``exc`` means (SQLite's "database or disk is full", or an OS
+    "no space"/"quota exceeded"), or None for any other error."""
+    full = (isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)) or (
+        isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS
+    )
+    if not full:
+        return None
+    return StorageFull(
+        f"no space left for {where}: the disk is full ({exc}); nothing was half written,"
+        " free some space and try again"
+    )

@@ -34,6 +34,7 @@ SCENARIO = textwrap.dedent(
     from mlbox.settings import Settings
     from mlbox.serving.predlog import PredictionLog
     from mlbox.store import tables
+    from mlbox.store.errors import storage_full
     from mlbox.tracking.series import Chunk
     from tests.models import Doubler
 
@@ -52,6 +53,7 @@ SCENARIO = textwrap.dedent(
             out[name] = "ok"
         except Exception as exc:
             out[name] = f"{type(exc).__name__}: {exc}"
+            out[name + " is storage full"] = storage_full(exc) is not None
 
     def all_ops(tag, step):
         attempt(f"metrics {tag}", lambda: s.tracking.log_metrics(run.id, chunk(step)))
@@ -152,6 +154,7 @@ def test_a_full_disk_fails_writes_clearly_and_loses_nothing(tmp_path: Path) -> N
         assert out[f"{op} before"] == "ok", out
         full = out[f"{op} full"]
         assert "No space left on device" in full or "database or disk is full" in full, (op, full)
+        assert out[f"{op} full is storage full"], (op, full)  # a 507 over HTTP, exit 2 in the CLI
         assert out[f"{op} after"] == "ok", (op, out[f"{op} after"])
     assert out["objects unchanged"], "no partial object appears in the store"
     assert not out["full parquet visible"]
@@ -165,3 +168,26 @@ def test_a_full_disk_fails_writes_clearly_and_loses_nothing(tmp_path: Path) -> N
     assert "r-after" in out["logged after"], "the prediction log writer survived the full disk"
     assert out["doctor after"] == []
     assert not any(small.iterdir()), "the tmpfs lived only in the test's mount namespace"
+
+
+def test_a_full_disk_is_told_apart_from_other_errors() -> None:
+    """What the API answers 507 and the CLI one line for: SQLite's full database, ENOSPC, EDQUOT."""
+    import errno
+    import sqlite3
+
+    from mlbox.store.errors import StorageFull, storage_full
+
+    for exc in (
+        sqlite3.OperationalError("database or disk is full"),
+        OSError(errno.ENOSPC, "No space left on device"),
+        OSError(errno.EDQUOT, "Disk quota exceeded"),
+    ):
+        full = storage_full(exc, "/home/x/mlbox.db")
+        assert isinstance(full, StorageFull) and full.http_status == 507
+        assert "/home/x/mlbox.db" in full.message and "free some space" in full.message
+    for other in (
+        sqlite3.OperationalError("database is locked"),
+        OSError(errno.EACCES, "denied"),
+        ValueError(),
+    ):
+        assert storage_full(other) is None

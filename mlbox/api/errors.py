@@ -19,7 +19,7 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 from litestar.types import ExceptionHandlersMap
 
 from mlbox.api.security import Unauthorized
-from mlbox.store.errors import MlboxError
+from mlbox.store.errors import MlboxError, storage_full
 
 log = logging.getLogger("mlbox.api")
 
@@ -95,6 +95,9 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    full = storage_full(exc)  # an artifact or Parquet write on a full disk: 507, not a 500
+    if full is not None:
+        return mlbox_error(request, full)
     log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
     return _json({"error": "internal error"}, 500)
 

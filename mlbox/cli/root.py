@@ -25,7 +25,7 @@ from mlbox.cli.pipelines import lineage, pipelines
 from mlbox.cli.predict import predict
 from mlbox.cli.runs import experiments, runs
 from mlbox.cli.sweeps import sweep, sweeps
-from mlbox.store.errors import MlboxError
+from mlbox.store.errors import MlboxError, storage_full
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -145,10 +145,14 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)
-    except OSError as exc:  # a path the user gave cannot be written or read
-        click.echo(f"mlbox: error: {exc}", err=True)
-        sys.exit(2)
     except Exception as exc:
+        full = storage_full(exc)  # a write on a full disk: say so, not "internal error"
+        if full is not None:
+            click.echo(f"mlbox: error: {full.message}", err=True)
+            sys.exit(2)
+        if isinstance(exc, OSError):  # a path the user gave cannot be written or read
+            click.echo(f"mlbox: error: {exc}", err=True)
+            sys.exit(2)
         if os.environ.get("MLBOX_DEBUG"):
             raise
         click.echo(
