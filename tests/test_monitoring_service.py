@@ -373,3 +373,47 @@ def test_typed_rows_and_older_json_segments_read_the_same(world: World) -> None:
     again = mon.evaluate("clf@champion")
     assert [(v.column, v.statistic) for v in again.drift] == [(v.column, v.statistic) for v in ev.drift]
     assert again.performance == ev.performance
+
+
+def test_monitor_overrides_the_drift_test_of_single_columns(world: World, capsys: Any) -> None:
+    from mlbox.monitoring.schemas import ColumnTest
+
+    mon = world.services.monitoring
+    mon.set_reference("clf@champion", path=world.ref_file)
+    for bad, field in (
+        ({"nope": ColumnTest("psi")}, "column_tests.nope"),
+        ({"input_0": ColumnTest("vibes")}, "column_tests.input_0"),
+        ({"input_0": ColumnTest(None, -1.0)}, "column_tests.input_0"),
+        ({"input_0": ColumnTest()}, "column_tests.input_0"),
+    ):
+        with pytest.raises(InvalidInput) as exc:
+            mon.create_monitor("clf@champion", column_tests=bad)
+        assert exc.value.field == field
+    assert mon.list() == []  # nothing stored half-way
+    m = mon.create_monitor(
+        "clf@champion", window_s=900, checks=["drift"], column_tests={"input_0": ColumnTest("psi", 50.0)}
+    )
+    assert mon.monitor(m.id).column_tests == {"input_0": ColumnTest("psi", 50.0)}
+    run = mon.run_monitor(m.id, now=T0 + 1300)
+    assert run.evaluation is not None
+    by = {v.column: v for v in run.evaluation.drift}
+    assert (by["input_0"].test, by["input_0"].threshold, by["input_0"].drifted) == ("psi", 50.0, False)
+    assert by["input_1"].test == "ks" and by["input_1"].threshold == 0.05
+    mon.delete_monitor(m.id)
+
+    with _client(world.services) as client:
+        r = client.post(
+            "/api/v1/monitors",
+            json={"model": "clf@champion", "column_tests": {"input_0": {"test": "psi", "bins": 3}}},
+        )
+        assert r.status_code == 400 and "bins" in r.text
+        r = client.post(
+            "/api/v1/monitors",
+            json={"model": "clf@champion", "column_tests": {"input_1": {"threshold": 0.5}}},
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["column_tests"] == {"input_1": {"threshold": 0.5}}
+        client.delete(f"/api/v1/monitors/{r.json()['id']}")
+    code, _, err = run_main(capsys, "monitor", "add", "clf@champion", "--column-test", "input_0=psi:x")
+    assert code == 2 and "--column-test" in err
+    assert "monitor" in ok(capsys, "monitor", "add", "clf@champion", "--column-test", "input_0=psi:0.3")

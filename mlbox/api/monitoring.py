@@ -12,6 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from mlbox.monitoring.schemas import (
     Alert,
+    ColumnTest,
     Evaluation,
     FeedbackItem,
     FeedbackResult,
@@ -38,6 +39,8 @@ class CreateMonitor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     segment: str | None = None
     """A logged column whose groups the ``bias`` check compares."""
     command: str | None = None
+    column_tests: dict[str, ColumnTest] = {}
+    """Per-column drift test and/or threshold, e.g. ``{"age": {"test": "psi", "threshold": 0.2}}``."""
     """A local command run (no shell) when an alert is raised, the alert in MLBOX_ALERT_* variables."""
 
 
@@ -90,6 +93,7 @@ class MonitoringController(Controller):
             thresholds=dict(data.thresholds),
             command=data.command,
             segment=data.segment,
+            column_tests=data.column_tests,
         )
 
     @get("/monitors/{monitor_id:int}", operation_id="getMonitor", sync_to_thread=True, summary="One monitor")

@@ -161,6 +161,12 @@ def ls_cmd(ctx: Context, as_json: bool) -> None:
 @click.option("--threshold", "thresholds", multiple=True, help="CHECK=NUMBER, e.g. drift=0.3 accuracy=0.9.")
 @click.option("--command", default=None, help="A local command to run when an alert is raised (no shell).")
 @click.option("--segment", default=None, help="A logged column whose groups the bias check compares.")
+@click.option(
+    "--column-test",
+    "column_tests",
+    multiple=True,
+    help="COLUMN=TEST[:THRESHOLD] or COLUMN=:THRESHOLD, e.g. age=psi:0.2 (its drift test).",
+)
 @pass_ctx
 def add_cmd(
     ctx: Context,
@@ -171,8 +177,18 @@ def add_cmd(
     thresholds: tuple[str, ...],
     command: str | None,
     segment: str | None,
+    column_tests: tuple[str, ...],
 ) -> None:
     """Monitor a served model alias; its version needs a reference (mlbox monitor reference)."""
+    from mlbox.monitoring.schemas import ColumnTest
+
+    overrides: dict[str, ColumnTest] = {}
+    for column, value in _pairs(column_tests, "--column-test").items():
+        test, _, limit = value.partition(":")
+        try:
+            overrides[column] = ColumnTest(test or None, float(limit) if limit else None)
+        except ValueError:
+            raise click.BadParameter(f"{limit!r} is not a number", param_hint="--column-test") from None
     limits: dict[str, float] = {}
     for check, value in _pairs(thresholds, "--threshold").items():
         try:
@@ -187,6 +203,7 @@ def add_cmd(
         thresholds=limits,
         command=command,
         segment=segment,
+        column_tests=overrides,
     )
     click.echo(
         f"monitor {m.id}: {m.model}@{m.alias} every {m.every_s:g}s over {m.window_s:g}s ({', '.join(m.checks)})"

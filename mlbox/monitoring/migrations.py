@@ -76,3 +76,9 @@ def m001_monitoring(conn: sqlite3.Connection) -> None:
         CREATE UNIQUE INDEX alerts_open ON alerts (monitor_id, check_name) WHERE cleared_at IS NULL;
         """,
     )
+
+
+@migrations
+def m002_monitor_column_tests(conn: sqlite3.Connection) -> None:
+    # per-column drift test overrides of a monitor: {"column": {"test": ..., "threshold": ...}}
+    execute_script(conn, "ALTER TABLE monitors ADD COLUMN column_tests TEXT NOT NULL DEFAULT '{}';")

@@ -71,6 +71,14 @@ class Evaluation(msgspec.Struct, frozen=True):
     bias: Bias | None = None
 
 
+class ColumnTest(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One column's drift test (``ks``, ``wasserstein``, ``psi``, ``chi2``, ``jensenshannon``)
+    and/or its threshold, for a monitor."""
+
+    test: str | None = None
+    threshold: float | None = None
+
+
 class Monitor(msgspec.Struct, frozen=True):
     id: int
     model: str
@@ -86,6 +94,8 @@ class Monitor(msgspec.Struct, frozen=True):
     open_alerts: int = 0
     segment: str | None = None
     """A column whose groups the ``bias`` check compares."""
+    column_tests: dict[str, ColumnTest] = {}
+    """Per-column drift test and/or threshold, in place of the defaults."""
 
 
 class Alert(msgspec.Struct, frozen=True):

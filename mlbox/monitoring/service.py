@@ -25,10 +25,11 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 
 from mlbox.monitoring import binned
@@ -49,6 +50,7 @@ from mlbox.monitoring.schemas import (
     Alert,
     Bucket,
     CheckResult,
+    ColumnTest,
     Evaluation,
     FeedbackItem,
     FeedbackResult,
@@ -484,13 +486,17 @@ class MonitoringService:
         )[0]
 
     @staticmethod
-    def _drift(sample: pd.DataFrame, window: pd.DataFrame) -> list[drift_mod.Verdict]:
+    def _drift(
+        sample: pd.DataFrame, window: pd.DataFrame, tests: dict[str, str], thresholds: dict[str, float]
+    ) -> list[drift_mod.Verdict]:
         """Exact tests on a small window; past `binned.LARGE_WINDOW` rows, the same tests from
         histograms (one pass per column instead of sorting both sides)."""
         if len(window) <= binned.LARGE_WINDOW:
-            return drift_mod.drift(sample, window, skip_empty=True)
+            return drift_mod.drift(sample, window, tests=tests, thresholds=thresholds, skip_empty=True)
         kinds = {str(c): drift_mod.column_kind(sample[c]) for c in sample.columns}
-        return binned.drift_frames(sample, window, kinds=kinds, skip_empty=True)
+        return binned.drift_frames(
+            sample, window, kinds=kinds, tests=tests, thresholds=thresholds, skip_empty=True
+        )
 
     def report(
         self, ref: str, *, since: float | None = None, until: float | None = None, last: int | None = None
@@ -519,6 +525,7 @@ class MonitoringService:
         buckets: int,
         segment: str | None = None,
         positive: Any = 1,
+        column_tests: Mapping[str, ColumnTest] | None = None,
     ) -> tuple[Evaluation, pd.DataFrame, pd.DataFrame]:
         mv = self.resolve(ref)
         prof = self.reference_profile(mv.name, mv.version)
@@ -539,7 +546,10 @@ class MonitoringService:
             )
         features = [c for c in prof.columns if c != PREDICTION and not c.startswith(PROBA)]
         present = [c for c in features if c in window.columns]
-        verdicts = self._drift(sample[present], window[present]) if present else []
+        overrides = {c: t for c, t in (column_tests or {}).items() if c in present}
+        tests = {c: t.test for c, t in overrides.items() if t.test is not None}
+        limits = {c: t.threshold for c, t in overrides.items() if t.threshold is not None}
+        verdicts = self._drift(sample[present], window[present], tests, limits) if present else []
         prediction_drift = None
         if PREDICTION in sample.columns and PREDICTION in window.columns:
             try:
@@ -690,8 +700,10 @@ class MonitoringService:
         thresholds: dict[str, float] | None = None,
         command: str | None = None,
         segment: str | None = None,
+        column_tests: Mapping[str, ColumnTest] | None = None,
     ) -> Monitor:
-        """A monitor of ``NAME@ALIAS``; its current version must have a reference."""
+        """A monitor of ``NAME@ALIAS``; its current version must have a reference. ``column_tests``
+        override the drift test and/or threshold of single columns."""
         name, sep, alias = ref.partition("@")
         if not sep or not name or not alias:
             raise InvalidInput(f"{ref!r} is not NAME@ALIAS", field="model")
@@ -713,16 +725,18 @@ class MonitoringService:
         if "bias" in chosen and not segment:
             raise InvalidInput("the bias check needs a segment column", field="segment")
         mv = self.resolve(ref)
-        if self.reference(mv.name, mv.version) is None:
+        reference = self.reference(mv.name, mv.version)
+        if reference is None:
             raise InvalidInput(
                 f"{mv.name} version {mv.version} (@{alias}) has no reference: set one first", field="model"
             )
+        overrides = self._column_tests(mv, column_tests or {})
         with self.db.atomic() as conn:
             if conn.execute("SELECT 1 FROM monitors WHERE model = ? AND alias = ?", (name, alias)).fetchone():
                 raise Conflict(f"{ref} already has a monitor", field="model")
             cur = conn.execute(
                 "INSERT INTO monitors (model, alias, window_s, every_s, checks, thresholds, command, segment,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, column_tests) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     name,
                     alias,
@@ -733,6 +747,7 @@ class MonitoringService:
                     command,
                     segment,
                     time.time(),
+                    msgspec.json.encode(overrides).decode(),
                 ),
             )
             monitor_id = int(cur.lastrowid or 0)
@@ -756,7 +771,31 @@ class MonitoringService:
             row["last_error"],
             int(open_alerts[0]) if open_alerts else 0,
             row["segment"],
+            msgspec.json.decode(row["column_tests"] or "{}", type=dict[str, ColumnTest]),
         )
+
+    def _column_tests(self, mv: ModelVersion, given: Mapping[str, ColumnTest]) -> dict[str, ColumnTest]:
+        """Checked overrides: columns of the reference, known tests that fit the column's kind."""
+        prof = self.reference_profile(mv.name, mv.version)
+        columns = prof.columns if prof is not None else {}
+        out: dict[str, ColumnTest] = {}
+        for column, spec in given.items():
+            field = f"column_tests.{column}"
+            if column not in columns:
+                raise InvalidInput(f"the reference has no column {column!r}", field=field)
+            if spec.test is None and spec.threshold is None:
+                raise InvalidInput(f"give a test or a threshold for {column!r}", field=field)
+            if spec.test is not None:
+                try:
+                    drift_mod.check_test(column, spec.test, columns[column].kind)
+                except InvalidInput as exc:
+                    raise InvalidInput(str(exc), field=field) from exc
+            if spec.threshold is not None and (
+                isinstance(spec.threshold, bool) or not math.isfinite(spec.threshold) or spec.threshold < 0
+            ):
+                raise InvalidInput(f"the threshold of {column!r} must be a number >= 0", field=field)
+            out[column] = spec
+        return out
 
     def monitor(self, monitor_id: int) -> Monitor:
         row = self.db.query_one("SELECT * FROM monitors WHERE id = ?", (monitor_id,))
@@ -808,7 +847,15 @@ class MonitoringService:
         now = time.time() if now is None else now
         ref = f"{monitor.model}@{monitor.alias}"
         try:
-            evaluation = self.evaluate(ref, since=now - monitor.window_s, until=now, segment=monitor.segment)
+            evaluation = self._evaluate(
+                ref,
+                since=now - monitor.window_s,
+                until=now,
+                last=None,
+                buckets=BUCKETS,
+                segment=monitor.segment,
+                column_tests=monitor.column_tests,
+            )[0]
         except InvalidInput as exc:
             with self.db.atomic() as conn:
                 conn.execute(
