@@ -9,8 +9,11 @@ it was stopped. Pure parts are checked on fixed values.
 
 from __future__ import annotations
 
+import html
+import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,15 @@ from mlbox.services import Services
 from mlbox.sweeps.schemas import SweepSpec, Trial
 from mlbox.tui.screens.run_detail import RunDetailScreen
 from mlbox.tui.screens.sweeps import SweepsScreen
-from mlbox.tui.views.sweeps import params_text, trial_curves, trial_rows
+from mlbox.tui.views.sweeps import (
+    parallel_lines,
+    param_importances,
+    param_points,
+    params_text,
+    trial_curves,
+    trial_rows,
+)
+from mlbox.tui.widgets.sweep_analysis import SweepAnalysis
 from mlbox.tui.widgets.trial_curves import TrialCurves
 from tests.test_tui import app_for, settle, until
 
@@ -167,3 +178,169 @@ async def test_no_sweeps_says_how_to_start_one(gpu_services: Services) -> None:
         assert isinstance(screen, SweepsScreen)
         assert "mlbox sweep" in str(screen.query_one("#summary").render())
         assert screen.query_one(TrialCurves).curves == []
+
+
+# -- analysis: importance, a parameter against the objective, parallel coordinates --------------
+
+Snap = Callable[..., bool]
+QUICK = """\
+import mlbox
+
+p = mlbox.trial_params()
+with mlbox.start_run(log_code=False, log_environment=False):
+    for step in range(3):
+        loss = (p["x"] - 0.25) ** 2 + (0.5 if p["opt"] == "sgd" else 0.0) + 0.1 / (step + 1)
+        mlbox.log_metric("loss", loss, step=step)
+"""
+
+
+def _svg_text(svg: str) -> str:
+    return "\n".join(html.unescape(t) for t in re.findall(r"<text[^>]*>(.*?)</text>", svg)).replace(
+        "\xa0", " "
+    )
+
+
+@pytest.fixture
+def quick_sweep(gpu_services: Services, tmp_path: Path) -> int:
+    """Sweep 1: four quick trials over a float and a categorical parameter, all complete."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "trial.py").write_text(QUICK)
+    svc = gpu_services
+    sweep = svc.sweeps.create(
+        SweepSpec(
+            metric="loss",
+            command=[sys.executable, "trial.py"],
+            space={
+                "x": {"type": "float", "low": 0.0, "high": 1.0},
+                "opt": {"type": "categorical", "choices": ["adam", "sgd"]},
+            },
+            name="two-params",
+            n_trials=4,
+            parallel=4,
+            seed=7,
+            sampler="random",
+            workdir=str(work),
+        ),
+        now=1_790_000_000.0,
+    )
+    deadline = time.monotonic() + 90
+    while svc.sweeps.get(sweep.id).state in ("running", "stopping"):
+        assert time.monotonic() < deadline, svc.sweeps.trials(sweep.id)
+        svc.scheduler.reconcile_once()
+        svc.sweeps.reconcile_once()
+        time.sleep(0.05)
+    assert [t.state for t in svc.sweeps.trials(sweep.id)] == ["complete"] * 4
+    return sweep.id
+
+
+def test_importance_points_and_parallel_lines_on_fixed_trials() -> None:
+    trials = [
+        _trial(n, "complete", (x - 0.25) ** 2 + (1.0 if o == "sgd" else 0.0), x=x, opt=o, k=3)
+        for n, (x, o) in enumerate([(0.1, "adam"), (0.9, "sgd"), (0.3, "sgd"), (0.7, "adam"), (0.5, "adam")])
+    ]
+    trials.append(_trial(5, "pruned", None, x=0.8, opt="adam", k=3))
+    trials.append(_trial(6, "running", None, x=0.2, opt="sgd", k=3))
+    # fewer than 2 finished trials: a note, no bars
+    few = param_importances(trials[:1], "minimize")
+    assert few.values == {} and "2 finished trials (1 so far)" in few.note
+    imp = param_importances(trials, "minimize")
+    assert set(imp.values) == {"x", "opt"}  # k never varied: Optuna leaves it out
+    assert sum(imp.values.values()) == pytest.approx(1.0)
+    assert list(imp.values) == sorted(imp.values, key=lambda n: -imp.values[n])
+    assert "5 finished trials" in imp.note
+    assert param_importances(trials, "minimize") == imp  # seeded: the same bars every time
+
+    curves = {5: [(0, 4.0), (1, 3.0)]}
+    pts = param_points("opt", trials, curves, best=0)
+    assert pts.axis.labels == ["adam", "sgd"]
+    assert pts.done[:2] == [(0.0, pytest.approx(0.0225)), (1.0, pytest.approx(1.4225))]
+    assert pts.pruned == [(0.0, 3.0)]  # at the last value it reported; the running trial is left out
+    assert pts.best == (0.0, pytest.approx(0.0225))
+
+    axes, lines = parallel_lines(trials, curves, best=0)
+    assert axes == ["x", "opt", "k"]
+    by = {ln.number: ln for ln in lines}
+    assert set(by) == {0, 1, 2, 3, 4, 5} and lines[-1].number == 0  # the best drawn on top
+    for ln in lines:
+        assert all(0.0 <= y <= 1.0 for y in ln.ys)
+    assert by[0].ys[0] == 0.0 and by[1].ys[0] == 1.0 and by[1].ys[1] == 1.0 and by[0].ys[2] == 0.5
+    assert (
+        by[5].xs == [0.0, 1.0, 2.0, 3.0] and by[5].ys[-1] == 1.0
+    )  # the pruned one's last value is the highest
+    _, unreported = parallel_lines(trials, {}, best=0)
+    assert next(ln for ln in unreported if ln.number == 5).xs == [
+        0.0,
+        1.0,
+        2.0,
+    ]  # stops at its last parameter
+
+
+async def test_analysis_views_switch_by_key(gpu_services: Services, quick_sweep: int, tmp_path: Path) -> None:
+    app = app_for(gpu_services, live_s=3600)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_sweeps(pilot)
+        curves, analysis = screen.query_one(TrialCurves), screen.query_one(SweepAnalysis)
+        assert curves.display and not analysis.display
+        await pilot.press("i")
+        await until(pilot, lambda: "bars" in analysis.drawn)
+        assert analysis.display and not curves.display
+        bars = dict(analysis.drawn["bars"])
+        await settle(pilot)
+        assert set(bars) == {"x", "opt"} and sum(bars.values()) == pytest.approx(1.0, abs=1e-3)
+        text = _svg_text(app.export_screenshot())
+        assert "parameter importance" in text and "fANOVA over 4 finished trials" in text
+        await pilot.press("p")
+        points = analysis.drawn["points"]
+        first = points.axis.name
+        assert first == "x" and len(points.done) == 4 and points.best is not None
+        assert "x vs loss" in str(analysis.border_title) and "(1/2)" in str(analysis.border_title)
+        await pilot.press("p")
+        assert analysis.drawn["points"].axis.labels == ["adam", "sgd"]
+        assert "(2/2)" in str(analysis.border_title)
+        await pilot.press("c")
+        lines = analysis.drawn["lines"]
+        assert len(lines) == 4 and sum(1 for ln in lines if ln.best) == 1
+        assert "parallel coordinates" in _svg_text(app.export_screenshot())
+        # the help overlay lists the keys
+        keys = {b.key: b.description for b in SweepsScreen.BINDINGS if hasattr(b, "key")}
+        assert keys["i"] == "Importance" and keys["c"] == "Parallel coords"
+        await pilot.press("v")
+        assert curves.display and not analysis.display
+
+
+async def test_importance_waits_for_two_finished_trials(gpu_services: Services, finished_sweep: int) -> None:
+    async with app_for(gpu_services, live_s=3600).run_test(size=SIZE) as pilot:
+        screen = await open_sweeps(pilot)
+        analysis = screen.query_one(SweepAnalysis)
+        await pilot.press("i")
+        await settle(pilot)
+        assert analysis.drawn == {} and analysis.importance.note.endswith("(1 so far)")
+        assert "needs 2 finished trials" in _svg_text(pilot.app.export_screenshot())
+        await pilot.press("p")
+        pts = analysis.drawn["points"]
+        assert len(pts.done) == 1 and len(pts.pruned) == 1
+        assert "red x: pruned, last value (1)" in str(analysis.border_subtitle)
+        await pilot.press("c")
+        lines = analysis.drawn["lines"]
+        assert {ln.state for ln in lines} == {"complete", "pruned"}
+
+
+async def _importance(pilot: Pilot[None]) -> None:
+    screen = await open_sweeps(pilot)
+    await pilot.press("i")
+    analysis = screen.query_one(SweepAnalysis)
+    await until(pilot, lambda: "bars" in analysis.drawn)
+    await settle(pilot)
+
+
+class TestAnalysisSnapshots:
+    def test_wide(self, gpu_services: Services, quick_sweep: int, utc: None, snap_compare: Snap) -> None:
+        assert snap_compare(
+            app_for(gpu_services, live_s=3600), terminal_size=(160, 48), run_before=_importance
+        )
+
+    def test_narrow(self, gpu_services: Services, quick_sweep: int, utc: None, snap_compare: Snap) -> None:
+        assert snap_compare(
+            app_for(gpu_services, live_s=3600), terminal_size=(100, 30), run_before=_importance
+        )

@@ -6,6 +6,11 @@ a sequence number drops answers to a question since asked again. The list
 and the selected sweep are re-read every ``refresh_s``, so a running sweep's
 curves grow as its trials report. Enter on a trial opens its run; ``s``
 stops the selected sweep after a confirmation.
+
+The right pane shows the reported values (``v``) or an analysis of the sweep:
+parameter importance (``i``, Optuna's fANOVA, computed in a worker once per
+set of finished trials), a parameter against the objective (``p``, again for
+the next parameter) and parallel coordinates (``c``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from mlbox.tui.screens.run_detail import RunDetailScreen
 from mlbox.tui.views import format as fmt
 from mlbox.tui.views import sweeps as view
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
+from mlbox.tui.widgets.sweep_analysis import Mode, SweepAnalysis
 from mlbox.tui.widgets.table_rows import cursor_key, fill
 from mlbox.tui.widgets.trial_curves import TrialCurves
 
@@ -82,6 +88,14 @@ class TrialsLoaded(Message):
         self.curves = curves
 
 
+class ImportanceLoaded(Message):
+    def __init__(self, seq: int, key: tuple[int, tuple[int, ...]], importance: view.Importance) -> None:
+        super().__init__()
+        self.seq = seq
+        self.key = key
+        self.importance = importance
+
+
 class SweepStopped(Message):
     def __init__(self, sweep: Sweep | None) -> None:
         super().__init__()
@@ -112,9 +126,12 @@ class SweepsScreen(MlboxScreen):
         height: 1fr;
         border: round $panel-lighten-2;
     }
-    SweepsScreen #curves {
+    SweepsScreen #curves, SweepsScreen #analysis {
         width: 1fr;
         border: round $panel-lighten-2;
+    }
+    SweepsScreen #analysis {
+        display: none;
     }
     SweepsScreen #sweeps:focus, SweepsScreen #trials:focus {
         border: round $accent;
@@ -123,6 +140,10 @@ class SweepsScreen(MlboxScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "stop_sweep", "Stop sweep"),
         Binding("t", "focus_trials", "Trials"),
+        Binding("v", "show_view('curves')", "Values"),
+        Binding("i", "show_view('importance')", "Importance"),
+        Binding("p", "show_view('params')", "Param vs objective"),
+        Binding("c", "show_view('coords')", "Parallel coords"),
     ]
 
     def __init__(self) -> None:
@@ -132,6 +153,10 @@ class SweepsScreen(MlboxScreen):
         self.trials: list[Trial] = []
         self.curves: dict[int, list[tuple[int, float | None]]] = {}
         self.best: int | None = None
+        self.pane: Mode | str = "curves"
+        self.param_index = 0
+        self.importance_key: tuple[int, tuple[int, ...]] | None = None
+        self.importance: view.Importance | None = None
 
     @property
     def service(self) -> SweepService:
@@ -143,6 +168,7 @@ class SweepsScreen(MlboxScreen):
         with Horizontal(id="panes"):
             yield DataTable(id="trials", cursor_type="row", zebra_stripes=True)
             yield TrialCurves(id="curves")
+            yield SweepAnalysis(id="analysis")
 
     @property
     def sweeps_table(self) -> DataTable[Any]:
@@ -159,6 +185,7 @@ class SweepsScreen(MlboxScreen):
         self.sweeps_table.border_title = "sweeps"
         self.trials_table.border_title = "trials"
         self.query_one(TrialCurves).border_title = "reported values"
+        self.query_one(SweepAnalysis).border_title = "analysis"
         self.sweeps_table.focus()
         self.reload()
         self.set_interval(self.ctx.refresh_s, self.poll)
@@ -168,6 +195,24 @@ class SweepsScreen(MlboxScreen):
             "Stop sweep", "Ask no more trials, cancel the running ones", self.action_stop_sweep
         )
         yield SystemCommand("Refresh sweeps", "Re-read the sweeps now", self.reload)
+        yield SystemCommand(
+            "Sweep: reported values", "Each trial's reported values per step", self.show_curves_pane
+        )
+        yield SystemCommand(
+            "Sweep: parameter importance",
+            "Which parameters move the objective (Optuna fANOVA)",
+            self.show_importance_pane,
+        )
+        yield SystemCommand(
+            "Sweep: parameter vs objective",
+            "A scatter of one parameter against the objective (again: the next one)",
+            self.show_params_pane,
+        )
+        yield SystemCommand(
+            "Sweep: parallel coordinates",
+            "Every trial across its parameters and the objective, axes scaled to 0-1",
+            self.show_coords_pane,
+        )
 
     # -- fetching ---------------------------------------------------------------------------
 
@@ -247,6 +292,7 @@ class SweepsScreen(MlboxScreen):
         else:
             table.border_title = fmt.inert(f"trials of {sweep.name}")
         self._show_curves(sweep)
+        self._show_analysis(sweep)
 
     def _show_curves(self, sweep: Sweep | None) -> None:
         plot = self.query_one(TrialCurves)
@@ -272,6 +318,87 @@ class SweepsScreen(MlboxScreen):
         if trial.run_id is not None:
             parts.append(f"run #{trial.run_id}")
         return " · ".join(parts)
+
+    # -- analysis ---------------------------------------------------------------------------
+
+    def show_curves_pane(self) -> None:
+        self.action_show_view("curves")
+
+    def show_importance_pane(self) -> None:
+        self.action_show_view("importance")
+
+    def show_params_pane(self) -> None:
+        self.action_show_view("params")
+
+    def show_coords_pane(self) -> None:
+        self.action_show_view("coords")
+
+    def action_show_view(self, pane: str) -> None:
+        """Switch the right pane; ``p`` while showing a parameter steps to the next one."""
+        if pane == "params" and self.pane == "params":
+            self.param_index += 1
+        self.pane = pane
+        curves = self.query_one(TrialCurves)
+        analysis = self.query_one(SweepAnalysis)
+        curves.display = pane == "curves"
+        analysis.display = pane != "curves"
+        self._show_analysis(self.sweeps.get(self.selected) if self.selected is not None else None)
+
+    def _show_analysis(self, sweep: Sweep | None) -> None:
+        if self.pane == "curves":
+            return
+        plot = self.query_one(SweepAnalysis)
+        if sweep is None:
+            plot.border_title = "analysis"
+            plot.show_importance(view.Importance({}, "select a sweep"))
+            return
+        metric = sweep.spec.metric
+        if self.pane == "importance":
+            plot.border_title = fmt.inert(f"parameter importance · {sweep.name}")
+            self._show_importance(sweep, plot)
+        elif self.pane == "params":
+            names = view.param_names(self.trials)
+            if not names:
+                plot.border_title = fmt.inert(f"parameter vs {metric} · {sweep.name}")
+                plot.show_points(None, metric, "no trial has parameters yet")
+                return
+            name = names[self.param_index % len(names)]
+            plot.border_title = fmt.inert(
+                f"{name} vs {metric} · {sweep.name} · p: next ({self.param_index % len(names) + 1}/{len(names)})"
+            )
+            plot.show_points(view.param_points(name, self.trials, self.curves, self.best), metric)
+        else:
+            plot.border_title = fmt.inert(f"parallel coordinates · {sweep.name}")
+            axes, lines = view.parallel_lines(self.trials, self.curves, self.best)
+            plot.show_lines(axes, lines, metric)
+
+    def _show_importance(self, sweep: Sweep, plot: SweepAnalysis) -> None:
+        """Computed once per set of finished trials (fANOVA takes a while), in a worker."""
+        note = view.importance_note(self.trials)
+        if note is not None:
+            plot.show_importance(view.Importance({}, note))
+            return
+        key = (sweep.id, tuple(t.number for t in view.finished(self.trials)))
+        if key == self.importance_key and self.importance is not None:
+            plot.show_importance(self.importance)
+            return
+        if key != self.importance_key:
+            self.importance_key, self.importance = key, None
+            plot.show_importance(view.Importance({}, "computing parameter importance…"))
+            self.fetch_importance(self.ask("importance"), key, list(self.trials), sweep.spec.direction)
+
+    @work(thread=True, group="importance")
+    def fetch_importance(
+        self, seq: int, key: tuple[int, tuple[int, ...]], trials: list[Trial], direction: str
+    ) -> None:
+        self.post_message(ImportanceLoaded(seq, key, view.param_importances(trials, direction)))
+
+    def on_importance_loaded(self, message: ImportanceLoaded) -> None:
+        if self.stale("importance", message.seq) or message.key != self.importance_key:
+            return
+        self.importance = message.importance
+        if self.pane == "importance" and self.selected == message.key[0]:
+            self.query_one(SweepAnalysis).show_importance(message.importance)
 
     @on(DataTable.RowHighlighted, "#sweeps")
     def sweep_highlighted(self) -> None:
