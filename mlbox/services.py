@@ -186,6 +186,7 @@ def _monitoring(stores: Stores, built: Built) -> MonitoringService:
     """Labels are checked against the log: flushing the serving log first makes a prediction
     answered a moment ago known to the feedback route."""
     serving: ServingService = built["serving"]
+    features: FeatureStore = built["features"]
     predlog = serving.predlog
     return MonitoringService(
         stores.db,
@@ -193,6 +194,8 @@ def _monitoring(stores: Stores, built: Built) -> MonitoringService:
         stores.settings.monitoring,
         registry=built["registry"],
         flush_log=None if predlog is None else predlog.flush,
+        join_keys=features.join_keys,
+        online_features=lambda rows, refs: features.get_online_features(rows, refs),
     )
 
 

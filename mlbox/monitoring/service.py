@@ -84,12 +84,16 @@ class MonitoringService:
         *,
         registry: RegistryService | None = None,
         flush_log: Callable[[], object] | None = None,
+        join_keys: Callable[[Sequence[str]], Sequence[str]] | None = None,
+        online_features: Callable[[list[dict[str, Any]], list[str]], dict[str, list[Any]]] | None = None,
     ) -> None:
         self.db = db
         self.home = home
         self.settings = settings or MonitoringSettings()
         self.registry = registry
         self._flush_log = flush_log
+        self._join_keys = join_keys
+        self._online_features = online_features
         self._explanations: Any = None
         migrations.apply(db)
 
@@ -485,6 +489,31 @@ class MonitoringService:
             ref, since=since, until=until, last=last, buckets=buckets, segment=segment, positive=positive
         )[0]
 
+    def _with_feature(self, window: pd.DataFrame, ref: str) -> pd.DataFrame:
+        """The window with the feature store's online value of ``ref`` (``view:feature``) per
+        row, looked up by the entity key columns the logged rows carry (a bias segment)."""
+        if self._join_keys is None or self._online_features is None:
+            raise InvalidInput(f"no feature store to look up {ref!r} in", field="segment")
+        try:
+            keys = list(self._join_keys([ref]))
+        except MlboxError as exc:
+            raise InvalidInput(f"segment {ref!r}: {exc}", field="segment") from exc
+        missing = [k for k in keys if k not in window.columns]
+        if missing:
+            raise InvalidInput(
+                f"the logged rows have no entity key {', '.join(map(repr, missing))} to look up {ref!r}",
+                field="segment",
+            )
+        entities = window[keys].drop_duplicates().reset_index(drop=True)
+        rows = [
+            {k: (v.item() if isinstance(v, np.generic) else v) for k, v in zip(keys, values, strict=True)}
+            for values in entities.itertuples(index=False, name=None)
+        ]
+        found = self._online_features(rows, [ref])
+        name = ref.split(":", 1)[1].split("@", 1)[0]
+        entities[ref] = found.get(name, [None] * len(rows))
+        return window.merge(entities, on=keys, how="left")
+
     @staticmethod
     def _drift(
         sample: pd.DataFrame, window: pd.DataFrame, tests: dict[str, str], thresholds: dict[str, float]
@@ -565,6 +594,8 @@ class MonitoringService:
             window_prof,
             [c for c in window.columns if c not in meta and c != PREDICTION and not str(c).startswith(PROBA)],
         )
+        if segment is not None and segment not in window.columns and ":" in segment:
+            window = self._with_feature(window, segment)
         labelled = self._join_labels(mv.name, window)
         performance = self._performance(labelled)
         over_time = self._over_time(labelled, buckets)
