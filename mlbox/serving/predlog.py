@@ -1,9 +1,10 @@
-"""The prediction log: every scored request appended to Parquet segments.
+"""The prediction log: every scored request appended to typed Parquet segments.
 
 Layout (one folder per model and UTC day, for the monitoring service to scan
 by window)::
 
-    $MLBOX_HOME/tables/predictions/<model>/<yyyy-mm-dd>/seg-<n>.parquet
+    $MLBOX_HOME/tables/predictions/<model>/<yyyy-mm-dd>/rows-<n>.parquet
+                                                         json-<n>.parquet  (only when needed)
 
 Invariants:
 
@@ -11,19 +12,19 @@ Invariants:
   deque. When the buffer is full the prediction is dropped and counted
   (``dropped``), which slows no response; sizing the buffer (and the flush
   interval) decides whether that ever happens.
-* A background thread turns buffered entries into JSON text a little at a
-  time, and every ``flush_s`` writes one segment per model and day,
-  atomically (`write_parquet`: temporary file, fsync, rename), so a reader
-  never sees half a segment.
+* ``rows-<n>.parquet`` holds one row per scored row with **typed columns**: ``request_id``,
+  ``row``, ``version``, ``ts``, ``latency_ms``, ``shadow``, one column per input feature as
+  ``<input>_<j>`` or by name, one per output as ``out:<name>[_<j>]``. A request is kept as
+  the arrays it was served with (`prepare`: no copy, no per-row object); the writer thread
+  concatenates them block by block and splits them into columns once per segment, so a
+  batched request costs O(columns), not O(rows x Python objects).
+* Requests whose values have no columns (images and other tensors past 2-D, ragged lists)
+  go to ``json-<n>.parquet`` in `schema`'s JSON layout, so nothing is lost.
+* Every ``flush_s`` the writer writes one segment per model and day, atomically (temporary
+  file, fsync, rename), so a reader never sees half a segment.
 * `close` writes everything still buffered: a clean shutdown loses nothing.
-* Beside each JSON segment ``seg-<n>.parquet`` the writer puts ``rows-<n>.parquet``: the same
-  predictions with **typed columns**, one row per scored row (``request_id``, ``row``,
-  ``version``, ``ts``, ``latency_ms``, ``shadow``, one column per input feature as
-  ``<input>_<j>`` or by name, one per output as ``out:<name>[_<j>]``), which the monitoring
-  service scans without parsing JSON. It is written first, so a crash between the two leaves
-  the typed file (the reader then ignores nothing twice); a segment without one (older logs,
-  or values Arrow cannot type) is read from its JSON. Building it happens in the writer thread
-  from the arrays as served: the scoring path does no more than before.
+* Older logs are still read: ``seg-<n>.parquet`` (every request as JSON), alone or with the
+  typed ``rows-<n>.parquet`` beside it (`log_files`, `read_predictions`).
 """
 
 from __future__ import annotations
@@ -217,7 +218,8 @@ class PredictionLog:
             return len(prepared)
 
     def _prepare(self, chunk: int | None) -> None:
-        """Turn buffered entries into JSON text, ``chunk`` at a time, yielding the GIL between chunks.
+        """Take buffered entries' typed columns (`prepare`), ``chunk`` at a time, yielding the GIL
+        between chunks.
 
         The writer converts a little every `PREPARE_EVERY_S` rather than all at once per
         segment: a burst of conversion holding the GIL showed as p99 spikes of the event loop
