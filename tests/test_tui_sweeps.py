@@ -320,7 +320,7 @@ async def test_importance_waits_for_two_finished_trials(gpu_services: Services, 
         await pilot.press("p")
         pts = analysis.drawn["points"]
         assert len(pts.done) == 1 and len(pts.pruned) == 1
-        assert "red x: pruned, last value (1)" in str(analysis.border_subtitle)
+        assert "red x: pruned 1 (last value)" in str(analysis.border_subtitle)
         await pilot.press("c")
         lines = analysis.drawn["lines"]
         assert {ln.state for ln in lines} == {"complete", "pruned"}

@@ -391,7 +391,11 @@ class SweepsScreen(MlboxScreen):
     def fetch_importance(
         self, seq: int, key: tuple[int, tuple[int, ...]], trials: list[Trial], direction: str
     ) -> None:
-        self.post_message(ImportanceLoaded(seq, key, view.param_importances(trials, direction)))
+        try:
+            importance = view.param_importances(trials, direction)
+        except Exception as exc:  # an analysis that fails must not take the TUI down with it
+            importance = view.Importance({}, f"no importance: {type(exc).__name__}: {exc}")
+        self.post_message(ImportanceLoaded(seq, key, importance))
 
     def on_importance_loaded(self, message: ImportanceLoaded) -> None:
         if self.stale("importance", message.seq) or message.key != self.importance_key:

@@ -111,7 +111,7 @@ class SweepAnalysis(PlotextPlot):
         plt.xlabel(short(p.axis.name))
         self.drawn["points"] = p
         self.border_subtitle = inert(
-            f"cyan ●: complete ({len(p.done)}) · red x: pruned, last value ({len(p.pruned)}) · green ★: best"
+            f"cyan ●: complete {len(p.done)} · red x: pruned {len(p.pruned)} (last value) · green ★: best"
         )
 
     def _lines(self) -> None:
@@ -126,9 +126,9 @@ class SweepAnalysis(PlotextPlot):
         ticks = [*self.axes, self.metric]
         plt.xticks(list(range(len(ticks))), [short(t) for t in ticks])
         plt.ylim(-0.02, 1.02)
-        plt.title(f"parallel coordinates · each axis scaled to 0–1 · {len(self.lines)} trials")
+        plt.title(f"{len(self.lines)} trials · each axis scaled to 0–1")  # the border names the view
         self.drawn["lines"] = self.lines
         pruned = sum(1 for ln in self.lines if ln.state == "pruned")
         self.border_subtitle = inert(
-            f"green: best · grey: complete · red: pruned ({pruned}), ends at its last value"
+            f"green: best · grey: complete · red: pruned {pruned} (ends at its last value)"
         )
