@@ -206,6 +206,10 @@ class Admission:
         """Refuse every new request from now on (the appliance is stopping)."""
         self.draining = True
 
+    def reopen(self) -> None:
+        """Admit again (an appliance starting over the serving service a stopped one drained)."""
+        self.draining = False
+
 
 def admission_for(settings: ServingSettings) -> Admission:
     """The admission of an API serving with ``settings`` (`mlbox.api.app.create_app` builds one)."""

@@ -126,7 +126,9 @@ class ServingService:
     def start(self) -> None:
         """Load every aliased model (in the background) and follow the alias table from then on.
 
-        After `close`, starts afresh (an appliance started again over the same `Services`)."""
+        After `close`, starts afresh (an appliance started again over the same `Services`): the
+        admission the last appliance drained on its way out admits again."""
+        self.admission.reopen()
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._watch, name="mlbox-serving-watch", daemon=True)

@@ -80,11 +80,13 @@ def test_next_limit_is_additive_up_multiplicative_down_and_clamped() -> None:
     assert next_limit(64, 0.001, 0.001, 2.0, 2, 64) == 64
 
 
-def test_draining_refuses_everything() -> None:
+def test_draining_refuses_everything_until_reopened() -> None:
     door = Admission(max_inflight=8)
     door.drain()
     with pytest.raises(Overloaded, match="shutting down"):
         door.enter("m", 0.0)
+    door.reopen()  # the next appliance over the same serving service
+    door.leave(door.enter("m", 0.0), 0.001)
 
 
 def test_admission_settings_from_env() -> None:

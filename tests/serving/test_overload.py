@@ -92,3 +92,25 @@ def test_a_tampered_model_is_refused_with_a_clear_error(
     with http_client(services, serving) as client:
         body = error(client.post("/v2/models/victim/infer", json=oip(data["x"][:1])), 503)
         assert "sha256" in body["error"] and "victim" in body["error"]
+
+
+def test_an_appliance_started_again_over_the_same_services_admits_again(
+    services: Services, gbc: Any, data: dict[str, Any]
+) -> None:
+    """The demo serves in one step and monitors in the next, each with its own appliance over one
+    `Services`: the first one drains the admission as it stops, and the second must not answer
+    every request with 503 'the server is shutting down'."""
+    from mlbox.appliance import Appliance
+
+    settings = replace(services.settings, port=0)
+    body = oip(data["x"][:1])
+    for _ in range(2):
+        appliance = Appliance(replace(services, settings=settings))
+        appliance.start_loops()
+        url = appliance.start_http()
+        try:
+            assert appliance.serving.wait_ready(30)
+            answer = httpx.post(f"{url}/v2/models/gbc@champion/infer", json=body, timeout=30)
+        finally:
+            appliance.stop()
+        assert answer.status_code == 200, answer.text
