@@ -73,6 +73,8 @@ _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 def storage_full(exc: BaseException, where: object = "the home") -> StorageFull | None:
     """The `StorageFull` that ``exc`` means (SQLite's "database or disk is full", or an OS
     "no space"/"quota exceeded"), or None for any other error."""
+    if isinstance(exc, StorageFull):
+        return exc
     full = (isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)) or (
         isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS
     )

@@ -202,3 +202,16 @@ def test_older_json_segments_are_read_beside_typed_ones(tmp_path: Path) -> None:
     assert window["request_id"].tolist() == ["old", "mid", "new", "new"]
     assert window["input_0"].tolist() == [1.0, 3.0, 5.0, 7.0]
     assert window["prediction"].astype(int).tolist() == [5, 6, 7, 8]
+
+
+def test_a_named_output_ending_in_a_digit_is_not_read_as_a_column_of_a_2d_one(tmp_path: Path) -> None:
+    """OIP names a model's output ``output_0``; its typed column must come back as that 1-D output
+    (as served), not as column 0 of a 2-D ``output``; a 2-D output (``_0`` to ``_k``) stays 2-D."""
+    log = PredictionLog(tmp_path, flush_s=0.05)
+    now = time.time()
+    log.append(("named", "m", 1, now, 1.0, False, np.zeros((2, 3)), {"output_0": np.array([1, 0])}))
+    log.append(("wide", "w", 1, now, 1.0, False, np.zeros((1, 3)), np.array([[0.25, 0.75]])))
+    log.close()
+    for model, rid, outputs in (("m", "named", {"output_0": [1, 0]}), ("w", "wide", [[0.25, 0.75]])):
+        (row,) = read_predictions(tmp_path, model).iter_rows(named=True)
+        assert (row["request_id"], json.loads(row["outputs"])) == (rid, outputs)

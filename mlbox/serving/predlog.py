@@ -434,11 +434,24 @@ def log_files(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
 
 
 def _groups(names: list[str]) -> dict[str, list[str]]:
-    """Typed columns back to the values they came from: ``x_0, x_1`` -> ``x`` (a 2-D one)."""
-    out: dict[str, list[str]] = {}
+    """Typed columns back to the values they came from: ``x_0, x_1`` -> ``x`` (a 2-D one).
+
+    Only a full run ``_0`` to ``_k`` of two or more columns is a 2-D value: a lone ``output_0``
+    is the 1-D output of that name (OIP names outputs so), not a one-column ``output``."""
+    split: dict[str, list[tuple[int, str]]] = {}
     for name in names:
         base, sep, idx = name.rpartition("_")
-        out.setdefault(base if sep and idx.isdigit() else name, []).append(name)
+        if sep and idx.isdigit():
+            split.setdefault(base, []).append((int(idx), name))
+    two_d = {
+        base: [name for _, name in sorted(cols)]
+        for base, cols in split.items()
+        if len(cols) >= 2 and sorted(i for i, _ in cols) == list(range(len(cols)))
+    }
+    member = {name: base for base, cols in two_d.items() for name in cols}
+    out: dict[str, list[str]] = {}
+    for name in names:
+        out.setdefault(member.get(name, name), []).append(name)
     return out
 
 
