@@ -105,7 +105,7 @@ SCENARIO = textwrap.dedent(
     all_ops("after", 20_000)
     plog.append(("r-after", "doubler", 1, time.time(), 1.0, False, [[1.0]], [[2.0]]))
     plog.close()
-    logged = tables.query(f"SELECT request_id FROM read_parquet('{home}/tables/predictions/**/seg-*.parquet')")
+    logged = tables.query(f"SELECT request_id FROM read_parquet('{home}/tables/predictions/**/rows-*.parquet')")
     out["logged after"] = sorted(logged["request_id"].to_list())
     out["doctor after"] = [f"{f.kind} {f.where}: {f.problem}" for f in run_doctor(home)]
     out["versions after"] = [v.version for v in s.registry.list_versions("doubler")]
