@@ -19,7 +19,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
-from mlbox.api.ranges import Int64
+from mlbox.api.ranges import INT64_MAX, Int64
 from mlbox.labeling.schema import LabelSchema
 from mlbox.labeling.schemas import Annotation, ExportResult, ImportResult, Progress, Project, Review, Task
 from mlbox.labeling.service import LabelingService
@@ -137,7 +137,7 @@ class LabelingController(Controller):
         self,
         labeling: NamedDependency[LabelingService],
         name: FromPath[str],
-        after: Annotated[int, QueryParameter(ge=0, description="tasks with a larger id")] = 0,
+        after: Annotated[int, QueryParameter(ge=0, le=INT64_MAX, description="tasks with a larger id")] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
     ) -> list[Task]:
         return labeling.tasks(name, after=after, limit=limit)

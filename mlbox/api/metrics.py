@@ -12,6 +12,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
+from mlbox.api.ranges import INT64_MAX
 from mlbox.tracking.schemas import MetricPoint, MetricSummary
 from mlbox.tracking.service import TrackingService
 
@@ -41,7 +42,9 @@ class MetricController(Controller):
         tracking: NamedDependency[TrackingService],
         run_id: FromPath[int],
         key: FromPath[str],
-        max_points: Annotated[int | None, QueryParameter(ge=2, description="thin evenly for plots")] = None,
+        max_points: Annotated[
+            int | None, QueryParameter(ge=2, le=INT64_MAX, description="thin evenly for plots")
+        ] = None,
     ) -> MetricHistory:
         name = key.removeprefix("/")  # a path parameter arrives with its leading slash
         return MetricHistory(run_id, name, tracking.metric_history(run_id, name, max_points=max_points))

@@ -16,6 +16,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from mlbox.api.ranges import Int64
 from mlbox.api.schemas import BatchResult, EndRun, LogBatch, NewRun, SearchRequest
 from mlbox.tracking.schemas import Comparison, Run, RunDetail, RunPage
 from mlbox.tracking.service import TrackingService
@@ -65,7 +66,7 @@ class RunController(Controller):
     def compare_runs(
         self,
         tracking: NamedDependency[TrackingService],
-        ids: Annotated[list[int], QueryParameter(description="two or more run ids")],
+        ids: Annotated[list[Int64], QueryParameter(description="two or more run ids")],
     ) -> Comparison:
         return tracking.compare(ids)
 
