@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from mlbox.store.errors import InvalidInput
+from mlbox.envnumbers import positive
 
 
 @dataclass(frozen=True)
@@ -19,21 +19,7 @@ class LabelingSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> LabelingSettings:
         env = os.environ if environ is None else environ
-        s = cls()
-        raw = env.get("MLBOX_LABELING_PREFETCH")
-        if raw:
-            try:
-                value = int(raw)
-            except ValueError:
-                raise InvalidInput(
-                    f"MLBOX_LABELING_PREFETCH={raw!r} is not a number", field="MLBOX_LABELING_PREFETCH"
-                ) from None
-            if not value > 0:
-                raise InvalidInput(
-                    f"MLBOX_LABELING_PREFETCH must be positive, got {raw!r}", field="MLBOX_LABELING_PREFETCH"
-                )
-            s = replace(s, prefetch=value)
-        who = env.get("MLBOX_LABELING_ANNOTATOR")
-        if who:
-            s = replace(s, annotator=who)
-        return s
+        return cls(
+            prefetch=int(positive(env, "MLBOX_LABELING_PREFETCH", int, cls.prefetch)),
+            annotator=env.get("MLBOX_LABELING_ANNOTATOR") or None,
+        )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from mlbox.store.errors import InvalidInput
+from mlbox.envnumbers import positive
 
 
 @dataclass(frozen=True)
@@ -17,18 +17,4 @@ class MonitoringSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MonitoringSettings:
         env = os.environ if environ is None else environ
-        s = cls()
-        raw = env.get("MLBOX_MONITOR_EVERY_S")
-        if raw:
-            try:
-                value = float(raw)
-            except ValueError:
-                raise InvalidInput(
-                    f"MLBOX_MONITOR_EVERY_S={raw!r} is not a number", field="MLBOX_MONITOR_EVERY_S"
-                ) from None
-            if not value > 0:
-                raise InvalidInput(
-                    f"MLBOX_MONITOR_EVERY_S must be positive, got {raw!r}", field="MLBOX_MONITOR_EVERY_S"
-                )
-            s = replace(s, every_s=value)
-        return s
+        return cls(every_s=positive(env, "MLBOX_MONITOR_EVERY_S", float, cls.every_s))
