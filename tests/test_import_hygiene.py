@@ -35,3 +35,26 @@ def test_lint_imports_contracts_hold() -> None:
     proc = subprocess.run([str(lint), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "broken" in proc.stdout and "0 broken" in proc.stdout
+
+
+CLI_PROBE = """
+import json, sys
+import mlbox.cli.root
+loaded = set(sys.modules) | {m.split('.')[0] for m in sys.modules}
+print(json.dumps(sorted(loaded & set(sys.argv[1:]))))
+"""
+
+
+def test_the_cli_starts_without_numpy_or_any_service_library(tmp_path: Path) -> None:
+    """`mlbox --help` (and any command's parsing) imports the command modules only: services, numpy
+    and the libraries under them load when a command runs (cold start: `mlbox --help` < 0.3 s)."""
+    heavy = [*HEAVY, "numpy", "pyarrow", "scipy", "optuna", "httpx", "mlbox.services"]
+    proc = subprocess.run(
+        [sys.executable, "-c", CLI_PROBE, *heavy],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(proc.stdout) == []

@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from mlbox.cli.context import Context, echo_json, json_option, pass_ctx, print_table, when
-from mlbox.monitoring.schemas import Evaluation
 from mlbox.store.errors import MlboxError
+
+if TYPE_CHECKING:
+    from mlbox.monitoring.drift import Verdict
+    from mlbox.monitoring.schemas import Evaluation
 
 TEST_CHOICES = ("ks", "wasserstein", "psi", "chi2", "jensenshannon")
 
@@ -76,22 +81,7 @@ def drift_cmd(
     if as_json:
         echo_json([v.public() for v in verdicts])
         return
-    print_table(
-        ("column", "test", "statistic", "p_value", "threshold", "drifted"),
-        (
-            (
-                v.column,
-                v.test,
-                f"{v.statistic:.4g}",
-                fmt_p(v.p_value),
-                f"{v.threshold:g}",
-                "DRIFT" if v.drifted else "ok",
-            )
-            for v in by_severity(verdicts)
-        ),
-        empty="no columns",
-        right=("statistic", "p_value", "threshold"),
-    )
+    _print_verdicts(by_severity(verdicts), empty="no columns")
     drifted = sum(v.drifted for v in verdicts)
     click.echo(f"{drifted} of {len(verdicts)} columns drifted")
 
@@ -276,15 +266,8 @@ def _has_monitor(ctx: Context, ref: str) -> bool:
     return True
 
 
-def _print_evaluation(ev: Evaluation) -> None:
-    p = ev.performance
-    click.echo(f"{ev.model} version {ev.version}: {ev.rows} rows, {p.labelled} labelled")
-    if ev.challenger is not None:
-        c = ev.challenger
-        click.echo(
-            f"challenger version {c.challenger_version}: agreement {c.agreement:.1%} on {c.paired_rows} rows;"
-            f" McNemar p {fmt_p(c.p_value)}; better: {c.better or 'no significant difference'}"
-        )
+def _print_verdicts(verdicts: Iterable[Verdict], *, empty: str) -> None:
+    """One row per column: its test, statistic, p-value (or none), threshold and verdict."""
     print_table(
         ("column", "test", "statistic", "p_value", "threshold", "drifted"),
         (
@@ -296,11 +279,23 @@ def _print_evaluation(ev: Evaluation) -> None:
                 f"{v.threshold:g}",
                 "DRIFT" if v.drifted else "ok",
             )
-            for v in ev.drift
+            for v in verdicts
         ),
-        empty="no features",
+        empty=empty,
         right=("statistic", "p_value", "threshold"),
     )
+
+
+def _print_evaluation(ev: Evaluation) -> None:
+    p = ev.performance
+    click.echo(f"{ev.model} version {ev.version}: {ev.rows} rows, {p.labelled} labelled")
+    if ev.challenger is not None:
+        c = ev.challenger
+        click.echo(
+            f"challenger version {c.challenger_version}: agreement {c.agreement:.1%} on {c.paired_rows} rows;"
+            f" McNemar p {fmt_p(c.p_value)}; better: {c.better or 'no significant difference'}"
+        )
+    _print_verdicts(ev.drift, empty="no features")
     drifted = [v.column for v in ev.drift if v.drifted]
     click.echo(
         f"drifted: {len(drifted)} of {len(ev.drift)} features"

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING
 import click
 
 from mlbox.cli.context import Context, pass_ctx, progress_bar
-from mlbox.serving.batch import BatchOptions, ProgressCallback, score_file
-from mlbox.serving.batch_inputs import DEFAULT_TIMESTAMP_COLUMN, FORMATS
+from mlbox.serving.batch_formats import DEFAULT_TIMESTAMP_COLUMN, FORMATS
 
 if TYPE_CHECKING:
     import rich.progress
+
+    from mlbox.serving.batch import ProgressCallback
 
 
 def _advance(bar: rich.progress.Progress, description: str) -> ProgressCallback:
@@ -116,6 +117,8 @@ def predict(
         raise click.BadParameter("name at least one column", param_hint="--columns")
     if online and timestamp_column is not None:
         raise click.BadParameter("give --timestamp-column or --online, not both", param_hint="--online")
+
+    from mlbox.serving.batch import BatchOptions, score_file  # numpy and the flavors: not for --help
 
     started = time.monotonic()
     model = ctx.services.registry.load(ref)  # verified against the sha256 recorded at registration

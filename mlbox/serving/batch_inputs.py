@@ -26,6 +26,8 @@ import numpy as np
 
 from mlbox.registry.loaded import LoadedModel
 from mlbox.registry.signature import Schema, SchemaMismatch
+from mlbox.serving.batch_formats import DEFAULT_TIMESTAMP_COLUMN as DEFAULT_TIMESTAMP_COLUMN
+from mlbox.serving.batch_formats import FORMATS as FORMATS
 from mlbox.store.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -34,10 +36,6 @@ if TYPE_CHECKING:
 
     from mlbox.features.service import FeatureStore
 
-FORMATS = (".parquet", ".csv")
-"""The input formats, by file suffix (lower case)."""
-DEFAULT_TIMESTAMP_COLUMN = "event_timestamp"
-"""The entity time column a feature-view model's input is looked up at, when it has one."""
 MISSING_SHOWN = 5
 """How many entities without feature values an error names before it counts the rest."""
 
