@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mlbox.registry.flavors.base import Flavor, Predictor
 from mlbox.registry.flavor_names import DETECT_ORDER
+from mlbox.registry.flavors.base import Flavor, Predictor
 from mlbox.store.errors import InvalidInput
 
 __all__ = [
