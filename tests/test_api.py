@@ -381,6 +381,7 @@ def test_compare(client: TestClient[Litestar], seeded: Seeded) -> None:
     error(client.get("/api/v1/runs/compare", params={"ids": [seeded.a.id, 999]}), 404)
     # past SQLite's 64-bit integers: a 400 naming the parameter (schemathesis found a 500)
     error(client.get("/api/v1/runs/compare", params={"ids": [2**63, 0]}), 400, field="ids")
+    error(client.get("/api/v1/runs", params={"offset": 2**63}), 400, field="offset")
 
 
 # -- metrics -------------------------------------------------------------------------------

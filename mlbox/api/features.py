@@ -275,7 +275,7 @@ class FeatureController(Controller):
     def training_sets(
         self,
         features: NamedDependency[FeatureStore],
-        limit: FromQuery[int] = 100,
+        limit: Annotated[int, QueryParameter(le=INT64_MAX, description="rows at most")] = 100,
         view: FromQuery[str | None] = None,
     ) -> list[TrainingSetInfo]:
         if not 1 <= limit <= 10_000:

@@ -14,9 +14,9 @@ from typing import Annotated
 
 from litestar import Controller, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
-from mlbox.api.ranges import Int64
+from mlbox.api.ranges import INT64_MAX, Int64
 from mlbox.api.schemas import BatchResult, EndRun, LogBatch, NewRun, SearchRequest
 from mlbox.tracking.schemas import Comparison, Run, RunDetail, RunPage
 from mlbox.tracking.service import TrackingService
@@ -33,8 +33,8 @@ class RunController(Controller):
         filter_: Annotated[str, QueryParameter(name="filter", description="e.g. metrics.acc > 0.9")] = "",
         order_by: Annotated[list[str] | None, QueryParameter(description="e.g. 'metrics.acc DESC'")] = None,
         experiment: Annotated[list[str] | None, QueryParameter(description="only these experiments")] = None,
-        limit: FromQuery[int] = 100,
-        offset: FromQuery[int] = 0,
+        limit: Annotated[int, QueryParameter(le=INT64_MAX, description="runs per page")] = 100,
+        offset: Annotated[int, QueryParameter(le=INT64_MAX, description="runs to skip")] = 0,
     ) -> RunPage:
         return tracking.search_runs(
             filter_, order_by=order_by, experiments=experiment, limit=limit, offset=offset
