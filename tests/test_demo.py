@@ -287,11 +287,11 @@ def test_serving_step_scored_the_champion_over_http_and_logged_it(
     champion = logged.filter(~logged["shadow"])
     shadow = logged.filter(logged["shadow"])
     requests = OIP_REQUESTS_QUICK + 1 + math.ceil(len(load_split().y_val) / INSTANCES_PER_REQUEST)
-    assert champion.height == requests
-    assert set(champion["version"]) == {1}
-    # the challenger received a mirrored copy of the champion's traffic, logged beside it
-    assert shadow.height == requests and set(shadow["version"]) == {2}
-    assert f"{logged.height} predictions logged ({shadow.height} of them shadow copies" in out
+    # the serve step's requests, each mirrored to the challenger and logged beside it (the
+    # monitoring step scores a shifted batch afterwards: the log holds that too)
+    assert f"{2 * requests} predictions logged ({requests} of them shadow copies" in out
+    assert champion.height >= requests and set(champion["version"]) == {1}
+    assert shadow.height == champion.height and set(shadow["version"]) == {2}
 
 
 def test_training_set_was_built_in_the_feature_store(demo: tuple[Path, str], services_of: Services) -> None:

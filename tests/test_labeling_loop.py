@@ -45,6 +45,25 @@ def test_prelabels_and_uncertainty_order(digits: Services) -> None:
         lab.prelabel("dig", "digits@champion", strategy="vibes")
 
 
+def test_a_classifier_registered_to_answer_labels_prelabels_from_its_probabilities(digits: Services) -> None:
+    """The demo's champion is a scikit-learn classifier registered with its default ``predict``
+    (labels, one per row): pre-labels come from its ``predict_proba`` (was: 'the model answers
+    shape (100,)')."""
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    mv = digits.registry.register(
+        "labels", model=LogisticRegression(max_iter=300).fit(X[:60], y[:60]), example_input=X[:2]
+    )
+    digits.registry.set_alias("labels", "champion", mv.version)
+    assert digits.labeling.prelabel("dig", "labels@champion", strategy="margin") == 100
+    confidences = [t.prelabel.confidence for t in digits.labeling.tasks("dig", limit=100) if t.prelabel]
+    assert len(confidences) == 100 and min(confidences) > 0 and max(confidences) <= 1
+    assert len(set(confidences)) > 10  # probabilities, not one-hot labels
+
+
 def test_every_n_labels_a_retraining_job_registers_a_version_and_rescores(digits: Services) -> None:
     lab = digits.labeling
     lab.set_loop("dig", "digits-labeled", 10)

@@ -22,6 +22,7 @@ from mlbox.store.errors import InvalidInput
 
 if TYPE_CHECKING:
     from mlbox.labeling.service import LabelingService
+    from mlbox.registry.loaded import LoadedModel
     from mlbox.registry.service import RegistryService
 
 INPUT_KEYS = ("features", "pixels")
@@ -49,6 +50,19 @@ def as_proba(out: Any, k: int) -> np.ndarray:
     return np.asarray(arr)
 
 
+def class_scores(loaded: LoadedModel, x: np.ndarray) -> Any:
+    """One score per class for each row: what the version answers, or, for a scikit-learn
+    classifier registered to answer labels (``predict``, the default), its ``predict_proba``
+    (the demo's champion is one)."""
+    from mlbox.registry.flavors.sklearn import SklearnPredictor
+
+    out = loaded.predict(x)
+    estimator = getattr(loaded.predictor, "model", None)
+    if np.ndim(out) == 1 and callable(getattr(estimator, "predict_proba", None)):
+        return SklearnPredictor(estimator, "predict_proba").predict(loaded.prepare(x))
+    return out
+
+
 def score_project(
     lab: LabelingService, registry: RegistryService, project: str, ref: str, strategy: str = "margin"
 ) -> int:
@@ -66,7 +80,7 @@ def score_project(
     if not ids:
         return 0
     X = np.asarray(rows, dtype=np.float32)
-    proba = as_proba(loaded.predict(X), len(schema.choices))
+    proba = as_proba(class_scores(loaded, X), len(schema.choices))
     best = proba.argmax(axis=1)
     model = f"{loaded.version.name}/{loaded.version.version}"
     lab.set_prelabels(
