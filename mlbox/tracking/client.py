@@ -4,7 +4,8 @@ A process has one `Client` (made from the environment on first use) and at
 most one active run. Metrics go through the background `MetricWriter`; params,
 tags, artifacts and datasets are written at once. Inside a job the scheduler
 sets ``MLBOX_RUN_ID`` and `start_run` attaches to that run instead of making
-a new one.
+a new one; a job on a Ray node (no home, ``MLBOX_URL`` and a job token) logs to
+it over HTTP (`mlbox.remote.RemoteTracking`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
+from mlbox import remote
 from mlbox.settings import Settings
 from mlbox.store import ArtifactStore, Database, Home
 from mlbox.store.errors import Conflict, InvalidInput
@@ -91,8 +93,12 @@ class ActiveRun:
 class Client:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
-        home = Home(self.settings.home).ensure()
-        self.tracking = TrackingService(Database(home.db_path), ArtifactStore(home.artifacts))
+        api = None if settings is not None else remote.from_env()
+        if api is not None:  # a job on a Ray node: no home here, its own run over HTTP (mlbox.remote)
+            self.tracking = cast(TrackingService, remote.RemoteTracking(api))
+        else:
+            home = Home(self.settings.home).ensure()
+            self.tracking = TrackingService(Database(home.db_path), ArtifactStore(home.artifacts))
         self.experiment = os.environ.get("MLBOX_EXPERIMENT") or DEFAULT_EXPERIMENT
         self._active: ActiveRun | None = None
         self._lock = threading.RLock()
