@@ -27,6 +27,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 
 from mlbox import __version__
+from mlbox.api import mlflow_fast
 from mlbox.api.artifacts import ArtifactController
 from mlbox.api.bodies import CheckedRequest
 from mlbox.api.errors import EXCEPTION_HANDLERS
@@ -34,6 +35,7 @@ from mlbox.api.experiments import ExperimentController
 from mlbox.api.explain import ExplainController
 from mlbox.api.features import FeatureController
 from mlbox.api.health import HealthController
+from mlbox.api.job_files import JobFileController
 from mlbox.api.jobs import GpuController, JobController
 from mlbox.api.labeling import LabelingController
 from mlbox.api.metrics import MetricController
@@ -80,7 +82,7 @@ MOUNTS: tuple[Mount, ...] = (
     Mount("registry", (ModelController, MlflowRegistryController)),
     Mount("serving", (ScoringController,), max_body_bytes=lambda serving: serving.settings.max_body_bytes),
     Mount("features", (FeatureController,)),
-    Mount("scheduler", (JobController, GpuController)),
+    Mount("scheduler", (JobController, JobFileController, GpuController)),
     Mount("sweeps", (SweepController,)),
     Mount("notebooks", (NotebookController,)),
     Mount("monitoring", (MonitoringController, ExplainController)),
@@ -127,7 +129,10 @@ def create_app(services: Services, *, token: str) -> Litestar:
         route_handlers=[HealthController, *(mounted(m, services) for m in MOUNTS)],
         guards=[
             all_of(
-                host_guard(services.settings.accepted_hosts), token_guard(token), *scoring, path_ints_guard
+                host_guard(services.settings.accepted_hosts),
+                token_guard(token, services.scheduler.job_grant),
+                *scoring,
+                path_ints_guard,
             )
         ],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -159,4 +164,11 @@ def create_app(services: Services, *, token: str) -> Litestar:
             admission=app.state.admission,
             require_token=token if require else None,
         )
+    mlflow_fast.install(
+        app,
+        services.tracking,
+        token=token,
+        accepted_hosts=services.settings.accepted_hosts,
+        max_body_bytes=MAX_BODY_BYTES,
+    )
     return app

@@ -13,6 +13,10 @@ protected unless its (method, path) is added to `OPEN_ROUTES`. Deny by default.
 * An open route called with the right token is marked authorized in its
   scope (`authorized`): scoring then may load a version no alias serves
   (issue 12: an open route never loads, pins or allocates; the token does).
+* Two kinds of token: the admin token (``$MLBOX_HOME/token``), and job tokens
+  (``mlbj_...``, `mlbox.scheduler.job_tokens`) that a job on a Ray node logs with.
+  A job token opens only `JOB_ROUTES`, and only for its own run or job (the path's
+  ``run_id`` or ``job_id``), only while its attempt runs; never an admin route.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from mlbox.scheduler.job_tokens import PREFIX as JOB_TOKEN_PREFIX
+from mlbox.scheduler.job_tokens import Grant
 from mlbox.store.errors import MlboxError
 
 ALWAYS_OPEN: frozenset[tuple[str, str]] = frozenset(
@@ -52,6 +58,20 @@ OPEN_ROUTES: frozenset[tuple[str, str]] = ALWAYS_OPEN | {
     ("GET", "/metrics"),
 }
 """(method, path template) pairs anyone on an accepted host may call without a token."""
+
+JOB_ROUTES: Mapping[tuple[str, str], str] = {
+    ("GET", "/api/v1/runs/{run_id}"): "run_id",
+    ("POST", "/api/v1/runs/{run_id}/log-batch"): "run_id",
+    ("PUT", "/api/v1/jobs/{job_id}/artifacts/{path}"): "job_id",
+    ("GET", "/api/v1/jobs/{job_id}/checkpoints"): "job_id",
+    ("GET", "/api/v1/jobs/{job_id}/checkpoints/{name}"): "job_id",
+    ("PUT", "/api/v1/jobs/{job_id}/checkpoints/{name}"): "job_id",
+}
+"""What a job token may call: its own run (read it, log params, tags and metrics) and its own
+job's artifacts and checkpoints, by the path parameter that must be its run's or job's id."""
+
+JobGrant = Callable[[str], Grant | None]
+"""A job token -> what it may touch while its attempt runs, else None (`job_tokens.grant`)."""
 
 Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]
 """Guards are coroutines although they do no I/O: Litestar runs a plain function guard in a
@@ -127,7 +147,31 @@ def authorized(scope: Mapping[str, Any]) -> bool:
     return bool(scope.get(AUTHORIZED, False))
 
 
-def token_guard(token: str) -> Guard:
+class Forbidden(MlboxError):
+    """A job token on a route, or for a run, that is not its own."""
+
+    http_status = 403
+
+
+def check_job_token(given: str, route: tuple[str, str], params: Mapping[str, Any], grant: JobGrant) -> None:
+    """Let a job token through to its own run's or job's `JOB_ROUTES`, or raise."""
+    found = grant(given)
+    if found is None:
+        raise Unauthorized("job token unknown, or its job has ended", field="authorization")
+    param = JOB_ROUTES.get(route)
+    if param is None:
+        raise Forbidden(
+            "a job token may only log to its own run and job (metrics, params, tags, artifacts, checkpoints)",
+            field="authorization",
+        )
+    own = found.run_id if param == "run_id" else found.job_id
+    if own is None or params.get(param) != own:
+        raise Forbidden(f"a job token may only use its own {param[:-3]} ({own})", field=param)
+
+
+def token_guard(token: str, job_grant: JobGrant | None = None) -> Guard:
+    """``job_grant``: how job tokens are looked up (`mlbox.scheduler.job_tokens.grant`); without
+    it only the admin token is accepted."""
     expected = token.encode()
     if not expected:
         raise ValueError("the API token must not be empty")
@@ -146,6 +190,11 @@ def token_guard(token: str) -> Guard:
                 field="authorization",
             )
         if not bearer_matches(header, expected):
+            scheme, _, given = header.partition(" ")
+            given = given.strip()
+            if job_grant is not None and scheme.lower() == "bearer" and given.startswith(JOB_TOKEN_PREFIX):
+                check_job_token(given, (str(route[0]), route[1]), connection.path_params, job_grant)
+                return  # a job's own route: not AUTHORIZED (that is the admin token's)
             raise Unauthorized("wrong bearer token", field="authorization")
         connection.scope[AUTHORIZED] = True  # type: ignore[literal-required]
 

@@ -28,6 +28,10 @@ class SchedulerSettings:
     executor: str = "local"
     """``MLBOX_EXECUTOR``: ``local`` (processes on this machine, GPU leases) or ``ray://HOST:PORT``
     (attempts become Ray jobs, submitted to that dashboard's Jobs API; placement is Ray's)."""
+    api_url: str | None = None
+    """``MLBOX_JOB_API_URL``: the appliance's HTTP API as a Ray cluster's nodes reach it (its jobs log
+    there with a job token). Default: the address the appliance announced, right for a loopback head;
+    a cluster elsewhere needs the appliance bound beyond loopback and its name in MLBOX_ALLOWED_HOSTS."""
     lost_after_s: float = 30.0
     """``MLBOX_SCHEDULER_LOST_AFTER_S``: a claimed attempt whose process never showed up
     (the starting appliance died mid-start) is treated as gone after this long."""
@@ -51,6 +55,13 @@ class SchedulerSettings:
                 if value < 0 or value != value:
                     raise InvalidInput(f"{name}={env[name]!r} must be a positive number", field=name)
                 s = replace(s, **{attr: value})  # type: ignore[arg-type]
+        api_url = env.get("MLBOX_JOB_API_URL") or None
+        if api_url is not None:
+            if not api_url.startswith(("http://", "https://")):
+                raise InvalidInput(
+                    f"MLBOX_JOB_API_URL={api_url!r}: expected http://HOST:PORT", field="MLBOX_JOB_API_URL"
+                )
+            s = replace(s, api_url=api_url.rstrip("/"))
         executor = env.get("MLBOX_EXECUTOR") or "local"
         if executor != "local":
             from mlbox.scheduler.ray_executor import dashboard_url

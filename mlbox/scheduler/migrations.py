@@ -126,3 +126,22 @@ def m005_executor_columns(conn: sqlite3.Connection) -> None:
     pass re-attaches by it after a crash) and the node Ray placed it on."""
     conn.execute("ALTER TABLE jobs ADD COLUMN executor_job_id TEXT")
     conn.execute("ALTER TABLE jobs ADD COLUMN node TEXT")
+
+
+@migrations
+def m006_job_tokens(conn: sqlite3.Connection) -> None:
+    """Per-attempt API tokens of jobs on a Ray cluster, stored as their sha256 only: a job on
+    another node logs to its own run through the HTTP API with one (`mlbox.scheduler.job_tokens`)."""
+    execute_script(
+        conn,
+        """
+        CREATE TABLE job_tokens (
+            digest TEXT PRIMARY KEY,
+            job_id INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+            attempt INTEGER NOT NULL,
+            run_id INTEGER,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX job_tokens_job ON job_tokens (job_id);
+        """,
+    )

@@ -8,11 +8,17 @@ the crash fall between the claim and the submission, Ray has no job of that id
 and the pass submits it then; Ray refuses a second submission of one id, so an
 attempt never runs twice. Ray's job logs are appended to the job's log file,
 so ``mlbox jobs logs -f``, the API and the TUI read them as any job's.
+
+A Ray job gets no path into the home: it gets the appliance's address and a token
+of its own (``MLBOX_URL``, ``MLBOX_JOB_TOKEN``; `mlbox.scheduler.job_tokens`),
+minted in the claim's transaction and revoked when the attempt ends, and logs
+through the HTTP API with it (`mlbox.remote`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import time
@@ -20,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from mlbox.scheduler import launch, ray_spec
+from mlbox.scheduler import job_tokens, launch, ray_spec
 from mlbox.scheduler.ray_executor import RayExecutor, RayUnavailable
 from mlbox.scheduler.schemas import JobSpec
 from mlbox.store import private
@@ -58,12 +64,14 @@ class RayAttempts:
         )
         for (job_id,) in rows:
             prefix = ray_spec.submission_prefix(self.service.home.root, job_id)
-            row = self.reconciler.claim(job_id, (), now, submission_prefix=prefix)
-            if row is None:
-                continue
+            with self.db.atomic() as conn:
+                row = self.reconciler.claim_in(conn, job_id, (), now, submission_prefix=prefix)
+                if row is None:
+                    continue
+                token = job_tokens.mint(conn, job_id, row["attempt"], row["run_id"], now)
             self._header(row, now)
             with contextlib.suppress(RayUnavailable):  # else the next pass finds no such job: submits it
-                self._submit(row)
+                self._submit(row, token)
             changed.setdefault("started", []).append(job_id)
 
     def _header(self, row: sqlite3.Row, now: float) -> None:
@@ -79,7 +87,22 @@ class RayAttempts:
         ) as f:
             f.write(header.encode())
 
-    def _submit(self, row: sqlite3.Row) -> None:
+    def api_url(self) -> str | None:
+        """Where the job reaches the appliance's API: ``MLBOX_JOB_API_URL``, else the address the
+        appliance announced in the home (None when none serves it: the job then cannot log)."""
+        if self.service.settings.api_url:
+            return self.service.settings.api_url
+        try:
+            url = json.loads(self.service.home.appliance_path.read_text()).get("url")
+        except (OSError, ValueError, AttributeError):
+            return None
+        return str(url) if url else None
+
+    def _submit(self, row: sqlite3.Row, token: str | None = None) -> None:
+        """``token``: the one minted with the claim; a submission after a crash mints a new one."""
+        if token is None:
+            with self.db.atomic() as conn:
+                token = job_tokens.mint(conn, row["id"], row["attempt"], row["run_id"], time.time())
         spec = msgspec.json.decode(row["spec"], type=JobSpec)
         env = launch.job_env(
             {},
@@ -92,8 +115,11 @@ class RayAttempts:
             checkpoint_dir=self.service.checkpoint_dir(row["id"]),
             secrets=self.service.secrets(),
         )
+        url = self.api_url()
+        if url is not None:
+            env.update({"MLBOX_URL": url, "MLBOX_JOB_TOKEN": token})
         sid = row["executor_job_id"]
-        kwargs = ray_spec.submit_kwargs(spec, env, same_host=self.ray.loopback)
+        kwargs = ray_spec.submit_kwargs(spec, env)
         self.ray.submit(sid, ray_spec.entrypoint(spec), kwargs)
         self._submitted.add(sid)
 

@@ -24,8 +24,9 @@ GPU_MEMORY_RESOURCE = "gpu_memory_mb"
 DEVICES = frozenset({"CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER"})
 """Ray sets ``CUDA_VISIBLE_DEVICES`` for the GPUs it grants: the appliance's word would be wrong."""
 HOME_FILES = frozenset({"MLBOX_HOME", "MLBOX_CHECKPOINT_DIR"})
-"""Paths into the appliance's home: meaningful only when the cluster is this machine (a loopback
-head); a node elsewhere cannot open the home's SQLite file."""
+"""Paths into the appliance's home, never given to a Ray job: a node elsewhere cannot open the
+home's SQLite file, so a Ray job logs through the HTTP API with its job token (`mlbox.remote`),
+a loopback head's too, so that what is tested here is what a cluster does."""
 STATUS_CODES = {"SUCCEEDED": 0, "STOPPED": -15, "FAILED": 1}
 """The exit code an ended Ray job reads as when Ray does not report its driver's."""
 
@@ -46,11 +47,10 @@ def entrypoint(spec: JobSpec) -> str:
     return shlex.join(launch.job_argv(spec, "python", spec.resources.gpus))
 
 
-def submit_kwargs(spec: JobSpec, env: Mapping[str, str], *, same_host: bool = False) -> dict[str, Any]:
-    """Keyword arguments of ``JobSubmissionClient.submit_job`` (less the entrypoint and id);
-    ``same_host``: the head is on loopback, so the home's paths mean the same there."""
+def submit_kwargs(spec: JobSpec, env: Mapping[str, str]) -> dict[str, Any]:
+    """Keyword arguments of ``JobSubmissionClient.submit_job`` (less the entrypoint and id)."""
     r = spec.resources
-    dropped = DEVICES if same_host else DEVICES | HOME_FILES
+    dropped = DEVICES | HOME_FILES
     runtime_env: dict[str, Any] = {"env_vars": {k: str(v) for k, v in env.items() if k not in dropped}}
     if spec.workdir:
         runtime_env["working_dir"] = spec.workdir

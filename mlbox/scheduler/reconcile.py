@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from mlbox.scheduler import holders, launch, processes
+from mlbox.scheduler import holders, job_tokens, launch, processes
 from mlbox.scheduler.environment import env_prefix
 from mlbox.scheduler.executor import LocalExecutor
 from mlbox.scheduler.outcomes import decide, failure_reason
@@ -205,6 +205,7 @@ class Reconciler:
             if cur.rowcount != 1:
                 return  # another appliance recorded it first
             conn.execute("DELETE FROM gpu_leases WHERE job_id = ?", (job_id,))
+            job_tokens.revoke(conn, job_id)  # a job token ends with its attempt
             conn.execute(
                 "UPDATE job_attempts SET finished_at = ?, exit_code = ?, outcome = ? WHERE job_id = ? AND attempt = ?",
                 (record.finished_at if record else now, code, o.outcome, job_id, attempt),
@@ -315,47 +316,61 @@ class Reconciler:
         in the same statement, so a crash after the claim leaves the id to re-attach by."""
         try:
             with self.db.atomic() as conn:
-                cur = conn.execute(
-                    "UPDATE jobs SET state = 'running', attempt = attempt + 1, pid = NULL, pid_started = NULL,"
-                    " started_at = ?, finished_at = NULL, exit_code = NULL, stop_reason = NULL,"
-                    " stop_requested_at = NULL, term_sent_at = NULL, gpu_list = ?, message = NULL,"
-                    " executor_job_id = ? || (attempt + 1), node = NULL"
-                    " WHERE id = ? AND state IN ('queued', 'preempted')",
-                    (now, msgspec.json.encode(list(gpus)).decode(), submission_prefix, job_id),
-                )
-                if cur.rowcount != 1:
-                    return None
-                row: sqlite3.Row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-                try:
-                    conn.executemany(
-                        "INSERT INTO gpu_leases (gpu, job_id, attempt, since) VALUES (?, ?, ?, ?)",
-                        [(g, job_id, row["attempt"], now) for g in gpus],
-                    )
-                except sqlite3.IntegrityError:
-                    raise _LeaseTaken from None
-                conn.execute(
-                    "INSERT INTO job_attempts (job_id, attempt, gpus, started_at, outcome)"
-                    " VALUES (?, ?, ?, ?, 'running')",
-                    (job_id, row["attempt"], msgspec.json.encode(list(gpus)).decode(), now),
-                )
-                spec = msgspec.json.decode(row["spec"], type=JobSpec)
-                if row["run_id"] is None:
-                    run = self.tracking.create_run(
-                        spec.experiment,
-                        spec.name,
-                        tags={"mlbox.job_id": job_id},
-                        host=self._host,
-                        pid=os.getpid(),
-                        pid_started=self._started,
-                    )
-                    conn.execute("UPDATE jobs SET run_id = ? WHERE id = ?", (run.id, job_id))
-                else:
-                    self.tracking.attach_run(
-                        row["run_id"], host=self._host, pid=os.getpid(), pid_started=self._started
-                    )
-                return conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                return self.claim_in(conn, job_id, gpus, now, submission_prefix=submission_prefix)
         except _LeaseTaken:
             return None
+
+    def claim_in(
+        self,
+        conn: sqlite3.Connection,
+        job_id: int,
+        gpus: tuple[int, ...],
+        now: float,
+        *,
+        submission_prefix: str | None = None,
+    ) -> sqlite3.Row | None:
+        """`claim` inside the caller's transaction (the Ray half mints the attempt's job token
+        in the same one); `_LeaseTaken` when a GPU was leased meanwhile."""
+        cur = conn.execute(
+            "UPDATE jobs SET state = 'running', attempt = attempt + 1, pid = NULL, pid_started = NULL,"
+            " started_at = ?, finished_at = NULL, exit_code = NULL, stop_reason = NULL,"
+            " stop_requested_at = NULL, term_sent_at = NULL, gpu_list = ?, message = NULL,"
+            " executor_job_id = ? || (attempt + 1), node = NULL"
+            " WHERE id = ? AND state IN ('queued', 'preempted')",
+            (now, msgspec.json.encode(list(gpus)).decode(), submission_prefix, job_id),
+        )
+        if cur.rowcount != 1:
+            return None
+        row: sqlite3.Row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        try:
+            conn.executemany(
+                "INSERT INTO gpu_leases (gpu, job_id, attempt, since) VALUES (?, ?, ?, ?)",
+                [(g, job_id, row["attempt"], now) for g in gpus],
+            )
+        except sqlite3.IntegrityError:
+            raise _LeaseTaken from None
+        conn.execute(
+            "INSERT INTO job_attempts (job_id, attempt, gpus, started_at, outcome)"
+            " VALUES (?, ?, ?, ?, 'running')",
+            (job_id, row["attempt"], msgspec.json.encode(list(gpus)).decode(), now),
+        )
+        spec = msgspec.json.decode(row["spec"], type=JobSpec)
+        if row["run_id"] is None:
+            run = self.tracking.create_run(
+                spec.experiment,
+                spec.name,
+                tags={"mlbox.job_id": job_id},
+                host=self._host,
+                pid=os.getpid(),
+                pid_started=self._started,
+            )
+            conn.execute("UPDATE jobs SET run_id = ? WHERE id = ?", (run.id, job_id))
+        else:
+            self.tracking.attach_run(
+                row["run_id"], host=self._host, pid=os.getpid(), pid_started=self._started
+            )
+        row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row
 
     def _start(self, job_id: int, gpus: tuple[int, ...], now: float) -> bool:
         row = self.claim(job_id, gpus, now)

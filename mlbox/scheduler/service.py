@@ -20,10 +20,11 @@ from pathlib import Path
 
 import msgspec
 
-from mlbox.scheduler import holders
+from mlbox.scheduler import holders, job_tokens
 from mlbox.scheduler.config import SchedulerSettings
 from mlbox.scheduler.environment import without_secrets
 from mlbox.scheduler.inventory import discover, usage
+from mlbox.scheduler.job_files import JobFiles
 from mlbox.scheduler.migrations import migrations
 from mlbox.scheduler.reconcile import Reconciler
 from mlbox.scheduler.schemas import (
@@ -57,6 +58,8 @@ class SchedulerService:
         """Set by submit/cancel/retry: a loop waiting in `wait_for_work` runs its next pass at once."""
         self._inventory: list[Gpu] | None = None
         self.reconciler = Reconciler(self)
+        self.files = JobFiles(self)
+        """What a job on a Ray node uploads: its run's artifacts and its checkpoints."""
         migrations.apply(db)
 
     # -- paths -----------------------------------------------------------------
@@ -226,6 +229,10 @@ class SchedulerService:
         Ray (empty when it does not answer); None with the local executor (the GPU board applies)."""
         ray = self.reconciler.ray
         return None if ray is None else ray.ray.cluster()
+
+    def job_grant(self, token: str) -> job_tokens.Grant | None:
+        """What a job token allows while its attempt runs (the API's guard asks), else None."""
+        return job_tokens.grant(self.db, token)
 
     def cpus_total(self) -> float:
         return self.settings.cpus if self.settings.cpus is not None else float(os.cpu_count() or 1)
