@@ -73,7 +73,8 @@ def test_a_job_token_opens_its_own_run_and_job_only_while_it_runs(
     assert r.status_code == 200, r.text
     assert anon.get(f"/api/v1/jobs/{job_id}/checkpoints", headers=auth).json() == [name]
     assert anon.get(f"/api/v1/jobs/{job_id}/checkpoints/{name}", headers=auth).content == data
-    assert (services.scheduler.checkpoint_dir(job_id) / name).read_bytes() == data  # where local attempts look
+    stored = services.scheduler.checkpoint_dir(job_id) / name
+    assert stored.read_bytes() == data  # where a local attempt of the job looks too
 
     # not another run's or job's, and no route but its own
     error(anon.post(f"/api/v1/runs/{other_run}/log-batch", json=batch, headers=auth), 403, "run_id")
