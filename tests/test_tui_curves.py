@@ -1,5 +1,6 @@
 """Curves (issue 18): x axis by step, relative or wall-clock time; EMA smoothing stepped by a key;
-log y; min/max/last marks; many runs overlaid on compare with a legend that stays short."""
+log y; min/max/last marks; many runs overlaid on compare with a legend that stays short; several
+metrics on one chart or one chart each (g)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets import SelectionList
 
 from mlbox.services import Services
 from mlbox.tui.app import MlboxApp, make_app
@@ -15,7 +17,8 @@ from mlbox.tui.screens.compare import CompareScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
 from mlbox.tui.views import curves
 from mlbox.tui.views.curves import CurveOptions
-from mlbox.tui.widgets.metric_plot import LEGEND_CHARS, MetricPlot, legend_label
+from mlbox.tui.widgets.metric_grid import MIN_CHART_HEIGHT, MetricGrid, grid_shape
+from mlbox.tui.widgets.metric_plot import LEGEND_CHARS, MetricPlot, legend_label, mark_note
 from tests.test_tui import SIZE, T0, app_for, seed_store, seeded, settle
 
 __all__ = ["seeded"]
@@ -108,6 +111,72 @@ async def test_compare_overlays_many_runs_with_short_legend_labels(services: Ser
         assert all(len(legend_label(label)) <= LEGEND_CHARS for label in plot.drawn)
 
 
+def test_grid_shape_fits_columns_and_scrolls_rows() -> None:
+    assert grid_shape(1, 80, 30) == (1, 30)
+    assert grid_shape(4, 80, 30) == (2, 15)  # two columns of 40, two rows of 15
+    assert grid_shape(3, 50, 30) == (1, 10)  # too narrow for two columns
+    assert grid_shape(12, 160, 20) == (4, MIN_CHART_HEIGHT)  # three rows of 6 are too low: it scrolls
+    assert grid_shape(0, 80, 30) == (1, 30)
+
+
+async def test_run_detail_one_chart_each_with_own_scale_and_marks(seeded: Services) -> None:
+    app = app_for(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.push_screen(RunDetailScreen(2))
+        await settle(pilot)
+        screen = app.screen
+        grid = screen.query_one(MetricGrid)
+        assert not grid.display and screen.query_one("#plot", MetricPlot).display
+        await pilot.press("g")  # one metric chosen by default: one chart each of the first few
+        await settle(pilot)
+        assert grid.display and not screen.query_one("#plot", MetricPlot).display
+        assert list(grid.charts) == ["acc", "loss", "val_acc"]
+        assert [list(p.drawn) for p in grid.plots] == [["acc"], ["loss"], ["val_acc"]]
+        loss = grid.plots[1]
+        steps, values = loss.series["loss"]
+        assert loss.drawn["loss"] == ([float(s) for s in steps], values)
+        marks = curves.marks(*loss.drawn["loss"])
+        assert marks is not None and marks.low[1] == min(values) and marks.last[1] == values[-1]
+        title = loss.plt._active.monitor.title
+        assert title == f"loss  ·  {mark_note(marks, compact=True)}" and title.count("▼") == 1
+        await pilot.press("right_square_bracket", "l")  # the curve keys act on every chart
+        assert all(p.options == CurveOptions("step", 0.6, True) for p in grid.plots)
+        assert "EMA 0.6" in str(grid.border_title)
+        # a metric unchosen leaves its chart; back to one chart with g, the options kept
+        screen.query_one("#metric-keys", SelectionList).deselect("val_acc")
+        await settle(pilot)
+        assert list(grid.charts) == ["acc", "loss"] and len(grid.query(MetricPlot)) == 2
+        await pilot.press("g")
+        plot = screen.query_one("#plot", MetricPlot)
+        assert plot.display and not grid.display
+        assert list(plot.drawn) == ["acc", "loss"] and plot.options == CurveOptions("step", 0.6, True)
+
+
+async def test_compare_one_chart_per_metric_runs_keep_their_colour(seeded: Services) -> None:
+    app = app_for(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.push_screen(CompareScreen([1, 2, 3]))
+        await settle(pilot)
+        screen = app.screen
+        grid = screen.query_one(MetricGrid)
+        assert not grid.display
+        await pilot.press("g")
+        await settle(pilot)
+        assert grid.display and list(grid.charts) == ["acc", "loss", "val_acc"]
+        labels = ["mlp-0 #1", "mlp-1 #2", "mlp-2 #3"]
+        assert all(list(p.drawn) == labels for p in grid.plots)
+        assert all(p.curve_colors == grid.plots[0].curve_colors for p in grid.plots)
+        assert len(set(grid.plots[0].curve_colors.values())) == 3
+        assert [p.legend for p in grid.plots] == [True, False, False]  # the legend once
+        await pilot.press("x")
+        assert all(p.options.x == "relative" for p in grid.plots)
+        await pilot.press("g")  # back to the chosen metric overlaid, its curves not read again
+        plot = screen.query_one("#compare-plot", MetricPlot)
+        assert plot.display and list(plot.drawn) == labels and plot.options.x == "relative"
+
+
 # -- snapshots ---------------------------------------------------------------------------
 
 
@@ -140,5 +209,25 @@ class TestCurves:
             await settle(pilot)
             await pilot.press("l")
             await pilot.pause()
+
+        assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+    def test_one_chart_each(self, app: MlboxApp, size: tuple[int, int], snap_compare: Snap) -> None:
+        async def run_before(pilot: Pilot[None]) -> None:
+            await settle(pilot)
+            pilot.app.push_screen(RunDetailScreen(2))
+            await settle(pilot)
+            await pilot.press("g")
+            await settle(pilot)
+
+        assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+    def test_compare_one_chart_each(self, app: MlboxApp, size: tuple[int, int], snap_compare: Snap) -> None:
+        async def run_before(pilot: Pilot[None]) -> None:
+            await settle(pilot)
+            pilot.app.push_screen(CompareScreen([1, 2, 3]))
+            await settle(pilot)
+            await pilot.press("g")
+            await settle(pilot)
 
         assert snap_compare(app, terminal_size=size, run_before=run_before)

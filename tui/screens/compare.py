@@ -1,5 +1,6 @@
 """Two or more runs side by side: params and latest metrics in one table, and the
-curves of one chosen metric overlaid in one plot.
+curves of one chosen metric overlaid in one plot — or (``g``) one chart per metric,
+each overlaying the runs on its own y scale, a run in the same colour on every chart.
 
 Params that differ between the runs are highlighted: with many params, they
 are the ones that explain a difference in the metrics.
@@ -24,9 +25,12 @@ from mlbox.tracking.series import Chunk
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.views import format as fmt
 from mlbox.tui.widgets.curve_keys import CURVE_BINDINGS, CurveKeys
+from mlbox.tui.widgets.metric_grid import MetricGrid, colors_for
 from mlbox.tui.widgets.metric_plot import MetricPlot
 
 DIFFERS = "bold #e3b341"
+MAX_CHARTS = 12
+"""One chart each shows this many metrics at most (the most shared first): each costs a read per run."""
 
 
 class ComparisonLoaded(Message):
@@ -37,10 +41,11 @@ class ComparisonLoaded(Message):
 
 
 class CurvesLoaded(Message):
-    def __init__(self, key: str, series: dict[str, Chunk]) -> None:
+    def __init__(self, keys: list[str], series: dict[str, dict[str, Chunk]]) -> None:
         super().__init__()
-        self.key = key
+        self.keys = keys
         self.series = series
+        """Per metric key, each run's curve by its label."""
 
 
 def run_label(run: Run) -> str:
@@ -69,9 +74,14 @@ def comparison_rows(comparison: Comparison) -> list[list[str | Text]]:
     return rows
 
 
+def shared_metrics(comparison: Comparison) -> list[str]:
+    """The metrics, those most of the runs logged first (alphabetical on ties)."""
+    return sorted(comparison.metrics, key=lambda k: (-sum(v is not None for v in comparison.metrics[k]), k))
+
+
 def shared_metric(comparison: Comparison) -> str:
     """The metric to overlay first: the one most of the runs logged (alphabetical on ties)."""
-    return min(comparison.metrics, key=lambda k: (-sum(v is not None for v in comparison.metrics[k]), k))
+    return shared_metrics(comparison)[0]
 
 
 class CompareScreen(MlboxScreen, CurveKeys):
@@ -89,6 +99,9 @@ class CompareScreen(MlboxScreen, CurveKeys):
         self.title = f"Compare {len(self.run_ids)} runs"
         self.runs: list[Run] = []
         self.metric: str | None = None
+        self.comparison: Comparison | None = None
+        self.curves: dict[str, dict[str, Chunk]] = {}
+        """Per metric key, each run's curve by its label: what the charts show."""
 
     def compose_body(self) -> ComposeResult:
         yield Static("loading…", id="compare-title")
@@ -97,8 +110,10 @@ class CompareScreen(MlboxScreen, CurveKeys):
             yield Label("metric ")
             yield Select[str]([], id="compare-metric", prompt="metric to overlay", allow_blank=True)
         yield MetricPlot(id="compare-plot", empty="choose a metric")
+        yield MetricGrid(id="compare-grid", empty="no metrics logged")
 
     def on_mount(self) -> None:
+        self.query_one(MetricGrid).display = False
         self.fetch_comparison()
 
     def commands(self) -> Iterable[SystemCommand]:
@@ -118,24 +133,34 @@ class CompareScreen(MlboxScreen, CurveKeys):
             return
         self.post_message(ComparisonLoaded(comparison, runs))
 
+    def wanted_keys(self) -> list[str]:
+        """The metrics whose curves the layout shows: the chosen one, or the first `MAX_CHARTS`."""
+        if self.charts_each and self.comparison is not None:
+            return shared_metrics(self.comparison)[:MAX_CHARTS]
+        return [self.metric] if self.metric is not None else []
+
     @work(thread=True, group="compare-curves")
-    def fetch_curves(self, key: str) -> None:
-        series: dict[str, Chunk] = {}
-        for run in self.runs:
-            try:
-                series[run_label(run)] = self.tracking.metric_series(
-                    run.id, key, max_points=self.ctx.max_points
-                )
-            except NotFound:  # this run never logged the metric: no curve for it
-                continue
-            except MlboxError as exc:
-                self.fail(exc)
-                return
-        self.post_message(CurvesLoaded(key, series))
+    def fetch_curves(self, wanted: list[str], missing: list[str]) -> None:
+        """Each run's curve of each of the ``missing`` metrics, for the layout showing ``wanted``."""
+        series: dict[str, dict[str, Chunk]] = {}
+        for key in missing:
+            series[key] = {}
+            for run in self.runs:
+                try:
+                    series[key][run_label(run)] = self.tracking.metric_series(
+                        run.id, key, max_points=self.ctx.max_points
+                    )
+                except NotFound:  # this run never logged the metric: no curve for it
+                    continue
+                except MlboxError as exc:
+                    self.fail(exc)
+                    return
+        self.post_message(CurvesLoaded(wanted, series))
 
     def on_comparison_loaded(self, message: ComparisonLoaded) -> None:
         self.runs = message.runs
         comparison = message.comparison
+        self.comparison = comparison
         differ = sum(1 for v in comparison.params.values() if len(set(v)) > 1)
         self.query_one("#compare-title", Static).update(
             Text.assemble(
@@ -157,13 +182,33 @@ class CompareScreen(MlboxScreen, CurveKeys):
         select.set_options([(fmt.inert(k), k) for k in keys])
         if keys:
             select.value = shared_metric(comparison)
+        if self.charts_each:  # chosen before the comparison came
+            self.show_curves()
 
     @on(Select.Changed, "#compare-metric")
     def metric_changed(self, event: Select.Changed) -> None:
         if isinstance(event.value, str) and event.value != self.metric:
             self.metric = event.value
-            self.fetch_curves(event.value)
+            self.show_curves()
+
+    def show_curves(self) -> None:
+        """Draw the layout's curves from those read; read the missing ones first (once: a layout
+        switch reads only the metrics it lacks)."""
+        keys = self.wanted_keys()
+        missing = [key for key in keys if key not in self.curves]
+        if missing:
+            self.fetch_curves(keys, missing)
+            return
+        plot, grid = self.query_one("#compare-plot", MetricPlot), self.query_one(MetricGrid)
+        plot.display, grid.display = not self.charts_each, self.charts_each
+        colors = colors_for([run_label(run) for run in self.runs])
+        if self.charts_each:
+            grid.show_charts({key: self.curves[key] for key in keys}, self.curve_options, colors=colors)
+        elif keys:
+            plot.options = self.curve_options  # drawn once, by show_series
+            plot.show_series(self.curves[keys[0]], title=keys[0], colors=colors)
 
     def on_curves_loaded(self, message: CurvesLoaded) -> None:
-        if message.key == self.metric:
-            self.query_one(MetricPlot).show_series(message.series, title=message.key)
+        self.curves.update(message.series)
+        if message.keys == self.wanted_keys():
+            self.show_curves()

@@ -1,5 +1,6 @@
 """One run in full: params, tags, metrics, artifacts, datasets, code and environment,
-beside its metric curves.
+beside its metric curves: the chosen metrics overlaid on one chart, or one chart each
+(``g``: a `MetricGrid`, each metric on its own y scale).
 
 While the run is running, a timer re-reads it every ``live_s`` seconds in a
 thread worker (the summaries and the chosen curves, thinned to
@@ -34,7 +35,11 @@ from mlbox.tui.views import format as fmt
 from mlbox.tui.views.artifact_preview import Preview
 from mlbox.tui.widgets.artifact_preview import ArtifactPreview
 from mlbox.tui.widgets.curve_keys import CURVE_BINDINGS, CurveKeys
+from mlbox.tui.widgets.metric_grid import MetricGrid
 from mlbox.tui.widgets.metric_plot import MetricPlot
+
+EACH_DEFAULT = 4
+"""One chart each with fewer than two metrics chosen (by default one is): the first this many."""
 
 
 class ArtifactRead(Message):
@@ -111,6 +116,8 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         self.user_picked = False
         self.live: Timer | None = None
         self.shown_rows: dict[str, list[tuple[str | Text, ...]]] = {}
+        self.series: dict[str, Chunk] = {}
+        """The curves last read, by metric key."""
 
     def compose_body(self) -> ComposeResult:
         yield Static("loading…", id="run-title")
@@ -131,9 +138,11 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
             with Vertical(id="curves"):
                 yield SelectionList[str](id="metric-keys")
                 yield MetricPlot(id="plot", empty="no metrics logged yet")
+                yield MetricGrid(id="grid", empty="no metrics logged yet")
 
     def on_mount(self) -> None:
         self.query_one("#metric-keys", SelectionList).border_title = "metrics to plot (space)"
+        self.query_one(MetricGrid).display = False
         self.load()
         self.live = self.set_interval(self.ctx.live_s, self.tick, pause=True)
 
@@ -225,13 +234,39 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         self._show_tables(detail)
         self._show_keys(detail)
         run = detail.run
-        self.query_one(MetricPlot).show_series(message.series, title=f"{run.name} (#{run.id})")
+        self.series = message.series
+        self.show_curves()
         if self.live is not None:
             if run.status == "running":
                 self.live.resume()
             else:
                 self.live.stop()
                 self.live = None
+
+    def show_curves(self) -> None:
+        """The chosen curves, overlaid on one chart or one chart each (`charts_each`)."""
+        plot, grid = self.query_one("#plot", MetricPlot), self.query_one(MetricGrid)
+        plot.display, grid.display = not self.charts_each, self.charts_each
+        if self.charts_each:
+            charts = {key: {key: chunk} for key, chunk in self.series.items()}
+            grid.show_charts(charts, self.curve_options, legend=False)  # each chart's title names it
+        elif self.detail is not None:
+            run = self.detail.run
+            plot.options = self.curve_options  # drawn once, by show_series
+            plot.show_series(self.series, title=f"{run.name} (#{run.id})")
+
+    def action_curve_layout(self) -> None:
+        """One chart each of the chosen metrics; with fewer than two chosen, of the first few."""
+        super().action_curve_layout()
+        if self.charts_each and len(self.keys) < 2 and self.detail is not None:
+            keys = [m.key for m in self.detail.metrics[:EACH_DEFAULT]]
+            if len(keys) > len(self.keys):
+                keys_list: SelectionList[str] = self.query_one("#metric-keys", SelectionList)
+                with keys_list.prevent(SelectionList.SelectedChanged):
+                    for key in keys:
+                        keys_list.select(key)
+                self.keys, self.user_picked = keys, True
+                self.load()
 
     def _show_title(self, detail: RunDetail) -> None:
         run = detail.run

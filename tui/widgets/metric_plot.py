@@ -8,13 +8,20 @@ How the curves are drawn is a `CurveOptions` (x axis, EMA smoothing, log y;
 `views.curves`): the screen steps it from the keyboard. A smoothed curve is
 drawn over its raw points, dimmed; the lowest, highest and last raw values
 are marked (▼ ▲ ●) and named in the title when one curve is shown.
+
+A `compact` plot (one of `MetricGrid`'s small charts) leaves the options out
+of its title (the grid names them once) and names the marks by their glyphs
+(``▼0.05 ▲2.1 ●0.06``), so the title fits a narrow chart. ``colors`` pins a
+curve's colour to its label, so one run keeps its colour on every chart.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Any
 
+from textual.app import RenderResult
 from textual_plotext import PlotextPlot
 
 from mlbox.textsafe import visible
@@ -51,6 +58,14 @@ def finite(chunk: Chunk) -> Series:
     return steps, values
 
 
+def mark_note(m: curves.Marks, *, compact: bool = False) -> str:
+    """The lowest, highest and last values as the title names them."""
+    low, high, last = (fmt.number(v, 4) for v in (m.low[1], m.high[1], m.last[1]))
+    if compact:
+        return f"▼{low} ▲{high} ●{last}"
+    return f"min {low}  max {high}  last {last}"
+
+
 class MetricPlot(PlotextPlot):
     DEFAULT_CSS = """
     MetricPlot {
@@ -59,22 +74,44 @@ class MetricPlot(PlotextPlot):
     }
     """
 
-    def __init__(self, *, id: str | None = None, empty: str = "no metric selected") -> None:
-        super().__init__(id=id)
+    def __init__(
+        self,
+        *,
+        id: str | None = None,
+        empty: str = "no metric selected",
+        compact: bool = False,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self.compact = compact
+        self.curve_colors: dict[str, str] = {}
+        self.legend = True
         self.series: dict[str, Series] = {}
         self.times: dict[str, list[float]] = {}
         self.empty = empty
         self.plot_title = ""
         self.options = CurveOptions()
         self.drawn: dict[str, tuple[list[float], list[float]]] = {}
+        self._calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        """The plotext calls that draw the plot, replayed before each build (`render`)."""
         """What was drawn for each label after the options (x, y): for tests and the benchmark."""
 
     def on_mount(self) -> None:
         super().on_mount()
         self._draw()
 
-    def show_series(self, series: Mapping[str, Chunk], title: str = "") -> None:
-        """Replace the curves: one line per label, in the order given."""
+    def show_series(
+        self,
+        series: Mapping[str, Chunk],
+        title: str = "",
+        *,
+        colors: Mapping[str, str] | None = None,
+        legend: bool = True,
+    ) -> None:
+        """Replace the curves: one line per label, in the order given (``colors``: a colour per
+        label, else plotext's sequence; ``legend`` False: no legend, another chart shows it)."""
+        self.curve_colors = dict(colors or {})
+        self.legend = legend
         self.series = {label: finite(chunk) for label, chunk in series.items()}
         self.times = {label: finite_times(chunk) for label, chunk in series.items()}
         self.plot_title = title
@@ -84,9 +121,24 @@ class MetricPlot(PlotextPlot):
         self.options = options
         self._draw()
 
-    def _draw(self) -> None:
+    def render(self) -> RenderResult:
+        """The plot built from its data again: plotext's build rescales the data it holds in
+        place (log y), so a second build of the same data (any repaint) would take the log twice."""
+        self._replay()
+        return super().render()
+
+    def _replay(self) -> None:
         plt = self.plt
         plt.clear_data()
+        for name, args, kwargs in self._calls:
+            getattr(plt, name)(*args, **kwargs)
+
+    def _draw(self) -> None:
+        calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+        def plt_call(name: str, *args: Any, **kwargs: Any) -> None:
+            calls.append((name, args, kwargs))
+
         opts = self.options
         starts = [ts[0] for ts in self.times.values() if ts]
         t0 = min(starts) if starts else None  # relative time: since the first run's first point
@@ -108,22 +160,31 @@ class MetricPlot(PlotextPlot):
                 continue
             self.drawn[label] = (xs, ys)
             if opts.smoothing and len(raw_x) > 2:
-                plt.plot(raw_x, raw_y, marker="braille", color="gray")  # the raw points under the smoothed
+                plt_call(
+                    "plot", raw_x, raw_y, marker="braille", color="gray"
+                )  # the raw points under the smoothed
             # braille dots draw a fine curve; a lone point (a baseline's one value) needs a bigger mark
-            plt.plot(xs, ys, label=legend_label(label), marker="braille" if len(xs) > 2 else "●")
+            plt_call(
+                "plot",
+                xs,
+                ys,
+                label=legend_label(label) if self.legend else None,
+                marker="braille" if len(xs) > 2 else "●",
+                **({"color": self.curve_colors[label]} if label in self.curve_colors else {}),
+            )
             m = curves.marks(raw_x, raw_y)
             if marked and m is not None and len(raw_x) > 1:
-                plt.scatter([m.low[0]], [m.low[1]], marker="▼", color="cyan")
-                plt.scatter([m.high[0]], [m.high[1]], marker="▲", color="orange")
-                plt.scatter([m.last[0]], [m.last[1]], marker="●", color="white")
+                plt_call("scatter", [m.low[0]], [m.low[1]], marker="▼", color="cyan")
+                plt_call("scatter", [m.high[0]], [m.high[1]], marker="▲", color="orange")
+                plt_call("scatter", [m.last[0]], [m.last[1]], marker="●", color="white")
                 if len(self.series) == 1:
-                    notes.append(
-                        f"min {fmt.number(m.low[1], 4)}  max {fmt.number(m.high[1], 4)}"
-                        f"  last {fmt.number(m.last[1], 4)}"
-                    )
+                    notes.append(mark_note(m, compact=self.compact))
         plotted = bool(self.drawn)
-        plt.yscale("log" if opts.log_y else "linear")
-        title = "  ·  ".join([visible(self.plot_title), opts.describe(), *notes])  # a run name, a metric key
-        plt.title(title if plotted else self.empty)
-        plt.xlabel(label_x if plotted else "")
+        plt_call("yscale", "log" if opts.log_y else "linear")
+        described = [] if self.compact else [opts.describe()]
+        title = "  ·  ".join([visible(self.plot_title), *described, *notes])  # a run name, a metric key
+        plt_call("title", title if plotted else self.empty)
+        plt_call("xlabel", label_x if plotted else "")
+        self._calls = calls
+        self._replay()
         self.refresh()
