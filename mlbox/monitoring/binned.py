@@ -239,7 +239,10 @@ class WindowHistograms:
                 value = item["values"]
                 if value is None:
                     continue
-                key = str(value).lower() if isinstance(value, bool) else str(value)
+                if isinstance(value, float) and value != value:  # NaN: missing, as pandas counts it
+                    self.missing[name] += int(item["counts"])
+                    continue
+                key = str(value)  # as pandas' astype("string") spells it (True, 1, 1.5)
                 counts[key] = counts.get(key, 0) + int(item["counts"])
 
 
@@ -283,11 +286,11 @@ def drift_of_files(
     from histograms: the defaults and overrides of `mlbox.monitoring.drift.verdict`, numeric
     tests computed on the binned ECDFs, categorical ones on exact category counts."""
     names = list(columns)
-    refs = _reference_histograms(reference, names, kinds, skip_empty)
+    refs = reference_histograms(reference, names, kinds, skip_empty)
     window = scan(
         files, {c: refs[c][0].grid for c in refs}, [c for c in names if kinds[c] != "numeric"], filter
     )
-    return window.rows, _verdicts(reference, refs, window, names, kinds, tests, thresholds, skip_empty)
+    return window.rows, verdicts(reference, refs, window, names, kinds, tests, thresholds, skip_empty)
 
 
 def drift_frames(
@@ -303,7 +306,7 @@ def drift_frames(
     import pyarrow as pa
 
     names = [str(c) for c in reference.columns]
-    refs = _reference_histograms(reference, names, kinds, skip_empty)
+    refs = reference_histograms(reference, names, kinds, skip_empty)
     window = WindowHistograms({c: refs[c][0].grid for c in refs}, [c for c in names if kinds[c] != "numeric"])
     arrays = {}
     for c in names:
@@ -316,10 +319,10 @@ def drift_frames(
         else:
             arrays[c] = pa.array(values.astype("string").to_numpy(dtype=object, na_value=None), pa.string())
     window.add_batch(pa.RecordBatch.from_pydict(arrays) if arrays else pa.record_batch([]))
-    return _verdicts(reference, refs, window, names, kinds, tests, thresholds, skip_empty)
+    return verdicts(reference, refs, window, names, kinds, tests, thresholds, skip_empty)
 
 
-def _reference_histograms(
+def reference_histograms(
     reference: pd.DataFrame, names: list[str], kinds: Mapping[str, Kind], skip_empty: bool
 ) -> dict[str, tuple[Histogram, float]]:
     refs: dict[str, tuple[Histogram, float]] = {}
@@ -338,7 +341,7 @@ def _reference_histograms(
     return refs
 
 
-def _verdicts(
+def verdicts(
     reference: pd.DataFrame,
     refs: Mapping[str, tuple[Histogram, float]],
     window: WindowHistograms,
@@ -356,16 +359,13 @@ def _verdicts(
         test = (tests or {}).get(c)
         if kind == "numeric":
             if c not in refs:
-                continue  # no reference values, skipped (`_reference_histograms` raised otherwise)
+                continue  # no reference values, skipped (`reference_histograms` raised otherwise)
             ref, std = refs[c]
             cur = window.numeric[c]
             n_ref, n_cur = ref.count, cur.count
         else:
             r_counts, c_counts = category_counts(
-                {
-                    str(k).lower() if isinstance(k, bool) else str(k): int(v)
-                    for k, v in reference[c].dropna().astype("string").value_counts().items()
-                },
+                {str(k): int(v) for k, v in reference[c].dropna().astype("string").value_counts().items()},
                 window.categories[c],
             )
             n_ref, n_cur = int(r_counts.sum()), int(c_counts.sum())

@@ -26,6 +26,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,10 @@ log = logging.getLogger("mlbox.monitoring")
 CHALLENGER = "challenger"
 SAMPLE_ROWS = 100_000
 """Rows of a reference kept for exact two-sample tests (and explanations' backgrounds)."""
+STREAM_PAST = binned.LARGE_WINDOW
+"""Rows past which a window of the typed log is read in Arrow batches (`_evaluate_large`)
+instead of as a pandas frame; never fewer than `binned.LARGE_WINDOW`, as smaller windows get
+the exact tests, which need the rows."""
 COMMAND_TIMEOUT_S = 30.0
 BUCKETS = 8
 
@@ -489,21 +494,28 @@ class MonitoringService:
             ref, since=since, until=until, last=last, buckets=buckets, segment=segment, positive=positive
         )[0]
 
-    def _with_feature(self, window: pd.DataFrame, ref: str) -> pd.DataFrame:
-        """The window with the feature store's online value of ``ref`` (``view:feature``) per
-        row, looked up by the entity key columns the logged rows carry (a bias segment)."""
+    def _segment_keys(self, ref: str, columns: Sequence[str]) -> builtins.list[str]:
+        """The entity key columns to look the feature ``ref`` (``view:feature``) up by; 400 on
+        ``segment`` without a feature store, for an unknown view or a key the log lacks."""
         if self._join_keys is None or self._online_features is None:
             raise InvalidInput(f"no feature store to look up {ref!r} in", field="segment")
         try:
             keys = list(self._join_keys([ref]))
         except MlboxError as exc:
             raise InvalidInput(f"segment {ref!r}: {exc}", field="segment") from exc
-        missing = [k for k in keys if k not in window.columns]
+        missing = [k for k in keys if k not in columns]
         if missing:
             raise InvalidInput(
                 f"the logged rows have no entity key {', '.join(map(repr, missing))} to look up {ref!r}",
                 field="segment",
             )
+        return keys
+
+    def _with_feature(self, window: pd.DataFrame, ref: str) -> pd.DataFrame:
+        """The window with the feature store's online value of ``ref`` (``view:feature``) per
+        row, looked up by the entity key columns the logged rows carry (a bias segment)."""
+        keys = self._segment_keys(ref, list(window.columns))
+        assert self._online_features is not None
         entities = window[keys].drop_duplicates().reset_index(drop=True)
         rows = [
             {k: (v.item() if isinstance(v, np.generic) else v) for k, v in zip(keys, values, strict=True)}
@@ -530,11 +542,18 @@ class MonitoringService:
     def report(
         self, ref: str, *, since: float | None = None, until: float | None = None, last: int | None = None
     ) -> str:
-        """The self-contained HTML report of a window (`mlbox.monitoring.report`)."""
+        """The self-contained HTML report of a window (`mlbox.monitoring.report`); a large window's
+        distributions are drawn from a uniform sample of its rows (`windowscan.REPORT_ROWS`)."""
         from mlbox.monitoring.report import render
 
-        evaluation, window, sample = self._evaluate(ref, since=since, until=until, last=last, buckets=BUCKETS)
-        shown = [v.column for v in evaluation.drift if v.drifted and v.kind == "numeric"][:6]
+        evaluation, window, sample = self._evaluate(
+            ref, since=since, until=until, last=last, buckets=BUCKETS, report=True
+        )
+        shown = [
+            v.column
+            for v in evaluation.drift
+            if v.drifted and v.kind == "numeric" and v.column in window.columns
+        ][:6]
         distributions = {
             c: (
                 sample[c].to_numpy(np.float64, na_value=np.nan),
@@ -555,7 +574,13 @@ class MonitoringService:
         segment: str | None = None,
         positive: Any = 1,
         column_tests: Mapping[str, ColumnTest] | None = None,
+        report: bool = False,
     ) -> tuple[Evaluation, pd.DataFrame, pd.DataFrame]:
+        """(the evaluation, the window's rows (a sample of a large one's), the reference's rows).
+
+        A window of the typed log past `binned.LARGE_WINDOW` rows is read once in Arrow batches
+        (`_evaluate_large`); a smaller one, or one with older JSON segments, as a pandas frame
+        with the exact tests."""
         mv = self.resolve(ref)
         prof = self.reference_profile(mv.name, mv.version)
         sample = self._sample(mv.name, mv.version)
@@ -564,6 +589,12 @@ class MonitoringService:
                 f"{mv.name} version {mv.version} has no reference: set one with mlbox monitor reference",
                 field="model",
             )
+        large = self._large_window(mv, since=since, until=until, last=last)
+        if large is not None:
+            return self._evaluate_large(
+                mv, ref, prof, sample, large, since=since, until=until, buckets=buckets, segment=segment,
+                positive=positive, column_tests=column_tests, report=report,
+            )  # fmt: skip
         window = read_window(
             self.log_root, mv.name, mv.signature, since=since, until=until, version=mv.version
         )
@@ -575,9 +606,7 @@ class MonitoringService:
             )
         features = [c for c in prof.columns if c != PREDICTION and not c.startswith(PROBA)]
         present = [c for c in features if c in window.columns]
-        overrides = {c: t for c, t in (column_tests or {}).items() if c in present}
-        tests = {c: t.test for c, t in overrides.items() if t.test is not None}
-        limits = {c: t.threshold for c, t in overrides.items() if t.threshold is not None}
+        tests, limits = _overrides(column_tests, present)
         verdicts = self._drift(sample[present], window[present], tests, limits) if present else []
         prediction_drift = None
         if PREDICTION in sample.columns and PREDICTION in window.columns:
@@ -588,11 +617,10 @@ class MonitoringService:
             except InvalidInput:
                 prediction_drift = None
         window_prof = profile(window[[c for c in prof.columns if c in window.columns]], like=prof)
-        meta = {"request_id", "row", "version", "ts", "latency_ms", "shadow"}
         found = quality(
             prof,
             window_prof,
-            [c for c in window.columns if c not in meta and c != PREDICTION and not str(c).startswith(PROBA)],
+            [c for c in window.columns if c not in META and c != PREDICTION and not str(c).startswith(PROBA)],
         )
         if segment is not None and segment not in window.columns and ":" in segment:
             window = self._with_feature(window, segment)
@@ -612,7 +640,10 @@ class MonitoringService:
                 labelled["label"].tolist(),
                 positive,
             )
-        challenger = self._compare(mv, labelled, ref, since, until)
+        challenger = None
+        other = self._challenger(mv, ref)
+        if other is not None and PREDICTION in labelled.columns:
+            challenger = self._compare(mv, other, labelled, self._shadow(mv, other, since, until))
         evaluation = Evaluation(
             model=mv.name,
             version=mv.version,
@@ -631,6 +662,203 @@ class MonitoringService:
         )
         return evaluation, window, sample
 
+    def _large_window(
+        self, mv: ModelVersion, *, since: float | None, until: float | None, last: int | None
+    ) -> _LargeWindow | None:
+        """The typed log files, filter, rows to skip and rows of a window past `STREAM_PAST`
+        rows; None for a smaller one, or a log with JSON segments (older logs, and requests
+        whose values have no columns), which is read as a frame."""
+        from mlbox.monitoring import windowscan
+        from mlbox.serving.predlog import log_files
+
+        typed, whole, rest = log_files(self.log_root / mv.name)
+        covered = {p.name[len("rows-") :] for p in typed}
+        if not typed or rest or any(p.name[len("seg-") :] not in covered for p in whole):
+            return None
+        past = max(STREAM_PAST, binned.LARGE_WINDOW)
+        if windowscan.count_rows(typed, None) <= past:
+            return None
+        flt = windowscan.window_filter(since, until, False, mv.version)
+        rows = windowscan.count_rows(typed, flt)
+        take = rows if last is None else min(rows, last)
+        if take <= past:
+            return None
+        return _LargeWindow(typed, flt, rows - take, take)
+
+    def _evaluate_large(
+        self,
+        mv: ModelVersion,
+        ref: str,
+        prof: Profile,
+        sample: pd.DataFrame,
+        large: _LargeWindow,
+        *,
+        since: float | None,
+        until: float | None,
+        buckets: int,
+        segment: str | None,
+        positive: Any,
+        column_tests: Mapping[str, ColumnTest] | None,
+        report: bool,
+    ) -> tuple[Evaluation, pd.DataFrame, pd.DataFrame]:
+        """`_evaluate` of a large window from one pass over its rows (`mlbox.monitoring.windowscan`):
+        the same figures, drift from histograms as `_drift` computes it past `binned.LARGE_WINDOW`."""
+        import pyarrow as pa
+
+        from mlbox.monitoring import windowscan
+
+        signature = mv.signature
+        input_name = "input"
+        if signature is not None and signature.inputs.kind != "columns" and signature.inputs.tensors:
+            input_name = signature.inputs.tensors[0].name or "input"
+        model_features = feature_names(signature) or []
+        columns = windowscan.window_columns(large.files, input_name, model_features)
+        features = [c for c in prof.columns if c != PREDICTION and not c.startswith(PROBA)]
+        present = [c for c in features if c in columns]
+        tests, limits = _overrides(column_tests, present)
+        kinds = {c: drift_mod.column_kind(sample[c]) for c in present}
+        refs = binned.reference_histograms(sample[present], present, kinds, skip_empty=True)
+        numeric: dict[str, windowscan.NumericColumn] = {}
+        for name in dict.fromkeys([*refs, *(c for c, p in prof.columns.items() if p.kind == "numeric")]):
+            p = prof.columns.get(name)
+            profiled = p is not None and p.kind == "numeric"
+            edges = np.asarray(p.edges if profiled and p is not None else [], np.float64)
+            numeric[name] = windowscan.NumericColumn(
+                histogram=binned.Histogram.empty(refs[name][0].grid) if name in refs else None,
+                edges=edges,
+                counts=np.zeros(edges.size + 1 if profiled else 0, np.int64),
+                ref_min=p.minimum if profiled and p is not None and p.minimum is not None else -math.inf,
+                ref_max=p.maximum if profiled and p is not None and p.maximum is not None else math.inf,
+                median=p.median if profiled and p is not None else None,
+                mad=p.mad if profiled and p is not None else None,
+            )
+        categorical = [c for c in present if kinds[c] != "numeric"]
+        categorical += [
+            c for c, p in prof.columns.items() if p.kind == "categorical" and c not in categorical
+        ]
+        labels = self.labels(mv.name)
+        other = self._challenger(mv, ref)
+        shadow = self._shadow(mv, other, since, until) if other is not None else None
+        row_columns: builtins.list[str] = []
+        if segment is not None:
+            if segment in columns:
+                row_columns = [segment]
+            elif ":" in segment:
+                row_columns = self._segment_keys(segment, columns)
+            else:
+                raise InvalidInput(
+                    f"the logged rows have no column {segment!r} to segment by", field="segment"
+                )
+        plan = windowscan.Plan(
+            numeric=numeric,
+            categorical=categorical,
+            label_ids=pa.array(labels["request_id"].unique().tolist(), pa.string()) if len(labels) else None,
+            pair_ids=pa.array(shadow["request_id"].unique().tolist(), pa.string())
+            if shadow is not None
+            else None,
+            row_columns=row_columns,
+            sample_rows=windowscan.REPORT_ROWS if report else 0,
+        )
+        scan = windowscan.scan(
+            large.files, plan, input_name=input_name, features=model_features, filter=large.filter,
+            skip=large.skip, expected_rows=large.rows,
+        )  # fmt: skip
+        if scan.rows == 0:
+            raise InvalidInput(
+                f"no logged predictions of {mv.name} version {mv.version} in that window", field="window"
+            )
+        grids = {c: h.grid for c, (h, _) in refs.items()}
+        histograms = scan.histograms(grids, [c for c in present if kinds[c] != "numeric"])
+        verdicts = binned.verdicts(sample[present], refs, histograms, present, kinds, tests, limits, True)
+        prediction_drift = None
+        if PREDICTION in sample.columns and scan.has_prediction:
+            try:
+                prediction_drift = binned.verdicts(
+                    sample[[PREDICTION]], {}, scan.histograms({}, [PREDICTION]), [PREDICTION],
+                    {PREDICTION: "categorical"}, None, None, False,
+                )[0]  # fmt: skip
+            except InvalidInput:
+                prediction_drift = None
+        found = quality(prof, scan.profile(prof), scan.columns)
+        kept = scan.kept
+        labelled = (
+            kept.merge(labels, on=["request_id", "row"], how="inner")
+            if len(labels)
+            else kept.iloc[:0].assign(label=None)
+        )
+        labelled = labelled.sort_values("_i", kind="stable").reset_index(drop=True)
+        top, non_integer = scan.top, scan.non_integer
+
+        def performance_of(rows: int, part: pd.DataFrame, which: Any) -> perf.Performance:
+            estimated = float(np.mean(top[which])) if top is not None and rows else None
+            regression = non_integer is not None and bool(non_integer[which][:100].all())
+            return self._performance_of(rows, part, estimated, regression, scan.has_prediction)
+
+        performance = performance_of(scan.rows, labelled, slice(None))
+        over_time: builtins.list[Bucket] = []
+        if buckets >= 1:
+            ts = scan.ts_us / 1e6
+            order, parts = _bucket_parts(ts, buckets)
+            position = np.empty(ts.size, np.int64)
+            position[order] = np.arange(ts.size)
+            at = position[labelled["_i"].to_numpy(np.int64)]
+            by_position = np.argsort(at, kind="stable")
+            at_sorted = at[by_position]
+            start = 0
+            for part in parts:
+                stop = start + part.size
+                lo, hi = np.searchsorted(at_sorted, [start, stop])
+                piece = labelled.iloc[by_position[lo:hi]]
+                over_time.append(
+                    Bucket(
+                        float(ts[part].min()), float(ts[part].max()), performance_of(part.size, piece, part)
+                    )
+                )
+                start = stop
+        found_bias = None
+        if segment is not None:
+            if not scan.has_prediction:
+                raise InvalidInput(
+                    f"the logged rows have no column {segment!r} to segment by", field="segment"
+                )
+            values = scan.row_values
+            if segment in values:
+                segments = values[segment]
+            else:
+                import pandas as pd
+
+                keyed = self._with_feature(pd.DataFrame({k: values[k] for k in row_columns}), segment)
+                segments = keyed[segment].tolist()
+            row_labels: builtins.list[Any] = [None] * scan.rows
+            for i, label in zip(labelled["_i"].tolist(), labelled["label"].tolist(), strict=True):
+                row_labels[i] = label
+            found_bias = bias_of(segment, segments, values[PREDICTION], row_labels, positive)
+        challenger = None
+        if other is not None and scan.has_prediction:
+            champion = (
+                kept.merge(labels, on=["request_id", "row"], how="left")
+                if len(labels)
+                else kept.assign(label=None)
+            )
+            challenger = self._compare(mv, other, champion.sort_values("_i", kind="stable"), shadow)
+        evaluation = Evaluation(
+            model=mv.name,
+            version=mv.version,
+            since=since,
+            until=until,
+            rows=scan.rows,
+            drift=drift_mod.by_severity(verdicts),
+            drift_share=drift_mod.share_drifted(verdicts),
+            prediction_drift=prediction_drift,
+            quality=found,
+            outlier_rate=scan.outliers / scan.rows,
+            performance=performance,
+            over_time=over_time,
+            challenger=challenger,
+            bias=found_bias,
+        )
+        return evaluation, scan.sample, sample
+
     def latest_rows(self, ref: str, n: int = 1) -> pd.DataFrame:
         """The feature columns of ``ref``'s last ``n`` logged rows (what an explanation takes)."""
         mv = self.resolve(ref)
@@ -642,31 +870,45 @@ class MonitoringService:
         ]
         return window[names].tail(n).reset_index(drop=True)
 
-    def _compare(
-        self, mv: ModelVersion, labelled: pd.DataFrame, ref: str, since: float | None, until: float | None
-    ) -> Comparison | None:
-        """The challenger's shadow answers to this window's requests, row by row."""
-        if ref.endswith(f"@{CHALLENGER}") or PREDICTION not in labelled.columns:
+    def _challenger(self, mv: ModelVersion, ref: str) -> ModelVersion | None:
+        """The version behind the model's ``challenger`` alias, when ``ref`` is another alias."""
+        if ref.endswith(f"@{CHALLENGER}"):
             return None
-        aliases = self._registry().get_model(mv.name).aliases
-        version = aliases.get(CHALLENGER)
+        version = self._registry().get_model(mv.name).aliases.get(CHALLENGER)
         if version is None or version == mv.version:
             return None
-        other = self._registry().get_version(mv.name, version)
+        return self._registry().get_version(mv.name, version)
+
+    def _shadow(
+        self, mv: ModelVersion, other: ModelVersion, since: float | None, until: float | None
+    ) -> pd.DataFrame | None:
+        """The challenger's shadow answers in the window: ``request_id``, ``row``, ``challenger``."""
         shadow = read_window(
-            self.log_root, mv.name, other.signature, since=since, until=until, shadow=True, version=version
+            self.log_root,
+            mv.name,
+            other.signature,
+            since=since,
+            until=until,
+            shadow=True,
+            version=other.version,
         )
         if len(shadow) == 0 or PREDICTION not in shadow.columns:
             return None
-        paired = labelled.merge(
-            shadow[["request_id", "row", PREDICTION]].rename(columns={PREDICTION: "challenger"}),
-            on=["request_id", "row"],
-        )
+        return shadow[["request_id", "row", PREDICTION]].rename(columns={PREDICTION: "challenger"})
+
+    def _compare(
+        self, mv: ModelVersion, other: ModelVersion, labelled: pd.DataFrame, shadow: pd.DataFrame | None
+    ) -> Comparison | None:
+        """The challenger's shadow answers beside the champion's rows (``labelled``: request id,
+        row, prediction and label, in window order), row by row."""
+        if shadow is None:
+            return None
+        paired = labelled.merge(shadow, on=["request_id", "row"])
         if len(paired) == 0:
             return None
         return compare_models(
             mv.version,
-            version,
+            other.version,
             paired[PREDICTION].astype(str).to_numpy(),
             paired["challenger"].astype(str).to_numpy(),
             paired["label"].tolist(),
@@ -680,27 +922,50 @@ class MonitoringService:
         return window.merge(labels, on=["request_id", "row"], how="left")
 
     def _performance(self, frame: pd.DataFrame) -> perf.Performance:
+        """The performance of a window's rows (with their ``label``, None where none arrived)."""
         if PREDICTION not in frame.columns or len(frame) == 0:
             return perf.Performance(len(frame), 0)
-        labelled = frame["label"].notna().to_numpy()
         proba_cols = [c for c in frame.columns if str(c).startswith(PROBA)]
-        prediction = frame[PREDICTION].to_numpy()
+        estimated = perf.estimated_accuracy(frame[proba_cols].to_numpy(np.float64)) if proba_cols else None
+        regression = not proba_cols and _regression_like(frame[PREDICTION].iloc[:100].tolist())
+        return self._performance_of(len(frame), frame[frame["label"].notna()], estimated, regression, True)
+
+    @staticmethod
+    def _performance_of(
+        rows: int, labelled: pd.DataFrame, estimated: float | None, regression: bool, predicted: bool
+    ) -> perf.Performance:
+        """A window's performance from its row count, its labelled rows (in window order),
+        ``estimated`` (CBPE over all its rows, for a classifier's probabilities) and whether its
+        first predictions are a regressor's (non-integer floats). One computation for the
+        materialised and the streamed window."""
+        if not predicted or rows == 0:
+            return perf.Performance(rows, 0)
+        proba_cols = [c for c in labelled.columns if str(c).startswith(PROBA)]
+        everywhere = np.ones(len(labelled), dtype=bool)
+        prediction = labelled[PREDICTION].to_numpy()
         if proba_cols:
-            proba = frame[proba_cols].to_numpy(np.float64)
-            return perf.classification(
+            found = perf.classification(
                 prediction.astype(np.int64),
-                [int(v) if isinstance(v, (int, float)) and v == v else -1 for v in frame["label"].tolist()],
-                labelled,
-                proba,
+                [
+                    int(v) if isinstance(v, (int, float)) and v == v else -1
+                    for v in labelled["label"].tolist()
+                ],
+                everywhere,
+                labelled[proba_cols].to_numpy(np.float64),
                 list(range(len(proba_cols))),
             )
-        values = prediction.tolist()
-        if values and all(isinstance(v, float) and not float(v).is_integer() for v in values[:100]):
-            return perf.regression(prediction, frame["label"].fillna(np.nan).to_numpy(np.float64), labelled)
-        labels = frame["label"].tolist()
-        return perf.classification(
-            np.asarray([str(v) for v in values]), np.asarray([str(v) for v in labels]), labelled
-        )
+            return msgspec.structs.replace(found, rows=rows, estimated_accuracy=estimated)
+        if regression:
+            found = perf.regression(
+                prediction, labelled["label"].fillna(np.nan).to_numpy(np.float64), everywhere
+            )
+        else:
+            found = perf.classification(
+                np.asarray([str(v) for v in prediction.tolist()]),
+                np.asarray([str(v) for v in labelled["label"].tolist()]),
+                everywhere,
+            )
+        return msgspec.structs.replace(found, rows=rows)
 
     def _over_time(self, frame: pd.DataFrame, buckets: int) -> builtins.list[Bucket]:
         if len(frame) == 0 or buckets < 1:
@@ -710,14 +975,11 @@ class MonitoringService:
             if str(frame["ts"].dtype).startswith("datetime")
             else frame["ts"].to_numpy(np.float64)
         )
-        order = np.argsort(ts, kind="stable")
-        out = []
-        for part in np.array_split(order, min(buckets, len(frame))):
-            if part.size == 0:
-                continue
-            piece = frame.iloc[part]
-            out.append(Bucket(float(ts[part].min()), float(ts[part].max()), self._performance(piece)))
-        return out
+        _, parts = _bucket_parts(ts, buckets)
+        return [
+            Bucket(float(ts[part].min()), float(ts[part].max()), self._performance(frame.iloc[part]))
+            for part in parts
+        ]
 
     # -- monitors and alerts -----------------------------------------------------------
 
@@ -1001,6 +1263,39 @@ class MonitoringService:
         if raised:
             out["alerts_raised"] = raised
         return out
+
+
+@dataclass(frozen=True)
+class _LargeWindow:
+    """A window of the typed log to read in batches: its files, filter, leading rows to skip
+    (``last``) and rows."""
+
+    files: builtins.list[Path]
+    filter: Any
+    skip: int
+    rows: int
+
+
+def _overrides(
+    column_tests: Mapping[str, ColumnTest] | None, present: Sequence[str]
+) -> tuple[dict[str, str], dict[str, float]]:
+    """(test, threshold) overrides of a monitor's columns that the window has."""
+    overrides = {c: t for c, t in (column_tests or {}).items() if c in present}
+    tests = {c: t.test for c, t in overrides.items() if t.test is not None}
+    limits = {c: t.threshold for c, t in overrides.items() if t.threshold is not None}
+    return tests, limits
+
+
+def _bucket_parts(ts: np.ndarray, buckets: int) -> tuple[np.ndarray, builtins.list[np.ndarray]]:
+    """(rows in time order, that order split into up to ``buckets`` runs of equal size)."""
+    order = np.argsort(ts, kind="stable")
+    parts = [p for p in np.array_split(order, min(buckets, ts.size)) if p.size]
+    return order, parts
+
+
+def _regression_like(head: Sequence[Any]) -> bool:
+    """Whether a window's first predictions are a regressor's: floats, none a whole number."""
+    return bool(head) and all(isinstance(v, float) and not float(v).is_integer() for v in head)
 
 
 def _numeric_prediction(schema: Any, out_prefix: str) -> bool:
