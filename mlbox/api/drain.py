@@ -20,20 +20,41 @@ import uvicorn
 
 from mlbox.serving.admission import Admission
 
+LAG_PROBE_S = 0.005
+"""How often the event loop's lag is measured for the admission (`watch_loop_lag`)."""
+
 GRACE_S = 0.3
 """The least time spent draining: requests already on their way (in socket buffers, on keep-alive
 connections) arrive, are read and answered with ``Connection: close`` before connections close."""
 
 
+async def watch_loop_lag(admission: Admission, every_s: float = LAG_PROBE_S) -> None:
+    """Tell ``admission`` how late this event loop wakes a timer, every ``every_s`` (see
+    `mlbox.serving.admission`: a loop running late is time requests wait before the door)."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + every_s
+        await asyncio.sleep(every_s)
+        admission.observe_lag(max(0.0, loop.time() - due))
+
+
 class DrainingServer(uvicorn.Server):
-    """uvicorn's server whose shutdown drains the scoring path first (see module)."""
+    """uvicorn's server whose shutdown drains the scoring path first (see module); while it
+    serves, it feeds the admission its event loop's lag (`watch_loop_lag`)."""
 
     def __init__(self, config: uvicorn.Config, *, admission: Admission, drain_s: float) -> None:
         super().__init__(config)
         self.admission = admission
         self.drain_s = drain_s
+        self._lag_probe: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self._lag_probe = asyncio.get_running_loop().create_task(watch_loop_lag(self.admission))
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._lag_probe is not None:
+            self._lag_probe.cancel()
         self.admission.drain()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.drain_s

@@ -38,6 +38,16 @@ overload (arrivals independent of answers, past capacity) requests arrive
 faster than they are answered, the queue grows without bound, and that is
 when refusing keeps the admitted requests' latency.
 
+Neither limit sees time a request spent before it reached the door: in socket
+buffers, while the event loop was busy reading and answering others. A fast
+model at twice its capacity on two cores saturates the loop itself (measured:
+health p99 178 ms, 503s after 197 ms). So the loop's lag is watched too
+(`observe_lag`, fed by `mlbox.api.drain.DrainingServer` every few
+milliseconds): while a model is pressed and the loop runs more than
+`MAX_LOOP_LAG_S` late, its requests are refused at once. A refusal costs a
+fraction of an answer, so the loop catches up; a busy machine that merely
+slows a closed loop down is never pressed, so lag alone refuses nothing.
+
 It holds values and arithmetic only: the caller passes the clock
 (``now``, seconds), and one event loop calls it (no lock). The same object
 serves `mlbox.api.serving.ScoringFastPath` and the Litestar handlers, so a
@@ -67,6 +77,10 @@ PRESSED_WINDOWS = 2
 """Consecutive windows of more arrivals than answers that make pressure. One is not enough: a
 closed loop starting (sixteen clients sending their first request at once) outpaces its
 answers for one window, then keeps pace; an open loop past capacity outpaces them in every one."""
+
+MAX_LOOP_LAG_S = 0.01
+"""How late the event loop may run while a model is pressed before that model's requests are
+refused at once (what they have already waited is about this lag)."""
 
 WINDOW_S = 10.0
 """How long one window of the fastest-answer baseline lasts; the baseline is the fastest
@@ -166,6 +180,8 @@ class Admission:
         """Requests refused so far (all reasons)."""
         self.draining = False
         self.gates: dict[str, Gate] = {}
+        self.loop_lag_s = 0.0
+        """How late the event loop last woke a timer (`observe_lag`)."""
 
     def enter(self, key: str, now: float) -> Ticket:
         """Admit a request for model ``key`` or raise `Overloaded` saying which limit it hit."""
@@ -187,6 +203,13 @@ class Admission:
         if self.tolerance > 0 and gate.pressed():
             held = little_limit(gate.rate, gate.baseline(), self.tolerance)
             gate.limit = min(gate.limit, max(float(self.min_per_model), held))
+            if self.loop_lag_s > MAX_LOOP_LAG_S:
+                self.shed += 1
+                raise Overloaded(
+                    f"the server runs {self.loop_lag_s * 1000:.0f} ms behind reading requests while {key}"
+                    " is asked more than it answers; retry later",
+                    retry_after_s=self.retry_after_s,
+                )
         if self.tolerance > 0 and gate.inflight >= max(self.min_per_model, int(gate.limit)):
             self.shed += 1
             raise Overloaded(
@@ -224,6 +247,10 @@ class Admission:
         gate.limit = next_limit(
             gate.limit, latency, baseline, self.tolerance, float(self.min_per_model), float(self.max_inflight)
         )
+
+    def observe_lag(self, lag_s: float) -> None:
+        """The event loop woke a timer ``lag_s`` late (`mlbox.api.drain.watch_loop_lag`)."""
+        self.loop_lag_s = lag_s
 
     def drain(self) -> None:
         """Refuse every new request from now on (the appliance is stopping)."""

@@ -147,7 +147,9 @@ def test_an_open_loop_past_capacity_is_held_near_its_unloaded_latency_from_the_f
     once pressure is seen (Little's law), so the overload's first second does not fill the p99 with
     requests queued hundreds of milliseconds (253 ms here before the clamp, 357 ms measured in
     `scripts/bench/overload.py`)."""
-    p99, shed = _open_loop_p99(Admission(max_inflight=256, tolerance=2.0, min_per_model=3), 0.003, 0.0015, 2.0)
+    p99, shed = _open_loop_p99(
+        Admission(max_inflight=256, tolerance=2.0, min_per_model=3), 0.003, 0.0015, 2.0
+    )
     assert p99 < 0.05
     assert 500 < shed < 900  # about half of the ~1,330 arrivals
 
@@ -155,3 +157,18 @@ def test_an_open_loop_past_capacity_is_held_near_its_unloaded_latency_from_the_f
 def test_an_open_loop_within_capacity_is_never_refused() -> None:
     p99, shed = _open_loop_p99(Admission(max_inflight=256, tolerance=2.0, min_per_model=3), 0.003, 0.004, 2.0)
     assert shed == 0 and p99 < 0.004
+
+
+def test_a_late_event_loop_refuses_a_pressed_models_requests_only() -> None:
+    """The loop 30 ms late: a model asked faster than it answers is refused at once; one that is
+    not (a closed loop on a busy machine) is admitted as before."""
+    door = Admission(max_inflight=1024, tolerance=2.0, min_per_model=3)
+    door.observe_lag(0.03)
+    calm = door.enter("calm", 0.0)
+    door.leave(calm, 0.001)
+    now, held = 0.0, []
+    with pytest.raises(Overloaded, match="30 ms behind"):
+        for _ in range(1000):  # 8 arrivals per ms, none answered: pressed after two windows
+            held.append(door.enter("busy", now))
+            now += 0.000125
+    assert now > 0.05  # two whole pressure windows went by before the first refusal
