@@ -15,6 +15,7 @@ import pytest
 from litestar.testing import TestClient
 
 from mlbox.api.app import create_app
+from mlbox.api.mlflow_fast import MlflowFastPath
 from mlbox.mlflow import protocol
 from mlbox.services import Services
 from mlbox.store.errors import InvalidInput
@@ -430,3 +431,103 @@ def test_logged_model_files_live_in_its_run(client: TestClient[Any]) -> None:
         "INVALID_PARAMETER_VALUE",
     )
     mlflow_error(client.get(f"{API}/logged-models/m-nope"), 404, "RESOURCE_DOES_NOT_EXIST")
+
+
+# -- the metric fast path ------------------------------------------------------------------
+
+
+def test_metric_logging_takes_the_fast_path_and_keeps_litestars_answers(services: Services) -> None:
+    """log-metric and metrics-only log-batch are answered before Litestar; whatever would not be a
+    plain 200 goes to the Litestar handlers, so errors, the token and the Host check stay theirs."""
+    app = create_app(services, token=TOKEN)
+    fast = app.asgi_handler
+    assert isinstance(fast, MlflowFastPath)
+    with TestClient(app, base_url=BASE) as client:
+        client.headers.update(AUTH)
+        rid = new_run(client)["info"]["run_id"]
+        for step in range(5):
+            body = {
+                "run_id": rid,
+                "key": "loss",
+                "value": 1.0 / (step + 1),
+                "timestamp": 1_700_000_000_000,
+                "step": step,
+            }
+            ok(client.post(f"{API}/runs/log-metric", json=body))
+        metrics = [{"key": f"k{i % 3}", "value": float(i), "timestamp": 1_700_000_000_000 + i, "step": i // 3}
+                   for i in range(30)]  # fmt: skip
+        ok(client.post("/ajax-api/2.0/mlflow/runs/log-batch", json={"run_id": rid, "metrics": metrics}))
+        ok(client.post(f"{API}/runs/log-metric", json={"run_uuid": rid, "key": "nan", "value": "NaN"}))
+        assert fast.answered == 7
+
+        # refused there, answered by Litestar as before
+        mlflow_error(
+            client.post(f"{API}/runs/log-metric", json={"run_id": "424242", "key": "m", "value": 1.0}),
+            404,
+            "RESOURCE_DOES_NOT_EXIST",
+        )
+        msg = mlflow_error(
+            client.post(f"{API}/runs/log-metric", json={"run_id": rid, "key": "m", "value": [1]}),
+            400,
+            "INVALID_PARAMETER_VALUE",
+        )
+        assert "metrics[0].value" in msg
+        msg = mlflow_error(
+            client.post(f"{API}/runs/log-batch", json={"run_id": rid, "metrics": [{"key": "", "value": 1}]}),
+            400,
+            "INVALID_PARAMETER_VALUE",
+        )
+        assert "metrics[0].key" in msg
+        no_token = client.post(
+            f"{API}/runs/log-metric",
+            json={"run_id": rid, "key": "m", "value": 1.0},
+            headers={"Authorization": "Bearer wrong"},
+        )
+        mlflow_error(no_token, 401, "UNAUTHENTICATED")
+        other_host = client.post(
+            f"{API}/runs/log-metric",
+            json={"run_id": rid, "key": "m", "value": 1.0},
+            headers={"Host": "evil.example"},
+        )
+        assert other_host.status_code >= 400
+        # a batch with params is Litestar's; its points still go through the same intake
+        ok(client.post(f"{API}/runs/log-batch", json={"run_id": rid, "metrics": metrics[:3],
+                                                     "params": [{"key": "p", "value": "1"}]}))  # fmt: skip
+        assert fast.answered == 7
+
+        hist = ok(client.get(f"{API}/metrics/get-history", params={"run_id": rid, "metric_key": "loss"}))
+        assert [(m["step"], m["value"]) for m in hist["metrics"]] == [(s, 1.0 / (s + 1)) for s in range(5)]
+        k0 = ok(client.get(f"{API}/metrics/get-history", params={"run_id": rid, "metric_key": "k0"}))
+        stamps = [1_700_000_000_000 + i for i in range(0, 30, 3)] + [1_700_000_000_000]  # + the params batch
+        assert sorted(m["timestamp"] for m in k0["metrics"]) == sorted(stamps)
+        # answered, not yet read by anyone: committed when the app stops
+        ok(
+            client.post(
+                f"{API}/runs/log-metric", json={"run_id": rid, "key": "last", "value": 7.0, "step": 3}
+            )
+        )
+    assert [(p.step, p.value) for p in services.tracking.metric_history(int(rid), "last")] == [(3, 7.0)]
+    assert services.tracking.get_run(int(rid)).metrics["nan"] is None  # NaN kept as NaN (None here)
+    assert "m" not in services.tracking.get_run(int(rid)).metrics
+
+
+def test_metric_points_read_mlflows_json() -> None:
+    points = protocol.metric_points(
+        [
+            {"key": "a", "value": 1, "timestamp": 1_500, "step": 2},
+            {"key": "a", "value": "-Infinity", "step": "3"},
+            {"key": "b", "value": 0.5, "timestamp": None},
+        ],
+        now=9.0,
+    )
+    assert points == [("a", 2, 1.5, 1.0), ("a", 3, 9.0, -float("inf")), ("b", 0, 9.0, 0.5)]
+    for bad, field in [
+        ([{"key": "a", "value": True}], "metrics[0].value"),
+        ([{"key": "a", "value": 1}, {"key": "a\n", "value": 1}], "metrics[1].key"),
+        ([{"key": "a", "value": 1, "step": 2**63}], "metrics[0].step"),
+        ([{"key": "a", "value": 1, "timestamp": "soon"}], "metrics[0].timestamp"),
+        ({"key": "a"}, "metrics"),
+    ]:
+        with pytest.raises(InvalidInput) as err:
+            protocol.metric_points(bad, now=0.0)
+        assert err.value.field == field

@@ -175,3 +175,114 @@ def test_mlflow_meanings_where_mlbox_differs(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(InvalidInput, match="MLFLOW_TRACKING_URI"):
         mlflow.set_tracking_uri("http://127.0.0.1:5000")
     assert mlflow.active_run() is None and mlflow.last_active_run() is not None
+
+
+TORCH_LOOP = textwrap.dedent(
+    """
+    import json
+
+    import mlflow
+    import torch
+    from torch import nn
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    X = torch.randn(256, 4)
+    y = (X.sum(1, keepdim=True) > 0).float()
+    loader = DataLoader(TensorDataset(X, y), batch_size=32, shuffle=True)
+    val_loader = DataLoader(TensorDataset(X[:64], y[:64]), batch_size=32)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 1))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    loss_fn = nn.BCEWithLogitsLoss()
+
+    mlflow.pytorch.autolog()
+
+
+    @mlflow.pytorch.autolog
+    def train_step(xb, yb):
+        optimizer.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+
+    with mlflow.start_run(run_name="torch-loop") as run:
+        for epoch in range(3):
+            model.train()
+            for xb, yb in loader:
+                train_step(xb, yb)
+            scheduler.step()
+            model.eval()
+            with torch.no_grad():
+                val = sum(loss_fn(model(xb), yb).item() for xb, yb in val_loader)
+            mlflow.log_metric("val_loss", val, step=epoch)
+    pred = model(X[:3]).detach().numpy().tolist()  # the model as logged when the run ended
+
+    mlflow.pytorch.autolog(disable=True)
+    with mlflow.start_run(run_name="not-logged") as quiet:
+        train_step(X[:8], y[:8])
+
+    mlflow.log_metric("left_open", 1.0)  # starts a run that the script never ends
+    print(json.dumps({
+        "run_id": run.info.run_id,
+        "quiet": quiet.info.run_id,
+        "open": mlflow.active_run().info.run_id,
+        "rows": X[:3].tolist(),
+        "pred": pred,
+    }))
+    """
+)
+
+
+def test_pytorch_autolog_follows_a_plain_training_loop(tmp_path: Path) -> None:
+    """Optimizer settings, the wrapped step's loss, epoch means, lr, and the trained model."""
+    pytest.importorskip("torch")
+    home = tmp_path / "home"
+    script = TORCH_LOOP.replace("\nimport mlflow\n", "\nimport mlbox.mlflow as mlflow\n")
+    assert script != TORCH_LOOP
+    (tmp_path / "train.py").write_text(script)
+    env = {"MLBOX_HOME": str(home), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "train.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+
+    services = Services.open(Settings.from_env({"MLBOX_HOME": str(home)}))
+    tracking = services.tracking
+    rid = int(out["run_id"])
+    run = tracking.get_run(rid)
+    assert run.status == "finished"
+    assert {k: run.params[k] for k in ("optimizer_name", "lr", "momentum", "weight_decay")} == {
+        "optimizer_name": "SGD",
+        "lr": "0.1",
+        "momentum": "0.9",
+        "weight_decay": "0",
+    }
+    steps = [p.step for p in tracking.metric_history(rid, "loss")]
+    assert steps == list(range(24))  # 3 epochs of 8 batches
+    epochs = tracking.metric_history(rid, "loss_epoch")
+    first, last = epochs[0].value, epochs[-1].value
+    assert [p.step for p in epochs] == [0, 1, 2] and first is not None and last is not None and last < first
+    assert [p.value for p in tracking.metric_history(rid, "lr")] == pytest.approx([0.1, 0.05, 0.025])
+    assert [p.step for p in tracking.metric_history(rid, "val_loss")] == [0, 1, 2]
+
+    import mlbox.mlflow as mlflow
+    from mlbox.tracking import client as tracking_client
+
+    old = tracking_client._default
+    try:
+        tracking_client._default = None
+        mlflow.set_tracking_uri(str(home))
+        loaded = mlflow.pyfunc.load_model(f"runs:/{rid}/model")
+        pred = loaded.predict(np.asarray(out["rows"], dtype=np.float32))
+    finally:
+        tracking_client._default = old
+    assert np.allclose(np.asarray(pred).reshape(-1), np.asarray(out["pred"]).reshape(-1), atol=1e-5)
+
+    quiet = tracking.get_run(int(out["quiet"]))
+    assert "optimizer_name" not in quiet.params and quiet.metrics == {}
+    left = tracking.get_run(int(out["open"]))  # MLflow ends a run left open when the script exits
+    assert left.status == "finished" and left.metrics == {"left_open": 1.0}

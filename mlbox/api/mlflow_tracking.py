@@ -27,6 +27,7 @@ from litestar.params import FromPath, JSONBody
 
 from mlbox.api.mlflow_errors import MLFLOW_EXCEPTION_HANDLERS, both
 from mlbox.mlflow import protocol as p
+from mlbox.mlflow.intake import intake_for
 from mlbox.mlflow.state import LoggedModel, MlflowState, state_for
 from mlbox.store.errors import InvalidInput, NotFound
 from mlbox.tracking.schemas import Experiment, Run
@@ -175,22 +176,24 @@ class Mlflow:
                 _touched.clear()
 
     def log_batch(self, run_id: int, data: Body) -> None:
-        """Params, tags, then points, each one transaction (each checks the run exists)."""
+        """Params and tags, each one transaction (each checks the run exists), then the points
+        through the intake (`mlbox.mlflow.intake`: committed in batches, as the fast path does)."""
         params = p.pairs(data.get("params"), "params")
         tags = p.pairs(data.get("tags"), "tags")
-        metrics = data.get("metrics") or []
-        if not isinstance(metrics, list):
-            raise InvalidInput("metrics must be a list", field="metrics")
-        points = [_point(m, f"metrics[{i}]") for i, m in enumerate(metrics)]
+        points = p.metric_points(data.get("metrics") or [], time.time())
         if params:
             self.tracking.log_params(run_id, dict(params))
         if tags:
             self.tracking.set_tags(run_id, dict(tags))
+        self.run(run_id)
         if points:
-            self.tracking.log_points(run_id, points)
-        if not (params or tags or points):
-            self.run(run_id)
-        self.touch(run_id)
+            intake_for(self.tracking).add(run_id, points)
+        if params or tags:
+            self.touch(run_id)  # points refresh the heartbeat when they are committed
+
+    def flush(self) -> None:
+        """Commit the points the intake holds: what a read answers includes every answered point."""
+        intake_for(self.tracking).flush()
 
     def logged_model_json(self, m: LoggedModel) -> Body:
         return {
@@ -217,35 +220,6 @@ def _finite(value: float | None) -> float | str:
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return value
-
-
-def _number(value: object, field: str) -> float:
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("nan", "infinity", "inf", "-infinity", "-inf"):
-            return float(lowered.replace("infinity", "inf"))
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise InvalidInput(f"{field} must be a number, got {value!r}", field=field)
-    try:
-        return float(value)
-    except ValueError:
-        raise InvalidInput(f"{field} must be a number, got {value!r}", field=field) from None
-
-
-def _point(item: object, field: str) -> tuple[str, int, float, float]:
-    if not isinstance(item, dict):
-        raise InvalidInput(f"{field} must be an object", field=field)
-    key = item.get("key")
-    if not isinstance(key, str):
-        raise InvalidInput(f"{field}.key must be a string", field=f"{field}.key")
-    value = _number(item.get("value"), f"{field}.value")
-    ts = p.seconds(item.get("timestamp"), f"{field}.timestamp")
-    step_raw = item.get("step", 0) or 0
-    try:
-        step = int(step_raw)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"{field}.step must be an integer", field=f"{field}.step") from None
-    return key, step, time.time() if ts is None else ts, value
 
 
 class MlflowTrackingController(Controller):
@@ -369,11 +343,13 @@ class MlflowTrackingController(Controller):
     @get(both("/runs/get"), sync_to_thread=True, include_in_schema=False, status_code=200)
     def get_run(self, tracking: NamedDependency[TrackingService], request: Request[Any, Any, Any]) -> Body:
         m = Mlflow(tracking)
+        m.flush()
         return {"run": m.run_json(m.run(_run_id(_query(request))), full=True)}
 
     @post(both("/runs/update"), sync_to_thread=True, include_in_schema=False, status_code=200)
     def update_run(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
+        m.flush()  # a run that ends has every point it was answered for
         run_id = _run_id(data)
         run = m.run(run_id)
         name = _str(data, "run_name")
@@ -476,6 +452,7 @@ class MlflowTrackingController(Controller):
     @post(both("/runs/search"), sync_to_thread=True, include_in_schema=False, status_code=200)
     def search_runs(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
+        m.flush()
         ids = data.get("experiment_ids") or []
         if isinstance(ids, str):
             ids = [ids]
@@ -508,7 +485,9 @@ class MlflowTrackingController(Controller):
         query = _query(request)
         run_id = _run_id(query)
         key = _str(query, "metric_key", required=True)
-        Mlflow(tracking).run(run_id)
+        m = Mlflow(tracking)
+        m.run(run_id)
+        m.flush()
         try:
             points = tracking.metric_history(run_id, key)
         except NotFound:
@@ -540,6 +519,7 @@ class MlflowTrackingController(Controller):
         ids = [ids] if isinstance(ids, str) else ids
         key = _str(query, "metric_key", required=True)
         max_points = p.max_results(query.get("max_results"), 320, limit=100_000)
+        Mlflow(tracking).flush()
         out: list[Body] = []
         for rid in ids:
             run_id = p.int_id(rid, "run_ids")

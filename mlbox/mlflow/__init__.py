@@ -20,12 +20,13 @@ Heavy imports (pandas, the frameworks) happen inside the functions that need the
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -292,6 +293,11 @@ def last_active_run() -> Run | None:
     return _fluent.stack[-1] if _fluent.stack else _fluent.last
 
 
+_before_end: list[Callable[[str, str], None]] = []
+"""Called with (run id, MLflow status) before a run ends, while it is still the active one
+(autologging logs the trained model there: `mlbox.mlflow.pytorch`)."""
+
+
 def end_run(status: str = "FINISHED") -> None:
     """End the innermost active run with MLflow's status (``FINISHED``, ``FAILED``, ``KILLED``)."""
     mlbox_status = p.status_from_mlflow(status)
@@ -300,13 +306,33 @@ def end_run(status: str = "FINISHED") -> None:
     with _fluent.lock:
         if not _fluent.stack:
             return
-        active = _fluent.stack.pop()
+        active = _fluent.stack[-1]
         rid = int(active.info.run_id)
         try:
-            active.writer.close()  # type: ignore[attr-defined]
+            for hook in list(_before_end):
+                hook(active.info.run_id, str(status).upper())
         finally:
-            _tracking().end_run(rid, mlbox_status)
+            _fluent.stack.pop()
+            try:
+                active.writer.close()  # type: ignore[attr-defined]
+            finally:
+                _tracking().end_run(rid, mlbox_status)
         _fluent.last = Run.of(_tracking().get_run(rid))
+
+
+@atexit.register
+def _end_runs_at_exit() -> None:
+    """MLflow ends the runs a script left open when it exits: FINISHED, or FAILED after an
+    uncaught exception; their buffered points are committed first."""
+    import sys
+
+    status = "FAILED" if getattr(sys, "last_value", None) is not None else "FINISHED"
+    while _fluent.stack:
+        try:
+            end_run(status)
+        except Exception as exc:  # the interpreter is going away: say why, do not raise
+            print(f"mlbox.mlflow: could not end run at exit: {exc}", file=sys.stderr)
+            _fluent.stack.pop()
 
 
 def _active_id(run_id: str | None = None) -> int:
@@ -532,11 +558,22 @@ def register_model(
     return ModelVersion.of(mv)
 
 
-def autolog(*args: Any, **kwargs: Any) -> None:
-    """Turn on scikit-learn autologging (MLflow's ``mlflow.autolog()``): see `mlbox.mlflow.sklearn.autolog`."""
-    from mlbox.mlflow import sklearn
+def autolog(log_models: bool = True, disable: bool = False, **kwargs: Any) -> None:
+    """MLflow's ``mlflow.autolog()``: scikit-learn (`mlbox.mlflow.sklearn.autolog`) when it is
+    installed, and plain PyTorch loops (`mlbox.mlflow.pytorch.autolog`) when torch is already
+    imported (importing torch here would cost every other script seconds; call
+    ``mlflow.pytorch.autolog()`` to turn it on before)."""
+    import importlib.util
+    import sys
 
-    sklearn.autolog(*args, **kwargs)
+    if importlib.util.find_spec("sklearn") is not None:
+        from mlbox.mlflow import sklearn
+
+        sklearn.autolog(log_models=log_models, disable=disable)
+    if "torch" in sys.modules:
+        from mlbox.mlflow import pytorch
+
+        pytorch.autolog(log_models=log_models, disable=disable)
 
 
 def __getattr__(name: str) -> Any:

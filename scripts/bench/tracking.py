@@ -74,11 +74,49 @@ BATCH_SIZES = ("32", "64", "128", "256")
 
 # Runs in the peer venv's interpreter; prints one JSON line with its figures.
 MLFLOW_CODE = r"""
-import json, sys, time
+import json, os, sys, time
 cfg = json.loads(sys.argv[1])
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric
+
+
+def server_cpu():
+    # CPU seconds of the server process and its descendants (mlflow server runs uvicorn in a child)
+    pid = cfg.get("server_pid")
+    if not pid:
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    rest = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / tick)
+    tree, grew = {pid}, True
+    while grew:
+        grew = False
+        for p, (ppid, _) in stats.items():
+            if ppid in tree and p not in tree:
+                tree.add(p)
+                grew = True
+    return sum(stats[p][1] for p in tree if p in stats)
+
+
+def cpu():
+    return time.process_time(), server_cpu()
+
+
+def spent(before, key):
+    c0, s0 = before
+    c1, s1 = cpu()
+    out[key + "_client_cpu_s"] = c1 - c0
+    if s0 is not None and s1 is not None:
+        out[key + "_server_cpu_s"] = s1 - s0
+
 
 mlflow.set_tracking_uri(cfg["uri"])
 exp = mlflow.set_experiment("bench")  # creates the schema: not timed
@@ -86,19 +124,24 @@ out = {"version": mlflow.__version__}
 
 n = cfg["log_metric_calls"]
 with mlflow.start_run() as run:
+    before = cpu()
     t0 = time.perf_counter()
     for step in range(n):
         mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
     out["log_metric_s"] = time.perf_counter() - t0
+    spent(before, "log_metric")
     single_id = run.info.run_id
+out["log_metric_ended_s"] = time.perf_counter() - t0  # the run ended: every point committed
 
 client = MlflowClient()
 batch_run = client.create_run(exp.experiment_id)
 keys = ["metric_%d" % i for i in range(cfg["keys"])]
 size, total = cfg["batch_size"], cfg["batch_points"]
+before = cpu()
 t0 = time.perf_counter()
 sent = 0
 step = 0
+calls = 0
 while sent < total:
     ts = int(time.time() * 1000)
     batch = []
@@ -108,9 +151,13 @@ while sent < total:
         step += 1
     client.log_batch(batch_run.info.run_id, metrics=batch)
     sent += len(batch)
+    calls += 1
 out["log_batch_s"] = time.perf_counter() - t0
+spent(before, "log_batch")
 out["log_batch_points"] = sent
+out["log_batch_calls"] = calls
 client.set_terminated(batch_run.info.run_id)
+out["log_batch_ended_s"] = time.perf_counter() - t0  # the run ended: every point committed
 
 out["log_metric_stored"] = len(client.get_metric_history(single_id, "loss"))
 out["log_batch_stored"] = sum(len(client.get_metric_history(batch_run.info.run_id, k)) for k in keys)
@@ -313,6 +360,14 @@ def _run_client(peer: _peers.Peer, tmp: Path, cfg: dict[str, Any], token: str | 
     out: dict[str, Any] = json.loads(lines[-1])
     out["log_metric_rate"] = cfg["log_metric_calls"] / out["log_metric_s"]
     out["log_batch_rate"] = out["log_batch_points"] / out["log_batch_s"]
+    out["log_metric_ended_rate"] = cfg["log_metric_calls"] / out["log_metric_ended_s"]
+    out["log_batch_ended_rate"] = out["log_batch_points"] / out["log_batch_ended_s"]
+    # CPU per request, in the server (with its children) and in the client
+    per_call = {"log_metric": cfg["log_metric_calls"], "log_batch": out["log_batch_calls"]}
+    for kind, n in per_call.items():
+        for side in ("server", "client"):
+            if f"{kind}_{side}_cpu_s" in out:
+                out[f"{kind}_{side}_cpu_us_per_call"] = out[f"{kind}_{side}_cpu_s"] / n * 1e6
     out["complete"] = (
         out["log_metric_stored"] == cfg["log_metric_calls"]
         and out["log_batch_stored"] == out["log_batch_points"]
@@ -351,7 +406,7 @@ def bench_mlflow_rest(tmp: Path, calls: int, batch_points: int, res: Results) ->
         say(
             f"MLflow {peer.version} client into mlbox up ({url}): {calls:,} log_metric, {batch_points:,} points …"
         )
-        figures["mlbox"] = _run_client(peer, tmp, {**cfg, "uri": url}, token)
+        figures["mlbox"] = _run_client(peer, tmp, {**cfg, "uri": url, "server_pid": up.pid}, token)
 
         # MLflow's own server, SQLite backend
         port = _free_port()
@@ -371,7 +426,9 @@ def bench_mlflow_rest(tmp: Path, calls: int, batch_points: int, res: Results) ->
             res.notes.append(f"MLflow REST: mlflow server did not start (see {tmp / 'mlflow-server.log'})")
             return
         say(f"MLflow {peer.version} client into mlflow server (SQLite): the same workload …")
-        figures["server"] = _run_client(peer, tmp, {**cfg, "uri": f"http://127.0.0.1:{port}"}, None)
+        figures["server"] = _run_client(
+            peer, tmp, {**cfg, "uri": f"http://127.0.0.1:{port}", "server_pid": server.pid}, None
+        )
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         res.notes.append(f"MLflow REST: failed: {exc}")
     finally:
@@ -618,38 +675,25 @@ def report(res: Results) -> str:
         )
     rest = f.get("rest")
     if rest and "mlbox" in rest:
-        mb = rest["mlbox"]
-        rows.append(
-            (
-                f"MLflow {rest['version']} client → mlbox up: log_metric",
-                f"{mb['log_metric_rate']:,.0f} points/s",
-                "",
-                "",
-            )
-        )
-        rows.append(("MLflow client → mlbox up: log_batch", f"{mb['log_batch_rate']:,.0f} points/s", "", ""))
-        sv = rest.get("server")
-        if sv:
-            rows.append(
-                (
-                    "MLflow client → mlflow server (SQLite): log_metric",
-                    f"{sv['log_metric_rate']:,.0f} points/s",
-                    "",
-                    "",
-                )
-            )
-            rows.append(
-                (
-                    "MLflow client → mlflow server (SQLite): log_batch",
-                    f"{sv['log_batch_rate']:,.0f} points/s",
-                    "",
-                    "",
-                )
-            )
-            for kind in ("log_metric", "log_batch"):
+        sides = [("mlbox up", rest["mlbox"])]
+        if rest.get("server"):
+            sides.append(("mlflow server (SQLite)", rest["server"]))
+        for kind in ("log_metric", "log_batch"):
+            for label, fig in sides:
+                rows.append((f"MLflow {rest['version']} client → {label}: {kind}",
+                             f"{fig[f'{kind}_rate']:,.0f} points/s ({fig[f'{kind}_ended_rate']:,.0f} until"
+                             " the run ended)", "", ""))  # fmt: skip
+                cpu = [f"{side} {fig[f'{kind}_{side}_cpu_us_per_call']:,.0f} µs"
+                       for side in ("server", "client") if f"{kind}_{side}_cpu_us_per_call" in fig]  # fmt: skip
+                if cpu:
+                    rows.append(("  CPU per request", ", ".join(cpu), "", ""))
+            if len(sides) == 2:
+                mb, sv = sides[0][1], sides[1][1]
                 ratio = mb[f"{kind}_rate"] / sv[f"{kind}_rate"]
                 rest[f"ratio_{kind}"] = ratio
-                rows.append((f"ratio over REST, {kind}: mlbox / MLflow server", f"{ratio:,.1f}×",
+                rest[f"ratio_{kind}_ended"] = mb[f"{kind}_ended_rate"] / sv[f"{kind}_ended_rate"]
+                rows.append((f"ratio over REST, {kind}: mlbox / MLflow server", f"{ratio:,.1f}×"
+                             f" ({rest[f'ratio_{kind}_ended']:,.1f}× until ended)",
                              f"≥ {REST_TARGET:.0f}×", verdict(ratio >= REST_TARGET)))  # fmt: skip
     s = f.get("search")
     if s:
