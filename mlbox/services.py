@@ -155,13 +155,25 @@ def _notebooks(stores: Stores, built: Built) -> NotebookService:
 
 def _features(stores: Stores, built: Built) -> FeatureStore:
     registry: RegistryService = built["registry"]
-    return FeatureStore(
+    store = FeatureStore(
         stores.db,
         stores.home,
         memory_limit=stores.settings.features.memory_limit,
         threads=stores.settings.features.threads,
         model_features=lambda: model_feature_refs(registry),
     )
+    built["tracking"].run_dependents.add("features", lambda ids: _training_sets_of(store, ids))
+    return store
+
+
+def _training_sets_of(features: FeatureStore, run_ids: Sequence[int]) -> list[str]:
+    """Training-set records that name one of these runs: deleting the run would break their lineage."""
+    wanted = set(run_ids)
+    return [
+        f"training set {t.id} was built for run {t.run_id}"
+        for t in features.training_sets(limit=1 << 62)
+        if t.run_id in wanted
+    ]
 
 
 def _serving(stores: Stores, built: Built) -> ServingService:
@@ -169,7 +181,7 @@ def _serving(stores: Stores, built: Built) -> ServingService:
     `Services` builds it for free."""
     settings = stores.settings.serving
     features: FeatureStore = built["features"]
-    return ServingService(
+    serving = ServingService(
         built["registry"],
         settings,
         PredictionLog(
@@ -180,6 +192,11 @@ def _serving(stores: Stores, built: Built) -> ServingService:
         features=lambda rows, refs: features.get_online_features(rows, refs, full_feature_names=True),
         placer=LeasedGpus(built["scheduler"]),
     )
+    built["registry"].version_dependents.add(
+        "serving",
+        lambda keys: [f"{n}/{v} is served (pinned)" for n, v in keys if f"{n}/{v}" in serving.served()],
+    )
+    return serving
 
 
 def _monitoring(stores: Stores, built: Built) -> MonitoringService:

@@ -44,6 +44,9 @@ class Settings:
     marked crashed (used when its pid cannot be checked, e.g. another host)."""
     reap_every_s: float = 2.0
     """``MLBOX_REAP_EVERY_S``: how often the appliance looks for crashed runs."""
+    retention_days: float = 30.0
+    """``MLBOX_RETENTION_DAYS``: deleted runs and experiments stay restorable this long;
+    ``mlbox gc`` purges them afterwards (its ``--older-than`` default)."""
     serving: ServingSettings = field(default_factory=ServingSettings)
     """``MLBOX_SERVING_*``: the scoring path (batching, queues, limits, shadow, prediction log)."""
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
@@ -75,6 +78,7 @@ class Settings:
             ("MLBOX_HEARTBEAT_S", "heartbeat_s"),
             ("MLBOX_CRASH_AFTER_S", "crash_after_s"),
             ("MLBOX_REAP_EVERY_S", "reap_every_s"),
+            ("MLBOX_RETENTION_DAYS", "retention_days"),
         ):
             if env.get(name):
                 kind: type[int] | type[float] = int if attr == "port" else float

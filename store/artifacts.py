@@ -12,6 +12,9 @@ Invariants:
 * Everything is private to the owner (`mlbox.store.private`): folders 0700, objects 0400.
 * A temporary's name records its writer (`mlbox.store.tempfiles`), so the one a killed
   writer left is found and removed (`ArtifactStore.remove_orphans`, at appliance start).
+* An object's mtime is when a writer last stored it: storing bytes already there touches the
+  object (and writes it afresh if it vanished meanwhile). `mlbox.store.gc` relies on that to
+  never remove an object a writer is about to record a reference to (`ArtifactStore.discard`).
 
 Logical artifact paths (``model/weights.pt``) live in the database and map to
 these names; `clean_relpath` is the one validator for them.
@@ -19,10 +22,12 @@ these names; `clean_relpath` is the one validator for them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import stat
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -90,8 +95,8 @@ class ArtifactStore:
                 os.fsync(out.fileno())
             sha = digest.hexdigest()
             final = self._path(sha)
-            if self._intact(sha):
-                return Blob(sha, size)  # same content already stored
+            if self._intact(sha) and _touch(final):
+                return Blob(sha, size)  # same content already stored (and now marked fresh for gc)
             # missing, or a damaged copy: the fresh bytes replace it
             private.make_dirs(final.parent)
             os.chmod(tmp, private.READ_ONLY_MODE)
@@ -121,6 +126,43 @@ class ArtifactStore:
         except (NotFound, IntegrityError):
             return False
         return True
+
+    def objects(self) -> Iterator[tuple[str, int, float]]:
+        """``(sha256, size, mtime)`` of every object, in no particular order."""
+        for fan in os.scandir(self._objects):
+            if not fan.is_dir(follow_symlinks=False) or len(fan.name) != 2:
+                continue
+            for entry in os.scandir(fan.path):
+                sha = fan.name + entry.name
+                if not _SHA.fullmatch(sha):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed meanwhile
+                yield sha, st.st_size, st.st_mtime
+
+    def discard(self, sha256: str, *, touched_since: float) -> bool:
+        """Remove an object nothing references; False when it was kept (or already gone).
+
+        The object is first renamed aside, so no writer can touch it any more, and then looked
+        at: a writer that stored the same bytes before the rename touched it (mtime at or after
+        ``touched_since``) and may be recording a reference right now, so it goes back; a writer
+        after the rename finds no object and writes it afresh (`put_stream`)."""
+        final = self._path(sha256)
+        aside = self._tmp / tempfiles.temp_name()
+        try:
+            os.rename(final, aside)
+        except FileNotFoundError:
+            return False
+        try:
+            if os.lstat(aside).st_mtime >= touched_since:
+                with contextlib.suppress(FileExistsError):  # a writer stored it afresh meanwhile
+                    os.link(aside, final)
+                return False
+            return True
+        finally:
+            aside.unlink(missing_ok=True)
 
     def exists(self, sha256: str) -> bool:
         return self._path(sha256).is_file()
@@ -165,6 +207,17 @@ class ArtifactStore:
             for chunk in self.iter_bytes(sha256):
                 out.write(chunk)
         return dest
+
+
+def _touch(path: Path) -> bool:
+    """Mark an object as stored now (with the precise clock: the kernel's file times lag it
+    by a tick); False when it vanished since it was checked (`ArtifactStore.discard`)."""
+    now = time.time_ns()
+    try:
+        os.utime(path, ns=(now, now), follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _fsync_dir(path: Path) -> None:

@@ -779,6 +779,13 @@ class PipelineService:
             out.append(st)
         return out
 
+    def referenced_objects(self) -> set[str]:
+        """The artifact store objects step results are (frames, arrays): ``mlbox gc`` keeps them."""
+        rows = self.db.query(
+            "SELECT DISTINCT out_payload FROM step_runs WHERE out_kind IN ('frame', 'polars', 'array')"
+        )
+        return {r[0] for r in rows if r[0]}
+
     def _still_stored(self, kind: str, payload: str) -> bool:
         if kind in ("frame", "polars", "array"):
             return self.artifacts.exists(payload)

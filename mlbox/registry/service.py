@@ -37,7 +37,8 @@ from mlbox.registry.schemas import AliasMove, Lineage, LineageDataset, Model, Mo
 from mlbox.registry.signature import Signature
 from mlbox.store.artifacts import ArtifactStore, clean_relpath
 from mlbox.store.db import Database
-from mlbox.store.errors import InvalidInput, NotFound
+from mlbox.store.errors import Conflict, InvalidInput, NotFound
+from mlbox.tracking.dependents import Dependents, refusal
 from mlbox.tracking.service import TrackingService
 
 DEFAULT_ARTIFACT_PATH = "model"
@@ -77,6 +78,11 @@ class RegistryService:
         self.artifacts = artifacts
         self.tracking = tracking
         self.cache = ModelCache(cache_dir or artifacts.root.parent / "cache" / "models", artifacts)
+        self.version_dependents: Dependents[tuple[str, int]] = Dependents("model version")
+        """Checks asked before a version is deleted: aliases and composed models here; services
+        built later (serving's pinned versions) add theirs (`mlbox.tracking.dependents`)."""
+        self.version_dependents.add("registry", self._versions_needed)
+        tracking.run_dependents.add("registry", self._runs_needed)
         migrations.apply(db)
 
     # -- registration ----------------------------------------------------------------
@@ -186,6 +192,8 @@ class RegistryService:
         except NotFound:
             raise NotFound(f"no run with id {run_id}", field="run_id") from None
         run = detail.run
+        if run.deleted_at is not None:
+            raise Conflict(f"run {run_id} is deleted: restore it before registering from it", field="run_id")
         return Lineage(
             source=source,
             run_id=run.id,
@@ -440,3 +448,88 @@ class RegistryService:
         folder = self.cache.materialize(cache_key(mv.manifest, mv.files), mv.files, label)
         predictor = flavors.load_model(folder, mv.manifest, device=device)
         return LoadedModel(version=mv, predictor=predictor, folder=folder, device=device)
+
+    # -- deleting --------------------------------------------------------------------
+
+    def delete_version(self, name: str, version: int) -> ModelVersion:
+        """Remove a version for good (as MLflow does); returns it as it was. `Conflict` naming
+        what still needs it: an alias pointing at it, a composed model naming it as a part, a
+        pinned served version. Its files' objects are left to ``mlbox gc``."""
+        mv = self.get_version(name, version)
+        self.version_dependents.refuse_if_needed(
+            [(name, version)], f"model {name!r} version {version}", field="version"
+        )
+        with self.db.atomic() as conn:
+            self._remove_versions(conn, name, [version])
+        return mv
+
+    def delete_model(self, name: str) -> Model:
+        """Remove a model with all its versions and alias history; returns it as it was. `Conflict`
+        while an alias is left (delete the aliases first: they are what is served) or when
+        another model's composition names it."""
+        model = self.get_model(name)
+        if model.aliases:
+            shown = ", ".join(f"{name}@{a} -> version {v}" for a, v in sorted(model.aliases.items()))
+            raise Conflict(
+                f"cannot delete model {name!r}: aliases still point to it ({shown}); delete them first",
+                field="name",
+            )
+        versions = [v.version for v in self._versions(name)]
+        needed = self._parts_naming(name, None) + self.version_dependents.of([(name, v) for v in versions])
+        if needed:
+            raise Conflict(refusal(f"model {name!r}", needed), field="name")
+        with self.db.atomic() as conn:
+            self._remove_versions(conn, name, versions)
+            conn.execute("DELETE FROM alias_history WHERE model = ?", (name,))
+            conn.execute("DELETE FROM models WHERE name = ?", (name,))
+        return model
+
+    def _remove_versions(self, conn: sqlite3.Connection, name: str, versions: Sequence[int]) -> None:
+        """Delete the versions' rows; an alias set meanwhile makes SQLite's foreign key refuse it."""
+        try:
+            for v in versions:
+                conn.execute("DELETE FROM model_files WHERE model = ? AND version = ?", (name, v))
+                conn.execute("DELETE FROM model_versions WHERE model = ? AND version = ?", (name, v))
+        except sqlite3.IntegrityError:
+            raise Conflict(
+                f"an alias of model {name!r} was set meanwhile; try again", field="alias"
+            ) from None
+
+    def _versions_needed(self, keys: Sequence[tuple[str, int]]) -> list[str]:
+        found: list[str] = []
+        for name, version in keys:
+            for a in self.db.query(
+                "SELECT alias FROM aliases WHERE model = ? AND version = ? ORDER BY alias", (name, version)
+            ):
+                found.append(f"alias {name}@{a['alias']} points to version {version}")
+            found.extend(self._parts_naming(name, version))
+        return found
+
+    def _parts_naming(self, name: str, version: int | None) -> list[str]:
+        """Composed versions of other models (or of ``name``'s other versions) with a part that
+        names version ``version`` of ``name`` by number (None: any part naming ``name``)."""
+        found: list[str] = []
+        for r in self.db.query(
+            "SELECT model, version, manifest FROM model_versions WHERE flavor = 'composed' ORDER BY model, version"
+        ):
+            if r["model"] == name and (version is None or r["version"] == version):
+                continue
+            for part in json.loads(r["manifest"]).get("parts", []):
+                ref = parse_ref(part)
+                if ref.name == name and (version is None or ref.version == version):
+                    found.append(f"composed model {r['model']!r} version {r['version']} uses {part!r}")
+        return found
+
+    def _runs_needed(self, run_ids: Sequence[int]) -> list[str]:
+        rows = self.db.query(
+            "SELECT model, version, run_id FROM model_versions"
+            " WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY model, version",
+            (json.dumps(list(run_ids)),),
+        )
+        return [
+            f"model {r['model']!r} version {r['version']} was registered from run {r['run_id']}" for r in rows
+        ]
+
+    def referenced_objects(self) -> set[str]:
+        """The artifact store objects the versions' files are."""
+        return {r[0] for r in self.db.query("SELECT DISTINCT sha256 FROM model_files")}

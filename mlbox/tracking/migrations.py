@@ -105,3 +105,18 @@ def m002_pruned_runs(conn: sqlite3.Connection) -> None:
     """A run whose sweep trial was stopped by its pruner ends ``pruned``: one word everywhere
     (the job, the trial and the run), not ``killed`` on one screen and ``pruned`` on another."""
     widen_check(conn, "runs", "'killed', 'crashed')", "'killed', 'crashed', 'pruned')")
+
+
+@migrations
+def m003_deleted_marks(conn: sqlite3.Connection) -> None:
+    """Deleting a run or an experiment marks it (``deleted_at``), as MLflow's ``deleted``
+    lifecycle stage does: it leaves default listings, can be restored, and ``mlbox gc`` purges
+    it once the retention period has passed. The partial index keeps the purge's scan small."""
+    execute_script(
+        conn,
+        """
+        ALTER TABLE experiments ADD COLUMN deleted_at REAL;
+        ALTER TABLE runs ADD COLUMN deleted_at REAL;
+        CREATE INDEX runs_deleted ON runs (deleted_at) WHERE deleted_at IS NOT NULL;
+        """,
+    )

@@ -17,6 +17,8 @@ class Experiment(msgspec.Struct, frozen=True):
     description: str
     created_at: float
     run_count: int = 0
+    deleted_at: float | None = None
+    """When it was deleted (restorable until ``mlbox gc`` purges it); None while live."""
 
 
 class Run(msgspec.Struct, frozen=True):
@@ -37,6 +39,8 @@ class Run(msgspec.Struct, frozen=True):
     params: dict[str, str] = {}
     metrics: dict[str, float | None] = {}
     tags: dict[str, str] = {}
+    deleted_at: float | None = None
+    """When it was deleted (restorable until ``mlbox gc`` purges it); None while live."""
 
 
 class MetricPoint(msgspec.Struct, frozen=True, array_like=True):

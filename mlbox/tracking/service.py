@@ -19,8 +19,11 @@ from typing import Any
 from mlbox.store.artifacts import ArtifactStore, clean_relpath
 from mlbox.store.db import Database
 from mlbox.store.errors import Conflict, InvalidInput, NotFound
-from mlbox.tracking import metrics, search
+from mlbox.tracking import lifecycle, metrics, search
+from mlbox.tracking.dependents import Dependents, refusal
 from mlbox.tracking.keys import RunKeys, run_keys
+from mlbox.tracking.lifecycle import Lifecycle, Purged
+from mlbox.tracking.lifecycle import where as lifecycle_where
 from mlbox.tracking.liveness import Liveness, is_dead
 from mlbox.tracking.migrations import migrations
 from mlbox.tracking.provenance import CodeVersion
@@ -50,6 +53,9 @@ class TrackingService:
     def __init__(self, db: Database, artifacts: ArtifactStore) -> None:
         self.db = db
         self.artifacts = artifacts
+        self.run_dependents: Dependents[int] = Dependents("run")
+        """Checks other services register (a model version's source run, a training-set record):
+        a run they name is never deleted (`mlbox.tracking.dependents`)."""
         migrations.apply(db)
 
     # -- experiments -------------------------------------------------------
@@ -61,20 +67,28 @@ class TrackingService:
             description=row["description"],
             created_at=row["created_at"],
             run_count=row["run_count"],
+            deleted_at=row["deleted_at"],
         )
 
-    def list_experiments(self) -> list[Experiment]:
+    # A live experiment counts its live runs; a deleted one the runs deleted with it.
+    _RUN_COUNT = (
+        "(SELECT COUNT(*) FROM runs r WHERE r.experiment_id = e.id AND"
+        " ((r.deleted_at IS NULL AND e.deleted_at IS NULL) OR r.deleted_at = e.deleted_at)) AS run_count"
+    )
+
+    def list_experiments(self, lifecycle: Lifecycle = "active") -> list[Experiment]:
+        """Experiments by name; deleted ones only with ``lifecycle`` ``deleted`` or ``all``."""
+        shown = lifecycle_where("e", lifecycle)
         rows = self.db.query(
-            "SELECT e.*, (SELECT COUNT(*) FROM runs WHERE experiment_id = e.id) AS run_count "
-            "FROM experiments e ORDER BY e.name"
+            f"SELECT e.*, {self._RUN_COUNT} FROM experiments e WHERE {shown} ORDER BY e.name"
         )
         return [self._experiment_from_row(r) for r in rows]
 
     def get_experiment(self, name_or_id: str | int) -> Experiment:
+        """One experiment, deleted or not (``deleted_at`` says which)."""
         col = "id" if isinstance(name_or_id, int) else "name"
         row = self.db.query_one(
-            "SELECT e.*, (SELECT COUNT(*) FROM runs WHERE experiment_id = e.id) AS run_count "
-            f"FROM experiments e WHERE e.{col} = ?",
+            f"SELECT e.*, {self._RUN_COUNT} FROM experiments e WHERE e.{col} = ?",
             (name_or_id,),
         )
         if row is None:
@@ -90,7 +104,9 @@ class TrackingService:
                     (name, description, time.time()),
                 )
         except sqlite3.IntegrityError:
-            raise Conflict(f"experiment {name!r} already exists", field="experiment") from None
+            deleted = self.get_experiment(name).deleted_at is not None
+            hint = " (deleted: restore it, or purge it with mlbox gc)" if deleted else ""
+            raise Conflict(f"experiment {name!r} already exists{hint}", field="experiment") from None
         return self.get_experiment(name)
 
     def _experiment_id(self, name: str) -> int:
@@ -102,7 +118,9 @@ class TrackingService:
                 "ON CONFLICT (name) DO NOTHING",
                 (name, time.time()),
             )
-            row = conn.execute("SELECT id FROM experiments WHERE name = ?", (name,)).fetchone()
+            row = conn.execute("SELECT id, deleted_at FROM experiments WHERE name = ?", (name,)).fetchone()
+        if row["deleted_at"] is not None:
+            raise Conflict(f"experiment {name!r} is deleted: restore it first", field="experiment")
         return int(row[0])
 
     def get_or_create_experiment(self, name: str) -> Experiment:
@@ -321,6 +339,7 @@ class TrackingService:
                 params=json.loads(r["p"]) if r["p"] else {},
                 metrics=metrics.latest_values(r["m"]),
                 tags=json.loads(r["t"]) if r["t"] else {},
+                deleted_at=r["deleted_at"],
             )
             for r in rows
         ]
@@ -333,14 +352,17 @@ class TrackingService:
         experiments: Sequence[str] | None = None,
         limit: int = 100,
         offset: int = 0,
+        lifecycle: Lifecycle = "active",
     ) -> RunPage:
-        """Runs matching a filter expression (see `mlbox.tracking.search`), ordered and paged."""
+        """Runs matching a filter expression (see `mlbox.tracking.search`), ordered and paged;
+        deleted runs only with ``lifecycle`` ``deleted`` or ``all``."""
         if not isinstance(limit, int) or not 0 < limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", field="limit")
         if not isinstance(offset, int) or offset < 0:
             raise InvalidInput("offset must be 0 or more", field="offset")
         params: list[Any] = []
         where = search.to_sql(search.parse(filter), params)
+        where = f"({where}) AND {lifecycle_where('r', lifecycle)}"
         if experiments:
             where += f" AND e.name IN ({', '.join('?' * len(experiments))})"
             params.extend(experiments)
@@ -513,6 +535,89 @@ class TrackingService:
                     dead,
                 )
         return [run_id for _, run_id in dead]
+
+    # -- deleting, restoring, purging -----------------------------------------------
+
+    def delete_run(self, run_id: int, *, now: float | None = None) -> Run:
+        """Mark a run deleted (restorable until purged); `Conflict` naming what still needs it.
+        Deleting a deleted run changes nothing."""
+        run = self.get_run(run_id)
+        if run.deleted_at is not None:
+            return run
+        self.run_dependents.refuse_if_needed([run_id], f"run {run_id}", field="run_id")
+        with self.db.atomic() as conn:
+            lifecycle.mark_runs(conn, [run_id], time.time() if now is None else now)
+        return self.get_run(run_id)
+
+    def restore_run(self, run_id: int) -> Run:
+        """Bring a deleted run back; its experiment must not be deleted (restore that instead)."""
+        run = self.get_run(run_id)
+        if run.deleted_at is None:
+            return run
+        if self.get_experiment(run.experiment_id).deleted_at is not None:
+            raise Conflict(
+                f"run {run_id} belongs to the deleted experiment {run.experiment!r}: restore the experiment",
+                field="run_id",
+            )
+        with self.db.atomic() as conn:
+            conn.execute("UPDATE runs SET deleted_at = NULL WHERE id = ?", (run_id,))
+        return self.get_run(run_id)
+
+    def delete_experiment(self, name_or_id: str | int, *, now: float | None = None) -> Experiment:
+        """Mark an experiment and its live runs deleted at one instant; `Conflict` naming what
+        needs one of its runs. The Default experiment cannot be deleted (runs land there)."""
+        exp = self.get_experiment(name_or_id)
+        if exp.deleted_at is not None:
+            return exp
+        if exp.name == DEFAULT_EXPERIMENT:
+            raise Conflict(
+                f"the {DEFAULT_EXPERIMENT!r} experiment cannot be deleted; delete its runs",
+                field="experiment",
+            )
+        ids = [
+            r[0]
+            for r in self.db.query(
+                "SELECT id FROM runs WHERE experiment_id = ? AND deleted_at IS NULL", (exp.id,)
+            )
+        ]
+        needed = self.run_dependents.of(ids)
+        if needed:
+            raise Conflict(refusal(f"experiment {exp.name!r}", needed), field="experiment")
+        at = time.time() if now is None else now
+        with self.db.atomic() as conn:
+            conn.execute(
+                "UPDATE experiments SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL", (at, exp.id)
+            )
+            lifecycle.mark_runs(conn, ids, at)
+        return self.get_experiment(exp.id)
+
+    def restore_experiment(self, name_or_id: str | int) -> Experiment:
+        """Bring a deleted experiment back with the runs deleted together with it."""
+        exp = self.get_experiment(name_or_id)
+        if exp.deleted_at is None:
+            return exp
+        with self.db.atomic() as conn:
+            conn.execute(
+                "UPDATE runs SET deleted_at = NULL WHERE experiment_id = ? AND deleted_at = ?",
+                (exp.id, exp.deleted_at),
+            )
+            conn.execute("UPDATE experiments SET deleted_at = NULL WHERE id = ?", (exp.id,))
+        return self.get_experiment(exp.id)
+
+    def purge_deleted(
+        self, *, older_than_s: float, now: float | None = None, dry_run: bool = False
+    ) -> Purged:
+        """Remove for good the runs and experiments deleted ``older_than_s`` ago or earlier
+        (`mlbox.tracking.lifecycle.purge`); their artifacts' objects are then unreferenced."""
+        if not isinstance(older_than_s, int | float) or older_than_s < 0:
+            raise InvalidInput("older_than must be 0 or more seconds", field="older_than")
+        cutoff = (time.time() if now is None else now) - older_than_s
+        return lifecycle.purge(self.db, self.run_dependents, cutoff=cutoff, dry_run=dry_run)
+
+    def referenced_objects(self, excluding: Sequence[int] = ()) -> set[str]:
+        """The artifact store objects the runs (deleted ones too, until purged) record, but for
+        the runs ``excluding`` names."""
+        return lifecycle.referenced_objects(self.db, excluding)
 
     # -- read-only queries for front ends --------------------------------------------
 
