@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get, post
+from typing import Annotated
+
+from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from mlbox.api.schemas import NewExperiment
+from mlbox.tracking.lifecycle import check_lifecycle
 from mlbox.tracking.schemas import Experiment
 from mlbox.tracking.service import TrackingService
+
+LIFECYCLE = QueryParameter(description="active (default), deleted (restorable until purged) or all")
 
 
 class ExperimentController(Controller):
@@ -16,8 +21,10 @@ class ExperimentController(Controller):
     tags = ("experiments",)
 
     @get(operation_id="listExperiments", sync_to_thread=True, summary="All experiments with run counts")
-    def list_experiments(self, tracking: NamedDependency[TrackingService]) -> list[Experiment]:
-        return tracking.list_experiments()
+    def list_experiments(
+        self, tracking: NamedDependency[TrackingService], lifecycle: Annotated[str, LIFECYCLE] = "active"
+    ) -> list[Experiment]:
+        return tracking.list_experiments(check_lifecycle(lifecycle))
 
     @post(operation_id="createExperiment", sync_to_thread=True, summary="Create an experiment")
     def create_experiment(
@@ -35,3 +42,27 @@ class ExperimentController(Controller):
         self, tracking: NamedDependency[TrackingService], experiment_id: FromPath[int]
     ) -> Experiment:
         return tracking.get_experiment(experiment_id)
+
+    @delete(
+        "/{experiment_id:int}",
+        operation_id="deleteExperiment",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Delete an experiment and its runs (restorable until purged; 409 naming what needs a run)",
+    )
+    def delete_experiment(
+        self, tracking: NamedDependency[TrackingService], experiment_id: FromPath[int]
+    ) -> Experiment:
+        return tracking.delete_experiment(experiment_id)
+
+    @post(
+        "/{experiment_id:int}/restore",
+        operation_id="restoreExperiment",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Restore a deleted experiment with the runs deleted with it",
+    )
+    def restore_experiment(
+        self, tracking: NamedDependency[TrackingService], experiment_id: FromPath[int]
+    ) -> Experiment:
+        return tracking.restore_experiment(experiment_id)

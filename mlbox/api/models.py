@@ -183,6 +183,28 @@ class ModelController(Controller):
         registry.delete_alias(name, alias, note=data.note if data else "")
         return AliasChange(model=name, alias=alias, from_version=before, to_version=None)
 
+    @delete(
+        "/{name:str}/versions/{version:int}",
+        operation_id="deleteModelVersion",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Delete a version no alias points to (409 naming what still needs it)",
+    )
+    def delete_version(
+        self, registry: NamedDependency[RegistryService], name: FromPath[str], version: FromPath[int]
+    ) -> ModelVersion:
+        return registry.delete_version(name, version)
+
+    @delete(
+        "/{name:str}",
+        operation_id="deleteModel",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Delete a model with no alias left, and all its versions (409 naming what needs it)",
+    )
+    def delete_model(self, registry: NamedDependency[RegistryService], name: FromPath[str]) -> Model:
+        return registry.delete_model(name)
+
     @get(
         "/{name:str}/aliases/{alias:str}/history",
         operation_id="getModelAliasHistory",

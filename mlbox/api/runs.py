@@ -12,12 +12,14 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from mlbox.api.experiments import LIFECYCLE
 from mlbox.api.ranges import INT64_MAX, Int64
 from mlbox.api.schemas import BatchResult, EndRun, LogBatch, NewRun, SearchRequest
+from mlbox.tracking.lifecycle import check_lifecycle
 from mlbox.tracking.schemas import Comparison, Run, RunDetail, RunPage
 from mlbox.tracking.service import TrackingService
 
@@ -35,9 +37,15 @@ class RunController(Controller):
         experiment: Annotated[list[str] | None, QueryParameter(description="only these experiments")] = None,
         limit: Annotated[int, QueryParameter(le=INT64_MAX, description="runs per page")] = 100,
         offset: Annotated[int, QueryParameter(le=INT64_MAX, description="runs to skip")] = 0,
+        lifecycle: Annotated[str, LIFECYCLE] = "active",
     ) -> RunPage:
         return tracking.search_runs(
-            filter_, order_by=order_by, experiments=experiment, limit=limit, offset=offset
+            filter_,
+            order_by=order_by,
+            experiments=experiment,
+            limit=limit,
+            offset=offset,
+            lifecycle=check_lifecycle(lifecycle),
         )
 
     @post(
@@ -73,6 +81,26 @@ class RunController(Controller):
     @get("/{run_id:int}", operation_id="getRun", sync_to_thread=True, summary="A run in full")
     def get_run(self, tracking: NamedDependency[TrackingService], run_id: FromPath[int]) -> RunDetail:
         return tracking.run_detail(run_id)
+
+    @delete(
+        "/{run_id:int}",
+        operation_id="deleteRun",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Delete a run (restorable until purged; 409 naming what still needs it)",
+    )
+    def delete_run(self, tracking: NamedDependency[TrackingService], run_id: FromPath[int]) -> Run:
+        return tracking.delete_run(run_id)
+
+    @post(
+        "/{run_id:int}/restore",
+        operation_id="restoreRun",
+        status_code=200,
+        sync_to_thread=True,
+        summary="Restore a deleted run",
+    )
+    def restore_run(self, tracking: NamedDependency[TrackingService], run_id: FromPath[int]) -> Run:
+        return tracking.restore_run(run_id)
 
     @post(
         "/{run_id:int}/log-batch",

@@ -317,6 +317,32 @@ def models_history(ctx: Context, name: str, alias: str | None, as_json: bool) ->
     )
 
 
+@models.command("delete")
+@click.argument("name")
+@click.argument("version", required=False, type=int)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@pass_ctx
+def models_delete(ctx: Context, name: str, version: int | None, yes: bool) -> None:
+    """Delete VERSION of model NAME, or the whole model with no VERSION (for good).
+
+    Refused (exit 2) while an alias points to it (move or delete the alias first), or a
+    composed model or a pinned served version needs it. Its files are freed by mlbox gc.
+    """
+    from mlbox.cli.confirm import confirm
+
+    registry = ctx.services.registry
+    if version is None:
+        model = registry.get_model(check_name(name))
+        confirm(f"delete model {name!r} and its {model.version_count} versions?", yes)
+        registry.delete_model(name)
+        click.echo(f"deleted model {name!r} ({model.version_count} versions)")
+    else:
+        registry.get_version(check_name(name), version)
+        confirm(f"delete model {name!r} version {version}?", yes)
+        registry.delete_version(name, version)
+        click.echo(f"deleted model {name!r} version {version}")
+
+
 @models.command("export")
 @click.argument("ref")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))

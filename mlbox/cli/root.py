@@ -16,6 +16,7 @@ from mlbox import __version__
 from mlbox.cli.admin import backup, doctor, restore
 from mlbox.cli.context import Context, pass_ctx
 from mlbox.cli.features import features
+from mlbox.cli.gc import gc
 from mlbox.cli.jobs import gpus, jobs
 from mlbox.cli.labeling import label
 from mlbox.cli.models import models
@@ -98,6 +99,7 @@ def demo(ctx: Context, quick: bool) -> None:
 cli.add_command(doctor)
 cli.add_command(backup)
 cli.add_command(restore)
+cli.add_command(gc)
 
 COMMANDS: tuple[tuple[str, tuple[click.Command, ...]], ...] = (
     ("tracking", (experiments, runs)),

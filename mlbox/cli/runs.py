@@ -6,7 +6,22 @@ import os
 
 import click
 
+from mlbox.cli.confirm import confirm, yes_option
 from mlbox.cli.context import Context, echo_json, fmt, json_option, pass_ctx, print_table, when
+from mlbox.tracking.lifecycle import Lifecycle
+
+deleted_option = click.option("--deleted", is_flag=True, help="Only deleted ones (restorable until purged).")
+all_option = click.option("--all", "all_", is_flag=True, help="Deleted ones too.")
+
+
+def _lifecycle(deleted: bool, all_: bool) -> Lifecycle:
+    if deleted and all_:
+        raise click.BadParameter("give --deleted or --all, not both", param_hint="--deleted")
+    return "deleted" if deleted else "all" if all_ else "active"
+
+
+def _restorable(ctx: Context) -> str:
+    return f"restorable for {ctx.settings.retention_days:g} days, until mlbox gc purges it"
 
 
 @click.group()
@@ -15,20 +30,55 @@ def experiments() -> None:
 
 
 @experiments.command("ls")
+@deleted_option
+@all_option
 @json_option
 @pass_ctx
-def experiments_ls(ctx: Context, as_json: bool) -> None:
-    """List experiments with their run counts."""
-    exps = ctx.services.tracking.list_experiments()
+def experiments_ls(ctx: Context, deleted: bool, all_: bool, as_json: bool) -> None:
+    """List experiments with their run counts (deleted ones with --deleted or --all)."""
+    lifecycle = _lifecycle(deleted, all_)
+    exps = ctx.services.tracking.list_experiments(lifecycle)
     if as_json:
         echo_json(exps)
         return
+    columns = ["ID", "NAME", "RUNS", "CREATED"] + (["DELETED"] if lifecycle != "active" else [])
     print_table(
-        ["ID", "NAME", "RUNS", "CREATED"],
-        [[e.id, e.name, e.run_count, when(e.created_at)] for e in exps],
-        empty="no experiments yet; a run creates its experiment: mlbox.start_run(experiment=NAME)",
+        columns,
+        [
+            [e.id, e.name, e.run_count, when(e.created_at)]
+            + ([when(e.deleted_at) if e.deleted_at else ""] if lifecycle != "active" else [])
+            for e in exps
+        ],
+        empty="no deleted experiments"
+        if lifecycle == "deleted"
+        else "no experiments yet; a run creates its experiment: mlbox.start_run(experiment=NAME)",
         right={"ID", "RUNS"},
     )
+
+
+@experiments.command("delete")
+@click.argument("name")
+@yes_option
+@pass_ctx
+def experiments_delete(ctx: Context, name: str, yes: bool) -> None:
+    """Delete an experiment and its runs (restorable until the retention period ends).
+
+    Refused (exit 2) while something still needs one of its runs, such as a registered model.
+    """
+    tracking = ctx.services.tracking
+    exp = tracking.get_experiment(name)
+    confirm(f"delete experiment {exp.name!r} and its {exp.run_count} runs?", yes)
+    tracking.delete_experiment(exp.id)
+    click.echo(f"deleted experiment {exp.name!r} ({_restorable(ctx)}: mlbox experiments restore {exp.name})")
+
+
+@experiments.command("restore")
+@click.argument("name")
+@pass_ctx
+def experiments_restore(ctx: Context, name: str) -> None:
+    """Bring back a deleted experiment with the runs deleted together with it."""
+    exp = ctx.services.tracking.restore_experiment(name)
+    click.echo(f"restored experiment {exp.name!r} ({exp.run_count} runs)")
 
 
 @click.group()
@@ -44,6 +94,8 @@ def runs() -> None:
 @click.option("--experiment", "-e", multiple=True, help="Only these experiments (repeatable).")
 @click.option("--limit", "-n", default=50, show_default=True, type=int, help="Runs per page.")
 @click.option("--offset", default=0, type=int, help="Skip this many runs (the next page).")
+@deleted_option
+@all_option
 @json_option
 @pass_ctx
 def runs_ls(
@@ -53,11 +105,19 @@ def runs_ls(
     experiment: tuple[str, ...],
     limit: int,
     offset: int,
+    deleted: bool,
+    all_: bool,
     as_json: bool,
 ) -> None:
-    """Search runs, newest first unless ordered otherwise."""
+    """Search runs, newest first unless ordered otherwise (deleted ones with --deleted or --all)."""
+    lifecycle = _lifecycle(deleted, all_)
     page = ctx.services.tracking.search_runs(
-        filter_, order_by=list(order_by), experiments=list(experiment), limit=limit, offset=offset
+        filter_,
+        order_by=list(order_by),
+        experiments=list(experiment),
+        limit=limit,
+        offset=offset,
+        lifecycle=lifecycle,
     )
     if as_json:
         echo_json(page)
@@ -67,7 +127,7 @@ def runs_ls(
             r.id,
             r.experiment[:16],
             r.name[:22],
-            r.status,
+            r.status if r.deleted_at is None else "deleted",
             when(r.start_time),
             "  ".join(f"{k}={fmt(v)}" for k, v in list(r.metrics.items())[:4]),
         ]
@@ -77,7 +137,9 @@ def runs_ls(
     print_table(
         ["ID", "EXPERIMENT", "NAME", "STATUS", "STARTED", "METRICS"],
         rows,
-        empty="no runs match" if searched else "no runs yet; log one with mlbox.start_run()",
+        empty="no runs match"
+        if searched or lifecycle == "deleted"
+        else "no runs yet; log one with mlbox.start_run()",
         right={"ID"},
     )
     if page.total:
@@ -95,6 +157,39 @@ def _run_id(value: str) -> int:
         raise click.BadParameter(f"{value!r} is not a run id (an integer)", param_hint="RUN_ID") from None
 
 
+def _run_ids(values: tuple[str, ...]) -> list[int]:
+    return [_run_id(v) for v in values]
+
+
+@runs.command("delete")
+@click.argument("run_ids", nargs=-1, required=True)
+@yes_option
+@pass_ctx
+def runs_delete(ctx: Context, run_ids: tuple[str, ...], yes: bool) -> None:
+    """Delete runs (restorable until the retention period ends: mlbox runs restore).
+
+    Refused (exit 2) for a run something still needs, such as a registered model's source run;
+    the runs before it in the list are deleted.
+    """
+    ids = _run_ids(run_ids)
+    tracking = ctx.services.tracking
+    names = [f"{r.id} ({r.name})" for r in (tracking.get_run(i) for i in ids)]
+    confirm(f"delete run{'s' if len(ids) > 1 else ''} {', '.join(names)}?", yes)
+    for i in ids:
+        tracking.delete_run(i)
+        click.echo(f"deleted run {i} ({_restorable(ctx)}: mlbox runs restore {i})")
+
+
+@runs.command("restore")
+@click.argument("run_ids", nargs=-1, required=True)
+@pass_ctx
+def runs_restore(ctx: Context, run_ids: tuple[str, ...]) -> None:
+    """Bring back deleted runs."""
+    for i in _run_ids(run_ids):
+        ctx.services.tracking.restore_run(i)
+        click.echo(f"restored run {i}")
+
+
 @runs.command("show")
 @click.argument("run_id")
 @json_option
@@ -108,6 +203,8 @@ def runs_show(ctx: Context, run_id: str, as_json: bool) -> None:
     r = d.run
     end = when(r.end_time)
     click.echo(f"run {r.id}  {r.name}  [{r.status}]  experiment {r.experiment}")
+    if r.deleted_at is not None:
+        click.echo(f"deleted {when(r.deleted_at)} (mlbox runs restore {r.id})")
     click.echo(f"  started {when(r.start_time)}  ended {end}  host {r.host} pid {r.pid}")
     if r.git_sha:
         click.echo(f"  git {r.git_sha[:12]}{' (dirty)' if r.git_dirty else ''}")
