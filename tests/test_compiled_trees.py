@@ -133,3 +133,25 @@ def test_importing_the_trees_does_not_import_numba() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize(("depth", "bits"), [(3, 32), (6, 64)])
+def test_shallow_trees_take_the_masked_walk_with_the_estimators_answers(depth: int, bits: int) -> None:
+    """Trees of up to 32 or 64 leaves are walked by `accumulate_masked` (every node tested for a
+    block of rows at once) from two rows on, a lone row by the row walk; both give the estimator's
+    answers, also on rows sitting on the thresholds, and deeper trees keep the row walk."""
+    model = ensemble.GradientBoostingClassifier(n_estimators=25, max_depth=depth, random_state=0).fit(Xc, yc)
+    forest = compile_trees(model, "predict_proba")
+    assert forest is not None and forest.masked is not None
+    assert forest.masked.keep.dtype == np.dtype(f"uint{bits}")
+    feats = forest.feature[forest.feature >= 0]
+    thr = forest.threshold[forest.feature >= 0]
+    rows = np.tile(Xc[:600], 1)
+    picks = np.random.default_rng(depth).integers(0, feats.size, size=rows.shape[0])
+    rows[np.arange(rows.shape[0]), feats[picks]] = np.float32(thr[picks])
+    for x in (rows, rows[:2], rows[:1]):
+        got = predict_forest(forest, x)
+        assert np.array_equal(got, predict_forest(forest, x, native=False))
+        assert np.allclose(got, model.predict_proba(x), rtol=1e-12, atol=1e-12)
+    deep = tree.DecisionTreeClassifier(random_state=0).fit(Xc, yc)
+    assert compile_trees(deep, "predict").masked is None  # type: ignore[union-attr]

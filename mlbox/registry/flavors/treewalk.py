@@ -1,12 +1,18 @@
-"""The compiled trees' walk as numba machine code: one pass per row, every tree, no temporaries.
+"""The compiled trees' walks as numba machine code, no temporaries beyond a block's masks.
 
 Why: the numpy walk (`mlbox.registry.flavors.trees.leaf_values`) moves all
 trees down one level per step with ``take``s over (rows, trees) index arrays;
 for 100 rows of a 100-tree model that is a few dozen array operations of
 10,000 elements and ~1 ms, while the arithmetic is ~300 comparisons a row.
-Here each row walks each tree to its leaf and adds the leaf's value into the
-row's accumulator in the estimator's order (tree by tree, left to right), so
-the sums are the same floating-point additions scikit-learn does.
+Two walks here, both adding each row's leaf values in the estimator's order
+(tree by tree, left to right), so the sums are the same floating-point
+additions scikit-learn does:
+
+* `accumulate_masked`, for trees of at most 64 leaves (gradient boosting's
+  shallow trees): every internal node tested for 512 rows at once with
+  vector instructions, the leaf found from a bit mask (~0.1-0.3 us a row
+  for 100 depth-3 trees here, 5-8x less than the row-by-row walk);
+* `accumulate`, for deeper trees and lone rows: each row down each tree.
 
 Compiled for explicit signatures when this module is first imported (numba's
 on-disk cache makes later processes load it in milliseconds), which the
@@ -20,10 +26,14 @@ from typing import Any
 
 import numba
 import numpy as np
+from numba.cpython.unsafe.numbers import trailing_zeros
 
 _BLOCK = 64
 """Rows walked together, tree by tree: each row still adds its trees in order (the same sums),
 while the block's walks, independent of one another, keep the loads in flight side by side."""
+
+_MASK_BLOCK = 512
+"""Rows `accumulate_masked` takes together: their masks and the features' values stay in L1/L2."""
 
 _SIGNATURE = (
     "void(float32[:, ::1], int32[::1], float32[::1], int32[::1],"
@@ -88,3 +98,79 @@ def accumulate(
                 for r in range(first, last):
                     for k in range(outputs):
                         out[r, k] += scale * value[nodes[r - first], k]
+
+
+_MASK_SIGNATURE = (
+    "void(float32[:, ::1], int64, int64, int32[::1], float32[::1], {mask}[::1], int64[::1],"
+    " float64[:, ::1], int64[::1], float64[::1], float64, int64, float64[:, ::1])"
+)
+
+
+@numba.njit(
+    [_MASK_SIGNATURE.format(mask="uint32"), _MASK_SIGNATURE.format(mask="uint64")],
+    nogil=True,
+    cache=True,
+    boundscheck=False,
+)
+def accumulate_masked(
+    xt: Any,
+    lo: int,
+    hi: int,
+    feature: Any,
+    threshold: Any,
+    keep: Any,
+    node_start: Any,
+    leaf_value: Any,
+    leaf_start: Any,
+    start: Any,
+    scale: float,
+    per_stage: int,
+    out: Any,
+) -> None:  # pragma: no cover - machine code; tests compare its answers with the estimator's
+    """``out[:, r]`` for rows ``lo <= r < hi`` as `accumulate` sums them, with SIMD across rows.
+
+    Why: `accumulate` walks each row down each tree, one dependent load after
+    another, in scalar code (~1-2 us a row for 100 depth-3 trees here). This
+    one evaluates every internal node of a tree for 512 rows at once (the
+    bitvector scheme of Lucchese et al.'s QuickScorer): a node whose test goes
+    right clears the bits of the leaves in its left subtree from each row's
+    mask (``keep``), and the row's leaf is the lowest bit still set. The loops
+    over rows have no branch and read ``xt`` (features x rows, float32)
+    contiguously, so LLVM turns them into vector compares and ands (~0.1 us a
+    row for the same model). Trees must have at most 32 (``uint32`` masks) or
+    64 (``uint64``) leaves. The sums are `accumulate`'s: each row adds its
+    trees' leaf values in the estimator's order, ``scale * value``, one by one.
+    ``out`` is (outputs, rows); ``per_stage`` > 1: tree ``t`` adds to output
+    ``t % per_stage`` only.
+    """
+    trees = node_start.shape[0] - 1
+    outputs = out.shape[0]
+    mask = np.empty(_MASK_BLOCK, dtype=keep.dtype)
+    leaf = np.empty(_MASK_BLOCK, dtype=np.int64)
+    every = keep[0] | ~keep[0]  # all bits set, in the mask's type
+    for first in range(lo, hi, _MASK_BLOCK):
+        last = min(first + _MASK_BLOCK, hi)
+        m = last - first
+        for k in range(outputs):
+            block = out[k, first:last]
+            for i in range(m):
+                block[i] = start[k]
+        for t in range(trees):
+            for i in range(m):
+                mask[i] = every
+            for node in range(node_start[t], node_start[t + 1]):
+                values = xt[feature[node], first:last]
+                limit = threshold[node]
+                clear = keep[node]
+                for i in range(m):
+                    mask[i] &= clear if values[i] > limit else every
+            base = leaf_start[t]
+            for i in range(m):
+                leaf[i] = base + trailing_zeros(mask[i])  # type: ignore[call-arg]
+            for k in range(outputs):
+                if per_stage > 1 and k != t % per_stage:
+                    continue
+                column = 0 if per_stage > 1 else k
+                block = out[k, first:last]
+                for i in range(m):
+                    block[i] += scale * leaf_value[leaf[i], column]
