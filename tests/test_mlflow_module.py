@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mlbox.mlflow.state import state_for
 from mlbox.services import Services
 from mlbox.settings import Settings
 
@@ -173,7 +174,9 @@ def test_mlflow_meanings_where_mlbox_differs(tmp_path: Path, monkeypatch: pytest
     with pytest.raises(InvalidInput, match="status"):
         mlflow.end_run("DONE")
     with pytest.raises(InvalidInput, match="MLFLOW_TRACKING_URI"):
-        mlflow.set_tracking_uri("http://127.0.0.1:5000")
+        mlflow.set_tracking_uri("http://tracking.example.com:5000")
+    mlflow.set_tracking_uri("http://127.0.0.1:8080")  # this machine's server: logging stays in its home
+    assert mlflow.get_tracking_uri() == "http://127.0.0.1:8080"
     assert mlflow.active_run() is None and mlflow.last_active_run() is not None
 
 
@@ -286,3 +289,120 @@ def test_pytorch_autolog_follows_a_plain_training_loop(tmp_path: Path) -> None:
     assert "optimizer_name" not in quiet.params and quiet.metrics == {}
     left = tracking.get_run(int(out["open"]))  # MLflow ends a run left open when the script exits
     assert left.status == "finished" and left.metrics == {"left_open": 1.0}
+
+
+# MLflow's "5 minute tracking quickstart" (docs/getting-started/intro-quickstart), as published
+QUICKSTART = textwrap.dedent(
+    """
+    import pandas as pd
+    from sklearn import datasets
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score
+    from sklearn.model_selection import train_test_split
+
+    import mlflow
+    from mlflow.models import infer_signature
+
+    mlflow.set_tracking_uri(uri="http://127.0.0.1:8080")
+
+    # Load the Iris dataset
+    X, y = datasets.load_iris(return_X_y=True)
+
+    # Split the data into training and test sets
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=42)
+
+    # Define the model hyperparameters
+    params = {
+        "solver": "lbfgs",
+        "max_iter": 1000,
+        "random_state": 8888,
+    }
+
+    # Train the model
+    lr = LogisticRegression(**params)
+    lr.fit(X_train, y_train)
+
+    # Predict on the test set
+    y_pred = lr.predict(X_test)
+
+    # Calculate metrics
+    accuracy = accuracy_score(y_test, y_pred)
+
+    # Create a new MLflow Experiment
+    mlflow.set_experiment("MLflow Quickstart")
+
+    # Start an MLflow run
+    with mlflow.start_run():
+        # Log the hyperparameters
+        mlflow.log_params(params)
+
+        # Log the loss metric
+        mlflow.log_metric("accuracy", accuracy)
+
+        # Infer the model signature
+        signature = infer_signature(X_train, lr.predict(X_train))
+
+        # Log the model, which inherits the parameters and metric
+        model_info = mlflow.sklearn.log_model(
+            sk_model=lr,
+            name="iris_model",
+            signature=signature,
+            input_example=X_train,
+            registered_model_name="tracking-quickstart",
+        )
+
+        # Set a tag that we can use to remind ourselves what this model was for
+        mlflow.set_logged_model_tags(
+            model_info.model_id, {"Training Info": "Basic LR model for iris data"}
+        )
+
+    # Load the model back for predictions as a generic Python Function model
+    loaded_model = mlflow.pyfunc.load_model(model_info.model_uri)
+
+    predictions = loaded_model.predict(X_test)
+
+    iris_feature_names = datasets.load_iris().feature_names
+
+    result = pd.DataFrame(X_test, columns=iris_feature_names)
+    result["actual_class"] = y_test
+    result["predicted_class"] = predictions
+
+    result[:4]
+    """
+)
+
+
+def test_mlflows_quickstart_runs_with_its_import_lines_changed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    script = QUICKSTART.replace("\nimport mlflow\n", "\nimport mlbox.mlflow as mlflow\n").replace(
+        "\nfrom mlflow.models import", "\nfrom mlbox.mlflow.models import"
+    )
+    changed = [a for a, b in zip(QUICKSTART.splitlines(), script.splitlines(), strict=True) if a != b]
+    assert changed == ["import mlflow", "from mlflow.models import infer_signature"]
+    script += textwrap.dedent(
+        """
+        import json
+        print(json.dumps({"ok": bool((result["actual_class"] == result["predicted_class"]).mean() > 0.9),
+                          "uri": model_info.model_uri, "model_id": model_info.model_id}))
+        """
+    )
+    (tmp_path / "quickstart.py").write_text(script)
+    env = {"MLBOX_HOME": str(home), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "quickstart.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["ok"]
+
+    services = Services.open(Settings.from_env({"MLBOX_HOME": str(home)}))
+    versions = services.registry.list_versions("tracking-quickstart")
+    assert [v.version for v in versions] == [1] and versions[0].signature is not None
+    assert versions[0].run_id is not None
+    run = services.tracking.get_run(versions[0].run_id)
+    assert run.experiment == "MLflow Quickstart" and run.status == "finished"
+    assert run.params["solver"] == "lbfgs" and 0.9 < (run.metrics["accuracy"] or 0) <= 1.0
+    state = state_for(services.tracking.db)
+    logged = state.logged_model(out["model_id"])
+    assert logged.run_id == run.id and logged.artifact_path == "iris_model"
+    assert logged.tags == {"Training Info": "Basic LR model for iris data"}

@@ -58,6 +58,7 @@ __all__ = [
     "active_run",
     "autolog",
     "create_experiment",
+    "delete_logged_model_tag",
     "end_run",
     "get_experiment",
     "get_experiment_by_name",
@@ -78,6 +79,7 @@ __all__ = [
     "search_experiments",
     "search_runs",
     "set_experiment",
+    "set_logged_model_tags",
     "set_tag",
     "set_tags",
     "set_tracking_uri",
@@ -119,16 +121,30 @@ def _registry() -> RegistryService:
 # -- tracking URI -------------------------------------------------------------------------
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
 def set_tracking_uri(uri: str | Path) -> None:
-    """A local folder (or ``file:`` URI) is the mlbox home to log into; an http URL is refused:
-    a remote mlbox is reached with MLflow's own client (``MLFLOW_TRACKING_URI``)."""
+    """A local folder (or ``file:`` URI) is the mlbox home to log into. A tracking server on this
+    machine (``http://127.0.0.1:PORT``, ``localhost``: the URI MLflow's quickstarts set) is this
+    machine's mlbox: logging goes straight into its home (``MLBOX_HOME``), which ``mlbox up``
+    serves. Another host's URL is refused: a remote mlbox is reached with MLflow's own client
+    (``MLFLOW_TRACKING_URI`` and ``MLFLOW_TRACKING_TOKEN``)."""
+    from urllib.parse import urlsplit
+
     text = str(uri)
-    if text.startswith(("http://", "https://", "databricks")):
-        raise InvalidInput(
-            f"{text!r}: mlbox.mlflow logs into an mlbox home; for a server use MLflow's own client"
-            " with MLFLOW_TRACKING_URI and MLFLOW_TRACKING_TOKEN",
-            field="uri",
-        )
+    if text.startswith(("http://", "https://")):
+        if urlsplit(text).hostname not in LOOPBACK:
+            raise InvalidInput(
+                f"{text!r}: mlbox.mlflow logs into this machine's mlbox home; for another host's server"
+                " use MLflow's own client with MLFLOW_TRACKING_URI and MLFLOW_TRACKING_TOKEN",
+                field="uri",
+            )
+        with _fluent.lock:
+            _fluent.uri = text
+        return
+    if text.startswith("databricks") or "://" in text.removeprefix("file://"):
+        raise InvalidInput(f"{text!r}: mlbox.mlflow logs into an mlbox home (a folder)", field="uri")
     path = text.removeprefix("file://").removeprefix("file:")
     with _fluent.lock:
         _client.set_home(path)
@@ -556,6 +572,17 @@ def register_model(
     if tags:
         _state().set_tags("version", f"{mv.name}/{mv.version}", {k: str(v) for k, v in tags.items()})
     return ModelVersion.of(mv)
+
+
+def set_logged_model_tags(model_id: str, tags: Mapping[str, Any]) -> None:
+    """Tags on an MLflow 3 logged model (``ModelInfo.model_id``)."""
+    state = _state()
+    state.logged_model(model_id)
+    state.set_tags("logged_model", model_id, {k: str(v) for k, v in tags.items()})
+
+
+def delete_logged_model_tag(model_id: str, key: str) -> None:
+    _state().delete_tag("logged_model", model_id, key)
 
 
 def autolog(log_models: bool = True, disable: bool = False, **kwargs: Any) -> None:

@@ -152,3 +152,5 @@ class ModelInfo:
     model_uri: str
     flavors: dict[str, Any] = field(default_factory=dict)
     registered_model_version: int | None = None
+    model_id: str | None = None
+    """MLflow 3's logged model id (``m-...``): ``set_logged_model_tags`` takes it."""

@@ -16,6 +16,51 @@ from mlbox.mlflow.entities import ModelInfo
 from mlbox.store.errors import InvalidInput
 
 
+class ModelSignature:
+    """MLflow's ``infer_signature(model_input, model_output)``: what the model takes and gives.
+
+    mlbox infers a version's signature from the saved model run on an example
+    input (`mlbox.registry.staging.logged_signature`), so this keeps a few rows
+    of ``model_input`` for `log_model` to use when no ``input_example`` is
+    given; ``inputs`` and ``outputs`` describe them as MLflow prints them."""
+
+    def __init__(self, model_input: Any, model_output: Any = None) -> None:
+        self.example = _rows(model_input, 5)
+        self.inputs = _describe(model_input)
+        self.outputs = None if model_output is None else _describe(model_output)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"inputs": self.inputs, "outputs": self.outputs}
+
+    def __repr__(self) -> str:
+        return f"inputs: {self.inputs}\noutputs: {self.outputs}"
+
+
+def infer_signature(model_input: Any, model_output: Any = None, params: Any = None) -> ModelSignature:
+    return ModelSignature(model_input, model_output)
+
+
+def _rows(value: Any, n: int) -> Any:
+    if hasattr(value, "iloc"):
+        return value.iloc[:n]
+    if hasattr(value, "shape") and getattr(value, "ndim", 0) >= 1:
+        return value[:n]
+    if isinstance(value, dict):
+        return {k: _rows(v, n) for k, v in value.items()}
+    return value
+
+
+def _describe(value: Any) -> Any:
+    """Columns and their types (a frame, a dict of arrays) or the dtype and shape (an array)."""
+    if hasattr(value, "dtypes") and hasattr(value, "columns"):
+        return [{"name": str(c), "type": str(t)} for c, t in value.dtypes.items()]
+    if isinstance(value, dict):
+        return [{"name": str(k), **_describe(v)} for k, v in value.items()]
+    if hasattr(value, "dtype") and hasattr(value, "shape"):
+        return {"type": "tensor", "dtype": str(value.dtype), "shape": [-1, *value.shape[1:]]}
+    return {"type": type(value).__name__}
+
+
 def log_model(
     model: Any,
     flavor: str,
@@ -23,14 +68,19 @@ def log_model(
     name: str | None,
     artifact_path: str | None,
     input_example: Any = None,
+    signature: Any = None,
     registered_model_name: str | None = None,
     options: dict[str, Any] | None = None,
 ) -> ModelInfo:
+    """Save ``model`` in mlbox's ``flavor`` under the active run's ``<name>/``; the signature is
+    inferred from ``input_example``, else from the rows an `infer_signature` result kept."""
     import mlbox.mlflow as mlflow
     from mlbox.registry.flavors import save_model
     from mlbox.registry.staging import logged_signature
 
     where = name or artifact_path or "model"
+    if input_example is None and isinstance(signature, ModelSignature):
+        input_example = signature.example
     example = _example(input_example)
     with tempfile.TemporaryDirectory(prefix="mlbox-mlflow-model-") as tmp:
         folder = Path(tmp) / where.rsplit("/", 1)[-1]
@@ -38,6 +88,17 @@ def log_model(
         if example is not None:
             logged_signature(folder, manifest, example)
         run_id = mlflow._log_model_folder(folder, where)
+    run = mlflow._tracking().get_run(int(run_id))
+    logged = mlflow._state().create_logged_model(
+        experiment_id=str(run.experiment_id),
+        run_id=run.id,
+        name=where.rsplit("/", 1)[-1],
+        model_type=flavor,
+        params={},
+        tags={},
+        artifact_path=where,
+        status="LOGGED_MODEL_READY",
+    )
     uri = f"runs:/{run_id}/{where}"
     version = None
     if registered_model_name:
@@ -48,6 +109,7 @@ def log_model(
         model_uri=uri,
         flavors={flavor: {}},
         registered_model_version=version,
+        model_id=logged.model_id,
     )
 
 

@@ -51,6 +51,7 @@ def log_model(
     *,
     name: str | None = None,
     input_example: Any = None,
+    signature: Any = None,
     registered_model_name: str | None = None,
     **_ignored: Any,
 ) -> ModelInfo:
@@ -60,6 +61,7 @@ def log_model(
         name=name,
         artifact_path=artifact_path,
         input_example=input_example,
+        signature=signature,
         registered_model_name=registered_model_name,
     )
 

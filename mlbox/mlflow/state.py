@@ -174,7 +174,11 @@ class MlflowState:
         model_type: str,
         params: dict[str, str],
         tags: dict[str, str],
+        artifact_path: str | None = None,
+        status: str = "PENDING",
     ) -> LoggedModel:
+        """A logged model in its run's ``artifact_path`` (by default a folder named after it that
+        no other logged model of the run has); PENDING until its files are uploaded."""
         model_id = f"m-{secrets.token_hex(16)}"
         now = time.time()
         with self.db.atomic() as conn:
@@ -185,12 +189,23 @@ class MlflowState:
                 )
             }
             # the run's folder for it: its name, unless another logged model of the run has it
-            path = name if name not in taken else f"{name}-{model_id[2:10]}"
+            path = artifact_path or (name if name not in taken else f"{name}-{model_id[2:10]}")
             conn.execute(
                 "INSERT INTO mlflow_logged_models (model_id, experiment_id, run_id, name, artifact_path,"
                 " status, model_type, params, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, 'PENDING', ?, ?, ?, ?)",
-                (model_id, experiment_id, run_id, name, path, model_type, json.dumps(params), now, now),
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    model_id,
+                    experiment_id,
+                    run_id,
+                    name,
+                    path,
+                    status,
+                    model_type,
+                    json.dumps(params),
+                    now,
+                    now,
+                ),
             )
             conn.executemany(
                 "INSERT INTO mlflow_tags (kind, owner, key, value) VALUES ('logged_model', ?, ?, ?)",
