@@ -27,9 +27,13 @@ from textual.widgets import DataTable, Input, Static
 
 from mlbox.store.errors import MlboxError
 from mlbox.tracking.keys import RunKeys
+from mlbox.tracking.lifecycle import Lifecycle
 from mlbox.tracking.schemas import Experiment, RunPage
+from mlbox.tui.deleting import Deleted
+from mlbox.tui.screens import run_deletion
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.compare import CompareScreen
+from mlbox.tui.screens.run_deletion import DELETE_BINDINGS
 from mlbox.tui.screens.run_detail import RunDetailScreen
 from mlbox.tui.views import format as fmt
 from mlbox.tui.views import run_columns, saved_views
@@ -97,6 +101,7 @@ class ExperimentsScreen(MlboxScreen):
         Binding("c", "compare", "Compare"),
         Binding("u", "clear_marks", "Unmark marks", show=False),
         Binding("escape", "leave_filter", "Back to the table", show=False),
+        *DELETE_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -115,6 +120,8 @@ class ExperimentsScreen(MlboxScreen):
         """Each scope's param and metric keys, read when it is chosen."""
         self.views: dict[str, View] = {}
         self.refreshes = 0
+        self.lifecycle: Lifecycle = "active"
+        """``deleted``: the table and the sidebar show deleted runs and experiments (``D``)."""
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(id="experiments-body"):
@@ -159,6 +166,12 @@ class ExperimentsScreen(MlboxScreen):
         )
         yield SystemCommand("Clear marks", "Unmark every run", self.action_clear_marks)
         yield SystemCommand("Refresh runs", "Re-read the runs now", self.refresh_runs)
+        yield SystemCommand(
+            "Delete runs", "The marked runs, or the one under the cursor (d)", self.action_delete
+        )
+        yield SystemCommand(
+            "Show deleted runs", "Deleted runs and experiments, to restore (D)", self.action_toggle_deleted
+        )
 
     # -- fetching ------------------------------------------------------------------
 
@@ -191,6 +204,7 @@ class ExperimentsScreen(MlboxScreen):
                 experiments=experiments,
                 limit=fetch.limit,
                 offset=fetch.offset,
+                lifecycle=self.lifecycle,
             )
             keys = self.tracking.run_keys(experiments[0] if experiments else None) if fetch.keys else None
         except MlboxError as exc:
@@ -203,7 +217,7 @@ class ExperimentsScreen(MlboxScreen):
     @work(thread=True, group="experiments")
     def list_experiments(self) -> None:
         try:
-            experiments = self.tracking.list_experiments()
+            experiments = self.tracking.list_experiments(self.lifecycle)
         except MlboxError as exc:
             self.fail(exc)
             return
@@ -456,3 +470,17 @@ class ExperimentsScreen(MlboxScreen):
             )
             return
         self.app.push_screen(CompareScreen(marked))
+
+    # -- deleting and restoring (`mlbox.tui.screens.run_deletion`) ---------------------
+
+    def action_delete(self) -> None:
+        run_deletion.delete(self)
+
+    def action_restore(self) -> None:
+        run_deletion.restore(self)
+
+    def action_toggle_deleted(self) -> None:
+        run_deletion.toggle_deleted(self)
+
+    def on_deleted(self, message: Deleted) -> None:
+        run_deletion.deleted(self, message)

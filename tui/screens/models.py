@@ -1,5 +1,6 @@
 """The Models screen: registered models, their versions and aliases, the metrics of the
-runs they came from; promote, set, roll back or delete an alias after a confirmation.
+runs they came from; promote, set, roll back or delete an alias after a confirmation;
+delete a version no alias points to, or a model with no alias left (``x``).
 
 Every registry and tracking call runs in a thread worker that answers with a
 message; a sequence number (`MlboxScreen.ask`) drops answers to a question
@@ -29,6 +30,7 @@ from mlbox.registry.schemas import AliasMove, ModelVersion
 from mlbox.registry.service import ModelOverview, RegistryService
 from mlbox.store.errors import InvalidInput, MlboxError, NotFound
 from mlbox.tracking.schemas import Run
+from mlbox.tui.deleting import Deleted, confirm_then
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
 from mlbox.tui.views import format as fmt
@@ -90,6 +92,7 @@ class ModelsScreen(MlboxScreen):
         Binding("a", "set_alias", "Alias"),
         Binding("r", "roll_back", "Roll back"),
         Binding("d", "delete_alias", "Delete alias"),
+        Binding("x,delete", "delete_selected", "Delete", show=False),
     ]
 
     def __init__(self) -> None:
@@ -139,6 +142,11 @@ class ModelsScreen(MlboxScreen):
             "Roll back champion", "Move champion back to its previous version", self.action_roll_back
         )
         yield SystemCommand("Delete an alias", "Remove one of the model's aliases", self.action_delete_alias)
+        yield SystemCommand(
+            "Delete version or model",
+            "The highlighted version (versions table) or model (models table), no alias left (x)",
+            self.action_delete_selected,
+        )
         yield SystemCommand("Refresh models", "Re-read the registry now", self.reload)
 
     # -- fetching ---------------------------------------------------------------------------
@@ -382,4 +390,48 @@ class ModelsScreen(MlboxScreen):
         if message.moved:
             where = "deleted" if message.version is None else f"→ {message.version}"
             self.notify(f"{message.name}@{message.alias} {where}", title="Alias moved")
+        self.reload()
+
+    # -- deleting ---------------------------------------------------------------------------
+
+    def action_delete_selected(self) -> None:
+        """Delete the highlighted version (the versions table has the focus) or model, after a
+        confirmation; the registry refuses one an alias, a composition or a pin still needs."""
+        registry, name = self.registry, self.selected
+        if self.focused is self.versions_table:
+            mv = self._version_or_warn()
+            if mv is None:
+                return
+            if mv.aliases:
+                aliases = ", ".join(f"{mv.name}@{a}" for a in mv.aliases)
+                self.notify(
+                    f"{aliases} points to it: move the alias first.", title="Delete", severity="warning"
+                )
+                return
+            confirm_then(
+                self,
+                "Delete version",
+                f"{mv.name} version {mv.version}",
+                "for good; its files are freed by mlbox gc",
+                lambda: f"deleted {registry.delete_version(mv.name, mv.version).name} version {mv.version}",
+            )
+            return
+        if name is None:
+            self.notify("Select a model first.", title="Delete", severity="warning")
+            return
+        if self.aliases():
+            self.notify(
+                f"{name} still has aliases: delete them first (d).", title="Delete", severity="warning"
+            )
+            return
+        confirm_then(
+            self,
+            "Delete model",
+            f"{name} and its {len(self.versions)} versions",
+            "for good; its files are freed by mlbox gc",
+            lambda: f"deleted model {registry.delete_model(name).name}",
+        )
+
+    def on_deleted(self, message: Deleted) -> None:
+        self.notify(message.text, title="Models")
         self.reload()

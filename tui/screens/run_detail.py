@@ -28,6 +28,7 @@ from mlbox.store.errors import MlboxError, NotFound
 from mlbox.textsafe import visible
 from mlbox.tracking.schemas import RunDetail
 from mlbox.tracking.series import Chunk
+from mlbox.tui.deleting import Deleted, confirm_then, restorable
 from mlbox.tui.messages import ServiceFailed
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.views import artifact_preview
@@ -105,6 +106,7 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         Binding("escape", "app.pop_screen", "Back"),
         *CURVE_BINDINGS,
         Binding("k", "focus_keys", "Curves"),
+        Binding("d,delete", "delete_run", "Delete", show=False),
     ]
 
     def __init__(self, run_id: int) -> None:
@@ -186,6 +188,18 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
 
     def action_focus_keys(self) -> None:
         self.query_one("#metric-keys", SelectionList).focus()
+
+    def action_delete_run(self) -> None:
+        """Delete this run after a confirmation, then go back to the list (`mlbox.tui.deleting`)."""
+        run_id, tracking = self.run_id, self.tracking
+        days = self.ctx.services.settings.retention_days
+        how = "Experiments: D, then R"
+        act = lambda: f"deleted run {tracking.delete_run(run_id).id}"  # noqa: E731
+        confirm_then(self, "Delete run", f"run {run_id}", restorable(days, how), act)
+
+    def on_deleted(self, message: Deleted) -> None:
+        self.notify(message.text, title="Run")
+        self.app.pop_screen()
 
     # -- loading ---------------------------------------------------------------------
 
