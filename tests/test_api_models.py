@@ -89,6 +89,8 @@ def test_every_models_route_needs_the_token(app: Litestar, services: Services, r
         ("GET", PREFIX + "/{name}/versions"),
         ("POST", PREFIX + "/{name}/versions"),
         ("GET", PREFIX + "/{name}/versions/{version}"),
+        ("DELETE", PREFIX + "/{name}/versions/{version}"),
+        ("DELETE", PREFIX + "/{name}"),
         ("GET", PREFIX + "/{name}/aliases/{alias}"),
         ("PUT", PREFIX + "/{name}/aliases/{alias}"),
         ("DELETE", PREFIX + "/{name}/aliases/{alias}"),

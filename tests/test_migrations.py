@@ -16,7 +16,7 @@ from mlbox.store.migrations import Migrations, execute_script
 from mlbox.tracking.migrations import migrations as tracking_migrations
 
 EXPECTED_COLUMNS: dict[str, set[str]] = {
-    "experiments": {"id", "name", "description", "created_at"},
+    "experiments": {"id", "name", "description", "created_at", "deleted_at"},
     "runs": {
         "id",
         "experiment_id",
@@ -32,6 +32,7 @@ EXPECTED_COLUMNS: dict[str, set[str]] = {
         "git_sha",
         "git_dirty",
         "environment",
+        "deleted_at",
     },
     "params": {"run_id", "key", "value"},
     "tags": {"run_id", "key", "value"},
