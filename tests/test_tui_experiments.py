@@ -191,6 +191,19 @@ async def test_column_chooser_hides_and_pins_and_the_view_is_saved(seeded: Servi
         assert json.loads(path.read_text())["views"]["digits"]["pinned"] == []
 
 
+async def test_a_saved_view_sorted_by_a_fixed_column_opens_sorted(seeded: Services) -> None:
+    """The all-runs view is restored before the first page names its columns: a sort by id
+    (a fixed column) must still read as id, not as a param with an empty name (an error dialog)."""
+    saved_views.save(
+        saved_views.path_in(seeded.home.root), saved_views.ALL, View(sort_key="id", sort_desc=False)
+    )
+    app = app_for(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, ExperimentsScreen)
+        assert table_ids(app) == [1, 2, 3, 4, 5, 6]
+
+
 def test_views_file_damaged_or_missing_reads_as_none(tmp_path: object) -> None:
     from pathlib import Path
 

@@ -334,6 +334,9 @@ class ExperimentsScreen(MlboxScreen):
                 return column
         if self.sort_key is None:
             return None
+        for column in run_columns.FIXED:  # a saved view sorted by id, restored before the first page
+            if column.key == self.sort_key:
+                return column
         kind, _, name = self.sort_key.partition(":")
         return run_columns.metric_column(name) if kind == "metric" else run_columns.param_column(name)
 
