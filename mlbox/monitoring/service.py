@@ -1268,7 +1268,7 @@ class MonitoringService:
 @dataclass(frozen=True)
 class _LargeWindow:
     """A window of the typed log to read in batches: its files, filter, leading rows to skip
-    (``last``) and rows."""
+    (``last``) and rows it holds after them."""
 
     files: builtins.list[Path]
     filter: Any
