@@ -248,7 +248,7 @@ def test_bad_names_refs_and_sources_name_the_field(registry: RegistryService, tm
         ({"name": "bad/name", "model": Doubler()}, "name"),
         ({"name": "x"}, "model"),
         ({"name": "x", "model": Doubler(), "files_from": tmp_path}, "model"),
-        ({"name": "x", "model": Doubler(), "flavor": "keras"}, "flavor"),
+        ({"name": "x", "model": Doubler(), "flavor": "caffe"}, "flavor"),
         ({"name": "x", "model": object()}, "model"),
         ({"name": "x", "model": Doubler(), "example_input": {"a": "b"}}, "example_input"),
         ({"name": "x", "files_from": plain}, "flavor"),

@@ -350,14 +350,18 @@ def models_delete(ctx: Context, name: str, version: int | None, yes: bool) -> No
 def models_export(ctx: Context, ref: str, directory: Path) -> None:
     """Write version REF (NAME@ALIAS, NAME/3) as an MLflow model directory at DIRECTORY.
 
-    The directory (MLmodel, the model file, signature, input example, pinned
-    requirements) loads in MLflow (``mlflow.pyfunc.load_model``, ``mlflow
-    models serve``) and in MLServer's MLflow runtime.
+    The directory (MLmodel with the framework's flavor — sklearn, pytorch,
+    onnx, lightgbm, xgboost, keras, or python_function for python objects —
+    the model files, signature, input example, pinned requirements) loads in
+    MLflow (``mlflow.pyfunc.load_model``, ``mlflow models serve``) and in
+    MLServer's MLflow runtime.
     """
     from mlbox.registry import mlflow_format
 
-    mv = mlflow_format.export(ctx.services.registry, ref, directory)
+    mv, notes = mlflow_format.export(ctx.services.registry, ref, directory)
     click.echo(f"exported {mv.name} version {mv.version} ({mv.flavor}) to {directory}")
+    for note in notes:
+        click.echo(f"note: {note}")
 
 
 @models.command("import")
@@ -366,7 +370,8 @@ def models_export(ctx: Context, ref: str, directory: Path) -> None:
 @click.option(
     "--trust",
     is_flag=True,
-    help="The model is pickled: loading it runs code from the file. Import only a directory you trust.",
+    help="Allow a pickled model (sklearn, a PyTorch model.pth, python_function): loading it runs code"
+    " from the files. Give it only for a directory you trust.",
 )
 @click.option("--description", "-d", default="", help="What this version is.")
 @json_option
@@ -374,7 +379,8 @@ def models_export(ctx: Context, ref: str, directory: Path) -> None:
 def models_import(
     ctx: Context, directory: Path, name: str, trust: bool, description: str, as_json: bool
 ) -> None:
-    """Register an MLflow model directory (sklearn flavor) as a new version of --name."""
+    """Register an MLflow model directory (sklearn, pytorch, onnx, lightgbm, xgboost, keras or
+    python_function flavor) as a new version of --name, keeping its signature."""
     from mlbox.registry import mlflow_format
 
     mv = mlflow_format.import_dir(

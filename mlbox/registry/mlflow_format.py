@@ -1,23 +1,27 @@
 """MLflow model directories in and out of the registry (``mlbox models export`` / ``import``).
 
-Export writes what MLflow's loaders read: the version's files, an ``MLmodel``
-with the framework flavor and ``python_function`` beside it, the signature in
-MLflow's JSON form, an input example built from the signature, and the
-environment files (``requirements.txt``, ``python_env.yaml``,
-``conda.yaml``) with the versions installed here pinned. scikit-learn models
-(pickled) are exported today; other flavors are refused with a message saying
-so, never written half right.
+Export writes what MLflow's loaders read: the version's files laid out for
+the framework's MLflow flavor (`mlbox.registry.mlflow_flavors`: sklearn,
+pytorch, onnx, lightgbm, xgboost, keras, and python objects as a
+``python_function`` with its own loader), an ``MLmodel`` listing that flavor
+and ``python_function`` beside it, the signature in MLflow's JSON form, an
+input example built from the signature, and the environment files
+(``requirements.txt``, ``python_env.yaml``, ``conda.yaml``) with the versions
+installed here pinned. A version with no MLflow form (a PyTorch state dict, a
+composition) is refused with a message saying so, never written half right.
 
 Import registers an MLflow directory through the same path as any local
 folder (`RegistryService.register` with ``files_from``), so loading still goes
-through the verified cache and its hash check. A pickled flavor executes code
-when it loads, so it is imported only when the caller says it trusts the
-directory (``trust=True``, the CLI's ``--trust``).
+through the verified cache and its hash check. The example input is cast to
+the ``MLmodel``'s signature (or built from it when the directory has none), so
+the version keeps the signature MLflow declared. A flavor whose loading
+unpickles (sklearn, a PyTorch ``model.pth``, ``python_function``) executes
+code from the files, so it is imported only when the caller says it trusts
+the directory (``trust=True``, the CLI's ``--trust``).
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import platform
 import shutil
@@ -26,20 +30,22 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from mlbox.registry import flavors
 from mlbox.registry.cache import cache_key
+from mlbox.registry.mlflow_flavors import TO_MLFLOW, from_mlflow, needs_trust, to_mlflow
 from mlbox.registry.schemas import ModelVersion
 from mlbox.registry.service import RegistryService
 from mlbox.registry.signature import ColumnSpec, Schema, Signature, TensorSpec
 from mlbox.store.errors import InvalidInput
 
-EXPORTABLE = ("sklearn",)
+EXPORTABLE = tuple(sorted(TO_MLFLOW))
 """mlbox flavors written as MLflow flavors."""
 
-PICKLED = {"sklearn", "python_function", "pytorch"}
-"""MLflow flavors whose loading runs pickled code: imported only with ``trust``."""
+MLFLOW_VERSION = "2.20.0"
+"""The MLflow release whose MLmodel layout the export writes (MLflow 2.20 and 3.x read it)."""
 
 _TO_MLFLOW_TYPE = {
     "float64": "double",
@@ -51,13 +57,6 @@ _TO_MLFLOW_TYPE = {
     "str": "string",
 }
 _FROM_MLFLOW_TYPE = {v: k for k, v in _TO_MLFLOW_TYPE.items() if k != "str"}
-
-
-def _pin(package: str) -> str | None:
-    try:
-        return f"{package}=={importlib.metadata.version(package)}"
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 def schema_json(schema: Schema) -> str:
@@ -104,17 +103,22 @@ def example_for(schema: Schema) -> dict[str, Any]:
     if schema.kind == "columns":
         row = [0 if c.dtype.startswith(("int", "float")) else "" for c in schema.columns]
         return {"columns": [c.name for c in schema.columns], "data": [row]}
-    t = schema.tensors[0]
-    shape = [1 if d < 0 else d for d in t.shape] or [1]
-
-    def zeros(dims: list[int]) -> Any:
-        return [0.0] * dims[0] if len(dims) == 1 else [zeros(dims[1:]) for _ in range(dims[0])]
-
-    return {"inputs": zeros(shape)}
+    arrays = {t.name or "input": _zeros(t).tolist() for t in schema.tensors}
+    if schema.kind == "tensors":
+        return {"inputs": arrays}
+    return {"inputs": next(iter(arrays.values()))}
 
 
-def export(registry: RegistryService, ref: str, target: Path) -> ModelVersion:
-    """Write version ``ref`` as an MLflow model directory at ``target`` (new or empty)."""
+def _zeros(spec: TensorSpec) -> np.ndarray:
+    shape = [1 if d < 0 else d for d in spec.shape] or [1]
+    return np.zeros(shape, dtype=np.dtype(spec.dtype) if spec.dtype != "object" else np.float64)
+
+
+def export(registry: RegistryService, ref: str, target: Path) -> tuple[ModelVersion, list[str]]:
+    """Write version ``ref`` as an MLflow model directory at ``target`` (new or empty).
+
+    Returns the version and notes for whoever serves it (an environment variable
+    MLflow needs, a class that must be importable there)."""
     mv = registry.resolve(ref)
     if mv.flavor not in EXPORTABLE:
         raise InvalidInput(
@@ -129,47 +133,33 @@ def export(registry: RegistryService, ref: str, target: Path) -> ModelVersion:
     staging = target.with_name(f".{target.name}.export-{uuid.uuid4().hex[:8]}")
     shutil.copytree(folder, staging)
     try:
-        _write_mlflow_files(staging, mv)
+        notes = _write_mlflow_files(staging, mv)
         if target.exists():
             target.rmdir()
         staging.rename(target)  # the directory appears whole or not at all
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return mv
+    return mv, notes
 
 
-def _write_mlflow_files(folder: Path, mv: ModelVersion) -> None:
-    manifest = mv.manifest
-    model_file = str(manifest["file"])
-    serialization = "pickle" if manifest.get("serialization", "pickle") == "pickle" else "cloudpickle"
+def _write_mlflow_files(folder: Path, mv: ModelVersion) -> list[str]:
+    written = to_mlflow(folder, mv.manifest)
+    flavors.write_manifest(folder, written.manifest)
     python = platform.python_version()
-    sklearn = importlib.metadata.version("scikit-learn")
-    mlmodel: dict[str, Any] = {
-        "flavors": {
-            "python_function": {
-                "env": {"conda": "conda.yaml", "virtualenv": "python_env.yaml"},
-                "loader_module": "mlflow.sklearn",
-                "model_path": model_file,
-                "predict_fn": str(manifest.get("method", "predict")),
-                "python_version": python,
-            },
-            "sklearn": {
-                "code": None,
-                "pickled_model": model_file,
-                "serialization_format": serialization,
-                "sklearn_version": sklearn,
-            },
-        },
-        "mlflow_version": "2.20.0",
-        "model_uuid": uuid.uuid4().hex,
-        "utc_time_created": time.strftime("%Y-%m-%d %H:%M:%S.000000", time.gmtime()),
-        "metadata": {"mlbox_model": mv.name, "mlbox_version": mv.version},
-    }
-    if manifest.get("serialization") == "joblib":
-        raise InvalidInput(
-            "a joblib-serialized model cannot be written as MLflow's sklearn flavor", field="ref"
-        )
+    env = {"conda": "conda.yaml", "virtualenv": "python_env.yaml"}
+    mlmodel: dict[str, Any] = {"flavors": {}}
+    if written.pyfunc is not None:
+        mlmodel["flavors"]["python_function"] = {"env": env, **written.pyfunc, "python_version": python}
+    mlmodel["flavors"].update(written.flavors)
+    mlmodel.update(
+        {
+            "mlflow_version": MLFLOW_VERSION,
+            "model_uuid": uuid.uuid4().hex,
+            "utc_time_created": time.strftime("%Y-%m-%d %H:%M:%S.000000", time.gmtime()),
+            "metadata": {"mlbox_model": mv.name, "mlbox_version": mv.version, "mlbox_flavor": mv.flavor},
+        }
+    )
     if mv.signature is not None:
         mlmodel["signature"] = {
             "inputs": schema_json(mv.signature.inputs),
@@ -184,16 +174,17 @@ def _write_mlflow_files(folder: Path, mv: ModelVersion) -> None:
             "format": "tf-serving" if "inputs" in example else "split",
         }
     (folder / "MLmodel").write_text(yaml.safe_dump(mlmodel, sort_keys=False))
-    requirements = [r for r in (_pin("scikit-learn"), _pin("numpy"), _pin("scipy"), _pin("cloudpickle")) if r]
-    (folder / "requirements.txt").write_text("\n".join(["mlflow", *requirements]) + "\n")
+    requirements = ["mlflow", *written.requirements]
+    (folder / "requirements.txt").write_text("\n".join(requirements) + "\n")
     (folder / "python_env.yaml").write_text(
         yaml.safe_dump(
             {"python": python, "build_dependencies": ["pip"], "dependencies": ["-r requirements.txt"]}
         )
     )
     conda = {"name": "mlflow-env", "channels": ["conda-forge"],
-             "dependencies": [f"python={python}", "pip", {"pip": ["mlflow", *requirements]}]}  # fmt: skip
+             "dependencies": [f"python={python}", "pip", {"pip": requirements}]}  # fmt: skip
     (folder / "conda.yaml").write_text(yaml.safe_dump(conda, sort_keys=False))
+    return written.notes
 
 
 def load_skops(raw: bytes) -> Any:
@@ -221,34 +212,77 @@ def read_mlmodel(folder: Path) -> dict[str, Any]:
     return data
 
 
+def example_input(folder: Path, mlmodel: dict[str, Any]) -> Any:
+    """The directory's input example cast to the ``MLmodel``'s input signature, or one built from
+    that signature when there is no example: run once at registration, it gives the version the
+    signature MLflow declared (a JSON example alone would turn float32 into float64)."""
+    signature = signature_from_mlmodel(mlmodel)
+    info = mlmodel.get("saved_input_example_info") or {}
+    path = folder / str(info.get("artifact_path", "input_example.json"))
+    raw: Any = json.loads(path.read_bytes()) if path.is_file() else None
+    schema = signature.inputs if signature is not None else None
+    if schema is not None and schema.kind == "columns":
+        import pandas as pd
+
+        if isinstance(raw, dict) and "columns" in raw and "data" in raw:
+            frame = pd.DataFrame(raw["data"], columns=raw["columns"])
+        else:
+            frame = pd.DataFrame({c.name: [0 if c.dtype != "object" else ""] for c in schema.columns})
+        return frame.astype({c.name: c.dtype for c in schema.columns if c.name in frame})
+    inputs = raw.get("inputs", raw) if isinstance(raw, dict) and "columns" not in raw else raw
+    if isinstance(raw, dict) and "columns" in raw and "data" in raw:  # columns without a signature
+        rows = raw["data"]
+        return {c: np.asarray([r[i] for r in rows]) for i, c in enumerate(raw["columns"])}
+    specs = {t.name or "input": t for t in schema.tensors} if schema is not None else {}
+    if isinstance(inputs, dict):
+        return {k: np.asarray(v, dtype=_dtype(specs.get(k))) for k, v in inputs.items()}
+    if inputs is not None:
+        spec = next(iter(specs.values()), None) if len(specs) == 1 else None
+        return np.asarray(inputs, dtype=_dtype(spec))
+    if schema is None:
+        return None
+    if schema.kind == "tensors":
+        return {name: _zeros(t) for name, t in specs.items()}
+    return _zeros(schema.tensors[0])
+
+
+def _dtype(spec: TensorSpec | None) -> Any:
+    return None if spec is None or spec.dtype == "object" else np.dtype(spec.dtype)
+
+
 def import_dir(
     registry: RegistryService, folder: Path, name: str, *, trust: bool = False, description: str = ""
 ) -> ModelVersion:
     """Register the MLflow model directory ``folder`` as a new version of ``name``."""
     mlmodel = read_mlmodel(folder)
-    names = set(mlmodel["flavors"])
-    if "sklearn" not in names:
-        raise InvalidInput(f"mlbox imports MLflow sklearn models; this one has {sorted(names)}", field="dir")
-    sk = mlmodel["flavors"]["sklearn"]
-    skops = sk.get("serialization_format") == "skops"
-    if names & PICKLED and not trust and not skops:
+    sk = mlmodel["flavors"].get("sklearn") or {}
+    if sk.get("serialization_format") == "skops":  # loads no pickle: no --trust needed
+        model = load_skops((folder / str(sk.get("pickled_model") or "model.skops")).read_bytes())
+        return registry.register(
+            name, model=model, example_input=example_input(folder, mlmodel), description=description
+        )
+    chosen = from_mlflow(folder, mlmodel)
+    own = flavors.read_manifest(folder)  # an mlbox export keeps its manifest (compiled trees, method …)
+    if own is not None and own["flavor"] != chosen.flavor:
         raise InvalidInput(
-            "this model is pickled: loading it runs code from the file. Import it only if you trust where"
-            " it came from, with --trust",
+            f"{flavors.MANIFEST_FILE} says flavor {own['flavor']!r} but the MLmodel says {chosen.flavor!r}",
+            field="dir",
+        )
+    pickled = needs_trust(own) if own is not None else chosen.pickled
+    if pickled and not trust:
+        raise InvalidInput(
+            f"this {chosen.flavor} model is pickled: loading it runs code from the files. Import it only"
+            " if you trust where it came from, with --trust",
             field="trust",
         )
-    example = None
-    info = mlmodel.get("saved_input_example_info") or {}
-    example_file = folder / str(info.get("artifact_path", "input_example.json"))
-    if example_file.is_file():
-        from mlbox.mlflow.protocol import example_from_mlflow
-
-        example = example_from_mlflow(example_file.read_bytes())
-    if skops:  # loads no pickle: no --trust needed
-        model = load_skops((folder / str(sk.get("pickled_model") or "model.skops")).read_bytes())
-        return registry.register(name, model=model, example_input=example, description=description)
-    if (folder / flavors.MANIFEST_FILE).exists():
+    example = example_input(folder, mlmodel)
+    if own is not None:
         return registry.register(name, files_from=folder, example_input=example, description=description)
     return registry.register(
-        name, files_from=folder, flavor="sklearn", example_input=example, description=description
+        name,
+        files_from=folder,
+        flavor=chosen.flavor,
+        options=chosen.options,
+        example_input=example,
+        description=description,
     )

@@ -96,6 +96,19 @@ def single_file(folder: Path, suffixes: tuple[str, ...], flavor: str) -> str:
     return found[0]
 
 
+def chosen_file(folder: Path, options: Mapping[str, Any], suffixes: tuple[str, ...], flavor: str) -> str:
+    """``options["file"]`` when given (a folder holding several files, such as an MLflow model
+    directory, names its model file), else the one file ending with one of ``suffixes``."""
+    file = options.get("file")
+    if file is None:
+        return single_file(folder, suffixes, flavor)
+    if not isinstance(file, str) or not file or Path(file).is_absolute() or ".." in Path(file).parts:
+        raise InvalidInput(f"file {file!r} is not a path inside the model's folder", field="options.file")
+    if not (folder / file).is_file():
+        raise InvalidInput(f"the {flavor} flavor's file {file!r} is not in the folder", field="options.file")
+    return Path(file).as_posix()
+
+
 def method_option(model: Any, options: Mapping[str, Any], default: str = "predict") -> str:
     """The method ``predict`` calls (``predict``, ``predict_proba``, …), checked on the model."""
     method = options.get("method", default)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mlbox.registry.flavors.base import Flavor, Predictor, as_matrix, frame_library, single_file
+from mlbox.registry.flavors.base import Flavor, Predictor, as_matrix, chosen_file, frame_library
 from mlbox.store.errors import InvalidInput
 
 MODEL_FILE = "model.onnx"
@@ -90,7 +90,7 @@ class OnnxFlavor(Flavor):
         return {"file": MODEL_FILE}
 
     def adopt(self, folder: Path, options: Mapping[str, Any]) -> dict[str, Any]:
-        return {"file": single_file(folder, (".onnx",), self.name)}
+        return {"file": chosen_file(folder, options, (".onnx",), self.name)}
 
     def load(self, folder: Path, manifest: Mapping[str, Any], *, device: str) -> Predictor:
         try:

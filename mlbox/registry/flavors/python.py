@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlbox.registry.flavors import pickling
-from mlbox.registry.flavors.base import Flavor, Predictor, method_option, single_file
+from mlbox.registry.flavors.base import Flavor, Predictor, chosen_file, method_option
 
 MODEL_FILE = "model.pkl"
 
@@ -45,7 +45,7 @@ class PythonFlavor(Flavor):
 
     def adopt(self, folder: Path, options: Mapping[str, Any]) -> dict[str, Any]:
         return {
-            "file": single_file(folder, (".pkl", ".pickle"), self.name),
+            "file": chosen_file(folder, options, (".pkl", ".pickle"), self.name),
             "method": method_option(None, options),
         }
 

@@ -10,6 +10,9 @@
 * ``state_dict``: the weights (``state_dict.pt``, loaded with
   ``weights_only=True``) plus ``class`` (``module:Class`` or a builder
   function, importable at load time) and ``init`` (its JSON keyword arguments).
+* ``pickle``: a whole module saved with ``torch.save`` (what MLflow's pytorch
+  flavor writes as ``data/model.pth``), only adopted, never written: loading
+  it unpickles, so `mlbox models import` asks for ``--trust`` first.
 
 Every form predicts under ``torch.inference_mode()`` on the device given at
 load; float inputs are cast to float32, outputs come back as numpy arrays
@@ -30,13 +33,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlbox.registry.flavors.base import Flavor, Predictor, as_matrix, frame_library, single_file
+from mlbox.registry.flavors.base import Flavor, Predictor, as_matrix, chosen_file, frame_library
 from mlbox.store.errors import InvalidInput
 
 if TYPE_CHECKING:
     import torch
 
 FORMS = ("export", "torchscript", "state_dict")
+"""The forms a model is saved in."""
+LOAD_FORMS = (*FORMS, "pickle")
+"""The forms files saved elsewhere may be adopted in."""
 
 
 def import_object(path: str, field: str = "options.class") -> Any:
@@ -213,12 +219,12 @@ class PytorchFlavor(Flavor):
         return {"form": "state_dict", "file": "state_dict.pt", "class": path, "init": init}
 
     def adopt(self, folder: Path, options: Mapping[str, Any]) -> dict[str, Any]:
-        file = single_file(folder, (".pt", ".pth", ".pt2", ".ts"), self.name)
+        file = chosen_file(folder, options, (".pt", ".pth", ".pt2", ".ts"), self.name)
         form = options.get("form")
         if form is None:
             form = "export" if file.endswith(".pt2") else _guess_form(folder / file)
-        if form not in FORMS:
-            raise InvalidInput(f"form {form!r} is not one of {list(FORMS)}", field="options.form")
+        if form not in LOAD_FORMS:
+            raise InvalidInput(f"form {form!r} is not one of {list(LOAD_FORMS)}", field="options.form")
         manifest: dict[str, Any] = {"form": form, "file": file, "inputs": options.get("inputs")}
         if form == "state_dict":
             path = options.get("class")
@@ -249,6 +255,8 @@ class PytorchFlavor(Flavor):
             module = builder(**manifest.get("init", {}))
             module.load_state_dict(torch.load(path, map_location=device, weights_only=True))
             module = module.to(device).eval()
+        elif form == "pickle":
+            module = torch.load(path, map_location=device, weights_only=False).eval()
         else:
             raise InvalidInput(f"unknown torch form {form!r}", field="manifest.form")
         return TorchPredictor(module, manifest.get("inputs"), device)

@@ -28,9 +28,9 @@ from mlbox.registry.flavors.base import (
     Predictor,
     as_matrix,
     as_pandas,
+    chosen_file,
     frame_library,
     method_option,
-    single_file,
 )
 from mlbox.registry.flavors.trees import TREES_FILE, Forest, compile_trees, predict_forest
 
@@ -175,7 +175,7 @@ class SklearnFlavor(Flavor):
         return manifest
 
     def adopt(self, folder: Path, options: Mapping[str, Any]) -> dict[str, Any]:
-        file = single_file(folder, (".pkl", ".pickle", ".joblib"), self.name)
+        file = chosen_file(folder, options, (".pkl", ".pickle", ".joblib"), self.name)
         return {
             "file": file,
             "serialization": "joblib" if file.endswith(".joblib") else "pickle",

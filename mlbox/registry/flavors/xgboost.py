@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mlbox.registry.flavors.base import Flavor, Predictor, as_matrix, as_pandas, frame_library, single_file
+from mlbox.registry.flavors.base import Flavor, Predictor, as_matrix, as_pandas, chosen_file, frame_library
 
 MODEL_FILE = "model.ubj"
 
@@ -50,7 +50,7 @@ class XgboostFlavor(Flavor):
         return {"file": MODEL_FILE, "xgboost_version": xgboost.__version__}
 
     def adopt(self, folder: Path, options: Mapping[str, Any]) -> dict[str, Any]:
-        return {"file": single_file(folder, (".ubj", ".json"), self.name)}
+        return {"file": chosen_file(folder, options, (".ubj", ".json", ".xgb"), self.name)}
 
     def load(self, folder: Path, manifest: Mapping[str, Any], *, device: str) -> Predictor:
         import xgboost
