@@ -6,7 +6,9 @@ whoever asks. `score_file` streams the input in chunks of
 ``BatchOptions.batch_size`` rows (`mlbox.serving.batch_inputs`), scores each
 through the same `LoadedModel.predict` serving uses (or serving's feature
 lookup for models registered with feature views) and appends it to the output
-with the predictions beside the inputs, so memory is bounded by one chunk.
+with the predictions beside the inputs, so memory is bounded by a few chunks:
+the next chunk is read and the last one written while one is scored
+(`_pipeline`).
 
 Missing values are scored, not refused: a null or NaN among a row's inputs
 reaches the model as NaN (gradient boosting and compiled trees score it on
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,7 +56,8 @@ class BatchOptions:
     """How to score a file; the fields are `mlbox predict`'s options, which error messages name."""
 
     batch_size: int = 10_000
-    """Rows per chunk: memory is bounded by one chunk (and its predictions)."""
+    """Rows per chunk: memory is bounded by three chunks (one read ahead, one scored, one being
+    written) and their predictions."""
     keep_inputs: bool = True
     """Copy the input columns into the output beside the predictions."""
     columns: tuple[str, ...] | None = None
@@ -139,10 +142,13 @@ class _Scorer:
         self.columns = list(options.columns) if options.columns is not None else None
         self.writer: Any = None
         self.rows = 0
+        """Rows scored so far."""
+        self.written = 0
+        """Rows written so far (at most one chunk behind `rows`)."""
         self.rows_with_missing = 0
 
-    def score(self, batch: pa.RecordBatch) -> int:
-        """Scores and writes one chunk; returns its row count."""
+    def score(self, batch: pa.RecordBatch) -> pa.Table:
+        """Scores one chunk: its output table (written by `write`, maybe in another thread)."""
         import polars as pl
         import pyarrow as pa
 
@@ -171,9 +177,8 @@ class _Scorer:
                 table = table.append_column(name, values)
         else:
             table = pa.table(preds)
-        self._write(table)
         self.rows += batch.num_rows
-        return batch.num_rows
+        return table
 
     def _inputs(self, frame: pl.DataFrame, first_row: int) -> Any:
         features = frame
@@ -202,7 +207,7 @@ class _Scorer:
                 f"{first}..{last}: {type(exc).__name__}: {text[0] if text else ''}"
             ) from None
 
-    def _write(self, table: pa.Table) -> None:
+    def write(self, table: pa.Table) -> None:
         """Appends a chunk; a later chunk whose types drift (CSV inference) is cast to the first's."""
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -216,10 +221,11 @@ class _Scorer:
                 table = table.cast(self.writer.schema)
             except (pa.ArrowException, ValueError) as exc:
                 raise InvalidInput(
-                    f"rows {self.rows}..: the columns changed type from the first chunk ({exc})",
+                    f"rows {self.written}..: the columns changed type from the first chunk ({exc})",
                     field="input",
                 ) from None
         self.writer.write_table(table)
+        self.written += table.num_rows
 
     def close(self) -> None:
         if self.writer is not None:
@@ -281,10 +287,7 @@ def score_file(
     try:
         if progress is not None:
             progress(0, total)
-        for batch in chunks:
-            scorer.score(batch)
-            if progress is not None:
-                progress(scorer.rows, total)
+        _pipeline(chunks, scorer, lambda: None if progress is None else progress(scorer.written, total))
         scorer.close()
         if scorer.rows == 0:
             raise InvalidInput(f"{input_path} has no rows to score", field="input")
@@ -295,6 +298,36 @@ def score_file(
     return BatchResult(
         scorer.rows, output, None if features is None else features.source, scorer.rows_with_missing
     )
+
+
+def _pipeline(chunks: Iterator[pa.RecordBatch], scorer: _Scorer, written: Callable[[], None]) -> None:
+    """Every chunk scored in this thread, while the next is read and the last written in another.
+
+    Why: reading a Parquet chunk and writing one are Arrow's C++ (the GIL
+    released), as is the trees' walk, so on a 2-core machine the three overlap
+    instead of taking turns; scoring alone kept a core idle through every read
+    and write. At most one chunk is read ahead and one written behind, so
+    memory stays a few chunks. Errors from either thread surface here, in order.
+    ``written()`` is called after each chunk's write (the progress callback).
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mlbox-batch-io") as io:
+        ahead: Future[pa.RecordBatch | None] = io.submit(next, chunks, None)
+        writing: Future[None] | None = None
+        while True:
+            batch = ahead.result()
+            if batch is None:
+                break
+            ahead = io.submit(next, chunks, None)  # one reader at a time: the next starts after this one
+            table = scorer.score(batch)
+            if writing is not None:
+                writing.result()
+                written()
+            writing = io.submit(scorer.write, table)
+        if writing is not None:
+            writing.result()
+            written()
 
 
 def _feature_inputs(
