@@ -119,18 +119,23 @@ INPUT = "input"
 def _arrays(value: Any, default: str) -> dict[str, np.ndarray] | None:
     """One request's inputs or outputs as named 1-D or 2-D arrays (rows first), as served: no
     copy, no split into columns (that happens once per segment); None for what has no columns."""
-    if hasattr(value, "columns") and hasattr(value, "__getitem__") and not isinstance(value, np.ndarray):
+    if type(value) is np.ndarray:  # the served shapes first: no attribute probing per request
+        named: Any = {default: value}
+    elif type(value) is dict:
+        named = value
+    elif hasattr(value, "columns") and hasattr(value, "__getitem__"):
         try:
-            value = {str(c): np.asarray(value[c]) for c in value.columns}  # a pandas/polars frame
+            named = {str(c): np.asarray(value[c]) for c in value.columns}  # a pandas/polars frame
         except Exception:
             return None
-    named = value if isinstance(value, dict) else {default: value}
+    else:
+        named = {default: value}
     out: dict[str, np.ndarray] = {}
     for name, item in named.items():
-        a = item if isinstance(item, np.ndarray) else np.asarray(item)
+        a = item if type(item) is np.ndarray else np.asarray(item)
         if a.ndim not in (1, 2) or a.dtype.kind in "OV":
             return None  # images, ragged lists and other tensors go to a JSON segment
-        out[str(name)] = a
+        out[name if type(name) is str else str(name)] = a
     return out
 
 
@@ -143,12 +148,15 @@ def typed(inputs: Any, outputs: Any) -> Typed | None:
         return None
     if ins is None or outs is None or not ins:
         return None
-    columns = dict(ins)
-    columns.update({f"{OUT}{k}": v for k, v in outs.items()})
-    lengths = {len(a) for a in columns.values()}
-    if len(lengths) != 1:
-        return None
-    return lengths.pop(), columns
+    for k, v in outs.items():
+        ins[OUT + k] = v
+    rows = -1
+    for a in ins.values():
+        if rows != len(a):
+            if rows != -1:
+                return None
+            rows = len(a)
+    return rows, ins
 
 
 PREPARE_EVERY_S = 0.05
@@ -271,8 +279,12 @@ class PredictionLog:
 
     def _write(self, entries: list[Prepared]) -> None:
         groups: dict[tuple[str, str], list[Prepared]] = defaultdict(list)
+        days: dict[int, str] = {}  # UTC day number -> its folder name: one strftime per day
         for e in entries:
-            day = datetime.fromtimestamp(e[3], UTC).strftime("%Y-%m-%d")
+            number = int(e[3] // 86400)
+            day = days.get(number)
+            if day is None:
+                day = days[number] = datetime.fromtimestamp(number * 86400, UTC).strftime("%Y-%m-%d")
             groups[(e[1], day)].append(e)
         import pyarrow as pa
 
