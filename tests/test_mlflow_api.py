@@ -17,6 +17,7 @@ from litestar.testing import TestClient
 from mlbox.api.app import create_app
 from mlbox.api.mlflow_fast import MlflowFastPath
 from mlbox.mlflow import protocol
+from mlbox.mlflow.state import state_for
 from mlbox.services import Services
 from mlbox.store.errors import InvalidInput
 
@@ -379,12 +380,13 @@ def test_register_model_from_a_run_and_move_aliases(client: TestClient[Any], ser
         "model_version"
     ]
     assert got["tags"] == [{"key": "k", "value": "v"}]
-    # versions never change in mlbox: deleting one is refused, and nothing is lost
-    mlflow_error(
+    # the registry's own deletion: refused while an alias serves the version, naming it
+    msg = mlflow_error(
         client.request("DELETE", f"{API}/model-versions/delete", json={"name": "iris", "version": "1"}),
         400,
         "INVALID_PARAMETER_VALUE",
     )
+    assert "champion" in msg
     assert services.registry.get_version("iris", 1).version == 1
     ok(client.request("DELETE", f"{API}/registered-models/alias", json={"name": "iris", "alias": "champion"}))
     assert services.registry.get_model("iris").aliases == {}
@@ -392,6 +394,19 @@ def test_register_model_from_a_run_and_move_aliases(client: TestClient[Any], ser
         client.get(f"{API}/model-versions/get", params={"name": "iris", "version": "7"}),
         404,
         "RESOURCE_DOES_NOT_EXIST",
+    )
+    ok(client.request("DELETE", f"{API}/model-versions/delete", json={"name": "iris", "version": "1"}))
+    mlflow_error(
+        client.get(f"{API}/model-versions/get", params={"name": "iris", "version": "1"}),
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
+    assert services.registry.list_versions("iris") == []
+    assert state_for(services.registry.db).tags("version", "iris/1") == {}  # its tags went with it
+    ok(client.request("DELETE", f"{API}/registered-models/delete", json={"name": "iris"}))
+    assert "iris" not in [m.name for m in services.registry.list_models()]
+    mlflow_error(
+        client.get(f"{API}/registered-models/get", params={"name": "iris"}), 404, "RESOURCE_DOES_NOT_EXIST"
     )
     msg = mlflow_error(
         client.post(f"{API}/model-versions/create", json={"name": "iris", "source": "s3://b/m"}),
@@ -531,3 +546,28 @@ def test_metric_points_read_mlflows_json() -> None:
         with pytest.raises(InvalidInput) as err:
             protocol.metric_points(bad, now=0.0)
         assert err.value.field == field
+
+
+def test_an_older_homes_deleted_marks_become_the_tracking_services(services: Services) -> None:
+    """mlbox once kept MLflow's deleted marks in its own table; they are handed over once."""
+    exp = services.tracking.create_experiment("old")
+    gone = services.tracking.create_run("old", "gone")
+    services.tracking.create_run("Default", "kept")
+    marked = services.tracking.create_run("Default", "marked")
+    state_for(services.tracking.db)  # the MLflow layer's tables, as an older mlbox made them
+    with services.tracking.db.atomic() as conn:
+        conn.executemany(
+            "INSERT INTO mlflow_deleted (kind, id, deleted_at) VALUES (?, ?, ?)",
+            [("experiment", exp.id, 1_700_000_000.0), ("run", marked.id, 1_700_000_100.0), ("run", 999, 1.0)],
+        )
+    with TestClient(create_app(services, token=TOKEN), base_url=BASE) as client:
+        client.headers.update(AUTH)
+        got = ok(client.get(f"{API}/experiments/get", params={"experiment_id": str(exp.id)}))["experiment"]
+        assert got["lifecycle_stage"] == "deleted"
+        listed = ok(client.post(f"{API}/runs/search", json={"run_view_type": "ALL"}))["runs"]
+        stages = {r["info"]["run_name"]: r["info"]["lifecycle_stage"] for r in listed}
+        assert stages == {"gone": "deleted", "kept": "active", "marked": "deleted"}
+        ok(client.post(f"{API}/runs/restore", json={"run_id": str(marked.id)}))
+    assert services.tracking.get_run(gone.id).deleted_at == 1_700_000_000.0
+    assert services.tracking.get_run(marked.id).deleted_at is None
+    assert services.tracking.db.query("SELECT * FROM mlflow_deleted") == []

@@ -7,10 +7,12 @@ registered as a real mlbox version with the matching mlbox flavor, its
 ``input_example.json`` run once to give the signature, so ``mlbox up`` serves
 it under its aliases like any other version.
 
-mlbox versions never change and are never deleted (serving and lineage rely
-on that), so MLflow's version delete and update of a description are refused
-with a message saying so; a stage transition moves the alias of the stage's
-name (``Production`` → alias ``production``), MLflow's own advice since 2.9.
+mlbox versions never change (serving and lineage rely on that), so MLflow's
+update of a version's description is refused with a message saying so.
+Deleting a version or a whole model is the registry's own deletion, with its
+refusals (409 naming the alias or composed model that still needs it). A stage
+transition moves the alias of the stage's name (``Production`` → alias
+``production``), MLflow's own advice since 2.9.
 """
 
 from __future__ import annotations
@@ -256,14 +258,13 @@ class MlflowRegistryController(Controller):
     def delete_registered_model(
         self, registry: NamedDependency[RegistryService], data: JSONBody[Body | None] = None
     ) -> Body:
+        """The model and all its versions, as in MLflow; mlbox refuses (naming why) while an alias
+        or a composed model still needs it (`RegistryService.delete_model`)."""
         r = Registry(registry)
         name = _str(data or {}, "name", required=True)
         if any(m.name == name for m in registry.list_models()):
-            raise InvalidInput(
-                f"model {name!r} has versions, and mlbox keeps every version (served and traced)",
-                field="name",
-            )
-        if not r.state.announced(name):
+            registry.delete_model(name)
+        elif not r.state.announced(name):
             raise NotFound(f"Registered Model with name={name} not found", field="name")
         r.state.forget_model(name)
         return {}
@@ -425,10 +426,11 @@ class MlflowRegistryController(Controller):
     def delete_model_version(
         self, registry: NamedDependency[RegistryService], data: JSONBody[Body | None] = None
     ) -> Body:
-        Registry(registry).version(data or {})
-        raise InvalidInput(
-            "mlbox keeps every version (served and traced); move its aliases away instead", field="version"
-        )
+        r = Registry(registry)
+        mv = r.version(data or {})
+        registry.delete_version(mv.name, mv.version)  # refused while an alias or a composed model needs it
+        r.state.drop_tags("version", f"{mv.name}/{mv.version}")
+        return {}
 
     @post(
         both("/model-versions/transition-stage"),

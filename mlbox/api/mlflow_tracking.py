@@ -4,8 +4,11 @@ An unmodified MLflow client with ``MLFLOW_TRACKING_URI`` pointing here and
 ``MLFLOW_TRACKING_TOKEN`` set to mlbox's token logs into mlbox's own stores:
 the runs it makes are mlbox runs (``mlbox runs ls``, the TUI). Translation
 rules (ids, milliseconds, statuses, filters) are `mlbox.mlflow.protocol`;
-what MLflow has and mlbox does not (deleted marks, experiment tags, logged
-models) is `mlbox.mlflow.state`.
+what MLflow has and mlbox does not (experiment tags, logged models) is
+`mlbox.mlflow.state`; deleting and restoring runs and experiments is the
+tracking service's own. Metric points go through `mlbox.mlflow.intake`
+(batched commits), and the two logging routes also have a fast path in front
+of Litestar (`mlbox.api.mlflow_fast`).
 
 Bodies are read as plain JSON objects, not strict structs: MLflow's client
 adds fields release after release, and MLflow's own server ignores the ones
@@ -71,6 +74,7 @@ class Mlflow:
     def __init__(self, tracking: TrackingService) -> None:
         self.tracking = tracking
         self.state: MlflowState = state_for(tracking.db)
+        self.state.adopt_deleted_marks(tracking)  # once per process; then a flag
 
     # -- experiments ---------------------------------------------------------------
 
@@ -92,14 +96,14 @@ class Mlflow:
             str(exp.id),
             exp.name,
             exp.created_at,
-            deleted=self.state.is_deleted("experiment", exp.id),
+            deleted=exp.deleted_at is not None,
             tags={**self.state.tags("experiment", str(exp.id)),
                   **({"mlflow.note.content": exp.description} if exp.description else {})},
         )  # fmt: skip
 
     def active_experiment(self, exp_id: object) -> Experiment:
         exp = self.experiment(exp_id)
-        if self.state.is_deleted("experiment", exp.id):
+        if exp.deleted_at is not None:
             raise InvalidInput(f"experiment {exp.id} is deleted: restore it first", field="experiment_id")
         return exp
 
@@ -112,7 +116,6 @@ class Mlflow:
             raise NotFound(f"Run with id={run_id} not found", field="run_id") from None
 
     def run_json(self, run: Run, *, full: bool = False) -> Body:
-        deleted = self.state.is_deleted("run", run.id)
         end = p.ms(run.end_time)
         if full:
             summaries = self.tracking.metric_keys(run.id)
@@ -135,7 +138,7 @@ class Mlflow:
             "status": p.status_to_mlflow(run.status),
             "start_time": p.ms(run.start_time),
             "artifact_uri": p.artifact_uri(run.id),
-            "lifecycle_stage": "deleted" if deleted else "active",
+            "lifecycle_stage": "deleted" if run.deleted_at is not None else "active",
         }
         if end is not None:
             info["end_time"] = end
@@ -281,14 +284,13 @@ class MlflowTrackingController(Controller):
         exp = m.experiment(_str(data, "experiment_id", required=True))
         if exp.name == DEFAULT_EXPERIMENT:
             raise InvalidInput("Cannot delete the default experiment '0'.", field="experiment_id")
-        m.state.mark_deleted("experiment", exp.id, True)
+        tracking.delete_experiment(exp.id)  # its runs too, as MLflow does
         return {}
 
     @post(both("/experiments/restore"), sync_to_thread=True, include_in_schema=False, status_code=200)
     def restore_experiment(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
-        exp = m.experiment(_str(data, "experiment_id", required=True))
-        m.state.mark_deleted("experiment", exp.id, False)
+        tracking.restore_experiment(m.experiment(_str(data, "experiment_id", required=True)).id)
         return {}
 
     @post(both("/experiments/update"), sync_to_thread=True, include_in_schema=False, status_code=200)
@@ -368,15 +370,13 @@ class MlflowTrackingController(Controller):
     @post(both("/runs/delete"), sync_to_thread=True, include_in_schema=False, status_code=200)
     def delete_run(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
-        run = m.run(_run_id(data))
-        m.state.mark_deleted("run", run.id, True)
+        m.flush()  # its answered points land before the mark
+        tracking.delete_run(m.run(_run_id(data)).id)
         return {}
 
     @post(both("/runs/restore"), sync_to_thread=True, include_in_schema=False, status_code=200)
     def restore_run(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
-        m = Mlflow(tracking)
-        run = m.run(_run_id(data))
-        m.state.mark_deleted("run", run.id, False)
+        tracking.restore_run(Mlflow(tracking).run(_run_id(data)).id)
         return {}
 
     @post(both("/runs/log-metric"), sync_to_thread=True, include_in_schema=False, status_code=200)
@@ -457,19 +457,17 @@ class MlflowTrackingController(Controller):
         if isinstance(ids, str):
             ids = [ids]
         names = [m.experiment(i).name for i in ids]
-        view = str(data.get("run_view_type") or "ACTIVE_ONLY").upper()
         limit = p.max_results(data.get("max_results"), 1000)
         offset = p.page_offset(data.get("page_token"))
         clauses = [f"({p.translate_filter(_str(data, 'filter'))})"] if _str(data, "filter").strip() else []
-        deleted = sorted(m.state.deleted("run"))
-        if deleted and view in ("ACTIVE_ONLY", "DELETED_ONLY"):
-            listed = ", ".join(str(d) for d in deleted)
-            clauses.append(f"attributes.id {'not in' if view == 'ACTIVE_ONLY' else 'in'} ({listed})")
-        elif view == "DELETED_ONLY":
-            return {"runs": []}
         order = p.translate_order_by(data.get("order_by"))
         page = tracking.search_runs(
-            " and ".join(clauses), order_by=order, experiments=names or None, limit=limit, offset=offset
+            " and ".join(clauses),
+            order_by=order,
+            experiments=names or None,
+            limit=limit,
+            offset=offset,
+            lifecycle=p.lifecycle(data.get("run_view_type")),
         )
         out: Body = {"runs": [m.run_json(r) for r in page.runs]}
         if offset + len(page.runs) < page.total:
@@ -635,14 +633,8 @@ class MlflowTrackingController(Controller):
 
 
 def _search_experiments(m: Mlflow, data: JSONBody[Body]) -> Body:
-    view = str(data.get("view_type") or "ACTIVE_ONLY").upper()
-    deleted = m.state.deleted("experiment")
     m.default_experiment()  # MLflow always has experiment "0"
-    exps = m.tracking.list_experiments()
-    if view == "ACTIVE_ONLY":
-        exps = [e for e in exps if e.id not in deleted]
-    elif view == "DELETED_ONLY":
-        exps = [e for e in exps if e.id in deleted]
+    exps = m.tracking.list_experiments(p.lifecycle(data.get("view_type"), "view_type"))
     text = _str(data, "filter").strip()
     if text:
         exps = [e for e in exps if _experiment_matches(e, text)]

@@ -105,7 +105,11 @@ _fluent = _Fluent()
 
 
 def _tracking() -> TrackingService:
-    return (_client._default or _client.default_client()).tracking
+    tracking = (_client._default or _client.default_client()).tracking
+    db = getattr(tracking, "db", None)  # none in a job on a Ray node (tracking over HTTP)
+    if db is not None:
+        state_for(db).adopt_deleted_marks(tracking)  # an older home's marks, once
+    return tracking
 
 
 def _state() -> MlflowState:
@@ -171,9 +175,7 @@ def _experiment_of(exp_id: str | None) -> Any:
 
 def _entity(exp: Any) -> Experiment:
     state = _state()
-    return Experiment.of(
-        exp, deleted=state.is_deleted("experiment", exp.id), tags=state.tags("experiment", str(exp.id))
-    )
+    return Experiment.of(exp, tags=state.tags("experiment", str(exp.id)))
 
 
 def create_experiment(
@@ -196,8 +198,14 @@ def get_experiment_by_name(name: str) -> Experiment | None:
         return None
 
 
-def search_experiments(filter_string: str | None = None, max_results: int | None = None) -> list[Experiment]:
-    found = [_entity(e) for e in _tracking().list_experiments()]
+def search_experiments(
+    view_type: int | str = 1,
+    max_results: int | None = None,
+    filter_string: str | None = None,
+    order_by: list[str] | None = None,
+) -> list[Experiment]:
+    """MLflow's signature: the view type first (``ACTIVE_ONLY`` = 1, ``DELETED_ONLY`` = 2, ``ALL`` = 3)."""
+    found = [_entity(e) for e in _tracking().list_experiments(p.lifecycle(view_type, "view_type"))]
     if filter_string:
         found = [e for e in found if p.name_matches(e.name, filter_string)]
     return found[:max_results] if max_results else found
@@ -212,7 +220,7 @@ def set_experiment(experiment_name: str | None = None, experiment_id: str | None
         if experiment_name
         else _experiment_of(experiment_id)
     )
-    if _state().is_deleted("experiment", exp.id):
+    if exp.deleted_at is not None:
         raise InvalidInput(f"experiment {exp.name!r} is deleted: restore it first", field="experiment_name")
     _fluent.experiment_id = str(exp.id)
     return _entity(exp)
@@ -361,7 +369,7 @@ def _active_id(run_id: str | None = None) -> int:
 
 def get_run(run_id: str) -> Run:
     rid = p.int_id(run_id, "run_id")
-    return Run.of(_tracking().get_run(rid), deleted=_state().is_deleted("run", rid))
+    return Run.of(_tracking().get_run(rid))
 
 
 # -- logging ------------------------------------------------------------------------------------
@@ -514,10 +522,7 @@ def search_runs(
     names += [_experiment_of(i).name for i in experiment_ids or []]
     if not names and not search_all_experiments:
         names = [_experiment_of(_fluent.experiment_id).name]
-    deleted = sorted(_state().deleted("run"))
     clauses = [f"({p.translate_filter(filter_string)})"] if filter_string.strip() else []
-    if deleted:
-        clauses.append(f"attributes.id not in ({', '.join(map(str, deleted))})")
     runs: list[Run] = []
     offset = 0
     while len(runs) < max_results:
@@ -527,6 +532,7 @@ def search_runs(
             experiments=names or None,
             limit=min(50_000, max_results - len(runs)),
             offset=offset,
+            lifecycle=p.lifecycle(run_view_type),
         )
         runs.extend(Run.of(r) for r in page.runs)
         offset += len(page.runs)

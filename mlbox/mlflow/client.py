@@ -30,16 +30,16 @@ class MlflowClient:
         return mlflow.get_experiment_by_name(name)
 
     def search_experiments(
-        self, filter_string: str | None = None, max_results: int | None = None
-    ) -> list[Experiment]:
-        return mlflow.search_experiments(filter_string, max_results)
+        self, view_type: int | str = 1, max_results: int | None = None, filter_string: str | None = None,
+        **_: Any,
+    ) -> list[Experiment]:  # fmt: skip
+        return mlflow.search_experiments(view_type, max_results, filter_string)
 
     def delete_experiment(self, experiment_id: str) -> None:
-        exp = mlflow._experiment_of(experiment_id)
-        mlflow._state().mark_deleted("experiment", exp.id, True)
+        mlflow._tracking().delete_experiment(mlflow._experiment_of(experiment_id).id)
 
     def restore_experiment(self, experiment_id: str) -> None:
-        mlflow._state().mark_deleted("experiment", mlflow._experiment_of(experiment_id).id, False)
+        mlflow._tracking().restore_experiment(mlflow._experiment_of(experiment_id).id)
 
     def create_run(self, experiment_id: str, start_time: int | None = None, tags: dict[str, Any] | None = None,
                    run_name: str | None = None) -> Run:  # fmt: skip
@@ -63,15 +63,20 @@ class MlflowClient:
             self.set_terminated(run_id, status)
 
     def delete_run(self, run_id: str) -> None:
-        mlflow._state().mark_deleted("run", int(mlflow.get_run(run_id).info.run_id), True)
+        mlflow._tracking().delete_run(p.int_id(run_id, "run_id"))
 
     def restore_run(self, run_id: str) -> None:
-        mlflow._state().mark_deleted("run", p.int_id(run_id, "run_id"), False)
+        mlflow._tracking().restore_run(p.int_id(run_id, "run_id"))
 
     def search_runs(self, experiment_ids: list[str], filter_string: str = "", run_view_type: int = 1,
                     max_results: int = 1000, order_by: list[str] | None = None, page_token: str | None = None) -> list[Run]:  # fmt: skip
         runs: list[Run] = mlflow.search_runs(
-            experiment_ids, filter_string, max_results=max_results, order_by=order_by, output_format="list"
+            experiment_ids,
+            filter_string,
+            run_view_type,
+            max_results=max_results,
+            order_by=order_by,
+            output_format="list",
         )
         return runs
 
@@ -210,3 +215,30 @@ class MlflowClient:
 
     def set_model_version_tag(self, name: str, version: str | int, key: str, value: Any) -> None:
         mlflow._state().set_tags("version", f"{name}/{int(version)}", {key: str(value)})
+
+    def delete_model_version(self, name: str, version: str | int) -> None:
+        """Deleted for good, as in MLflow; refused while an alias or a composed model needs it."""
+        mlflow._registry().delete_version(name, int(version))
+        mlflow._state().drop_tags("version", f"{name}/{int(version)}")
+
+    def delete_registered_model(self, name: str) -> None:
+        """The model with all its versions; refused while an alias or a composed model needs it."""
+        registry = mlflow._registry()
+        state = mlflow._state()
+        if any(m.name == name for m in registry.list_models()):
+            registry.delete_model(name)
+        elif not state.announced(name):
+            raise NotFound(f"Registered Model with name={name} not found", field="name")
+        state.forget_model(name)
+
+    def set_registered_model_tag(self, name: str, key: str, value: Any) -> None:
+        self.get_registered_model(name)
+        mlflow._state().set_tags("model", name, {key: str(value)})
+
+    def search_registered_models(
+        self, filter_string: str | None = None, max_results: int = 100, **_: Any
+    ) -> list[RegisteredModel]:
+        names = sorted({m.name for m in mlflow._registry().list_models()} | set(mlflow._state().announced()))
+        if filter_string:
+            names = [n for n in names if p.name_matches(n, filter_string)]
+        return [self.get_registered_model(n) for n in names[:max_results]]

@@ -43,7 +43,7 @@ class Run:
     data: RunData
 
     @classmethod
-    def of(cls, run: MlboxRun, *, deleted: bool = False) -> Run:
+    def of(cls, run: MlboxRun) -> Run:
         return cls(
             info=RunInfo(
                 run_id=str(run.id),
@@ -54,7 +54,7 @@ class Run:
                 start_time=p.ms(run.start_time),
                 end_time=p.ms(run.end_time),
                 artifact_uri=p.artifact_uri(run.id),
-                lifecycle_stage="deleted" if deleted else "active",
+                lifecycle_stage="deleted" if run.deleted_at is not None else "active",
             ),
             data=RunData(
                 metrics={k: float("nan") if v is None else v for k, v in run.metrics.items()},
@@ -88,13 +88,13 @@ class Experiment:
     last_update_time: int | None
 
     @classmethod
-    def of(cls, exp: MlboxExperiment, *, deleted: bool, tags: dict[str, str]) -> Experiment:
+    def of(cls, exp: MlboxExperiment, *, tags: dict[str, str]) -> Experiment:
         created = p.ms(exp.created_at)
         return cls(
             experiment_id=str(exp.id),
             name=exp.name,
             artifact_location=f"mlflow-artifacts:/experiments/{exp.id}",
-            lifecycle_stage="deleted" if deleted else "active",
+            lifecycle_stage="deleted" if exp.deleted_at is not None else "active",
             tags=tags,
             creation_time=created,
             last_update_time=created,

@@ -17,7 +17,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 from mlbox.store.errors import InvalidInput
 from mlbox.tracking.validation import check_key
@@ -87,6 +87,20 @@ def status_from_mlflow(status: object) -> str:
             f"status must be one of {', '.join(FROM_MLFLOW_STATUS)}; got {status!r}", field="status"
         )
     return FROM_MLFLOW_STATUS[text]
+
+
+VIEW_TYPES: dict[str, Literal["active", "deleted", "all"]] = {
+    "ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted", "ALL": "all", "1": "active", "2": "deleted", "3": "all"
+}  # fmt: skip
+"""MLflow's ``ViewType`` (by name, or its number as the Python client's ``run_view_type=1`` gives it)."""
+
+
+def lifecycle(view: object, field: str = "run_view_type") -> Literal["active", "deleted", "all"]:
+    """MLflow's view type as mlbox's ``lifecycle`` of a listing (active by default)."""
+    text = str(view if view not in (None, "") else "ACTIVE_ONLY").upper()
+    if text not in VIEW_TYPES:
+        raise InvalidInput(f"{field} must be ACTIVE_ONLY, DELETED_ONLY or ALL, got {view!r}", field=field)
+    return VIEW_TYPES[text]
 
 
 def pairs(items: object, field: str) -> dict[str, str]:

@@ -1,17 +1,19 @@
-"""What MLflow's API has and mlbox's services do not: deleted marks, experiment and model tags,
-MLflow 3's logged models.
+"""What MLflow's API has and mlbox's services do not: experiment and model tags, registered
+models announced before their first version, MLflow 3's logged models.
 
 These are the MLflow layer's own tables (``mlflow_*``, their own migration
 set), in the same database as the services so one transaction... is never
 needed across them: each call here is one ``BEGIN IMMEDIATE`` of its own, and
-the service tables are only ever reached through the services. A deleted run
-or experiment is a mark here, as in MLflow (``lifecycle_stage``: it can be
-restored); mlbox itself keeps showing it.
+the service tables are only ever reached through the services. Deleting and
+restoring runs and experiments is the tracking service's own now
+(``deleted_at``); the deleted marks an older mlbox kept here in
+``mlflow_deleted`` are handed to it once (`MlflowState.adopt_deleted_marks`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import sqlite3
 import threading
@@ -21,8 +23,11 @@ from typing import Any
 import msgspec
 
 from mlbox.store.db import Database
-from mlbox.store.errors import NotFound
+from mlbox.store.errors import Conflict, NotFound
 from mlbox.store.migrations import Migrations, execute_script
+from mlbox.tracking.service import TrackingService
+
+log = logging.getLogger("mlbox.mlflow.state")
 
 migrations = Migrations("mlflow")
 
@@ -87,25 +92,34 @@ class MlflowState:
     def __init__(self, db: Database) -> None:
         self.db = db
         migrations.apply(db)
+        self._marks_adopted = False
+        self._adopt_lock = threading.Lock()
 
-    # -- deleted marks -----------------------------------------------------------
+    # -- deleted marks of older homes ---------------------------------------------
 
-    def deleted(self, kind: str) -> set[int]:
-        return {int(r[0]) for r in self.db.query("SELECT id FROM mlflow_deleted WHERE kind = ?", (kind,))}
-
-    def is_deleted(self, kind: str, ident: int) -> bool:
-        row = self.db.query_one("SELECT 1 FROM mlflow_deleted WHERE kind = ? AND id = ?", (kind, ident))
-        return row is not None
-
-    def mark_deleted(self, kind: str, ident: int, deleted: bool) -> None:
-        with self.db.atomic() as conn:
-            if deleted:
-                conn.execute(
-                    "INSERT OR IGNORE INTO mlflow_deleted (kind, id, deleted_at) VALUES (?, ?, ?)",
-                    (kind, ident, time.time()),
-                )
-            else:
-                conn.execute("DELETE FROM mlflow_deleted WHERE kind = ? AND id = ?", (kind, ident))
+    def adopt_deleted_marks(self, tracking: TrackingService) -> None:
+        """Hand the deleted marks an older mlbox kept here (``mlflow_deleted``) to the tracking
+        service, whose own deletion replaced them, once: each mark becomes its run's or
+        experiment's ``deleted_at`` and leaves the table. A mark mlbox now refuses (a run a
+        model version was registered from) or whose run is gone is dropped with a log line."""
+        if self._marks_adopted:
+            return
+        with self._adopt_lock:
+            if self._marks_adopted:
+                return
+            rows = self.db.query("SELECT kind, id, deleted_at FROM mlflow_deleted ORDER BY kind, id")
+            for row in rows:  # experiments sort before runs: an experiment takes its runs along
+                kind, ident, at = row["kind"], int(row["id"]), float(row["deleted_at"])
+                try:
+                    if kind == "experiment":
+                        tracking.delete_experiment(ident, now=at)
+                    else:
+                        tracking.delete_run(ident, now=at)
+                except (NotFound, Conflict) as exc:
+                    log.warning("an MLflow deleted mark on %s %d is dropped: %s", kind, ident, exc.message)
+                with self.db.atomic() as conn:
+                    conn.execute("DELETE FROM mlflow_deleted WHERE kind = ? AND id = ?", (kind, ident))
+            self._marks_adopted = True
 
     # -- tags --------------------------------------------------------------------
 
@@ -159,9 +173,15 @@ class MlflowState:
             )
 
     def forget_model(self, name: str) -> None:
+        """Drop what this layer keeps of a deleted model: its announcement, its tags and its
+        versions' tags (owners ``name/N``)."""
         with self.db.atomic() as conn:
             conn.execute("DELETE FROM mlflow_registered_models WHERE name = ?", (name,))
             conn.execute("DELETE FROM mlflow_tags WHERE kind = 'model' AND owner = ?", (name,))
+            conn.execute(
+                "DELETE FROM mlflow_tags WHERE kind = 'version' AND substr(owner, 1, ?) = ?",
+                (len(name) + 1, f"{name}/"),
+            )
 
     # -- logged models -----------------------------------------------------------
 
