@@ -344,16 +344,16 @@ def test_columnar_export_matches_the_row_by_row_one(lab: LabelingService, tmp_pa
 
 def test_columnar_csv_reads_what_the_csv_module_reads(lab: LabelingService, tmp_path: Path) -> None:
     # Arrow reads a clean CSV and its kernels write the JSON texts; the csv module is the reference.
-    from mlbox.labeling.imports import RawTexts, read_tasks
+    from mlbox.labeling.imports import TaskArray, read_tasks
 
     path = tmp_path / "t.csv"
     path.write_text(
         'text,id,q\r\n"hello, ""w""\nline\\x",1,é\r\n\ttab\\,2,\r\n\r\n"=x",3,"z ✓"\r\n', encoding="utf-8"
     )
     got = read_tasks(path)
-    assert isinstance(got, RawTexts) and got.source == str(path)
+    assert isinstance(got, TaskArray) and got.source == str(path) and got.rows == 3
     with path.open(newline="", encoding="utf-8") as f:
-        assert [json.loads(t) for t in got.texts] == list(csv.DictReader(f))
+        assert [t for chunk in got.chunks for t in json.loads(chunk)] == list(csv.DictReader(f))
     lab.create_project("csv", SCHEMA)
     res = lab.import_tasks("csv", path)
     assert res.imported == 3
@@ -363,6 +363,45 @@ def test_columnar_csv_reads_what_the_csv_module_reads(lab: LabelingService, tmp_
     with pytest.raises(InvalidInput, match="line 3: 3 fields"):
         lab.import_tasks("csv", path)
     path.write_text("text,id\na\x01,1\n")
-    assert not isinstance(read_tasks(path), RawTexts)
+    assert not isinstance(read_tasks(path), TaskArray)
     assert lab.import_tasks("csv", path).imported == 1
     assert lab.project("csv").tasks == 4
+
+
+def test_bulk_imports_go_in_chunks_in_file_order_all_or_nothing(
+    lab: LabelingService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A clean file is inserted by SQLite from JSON arrays (json_each), a chunk per INSERT, all
+    # in one transaction; a small chunk size here makes many chunks of a small file.
+    from mlbox.labeling import imports
+
+    monkeypatch.setattr(imports, "CHUNK_BYTES", 300)
+    path = tmp_path / "t.jsonl"
+    lines = [f'{{"text": "task {i} \\u00e9\\"", "n": {i}, "x": [1.50, null]}}\n' for i in range(40)]
+    path.write_text("".join(lines))
+    got = imports.read_tasks(path)
+    assert isinstance(got, imports.TaskArray) and got.rows == 40 and len(got.chunks) > 3
+    lab.create_project("bulk", SCHEMA)
+    res = lab.import_tasks("bulk", path)
+    assert (res.imported, res.prelabels, res.last_id - res.first_id) == (40, 0, 39)
+    tasks = lab.tasks("bulk", limit=100)
+    assert [t.data for t in tasks] == [json.loads(line) for line in lines]  # in the file's order
+    assert {t.source for t in tasks} == {str(path)}
+    # a bad line in the last chunk: the chunks before it leave nothing behind, the line is named
+    path.write_text("".join(lines) + '{"text": oops}\n')
+    with pytest.raises(InvalidInput, match="line 41: not JSON"):
+        lab.import_tasks("bulk", path)
+    assert lab.project("bulk").tasks == 40
+    # what SQLite itself refuses (a reader's mistake) rolls the whole import back and names the file
+    with pytest.raises(InvalidInput, match="hand-made: not JSON") as exc:
+        lab.add_tasks("bulk", imports.TaskArray(['[{"a": 1}]', '[{"a": ]'], 2, "hand-made"))
+    assert exc.value.field == "path"
+    with pytest.raises(InvalidInput, match="2 tasks read but 1 are JSON objects"):
+        lab.add_tasks("bulk", imports.TaskArray(['[{"a": 1}]', "[3]"], 2, "hand-made"))
+    assert lab.project("bulk").tasks == 40
+    # Windows line ends, a blank line, a "data" that is no Label Studio wrapper: the same tasks
+    # whichever reader takes them
+    for text in ('{"a": 1}\r\n{"data": null}\r\n', '{"a": 1}\n\n{"data": null}\n'):
+        path.write_text(text, newline="")
+        res = lab.import_tasks("bulk", path)
+        assert [lab.task(i).data for i in (res.first_id, res.last_id)] == [{"a": 1}, {"data": None}]

@@ -39,11 +39,20 @@ class Imported(NamedTuple):
     """``data`` as the JSON text it was read from, stored as it is (a million lines are not re-encoded)."""
 
 
-class RawTexts(NamedTuple):
-    """Tasks already checked and encoded as JSON object texts (sorted keys), all from one file: what
-    the columnar CSV reader gives, so a million rows never become a million dicts."""
+CHUNK_BYTES = 32 << 20
+"""How much JSON one INSERT reads (SQLite refuses a string over 1 GB; a bound also keeps memory flat)."""
 
-    texts: list[str]
+
+class TaskArray(NamedTuple):
+    """Tasks already checked, all from one file, as JSON arrays of objects (``chunks``, each under
+    about `CHUNK_BYTES`): the service inserts each chunk with one ``INSERT ... SELECT`` over SQLite's
+    ``json_each`` inside the one transaction, so a million tasks never become a million Python
+    objects on their way into the table. What the JSONL reader gives for plain objects and the
+    columnar CSV reader for a clean file."""
+
+    chunks: list[str]
+    rows: int
+    """How many tasks the chunks hold."""
     source: str
 
 
@@ -64,7 +73,7 @@ def guess_format(path: Path) -> str:
     )
 
 
-def read_tasks(path: Path, fmt: str | None = None) -> list[Imported] | RawTexts:
+def read_tasks(path: Path, fmt: str | None = None) -> list[Imported] | TaskArray:
     """Every task in ``path``; `InvalidInput` naming the file and line at the first bad one."""
     if _URL.match(str(path)):
         raise InvalidInput(f"{path}: a URL; the appliance is offline and fetches nothing", field="path")
@@ -80,8 +89,8 @@ def read_tasks(path: Path, fmt: str | None = None) -> list[Imported] | RawTexts:
         "folder": _folder,
         "labelstudio": _labelstudio,
     }[fmt]
-    tasks: list[Imported] | RawTexts = reader(path)
-    if not (tasks.texts if isinstance(tasks, RawTexts) else tasks):
+    tasks: list[Imported] | TaskArray = reader(path)
+    if not (tasks.rows if isinstance(tasks, TaskArray) else tasks):
         raise InvalidInput(f"{path}: no tasks in it", field="path")
     return tasks
 
@@ -125,7 +134,7 @@ def _decode(path: Path) -> str:
         ) from None
 
 
-def _csv(path: Path) -> list[Imported] | RawTexts:
+def _csv(path: Path) -> list[Imported] | TaskArray:
     text = _decode(path)
     urls = "://" in text
     if not urls:
@@ -167,7 +176,7 @@ def _csv(path: Path) -> list[Imported] | RawTexts:
 _ESCAPES = (("\\", "\\\\"), ('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t"))
 
 
-def _csv_columnar(text: str, path: Path) -> RawTexts | None:
+def _csv_columnar(text: str, path: Path) -> TaskArray | None:
     """A CSV read by Arrow and turned into JSON texts by Arrow's string kernels (no Python call per
     row). None where this path cannot vouch for the result (a ragged row, a bad header, a control
     character other than tab or newline): the row-by-row reader then reads it and names the line."""
@@ -202,32 +211,88 @@ def _csv_columnar(text: str, path: Path) -> RawTexts | None:
     parts: list[Any] = []
     for i, name in enumerate(sorted(header)):
         col = table.column(name)
-        if pc.any(pc.match_substring_regex(col, r"[\x00-\x08\x0b\x0c\x0e-\x1f]")).as_py():
-            return None
-        for old, new in _ESCAPES:
-            col = pc.replace_substring(col, old, new)
+        # One pass finds whether the column needs escaping at all (most text columns do not);
+        # only then the control characters are looked for and each escape made.
+        if pc.any(pc.match_substring_regex(col, r'[\x00-\x1f"\\]')).as_py():
+            if pc.any(pc.match_substring_regex(col, r"[\x00-\x08\x0b\x0c\x0e-\x1f]")).as_py():
+                return None
+            for old, new in _ESCAPES:
+                col = pc.replace_substring(col, old, new)
         key = ("{" if i == 0 else ",") + msgspec.json.encode(name).decode() + ':"'
         parts.extend((key, col, '"'))
     parts.append("}")
     joined = pc.binary_join_element_wise(*parts, "")
-    return RawTexts(joined.to_pylist(), str(path))
+    return TaskArray(_arrow_chunks(joined), len(joined), str(path))
 
 
-def _jsonl(path: Path) -> list[Imported] | RawTexts:
+def _arrow_chunks(texts: Any) -> list[str]:
+    """An Arrow column of JSON object texts as JSON arrays of about `CHUNK_BYTES`, joined by
+    Arrow's kernel per record batch (a Python string per batch, not per row)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out: list[str] = []
+    group: list[str] = []
+    size = 0
+    for part in texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]:
+        if not len(part):
+            continue
+        one_list = pa.ListArray.from_arrays(pa.array([0, len(part)], pa.int32()), part)
+        joined = pc.binary_join(one_list, ",")[0].as_py()
+        if group and size + len(joined) > CHUNK_BYTES:
+            out.append("[" + ",".join(group) + "]")
+            group, size = [], 0
+        group.append(joined)
+        size += len(joined)
+    if group:
+        out.append("[" + ",".join(group) + "]")
+    return out
+
+
+class _Probe(msgspec.Struct, gc=False):
+    """What the check of a plain JSONL line keeps of it: its ``data`` field if it has one (a Label
+    Studio task wraps its data there), nothing else; decoding into it checks the line is one JSON
+    object without building a dict."""
+
+    data: msgspec.Raw | None = None
+
+
+_probes = msgspec.json.Decoder(list[_Probe])
+
+
+def _jsonl_arrays(text: str, src: str) -> TaskArray | None:
+    """A JSONL file of plain objects as JSON arrays: its newlines become commas, the text cut at a
+    newline about every `CHUNK_BYTES`; each chunk must decode as exactly one object per line, none
+    with a ``data`` field. None where that does not hold (a bad or blank line, a line of two values,
+    a Label Studio task): the line-by-line reader then reads the file and names a bad line."""
+    body = text.strip()
+    chunks: list[str] = []
+    rows = start = 0
+    while start < len(body):
+        end = body.find("\n", start + CHUNK_BYTES)
+        end = len(body) if end < 0 else end
+        piece = body[start:end]
+        chunk = "[" + piece.replace("\n", ",") + "]"
+        try:
+            probes = _probes.decode(chunk)
+        except msgspec.DecodeError:  # a validation error (not an object) is one too
+            return None
+        lines = piece.count("\n") + 1
+        if len(probes) != lines or any(p.data is not None for p in probes):
+            return None
+        chunks.append(chunk)
+        rows += lines
+        start = end + 1
+    return TaskArray(chunks, rows, src) if rows else None
+
+
+def _jsonl(path: Path) -> list[Imported] | TaskArray:
     text = _decode(path)
     src = str(path)
-    if "://" not in text:  # the common case: plain objects, stored as the lines they are
-        lines = [line.strip() for line in text.splitlines() if line and not line.isspace()]
-        try:
-            objs = msgspec.json.decode(("[" + ",".join(lines) + "]").encode())
-        except msgspec.DecodeError:
-            objs = None
-        if (
-            objs is not None
-            and len(objs) == len(lines)
-            and all(type(o) is dict and "data" not in o for o in objs)
-        ):
-            return RawTexts(lines, src)
+    if "://" not in text:  # the common case: plain objects, checked here and stored by SQLite
+        plain = _jsonl_arrays(text, src)
+        if plain is not None:
+            return plain
     numbered = [(no, line) for no, line in enumerate(text.splitlines(), 1) if line.strip()]
     try:  # one decode of the whole file as a JSON list: a million lines without a call each
         objs = msgspec.json.decode(("[" + ",".join(line for _, line in numbered) + "]").encode())

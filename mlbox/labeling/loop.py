@@ -6,13 +6,17 @@ loads ``NAME@ALIAS`` through the registry (offline, verified files), writes a
 pre-label with its confidence per open task and orders the queue by the
 model's uncertainty. `retrain` is the scheduler job that the service submits
 every N labels: it fits a model on the consensus labels, registers it as a new
-version (alias ``labeling``) from its own run, and re-scores the queue.
+version (alias ``labeling``) from its own run, records the model's cross-validated
+accuracy against the number of labels (`cv_accuracy`; the labeling screen draws
+it as labels grow) and re-scores the queue.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -130,6 +134,36 @@ def full_classes(model: Any, k: int) -> Any:
     return model
 
 
+CV_FOLDS = 5
+
+
+def cv_accuracy(
+    X: np.ndarray, y: np.ndarray, make_model: Callable[[], Any], *, folds: int = CV_FOLDS, seed: int = 0
+) -> tuple[float, int] | None:
+    """The accuracy of ``make_model()`` on labels it did not see, and the folds it took: stratified
+    k-fold over the labels so far, k at most ``folds`` and at most the largest class's count (a
+    few labels give fewer folds). A fold whose training part holds one class predicts that class.
+    None where no class has two labels yet (nothing to hold out)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(y)
+    if len(y) < 2:
+        return None
+    k = min(folds, int(np.bincount(y).max()))
+    if k < 2:
+        return None
+    right = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "the least populated class has fewer members than folds"
+        for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(X, y):
+            if len(np.unique(y[train])) < 2:
+                pred = np.full(len(test), y[train][0])
+            else:
+                pred = make_model().fit(X[train], y[train]).predict(X[test])
+            right += int((pred == y[test]).sum())
+    return right / len(y), k
+
+
 def retrain(project: str, model_name: str, strategy: str = "margin") -> None:
     """The scheduler job: fit on the labels so far, register a version, re-score the queue."""
     from sklearn.linear_model import LogisticRegression
@@ -145,11 +179,16 @@ def retrain(project: str, model_name: str, strategy: str = "margin") -> None:
         print(f"{project}: {len(y)} labels of fewer than two classes; nothing to train yet")
         return
     model = full_classes(LogisticRegression(max_iter=500).fit(X, y), len(lab.schema(project).choices))
+    measured = cv_accuracy(X, y, lambda: LogisticRegression(max_iter=500))
+    accuracy = None if measured is None else measured[0]
+    method = "too few labels" if measured is None else f"{measured[1]}-fold CV"
     run_id = int(os.environ["MLBOX_RUN_ID"]) if os.environ.get("MLBOX_RUN_ID") else None
     if run_id is not None:
         mlbox.start_run()
         mlbox.log_metric("labels", float(len(y)))
         mlbox.log_metric("train_acc", float(model.score(X, y)))
+        if accuracy is not None:
+            mlbox.log_metric("cv_accuracy", accuracy, step=len(y))
         mlbox.set_tags({"labeling_project": project})
     mv = services.registry.register(
         model_name,
@@ -162,7 +201,21 @@ def retrain(project: str, model_name: str, strategy: str = "margin") -> None:
     services.registry.set_alias(
         model_name, RETRAIN_ALIAS, mv.version, note=f"labeling {project}: {len(y)} labels"
     )
+    lab.record_accuracy(
+        project, len(y), accuracy, method=method, model=model_name, version=mv.version, run_id=run_id
+    )
     n = score_project(lab, services.registry, project, f"{model_name}/{mv.version}", strategy)
-    print(json.dumps({"project": project, "version": mv.version, "labels": len(y), "rescored": n}))
+    print(
+        json.dumps(
+            {
+                "project": project,
+                "version": mv.version,
+                "labels": len(y),
+                "accuracy": accuracy,
+                "method": method,
+                "rescored": n,
+            }
+        )
+    )
     if run_id is not None:
         mlbox.end_run()

@@ -104,3 +104,27 @@ def m002_tasks_without_project_index(conn: sqlite3.Connection) -> None:
     # Every read by project walks tasks in id order (the rowid) or the open-queue index;
     # this second index only doubled the cost of importing a million tasks.
     conn.execute("DROP INDEX IF EXISTS label_tasks_project")
+
+
+@migrations
+def m003_model_accuracy(conn: sqlite3.Connection) -> None:
+    # One row per retraining of the project's model in the loop: how many labels it learned from
+    # and its accuracy on labels it did not see (cross-validated), so the labeling screen can draw
+    # the model's accuracy as labels grow.
+    execute_script(
+        conn,
+        """
+        CREATE TABLE label_model_accuracy (
+            id INTEGER PRIMARY KEY,
+            project_id INTEGER NOT NULL REFERENCES label_projects (id) ON DELETE CASCADE,
+            labels INTEGER NOT NULL CHECK (labels >= 0),
+            accuracy REAL CHECK (accuracy IS NULL OR (accuracy >= 0 AND accuracy <= 1)),
+            method TEXT NOT NULL,
+            model TEXT NOT NULL,
+            version INTEGER,
+            run_id INTEGER,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX label_model_accuracy_project ON label_model_accuracy (project_id, id);
+        """,
+    )

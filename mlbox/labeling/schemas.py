@@ -81,6 +81,22 @@ class ExportResult(msgspec.Struct, frozen=True):
     run_id: int | None
 
 
+class ModelAccuracy(msgspec.Struct, frozen=True):
+    """One retraining of the project's model in the loop: what the labeling screen's accuracy chart
+    draws, one point per retraining (accuracy against the labels it learned from)."""
+
+    labels: int
+    accuracy: float | None
+    """On labels the model did not see (``method`` says how); None where too few labels to tell."""
+    method: str
+    """How ``accuracy`` was measured, e.g. ``5-fold CV``."""
+    model: str
+    """The registered model's name."""
+    version: int | None
+    run_id: int | None
+    created_at: float
+
+
 class Progress(msgspec.Struct, frozen=True):
     """What the labeling screen's status line shows for one annotator."""
 

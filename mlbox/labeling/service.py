@@ -21,13 +21,14 @@ import msgspec
 
 from mlbox.labeling import agreement, exports
 from mlbox.labeling.config import LabelingSettings
-from mlbox.labeling.imports import Imported, RawTexts, from_labelstudio_result, read_tasks, refuse_urls
+from mlbox.labeling.imports import Imported, TaskArray, from_labelstudio_result, read_tasks, refuse_urls
 from mlbox.labeling.migrations import migrations
 from mlbox.labeling.schema import LabelSchema, check_value, class_of, parse_schema
 from mlbox.labeling.schemas import (
     Annotation,
     ExportResult,
     ImportResult,
+    ModelAccuracy,
     Prelabel,
     Progress,
     Project,
@@ -177,15 +178,14 @@ class LabelingService:
         tasks = read_tasks(Path(path).expanduser(), fmt)
         return self.add_tasks(name, tasks)
 
-    def add_tasks(self, name: str, tasks: Iterable[Imported | dict[str, Any]] | RawTexts) -> ImportResult:
+    def add_tasks(self, name: str, tasks: Iterable[Imported | dict[str, Any]] | TaskArray) -> ImportResult:
         """Add tasks (data dicts or `Imported`) in one transaction; pre-labels are checked against the schema."""
         r = self._row(name)
         schema = msgspec.json.decode(r["schema"], type=LabelSchema)
-        if isinstance(tasks, RawTexts):
-            if not tasks.texts:
+        if isinstance(tasks, TaskArray):
+            if not tasks.rows:
                 raise InvalidInput("no tasks to add", field="tasks")
-            now, pid, src = time.time(), r["id"], tasks.source
-            return self._insert(name, [(pid, t, src, now) for t in tasks.texts], [], now)
+            return self._insert_array(name, r["id"], tasks)
         items: list[Imported] = []
         for i, t in enumerate(tasks):
             if not isinstance(t, Imported):  # the readers checked theirs; data given inline is checked here
@@ -252,6 +252,40 @@ class LabelingService:
                     [(ids[i], m, _enc.encode(v).decode(), c, now) for i, m, v, c in pre],
                 )
         return ImportResult(name, len(ids), len(pre), ids[0], ids[-1])
+
+    def _insert_array(self, name: str, pid: int, tasks: TaskArray) -> ImportResult:
+        """Insert checked tasks given as JSON arrays in one transaction: one ``INSERT ... SELECT``
+        over ``json_each`` per chunk, so SQLite reads the objects and stores each as its JSON text
+        (minified) without a Python object or a bound parameter per task. ``json_each`` walks an
+        array in order, so ids follow the file's order; the count and the largest id are checked."""
+        import sqlite3
+
+        now = time.time()
+        with self.db.atomic() as conn:
+            before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM label_tasks").fetchone()[0]
+            for chunk in tasks.chunks:
+                try:
+                    conn.execute(
+                        "INSERT INTO label_tasks (project_id, data, source, created_at)"
+                        " SELECT ?, value, ?, ? FROM json_each(?) WHERE type = 'object'",
+                        (pid, tasks.source, now, chunk),
+                    )
+                except sqlite3.OperationalError as exc:
+                    if "JSON" not in str(exc):
+                        raise
+                    raise InvalidInput(
+                        f"{tasks.source}: not JSON that SQLite reads ({exc})", field="path"
+                    ) from None
+            last, count = conn.execute(
+                "SELECT MAX(id), COUNT(*) FROM label_tasks WHERE id > ?", (before,)
+            ).fetchone()
+            if count != tasks.rows:  # the readers checked every task is an object
+                raise InvalidInput(
+                    f"{tasks.source}: {tasks.rows} tasks read but {count} are JSON objects", field="path"
+                )
+            if last != before + count:
+                raise Conflict("tasks were added by someone else at the same moment; retry", field="tasks")
+        return ImportResult(name, count, 0, before + 1, last)
 
     def set_prelabels(
         self, name: str, prelabels: Sequence[tuple[int, dict[str, Any], float | None]], model: str
@@ -373,6 +407,45 @@ class LabelingService:
                 (model, retrain_every, name),
             )
         return self.project(name)
+
+    def record_accuracy(
+        self,
+        name: str,
+        labels: int,
+        accuracy: float | None,
+        *,
+        method: str,
+        model: str,
+        version: int | None = None,
+        run_id: int | None = None,
+    ) -> ModelAccuracy:
+        """Note one retraining's accuracy against the labels it learned from (the retraining job
+        calls this; the labeling screen draws the points as the model's accuracy curve)."""
+        pid = self._row(name)["id"]
+        if labels < 0:
+            raise InvalidInput("labels is a count, 0 or more", field="labels")
+        if accuracy is not None and not 0.0 <= accuracy <= 1.0:
+            raise InvalidInput(f"accuracy {accuracy!r} is not between 0 and 1", field="accuracy")
+        now = time.time()
+        with self.db.atomic() as conn:
+            conn.execute(
+                "INSERT INTO label_model_accuracy (project_id, labels, accuracy, method, model, version,"
+                " run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (pid, labels, accuracy, method, model, version, run_id, now),
+            )
+        return ModelAccuracy(labels, accuracy, method, model, version, run_id, now)
+
+    def accuracy_history(self, name: str) -> list[ModelAccuracy]:
+        """Every retraining's accuracy, oldest first: the model's accuracy as labels grow."""
+        pid = self._row(name)["id"]
+        return [
+            ModelAccuracy(*r)
+            for r in self.db.conn.execute(
+                "SELECT labels, accuracy, method, model, version, run_id, created_at"
+                " FROM label_model_accuracy WHERE project_id = ? ORDER BY id",
+                (pid,),
+            )
+        ]
 
     def _maybe_retrain(self, project_id: int) -> int | None:
         """Submit the retraining job when the project's label count reaches a multiple of N."""
