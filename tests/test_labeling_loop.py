@@ -3,6 +3,8 @@ and the retraining job submitted through the scheduler every N labels."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -59,7 +61,11 @@ def test_a_classifier_registered_to_answer_labels_prelabels_from_its_probabiliti
     )
     digits.registry.set_alias("labels", "champion", mv.version)
     assert digits.labeling.prelabel("dig", "labels@champion", strategy="margin") == 100
-    confidences = [t.prelabel.confidence for t in digits.labeling.tasks("dig", limit=100) if t.prelabel]
+    confidences = [
+        c
+        for t in digits.labeling.tasks("dig", limit=100)
+        if t.prelabel and (c := t.prelabel.confidence) is not None
+    ]
     assert len(confidences) == 100 and min(confidences) > 0 and max(confidences) <= 1
     assert len(set(confidences)) > 10  # probabilities, not one-hot labels
 
@@ -124,3 +130,60 @@ def test_the_retraining_job_runs_as_a_real_scheduler_job(digits: Services) -> No
     assert mv.version == 1 and mv.run_id is not None  # the job's tracking run
     pre = [t.prelabel for t in lab.tasks("dig", limit=100) if t.prelabel is not None]
     assert len(pre) == 90 and all(p.model == "digits-labeled/1" for p in pre)
+
+
+def test_cv_accuracy_against_hand_computed_cases() -> None:
+    from sklearn.dummy import DummyClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from mlbox.labeling.loop import cv_accuracy
+
+    y = np.array([0] * 10 + [1] * 10)
+    X = np.array([[10.0 * c + 0.01 * i] for i, c in enumerate(y)])  # two far-apart clusters
+    # separable: every held-out label is right, over the full five folds
+    assert cv_accuracy(X, y, lambda: LogisticRegression()) == (1.0, 5)
+    # a model that answers the most frequent class (ties: the smaller, 0) gets each fold's two 0s
+    # of four right: 10 of 20
+    assert cv_accuracy(X, y, lambda: DummyClassifier(strategy="most_frequent")) == (0.5, 5)
+    # three labels: as many folds as the largest class has labels (2); the fold that trains on
+    # one class predicts it
+    acc, k = cv_accuracy(X[:3], np.array([0, 0, 1]), lambda: LogisticRegression()) or (None, 0)
+    assert k == 2 and acc is not None and 0.0 <= acc <= 1.0
+    assert cv_accuracy(X[:2], np.array([0, 1]), lambda: LogisticRegression()) is None  # nothing to hold out
+    assert cv_accuracy(X[:1], np.array([0]), lambda: LogisticRegression()) is None
+
+
+def test_each_retraining_records_its_accuracy_against_the_labels(
+    digits: Services, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from litestar.testing import TestClient
+
+    from mlbox.api.app import create_app
+    from tests.helpers import ok
+
+    lab = digits.labeling
+    lab.set_loop("dig", "digits-labeled", 40)
+    assert lab.accuracy_history("dig") == []
+    for round_ in (1, 2):
+        for t in lab.next_tasks("dig", "ann", 40):
+            lab.annotate(t.id, "ann", {"label": str(t.data["truth"])})
+        retrain("dig", "digits-labeled")
+        assert len(lab.accuracy_history("dig")) == round_
+    first, second = lab.accuracy_history("dig")
+    assert (first.labels, first.version, second.labels, second.version) == (40, 1, 80, 2)
+    for h in (first, second):
+        assert h.method == "5-fold CV" and h.model == "digits-labeled"
+        assert h.accuracy is not None and 0.5 < h.accuracy <= 1.0  # digits are easy, even from 40 labels
+    with pytest.raises(InvalidInput) as exc:
+        lab.record_accuracy("dig", 10, 1.5, method="5-fold CV", model="m")
+    assert exc.value.field == "accuracy"
+    with TestClient(create_app(digits, token="t"), base_url="http://127.0.0.1:5151") as client:
+        r = client.get("/api/v1/labeling/projects/dig/accuracy", headers={"Authorization": "Bearer t"})
+        assert r.status_code == 200, r.text
+        assert [(p["labels"], p["version"]) for p in r.json()] == [(40, 1), (80, 2)]
+        r = client.get("/api/v1/labeling/projects/nope/accuracy", headers={"Authorization": "Bearer t"})
+        assert r.status_code == 404 and r.json()["field"] == "project"
+    out = ok(capsys, "label", "stats", "dig")
+    assert "MEASURED BY" in out and f"{second.accuracy:.6g}" in out and "digits-labeled/2" in out
+    data = json.loads(ok(capsys, "label", "stats", "dig", "--json"))
+    assert [p["labels"] for p in data["accuracy"]] == [40, 80]

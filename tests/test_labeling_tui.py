@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 import pytest
@@ -207,3 +207,105 @@ async def test_boxes_as_numbers_with_keys(lab_services: Services, tmp_path: obje
         await until(pilot, lambda: not app.screen.pending)  # type: ignore[attr-defined]
     (a,) = lab.annotations("cars")
     assert a.value == {"boxes": [{"x": 29.0, "y": 12.0, "w": 50.0, "h": 27.0, "label": "truck"}]}
+
+
+def _with_history(services: Services) -> Services:
+    """The digits project with a model in the loop that retrained three times."""
+    lab = services.labeling
+    lab.set_loop("digits", "digits-model", 10)
+    for labels, acc in ((10, 0.42), (20, 0.61), (30, 0.74)):
+        lab.record_accuracy(
+            "digits", labels, acc, method="5-fold CV", model="digits-model", version=labels // 10
+        )
+    return services
+
+
+async def _open_digits(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    await settle(pilot)
+    open_annotator(app, "digits", "ann")
+    await until(pilot, lambda: isinstance(app.screen, AnnotateScreen) and app.screen.current is not None)
+    await settle(pilot)
+
+
+async def test_the_model_accuracy_chart_grows_with_the_labels(lab_services: Services) -> None:
+    from mlbox.tui.widgets.accuracy_plot import AccuracyPlot
+
+    app = app_for(lab_services)
+    async with app.run_test(size=(160, 48)) as pilot:
+        news = await open_news(pilot)  # no model in the loop: no chart
+        assert not news.query_one(AccuracyPlot).display
+        await pilot.press("escape")
+        await settle(pilot)
+        _with_history(lab_services)
+        await _open_digits(pilot)
+        screen = app.screen
+        assert isinstance(screen, AnnotateScreen)
+        plot = screen.query_one(AccuracyPlot)
+        assert plot.display and plot.region.width >= 34
+        assert plot.drawn == ([10.0, 20.0, 30.0], [0.42, 0.61, 0.74])
+        assert plot.plot_title == "0.74 at 30 labels"
+        assert plot.border_subtitle == "5-fold CV · digits-model/3"
+        # a retraining finishes while the annotator works: the chart takes the new point
+        lab_services.labeling.record_accuracy("digits", 40, 0.83, method="5-fold CV", model="digits-model")
+        screen.poll_accuracy()
+        await until(pilot, lambda: len(plot.drawn[0]) == 4)
+        assert plot.drawn[1][-1] == 0.83 and plot.plot_title == "0.83 at 40 labels"
+
+
+async def test_a_loop_without_retraining_yet_says_so(lab_services: Services) -> None:
+    from mlbox.tui.widgets.accuracy_plot import AccuracyPlot
+
+    lab_services.labeling.set_loop("digits", "digits-model", 25)
+    app = app_for(lab_services)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _open_digits(pilot)
+        plot = app.screen.query_one(AccuracyPlot)
+        assert plot.display and plot.drawn == ([], [])
+        assert plot.empty == "no retraining yet (every 25 labels)"
+
+
+class TestAccuracySnapshots:
+    @pytest.mark.parametrize("size", [(160, 48), (100, 30)])
+    def test_annotator_with_accuracy(
+        self, lab_services: Services, size: tuple[int, int], snap_compare: Snap
+    ) -> None:
+        app = app_for(_with_history(lab_services))
+        assert snap_compare(app, terminal_size=size, run_before=_open_digits)
+
+
+@pytest.fixture
+def kitty_terminal() -> Iterator[None]:
+    """The labeling screen as a terminal that speaks Kitty's graphics protocol gets it."""
+    from mlbox.tui.widgets import label_graphics
+
+    assert label_graphics.detect("kitty") == "kitty"
+    yield
+    label_graphics.detect("halfblock")
+
+
+async def test_images_in_the_terminals_graphics_protocol(
+    lab_services: Services, kitty_terminal: None
+) -> None:
+    from textual_image.widget import TGPImage
+
+    app = app_for(lab_services)
+    app.call_later(open_annotator, app, "digits", "ann")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, AnnotateScreen) and app.screen.current is not None)
+        await settle(pilot)
+        picture = app.screen.query_one("#picture")
+        assert isinstance(picture, TGPImage) and picture.display
+        assert picture.region.height == 16 and picture.region.width > 0
+        from PIL.Image import Image
+
+        image = picture.image
+        assert isinstance(image, Image) and image.size == (256, 256)  # 8 x 8 pixels, 32 times each
+        # the fixture's pixel (x, y) is x * y % 16: (3, 5) is 15, the brightest (white); (0, 0) is 0
+        assert image.getpixel((3 * 32, 5 * 32)) == (255, 255, 255)
+        assert image.getpixel((0, 0)) == (0, 0, 0)
+        body = text_of(app, "#body")
+        assert "▀" not in body and "pixels" not in body  # drawn once, by the protocol
+        await pilot.press("8")
+        await until(pilot, lambda: app.screen.current is None and not app.screen.pending)  # type: ignore[attr-defined]
+        assert not picture.display  # no task, no picture

@@ -51,8 +51,15 @@ class Counted(Message):
         """(experiments, runs, running runs)"""
 
 
+SCREEN_CSS = sorted((Path(__file__).resolve().parent / "screens").glob("*.tcss"))
+"""Every screen's stylesheet, read with the app's: a screen whose CSS_PATH is new to the app makes
+Textual re-parse all the CSS and restyle every widget of every screen when it first shows (a
+few hundred ms on opening a run)."""
+
+
 class MlboxApp(App[None]):
     TITLE = "mlbox"
+    CSS_PATH: ClassVar[Any] = SCREEN_CSS
     MODES: ClassVar[dict[str, str | Any]] = {s.mode: s.screen for s in SECTIONS}
     DEFAULT_MODE = SECTIONS[0].mode
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -203,6 +210,9 @@ def make_app(
 
 def run_tui(services: Services, *, appliance: ApplianceHandle | None, beside_url: str | None) -> None:
     """The CLI's entry point: run the TUI until the user quits; the appliance stops with it."""
+    from mlbox.tui.widgets.label_graphics import detect
+
+    detect(services.settings.labeling.images)  # labeling's images: ask the terminal before Textual owns it
     app = make_app(services, appliance=appliance, beside_url=beside_url)
     try:
         app.run()

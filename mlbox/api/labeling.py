@@ -21,7 +21,16 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from mlbox.api.ranges import INT64_MAX, Int64
 from mlbox.labeling.schema import LabelSchema
-from mlbox.labeling.schemas import Annotation, ExportResult, ImportResult, Progress, Project, Review, Task
+from mlbox.labeling.schemas import (
+    Annotation,
+    ExportResult,
+    ImportResult,
+    ModelAccuracy,
+    Progress,
+    Project,
+    Review,
+    Task,
+)
 from mlbox.labeling.service import LabelingService
 from mlbox.store.errors import InvalidInput
 
@@ -287,6 +296,17 @@ class LabelingController(Controller):
     )
     def agreement(self, labeling: NamedDependency[LabelingService], name: FromPath[str]) -> dict[str, Any]:
         return dataclasses.asdict(labeling.agreement(name))
+
+    @get(
+        "/projects/{name:str}/accuracy",
+        operation_id="labelingModelAccuracy",
+        sync_to_thread=True,
+        summary="The model in the loop's accuracy at each retraining, against the labels it learned from",
+    )
+    def accuracy(
+        self, labeling: NamedDependency[LabelingService], name: FromPath[str]
+    ) -> list[ModelAccuracy]:
+        return labeling.accuracy_history(name)
 
     @get(
         "/projects/{name:str}/progress",

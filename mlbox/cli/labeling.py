@@ -155,14 +155,16 @@ def label_ls(ctx: Context, as_json: bool) -> None:
 @json_option
 @pass_ctx
 def label_stats(ctx: Context, project: str, as_json: bool) -> None:
-    """Progress, agreement (Cohen, Fleiss, Krippendorff) per label and per annotator."""
+    """Progress, agreement (Cohen, Fleiss, Krippendorff) per label and per annotator, and the model
+    in the loop's accuracy at each retraining."""
     lab = ctx.services.labeling
     p = lab.project(project)
     rep = lab.agreement(project)
+    history = lab.accuracy_history(project)
     if as_json:
         import dataclasses
 
-        echo_json({"project": p, "agreement": dataclasses.asdict(rep)})
+        echo_json({"project": p, "agreement": dataclasses.asdict(rep), "accuracy": history})
         return
     click.echo(f"{p.name}: {p.done}/{p.tasks} tasks done, {p.labels} labels, {p.open_reviews} open reviews")
     click.echo(
@@ -183,6 +185,15 @@ def label_stats(ctx: Context, project: str, as_json: bool) -> None:
         ),
         empty="no annotator shares a task with another yet",
         right=("TASKS", "COHEN", "WITH MAJORITY"),
+    )
+    print_table(
+        ("LABELS", "ACCURACY", "MEASURED BY", "MODEL"),
+        (
+            (h.labels, fmt(h.accuracy), h.method, h.model + ("" if h.version is None else f"/{h.version}"))
+            for h in history
+        ),
+        empty="no retraining yet (mlbox label prelabel PROJECT MODEL --retrain-every N starts the loop)",
+        right=("LABELS", "ACCURACY"),
     )
 
 
@@ -283,7 +294,9 @@ def label_open(ctx: Context, project: str, annotator: str | None) -> None:
     ctx.services.labeling.project(project)  # a one-line error before the screen opens
     from mlbox.appliance import Appliance
     from mlbox.tui.app import make_app
+    from mlbox.tui.widgets.label_graphics import detect
 
+    detect(ctx.settings.labeling.images)  # asks the terminal for a graphics protocol before Textual owns it
     beside = ctx.services.home.running_appliance()
     appliance = None if beside is not None else Appliance(ctx.services)
     app = make_app(ctx.services, appliance=appliance, beside_url=beside.url if beside else None)

@@ -6,7 +6,11 @@ accepts the pre-label, ``u`` undoes, ``s`` skips, ``f`` flags for review,
 so the next one shows from memory the moment a label is given, while the label
 is saved by a worker at once: closing the screen loses at most the task on it.
 Task text is shown literally (`views.labeling`), spans highlighted, images
-drawn with half-block cells.
+drawn in the terminal's graphics protocol (Kitty's or Sixel, `label_graphics`)
+where it speaks one and with half-block cells everywhere else. Where the
+project has a model in the loop, the model's cross-validated accuracy at each
+retraining is drawn beside the task against the number of labels
+(`AccuracyPlot`), so the annotator sees it grow.
 """
 
 from __future__ import annotations
@@ -21,17 +25,19 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
 from mlbox.labeling.schema import LabelSchema
-from mlbox.labeling.schemas import Progress, Project, Task
+from mlbox.labeling.schemas import ModelAccuracy, Progress, Project, Task
 from mlbox.labeling.service import LabelingService
 from mlbox.store.errors import MlboxError
 from mlbox.textsafe import visible
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.views import labeling as view
+from mlbox.tui.widgets.accuracy_plot import AccuracyPlot
+from mlbox.tui.widgets.label_graphics import GRAPHICS, picture_widget, protocol, task_picture
 from mlbox.tui.widgets.label_image import file_grid, gray_grid, half_blocks
 from mlbox.tui.widgets.label_prompt import LabelPrompt
 
@@ -168,11 +174,20 @@ class LabelingScreen(MlboxScreen):
 
 
 class Fetched(Message):
-    def __init__(self, tasks: list[Task], progress: Progress, project: Project) -> None:
+    def __init__(
+        self, tasks: list[Task], progress: Progress, project: Project, history: list[ModelAccuracy]
+    ) -> None:
         super().__init__()
         self.tasks = tasks
         self.progress = progress
         self.project = project
+        self.history = history
+
+
+class HistoryRead(Message):
+    def __init__(self, history: list[ModelAccuracy]) -> None:
+        super().__init__()
+        self.history = history
 
 
 class Saved(Message):
@@ -193,7 +208,12 @@ class AnnotateScreen(MlboxScreen):
     DEFAULT_CSS = """
     AnnotateScreen #status { height: 1; padding: 0 2; }
     AnnotateScreen #instructions { height: auto; max-height: 3; padding: 0 2; color: $text-muted; }
-    AnnotateScreen #task { height: 1fr; margin: 0 1; padding: 0 1; border: round $accent; }
+    AnnotateScreen #work { height: 1fr; }
+    AnnotateScreen #task { width: 1fr; height: 1fr; margin: 0 1; padding: 0 1; border: round $accent; }
+    AnnotateScreen #picture { width: auto; height: 16; }
+    AnnotateScreen #accuracy { width: 40%; min-width: 34; height: 1fr; margin: 0 1 0 0;
+        border: round $panel-lighten-2; display: none; }
+    AnnotateScreen #accuracy.loop { display: block; }
     AnnotateScreen #prelabel { height: 1; padding: 0 2; }
     AnnotateScreen #choices { height: 1; padding: 0 2; }
     AnnotateScreen #note { height: 1; padding: 0 2; color: $text-muted; }
@@ -224,6 +244,8 @@ class AnnotateScreen(MlboxScreen):
         self.project_name = project
         self.annotator = annotator
         self.schema: LabelSchema | None = None
+        self.project: Project | None = None
+        """The project as the latest fetch read it (its loop settings decide whether the chart shows)."""
         self.queue: list[Task] = []
         self.current: Task | None = None
         self.shown_at = time.monotonic()
@@ -252,15 +274,21 @@ class AnnotateScreen(MlboxScreen):
     def compose_body(self) -> ComposeResult:
         yield Static(view.status_line(self.project_name, self.annotator, None), id="status")
         yield Static("", id="instructions", markup=False)
-        with VerticalScroll(id="task"):
-            yield Static("reading the next tasks…", id="body", markup=False)
+        with Horizontal(id="work"):
+            with VerticalScroll(id="task"):
+                if protocol() in GRAPHICS:  # the terminal speaks a graphics protocol (`label_graphics`)
+                    yield picture_widget(protocol(), id="picture")
+                yield Static("reading the next tasks…", id="body", markup=False)
+            yield AccuracyPlot(id="accuracy")
         yield Static("", id="prelabel")
         yield Static("", id="choices")
         yield Static("", id="note", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#task").border_title = "task"
+        self.query_one(AccuracyPlot).border_title = "model accuracy"
         self.fetch()
+        self.set_interval(self.ctx.refresh_s, self.poll_accuracy)
 
     def commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand(
@@ -283,17 +311,49 @@ class AnnotateScreen(MlboxScreen):
             tasks = self.service.next_tasks(self.project_name, self.annotator, n)
             progress = self.service.progress(self.project_name, self.annotator)
             project = self.service.project(self.project_name)
+            history = self.service.accuracy_history(self.project_name)
         except MlboxError as exc:
             self.fetching = False
             self.fail(exc)
             return
-        self.post_message(Fetched(tasks, progress, project))
+        self.post_message(Fetched(tasks, progress, project, history))
+
+    def poll_accuracy(self) -> None:
+        """Between labels too: a retraining job finishes on its own time."""
+        self.read_history()
+
+    @work(thread=True, group="labeling-history", exclusive=True)
+    def read_history(self) -> None:
+        try:
+            history = self.service.accuracy_history(self.project_name)
+        except MlboxError as exc:
+            self.fail(exc)
+            return
+        self.post_message(HistoryRead(history))
+
+    def on_history_read(self, message: HistoryRead) -> None:
+        if self.project is not None:
+            self.show_accuracy(self.project, message.history)
+
+    def show_accuracy(self, project: Project, history: list[ModelAccuracy]) -> None:
+        """The accuracy chart, shown where the project has a model in the loop (or had one)."""
+        plot = self.query_one(AccuracyPlot)
+        loop = bool(project.model and project.retrain_every)
+        plot.set_class(bool(history) or loop, "loop")
+        plot.show_history(
+            history,
+            empty=f"no retraining yet (every {project.retrain_every} labels)"
+            if loop
+            else "no retraining yet",
+        )
 
     def on_fetched(self, message: Fetched) -> None:
         self.fetching = False
+        self.project = message.project
         self.schema = message.project.label_schema
         self.progress = message.progress
         self.query_one("#instructions", Static).update(message.project.instructions)
+        self.show_accuracy(message.project, message.history)
         keep = {t.id for t in self.queue}
         if self.current is not None:
             keep.add(self.current.id)
@@ -336,11 +396,21 @@ class AnnotateScreen(MlboxScreen):
             pre.update("")
             choices.update("")
             note.update("")
+            for hidden in self.query("#picture"):
+                hidden.display = False
             return
         self.shown += 1
         schema = self.schema or LabelSchema()
         self.query_one("#task").border_title = f"task {task.id}"
-        body.update(task_view(task, schema))
+        pictures = self.query("#picture")
+        if pictures:  # the image in the terminal's graphics protocol, its other fields below it
+            picture: Any = pictures.first()
+            image = task_picture(task.data)
+            picture.image = image
+            picture.display = image is not None
+            body.update(task_view(task, schema, draw_image=image is None))
+        else:
+            body.update(task_view(task, schema))
         pre.update(view.prelabel_line(task.prelabel))
         choices.update(view.choices_line(schema, self.chosen))
         note.update(
@@ -567,8 +637,9 @@ class AnnotateScreen(MlboxScreen):
             self.fail(exc)
 
 
-def task_view(task: Task, schema: LabelSchema) -> Text:
-    """The task as shown: its text with spans, or its image in half blocks, then its other fields."""
+def task_view(task: Task, schema: LabelSchema, *, draw_image: bool = True) -> Text:
+    """The task as shown: its text with spans, its image in half blocks (unless a graphics protocol
+    draws it beside: ``draw_image`` False), then its other fields."""
     data = task.data
     out = Text()
     shown: list[str] = []
@@ -576,7 +647,9 @@ def task_view(task: Task, schema: LabelSchema) -> Text:
     if isinstance(data.get("text"), str):
         out.append_text(view.highlighted(data["text"], pre_spans, schema.spans))
         shown.append("text")
-    if isinstance(data.get("pixels"), list) and isinstance(data.get("width"), int):
+    if not draw_image:
+        shown += ["pixels", "width", "image", "height"]
+    elif isinstance(data.get("pixels"), list) and isinstance(data.get("width"), int):
         grid = gray_grid([float(v) for v in data["pixels"]], data["width"], scale=2)
         if out:
             out.append("\n")
