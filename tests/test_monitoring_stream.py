@@ -103,12 +103,12 @@ def evaluations(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out: dict[str, Any] = {"labels": len(items)}
     kwargs: dict[str, Any] = {"since": T0, "until": T0 + 3600}
     out["streamed"] = mon.evaluate("m@champion", **kwargs)
-    out["streamed_last"] = mon.evaluate("m@champion", last=250_000)
+    out["streamed_last"] = mon.evaluate("m@champion", last=250_000, segment="c0")
     out["html"] = mon.report("m@champion", **kwargs)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(service_mod, "STREAM_PAST", 10**12)  # the same windows read as frames
         out["framed"] = mon.evaluate("m@champion", **kwargs)
-        out["framed_last"] = mon.evaluate("m@champion", last=250_000)
+        out["framed_last"] = mon.evaluate("m@champion", last=250_000, segment="c0")
     return out
 
 
@@ -135,6 +135,7 @@ def _same(streamed: Evaluation, framed: Evaluation) -> None:
     assert streamed.performance == framed.performance
     assert streamed.over_time == framed.over_time
     assert streamed.challenger == framed.challenger
+    assert streamed.bias == framed.bias
 
 
 def test_a_streamed_window_equals_the_materialised_one(evaluations: dict[str, Any]) -> None:
@@ -161,9 +162,12 @@ def test_a_streamed_window_equals_the_materialised_one(evaluations: dict[str, An
     assert ch is not None and ch.paired_rows == 9 * ROWS_PER_REQUEST and 0.95 < ch.agreement < 1
 
 
-def test_the_last_rows_of_a_large_window_and_its_report(evaluations: dict[str, Any]) -> None:
+def test_the_last_rows_of_a_large_window_its_bias_and_its_report(evaluations: dict[str, Any]) -> None:
     _same(evaluations["streamed_last"], evaluations["framed_last"])
     assert evaluations["streamed_last"].rows == 250_000
+    bias = evaluations["streamed_last"].bias
+    assert bias is not None and [g.segment for g in bias.segments] == ["a", "b", "c", "d"]
+    assert sum(g.rows for g in bias.segments) == 250_000 and bias.demographic_parity_difference > 0.1
     html = evaluations["html"]
     assert "<svg" in html and "x0" in html and "https://" not in html
 

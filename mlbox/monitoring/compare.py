@@ -145,10 +145,9 @@ def bias(
     """Per-segment rates of predicting ``positive`` and, where labels exist, TPR/FPR/accuracy;
     fairlearn's demographic-parity and equalized-odds differences over them."""
     seg = np.asarray([str(s) for s in segments])
-    pred = np.asarray([str(p) == str(positive) for p in predictions])
-    lab = (
-        None if labels is None else [None if v is None or v != v else str(v) == str(positive) for v in labels]
-    )
+    favourable = _key(positive)  # 1, 1.0 and "1" alike: a label column with gaps is made float
+    pred = np.asarray([_key(p) == favourable for p in predictions])
+    lab = None if labels is None else [None if v is None or v != v else _key(v) == favourable for v in labels]
     groups: list[SegmentRates] = []
     tprs: list[float] = []
     fprs: list[float] = []

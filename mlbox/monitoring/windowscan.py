@@ -552,7 +552,7 @@ def scan(
                 pred, proba = read_outputs(arrays)
                 assert pred is not None and proba is not None
                 prediction = np.asarray(pred, np.int64)
-                values[PREDICTION] = pa.array(prediction)
+                values[PREDICTION] = prediction
                 for k in range(proba.shape[1]):
                     values[f"{PROBA}{k}"] = np.ascontiguousarray(proba[:, k])
                 top_parts.append(proba.max(axis=1))
@@ -587,6 +587,12 @@ def scan(
             v = values.get(name)
             if v is None:
                 cat_missing[name] += n
+                continue
+            if isinstance(v, np.ndarray) and name == PREDICTION:  # a classifier's class: 0..k-1
+                counts = categories[name]
+                for k, c in enumerate(np.bincount(v, minlength=proba_width).tolist()):
+                    if c:
+                        counts[str(k)] = counts.get(str(k), 0) + c
                 continue
             if isinstance(v, np.ndarray):
                 v = pa.array(v)
