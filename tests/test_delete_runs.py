@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from mlbox.services import Services
 from mlbox.store import ArtifactStore, Database
 from mlbox.store.errors import Conflict, InvalidInput, NotFound
 from mlbox.tracking.service import TrackingService
@@ -111,3 +112,22 @@ def test_purge_removes_what_the_retention_let_go(tracking: TrackingService, tmp_
     assert later.runs == [] and f"run {recent}: a record made since" in later.kept
     with pytest.raises(InvalidInput):
         tracking.purge_deleted(older_than_s=-1)
+
+
+def test_a_feature_training_set_keeps_its_run(services: Services, tmp_path: Path) -> None:
+    """The composition root wires the feature store's check: its records name their run."""
+    import datetime as dt
+
+    import polars as pl
+
+    from tests.test_features_delete import T0, definitions
+
+    fs, tracking = services.features, services.tracking
+    fs.apply(definitions(tmp_path))  # type: ignore[arg-type]
+    run = tracking.create_run("train")
+    entity = pl.DataFrame({"customer_id": [1, 2], "event_timestamp": [T0 + dt.timedelta(hours=6)] * 2})
+    ts = fs.get_historical_features(entity, ["stats:spend"], run_id=run.id).training_set_id
+    with pytest.raises(Conflict) as err:
+        tracking.delete_run(run.id)
+    assert err.value.message == f"cannot delete run {run.id}: training set {ts} was built for run {run.id}"
+    assert tracking.delete_run(tracking.create_run("train").id).deleted_at is not None
