@@ -5,17 +5,15 @@ The node cannot open the appliance's SQLite file, so a Ray job gets no
 (good for its own run and job while its attempt runs; `mlbox.scheduler.job_tokens`),
 ``MLBOX_JOB_ID`` and ``MLBOX_RUN_ID``. With those and no home, `from_env` answers a
 `JobApi`, and the tracking client (`RemoteTracking`) and `mlbox.checkpoint` go over
-HTTP instead of to the store. Standard library only (urllib): a job pays no import
-for it.
+HTTP instead of to the store. Standard library only (urllib, imported on the first
+call): a process that never calls pays nothing for it.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -59,6 +57,9 @@ class JobApi:
         json_body: Any = None,
     ) -> bytes:
         """One request; the answer's bytes, or the appliance's error raised as mlbox's own."""
+        import urllib.error  # here: ``import mlbox`` stays light (urllib.request loads ssl, email)
+        import urllib.request
+
         headers = {"Authorization": f"Bearer {self.token}"}
         if json_body is not None:
             body = json.dumps(json_body).encode()

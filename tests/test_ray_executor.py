@@ -1,27 +1,21 @@
 """Jobs on a real local Ray head (loopback only): end to end, retries, cancel, kill -9 re-attach.
 
-The head is started once for this module (`ray start --head` on free loopback ports, 4 CPUs
-and 2 GPUs declared, so a GPU request is Ray's to place) and its processes are stopped by
-pid at the end. Without ray installed (`pip install 'mlbox[ray]'`) the module is skipped.
+The head is the session's (`tests.ray_head`: `ray start --head` on free loopback ports, 4 CPUs
+and 2 GPUs declared, so a GPU request is Ray's to place). Without ray installed
+(`pip install 'mlbox[ray]'`) the module is skipped.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
 from mlbox.scheduler.config import SchedulerSettings
@@ -29,77 +23,15 @@ from mlbox.scheduler.schemas import Job, JobSpec, Resources
 from mlbox.services import Services
 from mlbox.settings import Settings
 from tests.helpers import MLBOX, stop, wait_announced
+from tests.ray_head import shared_head
 
 pytest.importorskip("ray.job_submission", reason="ray is not installed: pip install 'mlbox[ray]'")
 
-RAY = Path(sys.executable).with_name("ray")
-START_TRIES = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _ours(temp: str) -> list[psutil.Process]:
-    """Every process of this head: their command lines name its temp folder."""
-    found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            if any(temp in part for part in proc.info["cmdline"] or ()):
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
-
-
-def _stop_head(temp: str) -> None:
-    procs = _ours(temp)
-    for proc in list(procs):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            procs.extend(proc.children(recursive=True))
-    for proc in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            proc.kill()
-    psutil.wait_procs(procs, timeout=10)
-
 
 @pytest.fixture(scope="module")
-def ray_head() -> Iterator[str]:
-    """``ray://127.0.0.1:<dashboard port>`` of a head started for this module. On a busy machine
-    the raylet may give up waiting for its agent (a fixed wait in Ray), so a start is retried.
-    ``MLBOX_TEST_RAY=ray://127.0.0.1:PORT`` uses a head already running instead (loopback only)."""
-    given = os.environ.get("MLBOX_TEST_RAY")
-    if given:
-        assert given.startswith("ray://127.0.0.1:"), "MLBOX_TEST_RAY must be a loopback head"
-        yield given
-        return
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLBOX_")}
-    env.update(RAY_USAGE_STATS_ENABLED="0", PATH=f"{RAY.parent}{os.pathsep}{env.get('PATH', '')}")
-    env["RAY_JOB_STOP_SIGNAL_TIMEOUT_S"] = "2"
-    said = ""
-    for _ in range(START_TRIES):
-        temp = tempfile.mkdtemp(prefix="mlbox-ray-", dir="/tmp")  # short: Ray's socket paths
-        dashboard = _free_port()
-        cmd = [
-            str(RAY), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={_free_port()}",
-            "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}", "--include-dashboard=true",
-            "--num-cpus=4", "--num-gpus=2", f"--temp-dir={temp}", "--disable-usage-stats",
-        ]  # fmt: skip
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-        if done.returncode == 0:
-            break
-        said = (done.stdout + done.stderr)[-2000:]
-        _stop_head(temp)
-        shutil.rmtree(temp, ignore_errors=True)
-    else:
-        pytest.fail(f"ray start --head failed {START_TRIES} times: {said}")
-    try:
-        yield f"ray://127.0.0.1:{dashboard}"
-    finally:
-        _stop_head(temp)
-        shutil.rmtree(temp, ignore_errors=True)
+def ray_head() -> str:
+    """The session's loopback head (`tests.ray_head`)."""
+    return shared_head()
 
 
 @pytest.fixture
