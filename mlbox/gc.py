@@ -1,5 +1,6 @@
 """``mlbox gc``: purge what was deleted longer ago than the retention period, then remove the
-artifact objects nothing references any more, reporting the space freed.
+artifact objects nothing references any more and the model cache's folders of deleted
+versions, reporting the space freed.
 
 Safe beside a running appliance: the purge goes in small transactions and keeps running
 runs, and the sweep (`mlbox.store.gc`) never removes an object a writer stored after it
@@ -36,6 +37,9 @@ class GcReport(msgspec.Struct, frozen=True):
     objects_kept_young: int
     """Unreferenced objects younger than the minimum age (a writer may not have recorded them yet)."""
     objects_referenced: int
+    cache_folders_removed: int
+    """Verified model folders of deleted versions (`mlbox.registry.cache`)."""
+    cache_bytes_freed: int
 
 
 def _references(services: Services, purged_runs: list[int]) -> Callable[[], set[str]]:
@@ -67,6 +71,7 @@ def collect(
         dry_run=dry_run,
         started=started,
     )
+    folders, cache_bytes = services.registry.prune_cache(dry_run=dry_run)
     return GcReport(
         dry_run=dry_run,
         older_than_s=older_than_s,
@@ -77,4 +82,6 @@ def collect(
         freed_bytes=swept.freed_bytes,
         objects_kept_young=swept.kept_young,
         objects_referenced=swept.referenced,
+        cache_folders_removed=folders,
+        cache_bytes_freed=cache_bytes,
     )

@@ -17,6 +17,7 @@ from mlbox.services import Services
 from mlbox.store import ArtifactStore
 from mlbox.store.errors import NotFound
 from mlbox.store.gc import sweep
+from tests.models import Doubler
 
 OLD = time.time() - 7 * DAY_S
 
@@ -75,6 +76,19 @@ def test_gc_purges_runs_past_retention_and_frees_their_objects(services: Service
     with pytest.raises(NotFound):
         t.get_run(old)
     assert b"".join(t.read_artifact(recent, "b.bin")) == b"b" * 500
+
+
+def test_gc_removes_the_model_cache_of_deleted_versions(services: Services) -> None:
+    reg = services.registry
+    for factor in (2.0, 3.0):
+        reg.register("m", model=Doubler(factor))
+    kept, gone = (reg.load(f"m/{v}").folder for v in (1, 2))
+    reg.delete_version("m", 2)
+    assert collect(services, older_than_s=30 * DAY_S, dry_run=True).cache_folders_removed == 1
+    assert gone.is_dir()
+    report = collect(services, older_than_s=30 * DAY_S)
+    assert report.cache_folders_removed == 1 and report.cache_bytes_freed > 0
+    assert not gone.exists() and kept.is_dir()
 
 
 WRITER = """

@@ -69,3 +69,8 @@ def gc(ctx: Context, older_than: str | None, dry_run: bool, as_json: bool) -> No
         f" {size(report.freed_bytes)} {'to free' if dry_run else 'freed'}"
         f" ({report.objects_referenced} referenced, {report.objects_kept_young} unreferenced but recent)"
     )
+    if report.cache_folders_removed:
+        click.echo(
+            f"{'would remove' if dry_run else 'removed'} {report.cache_folders_removed} cached model folders"
+            f" of deleted versions, {size(report.cache_bytes_freed)}"
+        )

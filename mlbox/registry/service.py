@@ -533,3 +533,20 @@ class RegistryService:
     def referenced_objects(self) -> set[str]:
         """The artifact store objects the versions' files are."""
         return {r[0] for r in self.db.query("SELECT DISTINCT sha256 FROM model_files")}
+
+    def prune_cache(self, *, dry_run: bool = False) -> tuple[int, int]:
+        """Remove the verified model folders (`mlbox.registry.cache`) no version has any more
+        (those of deleted versions); returns (folders, bytes). The folders are listed before
+        the versions are read, so a version registered meanwhile keeps its folder."""
+        listed = (
+            [d for d in self.cache.root.iterdir() if d.is_dir() and len(d.name) == 64]
+            if self.cache.root.is_dir()
+            else []
+        )
+        live = {cache_key(mv.manifest, mv.files) for m in self.list_models() for mv in self._versions(m.name)}
+        gone = [d for d in listed if d.name not in live]
+        size = sum(f.stat().st_size for d in gone for f in d.rglob("*") if f.is_file() and not f.is_symlink())
+        if not dry_run:
+            for folder in gone:
+                self.cache._discard(folder)
+        return len(gone), size
