@@ -705,7 +705,7 @@ class MonitoringService:
     ) -> tuple[Evaluation, pd.DataFrame, pd.DataFrame]:
         """`_evaluate` of a large window from one pass over its rows (`mlbox.monitoring.windowscan`):
         the same figures, drift from histograms as `_drift` computes it past `binned.LARGE_WINDOW`."""
-        import pyarrow as pa
+        import pandas as pd
 
         from mlbox.monitoring import windowscan
 
@@ -754,10 +754,9 @@ class MonitoringService:
         plan = windowscan.Plan(
             numeric=numeric,
             categorical=categorical,
-            label_ids=pa.array(labels["request_id"].unique().tolist(), pa.string()) if len(labels) else None,
-            pair_ids=pa.array(shadow["request_id"].unique().tolist(), pa.string())
+            keep=pd.concat([labels[["request_id", "row"]], shadow[["request_id", "row"]]])
             if shadow is not None
-            else None,
+            else labels[["request_id", "row"]],
             row_columns=row_columns,
             sample_rows=windowscan.REPORT_ROWS if report else 0,
         )
@@ -827,8 +826,6 @@ class MonitoringService:
             if segment in values:
                 segments = values[segment]
             else:
-                import pandas as pd
-
                 keyed = self._with_feature(pd.DataFrame({k: values[k] for k in row_columns}), segment)
                 segments = keyed[segment].tolist()
             row_labels: builtins.list[Any] = [None] * scan.rows

@@ -85,6 +85,7 @@ def _kernel() -> Any:
         do_prof = prof_counts.size > 0
         do_outliers = flags.size > 0
         m = edges.size
+        near = z * mad / MAD_SCALE * (1.0 - 1e-9)  # under the score's rounding by far
         for i in range(a.size):
             x = float(a[i])
             if x != x:
@@ -115,9 +116,11 @@ def _kernel() -> Any:
             if x > ref_max:
                 above += 1
             if do_outliers:
-                score = abs(MAD_SCALE * (x - med) / mad)
-                if score > z and score != np.inf:
-                    flags[i] = True
+                d = x - med
+                if d > near or d < -near:  # only then can the score pass z: divide only those
+                    score = abs(MAD_SCALE * d / mad)
+                    if score > z and score != np.inf:
+                        flags[i] = True
             smallest = min(smallest, x)
             largest = max(largest, x)
             total += x
@@ -229,10 +232,9 @@ class Plan:
     numeric: dict[str, NumericColumn]
     categorical: list[str]
     """Columns counted by category (the prediction's counts are always kept)."""
-    label_ids: pa.Array | None = None
-    """Request ids with labels: their rows are kept (`WindowScan.kept`)."""
-    pair_ids: pa.Array | None = None
-    """Request ids the challenger answered: their rows are kept too."""
+    keep: pd.DataFrame | None = None
+    """``request_id`` and ``row`` of the rows to keep (`WindowScan.kept`): those with labels, or
+    that the challenger answered."""
     row_columns: list[str] = field(default_factory=list)
     """Columns kept for every row (a bias segment, or the keys to look one up by)."""
     sample_rows: int = 0
@@ -490,7 +492,7 @@ def scan(
     text = [
         stored[c] for c in categorical if c in stored and pa.types.is_string(schema.field(stored[c]).type)
     ]
-    needs_ids = plan.label_ids is not None or plan.pair_ids is not None
+    needs_ids = plan.keep is not None and len(plan.keep) > 0
     read = ["ts"] + (["request_id", "row"] if needs_ids else [])
     read += [
         stored[c] for c in dict.fromkeys([*wanted_numeric, *categorical, *plan.row_columns]) if c in stored
@@ -517,12 +519,17 @@ def scan(
     rows = 0
     outliers = 0
     to_skip = skip
-    ids = None
+    ids = keys = None
     if needs_ids:
-        parts = [a for a in (plan.label_ids, plan.pair_ids) if a is not None]
-        ids = pa.concat_arrays([a.cast(pa.string()) for a in parts]) if len(parts) > 1 else parts[0]
+        assert plan.keep is not None
+        wanted = pa.array(plan.keep["request_id"].astype(str).tolist(), pa.string())
+        ids = pc.unique(wanted)
+        keys = _row_keys(pc.index_in(wanted, value_set=ids), pa.array(plan.keep["row"].to_numpy(np.int64)))
 
-    for batch in data.to_batches(columns=read, filter=filter, batch_size=BATCH_ROWS):
+    batches = data.to_batches(
+        columns=read, filter=filter, batch_size=BATCH_ROWS, batch_readahead=2, fragment_readahead=1
+    )  # a few batches ahead keep both cores busy; Arrow's default of 16 held gigabytes
+    for batch in batches:
         n = batch.num_rows
         if to_skip:
             if to_skip >= n:
@@ -598,8 +605,9 @@ def scan(
                 v = pa.array(v)
             cat_missing[name] += _count_categories(v, categories[name])
         if ids is not None:
-            mask = pc.is_in(batch.column("request_id"), value_set=ids)
-            where = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+            code = pc.index_in(batch.column("request_id"), value_set=ids)
+            mask = pc.is_in(_row_keys(code, batch.column("row")), value_set=keys)
+            where = np.flatnonzero(mask.fill_null(False).to_numpy(zero_copy_only=False))
             if where.size:
                 taken = pa.array(where)
                 kept: dict[str, Any] = {
@@ -666,6 +674,15 @@ def scan(
         row_values=row_parts,
         sample=pd.concat(sample_parts, ignore_index=True) if sample_parts else pd.DataFrame(),
     )
+
+
+def _row_keys(code: pa.Array, row: pa.Array) -> pa.Array:
+    """One int64 per (request id, row): the id's position among the wanted ids (null where it is
+    not one of them) and the row, so a row is matched by one hash lookup."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.add(pc.shift_left(code.cast(pa.int64()), 32), row.cast(pa.int64()))
 
 
 def _non_integer(column: pa.Array) -> npt.NDArray[np.bool_]:
