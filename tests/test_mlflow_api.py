@@ -527,24 +527,26 @@ def test_metric_logging_takes_the_fast_path_and_keeps_litestars_answers(services
 
 
 def test_metric_points_read_mlflows_json() -> None:
-    points = protocol.metric_points(
+    items = protocol.metric_items(
         [
-            {"key": "a", "value": 1, "timestamp": 1_500, "step": 2},
-            {"key": "a", "value": "-Infinity", "step": "3"},
+            {"key": "a", "value": 1, "timestamp": 1_500, "step": 2, "model_id": "m-1"},
+            {"key": "a", "value": "-Infinity", "step": None},
             {"key": "b", "value": 0.5, "timestamp": None},
-        ],
-        now=9.0,
+        ]
     )
-    assert points == [("a", 2, 1.5, 1.0), ("a", 3, 9.0, -float("inf")), ("b", 0, 9.0, 0.5)]
+    points = protocol.metric_points(items, now=9.0)
+    assert points == [("a", 2, 1.5, 1.0), ("a", 0, 9.0, -float("inf")), ("b", 0, 9.0, 0.5)]
     for bad, field in [
         ([{"key": "a", "value": True}], "metrics[0].value"),
+        ([{"key": "a", "value": "high"}], "metrics[0].value"),
         ([{"key": "a", "value": 1}, {"key": "a\n", "value": 1}], "metrics[1].key"),
         ([{"key": "a", "value": 1, "step": 2**63}], "metrics[0].step"),
         ([{"key": "a", "value": 1, "timestamp": "soon"}], "metrics[0].timestamp"),
+        ([{"value": 1}], "metrics[0].key"),
         ({"key": "a"}, "metrics"),
     ]:
         with pytest.raises(InvalidInput) as err:
-            protocol.metric_points(bad, now=0.0)
+            protocol.metric_points(protocol.metric_items(bad), now=0.0)
         assert err.value.field == field
 
 

@@ -21,6 +21,7 @@ handler was there (the scoring fast path), like `ScoringFastPath`.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -39,7 +40,8 @@ ROUTES: dict[str, str] = {
     **{f"{prefix}/runs/log-batch": "batch" for prefix in API_PREFIXES},
 }
 OK_HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"2")]
-_decode = msgspec.json.Decoder()
+_decode_metric = msgspec.json.Decoder(p.LogMetricIn)
+_decode_batch = msgspec.json.Decoder(p.LogBatchIn)
 
 
 class MlflowFastPath:
@@ -108,14 +110,17 @@ class MlflowFastPath:
 
     def _take(self, kind: str, body: bytes) -> bool:
         """Queue the request's points; False leaves the request to Litestar."""
+        items: Sequence[p.MetricIn]
         try:
-            data = _decode.decode(body)
-            if type(data) is not dict:
-                return False
-            items: object = [data] if kind == "metric" else data.get("metrics")
-            if not items or (kind == "batch" and (data.get("params") or data.get("tags"))):
-                return False
-            run_id = p.int_id(data.get("run_id") or data.get("run_uuid"), "run_id")
+            if kind == "metric":
+                one = _decode_metric.decode(body)
+                run, items = one.run_id or one.run_uuid, [one]
+            else:
+                batch = _decode_batch.decode(body)
+                if batch.params or batch.tags or not batch.metrics:
+                    return False
+                run, items = batch.run_id or batch.run_uuid, batch.metrics
+            run_id = p.int_id(run, "run_id")
             points = p.metric_points(items, time.time())
             intake = intake_for(self.tracking)
             if not intake.room(len(points)):

@@ -183,7 +183,7 @@ class Mlflow:
         through the intake (`mlbox.mlflow.intake`: committed in batches, as the fast path does)."""
         params = p.pairs(data.get("params"), "params")
         tags = p.pairs(data.get("tags"), "tags")
-        points = p.metric_points(data.get("metrics") or [], time.time())
+        points = p.metric_points(p.metric_items(data.get("metrics") or []), time.time())
         if params:
             self.tracking.log_params(run_id, dict(params))
         if tags:

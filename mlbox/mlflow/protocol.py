@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from mlbox.store.errors import InvalidInput
 from mlbox.tracking.validation import check_key
@@ -118,79 +120,84 @@ def pairs(items: object, field: str) -> dict[str, str]:
     return out
 
 
-_MIN_STEP, _MAX_STEP = -(2**63), 2**63 - 1
 _NON_FINITE = {"nan": math.nan, "infinity": math.inf, "inf": math.inf, "-infinity": -math.inf,
                "-inf": -math.inf}  # fmt: skip
 """Protobuf's JSON spells NaN and ±inf as strings."""
 
+Step = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
-def metric_points(items: object, now: float) -> list[tuple[str, int, float, float]]:
-    """MLflow's ``metrics`` (``[{key, value, timestamp, step}]``, milliseconds) as mlbox's validated
-    (key, step, seconds, value) points, ``now`` where a timestamp is left out; `InvalidInput`
-    naming ``metrics[i].<field>`` otherwise.
 
-    The one reading of them for the Litestar handlers and the fast path
-    (`mlbox.api.mlflow_fast`): a batch of 1,000 points passes through here per
-    request, so a key is checked once per call and plain numbers skip the
-    general conversions.
+class MetricIn(msgspec.Struct):
+    """One of MLflow's metrics as its client sends it (``timestamp`` in milliseconds). Fields
+    this does not name are ignored, as MLflow's own server ignores them."""
+
+    key: str
+    value: float | str
+    timestamp: int | None = None
+    step: Step | None = 0
+
+
+class LogMetricIn(MetricIn):
+    """The body of ``runs/log-metric``."""
+
+    run_id: str | None = None
+    run_uuid: str | None = None
+
+
+class LogBatchIn(msgspec.Struct):
+    """The body of ``runs/log-batch`` (params and tags are read by `pairs`)."""
+
+    run_id: str | None = None
+    run_uuid: str | None = None
+    metrics: list[MetricIn] = []
+    params: list[Any] = []
+    tags: list[Any] = []
+
+
+_AT = re.compile(r"^(.*?)(?: - at `\$(.*)`)?$", re.DOTALL)
+_MISSING = re.compile(r"missing required field `(\w+)`")
+
+
+def metric_items(items: object) -> list[MetricIn]:
+    """Parsed JSON (a list of objects) as `MetricIn`; `InvalidInput` naming ``metrics[i].<field>``."""
+    try:
+        return msgspec.convert(items, list[MetricIn])
+    except msgspec.ValidationError as exc:
+        message, where = _AT.match(str(exc)).groups()  # type: ignore[union-attr]
+        field = f"metrics{where or ''}"
+        missing = _MISSING.search(message)
+        if missing:
+            field = f"{field}.{missing.group(1)}"
+        raise InvalidInput(f"{field}: {message}", field=field) from None
+
+
+def metric_points(items: Sequence[MetricIn], now: float) -> list[tuple[str, int, float, float]]:
+    """MLflow's metrics as mlbox's validated (key, step, seconds, value) points, ``now`` where a
+    timestamp is left out; `InvalidInput` naming ``metrics[i].<field>`` otherwise.
+
+    The one reading of them: the Litestar handlers pass what `metric_items` made of the parsed
+    body, the fast path (`mlbox.api.mlflow_fast`) what msgspec decoded from the bytes into the
+    same structs. A key is checked once per call; NaN and ±inf come as strings.
     """
-    if not isinstance(items, list):
-        raise InvalidInput("metrics must be a list", field="metrics")
     out: list[tuple[str, int, float, float]] = []
     keys: set[str] = set()
-    for i, item in enumerate(items):
-        if type(item) is not dict:
-            raise InvalidInput(f"metrics[{i}] must be an object", field=f"metrics[{i}]")
-        key = item.get("key")
+    append = out.append
+    for i, m in enumerate(items):
+        key = m.key
         if key not in keys:
-            if type(key) is not str:
-                raise InvalidInput(f"metrics[{i}].key must be a string", field=f"metrics[{i}].key")
             check_key(key, f"metrics[{i}].key")
             keys.add(key)
-        value = item.get("value")
-        kind = type(value)
-        if kind is float or kind is int:
-            number = float(value)  # type: ignore[arg-type]
-        elif kind is str and value.strip().lower() in _NON_FINITE:  # type: ignore[union-attr]
-            number = _NON_FINITE[value.strip().lower()]  # type: ignore[union-attr]
-        else:
-            number = _number(value, f"metrics[{i}].value")
-        ts = item.get("timestamp")
-        if type(ts) is int:
-            seconds_ = ts / 1000.0
-        else:
-            found = seconds(ts, f"metrics[{i}].timestamp")
-            seconds_ = now if found is None else found
-        step = item.get("step")
-        if type(step) is not int or not _MIN_STEP <= step <= _MAX_STEP:
-            step = _step(step, f"metrics[{i}].step")
-        out.append((key, step, seconds_, number))
+        value = m.value
+        if type(value) is str:
+            number = _NON_FINITE.get(value.strip().lower())
+            if number is None:
+                raise InvalidInput(
+                    f"metrics[{i}].value must be a number, got {value!r}", field=f"metrics[{i}].value"
+                )
+            value = number
+        ts = m.timestamp
+        append((key, m.step or 0, now if ts is None else ts / 1000.0, value))  # type: ignore[arg-type]
     return out
-
-
-def _number(value: object, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise InvalidInput(f"{field} must be a number, got {value!r}", field=field)
-    try:
-        return float(value)
-    except ValueError:
-        raise InvalidInput(f"{field} must be a number, got {value!r}", field=field) from None
-
-
-def _step(value: object, field: str) -> int:
-    """A step sent as text (protobuf's JSON may quote int64), as an integral float, or left out (0)."""
-    step: int | None = None
-    if value is None or value == "":
-        step = 0
-    elif (isinstance(value, str) and value.strip().lstrip("-").isdigit()) or (
-        isinstance(value, float) and value.is_integer()
-    ):
-        step = int(value)
-    elif type(value) is int:
-        step = value
-    if step is None or not _MIN_STEP <= step <= _MAX_STEP:
-        raise InvalidInput(f"{field} must be a 64-bit integer, got {value!r}", field=field)
-    return step
 
 
 def kv(mapping: Mapping[str, object]) -> list[dict[str, str]]:
