@@ -51,15 +51,8 @@ class Counted(Message):
         """(experiments, runs, running runs)"""
 
 
-SCREEN_CSS = sorted((Path(__file__).resolve().parent / "screens").glob("*.tcss"))
-"""Every screen's stylesheet, read with the app's: a screen whose CSS_PATH is new to the app makes
-Textual re-parse all the CSS and restyle every widget of every screen when it first shows (a
-few hundred ms on opening a run)."""
-
-
 class MlboxApp(App[None]):
     TITLE = "mlbox"
-    CSS_PATH: ClassVar[Any] = SCREEN_CSS
     MODES: ClassVar[dict[str, str | Any]] = {s.mode: s.screen for s in SECTIONS}
     DEFAULT_MODE = SECTIONS[0].mode
     BINDINGS: ClassVar[list[BindingType]] = [
