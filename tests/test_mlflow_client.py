@@ -78,17 +78,20 @@ class Up:
         )
 
 
-@pytest.fixture
-def up(home: Path, subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[Up]:
-    log = tmp_path / "up.log"
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """One ``mlbox up`` for the module's tests (each logs into experiments and models of its own)."""
+    root = tmp_path_factory.mktemp("mlflow-up")
+    home = root / "home"
+    env = {k: v for k, v in os.environ.items() if k not in ("MLBOX_RUN_ID", "MLBOX_EXPERIMENT")}
+    env["MLBOX_HOME"] = str(home)
+    log = root / "up.log"
     with open(log, "wb") as err:
-        proc = subprocess.Popen(
-            [str(MLBOX), "up", "--port", "0"], env=subprocess_env, cwd=tmp_path, stdout=err, stderr=err
-        )
+        proc = subprocess.Popen([str(MLBOX), "up", "--port", "0"], env=env, cwd=root, stdout=err, stderr=err)
     try:
         url = wait_announced(home, proc, log=log)
         token = (home / "token").read_text().strip()
-        yield Up(url, token, home, subprocess_env)
+        yield Up(url, token, home, env)
     finally:
         stop(proc)
 
@@ -138,11 +141,19 @@ TRACKING = """
             f.write("hello from mlflow")
         mlflow.log_artifact(path)
         mlflow.log_artifact(path, artifact_path="docs")
-    with mlflow.start_run(run_name="second"):
+    with mlflow.start_run(run_name="second") as second:
         mlflow.log_param("lr", 0.5)
         mlflow.log_metric("loss", 0.9)
     run_id = run.info.run_id
     client = MlflowClient()
+    from mlflow.entities import Metric, ViewType
+    client.log_batch(second.info.run_id, metrics=[Metric("acc", 0.5 + s / 10, 1_700_000_000_000 + s, s)
+                                                  for s in range(3)])
+    batch = [(m.step, m.value, m.timestamp) for m in client.get_metric_history(second.info.run_id, "acc")]
+    client.delete_run(second.info.run_id)
+    deleted = list(mlflow.search_runs(run_view_type=ViewType.DELETED_ONLY)["run_id"])
+    stage = client.get_run(second.info.run_id).info.lifecycle_stage
+    client.restore_run(second.info.run_id)
     history = client.get_metric_history(run_id, "loss")
     found = mlflow.search_runs(
         filter_string="metrics.loss < 0.5 and params.lr = '0.1'", order_by=["metrics.loss ASC"]
@@ -162,6 +173,10 @@ TRACKING = """
         "status": finished.info.status,
         "params": finished.data.params,
         "tags": {k: v for k, v in finished.data.tags.items() if not k.startswith("mlflow.")},
+        "second": second.info.run_id,
+        "batch": batch,
+        "deleted": deleted,
+        "stage": stage,
     }))
 """
 
@@ -191,6 +206,8 @@ def test_an_unmodified_mlflow_script_logs_into_mlbox(mlflow_python: Path, up: Up
     assert out["status"] == "FINISHED"
     assert out["params"] == {"lr": "0.1", "depth": "3"}
     assert out["tags"] == {"team": "search", "stage": "dev"}
+    assert out["batch"] == [[s, 0.5 + s / 10, 1_700_000_000_000 + s] for s in range(3)]
+    assert out["deleted"] == [out["second"]] and out["stage"] == "deleted"
 
     # the same run, as mlbox itself shows it
     listing = mlbox_cli(up, "runs", "ls")
