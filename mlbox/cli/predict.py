@@ -79,6 +79,14 @@ def _advance(bar: rich.progress.Progress, description: str) -> ProgressCallback:
     is_flag=True,
     help="Feature-view models: score rows whose entity has no feature values (NaN) instead of refusing.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="ray: split a Parquet input across the Ray cluster of MLBOX_EXECUTOR with Ray Data "
+    "(the input and the output's folder must be paths its nodes reach).",
+)
 @pass_ctx
 def predict(
     ctx: Context,
@@ -92,6 +100,7 @@ def predict(
     timestamp_column: str | None,
     online: bool,
     allow_missing: bool,
+    executor: str,
 ) -> None:
     """Score INPUT (.parquet or .csv) with model REF into a Parquet file, chunk by chunk.
 
@@ -138,15 +147,23 @@ def predict(
         allow_missing=allow_missing,
     )
     label = f"{model.version.name} v{model.version.version}"
-    with progress_bar("rows") as bar:  # on stderr, and only when it is a terminal
-        result = score_file(
-            input_path,
-            output,
-            model,
-            options,
-            feature_store=ctx.services.features,
-            progress=_advance(bar, f"scoring with {label}"),
-        )
+    if executor == "ray":
+        cluster = ctx.settings.scheduler.executor
+        if not cluster.startswith("ray://"):
+            raise click.BadParameter("needs MLBOX_EXECUTOR=ray://HOST:PORT", param_hint="--executor")
+        from mlbox.serving.batch_ray import score_on_ray
+
+        result = score_on_ray(cluster, input_path, output, model, options)
+    else:
+        with progress_bar("rows") as bar:  # on stderr, and only when it is a terminal
+            result = score_file(
+                input_path,
+                output,
+                model,
+                options,
+                feature_store=ctx.services.features,
+                progress=_advance(bar, f"scoring with {label}"),
+            )
     seconds = time.monotonic() - started
     looked_up = "" if result.features is None else f"features: {result.features}; "
     click.echo(
