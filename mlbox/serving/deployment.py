@@ -22,6 +22,7 @@ from mlbox.registry.refs import ModelRef
 from mlbox.registry.schemas import Model, ModelVersion
 from mlbox.registry.signature import Schema, validate
 from mlbox.serving.batcher import Batcher, Outputs
+from mlbox.serving.codecs import json_floats
 from mlbox.serving.compose import MAX_DEPTH, Composition, compose
 from mlbox.serving.config import ServingSettings
 from mlbox.serving.features import FeatureLookup, with_features
@@ -295,6 +296,7 @@ def build_deployment(
             return {name: next(iter(outputs.values()))}
         return outputs
 
+    json_floats()  # the reader of JSON float tensors (numba), loaded now rather than by a request
     if schema is not None:
         try:
             run(validate(schema, example_for(schema)))
