@@ -171,6 +171,15 @@ def test_mlflow_meanings_where_mlbox_differs(tmp_path: Path, monkeypatch: pytest
             mlflow.start_run()
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "m")
     assert [m.step for m in history] == [0, 0]
+    # names MLflow scripts use beside the list
+    with mlflow.start_run() as other:
+        mlflow.log_image(np.zeros((4, 5, 3)), "img/black.png")
+        mlflow.log_table({"a": [1, 2], "b": ["x", "y"]}, "tables/t.json")
+        mlflow.set_experiment_tags({"team": "vision"})
+        assert mlflow.get_artifact_uri("img") == f"runs:/{other.info.run_id}/img"
+    client = mlflow.MlflowClient()
+    assert sorted(f.path for f in client.list_artifacts(other.info.run_id)) == ["img", "tables"]
+    assert mlflow.get_experiment(other.info.experiment_id).tags == {"team": "vision"}
     with pytest.raises(InvalidInput, match="status"):
         mlflow.end_run("DONE")
     with pytest.raises(InvalidInput, match="MLFLOW_TRACKING_URI"):

@@ -60,6 +60,7 @@ __all__ = [
     "create_experiment",
     "delete_logged_model_tag",
     "end_run",
+    "get_artifact_uri",
     "get_experiment",
     "get_experiment_by_name",
     "get_run",
@@ -69,16 +70,20 @@ __all__ = [
     "log_artifacts",
     "log_dict",
     "log_figure",
+    "log_image",
     "log_input",
     "log_metric",
     "log_metrics",
     "log_param",
     "log_params",
+    "log_table",
     "log_text",
     "register_model",
     "search_experiments",
     "search_runs",
     "set_experiment",
+    "set_experiment_tag",
+    "set_experiment_tags",
     "set_logged_model_tags",
     "set_tag",
     "set_tags",
@@ -481,6 +486,56 @@ def log_figure(
     else:
         raise InvalidInput(f"cannot save a {type(figure).__name__} as {artifact_file!r}", field="figure")
     _tracking().log_artifact_bytes(_active_id(run_id), artifact_file, data)
+
+
+def log_image(image: Any, artifact_file: str | None = None, *, key: str | None = None,
+              step: int | None = None, run_id: str | None = None, **_: Any) -> None:  # fmt: skip
+    """A numpy array (HxW, HxWx3 or HxWx4; floats in 0..1 or uint8) or a PIL image, as PNG."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    if artifact_file is None:
+        if key is None:
+            raise InvalidInput("give artifact_file (or key)", field="artifact_file")
+        artifact_file = f"images/{key}/step_{step or 0}.png"
+    if not isinstance(image, Image.Image):
+        arr = np.asarray(image)
+        if arr.dtype.kind == "f":
+            arr = (np.clip(arr, 0.0, 1.0) * 255).round()
+        try:
+            image = Image.fromarray(arr.astype(np.uint8))
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"cannot make an image of shape {arr.shape}: {exc}", field="image") from None
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    _tracking().log_artifact_bytes(_active_id(run_id), artifact_file, buf.getvalue())
+
+
+def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """A dict of columns or a pandas frame as MLflow's table JSON (``{"columns", "data"}``)."""
+    import pandas as pd
+
+    frame = data if isinstance(data, pd.DataFrame) else pd.DataFrame(dict(data))
+    body = {"columns": [str(c) for c in frame.columns], "data": json.loads(frame.to_json(orient="values"))}
+    log_text(json.dumps(body), artifact_file, run_id)
+
+
+def get_artifact_uri(artifact_path: str | None = None) -> str:
+    """Where the active run's artifacts are, as a URI ``pyfunc.load_model`` and ``register_model`` read."""
+    rid = _active_id()
+    return f"runs:/{rid}/{artifact_path}" if artifact_path else f"runs:/{rid}"
+
+
+def set_experiment_tag(key: str, value: Any) -> None:
+    set_experiment_tags({key: value})
+
+
+def set_experiment_tags(tags: Mapping[str, Any]) -> None:
+    """Tags on the current experiment (``set_experiment``'s, else the default one)."""
+    exp = _experiment_of(_fluent.experiment_id)
+    _state().set_tags("experiment", str(exp.id), {k: str(v) for k, v in tags.items()})
 
 
 def log_input(
