@@ -204,6 +204,33 @@ async def test_a_saved_view_sorted_by_a_fixed_column_opens_sorted(seeded: Servic
         assert table_ids(app) == [1, 2, 3, 4, 5, 6]
 
 
+async def test_columns_off_screen_are_drawn_once_scrolled_to(seeded: Services) -> None:
+    """The runs table draws the cells of columns outside the viewport as blanks (they are cropped
+    away); scrolled sideways, those columns show their values."""
+    app = app_for(seeded)
+    async with app.run_test(size=(70, 30)) as pilot:
+        await choose(pilot, "digits")
+        table = app.screen.query_one(RunsTable)
+        keys = [c.key for c in table.shown_columns]
+        first, last = table.visible_span()
+        assert last < len(keys) - 1  # the last columns are off-screen at 70 columns
+        hidden = keys[-1]
+        value = str(table.get_row("2")[keys.index(hidden)]).strip()
+        row = table.run_order.index(2) + table.header_height
+
+        def line() -> str:
+            return table.render_line(row - int(table.scroll_y)).text
+
+        assert value not in line()
+        table.scroll_to(x=table.max_scroll_x, animate=False)
+        await pilot.pause()
+        assert table.visible_span()[1] == len(keys) - 1
+        assert value in line()
+        table.scroll_to(x=0, animate=False)
+        await pilot.pause()
+        assert table.visible_span() == (first, last) and value not in line()
+
+
 def test_views_file_damaged_or_missing_reads_as_none(tmp_path: object) -> None:
     from pathlib import Path
 

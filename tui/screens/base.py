@@ -21,16 +21,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
+from textual._context import active_app
 from textual.app import ComposeResult, SystemCommand
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Header
 
 from mlbox.store.errors import MlboxError
 from mlbox.textsafe import visible
 from mlbox.tracking.service import TrackingService
 from mlbox.tui.context import TuiContext
 from mlbox.tui.messages import ServiceFailed
+from mlbox.tui.widgets.keys_footer import KeysFooter
 from mlbox.tui.widgets.nav_bar import NavBar
 from mlbox.tui.widgets.status_bar import StatusBar
 
@@ -44,6 +46,11 @@ class MlboxScreen(Screen[None]):
         self.reading = False
         """A read is under way: the periodic re-read (`poll`) waits for it."""
         self._asked: dict[str, int] = {}
+        # Textual re-parses all the CSS and restyles every widget of every screen before it first
+        # shows a new mode's screen (its CSS count starts at -1): a few hundred ms on the first
+        # press of a section key, for nothing, since a screen is styled by the current stylesheet
+        # as it mounts.
+        self._css_update_count = getattr(active_app.get(None), "_css_update_count", -1)
 
     @property
     def ctx(self) -> TuiContext:
@@ -58,7 +65,7 @@ class MlboxScreen(Screen[None]):
         yield NavBar(self.ctx.nav, self.SECTION)
         yield from self.compose_body()
         yield StatusBar()
-        yield Footer()
+        yield KeysFooter()
 
     def compose_body(self) -> ComposeResult:
         yield from ()

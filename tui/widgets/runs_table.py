@@ -6,6 +6,12 @@ the pages fetched so far — the screen asks for the next page as the cursor
 nears the end — and sorting happens in the service, over all runs. A refresh
 that returns the same runs in the same order updates changed cells in place,
 so the cursor and scroll position survive the periodic re-query.
+
+DataTable also renders every cell of a row and then crops the line to the
+screen: with an experiment's 30 columns, two thirds of that work is thrown
+away. Cells of scrollable columns outside the horizontal viewport are drawn
+here as blanks of their width (`visible_span`), and the row cache that holds
+them is dropped when the table scrolls sideways.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from rich.style import Style
 from rich.text import Text
 from textual._types import SegmentLines
 from textual.binding import Binding, BindingType
+from textual.coordinate import Coordinate
 from textual.geometry import Size
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, RowKey
@@ -68,6 +75,8 @@ class RunsTable(DataTable[Text]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, id=id)
+        self._visible: tuple[int, int] = (0, 1 << 30)
+        """Scrollable column indexes [first, last] inside the viewport, as of the row being rendered."""
         self.shown_columns: tuple[Column, ...] = ()
         self.sort_key: str | None = None
         self.sort_desc = True
@@ -86,6 +95,39 @@ class RunsTable(DataTable[Text]):
         header = self.header_height if self.show_header else 0
         self.virtual_size = Size(width + self._row_label_column_width, self._total_row_height + header)
 
+    def watch_scroll_x(self, old_value: float, new_value: float) -> None:
+        if round(old_value) != round(new_value):
+            self._row_render_cache.clear()  # its rows hold blanks where columns were off-screen
+        super().watch_scroll_x(old_value, new_value)
+
+    def on_resize(self) -> None:
+        self._row_render_cache.clear()  # a wider table shows more columns
+
+    def visible_span(self) -> tuple[int, int]:
+        """The first and last scrollable column that shows: DataTable crops a row's cells, all
+        of them laid side by side, to [scroll_x + width of the fixed columns, scroll_x + width)."""
+        columns = self.ordered_columns
+        widths = [column.get_render_width(self) for column in columns]
+        left = int(self.scroll_x) + sum(widths[: self.fixed_columns])
+        right = int(self.scroll_x) + self.size.width
+        first, last, x = len(columns), -1, 0
+        for index, width in enumerate(widths):
+            if index >= self.fixed_columns and x < right and x + width > left:
+                first, last = min(first, index), index
+            x += width
+        return first, last
+
+    def _render_line_in_row(
+        self,
+        row_key: RowKey,
+        line_no: int,
+        base_style: Style,
+        cursor_location: Coordinate,
+        hover_location: Coordinate,
+    ) -> tuple[SegmentLines, SegmentLines]:
+        self._visible = self.visible_span()
+        return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
+
     def _render_cell(
         self,
         row_index: int,
@@ -98,7 +140,10 @@ class RunsTable(DataTable[Text]):
         """A one-line text cell drawn directly: DataTable renders each cell through a
         console (padding, wrapping, measuring), 0.1-0.2 ms a cell, and repaints whole rows,
         so a screen of 48 rows x 30 columns cost a few hundred ms after every change.
-        The same segments, the same cache; headers and anything else go the usual way."""
+        The same segments, the same cache; headers and anything else go the usual way.
+        A cell of a scrollable column off-screen is a blank of its width (cropped away)."""
+        if column_index >= self.fixed_columns and not self._visible[0] <= column_index <= self._visible[1]:
+            return [[Segment(" " * width, base_style)]]
         row_key = self._row_locations.get_key(row_index) if row_index >= 0 else None
         row = self.rows.get(row_key) if row_key is not None else None
         column_key = self._column_locations.get_key(column_index) if column_index >= 0 else None
