@@ -120,3 +120,12 @@ def m003_deleted_marks(conn: sqlite3.Connection) -> None:
         CREATE INDEX runs_deleted ON runs (deleted_at) WHERE deleted_at IS NOT NULL;
         """,
     )
+
+
+@migrations
+def m004_live_runs_index(conn: sqlite3.Connection) -> None:
+    """Listings count and page live runs by ``deleted_at``, which ALTER TABLE put after the
+    ``environment`` JSON, often in overflow pages: without an index holding it, a count read
+    every run's row (10,000 runs with a 200-package environment: a run page 15.7 ms of CPU
+    instead of 4.2, the experiments list 11 ms instead of 0.8). This one covers both."""
+    execute_script(conn, "CREATE INDEX runs_experiment_live ON runs (experiment_id, deleted_at);")
