@@ -9,7 +9,9 @@
   id or wrong label stores nothing.
 * An **evaluation** reads a window of the log as typed columns
   (`mlbox.monitoring.logframe`) and runs drift, data quality, outliers and
-  performance (realised where labels are in, CBPE-estimated otherwise).
+  performance (realised where labels are in, CBPE-estimated otherwise). A
+  window past `STREAM_PAST` rows is not made a frame: one pass over its
+  Arrow record batches (`mlbox.monitoring.windowscan`) gives the same figures.
 * **Monitors** (per model alias) run from `reconcile_once` on the housekeeping
   loop when due; a breached check raises one alert row (and optionally runs a
   local command), cleared when the check passes again.

@@ -424,10 +424,16 @@ def window_filter(
 def dataset(files: Sequence[Path], dictionary: Sequence[str] = ()) -> pads.Dataset:
     """The typed log files as one dataset over their unified columns; ``dictionary`` columns
     (text) read dictionary-encoded, as they are stored."""
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
+    schema = unified_schema(files)
+    for name in dictionary:  # else the dataset casts them back to plain text
+        i = schema.get_field_index(name)
+        if i >= 0 and pa.types.is_string(schema.field(i).type):
+            schema = schema.set(i, pa.field(name, pa.dictionary(pa.int32(), pa.string())))
     fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=list(dictionary)))
-    return ds.dataset([str(f) for f in files], schema=unified_schema(files), format=fmt)
+    return ds.dataset([str(f) for f in files], schema=schema, format=fmt)
 
 
 def _stored(schema: pa.Schema, input_name: str) -> dict[str, str]:
@@ -605,7 +611,11 @@ def scan(
                 v = pa.array(v)
             cat_missing[name] += _count_categories(v, categories[name])
         if ids is not None:
-            code = pc.index_in(batch.column("request_id"), value_set=ids)
+            rid = batch.column("request_id")
+            if pa.types.is_dictionary(rid.type):  # look each distinct id up once, not each row
+                code = pc.index_in(rid.dictionary, value_set=ids).take(rid.indices)
+            else:
+                code = pc.index_in(rid, value_set=ids)
             mask = pc.is_in(_row_keys(code, batch.column("row")), value_set=keys)
             where = np.flatnonzero(mask.fill_null(False).to_numpy(zero_copy_only=False))
             if where.size:
