@@ -261,8 +261,9 @@ class ExperimentsScreen(MlboxScreen):
             return
         if fetch.mode == "replace":
             self.applied_filter = fetch.filter
-            self.query_one("#filter-error", Static).update("")
-            self.remove_class("filter-invalid")
+            if self.has_class("filter-invalid"):  # a Static's update lays the screen out again
+                self.query_one("#filter-error", Static).update("")
+                self.remove_class("filter-invalid")
             self._save_view()
         self.total = page.total
         if fetch.mode == "append":
@@ -324,7 +325,8 @@ class ExperimentsScreen(MlboxScreen):
             parts.append("newest first")
         if table.marked:
             parts.append(f"{len(table.marked)} marked (c to compare)")
-        self.query_one("#summary", Static).update(fmt.inert("  ·  ".join(parts)))  # a filter is user text
+        summary = fmt.inert("  ·  ".join(parts))  # a filter is user text
+        self.query_one("#summary", Static).update(summary, layout=False)  # one line (CSS): no new layout
 
     # -- sorting -------------------------------------------------------------------
 

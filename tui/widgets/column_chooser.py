@@ -46,6 +46,7 @@ class ColumnChooser(ModalScreen[ColumnChoice | None]):
     DEFAULT_CSS = """
     ColumnChooser {
         align: center middle;
+        background: $background;  /* opaque: a see-through overlay draws the screen under it on every paint */
     }
     ColumnChooser > Vertical {
         width: 60;

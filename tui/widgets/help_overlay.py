@@ -49,6 +49,7 @@ class HelpOverlay(ModalScreen[None]):
     DEFAULT_CSS = """
     HelpOverlay {
         align: center middle;
+        background: $background;  /* opaque: a see-through overlay draws the screen under it on every paint */
     }
     HelpOverlay > Vertical {
         width: 64;

@@ -30,6 +30,7 @@ class SortPicker(ModalScreen[SortChoice | None]):
     DEFAULT_CSS = """
     SortPicker {
         align: center middle;
+        background: $background;  /* opaque: a see-through overlay draws the screen under it on every paint */
     }
     SortPicker > Vertical {
         width: 56;
