@@ -5,10 +5,13 @@ deletion waits for the confirmation (``y``), and ``n`` leaves everything as it w
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from textual.pilot import Pilot
 
 from mlbox.services import Services
+from mlbox.tui.app import MlboxApp, make_app
 from mlbox.tui.screens.experiments import ExperimentsScreen
 from mlbox.tui.screens.models import ModelsScreen
 from mlbox.tui.screens.run_detail import RunDetailScreen
@@ -16,9 +19,10 @@ from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
 from mlbox.tui.widgets.error_dialog import ErrorDialog
 from mlbox.tui.widgets.experiments_list import ExperimentsList
 from tests.models import Doubler
-from tests.test_tui import app_for, settle, table_ids, until
+from tests.test_tui import T0, app_for, seed_store, settle, table_ids, until
 
 SIZES = [(160, 48), (100, 30)]
+Snap = Callable[..., bool]
 
 
 @pytest.fixture
@@ -128,3 +132,36 @@ async def test_delete_a_version_then_the_model(services: Services, runs: list[in
         screen.models_table.focus()
         await pilot.press("x", "y")
         await until(pilot, lambda: services.registry.list_models() == [])
+
+
+# -- snapshots ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def seeded_app(services: Services, utc: None) -> MlboxApp:
+    """The suite's seeded store (fixed times), runs 2 and 5 deleted."""
+    seed_store(services.tracking)
+    for run_id in (2, 5):
+        services.tracking.delete_run(run_id, now=T0 + 7200)
+    return make_app(services, home="~/.mlbox", refresh_s=3600, live_s=3600)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+class TestDeleteViews:
+    def test_deleted_runs(self, seeded_app: MlboxApp, size: tuple[int, int], snap_compare: Snap) -> None:
+        async def run_before(pilot: Pilot[None]) -> None:
+            await settle(pilot)
+            await pilot.press("D")
+            await settle(pilot)
+
+        assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)
+
+    def test_confirm_deleting_a_run(
+        self, seeded_app: MlboxApp, size: tuple[int, int], snap_compare: Snap
+    ) -> None:
+        async def run_before(pilot: Pilot[None]) -> None:
+            await settle(pilot)
+            await pilot.press("d")
+            await pilot.pause()
+
+        assert snap_compare(seeded_app, terminal_size=size, run_before=run_before)

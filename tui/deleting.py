@@ -52,4 +52,4 @@ def run_off_thread(screen: MlboxScreen, act: Callable[[], str]) -> None:
 
 def restorable(retention_days: float, how: str) -> str:
     """The dialog's second line for a restorable deletion."""
-    return f"restorable for {retention_days:g} days ({how}), then mlbox gc purges it"
+    return f"restorable for {retention_days:g} days: {how}\nafter that, mlbox gc purges it"

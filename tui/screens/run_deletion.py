@@ -76,7 +76,7 @@ def delete(screen: ExperimentsScreen) -> None:
         screen,
         "Delete runs" if len(ids) > 1 else "Delete run",
         f"run {names}",
-        restorable(days, "D, then R"),
+        restorable(days, "D shows deleted runs, R restores"),
         delete,
     )
 

@@ -193,7 +193,7 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         """Delete this run after a confirmation, then go back to the list (`mlbox.tui.deleting`)."""
         run_id, tracking = self.run_id, self.tracking
         days = self.ctx.services.settings.retention_days
-        how = "Experiments: D, then R"
+        how = "D on Experiments, then R"
         act = lambda: f"deleted run {tracking.delete_run(run_id).id}"  # noqa: E731
         confirm_then(self, "Delete run", f"run {run_id}", restorable(days, how), act)
 
