@@ -36,6 +36,7 @@ if os.environ.get("MLBOX_TEST_MLFLOW_PEERS") != "1":
         "set MLBOX_TEST_MLFLOW_PEERS=1 to install and run MLflow and MLServer", allow_module_level=True
     )
 
+pytestmark = pytest.mark.timeout(1800)  # the first run installs the venv
 ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".bench" / "venvs" / "mlflow-serve"
 PYTHON = VENV / "bin" / "python"
@@ -60,9 +61,20 @@ PEER_ENV = {
 }
 
 
+def peer_env() -> dict[str, str]:
+    """The environment peers run in: their venv's scripts first (``mlflow models serve`` starts
+    ``uvicorn`` by name), MLflow's pickle switch, Keras on torch."""
+    return {**os.environ, "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}", **PEER_ENV}
+
+
 def ensure_venv() -> Path:
     """The peers' interpreter; the venv is made on the first run (minutes), then reused."""
-    if PYTHON.exists() and subprocess.run([str(PYTHON), "-c", PROBE], capture_output=True).returncode == 0:
+    probe = (
+        subprocess.run([str(PYTHON), "-c", PROBE], capture_output=True, env=peer_env())
+        if PYTHON.exists()
+        else None
+    )
+    if probe is not None and probe.returncode == 0:
         return PYTHON
     if not PYTHON.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=300)
@@ -96,7 +108,7 @@ def started(argv: list[str], ready_url: str, log: Path, env: dict[str, str]) -> 
     """A peer server process, yielded once ``ready_url`` answers 200 (with its start-up seconds)."""
     t0 = time.monotonic()
     with open(log, "wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=out, env={**os.environ, **env, **PEER_ENV})
+        proc = subprocess.Popen(argv, stdout=out, stderr=out, env={**peer_env(), **env})
     try:
         deadline = t0 + 240
         while True:
