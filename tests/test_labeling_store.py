@@ -405,3 +405,44 @@ def test_bulk_imports_go_in_chunks_in_file_order_all_or_nothing(
         path.write_text(text, newline="")
         res = lab.import_tasks("bulk", path)
         assert [lab.task(i).data for i in (res.first_id, res.last_id)] == [{"a": 1}, {"data": None}]
+
+
+def test_columnar_export_takes_majority_ties_and_reviewers_from_the_consensus(
+    lab: LabelingService, tmp_path: Path
+) -> None:
+    # SQLite writes the labeled tasks' lines and Arrow reads them; tasks with several labels or a
+    # reviewer's value are patched in: the export's rows are exactly `consensus`.
+    lab.create_project("votes", SCHEMA, overlap=3)
+    lab.add_tasks("votes", [{"text": f"t{i}", "i": i} for i in range(6)])
+    ids = [t.id for t in lab.tasks("votes")]
+    votes = {
+        ids[0]: ["cat", "cat", "dog"],  # majority
+        ids[1]: ["cat", "dog"],  # a tie: no consensus label
+        ids[2]: ["bird"],  # single
+        ids[3]: ["cat", "dog"],  # a tie a reviewer settles
+        ids[5]: ["dog", "dog", "dog"],
+    }
+    for task_id, labels in votes.items():
+        for who, label in zip(("ann", "bob", "cy"), labels, strict=False):
+            lab.annotate(task_id, who, {"label": label})
+    lab.resolve(lab.flag(ids[3], "ann", "a tie").id, "rita", {"label": "bird"})
+    lab.export("votes", tmp_path / "votes.parquet")
+    rows = pq.read_table(tmp_path / "votes.parquet").to_pylist()
+    consensus = lab.consensus("votes")
+    assert [(r["task_id"], json.loads(r["value"]), r["consensus"]) for r in rows] == [
+        (t, v, how) for t, (v, how) in sorted(consensus.items())
+    ]
+    assert [(r["text"], r["i"], r["label"]) for r in rows] == [
+        ("t0", 0, "cat"),
+        ("t2", 2, "bird"),
+        ("t3", 3, "bird"),
+        ("t5", 5, "dog"),
+    ]
+    assert [r["consensus"] for r in rows] == ["majority", "single", "reviewer", "majority"]
+    # a reviewer settling a task nobody labeled: that row too (the row-by-row path)
+    flagged = lab.flag(ids[4], "ann", "look")
+    lab.resolve(flagged.id, "rita", {"label": "cat"})
+    lab.export("votes", tmp_path / "votes2.parquet")
+    rows = pq.read_table(tmp_path / "votes2.parquet").to_pylist()
+    assert [(r["task_id"], r["label"], r["consensus"]) for r in rows][3] == (ids[4], "cat", "reviewer")
+    assert len(rows) == 5

@@ -47,6 +47,9 @@ if TYPE_CHECKING:
     from mlbox.scheduler.service import SchedulerService
     from mlbox.tracking.service import TrackingService
 
+EXPORT_IDS = 250_000
+"""Task ids per query of a columnar export (a bound on the text SQLite builds at once; it refuses
+one over 1 GB)."""
 CLAIM_S = 600.0
 """How long a claimed task stays with its annotator before it goes back to the queue."""
 _enc = msgspec.json.Encoder(order="sorted")
@@ -908,34 +911,24 @@ class LabelingService:
         }
 
     def _consensus_text(self, pid: int) -> dict[int, tuple[str, str]]:
-        """`consensus` with each value as its stored JSON text (export reads a million without parsing)."""
+        """`consensus` with each value as its stored JSON text (export reads a million without
+        parsing): a task's one label, else what `_consensus_of` settles; a tie has none."""
         out: dict[int, tuple[str, str]] = {}
-        many: dict[int, list[str]] = defaultdict(list)
-        labels = self.db.conn.execute(
-            "SELECT task_id, value FROM label_annotations WHERE project_id = ? AND kind = 'label' ORDER BY id",
-            (pid,),
-        ).fetchall()
-        single = dict(labels)
-        if len(single) == len(labels):  # one label per task (the usual case): no vote to count
-            out = {task_id: (value, "single") for task_id, value in single.items()}
-            labels = []
-        for task_id, value in labels:
-            if task_id in out:
-                many[task_id].append(out.pop(task_id)[0])
-            if task_id in many:
-                many[task_id].append(value)
-            else:
-                out[task_id] = (value, "single")
-        for task_id, values in many.items():
-            winner = agreement.majority(values)
-            if winner is not None:
-                out[task_id] = (winner, "majority")
-        for task_id, value in self.db.conn.execute(
-            "SELECT task_id, resolved_value FROM label_reviews WHERE project_id = ? AND resolved_value IS NOT NULL"
-            " ORDER BY resolved_at",
+        several: list[int] = []
+        for task_id, n, value in self.db.conn.execute(
+            "SELECT task_id, COUNT(*), MAX(value) FROM label_annotations WHERE project_id = ? AND kind = 'label'"
+            " GROUP BY task_id",
             (pid,),
         ):
-            out[task_id] = (value, "reviewer")
+            if n == 1:
+                out[task_id] = (value, "single")
+            else:
+                several.append(task_id)
+        for task_id, (value, how) in self._consensus_of(pid, several).items():
+            if value is None:
+                out.pop(task_id, None)
+            else:
+                out[task_id] = (value, how)
         return out
 
     def ratings(self, name: str) -> list[dict[str, str]]:
@@ -956,51 +949,108 @@ class LabelingService:
 
     # -- export --------------------------------------------------------------------------
 
-    def _export_columns(self, pid: int, chosen: dict[int, tuple[str, str]]) -> pa.Table | None:
-        """The labeled tasks as an Arrow table built in C: the stored data texts are read as JSON
-        lines by Arrow (no Python call per row), the label columns from the consensus texts. None
-        where Arrow cannot read the data as one table (a field with mixed types across tasks); the
-        caller then builds the columns row by row."""
+    def _export_columns(self, pid: int) -> pa.Table | None:
+        """The labeled tasks as an Arrow table, built without a Python object per task: SQLite writes
+        one JSON line per labeled task (its id, how many labels it has, one of its label values and
+        its data, in id order; a chunk of ids per query) and Arrow reads the lines in one call. The
+        few tasks with several labels or a reviewer's value get their consensus from `_consensus_of`
+        and are patched in by Arrow's kernels; ties leave. None where Arrow cannot read the data as
+        one table (a field with mixed types across tasks) or a reviewer settled a task nobody
+        labeled: the caller then builds the columns row by row."""
         import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.json as pajson
 
-        rows = [
-            r
-            for r in self.db.conn.execute(
-                "SELECT id, data FROM label_tasks WHERE project_id = ? ORDER BY id", (pid,)
-            ).fetchall()
-            if r[0] in chosen
-        ]
-        if not rows:
+        conn = self.db.conn
+        low, high = conn.execute(
+            "SELECT MIN(task_id), MAX(task_id) FROM label_annotations WHERE project_id = ? AND kind = 'label'",
+            (pid,),
+        ).fetchone()
+        if low is None:
             return None
-        tids = [r[0] for r in rows]
-        texts = [r[1] for r in rows]
-        del rows
-        blob = "\n".join(texts).encode()
-        del texts
+        blobs: list[bytes] = []
+        for lo in range(low, high + 1, EXPORT_IDS):
+            (blob,) = conn.execute(
+                # One printf per task (not a chain of ||, which copies the line at every step);
+                # the task range walks the (task_id, annotator) index in order, so neither the
+                # GROUP BY nor the ORDER BY sorts.
+                "SELECT CAST(group_concat(line, char(10)) AS BLOB) FROM ("
+                ' SELECT printf(\'{"task_id":%d,"n":%d,"value":%s,"data":%s}\', a.task_id, COUNT(*),'
+                "  json_quote(MAX(a.value)), t.data) AS line"
+                " FROM label_annotations a JOIN label_tasks t ON t.id = a.task_id"
+                " WHERE a.task_id BETWEEN ? AND ? AND a.kind = 'label' AND t.project_id = ?"
+                " GROUP BY a.task_id ORDER BY a.task_id)",
+                (lo, min(high, lo + EXPORT_IDS - 1), pid),
+            ).fetchone()
+            if blob:
+                blobs.append(blob)
+        lines = b"\n".join(blobs)
+        del blobs
         try:
-            data = pajson.read_json(
-                pa.BufferReader(blob),
-                read_options=pajson.ReadOptions(block_size=max(1 << 20, len(blob) // 8 + 1)),
+            read = pajson.read_json(
+                pa.BufferReader(lines),
+                read_options=pajson.ReadOptions(block_size=max(1 << 20, len(lines) // 8 + 1)),
             )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             return None
-        if data.num_rows != len(tids):
-            return None
-        values = [chosen[t][0] for t in tids]
-        hows = [chosen[t][1] for t in tids]
-        label_of: dict[str, str | None] = {}
-        for v in set(values):
-            label_of[v] = class_of(_dec.decode(v))
-        data = data.drop_columns(
-            [c for c in ("label", "value", "consensus", "task_id") if c in data.column_names]
+        del lines
+        ids = read.column("task_id").combine_chunks().cast(pa.int64())
+        if len(ids) > 1 and not pc.all(pc.greater(ids[1:], ids[:-1])).as_py():
+            read = read.take(pc.sort_indices(ids))  # group_concat kept no order: put it back
+            ids = read.column("task_id").combine_chunks().cast(pa.int64())
+        values = read.column("value").combine_chunks()
+        hows = pa.array(["single"] * len(ids), pa.string())
+        several = pc.filter(ids, pc.greater(read.column("n").combine_chunks(), 1)).to_pylist()
+        special = self._consensus_of(pid, several)
+        if special:
+            where = pc.index_in(ids, value_set=pa.array(list(special), pa.int64()))
+            chosen_values = pa.array([v for v, _ in special.values()], pa.string())
+            chosen_hows = pa.array([h for _, h in special.values()], pa.string())
+            hit = pc.is_valid(where)
+            if pc.sum(hit).as_py() != len(special):
+                return None  # a reviewer settled a task nobody labeled: the row-by-row path has it
+            values = pc.if_else(hit, pc.take(chosen_values, where), values)
+            hows = pc.if_else(hit, pc.take(chosen_hows, where), hows)
+        keep = pc.is_valid(values)  # a tie without a reviewer has no consensus label
+        data_col = read.column("data").combine_chunks()
+        columns: dict[str, Any] = {"task_id": ids}
+        if isinstance(data_col.type, pa.StructType):
+            for i in range(data_col.type.num_fields):
+                name = data_col.type.field(i).name
+                if name not in ("label", "value", "consensus", "task_id"):
+                    columns[name] = data_col.field(i)
+        encoded = values.dictionary_encode()
+        classes = pa.array(
+            [None if v is None else class_of(_dec.decode(v)) for v in encoded.dictionary.to_pylist()],
+            pa.string(),
         )
-        columns = {"task_id": pa.array(tids, pa.int64())}
-        columns.update({c: data.column(c) for c in data.column_names})
-        columns["label"] = pa.array([label_of[v] for v in values], pa.string())
-        columns["value"] = pa.array(values, pa.string())
-        columns["consensus"] = pa.array(hows, pa.string())
-        return pa.table(columns)
+        columns["label"] = pc.take(classes, encoded.indices)
+        columns["value"] = values
+        columns["consensus"] = hows
+        return pa.table(columns).filter(keep)
+
+    def _consensus_of(self, pid: int, several: Sequence[int]) -> dict[int, tuple[str | None, str]]:
+        """The consensus of the tasks ``several`` (more than one label each) and of every task a
+        reviewer settled: (value text, 'majority' or 'reviewer'); a tie's value is None."""
+        out: dict[int, tuple[str | None, str]] = {}
+        for i in range(0, len(several), 500):
+            chunk = list(several[i : i + 500])
+            votes: dict[int, list[str]] = defaultdict(list)
+            for task_id, value in self.db.conn.execute(
+                f"SELECT task_id, value FROM label_annotations WHERE task_id IN ({','.join('?' * len(chunk))})"
+                " AND kind = 'label' ORDER BY id",
+                chunk,
+            ):
+                votes[task_id].append(value)
+            for task_id, vs in votes.items():
+                out[task_id] = (agreement.majority(vs), "majority")
+        for task_id, value in self.db.conn.execute(
+            "SELECT task_id, resolved_value FROM label_reviews WHERE project_id = ? AND resolved_value IS NOT NULL"
+            " ORDER BY resolved_at",
+            (pid,),
+        ):
+            out[task_id] = (value, "reviewer")
+        return out
 
     def export(
         self, name: str, path: str | Path, fmt: str | None = None, *, record: bool = True
@@ -1014,13 +1064,13 @@ class LabelingService:
         pid = r["id"]
         n = 0
         if fmt in ("parquet", "csv"):
-            chosen = self._consensus_text(pid)
-            fast = self._export_columns(pid, chosen)
+            fast = self._export_columns(pid)
             if fast is not None:
                 writer_t = exports.write_parquet_table if fmt == "parquet" else exports.write_csv_table
                 exports.place(out, lambda p: writer_t(fast, p))
                 n = fast.num_rows
             else:
+                chosen = self._consensus_text(pid)
                 table: dict[str, list[Any]] = {"task_id": []}
                 labels: list[str | None] = []
                 values: list[str] = []
