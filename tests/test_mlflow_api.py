@@ -7,6 +7,7 @@ called through Litestar's TestClient; the real MLflow client against a real
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from litestar.testing import TestClient
 from mlbox.api.app import create_app
 from mlbox.api.mlflow_fast import MlflowFastPath
 from mlbox.mlflow import protocol
+from mlbox.mlflow.intake import MetricIntake
 from mlbox.mlflow.state import state_for
 from mlbox.services import Services
 from mlbox.store.errors import InvalidInput
@@ -573,3 +575,22 @@ def test_an_older_homes_deleted_marks_become_the_tracking_services(services: Ser
     assert services.tracking.get_run(gone.id).deleted_at == 1_700_000_000.0
     assert services.tracking.get_run(marked.id).deleted_at is None
     assert services.tracking.db.query("SELECT * FROM mlflow_deleted") == []
+
+
+def test_the_intake_commits_what_it_answered_and_drops_a_purged_runs_points(services: Services) -> None:
+    tracking = services.tracking
+    intake = MetricIntake(tracking, interval=3600.0)  # only flush and close commit here
+    kept = tracking.create_run("Default", "kept")
+    purged = tracking.create_run("Default", "purged")
+    intake.add(kept.id, [("m", 0, 1.0, 0.5), ("m", 1, 2.0, 0.25)])
+    assert tracking.metric_keys(kept.id) == [] and intake.pending == 2  # answered, not yet committed
+    intake.flush()
+    assert [(p.step, p.value) for p in tracking.metric_history(kept.id, "m")] == [(0, 0.5), (1, 0.25)]
+    intake.add(purged.id, [("m", 0, 1.0, 9.0)])
+    intake.add(kept.id, [("m", 2, 3.0, 0.125)])
+    tracking.end_run(purged.id)
+    tracking.delete_run(purged.id)
+    assert tracking.purge_deleted(older_than_s=0, now=time.time() + 1).runs == [purged.id]
+    intake.close()  # commits the rest in one transaction: the purged run's point is dropped
+    assert intake.pending == 0
+    assert [p.step for p in tracking.metric_history(kept.id, "m")] == [0, 1, 2]
