@@ -35,6 +35,7 @@ from mlbox.serving.predlog import PredictionLog
 from mlbox.serving.service import ServingService
 from mlbox.settings import Settings
 from mlbox.store import ArtifactStore, Database, Home, tempfiles
+from mlbox.sweeps.schemas import LIVE_SWEEP_STATES
 from mlbox.sweeps.service import SweepService
 from mlbox.tracking.service import TrackingService
 
@@ -146,7 +147,20 @@ def _remove_cache_orphans(registry: RegistryService) -> None:
 
 
 def _sweeps(stores: Stores, built: Built) -> SweepService:
-    return SweepService(stores.db, stores.home, built["tracking"], built["scheduler"])
+    sweeps = SweepService(stores.db, stores.home, built["tracking"], built["scheduler"])
+    built["tracking"].run_dependents.add("sweeps", lambda ids: _live_trials_of(sweeps, ids))
+    return sweeps
+
+
+def _live_trials_of(sweeps: SweepService, run_ids: Sequence[int]) -> list[str]:
+    """Trials of sweeps still running that log to these runs: their sampler reads the runs."""
+    wanted = set(run_ids)
+    return [
+        f"trial {t.number} of running sweep {s.id} logs to run {t.run_id}"
+        for s in sweeps.list_sweeps(states=list(LIVE_SWEEP_STATES), limit=1 << 62)
+        for t in sweeps.trials(s.id)
+        if t.run_id in wanted
+    ]
 
 
 def _notebooks(stores: Stores, built: Built) -> NotebookService:

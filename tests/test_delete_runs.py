@@ -131,3 +131,30 @@ def test_a_feature_training_set_keeps_its_run(services: Services, tmp_path: Path
         tracking.delete_run(run.id)
     assert err.value.message == f"cannot delete run {run.id}: training set {ts} was built for run {run.id}"
     assert tracking.delete_run(tracking.create_run("train").id).deleted_at is not None
+
+
+def test_a_running_sweep_keeps_its_trials_runs(gpu_services: Services, loop: None, tmp_path: Path) -> None:
+    """The composition root wires the sweeps' check: a live sweep's trial runs stay."""
+    import sys
+    import time
+
+    from mlbox.sweeps.schemas import SweepSpec
+
+    sweeps, tracking = gpu_services.sweeps, gpu_services.tracking
+    sweep = sweeps.create(
+        SweepSpec(
+            metric="loss",
+            command=[sys.executable, "-c", "import time; time.sleep(60)", "{x}"],
+            space={"x": {"type": "float", "low": 0.0, "high": 1.0}},
+            n_trials=1,
+            parallel=1,
+            workdir=str(tmp_path),
+        )
+    )
+    deadline = time.monotonic() + 60
+    while (run_id := sweeps.trials(sweep.id)[0].run_id) is None:
+        assert time.monotonic() < deadline, "the trial never got its run"
+        time.sleep(0.05)
+    with pytest.raises(Conflict, match=f"trial 0 of running sweep {sweep.id} logs to run {run_id}"):
+        tracking.delete_run(run_id)
+    sweeps.stop(sweep.id)
