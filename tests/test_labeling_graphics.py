@@ -55,3 +55,14 @@ def test_without_a_terminal_nothing_is_asked_and_a_choice_is_kept() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60
     )
     assert out.stderr.split() == ["halfblock", "sixel"], out.stderr[-2000:]
+
+
+def test_the_choice_is_read_from_the_environment_and_a_bad_one_refused_by_name() -> None:
+    from mlbox.settings import Settings
+    from mlbox.store.errors import InvalidInput
+
+    assert Settings.from_env({}).labeling.images == "auto"
+    assert Settings.from_env({"MLBOX_LABELING_IMAGES": "kitty"}).labeling.images == "kitty"
+    with pytest.raises(InvalidInput) as refused:
+        Settings.from_env({"MLBOX_LABELING_IMAGES": "iterm"})
+    assert refused.value.field == "MLBOX_LABELING_IMAGES" and "'iterm'" in refused.value.message
