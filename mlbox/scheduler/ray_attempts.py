@@ -28,7 +28,7 @@ import msgspec
 
 from mlbox.scheduler import job_tokens, launch, ray_spec
 from mlbox.scheduler.ray_executor import RayExecutor, RayUnavailable
-from mlbox.scheduler.schemas import JobSpec
+from mlbox.scheduler.schemas import JobSpec, Resources
 from mlbox.store import private
 
 if TYPE_CHECKING:
@@ -39,9 +39,15 @@ LOG_EVERY_S = 0.5
 SUBMITS_PER_PASS = 64
 """Waiting jobs submitted per pass (Ray queues those the cluster cannot fit yet)."""
 OFFSET_FILE = "ray_log_offset"
+FREE_EVERY_S = 1.0
+"""How often the cluster's free resources are read for `RayAttempts.room` (one HTTP request)."""
 POLL_EVERY_S = 0.5
 """How often one running Ray job's status is asked (each ask is an HTTP request to the dashboard);
 at once when a stop is asked for or its timeout is due."""
+ASKS_PER_PASS = 16
+"""Running Ray jobs asked about per pass, those asked longest ago first (stops and timeouts
+always): a pass stays short with hundreds of jobs on the cluster, so the next submission waits
+for no one (the pass runs again at once when something is submitted)."""
 
 
 class RayAttempts:
@@ -53,6 +59,8 @@ class RayAttempts:
         self._synced: dict[str, float] = {}
         self._submitted: set[str] = set()
         self._polled: dict[str, float] = {}
+        self._free: dict[str, float] = {}
+        self._free_at = float("-inf")
 
     # -- starting --------------------------------------------------------------
 
@@ -122,20 +130,42 @@ class RayAttempts:
         kwargs = ray_spec.submit_kwargs(spec, env)
         self.ray.submit(sid, ray_spec.entrypoint(spec), kwargs)
         self._submitted.add(sid)
+        self._polled[sid] = time.time()  # Ray has it: the first ask about it comes a poll later
+
+    def room(self, resources: Resources, now: float) -> int | None:
+        """How many more jobs asking ``resources`` the cluster can start now: what its free
+        resources hold, less the attempts submitted that Ray has not placed yet (no node). None
+        when the cluster does not say (then Ray's own queue is the only limit)."""
+        if now - self._free_at >= FREE_EVERY_S:
+            self._free = self.ray.cluster().get("available", {})
+            self._free_at = now
+        if not self._free:
+            return None
+        pending = self.db.query(
+            "SELECT COUNT(*) FROM jobs WHERE state = 'running' AND executor_job_id IS NOT NULL AND node IS NULL"
+        )[0][0]
+        request = ray_spec.submit_kwargs(JobSpec(name="room", command=["true"], resources=resources), {})
+        return max(0, ray_spec.fits(self._free, request) - int(pending))
 
     # -- following -------------------------------------------------------------
 
+    def follow(self, rows: list[sqlite3.Row], now: float, changed: dict[str, list[int]]) -> None:
+        """Ask Ray about running attempts: each at most every `POLL_EVERY_S`, at most
+        `ASKS_PER_PASS` of them per pass (the longest unasked first), a stop or timeout at once."""
+        asks = 0
+        for row in sorted(rows, key=lambda r: self._polled.get(r["executor_job_id"], float("-inf"))):
+            due = row["timeout_s"] is not None and now - row["started_at"] > row["timeout_s"]
+            urgent = row["stop_reason"] is not None or due
+            last = self._polled.get(row["executor_job_id"])
+            if not urgent and (asks >= ASKS_PER_PASS or (last is not None and now - last < POLL_EVERY_S)):
+                continue
+            asks += 1
+            self.check(row, now, changed)
+
     def check(self, row: sqlite3.Row, now: float, changed: dict[str, list[int]]) -> None:
+        """Ask Ray about one running attempt and act on what it says."""
         sid: str = row["executor_job_id"]
         key = (row["id"], row["attempt"])
-        due = row["timeout_s"] is not None and now - row["started_at"] > row["timeout_s"]
-        if (
-            sid in self._polled
-            and now - self._polled[sid] < POLL_EVERY_S
-            and row["stop_reason"] is None
-            and not due
-        ):
-            return  # asked Ray a moment ago: a pass stays cheap with many jobs on the cluster
         self._polled[sid] = now
         try:
             info = self.ray.info(sid)

@@ -62,6 +62,18 @@ def submit_kwargs(spec: JobSpec, env: Mapping[str, str]) -> dict[str, Any]:
     return kwargs
 
 
+def fits(available: Mapping[str, float], kwargs: Mapping[str, Any]) -> int:
+    """How many more submissions asking ``kwargs``' resources (`submit_kwargs`) the cluster's free
+    resources hold now (a request of nothing: as many as anyone would ask)."""
+    need = {
+        "CPU": float(kwargs.get("entrypoint_num_cpus") or 0.0),
+        "GPU": float(kwargs.get("entrypoint_num_gpus") or 0.0),
+        **{k: float(v) for k, v in (kwargs.get("entrypoint_resources") or {}).items()},
+    }
+    counts = [int((available.get(name, 0.0) + 1e-9) // amount) for name, amount in need.items() if amount > 0]
+    return min(counts) if counts else 1_000_000
+
+
 def exit_code(status: str, driver_exit_code: int | None) -> int | None:
     """The attempt's exit code once Ray says it ended; None while it has not."""
     if status not in STATUS_CODES:

@@ -86,15 +86,15 @@ class Reconciler:
             changed: dict[str, list[int]] = {}
             self.executor.reap()
             holders.reap(self.db)
-            for row in self.db.query("SELECT * FROM jobs WHERE state = 'running'"):
-                if row["executor_job_id"] is not None:
-                    if self.ray is not None:  # else: a Ray job, and this appliance is not Ray's: leave it
-                        self.ray.check(row, now, changed)
-                else:
-                    self._check_running(row, now, changed)
-            if self.ray is not None:
+            if self.ray is not None:  # submissions first: following running jobs never delays them
                 self.ray.place(now, changed)
-            else:
+            rows = self.db.query("SELECT * FROM jobs WHERE state = 'running'")
+            if self.ray is not None:  # else a Ray job is left alone: this appliance is not Ray's
+                self.ray.follow([r for r in rows if r["executor_job_id"] is not None], now, changed)
+            for row in rows:
+                if row["executor_job_id"] is None:
+                    self._check_running(row, now, changed)
+            if self.ray is None:
                 self._place(now, changed)
             return changed
 

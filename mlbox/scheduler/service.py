@@ -37,6 +37,7 @@ from mlbox.scheduler.schemas import (
     Job,
     JobSpec,
     Lease,
+    Resources,
 )
 from mlbox.scheduler.validation import check_spec
 from mlbox.store import Database, Home
@@ -229,6 +230,13 @@ class SchedulerService:
         Ray (empty when it does not answer); None with the local executor (the GPU board applies)."""
         ray = self.reconciler.ray
         return None if ray is None else ray.ray.cluster()
+
+    def room(self, resources: Resources) -> int | None:
+        """How many more jobs asking ``resources`` could start now on a Ray cluster (its free
+        resources; a sweep asks no more trials than that); None with the local executor, whose
+        placement queues what does not fit."""
+        ray = self.reconciler.ray
+        return None if ray is None else ray.room(resources, time.time())
 
     def job_grant(self, token: str) -> job_tokens.Grant | None:
         """What a job token allows while its attempt runs (the API's guard asks), else None."""

@@ -6,6 +6,12 @@ in-memory Optuna study is kept between passes and rebuilt from the tables
 whenever the sweep's ``revision`` is not the one it was built at. A pass that
 raises rolls back and drops the kept study, so memory never runs ahead of the
 tables.
+
+On a Ray cluster (``MLBOX_EXECUTOR=ray://``) trials are Ray jobs like any job, pruned
+the same way (the pass asks the scheduler to stop them, which stops the Ray job), and
+a pass asks no more trials than the cluster's free resources hold now
+(`SchedulerService.room`), so Optuna is not asked for trials that would only wait in
+Ray's queue without the results of those before them.
 """
 
 from __future__ import annotations
@@ -91,17 +97,29 @@ class Driver:
 
     def drive(self, sweep_id: int, *, now: float, strict: bool = False) -> dict[str, list[int]]:
         """One pass; ``strict`` (at creation) lets a refused first submit raise instead of failing the sweep."""
+        room = self._room(sweep_id)  # asked before the transaction: it may be a request to the cluster
         try:
             with self.db.atomic() as conn:
-                return self._drive(conn, sweep_id, now, strict)
+                return self._drive(conn, sweep_id, now, strict, room)
         except BaseException:
             self.forget(sweep_id)
             raise
 
     # -- the pass ------------------------------------------------------------------
 
+    def _room(self, sweep_id: int) -> int | None:
+        """How many more trials the executor can start now: on a Ray cluster, what its free
+        resources hold of one trial's request; None with the local executor (its placement queues)."""
+        if self.scheduler.reconciler.ray is None:
+            return None
+        row = self.db.query_one("SELECT spec FROM sweeps WHERE id = ?", (sweep_id,))
+        if row is None:
+            return None
+        spec = msgspec.json.decode(row["spec"], type=SweepSpec)
+        return self.scheduler.room(Resources(gpus=spec.gpus_per_trial, cpus=spec.cpus_per_trial))
+
     def _drive(
-        self, conn: sqlite3.Connection, sweep_id: int, now: float, strict: bool
+        self, conn: sqlite3.Connection, sweep_id: int, now: float, strict: bool, room: int | None = None
     ) -> dict[str, list[int]]:
         row = conn.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
         if row is None or row["state"] not in LIVE_SWEEP_STATES:
@@ -137,10 +155,13 @@ class Driver:
         ]
         timed_out = spec.timeout_s is not None and now - p.created_at >= spec.timeout_s
         while p.state == "running" and still < spec.parallel and total < spec.n_trials and not timed_out:
+            if room is not None and room <= 0:
+                break  # a Ray cluster holds no more trials now: ask when one ends or it grows
             if not self._ask(p, total, strict):
                 break
             still += 1
             total += 1
+            room = None if room is None else room - 1
         if p.state in LIVE_SWEEP_STATES and still == 0:
             if p.state == "stopping":
                 self._end(p, "stopped", None)
