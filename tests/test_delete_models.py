@@ -71,8 +71,25 @@ def test_a_registered_model_keeps_its_source_run(services: Services) -> None:
     assert run_id is not None
     with pytest.raises(Conflict) as err:
         services.tracking.delete_run(run_id)
-    assert err.value.message == f"cannot delete run {run_id}: model 'm' version 1 was registered from run {run_id}"
+    assert (
+        err.value.message
+        == f"cannot delete run {run_id}: model 'm' version 1 was registered from run {run_id}"
+    )
     services.registry.delete_version("m", 1)
     services.tracking.delete_run(run_id)
     with pytest.raises(Conflict, match="is deleted: restore it"):
         services.registry.register("m", model=Doubler(), run_id=run_id)
+
+
+def test_a_pinned_served_version_stays(services: Services) -> None:
+    """The composition root wires serving's check: a version served by number is refused."""
+    _version(services)
+    _version(services)
+    services.serving.pin("m/1")
+    try:
+        with pytest.raises(Conflict, match=r"m/1 is served \(pinned\)"):
+            services.registry.delete_version("m", 1)
+        services.serving.unpin("m/1")
+        services.registry.delete_version("m", 1)
+    finally:
+        services.serving.close()  # the batcher threads the pin started
