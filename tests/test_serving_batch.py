@@ -266,3 +266,33 @@ def test_a_tree_model_scores_a_file_on_the_compiled_walk_and_floats_are_written_
     for name in FEATURES:
         assert not any("DICTIONARY" in e for e in encodings[name]), encodings[name]
     assert any("DICTIONARY" in e for e in encodings["prediction"]), encodings["prediction"]
+
+
+def test_plain_float_columns_are_shaped_from_arrow_as_polars_shapes_them() -> None:
+    """`float_matrix` (Arrow straight into a column-major matrix) gives `model_inputs`' matrix for
+    float64 columns without nulls, text riding along, with or without ``--columns``; anything
+    else it leaves to `model_inputs` (None)."""
+    from mlbox.registry.signature import Schema, TensorSpec
+    from mlbox.serving.batch_inputs import float_matrix, model_inputs
+
+    rng = np.random.default_rng(4)
+    frame = pl.DataFrame({"id": ["a", "b", "c"], **{f"f{i}": rng.normal(size=3) for i in range(4)}})
+    rows = Schema("tensor", [TensorSpec("float64", [-1, 4])])
+    for schema, columns in (
+        (rows, None),
+        (None, None),
+        (Schema("tensor", [TensorSpec("float64", [-1, 2])]), ("f3", "f1")),
+    ):
+        chosen = frame if columns is None else frame.select(columns)
+        got = float_matrix(frame.to_arrow().to_batches()[0], schema, columns)
+        assert got is not None and got.flags.f_contiguous
+        assert np.array_equal(got, model_inputs(chosen, schema))
+    batch = frame.to_arrow().to_batches()[0]
+    assert float_matrix(batch, Schema("tensor", [TensorSpec("float64", [-1, 3])]), None) is None  # count
+    assert float_matrix(batch, Schema("tensor", [TensorSpec("float64", [-1])]), None) is None  # one value
+    assert float_matrix(batch, rows, ("f0", "nope", "f1", "f2")) is None  # missing: model_inputs words it
+    for other in (
+        frame.with_columns(pl.col("f2").cast(pl.Int64)),
+        frame.with_columns(pl.when(pl.col("f1") > 0).then(pl.col("f1")).otherwise(None).alias("f1")),
+    ):
+        assert float_matrix(other.to_arrow().to_batches()[0], rows, None) is None

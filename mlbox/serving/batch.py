@@ -36,7 +36,14 @@ import numpy as np
 
 from mlbox.registry.loaded import LoadedModel
 from mlbox.registry.signature import SchemaMismatch
-from mlbox.serving.batch_inputs import FORMATS, FeatureInputs, missing_rows, model_inputs, read_chunks
+from mlbox.serving.batch_inputs import (
+    FORMATS,
+    FeatureInputs,
+    float_matrix,
+    missing_rows,
+    model_inputs,
+    read_chunks,
+)
 from mlbox.store.errors import InvalidInput, MlboxError
 
 if TYPE_CHECKING:
@@ -152,15 +159,20 @@ class _Scorer:
         import polars as pl
         import pyarrow as pa
 
-        frame = pl.from_arrow(batch)
-        assert isinstance(frame, pl.DataFrame)
         first, last = self.rows, self.rows + batch.num_rows - 1
         features = self.features
         if features is not None:
+            frame = pl.from_arrow(batch)
+            assert isinstance(frame, pl.DataFrame)
             result = self._call(lambda: features.predict(frame, first), first, last)
             self.rows_with_missing += features.missing
         else:
-            inputs = self._inputs(frame, first)
+            schema = self.model.signature.inputs if self.model.signature else None
+            inputs = float_matrix(batch, schema, self.columns)
+            if inputs is None:  # anything but plain float columns: polars shapes (and words) it
+                columns = pl.from_arrow(batch)
+                assert isinstance(columns, pl.DataFrame)
+                inputs = self._inputs(columns, first)
             self.rows_with_missing += int(missing_rows(inputs).sum())
             result = self._call(lambda: self.model.predict(inputs), first, last)
         preds = prediction_columns(result, self.column, batch.num_rows)

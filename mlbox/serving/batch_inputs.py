@@ -228,6 +228,46 @@ def model_inputs(frame: pl.DataFrame, schema: Schema | None, first_row: int = 0)
     return matrix
 
 
+def float_matrix(
+    batch: pa.RecordBatch, schema: Schema | None, columns: Sequence[str] | None
+) -> np.ndarray | None:
+    """`model_inputs`'s matrix built straight from Arrow in the common case, else None.
+
+    The common case: a one-tensor signature of rows (``[N, k]``) or none, and
+    the columns it takes (``columns``, or every column but text ones riding
+    along) all float64 without nulls. Each column is copied once into a
+    column-major matrix, the layout the compiled trees read, instead of going
+    through a polars frame (~4x less time per chunk). Anything else (other
+    types, nulls, a missing or list column, a count that does not match) is
+    None: `model_inputs` shapes it, or words why it cannot.
+    """
+    import pyarrow as pa
+
+    if schema is not None and schema.kind != "tensor":
+        return None
+    spec = schema.tensors[0] if schema is not None and schema.tensors else None
+    names = batch.schema.names
+    if spec is not None and (len(spec.shape) != 2 or (spec.name and spec.name in names)):
+        return None
+    taken: list[int] = []
+    for name in columns if columns is not None else names:
+        index = batch.schema.get_field_index(name)
+        if index < 0:
+            return None
+        kind = batch.schema.field(index).type
+        if columns is None and (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            continue  # text rides along, as model_inputs leaves it
+        if kind != pa.float64() or batch.column(index).null_count:
+            return None
+        taken.append(index)
+    if not taken or (spec is not None and spec.shape[1] not in (-1, len(taken))):
+        return None
+    matrix = np.empty((batch.num_rows, len(taken)), dtype=np.float64, order="F")
+    for j, index in enumerate(taken):
+        matrix[:, j] = batch.column(index).to_numpy()
+    return matrix
+
+
 def _abridged(names: list[str], shown: int = 6) -> str:
     """A wide file's column list, cut so the error stays one readable line."""
     return str(names) if len(names) <= shown else f"[{', '.join(names[:shown])}, … (+{len(names) - shown})]"

@@ -106,7 +106,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import shutil
 import socket
 import subprocess
@@ -618,54 +617,16 @@ that policy (peers have none). Figures count only rows answered 200 either way."
 
 def bench_predict(home: Path, rows_total: int, workdir: Path) -> dict[str, Any]:
     """``mlbox predict gbc@champion`` (a real CLI process) over a Parquet file of ``rows_total`` x 20
-    floats, written here first; rows/s over the command's wall time (start-up and load included)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    floats, written here first; rows/s over the command's wall time (start-up and load included),
+    its CPU seconds and the load average: `predict.run_cli`, which ``predict.py`` runs alone."""
+    import predict
 
     path = workdir / "predict-in.parquet"
-    rng = np.random.default_rng(3)
-    writer = None
-    for start in range(0, rows_total, 1_000_000):
-        n = min(1_000_000, rows_total - start)
-        table = pa.table({f"f{i}": rng.normal(size=n) for i in range(FEATURES)})
-        writer = writer or pq.ParquetWriter(path, table.schema, use_dictionary=False)
-        writer.write_table(table)
-    assert writer is not None
-    writer.close()
-    out: dict[str, Any] = {"rows": rows_total, "input_mb": round(path.stat().st_size / 1e6, 1)}
-    mlbox_bin = Path(sys.executable).parent / "mlbox"
-    for label, extra in (("keep_inputs", []), ("no_keep_inputs", ["--no-keep-inputs"])):
-        target = workdir / f"predict-{label}.parquet"
-        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        done = subprocess.run(
-            [str(mlbox_bin), "predict", "gbc@champion", str(path), "--output", str(target), *extra],
-            env={**os.environ, "MLBOX_HOME": str(home)},
-            capture_output=True,
-            text=True,
-        )
-        seconds = time.perf_counter() - t0
-        if done.returncode != 0:
-            out[label] = {"error": (done.stderr or done.stdout)[-300:]}
-            print(f"  mlbox predict {label}: failed: {out[label]['error']}", flush=True)
-            continue
-        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)  # robust to a busy machine
-        out[label] = {
-            "seconds": round(seconds, 2),
-            "rows_per_s": round(rows_total / seconds),
-            "cpu_s": round(cpu, 2),
-            "rows_per_cpu_s": round(rows_total / max(cpu, 1e-9)),
-        }
-        print(
-            f"  mlbox predict {rows_total:,} rows ({label}): {seconds:.1f} s, {rows_total / seconds:,.0f} rows/s"
-            f" (CPU {cpu:.1f} s: {rows_total / max(cpu, 1e-9):,.0f} rows per CPU-second)",
-            flush=True,
-        )
-        target.unlink(missing_ok=True)
-    path.unlink(missing_ok=True)
-    return out
+    predict.write_input(path, rows_total)
+    try:
+        return predict.run_cli(home, path, rows_total, workdir)
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _line(p: Phase) -> str:
