@@ -35,6 +35,10 @@ def test_labeling_step(services: Services, home: Path) -> None:
     assert "random order needed" in text and "training run" in text
     (project,) = services.labeling.projects()
     assert project.name == "digits-labeling" and project.labels > 0
+    # each refit's held-out accuracy, the curve the labeling screen draws, up to the last label
+    curve = services.labeling.accuracy_history(project.name)
+    assert curve and [h.labels for h in curve] == sorted({h.labels for h in curve})
+    assert curve[-1].labels == project.labels and f"reached {curve[-1].accuracy:.3f}" in text
     exports = services.labeling.db.query("SELECT digest, run_id FROM label_exports")
     assert len(exports) == 1
     # the training run that read the export shows it as its data version
