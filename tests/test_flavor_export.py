@@ -232,3 +232,43 @@ def test_what_cannot_be_exported_or_imported_is_refused(
     (folder / "mlbox-model.json").unlink()
     code, _, err = run_main(capsys, "models", "import", str(folder), "--name", "h2o")
     assert code == 2 and "h2o" in err
+
+
+def test_a_table_signature_survives_the_round_trip(
+    services: Services, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Named, typed columns go out as MLflow's column schema and come back as the same columns."""
+    import pandas as pd
+
+    x, y = _xy()
+    frame = pd.DataFrame({"age": (x[:, 0] * 10).astype(np.int64), "score": x[:, 1].astype(np.float64)})
+    model = LogisticRegression(max_iter=500).fit(frame, y)
+    registry = services.registry
+    original = registry.register("table", model=model, example_input=frame.head(3))
+    assert original.signature is not None and original.signature.inputs.kind == "columns"
+    ok(capsys, "models", "export", "table/1", str(tmp_path / "table"))
+    mlmodel = yaml.safe_load((tmp_path / "table" / "MLmodel").read_text())
+    assert json.loads(mlmodel["signature"]["inputs"]) == [
+        {"type": "long", "name": "age", "required": True},
+        {"type": "double", "name": "score", "required": True},
+    ]
+    ok(capsys, "models", "import", str(tmp_path / "table"), "--name", "table-back", "--trust")
+    back = registry.resolve("table-back")
+    assert back.signature is not None and back.signature.inputs == original.signature.inputs
+    np.testing.assert_array_equal(registry.load("table-back").predict(frame), model.predict(frame))
+
+
+def test_a_cloudpickled_python_model_needs_mlflow_beside_mlbox(
+    services: Services, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """MLflow's PythonModel pickles reference mlflow's classes: without mlflow, a one-line refusal."""
+    folder = tmp_path / "pythonmodel"
+    folder.mkdir()
+    (folder / "python_model.pkl").write_bytes(b"not read: refused first")
+    conf = {"loader_module": "mlflow.pyfunc.model", "python_model": "python_model.pkl"}
+    (folder / "MLmodel").write_text(yaml.safe_dump({"flavors": {"python_function": conf}}))
+    (folder / "input_example.json").write_text(json.dumps({"inputs": [[1.0, 2.0]]}))
+    code, _, err = run_main(capsys, "models", "import", str(folder), "--name", "pm")
+    assert code == 2 and "--trust" in err
+    code, _, err = run_main(capsys, "models", "import", str(folder), "--name", "pm", "--trust")
+    assert code == 2 and "install mlflow" in err and "Traceback" not in err
