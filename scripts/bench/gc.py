@@ -80,7 +80,8 @@ def main() -> int:
         for sha, _, _ in t.artifacts.objects():
             os.utime(t.artifacts.root / "objects" / sha[:2] / sha[2:], (old, old))
 
-        for lifecycle in ("active", "all"):
+        t.search_runs("", order_by=["metrics.m3 DESC"], limit=100, lifecycle="all")  # warm the page cache
+        for lifecycle in ("active", "all", "active", "all"):
             times = []
             for _ in range(30):
                 w = time.perf_counter()
