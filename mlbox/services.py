@@ -231,7 +231,7 @@ def _monitoring(stores: Stores, built: Built) -> MonitoringService:
 
 
 def _labeling(stores: Stores, built: Built) -> LabelingService:
-    return LabelingService(
+    labeling = LabelingService(
         stores.db,
         stores.home,
         stores.settings.labeling,
@@ -239,6 +239,8 @@ def _labeling(stores: Stores, built: Built) -> LabelingService:
         registry=built["registry"],
         scheduler=built["scheduler"],
     )
+    built["tracking"].run_dependents.add("labeling", labeling.exports_recorded_in)
+    return labeling
 
 
 def _pipelines(stores: Stores, built: Built) -> PipelineService:

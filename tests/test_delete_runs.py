@@ -158,3 +158,18 @@ def test_a_running_sweep_keeps_its_trials_runs(gpu_services: Services, loop: Non
     with pytest.raises(Conflict, match=f"trial 0 of running sweep {sweep.id} logs to run {run_id}"):
         tracking.delete_run(run_id)
     sweeps.stop(sweep.id)
+
+
+def test_a_label_export_keeps_the_run_that_records_its_dataset(services: Services, tmp_path: Path) -> None:
+    """The composition root wires labeling's check: an export's run holds its dataset's lineage."""
+    lab, tracking = services.labeling, services.tracking
+    lab.create_project("pets", {"choices": ["cat", "dog"]})
+    lab.add_tasks("pets", [{"text": "a cat"}])
+    (task,) = lab.next_tasks("pets", "ann")
+    lab.annotate(task.id, "ann", {"label": "cat"})
+    result = lab.export("pets", tmp_path / "pets.parquet")
+    assert result.run_id is not None
+    with pytest.raises(
+        Conflict, match=f"label export 1 of project 'pets' .* is recorded in run {result.run_id}"
+    ):
+        tracking.delete_run(result.run_id)

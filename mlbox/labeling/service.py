@@ -173,6 +173,19 @@ class LabelingService:
     def projects(self) -> list[Project]:
         return [self._project(r) for r in self.db.query("SELECT * FROM label_projects ORDER BY name")]
 
+    def exports_recorded_in(self, run_ids: Sequence[int]) -> list[str]:
+        """The exports whose dataset was recorded in one of these tracking runs, one line each:
+        deleting such a run would lose the export's lineage (the tracking service asks this)."""
+        rows = self.db.query(
+            "SELECT x.id, x.path, x.run_id, p.name FROM label_exports x JOIN label_projects p"
+            " ON p.id = x.project_id WHERE x.run_id IN (SELECT value FROM json_each(?)) ORDER BY x.id",
+            (msgspec.json.encode(list(run_ids)).decode(),),
+        )
+        return [
+            f"label export {r['id']} of project {r['name']!r} ({r['path']}) is recorded in run {r['run_id']}"
+            for r in rows
+        ]
+
     # -- tasks ---------------------------------------------------------------------------
 
     def import_tasks(self, name: str, path: str | Path, fmt: str | None = None) -> ImportResult:
