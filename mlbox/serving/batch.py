@@ -115,10 +115,25 @@ def _arrow_array(values: np.ndarray, name: str, rows: int) -> pa.Array:
     if values.ndim == 1:
         if values.dtype.kind == "O":
             return pa.array(values.tolist())
-        return pa.array(values)
+        return _plain(values)
     width = int(np.prod(values.shape[1:]))
-    flat = pa.array(np.ascontiguousarray(values).reshape(-1))
+    flat = _plain(np.ascontiguousarray(values).reshape(-1))
     return pa.FixedSizeListArray.from_arrays(flat, width)
+
+
+def _plain(values: np.ndarray) -> pa.Array:
+    """A 1-D array as Arrow: numbers as a view of their buffer, anything else through ``pa.array``.
+
+    Why: ``pa.array`` imports pandas on its first call (~0.5 s of `mlbox predict`'s start-up, more
+    on a busy machine), which nothing else in scoring a file of numbers needs.
+    """
+    import pyarrow as pa
+
+    if values.dtype.kind in "iuf" and values.dtype.isnative:
+        contiguous = np.ascontiguousarray(values)
+        kind = pa.from_numpy_dtype(contiguous.dtype)
+        return pa.Array.from_buffers(kind, len(contiguous), [None, pa.py_buffer(contiguous)])
+    return pa.array(values)
 
 
 def prediction_columns(result: Any, column: str, rows: int) -> dict[str, pa.Array]:
