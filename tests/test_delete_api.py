@@ -40,6 +40,9 @@ def test_runs_and_experiments_delete_list_and_restore(client: TestClient, servic
     assert [r["id"] for r in client.get("/api/v1/runs?lifecycle=deleted").json()["runs"]] == [free]
     assert client.get("/api/v1/runs?lifecycle=all").json()["total"] == 2
     error(client.get("/api/v1/runs?lifecycle=gone"), 400, "lifecycle")
+    by_body = client.post("/api/v1/runs/search", json={"lifecycle": "deleted"}).json()
+    assert [r["id"] for r in by_body["runs"]] == [free]
+    error(client.post("/api/v1/runs/search", json={"lifecycle": 1}), 400)
     assert client.post(f"/api/v1/runs/{free}/restore").json()["deleted_at"] is None
     exp_id = t.get_experiment("exp").id
     error(client.delete(f"/api/v1/experiments/{exp_id}"), 409, "experiment")

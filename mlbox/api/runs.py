@@ -64,6 +64,7 @@ class RunController(Controller):
             experiments=data.experiments,
             limit=data.limit,
             offset=data.offset,
+            lifecycle=check_lifecycle(data.lifecycle),
         )
 
     @post(operation_id="createRun", sync_to_thread=True, summary="Start a run (for remote clients)")

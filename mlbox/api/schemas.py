@@ -39,6 +39,8 @@ class SearchRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     experiments: list[str] = []
     limit: int = 100
     offset: int = 0
+    lifecycle: str = "active"
+    """``active``, ``deleted`` (restorable until purged) or ``all``."""
 
 
 class PointIn(msgspec.Struct, frozen=True, array_like=True):
