@@ -83,6 +83,8 @@ class MetricIntake:
                     chunk = series[key] = Chunk()
                 chunk.append(step, ts, value)
                 n += 1
+            if self._buffered == 0 and n:
+                self._cond.notify_all()  # wakes the idle thread to start an interval
             self._buffered += n
             self._added += n
 
@@ -122,6 +124,8 @@ class MetricIntake:
     def _loop(self) -> None:
         while True:
             with self._cond:
+                # idle, it sleeps until a point comes; then it gathers for one interval
+                self._cond.wait_for(lambda: self._closing or self._flush_wanted or self._buffered > 0)
                 self._cond.wait_for(lambda: self._closing or self._flush_wanted, self.interval)
                 batch, self._buf = self._buf, {}
                 count = self._buffered
