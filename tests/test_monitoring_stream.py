@@ -195,9 +195,29 @@ def test_the_stream_reads_the_log_files_of_a_window(tmp_path: Path) -> None:
     write_rows(table.drop_columns(["x"]), tmp_path / "rows-000002.parquet")  # a column one file lacks
     files = sorted(tmp_path.glob("rows-*.parquet"))
     assert windowscan.count_rows(files, None) == 8
-    assert windowscan.count_rows(files, windowscan.window_filter(T0 + 1, T0 + 3, False, 1)) == 0
-    assert windowscan.count_rows(files, windowscan.window_filter(T0, T0 + 4, False, 1)) == 4
+    assert windowscan.count_rows(files, windowscan.Bounds(T0 + 1, T0 + 3, False, 1)) == 0
+    assert windowscan.count_rows(files, windowscan.Bounds(T0, T0 + 4, False, 1)) == 4
+    assert windowscan.count_rows(files, windowscan.Bounds(T0 + 3, None, None, None)) == 2
     assert windowscan.window_columns(files, "input", ["x", "y"]) == ["x", "y"]
+    bounds = windowscan.Bounds(T0, T0 + 4, False, 1)
+    inside = bounds.inside(pa.RecordBatch.from_pandas(table.to_pandas()))
+    assert inside is not None and inside.tolist() == [True, False, False, True]
+    assert windowscan.Bounds(None, None, None, None).inside(table.to_batches()[0]) is None
+    grid = binned.grid([0.0, 5.0])
+    plan = windowscan.Plan(
+        numeric={
+            "x": windowscan.NumericColumn(
+                binned.Histogram.empty(grid), np.array([2.5]), np.zeros(2, np.int64), 0.0, 5.0, 2.0, 1.0
+            )
+        },
+        categorical=[],
+    )
+    found = windowscan.scan(files, plan, input_name="input", features=["x"], bounds=bounds)
+    x = found.numeric["x"]
+    assert found.rows == 4 and (x.count, x.missing) == (2, 2)  # rows a and d of each file; x absent in one
+    assert x.counts.tolist() == [1, 1] and found.ts_us.tolist() == [int(T0 * 1e6), int((T0 + 3) * 1e6)] * 2
+    later = windowscan.scan(files, plan, input_name="input", features=["x"], bounds=bounds, skip=3)
+    assert later.rows == 1
 
 
 def test_one_pass_over_a_column_counts_what_the_profile_and_outlier_scores_count() -> None:

@@ -682,12 +682,12 @@ class MonitoringService:
         past = max(STREAM_PAST, binned.LARGE_WINDOW)
         if windowscan.count_rows(typed, None) <= past:
             return None
-        flt = windowscan.window_filter(since, until, False, mv.version)
-        rows = windowscan.count_rows(typed, flt)
+        bounds = windowscan.Bounds(since, until, False, mv.version)
+        rows = windowscan.count_rows(typed, bounds)
         take = rows if last is None else min(rows, last)
         if take <= past:
             return None
-        return _LargeWindow(typed, flt, rows - take, take)
+        return _LargeWindow(typed, bounds, rows - take, take)
 
     def _evaluate_large(
         self,
@@ -763,7 +763,7 @@ class MonitoringService:
             sample_rows=windowscan.REPORT_ROWS if report else 0,
         )
         scan = windowscan.scan(
-            large.files, plan, input_name=input_name, features=model_features, filter=large.filter,
+            large.files, plan, input_name=input_name, features=model_features, bounds=large.bounds,
             skip=large.skip, expected_rows=large.rows,
         )  # fmt: skip
         if scan.rows == 0:
@@ -1272,7 +1272,8 @@ class _LargeWindow:
     (``last``) and rows it holds after them."""
 
     files: builtins.list[Path]
-    filter: Any
+    bounds: Any
+    """`windowscan.Bounds`."""
     skip: int
     rows: int
 
