@@ -225,7 +225,8 @@ def bench_large(rows: int, chunk: int = 1_000_000) -> bool:
     """A window of ``rows`` logged predictions x 25 columns (typed log files of ``chunk`` rows, as
     the prediction log writes them) against a stored 100,000-row reference: drift from
     histograms (`mlbox.monitoring.binned`), timed after the files are written; the flagged
-    columns must be the shifted ones."""
+    columns must be the shifted ones. Drift alone: ``scripts/bench/monitoring_log.py`` times the
+    whole evaluation (`MonitoringService.evaluate`) of a window the prediction log wrote."""
     import time
 
     import pandas as pd
