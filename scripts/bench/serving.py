@@ -94,6 +94,37 @@ for those requests. ``mlbox predict`` over 10,000,000 x 20 floats: 91,117 rows/s
 with the inputs copied into the output, 74,185 without (one run each, under
 the same load; CPU-seconds are printed since).
 
+Second round (issue 20, 2026-12-06, load average 12-20 throughout: helpers
+running tests beside it). In process, best of 60, µs per request, the code before
+this round against after (two alternating runs each):
+
+====================  =========  =========  ===========
+µs per request        1 row      100 rows   1,000 rows
+====================  =========  =========  ===========
+before: decode JSON       5.7      131          1,353
+before: predict          12.3      110          1,022
+after: decode JSON        6.2       81            957
+after: predict           12.7       30            158
+====================  =========  =========  ===========
+
+``predict`` is now the masked walk (`mlbox.registry.flavors.treewalk.accumulate_masked`:
+every node of a tree tested for 512 rows at once in vector instructions, the leaf
+from a bit mask), 7x less at 1,000 rows; a lone row keeps the row walk. JSON floats
+are read from the body's bytes by one numba loop (`mlbox.serving.jsonfloats`, exact
+fast path only, else msgspec as before). Binary decode (~6 µs) and JSON encode are
+unchanged. The server (``mlbox up``, same driver, concurrency 16, server CPU from
+/proc): 100-row JSON 415-575 µs CPU per request with the prediction log, 325 without;
+1,000-row binary 730-770 with the log (474,522 rows/s at load 16), 467 without
+(1,428,165 rows/s at load 13). One run of this script with MLServer (``--skip-mlflow
+--predict-rows 0 --latency-tolerance 0``, load average 15-18): 100-row JSON mlbox
+45,417 rows/s (p99 108 ms, 680 µs CPU) against MLServer ``parallel_workers: 0``
+10,440 (p99 530 ms, 2,180 µs) and ``parallel_workers: 1`` 6,472 (3,650 µs): 4.35x;
+1,000-row binary mlbox 266,229 rows/s (1,233 µs CPU), MLServer reset the connection
+(both configurations); single rows beside 1,000-row requests: p99 1.06x unloaded.
+The prediction log's writer (its thread, `mlbox.serving.predlog`) is now the
+largest CPU per batched request after HTTP: ~60 µs per 100-row request in process.
+``mlbox predict`` figures: `predict.py`.
+
 Run: ``.venv/bin/python scripts/bench/serving.py`` (``--skip-peers`` for
 mlbox alone, ``--json`` for data on stdout). A benchmark, not a test: a missed
 target prints FAIL and the exit code stays 0; errors in mlbox's responses
