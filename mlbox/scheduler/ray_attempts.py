@@ -151,7 +151,9 @@ class RayAttempts:
 
     def follow(self, rows: list[sqlite3.Row], now: float, changed: dict[str, list[int]]) -> None:
         """Ask Ray about running attempts: each at most every `POLL_EVERY_S`, at most
-        `ASKS_PER_PASS` of them per pass (the longest unasked first), a stop or timeout at once."""
+        `ASKS_PER_PASS` of them per pass (the longest unasked first), a stop or timeout at once;
+        the rest wait for the next pass as soon as a submission is waiting (its latency is the
+        one that counts)."""
         asks = 0
         for row in sorted(rows, key=lambda r: self._polled.get(r["executor_job_id"], float("-inf"))):
             due = row["timeout_s"] is not None and now - row["started_at"] > row["timeout_s"]
@@ -159,6 +161,8 @@ class RayAttempts:
             last = self._polled.get(row["executor_job_id"])
             if not urgent and (asks >= ASKS_PER_PASS or (last is not None and now - last < POLL_EVERY_S)):
                 continue
+            if not urgent and asks and self.service.wake.is_set():
+                break  # something was submitted meanwhile: the next pass submits it first
             asks += 1
             self.check(row, now, changed)
 
