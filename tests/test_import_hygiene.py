@@ -58,3 +58,31 @@ def test_the_cli_starts_without_numpy_or_any_service_library(tmp_path: Path) -> 
         check=True,
     )
     assert json.loads(proc.stdout) == []
+
+
+TUI_PROBE = """
+import json, sys
+import mlbox.tui.app
+from mlbox.tui.navigation import SECTIONS
+SECTIONS[0].screen_class()  # the first screen, which the TUI's start shows
+loaded = set(sys.modules) | {m.split('.')[0] for m in sys.modules}
+print(json.dumps(sorted(loaded & set(sys.argv[1:]))))
+"""
+
+
+def test_the_tui_starts_without_ml_libraries_or_the_other_screens(tmp_path: Path) -> None:
+    """The TUI's first screen imports no ML library, no service module and no other screen (cold
+    start, issue 16: usable in under 2 s): those load when a screen or command needs them, the
+    other screens in the background once the first is painted."""
+    heavy = [*HEAVY, "numpy", "scipy", "pyarrow", "optuna", "httpx", "plotext", "mlbox.services"]
+    heavy = [h for h in heavy if h != "textual"]
+    screens = ["mlbox.tui.screens.models", "mlbox.tui.screens.serving", "mlbox.tui.screens.run_detail"]
+    proc = subprocess.run(
+        [sys.executable, "-c", TUI_PROBE, *heavy, *screens],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(proc.stdout) == []

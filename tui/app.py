@@ -2,8 +2,10 @@
 
 `make_app` builds it for both the CLI (`run_tui`) and the tests. When the CLI
 hands in an appliance, the app starts it (loops, then HTTP) in a thread
-worker on mount — the UI is up before the API is — and stops it on exit; a
-port already taken shows in the status bar rather than ending the TUI.
+worker once the first screen is painted — the UI is up before the API is —
+and stops it on exit; a port already taken shows in the status bar rather
+than ending the TUI. The other sections' screens are imported then too, in
+the background (cold start, issue 16).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -22,16 +24,21 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 
-from mlbox.services import Services
 from mlbox.store.errors import MlboxError
 from mlbox.tui.appliance_handle import ApplianceHandle
 from mlbox.tui.context import TuiContext
 from mlbox.tui.messages import ServiceFailed
-from mlbox.tui.navigation import SECTIONS
+from mlbox.tui.navigation import SECTIONS, preload
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.widgets.error_dialog import ErrorDialog
 from mlbox.tui.widgets.help_overlay import HelpOverlay, help_rows
 from mlbox.tui.widgets.status_bar import StatusInfo
+
+if TYPE_CHECKING:
+    from mlbox.services import Services  # numpy and every service: the TUI's start needs none
+
+PRELOAD_AFTER_S = 1.0
+"""The other screens are imported this long after the first paint, not to slow its first reads."""
 
 
 class ApplianceChanged(Message):
@@ -53,7 +60,7 @@ class Counted(Message):
 
 class MlboxApp(App[None]):
     TITLE = "mlbox"
-    MODES: ClassVar[dict[str, str | Any]] = {s.mode: s.screen for s in SECTIONS}
+    MODES: ClassVar[dict[str, str | Any]] = {s.mode: s.make_screen for s in SECTIONS}
     DEFAULT_MODE = SECTIONS[0].mode
     BINDINGS: ClassVar[list[BindingType]] = [
         *(Binding(s.key, f"switch_mode('{s.mode}')", s.title, show=False) for s in SECTIONS),
@@ -81,10 +88,19 @@ class MlboxApp(App[None]):
         self.set_reactive(MlboxApp.status_info, state)
 
     def on_mount(self) -> None:
-        if self.appliance is not None:
-            self.start_appliance(self.appliance)
         self.count_runs()
         self.set_interval(self.ctx.refresh_s, self.count_runs)
+
+    def on_ready(self) -> None:
+        """The first screen is painted: now the work it does not need (cold start, issue 16)."""
+        if self.appliance is not None:
+            self.start_appliance(self.appliance)
+        self.set_timer(PRELOAD_AFTER_S, self.preload_screens)  # after the first runs are read and shown
+
+    @work(thread=True, group="preload", exit_on_error=False)
+    def preload_screens(self) -> None:
+        """Import the other screens while the user reads the first, so no key waits for imports."""
+        preload()
 
     # -- the embedded appliance --------------------------------------------------------
 

@@ -8,9 +8,10 @@ so it depends only on these members (the serving service is a service, which
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from mlbox.serving.service import ServingService
+if TYPE_CHECKING:
+    from mlbox.serving.service import ServingService  # numpy: not for the TUI's start
 
 
 class ApplianceHandle(Protocol):

@@ -7,12 +7,14 @@ import of the app module (which imports the screens).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import App
 
-from mlbox.services import Services
 from mlbox.tui.widgets.nav_bar import NavEntry
+
+if TYPE_CHECKING:
+    from mlbox.services import Services  # numpy and every service: the TUI's start needs none
 
 
 @dataclass(frozen=True)

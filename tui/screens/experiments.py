@@ -32,9 +32,7 @@ from mlbox.tracking.schemas import Experiment, RunPage
 from mlbox.tui.deleting import Deleted
 from mlbox.tui.screens import run_deletion
 from mlbox.tui.screens.base import MlboxScreen
-from mlbox.tui.screens.compare import CompareScreen
 from mlbox.tui.screens.run_deletion import DELETE_BINDINGS
-from mlbox.tui.screens.run_detail import RunDetailScreen
 from mlbox.tui.views import format as fmt
 from mlbox.tui.views import run_columns, saved_views
 from mlbox.tui.views.saved_views import ALL, View
@@ -457,6 +455,8 @@ class ExperimentsScreen(MlboxScreen):
     @on(DataTable.RowSelected)
     def row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
+            from mlbox.tui.screens.run_detail import RunDetailScreen  # plotext: not for the TUI's start
+
             self.app.push_screen(RunDetailScreen(int(event.row_key.value)))
 
     def action_toggle_mark(self) -> None:
@@ -474,6 +474,8 @@ class ExperimentsScreen(MlboxScreen):
                 "Mark two or more runs with space, then press c.", title="Compare", severity="warning"
             )
             return
+        from mlbox.tui.screens.compare import CompareScreen  # plotext: not for the TUI's start
+
         self.app.push_screen(CompareScreen(marked))
 
     # -- deleting and restoring (`mlbox.tui.screens.run_deletion`) ---------------------

@@ -53,11 +53,10 @@ def _segments(cell: Text, width: int, padding: int, console: Console) -> list[Se
     gap = inner - cell.cell_len
     left = gap if cell.justify == "right" else gap // 2 if cell.justify == "center" else 0
     null = Style.null()
-    return [
-        Segment(" " * (padding + left), null),
-        *cell.render(console, end=""),
-        Segment(" " * (gap - left + padding), null),
-    ]
+    # rich's Text.render, whose span-less case (most cells) is the plain text alone, without the
+    # generator and the list around it
+    body = list(cell.render(console, end="")) if cell.spans else [Segment(cell.plain)]
+    return [Segment(" " * (padding + left), null), *body, Segment(" " * (gap - left + padding), null)]
 
 
 class RunsTable(DataTable[Text]):
