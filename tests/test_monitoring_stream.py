@@ -266,3 +266,27 @@ def test_one_pass_over_a_column_counts_what_the_profile_and_outlier_scores_count
     scores = outlier_scores(pd.DataFrame({"x": values}), prof)
     assert flags.tolist() == (scores > OUTLIER_Z).tolist() and flags.any()
     assert numeric.histogram is not None and numeric.histogram.count == want.count
+
+
+def test_a_binary_classifiers_answers_read_as_read_outputs_reads_them() -> None:
+    """The two-column fast path gives `read_outputs`' classes and probabilities: probabilities,
+    ties, logits (softmaxed) and NaN alike."""
+    from mlbox.monitoring import windowscan
+    from mlbox.monitoring.logframe import read_outputs
+
+    rng = np.random.default_rng(5)
+    p1 = rng.random(1000)
+    p1[:10] = 0.5  # ties: the first class, as argmax takes it
+    cases = [
+        {"output_0": 1 - p1, "output_1": p1},
+        {"output_0": rng.normal(size=1000), "output_1": rng.normal(size=1000)},  # logits
+        {"output_0": np.r_[np.nan, 1 - p1[1:]], "output_1": p1},
+        {"output_0": 1 - p1, "output_1": p1 / 2, "output_2": p1 / 2},
+    ]
+    for outputs in cases:
+        pred, top, columns = windowscan._classes(outputs)
+        want_pred, want_proba = read_outputs(outputs)
+        assert want_pred is not None and want_proba is not None
+        assert pred.tolist() == want_pred.tolist()
+        np.testing.assert_array_equal(top, want_proba.max(axis=1))
+        np.testing.assert_array_equal(np.column_stack(columns), want_proba)

@@ -620,13 +620,11 @@ def scan(
             how, cols = outputs
             if how == "proba":
                 arrays = {c: batch.column(f"{OUT}{c}").to_numpy(zero_copy_only=False) for c in cols}
-                pred, proba = read_outputs(arrays)
-                assert pred is not None and proba is not None
-                prediction = np.asarray(pred, np.int64)
+                prediction, top, columns_k = _classes(arrays)
                 values[PREDICTION] = prediction
-                for k in range(proba.shape[1]):
-                    values[f"{PROBA}{k}"] = np.ascontiguousarray(proba[:, k])
-                top_parts.append(proba.max(axis=1))
+                for k, column_k in enumerate(columns_k):
+                    values[f"{PROBA}{k}"] = column_k
+                top_parts.append(top)
                 kinds.setdefault(PREDICTION, pa.int64())
             else:
                 column = batch.column(f"{OUT}{cols[0]}")
@@ -741,6 +739,24 @@ def scan(
         kept=kept_frame,
         row_values=row_parts,
         sample=pd.concat(sample_parts, ignore_index=True) if sample_parts else pd.DataFrame(),
+    )
+
+
+def _classes(outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """(class, top probability, probability per class) per row, as `logframe.read_outputs` reads
+    a multi-column output; two columns of probabilities (a binary classifier) without building
+    the row-major matrix (a third of the pass's array work)."""
+    a = [np.asarray(v, np.float64) for v in outputs.values()]
+    if len(a) == 2 and not (np.isnan(a[0]).any() or np.isnan(a[1]).any()):
+        p0, p1 = a
+        if (p0 >= 0).all() and (p1 >= 0).all() and np.allclose(p0 + p1, 1.0, atol=1e-3):
+            return (p1 > p0).astype(np.int64), np.maximum(p0, p1), a  # argmax: the first of equals
+    pred, proba = read_outputs(outputs)  # type: ignore[arg-type]
+    assert pred is not None and proba is not None
+    return (
+        np.asarray(pred, np.int64),
+        proba.max(axis=1),
+        [np.ascontiguousarray(proba[:, k]) for k in range(proba.shape[1])],
     )
 
 
