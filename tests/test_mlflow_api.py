@@ -397,18 +397,28 @@ def test_register_model_from_a_run_and_move_aliases(client: TestClient[Any], ser
         404,
         "RESOURCE_DOES_NOT_EXIST",
     )
-    ok(client.request("DELETE", f"{API}/model-versions/delete", json={"name": "iris", "version": "1"}))
+    # renaming is the registry's own; the MLflow tags follow the model and its versions
+    renamed = ok(client.post(f"{API}/registered-models/rename", json={"name": "iris", "new_name": "flowers"}))
+    assert renamed["registered_model"]["name"] == "flowers"
+    assert {"key": "t", "value": "1"} in renamed["registered_model"]["tags"]
+    moved = ok(client.get(f"{API}/model-versions/get", params={"name": "flowers", "version": "1"}))
+    assert moved["model_version"]["tags"] == [{"key": "k", "value": "v"}]
+    assert [v.version for v in services.registry.list_versions("flowers")] == [1]
     mlflow_error(
-        client.get(f"{API}/model-versions/get", params={"name": "iris", "version": "1"}),
+        client.get(f"{API}/registered-models/get", params={"name": "iris"}), 404, "RESOURCE_DOES_NOT_EXIST"
+    )
+    ok(client.request("DELETE", f"{API}/model-versions/delete", json={"name": "flowers", "version": "1"}))
+    mlflow_error(
+        client.get(f"{API}/model-versions/get", params={"name": "flowers", "version": "1"}),
         404,
         "RESOURCE_DOES_NOT_EXIST",
     )
-    assert services.registry.list_versions("iris") == []
-    assert state_for(services.registry.db).tags("version", "iris/1") == {}  # its tags went with it
-    ok(client.request("DELETE", f"{API}/registered-models/delete", json={"name": "iris"}))
-    assert "iris" not in [m.name for m in services.registry.list_models()]
+    assert services.registry.list_versions("flowers") == []
+    assert state_for(services.registry.db).tags("version", "flowers/1") == {}  # its tags went with it
+    ok(client.request("DELETE", f"{API}/registered-models/delete", json={"name": "flowers"}))
+    assert "flowers" not in [m.name for m in services.registry.list_models()]
     mlflow_error(
-        client.get(f"{API}/registered-models/get", params={"name": "iris"}), 404, "RESOURCE_DOES_NOT_EXIST"
+        client.get(f"{API}/registered-models/get", params={"name": "flowers"}), 404, "RESOURCE_DOES_NOT_EXIST"
     )
     msg = mlflow_error(
         client.post(f"{API}/model-versions/create", json={"name": "iris", "source": "s3://b/m"}),

@@ -180,6 +180,12 @@ def test_mlflow_meanings_where_mlbox_differs(tmp_path: Path, monkeypatch: pytest
     client = mlflow.MlflowClient()
     assert sorted(f.path for f in client.list_artifacts(other.info.run_id)) == ["img", "tables"]
     assert mlflow.get_experiment(other.info.experiment_id).tags == {"team": "vision"}
+    client.create_registered_model("draft")
+    client.set_registered_model_tag("draft", "stage", "wip")
+    assert client.rename_registered_model("draft", "final").name == "final"
+    assert [m.name for m in client.search_registered_models()] == ["final"]
+    client.delete_registered_model("final")
+    assert client.search_registered_models() == []
     with pytest.raises(InvalidInput, match="status"):
         mlflow.end_run("DONE")
     with pytest.raises(InvalidInput, match="MLFLOW_TRACKING_URI"):

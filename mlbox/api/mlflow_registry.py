@@ -9,8 +9,8 @@ it under its aliases like any other version.
 
 mlbox versions never change (serving and lineage rely on that), so MLflow's
 update of a version's description is refused with a message saying so.
-Deleting a version or a whole model is the registry's own deletion, with its
-refusals (409 naming the alias or composed model that still needs it). A stage
+Deleting a version or a whole model, and renaming a model, are the registry's
+own, with its refusals (409 naming the alias or composed model that still needs it). A stage
 transition moves the alias of the stage's name (``Production`` → alias
 ``production``), MLflow's own advice since 2.9.
 """
@@ -250,9 +250,20 @@ class MlflowRegistryController(Controller):
     def rename_registered_model(
         self, registry: NamedDependency[RegistryService], data: JSONBody[Body]
     ) -> Body:
-        raise InvalidInput(
-            "mlbox does not rename models (aliases and served names rely on them)", field="new_name"
-        )
+        """The registry's own rename (refused while an alias is left: serving follows aliases by
+        name); this layer's tags and announcement move along."""
+        r = Registry(registry)
+        name = _str(data, "name", required=True)
+        new_name = _str(data, "new_name", required=True)
+        check_name(new_name)
+        if not r.model_exists(name):
+            raise NotFound(f"Registered Model with name={name} not found", field="name")
+        if name != new_name and r.model_exists(new_name):
+            raise Conflict(f"Registered Model (name={new_name}) already exists.", field="new_name")
+        if any(m.name == name for m in registry.list_models()):
+            registry.rename_model(name, new_name)
+        r.state.rename_model(name, new_name)
+        return {"registered_model": r.model_json(new_name)}
 
     @delete(both("/registered-models/delete"), sync_to_thread=True, include_in_schema=False, status_code=200)
     def delete_registered_model(

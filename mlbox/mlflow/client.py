@@ -242,3 +242,13 @@ class MlflowClient:
         if filter_string:
             names = [n for n in names if p.name_matches(n, filter_string)]
         return [self.get_registered_model(n) for n in names[:max_results]]
+
+    def rename_registered_model(self, name: str, new_name: str) -> RegisteredModel:
+        """The registry's rename; refused while an alias is left (serving follows aliases by name)."""
+        registry = mlflow._registry()
+        if any(m.name == name for m in registry.list_models()):
+            registry.rename_model(name, new_name)
+        elif not mlflow._state().announced(name):
+            raise NotFound(f"Registered Model with name={name} not found", field="name")
+        mlflow._state().rename_model(name, new_name)
+        return self.get_registered_model(new_name)

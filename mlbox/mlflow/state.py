@@ -172,6 +172,20 @@ class MlflowState:
                 "UPDATE mlflow_registered_models SET description = ? WHERE name = ?", (description, name)
             )
 
+    def rename_model(self, name: str, new_name: str) -> None:
+        """Move what this layer keeps of a model (its announcement, its and its versions' tags)
+        to ``new_name``, after the registry renamed it (or before its first version)."""
+        with self.db.atomic() as conn:
+            conn.execute("UPDATE mlflow_registered_models SET name = ? WHERE name = ?", (new_name, name))
+            conn.execute(
+                "UPDATE mlflow_tags SET owner = ? WHERE kind = 'model' AND owner = ?", (new_name, name)
+            )
+            conn.execute(
+                "UPDATE mlflow_tags SET owner = ? || substr(owner, ?) WHERE kind = 'version'"
+                " AND substr(owner, 1, ?) = ?",
+                (new_name, len(name) + 1, len(name) + 1, f"{name}/"),
+            )
+
     def forget_model(self, name: str) -> None:
         """Drop what this layer keeps of a deleted model: its announcement, its tags and its
         versions' tags (owners ``name/N``)."""

@@ -484,6 +484,52 @@ class RegistryService:
             conn.execute("DELETE FROM models WHERE name = ?", (name,))
         return model
 
+    def rename_model(self, name: str, new_name: str) -> Model:
+        """Give a model, its versions, their files and its alias history the name ``new_name``
+        (MLflow's rename). `Conflict` while an alias is left (serving routes and monitors follow
+        aliases by name: move them after the rename), while another model's composition or
+        another service needs one of its versions, or when ``new_name`` is taken. Versions and
+        their files are immutable rows, so they are copied under the new name and the old rows
+        deleted, in one transaction."""
+        check_name(new_name)
+        model = self.get_model(name)
+        if new_name == name:
+            return model
+        if self.db.query_one("SELECT 1 FROM models WHERE name = ?", (new_name,)) is not None:
+            raise Conflict(f"model {new_name!r} already exists", field="new_name")
+        if model.aliases:
+            shown = ", ".join(f"{name}@{a} -> version {v}" for a, v in sorted(model.aliases.items()))
+            raise Conflict(
+                f"cannot rename model {name!r}: aliases still point to it ({shown}); delete them first",
+                field="name",
+            )
+        versions = [v.version for v in self._versions(name)]
+        needed = self._parts_naming(name, None) + self.version_dependents.of([(name, v) for v in versions])
+        if needed:
+            raise Conflict(refusal(f"model {name!r}", needed), field="name")
+        with self.db.atomic() as conn:
+            conn.execute(
+                "INSERT INTO models (name, description, created_at)"
+                " SELECT ?, description, created_at FROM models WHERE name = ?",
+                (new_name, name),
+            )
+            conn.execute(
+                "INSERT INTO model_versions (model, version, flavor, manifest, signature, run_id, lineage,"
+                " description, created_at) SELECT ?, version, flavor, manifest, signature, run_id, lineage,"
+                " description, created_at FROM model_versions WHERE model = ?",
+                (new_name, name),
+            )
+            conn.execute(
+                "INSERT INTO model_files (model, version, path, sha256, size)"
+                " SELECT ?, version, path, sha256, size FROM model_files WHERE model = ?",
+                (new_name, name),
+            )
+            conn.execute("UPDATE alias_history SET model = ? WHERE model = ?", (new_name, name))
+            conn.execute("DELETE FROM model_files WHERE model = ?", (name,))
+            conn.execute("DELETE FROM model_versions WHERE model = ?", (name,))
+            conn.execute("DELETE FROM models WHERE name = ?", (name,))
+        return self.get_model(new_name)
+
     def _remove_versions(self, conn: sqlite3.Connection, name: str, versions: Sequence[int]) -> None:
         """Delete the versions' rows; an alias set meanwhile makes SQLite's foreign key refuse it."""
         try:
