@@ -121,6 +121,14 @@ unchanged. The server (``mlbox up``, same driver, concurrency 16, server CPU fro
 10,440 (p99 530 ms, 2,180 µs) and ``parallel_workers: 1`` 6,472 (3,650 µs): 4.35x;
 1,000-row binary mlbox 266,229 rows/s (1,233 µs CPU), MLServer reset the connection
 (both configurations); single rows beside 1,000-row requests: p99 1.06x unloaded.
+A second run (load 9-15): single rows 4,366 req/s, p99 8.4 ms (26x MLServer);
+100-row JSON 47,054 rows/s, p99 127 ms, 600 µs CPU, against MLServer's best 12,498
+(``parallel_workers: 0``, p99 336 ms, 2,610 µs): 3.76x; 1,000-row binary 153,442
+rows/s (1,233 µs CPU); single rows beside them p99 33.7 ms, 4.0x unloaded. The
+rows/s and p99 targets swing with the machine's load from run to run; the CPU per
+request (mlbox 3.6-4.4x less than MLServer at 100 rows) is the steady figure.
+``mlbox up`` was ready after 17 s at load 10-16 (numba's first load ~2.5 s of it;
+the masked walk's and the JSON reader's cached code add ~0.05 s).
 The prediction log's writer (its thread, `mlbox.serving.predlog`) is now the
 largest CPU per batched request after HTTP: ~60 µs per 100-row request in process.
 ``mlbox predict`` figures: `predict.py`.
