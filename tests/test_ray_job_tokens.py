@@ -61,6 +61,7 @@ def test_a_job_token_opens_its_own_run_and_job_only_while_it_runs(
     r = anon.put(f"/api/v1/jobs/{job_id}/artifacts/out/a.txt", content=b"hello", headers=auth)
     assert r.status_code == 200, r.text
     assert r.json()["path"] == "out/a.txt"
+    error(anon.put(f"/api/v1/jobs/{job_id}/artifacts/%00", content=b"x", headers=auth), 400, "path")
     assert services.tracking.get_run(run_id).params == {"lr": "0.1"}
     assert b"".join(services.tracking.read_artifact(run_id, "out/a.txt")) == b"hello"
 

@@ -19,6 +19,7 @@ from typing import IO, TYPE_CHECKING
 
 from mlbox import checkpoint
 from mlbox.store import private
+from mlbox.store.artifacts import clean_relpath
 from mlbox.store.errors import InvalidInput, NotFound
 from mlbox.tracking.schemas import ArtifactInfo
 
@@ -56,9 +57,7 @@ class JobFiles:
     def log_artifact(self, job_id: int, path: str, upload: Path) -> ArtifactInfo:
         """Store the uploaded bytes as artifact ``path`` of the job's run; the upload is removed."""
         try:
-            rel = PurePosixPath(path.strip("/"))
-            if not rel.name or rel.name in (".", ".."):
-                raise InvalidInput(f"{path!r} names no file", field="path")
+            rel = PurePosixPath(clean_relpath(path.strip("/")))  # no NUL, no '..', not absolute
             folder = Path(tempfile.mkdtemp(dir=upload.parent, prefix=".tmp-"))
             try:
                 named = folder / rel.name
