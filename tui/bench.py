@@ -124,7 +124,10 @@ async def time_key_presses(
             t0 = time.perf_counter()
             while not condition():  # type: ignore[operator]
                 if time.perf_counter() - t0 > timeout_s:
-                    raise TimeoutError("no answer")
+                    rows = table.row_count if table.is_attached else None
+                    raise TimeoutError(
+                        f"no answer: {app.screen!r} showing, {app.focused!r} focused, {rows} rows"
+                    )
                 await asyncio.sleep(0.005)
 
         async def timed(name: str, keys: tuple[str, ...], answered: object) -> None:
@@ -160,6 +163,11 @@ async def time_key_presses(
             await timed("screen change (2)", ("2",), lambda: app.screen is not screen)
             await timed("screen change back (1)", ("1",), lambda: app.screen is screen)
             await app.workers.wait_for_complete()
+            if table.row_count == 0:  # this round's experiment and filter match no run: show all
+                await pilot.press("slash")
+                screen.query_one("#filter", Input).value = ""
+                await pilot.press("enter")
+                await until(lambda: not screen.reading and table.row_count > 0)
             await timed(
                 "open run detail (enter)",
                 ("enter",),
