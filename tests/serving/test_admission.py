@@ -142,16 +142,16 @@ def _open_loop_p99(door: Admission, service_s: float, interval_s: float, seconds
     return latencies[int(0.99 * len(latencies))], door.shed
 
 
-def test_an_open_loop_past_capacity_is_held_near_its_unloaded_latency_from_the_first_second() -> None:
-    """Twice the capacity of a 3 ms model, from a door at its widest: the limit falls in one step
-    once pressure is seen (Little's law), so the overload's first second does not fill the p99 with
-    requests queued hundreds of milliseconds (253 ms here before the clamp, 357 ms measured in
-    `scripts/bench/overload.py`)."""
-    p99, shed = _open_loop_p99(
-        Admission(max_inflight=256, tolerance=2.0, min_per_model=3), 0.003, 0.0015, 2.0
-    )
-    assert p99 < 0.05
-    assert 500 < shed < 900  # about half of the ~1,330 arrivals
+def test_an_open_loop_past_capacity_comes_down_to_its_limit_in_one_step() -> None:
+    """Twice the capacity of a 3 ms model for 20 s, from a door at its widest: once pressure is
+    seen the limit falls in one step to what Little's law allows, not by 10 % cuts over dozens of
+    round trips while everything admitted queues (admitted p99 here 164 ms without the clamp,
+    104 ms with it: what queued before pressure was seen; 357 ms measured in
+    `scripts/bench/overload.py` before it)."""
+    door = Admission(max_inflight=256, tolerance=2.0, min_per_model=3)
+    p99, shed = _open_loop_p99(door, 0.003, 0.0015, 20.0)
+    assert p99 < 0.13
+    assert 6000 < shed < 7000  # about half of the ~13,330 arrivals
 
 
 def test_an_open_loop_within_capacity_is_never_refused() -> None:
@@ -162,13 +162,13 @@ def test_an_open_loop_within_capacity_is_never_refused() -> None:
 def test_a_late_event_loop_refuses_a_pressed_models_requests_only() -> None:
     """The loop 30 ms late: a model asked faster than it answers is refused at once; one that is
     not (a closed loop on a busy machine) is admitted as before."""
-    door = Admission(max_inflight=1024, tolerance=2.0, min_per_model=3)
+    door = Admission(max_inflight=8192, tolerance=2.0, min_per_model=3)
     door.observe_lag(0.03)
     calm = door.enter("calm", 0.0)
     door.leave(calm, 0.001)
     now, held = 0.0, []
     with pytest.raises(Overloaded, match="30 ms behind"):
-        for _ in range(1000):  # 8 arrivals per ms, none answered: pressed after two windows
+        for _ in range(4000):  # 8 arrivals per ms, none answered: pressed after two windows
             held.append(door.enter("busy", now))
             now += 0.000125
-    assert now > 0.05  # two whole pressure windows went by before the first refusal
+    assert now > 0.2  # two whole pressure windows went by before the first refusal
