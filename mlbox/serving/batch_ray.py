@@ -1,8 +1,10 @@
 """Batch scoring on a Ray cluster: ``mlbox predict ... --executor ray`` (issue 19).
 
-The Parquet input is split across the cluster by Ray Data (``read_parquet`` then
-``map_batches`` with a callable class, so each worker loads the model once) and
-the scored batches come back, in order, to one driver that writes one Parquet file,
+The Parquet input is split across the cluster by Ray Data, a row group a block
+(``map_batches`` with a callable class, so each worker loads the model once, and
+reads and scores the row groups it is given), and the scored groups come back to
+one driver that writes them in the input's order (Ray Data kept the order of
+2,000,000 rows here but not of 10,000,000, so the driver does) into one Parquet file,
 renamed into place only when whole, as the local `mlbox.serving.batch.score_file`
 does. Its columns are the local ones (the inputs kept, then `prediction_columns`).
 
@@ -51,6 +53,8 @@ if TYPE_CHECKING:
 
 MISSING = "__mlbox_missing__"
 """A worker's count of rows with a missing input, carried as a column the driver drops."""
+GROUP = "__mlbox_group__"
+"""The input row group a scored row came from (Ray Data need not keep the order: the driver does)."""
 RESULT = "result.json"
 POLL_S = 0.2
 
@@ -178,7 +182,22 @@ class Worker:
         self.model = load_bundled(Path(folder), self.scratch)
         self.task = Task(**task)
 
-    def __call__(self, batch: pa.Table) -> pa.Table:
+    def __call__(self, items: pa.Table) -> pa.Table:
+        """Score the row groups named by ``items`` (column ``group``), each read from the input
+        here and tagged with its number, so the driver can write them in the input's order."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        source = pq.ParquetFile(self.task.input)
+        parts = []
+        for group in items.column("group").to_pylist():
+            rows = source.read_row_group(group)
+            for start in range(0, rows.num_rows, self.task.batch_size):
+                scored = self.score(rows.slice(start, self.task.batch_size))
+                parts.append(scored.append_column(GROUP, pa.array([group] * scored.num_rows, pa.int64())))
+        return pa.concat_tables(parts)
+
+    def score(self, batch: pa.Table) -> pa.Table:
         import polars as pl
         import pyarrow as pa
 
@@ -212,6 +231,7 @@ class Worker:
 
 def drive(folder: Path) -> dict[str, int]:
     """The Ray job's entrypoint: read, score across the cluster, write one file in order."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
     import ray
     import ray.data
@@ -219,12 +239,17 @@ def drive(folder: Path) -> dict[str, int]:
     task = Task(**json.loads((folder / "task.json").read_text()))
     ray.init(logging_level=logging.WARNING, log_to_driver=False)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
-    ds = ray.data.read_parquet(task.input)
+    meta = pq.ParquetFile(task.input).metadata
+    expected = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    groups = [{"group": g} for g, n in enumerate(expected) if n]
+    if not groups:
+        raise InvalidInput(f"{task.input} has no rows to score", field="input")
+    ds = ray.data.from_items(groups, override_num_blocks=len(groups))  # one row group a block
     cpus = int(ray.cluster_resources().get("CPU", 1))
     scored = ds.map_batches(
         Worker,
         fn_constructor_kwargs={"folder": str(folder), "task": asdict(task)},
-        batch_size=task.batch_size,
+        batch_size=1,
         batch_format="pyarrow",
         concurrency=(1, task.workers or max(1, cpus)),
         num_cpus=1,
@@ -233,19 +258,29 @@ def drive(folder: Path) -> dict[str, int]:
     tmp = output.with_name(f".{output.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     writer: Any = None
     rows = missing = 0
+    waiting: dict[int, list[pa.Table]] = {}  # scored parts of groups that came early
+    seen = [0] * len(expected)
+    following = next((g for g, n in enumerate(expected) if n), len(expected))
     try:
         for batch in scored.iter_batches(batch_format="pyarrow", batch_size=None):
             table = cast("pa.Table", batch)
-            if table.num_rows == 0:
-                continue
-            missing += int(table.column(MISSING).to_numpy().sum())
-            table = table.drop_columns([MISSING])
-            if writer is None:
-                writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table.cast(writer.schema))
-            rows += table.num_rows
-        if writer is None:
-            raise InvalidInput(f"{task.input} has no rows to score", field="input")
+            for group in sorted(set(table.column(GROUP).to_pylist())):
+                part = table.filter(pc.equal(table.column(GROUP), group))
+                waiting.setdefault(group, []).append(part)
+                seen[group] += part.num_rows
+            while following < len(expected) and seen[following] == expected[following]:
+                for part in waiting.pop(following, []):
+                    missing += int(part.column(MISSING).to_numpy().sum())
+                    part = part.drop_columns([MISSING, GROUP])
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, part.schema)
+                    writer.write_table(part.cast(writer.schema))
+                    rows += part.num_rows
+                following += 1
+                while following < len(expected) and not expected[following]:
+                    following += 1
+        if writer is None or following < len(expected):
+            raise MlboxError(f"scored {rows} of {sum(expected)} rows of {task.input}; nothing written")
         writer.close()
         writer = None
         os.replace(tmp, output)
