@@ -1,8 +1,9 @@
 """``mlbox predict --executor ray``: Ray Data on the session's real loopback head (`tests.ray_head`).
 
 The same registered scikit-learn model scores the same Parquet file locally and on Ray;
-the two outputs must be equal, row for row, and the Ray path must have used several
-workers' batches (the input has several row groups and the batch size is small).
+the two outputs must be equal, row for row. The input has 30 row groups (a block each,
+scored by up to 4 workers, so they come back out of order and the driver must restore it)
+and the batch size is smaller than a group.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def test_ray_data_scores_a_parquet_file_as_local_predict_does(
     source = tmp_path / "in.parquet"
     pl.DataFrame(
         {"id": [f"row-{i}" for i in range(ROWS)], **{n: x[:, i] for i, n in enumerate(FEATURES)}}
-    ).write_parquet(source, row_group_size=500)
+    ).write_parquet(source, row_group_size=100)
 
     local = tmp_path / "local.parquet"
     code, _, err = run_main(capsys, "predict", "by-name/1", str(source), "-o", str(local))
@@ -59,7 +60,7 @@ def test_ray_data_scores_a_parquet_file_as_local_predict_does(
         "--executor",
         "ray",
         "--batch-size",
-        "400",
+        "40",
     )
     assert code == 0, err
     assert f"scored {ROWS:,} rows with by-name version 1 -> {on_ray}" in out
