@@ -233,8 +233,14 @@ def drive(folder: Path) -> dict[str, int]:
     """The Ray job's entrypoint: read, score across the cluster, write one file in order."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
-    import ray
-    import ray.data
+
+    try:
+        import ray
+        import ray.data
+    except ImportError:  # the job runs where the cluster's Python is: say what it lacks
+        raise SystemExit(
+            "mlbox predict --executor ray: this Ray node has no ray[data]: pip install 'mlbox[ray]'"
+        ) from None
 
     task = Task(**json.loads((folder / "task.json").read_text()))
     ray.init(logging_level=logging.WARNING, log_to_driver=False)
