@@ -44,8 +44,12 @@ def test_old_home_gains_pruned_without_losing_rows(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.IntegrityError), db.atomic() as conn:
         conn.execute("UPDATE runs SET status = 'pruned' WHERE id = 1")
 
-    assert tracking_migrations.apply(db) == ["m002_pruned_runs"]
-    assert scheduler_migrations.apply(db) == ["m004_pruned_and_environment", "m005_executor_columns"]
+    assert tracking_migrations.apply(db) == ["m002_pruned_runs", "m003_deleted_marks", "m004_live_runs_index"]
+    assert scheduler_migrations.apply(db) == [
+        "m004_pruned_and_environment",
+        "m005_executor_columns",
+        "m006_job_tokens",
+    ]
     assert tracking_migrations.apply(db) == [] and scheduler_migrations.apply(db) == []
 
     with db.atomic() as conn:
