@@ -66,7 +66,9 @@ def test_trials_run_as_ray_jobs_pruned_alike_and_no_more_than_the_cluster_holds(
         r = client.post("/api/v1/sweeps", json=body)
         assert r.status_code == 201, r.text
         sweep_id = r.json()["id"]
-        assert r.json()["counts"] == {"running": 2}  # 4 CPUs free, 2 per trial: two asked, not four
+        # at most 4 CPUs free (the session's shared head may still be stopping another test's job),
+        # 2 per trial: one or two asked, never four (failed in CI with one: 2 CPUs were still held)
+        assert set(r.json()["counts"]) == {"running"} and 1 <= r.json()["counts"]["running"] <= 2
         most = 0
         deadline = time.monotonic() + 240
         while (detail := client.get(f"/api/v1/sweeps/{sweep_id}").json())["sweep"]["state"] == "running":
