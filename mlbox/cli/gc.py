@@ -8,6 +8,7 @@ import re
 import click
 
 from mlbox.cli.context import Context, echo_json, json_option, pass_ctx
+from mlbox.sizefmt import size
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 7 * 86_400.0}
 _AGE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
@@ -21,16 +22,6 @@ def parse_age(text: str) -> float:
             f"{text!r} is not an age such as 30d, 12h, 90m or 0", param_hint="--older-than"
         )
     return float(match.group(1)) * _UNITS[match.group(2) or "d"]
-
-
-def size(n: int) -> str:
-    """Bytes for people: ``1.5 MiB``."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
 
 
 @click.command()

@@ -468,21 +468,29 @@ class RegistryService:
         while an alias is left (delete the aliases first: they are what is served) or when
         another model's composition names it."""
         model = self.get_model(name)
+        versions = self._unneeded_versions(model, "delete")
+        with self.db.atomic() as conn:
+            self._remove_versions(conn, name, versions)
+            conn.execute("DELETE FROM alias_history WHERE model = ?", (name,))
+            conn.execute("DELETE FROM models WHERE name = ?", (name,))
+        return model
+
+    def _unneeded_versions(self, model: Model, verb: str) -> list[int]:
+        """The version numbers of ``model`` when nothing needs them, so that it may go (``verb``:
+        delete or rename); `Conflict` naming an alias left, a composition naming the model or
+        another service holding one of its versions otherwise."""
+        name = model.name
         if model.aliases:
             shown = ", ".join(f"{name}@{a} -> version {v}" for a, v in sorted(model.aliases.items()))
             raise Conflict(
-                f"cannot delete model {name!r}: aliases still point to it ({shown}); delete them first",
+                f"cannot {verb} model {name!r}: aliases still point to it ({shown}); delete them first",
                 field="name",
             )
         versions = [v.version for v in self._versions(name)]
         needed = self._parts_naming(name, None) + self.version_dependents.of([(name, v) for v in versions])
         if needed:
             raise Conflict(refusal(f"model {name!r}", needed), field="name")
-        with self.db.atomic() as conn:
-            self._remove_versions(conn, name, versions)
-            conn.execute("DELETE FROM alias_history WHERE model = ?", (name,))
-            conn.execute("DELETE FROM models WHERE name = ?", (name,))
-        return model
+        return versions
 
     def rename_model(self, name: str, new_name: str) -> Model:
         """Give a model, its versions, their files and its alias history the name ``new_name``
@@ -497,16 +505,7 @@ class RegistryService:
             return model
         if self.db.query_one("SELECT 1 FROM models WHERE name = ?", (new_name,)) is not None:
             raise Conflict(f"model {new_name!r} already exists", field="new_name")
-        if model.aliases:
-            shown = ", ".join(f"{name}@{a} -> version {v}" for a, v in sorted(model.aliases.items()))
-            raise Conflict(
-                f"cannot rename model {name!r}: aliases still point to it ({shown}); delete them first",
-                field="name",
-            )
-        versions = [v.version for v in self._versions(name)]
-        needed = self._parts_naming(name, None) + self.version_dependents.of([(name, v) for v in versions])
-        if needed:
-            raise Conflict(refusal(f"model {name!r}", needed), field="name")
+        self._unneeded_versions(model, "rename")
         with self.db.atomic() as conn:
             conn.execute(
                 "INSERT INTO models (name, description, created_at)"

@@ -22,6 +22,7 @@ from rich.console import JustifyMethod
 from rich.text import Text
 
 from mlbox import timefmt
+from mlbox.sizefmt import size as size  # screens call fmt.size beside fmt.when
 from mlbox.textsafe import visible
 
 when = timefmt.when_minute
@@ -80,16 +81,6 @@ def param(text: str, digits: int = 6) -> str:
 def status(name: str) -> Text:
     """A run status in its colour with an icon, so it reads without colour too."""
     return Text(f"{STATUS_ICONS.get(name, '?')} {name}", style=STATUS_STYLES.get(name, ""))
-
-
-def size(n: int) -> str:
-    """A byte count in binary units."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def ident(kind: str, key: str) -> str:
