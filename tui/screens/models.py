@@ -1,6 +1,7 @@
 """The Models screen: registered models, their versions and aliases, the metrics of the
 runs they came from; promote, set, roll back or delete an alias after a confirmation;
-delete a version no alias points to, or a model with no alias left (``x``).
+delete a version no alias points to, or a model with no alias left (``x``);
+export the selected version as an MLflow model directory (``e``) or import one (``i``).
 
 Every registry and tracking call runs in a thread worker that answers with a
 message; a sequence number (`MlboxScreen.ask`) drops answers to a question
@@ -16,6 +17,7 @@ gone) end in the app's one error dialog.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -37,6 +39,7 @@ from mlbox.tui.views import format as fmt
 from mlbox.tui.views import models as view
 from mlbox.tui.widgets.alias_dialogs import AliasChooser, AliasPrompt
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
+from mlbox.tui.widgets.model_transfer import ExportPrompt, ImportAnswer, ImportPrompt
 from mlbox.tui.widgets.table_rows import cursor_key, fill
 from mlbox.tui.widgets.version_detail import VersionDetail
 
@@ -93,6 +96,8 @@ class ModelsScreen(MlboxScreen):
         Binding("r", "roll_back", "Roll back"),
         Binding("d", "delete_alias", "Delete alias"),
         Binding("x,delete", "delete_selected", "Delete", show=False),
+        Binding("e", "export_version", "Export", show=False),
+        Binding("i", "import_model", "Import", show=False),
     ]
 
     def __init__(self) -> None:
@@ -146,6 +151,16 @@ class ModelsScreen(MlboxScreen):
             "Delete version or model",
             "The highlighted version (versions table) or model (models table), no alias left (x)",
             self.action_delete_selected,
+        )
+        yield SystemCommand(
+            "Export as MLflow model",
+            "Write the selected version as an MLflow model directory (e)",
+            self.action_export_version,
+        )
+        yield SystemCommand(
+            "Import MLflow model",
+            "Register an MLflow model directory as a new version (i)",
+            self.action_import_model,
         )
         yield SystemCommand("Refresh models", "Re-read the registry now", self.reload)
 
@@ -391,6 +406,55 @@ class ModelsScreen(MlboxScreen):
             where = "deleted" if message.version is None else f"→ {message.version}"
             self.notify(f"{message.name}@{message.alias} {where}", title="Alias moved")
         self.reload()
+
+    # -- export and import -------------------------------------------------------------------
+
+    def action_export_version(self) -> None:
+        mv = self._version_or_warn()
+        if mv is None:
+            return
+
+        def chosen(folder: Path | None) -> None:
+            if folder is not None:
+                self.export_version(mv, folder)
+
+        default = Path.cwd() / f"{mv.name}-v{mv.version}-mlflow"
+        self.app.push_screen(ExportPrompt(mv.name, mv.version, default), chosen)
+
+    @work(thread=True, group="transfer")
+    def export_version(self, mv: ModelVersion, folder: Path) -> None:
+        from mlbox.registry import mlflow_format  # numpy, yaml and the flavors: only when asked
+
+        try:
+            _, notes = mlflow_format.export(self.registry, f"{mv.name}/{mv.version}", folder)
+        except MlboxError as exc:
+            self.fail(exc)
+            return
+        lines = [f"{mv.name} version {mv.version} ({mv.flavor}) → {folder}", *notes]
+        self.app.call_from_thread(self.notify, "\n".join(lines), title="Exported", timeout=10)
+
+    def action_import_model(self) -> None:
+        def chosen(answer: ImportAnswer | None) -> None:
+            if answer is not None:
+                self.import_model(answer)
+
+        self.app.push_screen(ImportPrompt(self.selected or ""), chosen)
+
+    @work(thread=True, group="transfer")
+    def import_model(self, answer: ImportAnswer) -> None:
+        from mlbox.registry import mlflow_format
+
+        try:
+            mv = mlflow_format.import_dir(self.registry, answer.folder, answer.name, trust=answer.trust)
+        except MlboxError as exc:
+            self.fail(exc)
+            return
+        self.app.call_from_thread(
+            self.notify,
+            f"{mv.name} version {mv.version} ({mv.flavor}) from {answer.folder}",
+            title="Imported",
+        )
+        self.app.call_from_thread(self.reload)
 
     # -- deleting ---------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from textual.widgets.option_list import Option
 
 from mlbox.tui.views.format import inert
 
-_DIALOG_CSS = """
+DIALOG_CSS = """
 {name} {{
     align: center middle;
     background: $background 60%;
@@ -48,7 +48,7 @@ class AliasPrompt(ModalScreen[str | None]):
     """Asks for the alias to point at a version; answers the name as typed (stripped)."""
 
     DEFAULT_CSS = (
-        _DIALOG_CSS.format(name="AliasPrompt")
+        DIALOG_CSS.format(name="AliasPrompt")
         + """
     AliasPrompt Input {
         border: tall $accent;
@@ -92,7 +92,7 @@ class AliasChooser(ModalScreen[str | None]):
     """Asks which of a model's aliases to delete; answers the alias."""
 
     DEFAULT_CSS = (
-        _DIALOG_CSS.format(name="AliasChooser")
+        DIALOG_CSS.format(name="AliasChooser")
         + """
     AliasChooser OptionList {
         height: auto;
