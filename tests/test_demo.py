@@ -439,3 +439,32 @@ def test_failed_jobs_fail_the_step_with_their_exit_codes_and_logs(services: Serv
     [sweep] = services.sweeps.list_sweeps()
     assert sweep.state in ("finished", "failed") and sweep.best_trial is None
     assert {t.state for t in services.sweeps.trials(sweep.id)} == {"failed"}
+
+
+def test_mlflow_step_logs_registers_and_exports(
+    demo: tuple[Path, str], services_of: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The MLflow-style script's run and model are mlbox's own; the champion's export is an
+    MLflow model directory that imports into another home and predicts as the champion."""
+    import yaml
+
+    from mlbox.demo.interop import EXPERIMENT as MLFLOW_EXPERIMENT
+    from mlbox.demo.interop import MODEL
+    from mlbox.registry import mlflow_format
+
+    [run] = services_of.tracking.search_runs("", experiments=[MLFLOW_EXPERIMENT], limit=10).runs
+    assert run.params == {"C": "0.5", "max_iter": "200"} and run.tags["style"] == "mlflow"
+    assert len(services_of.tracking.metric_series(run.id, "val_acc")) == 3
+    mv = services_of.registry.resolve(f"{MODEL}@champion")
+    assert (mv.flavor, mv.run_id) == ("sklearn", run.id)
+    [out] = (demo[0] / "demo").glob("champion-mlflow-*")
+    assert "python_function" in yaml.safe_load((out / "MLmodel").read_text())["flavors"]
+    assert out.name in demo[1] and "mlbox gc --dry-run" in demo[1]
+    monkeypatch.setenv("MLBOX_HOME", str(tmp_path / "elsewhere"))
+    elsewhere = Services.open(Settings.from_env())
+    copied = mlflow_format.import_dir(elsewhere.registry, out, "copied", trust=True)
+    x = load_split().x_val[:50]
+    champion = services_of.registry.load(f"{MODEL_NAME}@{CHAMPION}").predict(x)
+    np.testing.assert_array_equal(
+        np.asarray(elsewhere.registry.load(f"copied/{copied.version}").predict(x)), champion
+    )

@@ -33,6 +33,7 @@ from rich.table import Table
 
 import mlbox
 from mlbox.demo.featureset import PIXELS, STATS, build_training_set
+from mlbox.demo.interop import interop
 from mlbox.demo.labeling import labeling
 from mlbox.demo.monitoring import monitoring
 from mlbox.demo.pipeline import pipeline
@@ -303,6 +304,7 @@ STEPS: Sequence[Step] = (
     Step("monitor", monitoring),
     Step("pipeline", pipeline),
     Step("labeling", labeling),
+    Step("mlflow", interop),
     Step("summary", summarize),
     Step("what to open", what_to_open),
 )
