@@ -24,8 +24,9 @@ def _mlflow_script(state: DemoState) -> tuple[str, str, bool]:
     """What a typical MLflow training script does, as written for MLflow but for its import
     line; answers the run id, the registered version and whether the model served back by
     ``models:/NAME@champion`` predicts as the fitted one."""
-    import mlbox.mlflow as mlflow
     from sklearn.linear_model import LogisticRegression
+
+    import mlbox.mlflow as mlflow
 
     split = state.split
     assert split is not None, "load_data runs first"
