@@ -13,6 +13,10 @@ Invariants:
 
 * a full queue raises `Overloaded` at once (the caller answers 503), it
   never grows without bound;
+* a queue that stands past its target (`mlbox.serving.sojourn`: CoDel on
+  the time each request waited) answers 503 to the requests dequeued after
+  waiting too long instead of scoring them late, refuses newcomers that
+  would wait too long behind it, and keeps its batches within the target;
 * a batch that fails, or whose inputs or outputs cannot be split by row, is
   retried request by request, so one bad request fails alone;
 * `close` stops new submissions (they raise `Retired`) and drains what is
@@ -41,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from mlbox.serving.errors import ModelFailed, Overloaded, Retired
+from mlbox.serving.sojourn import SojournControl
 from mlbox.store.errors import MlboxError
 
 log = logging.getLogger("mlbox.serving")
@@ -134,6 +139,9 @@ class Batcher:
         self._bulk: deque[Pending] = deque()  # requests of more than max_batch_size rows
         self._bulk_thread: threading.Thread | None = None
         self._queued_rows = 0
+        self._scoring = 0
+        """Requests in the batch of the main lane being scored (between `_take` calls)."""
+        self.control = SojournControl(max_delay_s=self._max_delay)
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"mlbox-infer-{name}", daemon=True)
         self._thread.start()
@@ -166,6 +174,15 @@ class Batcher:
             if waiting >= self._max_queue:
                 raise Overloaded(
                     f"model {self.name} has {waiting} requests waiting; retry later",
+                    retry_after_s=self._retry_after,
+                )
+            if item.rows <= self._max_rows and not self.control.admit_new(
+                self._queued_rows, time.monotonic(), self._max_rows
+            ):
+                raise Overloaded(
+                    f"model {self.name} answers slower than it is asked: {self._queued_rows} rows are"
+                    f" queued ahead, more than it scores within {self.control.target() * 1000:.0f} ms;"
+                    " retry later",
                     retry_after_s=self._retry_after,
                 )
             if item.rows > self._max_rows:
@@ -220,8 +237,10 @@ class Batcher:
             except Exception:
                 log.exception("model %s: preparing its inference thread failed", self.name)
 
-    def _take(self) -> list[Pending] | None:
+    def _take(self) -> tuple[list[Pending], list[Pending]] | None:
+        """The next batch and the requests refused on the way (waited past the queue's target)."""
         with self._cond:
+            self._scoring = 0
             while not self._queue:
                 if self._closed:
                     return None
@@ -233,20 +252,33 @@ class Batcher:
                     if remaining <= 0:
                         break
                     self._cond.wait(remaining)
+            now = time.monotonic()
+            control = self.control
+            refused: list[Pending] = []
+            in_system = len(self._queue) + self._scoring
+            while self._queue and not control.keep(now - self._queue[0].queued_at, in_system, now):
+                item = self._queue.popleft()
+                self._queued_rows -= item.rows
+                refused.append(item)
+            if not self._queue:
+                return [], refused
+            cap = control.batch_cap(self._max_rows)
             batch = [self._queue.popleft()]
             rows = batch[0].rows
-            while self._queue and rows + self._queue[0].rows <= self._max_rows:
+            while self._queue and rows + self._queue[0].rows <= cap:
                 item = self._queue.popleft()
                 batch.append(item)
                 rows += item.rows
             self._queued_rows -= rows
-            return batch
+            self._scoring = len(batch)
+            control.taken(rows, now)
+            return batch, refused
 
     def _run(self) -> None:
         self._prepare_thread()
         while True:
-            batch = self._take()
-            if batch is None:
+            taken = self._take()
+            if taken is None:
                 with self._cond:
                     bulk = self._bulk_thread
                 if bulk is not None:  # closed: no new bulk thread starts; let it drain first
@@ -257,15 +289,36 @@ class Batcher:
                     except Exception:
                         log.exception("model %s: releasing its resources failed", self.name)
                 return
+            batch, refused = taken
+            if refused:
+                self._refuse(refused)
             live = [item for item in batch if item.future is None or not item.future.done()]
             if not live:
                 continue
+            start = time.monotonic()
             try:
                 results = self._compute(live)
             except BaseException as exc:  # never let the thread die with requests waiting
                 log.exception("model %s: batch failed unexpectedly", self.name)
                 results = [exc] * len(live)
+            done = time.monotonic()
+            with self._cond:
+                self.control.observe(sum(item.rows for item in live), done - start, done)
             self._hand_back(live, results)
+
+    def _refuse(self, items: list[Pending]) -> None:
+        """Answer 503 to requests that waited past the queue's target (see `mlbox.serving.sojourn`)."""
+        now = time.monotonic()
+        oldest = max(now - item.queued_at for item in items)
+        exc = Overloaded(
+            f"model {self.name} answers slower than it is asked: {len(items)} requests waited up to"
+            f" {oldest * 1000:.0f} ms in its queue, past the {self.control.target() * 1000:.0f} ms"
+            " its answers allow; retry later",
+            retry_after_s=self._retry_after,
+        )
+        live = [item for item in items if item.future is None or not item.future.done()]
+        if live:
+            self._hand_back(live, [exc] * len(live))
 
     def _call(self, inputs: Any, rows: int) -> Outputs:
         start = time.perf_counter()
