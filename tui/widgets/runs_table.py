@@ -17,14 +17,15 @@ them is dropped when the table scrolls sideways.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual._types import SegmentLines
 from textual.binding import Binding, BindingType
+from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.geometry import Size
 from textual.widgets import DataTable
@@ -44,19 +45,21 @@ def _clip(text: Text) -> Text:
     return text
 
 
-def _segments(cell: Text, width: int, padding: int, console: Console) -> list[Segment]:
-    """``cell`` on one line of ``width`` cells: padded both sides, justified, cut to fit."""
-    inner = max(0, width - 2 * padding)
-    if cell.cell_len > inner:
-        cell = cell.copy()
-        cell.truncate(inner)
-    gap = inner - cell.cell_len
-    left = gap if cell.justify == "right" else gap // 2 if cell.justify == "center" else 0
-    null = Style.null()
-    # rich's Text.render, whose span-less case (most cells) is the plain text alone, without the
-    # generator and the list around it
-    body = list(cell.render(console, end="")) if cell.spans else [Segment(cell.plain)]
-    return [Segment(" " * (padding + left), null), *body, Segment(" " * (gap - left + padding), null)]
+_FIXED = Style.from_meta({"fixed": True})
+"""DataTable's meta on a fixed cell."""
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    key: tuple[int, int, int, int]
+    """Scroll x, width, fixed columns, column count: what it was measured for."""
+    columns: tuple[ColumnKey, ...]
+    widths: tuple[int, ...]
+    first: int
+    """The first and last scrollable column that shows."""
+    last: int
+    filler: int
+    """Blank cells after the last column, to the table's right edge."""
 
 
 class RunsTable(DataTable[Text]):
@@ -73,6 +76,11 @@ class RunsTable(DataTable[Text]):
     ]
 
     def __init__(self, *, id: str | None = None) -> None:
+        # before DataTable's __init__, which clears the caches
+        self._geometry: _Geometry | None = None
+        self._text_styles: dict[str | Style, Style] = {}
+        self._body_cache: LRUCache[tuple[object, ...], tuple[SegmentLines, SegmentLines]] = LRUCache(1000)
+        """Body rows as drawn, cleared with DataTable's own row cache."""
         super().__init__(cursor_type="row", zebra_stripes=True, id=id)
         self._visible: tuple[int, int] = (0, 1 << 30)
         """Scrollable column indexes [first, last] inside the viewport, as of the row being rendered."""
@@ -97,10 +105,12 @@ class RunsTable(DataTable[Text]):
     def watch_scroll_x(self, old_value: float, new_value: float) -> None:
         if round(old_value) != round(new_value):
             self._row_render_cache.clear()  # its rows hold blanks where columns were off-screen
+            self._body_cache.clear()
         super().watch_scroll_x(old_value, new_value)
 
     def on_resize(self) -> None:
         self._row_render_cache.clear()  # a wider table shows more columns
+        self._body_cache.clear()
 
     def visible_span(self) -> tuple[int, int]:
         """The first and last scrollable column that shows: DataTable crops a row's cells, all
@@ -116,6 +126,33 @@ class RunsTable(DataTable[Text]):
             x += width
         return first, last
 
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._body_cache.clear()
+        self._geometry = None
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._body_cache.clear()
+
+    def _measure(self) -> _Geometry:
+        """Where each column sits on a body line (kept until the widths, the scroll or the size change)."""
+        key = (int(self.scroll_x), self.size.width, self.fixed_columns, len(self.columns))
+        if self._geometry is not None and self._geometry.key == key:
+            return self._geometry
+        self._visible = self.visible_span()
+        widths = tuple(column.get_render_width(self) for column in self.ordered_columns)
+        table_width = sum(widths[self.fixed_columns :]) + self._row_label_column_width
+        self._geometry = _Geometry(
+            key=key,
+            columns=tuple(column.key for column in self.ordered_columns),
+            widths=widths,
+            first=self._visible[0],
+            last=self._visible[1],
+            filler=max(0, self.size.width - table_width),
+        )
+        return self._geometry
+
     def _render_line_in_row(
         self,
         row_key: RowKey,
@@ -124,8 +161,110 @@ class RunsTable(DataTable[Text]):
         cursor_location: Coordinate,
         hover_location: Coordinate,
     ) -> tuple[SegmentLines, SegmentLines]:
-        self._visible = self.visible_span()
-        return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
+        """A body row drawn in one pass over its cells, each one a segment or three.
+
+        DataTable renders a row cell by cell through its generic path (a cache
+        lookup, coordinate and style objects, a console render per cell): with
+        30 columns, about 3 ms a row and 150 ms for a screenful after every
+        filter or sort. Here the styles are worked out once per row and only the
+        cells that show are drawn; the segments and their styles (meta included,
+        so clicks and hovers work as before) are those DataTable draws.
+        The header, and anything unusual (labels, tall rows), goes the usual way.
+        """
+        row_index = self._row_locations.get(row_key) if row_key in self._row_locations else None
+        row = self.rows.get(row_key)
+        if (
+            row_index is None
+            or row is None
+            or row.height != 1
+            or line_no
+            or self._labelled_row_exists
+            or self.cursor_type != "row"
+        ):
+            self._visible = self.visible_span()
+            return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
+        cursor = cursor_location.row == row_index
+        hover = hover_location.row == row_index
+        cache_key = (
+            row_key,
+            line_no,
+            base_style,
+            cursor,
+            hover,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self._update_count,
+            self._pseudo_class_state,
+        )
+        cached = self._body_cache.get(cache_key)
+        if cached is not None:
+            return cached
+        geometry = self._measure()
+        cells = self._data[row_key]
+        row_style = self._get_row_style(row_index, base_style)
+        show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
+        css_fg, css_bg = self.cursor_foreground_priority == "css", self.cursor_background_priority == "css"
+        fixed_component, fixed_post = self._get_styles_to_render_cell(
+            False, False, True, hover, cursor, show_cursor, show_hover, css_fg, css_bg
+        )
+        component, post = self._get_styles_to_render_cell(
+            False, False, False, hover, cursor, show_cursor, show_hover, css_fg, css_bg
+        )
+        fixed_pre = self.get_component_styles("datatable--fixed").rich_style + _FIXED + fixed_component
+        pre = row_style + component
+        fixed: list[Segment] = []
+        scrollable: list[Segment] = []
+        for index, (column_key, width) in enumerate(zip(geometry.columns, geometry.widths, strict=True)):
+            cell = cells.get(column_key)
+            if not isinstance(cell, Text):
+                cell = Text(str(cell) if cell is not None else "")
+            meta = Style.from_meta({"row": row_index, "column": index})
+            if index < self.fixed_columns:
+                fixed += self._cell_segments(cell, width, fixed_pre, fixed_post, meta)
+                scrollable.append(Segment(" " * width, row_style))  # cropped away: it shows as fixed
+            elif geometry.first <= index <= geometry.last:
+                scrollable += self._cell_segments(cell, width, pre, post, meta)
+            else:
+                scrollable.append(Segment(" " * width, row_style))  # off-screen: cropped away
+        extend, _ = self._get_styles_to_render_cell(
+            False, False, False, hover, cursor, show_cursor, show_hover, False, False
+        )
+        extend_meta = Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+        scrollable.append(Segment(" " * geometry.filler, row_style + extend + extend_meta))
+        lines: tuple[SegmentLines, SegmentLines] = ([fixed], [scrollable])
+        self._body_cache[cache_key] = lines
+        return lines
+
+    def _cell_segments(self, cell: Text, width: int, pre: Style, post: Style, meta: Style) -> list[Segment]:
+        """``cell`` padded and justified to ``width``: DataTable's segments for it, styled as
+        ``Segment.apply_style(segments, pre + meta, post)`` styles them."""
+        padding = self.cell_padding
+        inner = max(0, width - 2 * padding)
+        if cell.cell_len > inner:
+            cell = cell.copy()
+            cell.truncate(inner)
+        gap = inner - cell.cell_len
+        left = gap if cell.justify == "right" else gap // 2 if cell.justify == "center" else 0
+        before, after = " " * (padding + left), " " * (gap - left + padding)
+        outer = pre + post + meta
+        if cell.spans:
+            body = [
+                Segment(s.text, pre + s.style + post + meta) for s in cell.render(self.app.console, end="")
+            ]
+            return [Segment(before, outer), *body, Segment(after, outer)]
+        style = self._text_style(cell.style)
+        if not style:
+            return [Segment(before + cell.plain + after, outer)]
+        return [Segment(before, outer), Segment(cell.plain, pre + style + post + meta), Segment(after, outer)]
+
+    def _text_style(self, style: str | Style) -> Style:
+        """A cell's own style (``bold yellow``, a status colour) as a Style, parsed once."""
+        parsed = self._text_styles.get(style)
+        if parsed is None:
+            parsed = self._text_styles[style] = (
+                style if isinstance(style, Style) else self.app.console.get_style(style, default=Style.null())
+            )
+        return parsed
 
     def _render_cell(
         self,
@@ -136,55 +275,11 @@ class RunsTable(DataTable[Text]):
         cursor: bool = False,
         hover: bool = False,
     ) -> SegmentLines:
-        """A one-line text cell drawn directly: DataTable renders each cell through a
-        console (padding, wrapping, measuring), 0.1-0.2 ms a cell, and repaints whole rows,
-        so a screen of 48 rows x 30 columns cost a few hundred ms after every change.
-        The same segments, the same cache; headers and anything else go the usual way.
-        A cell of a scrollable column off-screen is a blank of its width (cropped away)."""
+        """The header's cells (body rows are drawn by `_render_line_in_row`); a cell of a
+        scrollable column off-screen is a blank of its width (cropped away)."""
         if column_index >= self.fixed_columns and not self._visible[0] <= column_index <= self._visible[1]:
             return [[Segment(" " * width, base_style)]]
-        row_key = self._row_locations.get_key(row_index) if row_index >= 0 else None
-        row = self.rows.get(row_key) if row_key is not None else None
-        column_key = self._column_locations.get_key(column_index) if column_index >= 0 else None
-        if row_key is None or row is None or column_key is None or row.height != 1:
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        cache_key = (
-            row_key,
-            column_key,
-            base_style,
-            cursor,
-            hover,
-            self._show_hover_cursor,
-            self._update_count,
-            self._pseudo_class_state,
-        )
-        cached = self._cell_render_cache.get(cache_key)
-        if cached is not None:
-            return cached
-        cell = self._get_row_renderables(row_index).cells[column_index]
-        if not isinstance(cell, Text):
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        component_style, post_style = self._get_styles_to_render_cell(
-            False,
-            False,
-            row_index < self.fixed_rows or column_index < self.fixed_columns,
-            hover,
-            cursor,
-            self.show_cursor,
-            self._show_hover_cursor,
-            self.cursor_foreground_priority == "css",
-            self.cursor_background_priority == "css",
-        )
-        pre_style = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
-        lines = [
-            list(
-                Segment.apply_style(
-                    _segments(cell, width, self.cell_padding, self.app.console), pre_style, post_style
-                )
-            )
-        ]
-        self._cell_render_cache[cache_key] = lines
-        return lines
+        return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
 
     # -- what is shown ---------------------------------------------------------
 
