@@ -39,6 +39,7 @@ from mlbox.sweeps.params import trial_params
 from mlbox.tracking import client as _client
 from mlbox.tracking.client import ActiveRun, Client, set_home
 from mlbox.tracking.schemas import ArtifactInfo, DatasetInfo, Run
+from mlbox.tracking.service import TrackingService
 
 if TYPE_CHECKING:
     from mlbox.features.service import FeatureStore
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from mlbox.registry.schemas import ModelVersion
     from mlbox.registry.service import RegistryService
     from mlbox.registry.signature import SchemaMismatch
+    from mlbox.services import Services
 
 __version__ = "0.1.0"
 
@@ -60,6 +62,7 @@ __all__ = [
     "SchemaMismatch",
     "__version__",
     "active_run",
+    "delete_run",
     "end_run",
     "feature_store",
     "flush",
@@ -74,6 +77,7 @@ __all__ = [
     "log_text",
     "pipeline",
     "register_model",
+    "restore_run",
     "set_experiment",
     "set_home",
     "set_tag",
@@ -227,6 +231,47 @@ def _registry() -> RegistryService:
             registry = RegistryService(t.db, t.artifacts, t, cache_dir=cache)
             _registries[client] = registry
         return registry
+
+
+_services_of: weakref.WeakKeyDictionary[Client, Services] = weakref.WeakKeyDictionary()
+
+
+def _services() -> Services:
+    """Every service over the default client's home, built as the CLI builds them (on first use:
+    it imports them all). Deleting needs them all: each registers what still needs a run."""
+    from mlbox.services import Services
+
+    client = _c()
+    if not isinstance(client.tracking, TrackingService):
+        raise InvalidInput(
+            "a job on a Ray node logs its own run over HTTP: delete runs with the CLI or the API",
+            field="run_id",
+        )
+    with _registries_lock:
+        services = _services_of.get(client)
+        if services is None:
+            services = Services.open(client.settings)
+            _services_of[client] = services
+        return services
+
+
+def delete_run(run_id: int) -> Run:
+    """Delete a run (restorable with `restore_run` until ``mlbox gc`` purges it).
+
+    The same refusals as ``mlbox runs delete`` and the API: `Conflict` naming what still
+    needs the run (a registered model's source run, a sweep's live trial, a training-set
+    record), or the run this process is logging to (end it first). Deleting a deleted run
+    changes nothing.
+    """
+    active = active_run()
+    if active is not None and active.id == run_id:
+        raise Conflict(f"run {run_id} is the active run: end it first (mlbox.end_run())", field="run_id")
+    return _services().tracking.delete_run(run_id)
+
+
+def restore_run(run_id: int) -> Run:
+    """Bring a deleted run back; refused while its experiment is deleted (restore that)."""
+    return _services().tracking.restore_run(run_id)
 
 
 def feature_store() -> FeatureStore:

@@ -135,6 +135,67 @@ def test_experiment_lifecycle(client: TestClient[Any], services: Services) -> No
     assert {"key": "a", "value": "b"} in got["tags"]
 
 
+def test_experiments_update_renames_and_runs_follow(client: TestClient[Any], services: Services) -> None:
+    exp_id = ok(client.post(f"{API}/experiments/create", json={"name": "draft"}))["experiment_id"]
+    other = ok(client.post(f"{API}/experiments/create", json={"name": "other"}))["experiment_id"]
+    rid = new_run(client, exp_id)["info"]["run_id"]
+    ok(client.post(f"{API}/experiments/update", json={"experiment_id": exp_id, "new_name": "final"}))
+    got = ok(client.get(f"{API}/experiments/get-by-name", params={"experiment_name": "final"}))["experiment"]
+    assert got["experiment_id"] == exp_id
+    assert services.tracking.get_run(int(rid)).experiment == "final"
+    found = ok(client.post(f"{API}/runs/search", json={"experiment_ids": [exp_id]}))["runs"]
+    assert [r["info"]["run_id"] for r in found] == [rid]
+    mlflow_error(
+        client.get(f"{API}/experiments/get-by-name", params={"experiment_name": "draft"}),
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
+    taken = {"experiment_id": exp_id, "new_name": "other"}
+    assert "other" in mlflow_error(
+        client.post(f"{API}/experiments/update", json=taken), 400, "RESOURCE_ALREADY_EXISTS"
+    )
+    ok(client.post(f"{API}/experiments/delete", json={"experiment_id": other}))
+    mlflow_error(
+        client.post(f"{API}/experiments/update", json={"experiment_id": other, "new_name": "x"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    mlflow_error(
+        client.post(f"{API}/experiments/update", json={"experiment_id": "0", "new_name": "x"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    assert [e.name for e in services.tracking.list_experiments("all")] == ["Default", "final", "other"]
+
+
+def test_delete_tag_has_mlflows_answers(client: TestClient[Any], services: Services) -> None:
+    rid = new_run(client, tags=[{"key": "a", "value": "1"}, {"key": "b", "value": "2"}])["info"]["run_id"]
+    ok(client.post(f"{API}/runs/delete-tag", json={"run_id": rid, "key": "a"}))
+    tags = ok(client.get(f"{API}/runs/get", params={"run_id": rid}))["run"]["data"]["tags"]
+    assert {"key": "b", "value": "2"} in tags and all(t["key"] != "a" for t in tags)
+    assert "a" not in services.tracking.get_run(int(rid)).tags
+    msg = mlflow_error(
+        client.post(f"{API}/runs/delete-tag", json={"run_id": rid, "key": "a"}),
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
+    assert msg == f"No tag with name: a in run with id {rid}"
+    mlflow_error(
+        client.post(f"{API}/runs/delete-tag", json={"run_id": "999", "key": "b"}),
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
+    mlflow_error(client.post(f"{API}/runs/delete-tag", json={"run_id": rid}), 400, "INVALID_PARAMETER_VALUE")
+    ok(client.post(f"{API}/runs/delete", json={"run_id": rid}))
+    msg = mlflow_error(
+        client.post(f"{API}/runs/delete-tag", json={"run_id": rid, "key": "b"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    assert "must be in the 'active' state" in msg
+    assert services.tracking.get_run(int(rid)).tags["b"] == "2"
+
+
 def test_run_logging_lands_in_mlbox(client: TestClient[Any], services: Services) -> None:
     run = new_run(client, run_name="r1", tags=[{"key": "team", "value": "x"}], user_id="ann")
     info = run["info"]
@@ -339,13 +400,20 @@ def test_register_model_from_a_run_and_move_aliases(client: TestClient[Any], ser
     mlflow_error(
         client.post(f"{API}/registered-models/create", json={"name": "iris"}), 400, "RESOURCE_ALREADY_EXISTS"
     )
+    source = {"name": "iris", "source": f"mlflow-artifacts:/{rid}/model", "run_id": rid}
+    # a pickled model registers only when the caller says it trusts it, as with mlbox models import
+    msg = mlflow_error(
+        client.post(f"{API}/model-versions/create", json=source), 400, "INVALID_PARAMETER_VALUE"
+    )
+    assert "pickled" in msg and "'mlbox.trust': 'true'" in msg and "mlbox models import" in msg
+    assert services.registry.list_models() == []
     mv = ok(
         client.post(
-            f"{API}/model-versions/create",
-            json={"name": "iris", "source": f"mlflow-artifacts:/{rid}/model", "run_id": rid},
+            f"{API}/model-versions/create", json={**source, "tags": [{"key": "mlbox.trust", "value": "true"}]}
         )
     )["model_version"]
     assert mv["version"] == "1" and mv["status"] == "READY" and mv["run_id"] == rid
+    assert {"key": "mlbox.trust", "value": "true"} in mv["tags"]
     ok(
         client.post(
             f"{API}/registered-models/alias", json={"name": "iris", "alias": "champion", "version": "1"}
@@ -381,7 +449,7 @@ def test_register_model_from_a_run_and_move_aliases(client: TestClient[Any], ser
     got = ok(client.get(f"{API}/model-versions/get", params={"name": "iris", "version": "1"}))[
         "model_version"
     ]
-    assert got["tags"] == [{"key": "k", "value": "v"}]
+    assert {"key": "k", "value": "v"} in got["tags"]
     # the registry's own deletion: refused while an alias serves the version, naming it
     msg = mlflow_error(
         client.request("DELETE", f"{API}/model-versions/delete", json={"name": "iris", "version": "1"}),
@@ -402,7 +470,7 @@ def test_register_model_from_a_run_and_move_aliases(client: TestClient[Any], ser
     assert renamed["registered_model"]["name"] == "flowers"
     assert {"key": "t", "value": "1"} in renamed["registered_model"]["tags"]
     moved = ok(client.get(f"{API}/model-versions/get", params={"name": "flowers", "version": "1"}))
-    assert moved["model_version"]["tags"] == [{"key": "k", "value": "v"}]
+    assert {"key": "k", "value": "v"} in moved["model_version"]["tags"]
     assert [v.version for v in services.registry.list_versions("flowers")] == [1]
     mlflow_error(
         client.get(f"{API}/registered-models/get", params={"name": "iris"}), 404, "RESOURCE_DOES_NOT_EXIST"
@@ -426,6 +494,68 @@ def test_register_model_from_a_run_and_move_aliases(client: TestClient[Any], ser
         "INVALID_PARAMETER_VALUE",
     )
     assert "source" in msg
+
+
+def _upload_dir(client: TestClient[Any], rid: str, folder: Any, name: str = "model") -> None:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(folder).as_posix()
+            ok(
+                client.put(
+                    f"/api/2.0/mlflow-artifacts/artifacts/{rid}/{name}/{rel}", content=path.read_bytes()
+                )
+            )
+
+
+def test_every_flavor_mlbox_imports_registers_over_rest(
+    client: TestClient[Any], services: Services, tmp_path: Any
+) -> None:
+    """The same choice as ``mlbox models import`` (`mlflow_flavors.choose`): a PyTorch export needs no
+    trust; a pickled python object needs the ``mlbox.trust`` tag; MLflow's generic pyfunc too."""
+    import torch
+
+    from mlbox.registry.mlflow_format import export
+    from tests.models import MLP, Doubler
+
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(size=(6, 8)).astype(np.float32)
+    registry = services.registry
+    for name, model, trusted in (("mlp", MLP().eval(), False), ("doubler", Doubler(3.0), True)):
+        registry.register(f"{name}-src", model=model, example_input=x[:2])
+        export(registry, f"{name}-src", tmp_path / name)
+        rid = new_run(client)["info"]["run_id"]
+        _upload_dir(client, rid, tmp_path / name)
+        body: dict[str, Any] = {"name": name, "source": f"runs:/{rid}/model"}
+        if trusted:
+            msg = mlflow_error(
+                client.post(f"{API}/model-versions/create", json=body), 400, "INVALID_PARAMETER_VALUE"
+            )
+            assert "python model is pickled" in msg and "--trust" in msg
+            body["tags"] = [{"key": "mlbox.trust", "value": "true"}]
+        mv = ok(client.post(f"{API}/model-versions/create", json=body))["model_version"]
+        version = registry.get_version(name, int(mv["version"]))
+        assert version.run_id == int(rid) and version.lineage.source == f"run:{rid}/model"
+        expected = registry.load(f"{name}-src").predict(x)
+        np.testing.assert_allclose(
+            np.asarray(registry.load(name).predict(x)), np.asarray(expected), rtol=1e-6
+        )
+
+    # a directory MLflow's pyfunc wrote (python_model.pkl with its loader): refused without the tag
+    rid = new_run(client)["info"]["run_id"]
+    mlmodel = (
+        "flavors:\n  python_function:\n    loader_module: mlflow.pyfunc.model\n"
+        "    python_model: python_model.pkl\n    python_version: 3.11.7\n"
+    )
+    root = "/api/2.0/mlflow-artifacts/artifacts"
+    ok(client.put(f"{root}/{rid}/model/MLmodel", content=mlmodel.encode()))
+    ok(client.put(f"{root}/{rid}/model/python_model.pkl", content=b"not read"))
+    msg = mlflow_error(
+        client.post(f"{API}/model-versions/create", json={"name": "generic", "source": f"runs:/{rid}/model"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    assert "pyfunc model is pickled" in msg and "mlbox models import DIR --name NAME --trust" in msg
+    assert "generic" not in [m.name for m in registry.list_models()]
 
 
 def test_logged_model_files_live_in_its_run(client: TestClient[Any]) -> None:

@@ -17,9 +17,10 @@ transition moves the alias of the stage's name (``Production`` → alias
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
-import yaml
 from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
@@ -28,14 +29,20 @@ from mlbox.api.mlflow_errors import MLFLOW_EXCEPTION_HANDLERS, both
 from mlbox.api.mlflow_tracking import Body, _query, _str
 from mlbox.mlflow import protocol as p
 from mlbox.mlflow.state import MlflowState, state_for
-from mlbox.registry.mlflow_format import load_skops
+from mlbox.registry.flavors import read_manifest
+from mlbox.registry.mlflow_flavors import TRUST_TAG, choose, refuse_untrusted
+from mlbox.registry.mlflow_format import example_input, load_skops, read_mlmodel
 from mlbox.registry.refs import check_name
 from mlbox.registry.schemas import Model, ModelVersion
 from mlbox.registry.service import RegistryService
+from mlbox.registry.staging import stage_run_artifacts
 from mlbox.store.errors import Conflict, InvalidInput, NotFound
 
-FLAVORS = {"sklearn": "sklearn", "onnx": "onnx", "xgboost": "xgboost", "lightgbm": "lightgbm"}
-"""MLflow flavor → the mlbox flavor that loads the same files (first match in the MLmodel wins)."""
+UNTRUSTED_HOW = (
+    "Register it only if you trust where it came from: mlflow.register_model(uri, name,"
+    f" tags={{'{TRUST_TAG}': 'true'}}), or import its directory with mlbox models import DIR --name NAME --trust"
+)
+"""How a caller of MLflow's REST API says it trusts a pickled model (`TRUST_TAG`)."""
 
 
 def version_json(mv: ModelVersion, tags: dict[str, str]) -> Body:
@@ -60,25 +67,13 @@ def version_json(mv: ModelVersion, tags: dict[str, str]) -> Body:
     return out
 
 
-def mlflow_flavor(mlmodel: Any) -> str:
-    """The mlbox flavor for an MLflow model directory's parsed ``MLmodel``."""
-    flavors = mlmodel.get("flavors") if isinstance(mlmodel, dict) else None
-    if not isinstance(flavors, dict):
-        raise InvalidInput("the MLmodel file lists no flavors", field="source")
-    for name in flavors:
-        if name in FLAVORS:
-            return FLAVORS[name]
-    raise InvalidInput(
-        f"mlbox cannot load MLflow flavors {sorted(flavors)}; it registers {sorted(FLAVORS)}",
-        field="source",
-    )
-
-
-def _skops_file(mlmodel: Any) -> str | None:
-    sk = (mlmodel.get("flavors") or {}).get("sklearn") or {}
-    if sk.get("serialization_format") != "skops":
+def _example(folder: Path, mlmodel: dict[str, Any]) -> Any:
+    """The directory's input example cast to its signature; None when mlbox cannot read it (the
+    version is then registered without a signature rather than refused)."""
+    try:
+        return example_input(folder, mlmodel)
+    except (ValueError, TypeError, KeyError, IndexError, InvalidInput):
         return None
-    return str(sk.get("pickled_model") or "model.skops")
 
 
 class Registry:
@@ -142,43 +137,49 @@ class Registry:
             raise NotFound(f"Model Version (name={name}, version={raw}) not found", field="version") from None
 
     def create_version(self, data: Body) -> ModelVersion:
+        """A run's MLflow model directory as a new version, chosen as ``mlbox models import``
+        chooses (`mlbox.registry.mlflow_flavors.choose`: every flavor mlbox imports); a pickled
+        flavor only with the `TRUST_TAG` tag, MLflow's skops sklearn without it. The run's files
+        are staged (verified) to read them, then registered from the run, which keeps the lineage."""
         name = _str(data, "name", required=True)
         run_id, path = p.parse_source(_str(data, "source", required=True), _str(data, "run_id") or None)
+        tags = p.pairs(data.get("tags"), "tags")
+        trusted = tags.get(TRUST_TAG, "").strip().lower() == "true"
+        description = _str(data, "description")
         tracking = self.registry.tracking
         files = {a.path for a in tracking.list_artifacts(run_id)}
-        flavor: str | None = None
-        example: Any = None
-        mlmodel: Any = None
-        if f"{path}/mlbox-model.json" not in files:
-            if f"{path}/MLmodel" not in files:
+        if f"{path}/MLmodel" not in files:
+            if f"{path}/mlbox-model.json" not in files:
                 raise InvalidInput(
                     f"run {run_id} has no model at {path!r} (no MLmodel file there)", field="source"
                 )
-            mlmodel = yaml.safe_load(b"".join(tracking.read_artifact(run_id, f"{path}/MLmodel")))
-            flavor = mlflow_flavor(mlmodel)
-            example_path = f"{path}/{(mlmodel or {}).get('saved_input_example_info', {}).get('artifact_path', 'input_example.json')}"
-            if example_path in files:
-                try:
-                    example = p.example_from_mlflow(b"".join(tracking.read_artifact(run_id, example_path)))
-                except (ValueError, TypeError, KeyError, IndexError):
-                    example = None  # an example mlbox cannot read: registered without a signature
-        skops_file = _skops_file(mlmodel) if flavor == "sklearn" else None
-        if skops_file is not None:
-            # MLflow's default sklearn format: loaded safely here, saved by mlbox's sklearn flavor
-            model = load_skops(b"".join(tracking.read_artifact(run_id, f"{path}/{skops_file}")))
-            mv = self.registry.register(
-                name, run_id=run_id, model=model, example_input=example, description=_str(data, "description")
-            )
+            # a folder mlbox's own client logged: registered as `mlbox models register --run` does
+            mv = self.registry.register(name, run_id=run_id, artifact_path=path, description=description)
         else:
-            mv = self.registry.register(
-                name,
-                run_id=run_id,
-                artifact_path=path,
-                flavor=flavor,
-                example_input=example,
-                description=_str(data, "description"),
-            )
-        tags = p.pairs(data.get("tags"), "tags")
+            with tempfile.TemporaryDirectory(prefix="mlbox-mlflow-version-") as tmp:
+                folder = Path(tmp) / "model"
+                folder.mkdir()
+                stage_run_artifacts(tracking, self.registry.artifacts, run_id, path, folder)
+                mlmodel = read_mlmodel(folder)
+                example = _example(folder, mlmodel)
+                sk = mlmodel["flavors"].get("sklearn") or {}
+                if sk.get("serialization_format") == "skops":  # loads no pickle: no trust needed
+                    model = load_skops((folder / str(sk.get("pickled_model") or "model.skops")).read_bytes())
+                    mv = self.registry.register(
+                        name, run_id=run_id, model=model, example_input=example, description=description
+                    )
+                else:
+                    chosen = choose(folder, mlmodel, read_manifest(folder))
+                    refuse_untrusted(chosen, trusted, UNTRUSTED_HOW, field="tags")
+                    mv = self.registry.register(
+                        name,
+                        run_id=run_id,
+                        artifact_path=path,
+                        flavor=None if (folder / "mlbox-model.json").is_file() else chosen.flavor,
+                        options=None if (folder / "mlbox-model.json").is_file() else chosen.options,
+                        example_input=example,
+                        description=description,
+                    )
         if tags:
             self.state.set_tags("version", f"{mv.name}/{mv.version}", tags)
         return mv

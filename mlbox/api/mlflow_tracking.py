@@ -298,10 +298,8 @@ class MlflowTrackingController(Controller):
         m = Mlflow(tracking)
         exp = m.experiment(_str(data, "experiment_id", required=True))
         new_name = _str(data, "new_name")
-        if new_name and new_name != exp.name:
-            raise InvalidInput(
-                "mlbox does not rename experiments (runs and models record the name)", field="new_name"
-            )
+        if new_name:
+            tracking.rename_experiment(exp.id, new_name)  # name taken: RESOURCE_ALREADY_EXISTS
         return {}
 
     @post(
@@ -404,7 +402,20 @@ class MlflowTrackingController(Controller):
 
     @post(both("/runs/delete-tag"), sync_to_thread=True, include_in_schema=False, status_code=200)
     def delete_tag(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
-        raise InvalidInput("mlbox keeps a run's tags: set the tag to another value instead", field="key")
+        m = Mlflow(tracking)
+        run_id = _run_id(data)
+        key = _str(data, "key", required=True)
+        run = m.run(run_id)
+        if run.deleted_at is not None:  # MLflow's words and code for a run that is not active
+            raise InvalidInput(
+                f"The run {run_id} must be in the 'active' state. Current state is deleted.", field="run_id"
+            )
+        try:
+            tracking.delete_tag(run_id, key)
+        except NotFound:
+            raise NotFound(f"No tag with name: {key} in run with id {run_id}", field="key") from None
+        m.touch(run_id)
+        return {}
 
     @post(both("/runs/log-batch"), sync_to_thread=True, include_in_schema=False, status_code=200)
     def log_batch(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:

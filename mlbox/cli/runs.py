@@ -81,6 +81,22 @@ def experiments_restore(ctx: Context, name: str) -> None:
     click.echo(f"restored experiment {exp.name!r} ({exp.run_count} runs)")
 
 
+@experiments.command("rename")
+@click.argument("name")
+@click.argument("new_name")
+@pass_ctx
+def experiments_rename(ctx: Context, name: str, new_name: str) -> None:
+    """Give an experiment another name; its runs follow it.
+
+    Refused (exit 2) when NEW_NAME is taken, for a deleted experiment and for Default.
+    A registered model's lineage keeps the name the experiment had when it was registered.
+    """
+    tracking = ctx.services.tracking
+    old = tracking.get_experiment(name)
+    exp = tracking.rename_experiment(old.id, new_name)
+    click.echo(f"renamed experiment {old.name!r} to {exp.name!r} ({exp.run_count} runs)")
+
+
 @click.group()
 def runs() -> None:
     """Runs: search, show, export."""

@@ -59,6 +59,7 @@ __all__ = [
     "autolog",
     "create_experiment",
     "delete_logged_model_tag",
+    "delete_tag",
     "end_run",
     "get_artifact_uri",
     "get_experiment",
@@ -431,6 +432,11 @@ def set_tag(key: str, value: Any, synchronous: bool | None = None) -> None:
 
 def set_tags(tags: Mapping[str, Any], synchronous: bool | None = None) -> None:
     _tracking().set_tags(_active_id(), {k: str(v) for k, v in tags.items()})
+
+
+def delete_tag(key: str) -> None:
+    """Remove a tag of the active run (MLflow's ``mlflow.delete_tag``): `NotFound` when it has none."""
+    _tracking().delete_tag(_active_id(), key)
 
 
 def log_artifact(local_path: str | Path, artifact_path: str | None = None, run_id: str | None = None) -> None:

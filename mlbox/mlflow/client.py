@@ -36,10 +36,17 @@ class MlflowClient:
         return mlflow.search_experiments(view_type, max_results, filter_string)
 
     def delete_experiment(self, experiment_id: str) -> None:
-        mlflow._tracking().delete_experiment(mlflow._experiment_of(experiment_id).id)
+        """With its runs; refused while something needs one of them (every service is asked)."""
+        import mlbox
+
+        mlbox._services().tracking.delete_experiment(mlflow._experiment_of(experiment_id).id)
 
     def restore_experiment(self, experiment_id: str) -> None:
         mlflow._tracking().restore_experiment(mlflow._experiment_of(experiment_id).id)
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        """MLflow's rename: runs follow (they record the experiment's id); a taken name is refused."""
+        mlflow._tracking().rename_experiment(mlflow._experiment_of(experiment_id).id, new_name)
 
     def create_run(self, experiment_id: str, start_time: int | None = None, tags: dict[str, Any] | None = None,
                    run_name: str | None = None) -> Run:  # fmt: skip
@@ -63,10 +70,15 @@ class MlflowClient:
             self.set_terminated(run_id, status)
 
     def delete_run(self, run_id: str) -> None:
-        mlflow._tracking().delete_run(p.int_id(run_id, "run_id"))
+        """Refused as ``mlbox runs delete`` refuses (`mlbox.delete_run`): what needs the run is named."""
+        import mlbox
+
+        mlbox.delete_run(p.int_id(run_id, "run_id"))
 
     def restore_run(self, run_id: str) -> None:
-        mlflow._tracking().restore_run(p.int_id(run_id, "run_id"))
+        import mlbox
+
+        mlbox.restore_run(p.int_id(run_id, "run_id"))
 
     def search_runs(self, experiment_ids: list[str], filter_string: str = "", run_view_type: int = 1,
                     max_results: int = 1000, order_by: list[str] | None = None, page_token: str | None = None) -> list[Run]:  # fmt: skip
@@ -92,6 +104,10 @@ class MlflowClient:
 
     def set_tag(self, run_id: str, key: str, value: Any, **_: Any) -> None:
         mlflow._tracking().set_tags(p.int_id(run_id, "run_id"), {key: str(value)})
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        """MLflow's ``delete_tag``: `NotFound` when the run has no such tag; refused on a deleted run."""
+        mlflow._tracking().delete_tag(p.int_id(run_id, "run_id"), key)
 
     def log_batch(self, run_id: str, metrics: Any = (), params: Any = (), tags: Any = (), **_: Any) -> None:
         rid = p.int_id(run_id, "run_id")

@@ -376,6 +376,35 @@ def from_mlflow(folder: Path, mlmodel: Mapping[str, Any]) -> Imported:
     raise InvalidInput(f"mlbox cannot load MLflow flavors {sorted(found)}", field="dir")
 
 
+TRUST_TAG = "mlbox.trust"
+"""Over MLflow's REST API, the model-version tag that says what ``--trust`` says to ``mlbox models
+import``: ``mlflow.register_model(uri, name, tags={"mlbox.trust": "true"})`` (MLflow's
+``create_model_version`` has no other field a caller could set)."""
+
+
+def choose(folder: Path, mlmodel: Mapping[str, Any], own: Mapping[str, Any] | None) -> Imported:
+    """How an MLflow directory registers, from ``mlbox models import`` and from MLflow's REST API
+    alike: `from_mlflow`, checked against the mlbox manifest an exported directory keeps (``own``),
+    whose flavor must agree and which then says whether loading runs code (`needs_trust`)."""
+    chosen = from_mlflow(folder, mlmodel)
+    if own is None:
+        return chosen
+    if own.get("flavor") != chosen.flavor:
+        raise InvalidInput(
+            f"mlbox-model.json says flavor {own.get('flavor')!r} but the MLmodel says {chosen.flavor!r}",
+            field="dir",
+        )
+    return Imported(chosen.flavor, chosen.options, pickled=needs_trust(own))
+
+
+def refuse_untrusted(chosen: Imported, trusted: bool, how: str, *, field: str) -> None:
+    """`InvalidInput` for a pickled flavor the caller did not say it trusts; ``how`` says how to."""
+    if chosen.pickled and not trusted:
+        raise InvalidInput(
+            f"this {chosen.flavor} model is pickled: loading it runs code from the files. {how}", field=field
+        )
+
+
 def needs_trust(manifest: Mapping[str, Any]) -> bool:
     """Whether loading files with this mlbox manifest runs code they name: it unpickles them, or
     (a PyTorch state dict) calls the class the manifest names."""

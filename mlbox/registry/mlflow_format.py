@@ -35,7 +35,7 @@ import yaml
 
 from mlbox.registry import flavors
 from mlbox.registry.cache import cache_key
-from mlbox.registry.mlflow_flavors import TO_MLFLOW, from_mlflow, needs_trust, to_mlflow
+from mlbox.registry.mlflow_flavors import TO_MLFLOW, choose, refuse_untrusted, to_mlflow
 from mlbox.registry.schemas import ModelVersion
 from mlbox.registry.service import RegistryService
 from mlbox.registry.signature import ColumnSpec, Schema, Signature, TensorSpec
@@ -261,20 +261,11 @@ def import_dir(
         return registry.register(
             name, model=model, example_input=example_input(folder, mlmodel), description=description
         )
-    chosen = from_mlflow(folder, mlmodel)
     own = flavors.read_manifest(folder)  # an mlbox export keeps its manifest (compiled trees, method …)
-    if own is not None and own["flavor"] != chosen.flavor:
-        raise InvalidInput(
-            f"{flavors.MANIFEST_FILE} says flavor {own['flavor']!r} but the MLmodel says {chosen.flavor!r}",
-            field="dir",
-        )
-    pickled = needs_trust(own) if own is not None else chosen.pickled
-    if pickled and not trust:
-        raise InvalidInput(
-            f"this {chosen.flavor} model is pickled: loading it runs code from the files. Import it only"
-            " if you trust where it came from, with --trust",
-            field="trust",
-        )
+    chosen = choose(folder, mlmodel, own)
+    refuse_untrusted(
+        chosen, trust, "Import it only if you trust where it came from, with --trust", field="trust"
+    )
     example = example_input(folder, mlmodel)
     if own is not None:
         return registry.register(name, files_from=folder, example_input=example, description=description)

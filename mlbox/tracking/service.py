@@ -109,6 +109,39 @@ class TrackingService:
             raise Conflict(f"experiment {name!r} already exists{hint}", field="experiment") from None
         return self.get_experiment(name)
 
+    def rename_experiment(self, name_or_id: str | int, new_name: str) -> Experiment:
+        """Give an experiment another name (MLflow's ``rename_experiment``).
+
+        Runs record their experiment by id, so one UPDATE renames it for every run at
+        once. A model version's lineage keeps the name it had at registration (versions
+        never change) and its run id, which leads to the current name. Refused for a
+        deleted experiment (as MLflow does), for the Default one (runs with no
+        experiment land there by name), and when the name is taken (`Conflict`
+        "already exists", deleted experiments included until purged).
+        """
+        check_key(new_name, "new_name")
+        exp = self.get_experiment(name_or_id)
+        if new_name == exp.name:
+            return exp
+        if exp.deleted_at is not None:
+            raise Conflict(
+                f"experiment {exp.name!r} is deleted: restore it before renaming it", field="experiment"
+            )
+        if exp.name == DEFAULT_EXPERIMENT:
+            raise Conflict(
+                f"the {DEFAULT_EXPERIMENT!r} experiment cannot be renamed: runs with no experiment land"
+                " there by name",
+                field="experiment",
+            )
+        try:
+            with self.db.atomic() as conn:
+                conn.execute("UPDATE experiments SET name = ? WHERE id = ?", (new_name, exp.id))
+        except sqlite3.IntegrityError:
+            deleted = self.get_experiment(new_name).deleted_at is not None
+            hint = " (deleted: purge it with mlbox gc first)" if deleted else ""
+            raise Conflict(f"experiment {new_name!r} already exists{hint}", field="new_name") from None
+        return self.get_experiment(exp.id)
+
     def _experiment_id(self, name: str) -> int:
         """The id of experiment ``name``, created on first use (no run count: that costs a scan)."""
         check_key(name, "experiment")
@@ -255,6 +288,22 @@ class TrackingService:
                 " ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
                 items,
             )
+
+    def delete_tag(self, run_id: int, key: str) -> None:
+        """Remove one tag of a run (MLflow's ``delete_tag``): `NotFound` when the run has no such
+        tag; refused on a deleted run, as MLflow refuses changes to a run that is not active."""
+        check_key(key, "key")
+        with self.db.atomic() as conn:
+            run = conn.execute("SELECT deleted_at FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if run is None:
+                raise NotFound(f"no run {run_id}", field="run_id")
+            if run["deleted_at"] is not None:
+                raise Conflict(
+                    f"run {run_id} is deleted: restore it before changing its tags", field="run_id"
+                )
+            cur = conn.execute("DELETE FROM tags WHERE run_id = ? AND key = ?", (run_id, key))
+        if cur.rowcount == 0:
+            raise NotFound(f"run {run_id} has no tag {key!r}", field="key")
 
     # -- metrics -----------------------------------------------------------------
 
