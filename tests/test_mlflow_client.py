@@ -295,3 +295,66 @@ def test_a_registered_sklearn_model_is_served_under_its_alias(
     assert scored.status_code == 200, scored.text
     assert scored.json()["predictions"] == out["predictions"]
     assert "iris" in mlbox_cli(up, "models", "ls")
+
+
+GAPS = """
+    import json
+    import mlflow
+    import mlflow.sklearn
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    client = MlflowClient()
+    exp_id = client.create_experiment("gaps-draft")
+    client.create_experiment("gaps-taken")
+    client.rename_experiment(exp_id, "gaps-final")
+    try:
+        client.rename_experiment(exp_id, "gaps-taken")
+        taken = None
+    except MlflowException as exc:
+        taken = exc.error_code
+    X, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    with mlflow.start_run(experiment_id=exp_id) as run:
+        mlflow.set_tags({"keep": "1", "drop": "2"})
+        mlflow.delete_tag("drop")
+        mlflow.sklearn.log_model(model, name="model", serialization_format="cloudpickle")
+    try:
+        client.delete_tag(run.info.run_id, "drop")
+        missing = None
+    except MlflowException as exc:
+        missing = exc.error_code
+    uri = f"runs:/{run.info.run_id}/model"
+    try:
+        mlflow.register_model(uri, "gaps-pickled")
+        refused = None
+    except MlflowException as exc:
+        refused = [exc.error_code, exc.message]
+    version = mlflow.register_model(uri, "gaps-pickled", tags={"mlbox.trust": "true"})
+    print(json.dumps({
+        "name": client.get_experiment(exp_id).name,
+        "taken": taken,
+        "tags": {k: v for k, v in client.get_run(run.info.run_id).data.tags.items() if not k.startswith("mlflow.")},
+        "missing": missing,
+        "refused": refused,
+        "version": version.version,
+        "run_id": run.info.run_id,
+    }))
+"""
+
+
+def test_rename_delete_tag_and_trusted_pickles_through_mlflows_client(
+    mlflow_python: Path, up: Up, tmp_path: Path
+) -> None:
+    out = run_script(mlflow_python, up, GAPS, tmp_path)
+    assert out["name"] == "gaps-final" and out["taken"] == "RESOURCE_ALREADY_EXISTS"
+    assert out["tags"] == {"keep": "1"} and out["missing"] == "RESOURCE_DOES_NOT_EXIST"
+    code, message = out["refused"]  # type: ignore[misc]
+    assert code == "INVALID_PARAMETER_VALUE" and "mlbox.trust" in message and "--trust" in message
+    assert out["version"] == "1"
+    assert "gaps-final" in mlbox_cli(up, "experiments", "ls")
+    with up.http() as http:
+        version = http.get("/api/v1/models/gaps-pickled").json()["versions"][0]
+    assert version["flavor"] == "sklearn" and version["run_id"] == int(str(out["run_id"]))
