@@ -351,8 +351,9 @@ def test_rename_delete_tag_and_trusted_pickles_through_mlflows_client(
     out = run_script(mlflow_python, up, GAPS, tmp_path)
     assert out["name"] == "gaps-final" and out["taken"] == "RESOURCE_ALREADY_EXISTS"
     assert out["tags"] == {"keep": "1"} and out["missing"] == "RESOURCE_DOES_NOT_EXIST"
-    code, message = out["refused"]  # type: ignore[misc]
-    assert code == "INVALID_PARAMETER_VALUE" and "mlbox.trust" in message and "--trust" in message
+    refused = out["refused"]
+    assert isinstance(refused, list) and refused[0] == "INVALID_PARAMETER_VALUE"
+    assert "mlbox.trust" in refused[1] and "--trust" in refused[1]
     assert out["version"] == "1"
     assert "gaps-final" in mlbox_cli(up, "experiments", "ls")
     with up.http() as http:
