@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +19,12 @@ import pytest
 
 from mlbox.services import Services
 from tests.helpers import ok
+from tests.peer_venvs import ensure
 
 if os.environ.get("MLBOX_TEST_TENSORFLOW") != "1":
     pytest.skip("set MLBOX_TEST_TENSORFLOW=1 to install TensorFlow and tf2onnx", allow_module_level=True)
 
 pytestmark = pytest.mark.timeout(1800)  # the first run installs the venv
-ROOT = Path(__file__).resolve().parents[1]
-VENV = ROOT / ".bench" / "venvs" / "tensorflow"
-PYTHON = VENV / "bin" / "python"
 REQUIREMENTS = ("tensorflow-cpu", "tf2onnx")
 
 SAVE = textwrap.dedent(
@@ -55,30 +51,10 @@ SAVE = textwrap.dedent(
 )
 
 
-def ensure_venv() -> Path:
-    probe = "import tensorflow, tf2onnx"
-    if PYTHON.exists() and subprocess.run([str(PYTHON), "-c", probe], capture_output=True).returncode == 0:
-        return PYTHON
-    if not PYTHON.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=300)
-    started = time.monotonic()
-    pip = subprocess.run(
-        [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *REQUIREMENTS],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if pip.returncode != 0:
-        pytest.skip(f"cannot install {' '.join(REQUIREMENTS)} (offline?): {pip.stderr.strip()[-400:]}")
-    print(f"[tensorflow] installed into {VENV} in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return PYTHON
-
-
 def test_a_savedmodel_converted_by_tf2onnx_scores_as_tensorflow_did(
     services: Services, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    python = ensure_venv()
+    python = ensure("tensorflow", REQUIREMENTS, "import tensorflow, tf2onnx")
     rows = np.random.default_rng(1).normal(size=(6, 8)).astype(np.float32)
     saved, onnx_file = tmp_path / "saved", tmp_path / "model.onnx"
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "2"}

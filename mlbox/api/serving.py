@@ -69,6 +69,7 @@ from litestar.params import FromPath, PathParameter
 from litestar.types import OperationIDCreator
 
 from mlbox import __version__
+from mlbox.api.encoding import BodyTooLarge, decompressed
 from mlbox.api.security import accepted_names, authorized, check_host, require_bearer
 from mlbox.registry.schemas import ModelVersion
 from mlbox.registry.signature import Schema
@@ -298,7 +299,7 @@ class ScoringController(Controller):
         version: Version = None,
     ) -> Response[bytes]:
         t0 = time.perf_counter()
-        body = await request.body()
+        body = await _request_body(serving, request)
         header_length = request.headers.get("inference-header-content-length")
 
         async def produce() -> Answer:
@@ -319,7 +320,7 @@ class ScoringController(Controller):
         self, serving: NamedDependency[ServingService], request: Request[Any, Any, Any], name: FromPath[str]
     ) -> Response[bytes]:
         t0 = time.perf_counter()
-        body = await request.body()
+        body = await _request_body(serving, request)
         ctype = request.headers.get("content-type", "")
         rid = request.headers.get("x-request-id")
         produce = partial(answer_predict, serving, name, body, ctype, rid, t0, authorized(request.scope))
@@ -336,7 +337,7 @@ class ScoringController(Controller):
         self, serving: NamedDependency[ServingService], request: Request[Any, Any, Any]
     ) -> Response[bytes]:
         t0 = time.perf_counter()
-        body = await request.body()
+        body = await _request_body(serving, request)
         ctype = request.headers.get("content-type", "")
         rid = request.headers.get("x-request-id")
         produce = partial(answer_invocations, serving, body, ctype, rid, t0)
@@ -415,11 +416,14 @@ class ScoringController(Controller):
         return Response(serving.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
+async def _request_body(serving: ServingService, request: Request[Any, Any, Any]) -> bytes:
+    """The body as the client wrote it before any ``Content-Encoding`` (`mlbox.api.encoding`)."""
+    body = await request.body()
+    encoding = request.headers.get("content-encoding")
+    return body if encoding is None else decompressed(body, encoding, serving.settings.max_body_bytes)
+
+
 # -- the fast path -----------------------------------------------------------------------
-
-
-class BodyTooLarge(MlboxError):
-    http_status = 413
 
 
 class ScoringFastPath:
@@ -540,6 +544,9 @@ class ScoringFastPath:
         if self.require_token is not None:
             require_bearer(headers.get(b"authorization"), self.require_token)
         body = await self._body(headers.get(b"content-length"), receive)
+        encoding = headers.get(b"content-encoding")
+        if encoding is not None:
+            body = decompressed(body, encoding.decode("latin-1"), self.max_body_bytes)
         return await admit(
             self.admission,
             _model_key(route[1] or "/invocations", route[2]),
