@@ -245,23 +245,18 @@ def main() -> int:
 
         checkpoint_check(services, report, py, home)
         serve_check(services, appliance, report, py, script)
+    except BaseException as exc:
+        # a crash, or the SIGINT of `timeout -s INT`: a failed check, and the report is still written
+        report.check("the check ran to its end", False, f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         stop.set()
         sched.close(kill=True)
-    if args.out:
-        args.out.write_text(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "dry": dry,
-                    "seconds": time.monotonic() - report.t0,
-                    "checks": report.checks,
-                },
-                indent=2,
-                default=str,
-            )
-        )
-    print(f"{'ALL PASS' if report.ok else 'SOME FAILED'} in {time.monotonic() - report.t0:.1f} s", flush=True)
+        seconds = time.monotonic() - report.t0
+        if args.out:
+            body = {"ok": report.ok, "dry": dry, "seconds": seconds, "checks": report.checks}
+            args.out.write_text(json.dumps(body, indent=2, default=str))
+        print(f"{'ALL PASS' if report.ok else 'SOME FAILED'} in {seconds:.1f} s", flush=True)
     return 0 if report.ok else 1
 
 
