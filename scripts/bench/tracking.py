@@ -173,6 +173,45 @@ print(json.dumps(out))
 """
 
 
+# One of several client processes (the aggregate variant): sets its run up, says it is ready,
+# waits for the go file, logs its share, ends its run (every point committed) and prints one line.
+AGGREGATE_CODE = r"""
+import json, os, sys, time
+cfg = json.loads(sys.argv[1])
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+
+client = MlflowClient(cfg["uri"])
+run_id = client.create_run("0").info.run_id  # MLflow's default experiment: no creation race
+with open(cfg["ready"] + ".tmp", "w") as f:
+    f.write(run_id)
+os.rename(cfg["ready"] + ".tmp", cfg["ready"])
+while not os.path.exists(cfg["go"]):
+    time.sleep(0.002)
+c0, t0 = time.process_time(), time.time()
+calls = points = 0
+if cfg["kind"] == "log_metric":
+    for step in range(cfg["points"]):
+        client.log_metric(run_id, "loss", 1.0 / (step + 1), step=step)
+    calls = points = cfg["points"]
+else:
+    keys = ["metric_%d" % i for i in range(cfg["keys"])]
+    step = 0
+    while points < cfg["points"]:
+        ts = int(time.time() * 1000)
+        batch = []
+        while len(batch) < cfg["batch_size"] and points + len(batch) < cfg["points"]:
+            batch.extend(Metric(k, 1.0 / (step + 1) + i, ts, step) for i, k in enumerate(keys))
+            step += 1
+        client.log_batch(run_id, metrics=batch)
+        points += len(batch)
+        calls += 1
+client.set_terminated(run_id)
+print(json.dumps({"run_id": run_id, "t0": t0, "t1": time.time(), "client_cpu_s": time.process_time() - c0,
+                  "points": points, "calls": calls, "keys": ["loss"] if cfg["kind"] == "log_metric" else keys}))
+"""
+
+
 # Runs in a fresh interpreter of this venv; prints one JSON line.
 TUI_CODE = r"""
 import asyncio, json, sys, time
@@ -383,8 +422,110 @@ def _run_client(peer: _peers.Peer, tmp: Path, cfg: dict[str, Any], token: str | 
     return out
 
 
-def bench_mlflow_rest(tmp: Path, calls: int, batch_points: int, res: Results) -> None:
-    """The same MLflow client workload into ``mlbox up`` and into ``mlflow server`` (SQLite)."""
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a server process and its live descendants (psutil):
+    ``mlflow server`` answers in a uvicorn child, ``mlbox up`` in its own process."""
+    import psutil
+
+    total = 0.0
+    root = psutil.Process(pid)
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _stored_points(uri: str, token: str | None, run_id: str, keys: list[str]) -> int:
+    """Points a run holds, read back through MLflow's get-history (the same route on both servers)."""
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    total = 0
+    with httpx.Client(base_url=uri, headers=headers, timeout=120, trust_env=False) as http:
+        for key in keys:
+            got = http.get(
+                "/api/2.0/mlflow/metrics/get-history", params={"run_id": run_id, "metric_key": key}
+            )
+            got.raise_for_status()
+            total += len(got.json().get("metrics", []))
+    return total
+
+
+def _aggregate(
+    peer: _peers.Peer, tmp: Path, uri: str, token: str | None, server_pid: int, kind: str, clients: int,
+    points: int,
+) -> dict[str, Any]:  # fmt: skip
+    """``clients`` MLflow client processes logging ``points`` each at once into one server: they
+    start their interpreters and runs first, then all begin on one go file, so the window holds
+    the logging only. The server's CPU (psutil, its process tree) is read around that window."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLBOX_", "MLFLOW_", "PYTHONPATH"))}
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", GIT_PYTHON_REFRESH="quiet",
+               MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", **({"MLFLOW_TRACKING_TOKEN": token} if token else {}))  # fmt: skip
+    folder = Path(tempfile.mkdtemp(prefix=f"agg-{kind}-", dir=tmp))
+    script = folder / "client.py"
+    script.write_text(AGGREGATE_CODE)
+    go = folder / "go"
+    procs = []
+    for i in range(clients):
+        cfg = {"uri": uri, "kind": kind, "points": points, "keys": KEYS, "batch_size": 1000,
+               "ready": str(folder / f"ready-{i}"), "go": str(go)}  # fmt: skip
+        procs.append(subprocess.Popen([str(peer.python), str(script), json.dumps(cfg)], cwd=folder, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
+    try:
+        end = time.monotonic() + 300
+        while sum((folder / f"ready-{i}").exists() for i in range(clients)) < clients:
+            if time.monotonic() > end or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"{kind}: a client did not get ready")
+            time.sleep(0.05)
+        cpu0 = _tree_cpu_s(server_pid)
+        go.touch()
+        outs = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=1800)
+            if proc.returncode != 0 or not out.strip():
+                raise RuntimeError(f"{kind}: client exit {proc.returncode}: {err.strip()[-600:]}")
+            outs.append(json.loads(out.strip().splitlines()[-1]))
+        server_cpu = _tree_cpu_s(server_pid) - cpu0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+    total = sum(o["points"] for o in outs)
+    wall = max(o["t1"] for o in outs) - min(o["t0"] for o in outs)
+    stored = sum(_stored_points(uri, token, o["run_id"], o["keys"]) for o in outs)
+    return {
+        "clients": clients,
+        "points": total,
+        "calls": sum(o["calls"] for o in outs),
+        "wall_s": wall,
+        "rate": total / wall,
+        "server_cpu_s": server_cpu,
+        "client_cpu_s": sum(o["client_cpu_s"] for o in outs),
+        "server_cpu_s_per_1000": server_cpu / total * 1000,
+        "client_cpu_s_per_1000": sum(o["client_cpu_s"] for o in outs) / total * 1000,
+        "stored": stored,
+        "complete": stored == total,
+    }
+
+
+def _aggregates(
+    peer: _peers.Peer, tmp: Path, uri: str, token: str | None, pid: int, agg: dict[str, int]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kind, points in (("log_metric", agg["calls"]), ("log_batch", agg["points"])):
+        say(f"  {agg['clients']} client processes at once: {kind}, {points:,} points each …")
+        out[kind] = _aggregate(peer, tmp, uri, token, pid, kind, agg["clients"], points)
+    return out
+
+
+def bench_mlflow_rest(
+    tmp: Path, calls: int, batch_points: int, res: Results, agg: dict[str, int] | None = None
+) -> None:
+    """The same MLflow client workload into ``mlbox up`` and into ``mlflow server`` (SQLite): one
+    client process, then (``agg``) several at once, so the server rather than one client is the limit."""
     try:
         peer = _peers.ensure_peer("mlflow", "mlflow", "mlflow")
     except _peers.PeerUnavailable as exc:
@@ -415,6 +556,10 @@ def bench_mlflow_rest(tmp: Path, calls: int, batch_points: int, res: Results) ->
             f"MLflow {peer.version} client into mlbox up ({url}): {calls:,} log_metric, {batch_points:,} points …"
         )
         figures["mlbox"] = _run_client(peer, tmp, {**cfg, "uri": url, "server_pid": up.pid}, token)
+        if agg and agg["clients"] > 0:
+            figures["mlbox"]["aggregate"] = _aggregates(peer, tmp, url, token, up.pid, agg)
+        up.terminate()  # the two servers never share the machine's CPUs
+        up.wait(timeout=60)
 
         # MLflow's own server, SQLite backend
         port = _free_port()
@@ -437,6 +582,10 @@ def bench_mlflow_rest(tmp: Path, calls: int, batch_points: int, res: Results) ->
         figures["server"] = _run_client(
             peer, tmp, {**cfg, "uri": f"http://127.0.0.1:{port}", "server_pid": server.pid}, None
         )
+        if agg and agg["clients"] > 0:
+            figures["server"]["aggregate"] = _aggregates(
+                peer, tmp, f"http://127.0.0.1:{port}", None, server.pid, agg
+            )
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
         res.notes.append(f"MLflow REST: failed: {exc}")
     finally:
@@ -447,9 +596,16 @@ def bench_mlflow_rest(tmp: Path, calls: int, batch_points: int, res: Results) ->
             except subprocess.TimeoutExpired:
                 proc.kill()
         res.figures["rest"] = figures
-        if any(not figures.get(k, {}).get("complete", True) for k in ("mlbox", "server")):
+        complete = {
+            k: all(
+                x.get("complete", True)
+                for x in [figures.get(k, {}), *figures.get(k, {}).get("aggregate", {}).values()]
+            )
+            for k in ("mlbox", "server")
+        }
+        if not all(complete.values()):
             res.notes.append("MLflow REST: a server read back fewer points than were logged")
-            res.lost_points = res.lost_points or not figures.get("mlbox", {}).get("complete", True)
+            res.lost_points = res.lost_points or not complete["mlbox"]
 
 
 # -- 3. search over many runs -----------------------------------------------------------
@@ -605,6 +761,46 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
 
+def _rest_cpu_rows(rest: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Where the time goes: each server's CPU seconds per 1,000 points beside its points/s, for one
+    client and for several at once, and the ratios end to end and per server CPU."""
+    rows: list[tuple[str, str, str, str]] = []
+    sides = [(n, rest[k]) for n, k in (("mlbox up", "mlbox"), ("mlflow server", "server")) if rest.get(k)]
+    for kind in ("log_metric", "log_batch"):
+        for label, fig in sides:
+            points = fig["log_batch_points"] if kind == "log_batch" else rest["calls"]
+            if f"{kind}_server_cpu_s" in fig:
+                per = fig[f"{kind}_server_cpu_s"] / points * 1000
+                fig[f"{kind}_server_cpu_s_per_1000"] = per
+                rows.append((f"1 client → {label}: {kind}",
+                             f"{fig[f'{kind}_rate']:,.0f} points/s; server CPU {per:.3f} s per 1,000 points",
+                             "", ""))  # fmt: skip
+            a = fig.get("aggregate", {}).get(kind)
+            if a:
+                rows.append((f"{a['clients']} clients → {label}: {kind}",
+                             f"{a['rate']:,.0f} points/s; server CPU {a['server_cpu_s_per_1000']:.3f} s, clients"
+                             f" {a['client_cpu_s_per_1000']:.3f} s per 1,000 points", "", ""))  # fmt: skip
+        if len(sides) == 2:
+            mb, sv = sides[0][1], sides[1][1]
+            key = f"{kind}_server_cpu_s_per_1000"
+            if key in mb and key in sv:
+                cpu_ratio = sv[key] / mb[key]
+                rest[f"server_cpu_ratio_{kind}"] = cpu_ratio
+                rows.append((f"per server CPU, 1 client, {kind}: MLflow / mlbox", f"{cpu_ratio:,.1f}×",
+                             f"≥ {REST_TARGET:.0f}×", verdict(cpu_ratio >= REST_TARGET)))  # fmt: skip
+            ma, sa = mb.get("aggregate", {}).get(kind), sv.get("aggregate", {}).get(kind)
+            if ma and sa:
+                ratio = ma["rate"] / sa["rate"]
+                cpu_ratio = sa["server_cpu_s_per_1000"] / ma["server_cpu_s_per_1000"]
+                rest[f"aggregate_ratio_{kind}"] = ratio
+                rest[f"aggregate_server_cpu_ratio_{kind}"] = cpu_ratio
+                rows.append((f"{ma['clients']} clients, {kind}: mlbox / MLflow, end to end", f"{ratio:,.1f}×",
+                             f"≥ {REST_TARGET:.0f}×", verdict(ratio >= REST_TARGET)))  # fmt: skip
+                rows.append((f"{ma['clients']} clients, {kind}: per server CPU, MLflow / mlbox", f"{cpu_ratio:,.1f}×",
+                             f"≥ {REST_TARGET:.0f}×", verdict(cpu_ratio >= REST_TARGET)))  # fmt: skip
+    return rows
+
+
 def report(res: Results) -> str:
     f = res.figures
     rows: list[tuple[str, str, str, str]] = []  # figure, value, target, verdict
@@ -707,18 +903,21 @@ def report(res: Results) -> str:
                 # leave each request the client's CPU, so MLflow's CPU per request (its server and
                 # the client) over the client's is the most any server can be ahead by CPU (fsync
                 # waits, which cost no CPU, add to MLflow's wall time only).
-                cpu = [
+                cpu_us: list[float | None] = [
                     fig.get(f"{kind}_{side}_cpu_us_per_call")
                     for fig in (mb, sv)
                     for side in ("server", "client")
                 ]
-                if all(cpu):
-                    mine, theirs, client = cpu[0] + cpu[1], cpu[2] + cpu[3], cpu[1]
+                if all(cpu_us):
+                    per = [float(x or 0.0) for x in cpu_us]
+                    mine, theirs, client = per[0] + per[1], per[2] + per[3], per[1]
                     rest[f"cpu_ratio_{kind}"] = theirs / mine
                     rest[f"cpu_ratio_bound_{kind}"] = theirs / client
                     rows.append(("  CPU per request, server + client: MLflow / mlbox",
                                  f"{theirs / mine:,.1f}× (a server costing nothing: {theirs / client:,.1f}×)",
                                  "", ""))  # fmt: skip
+    if rest and "mlbox" in rest:
+        rows.extend(_rest_cpu_rows(rest))
     s = f.get("search")
     if s:
         rows.append(
@@ -774,26 +973,43 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--searches", type=int, default=50, help="repeated searches for median and p95")
     ap.add_argument("--mlflow-calls", type=int, default=5_000, help="MLflow log_metric calls")
     ap.add_argument("--mlflow-batch-points", type=int, default=100_000, help="MLflow log_batch points")
+    ap.add_argument(
+        "--rest-clients",
+        type=int,
+        default=4,
+        help="client processes at once in figure 5's aggregate variant (0: none)",
+    )
+    ap.add_argument("--rest-client-calls", type=int, default=500, help="log_metric calls per client there")
+    ap.add_argument(
+        "--rest-client-points",
+        type=int,
+        default=20_000,
+        help="log_batch points per client there (1,000 a call)",
+    )
     ap.add_argument("--skip-mlflow", action="store_true", help="measure mlbox only")
     ap.add_argument("--only-rest", action="store_true", help="only the MLflow client over HTTP (figure 5)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     ap.add_argument("--keep", action="store_true", help="keep the temporary homes and print where")
     args = ap.parse_args(argv)
-    for name in ("points", "runs", "searches", "mlflow_calls", "mlflow_batch_points"):
+    for name in ("points", "runs", "searches", "mlflow_calls", "mlflow_batch_points", "rest_client_calls",
+                 "rest_client_points"):  # fmt: skip
         if getattr(args, name) < 1:
             ap.error(f"--{name.replace('_', '-')} must be 1 or more")
+    if args.rest_clients < 0:
+        ap.error("--rest-clients must be 0 or more")
+    agg = {"clients": args.rest_clients, "calls": args.rest_client_calls, "points": args.rest_client_points}
 
     res = Results()
     tmp = Path(tempfile.mkdtemp(prefix="mlbox-bench-"))
     try:
         res.figures["fsync_ms"] = fsync_latency(tmp) * 1000
         if args.only_rest:
-            bench_mlflow_rest(tmp, args.mlflow_calls, args.mlflow_batch_points, res)
+            bench_mlflow_rest(tmp, args.mlflow_calls, args.mlflow_batch_points, res, agg)
         else:
             bench_logging(tmp / "logging-home", args.points, res)
             if not args.skip_mlflow:
                 bench_mlflow(tmp, args.mlflow_calls, args.mlflow_batch_points, res)
-                bench_mlflow_rest(tmp, args.mlflow_calls, args.mlflow_batch_points, res)
+                bench_mlflow_rest(tmp, args.mlflow_calls, args.mlflow_batch_points, res, agg)
             bench_search(tmp / "search-home", args.runs, args.searches, res)
             bench_tui(tmp / "search-home", args.runs, res)
     finally:
