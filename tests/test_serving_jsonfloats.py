@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
 
 from mlbox.serving.codecs import decode_oip
-from mlbox.serving.jsonfloats import floats
+from mlbox.serving.errors import InvalidContent
+from mlbox.serving.jsonfloats import floats, spliced
 
 
 def _numbers(count: int, seed: int) -> list[str]:
@@ -92,3 +94,103 @@ def test_decoded_float_tensors_equal_the_general_decoding() -> None:
     got = decode_oip(json.dumps(body).encode()).payload.value
     assert np.array_equal(got["a"], x)
     assert got["b"][0, 0] == np.float32(0.12345678901234567890123)
+
+
+def _one_tensor(x: np.ndarray, datatype: str = "FP64", **extra: object) -> dict[str, object]:
+    return {
+        "inputs": [
+            {"name": "x", "shape": list(x.shape), "datatype": datatype, "data": x.ravel().tolist(), **extra}
+        ]
+    }
+
+
+def test_one_float_tensor_read_before_the_rest_equals_the_general_decoding() -> None:
+    """The usual batched body (one FP tensor, its numbers read before the keys around them:
+    `spliced`) decodes to the array the general decoding gives, whatever the key order, spacing,
+    datatype or id; the numbers' body is really cut out (the header the decoder sees is small)."""
+    x = np.random.default_rng(3).normal(size=(100, 20)).round(6)
+    plain = _one_tensor(x)
+    raw = json.dumps(plain).encode()
+    cut = spliced(raw)
+    assert cut is not None and len(cut[0]) < 120 and np.array_equal(cut[1], x.ravel())
+    bodies = [
+        raw,
+        json.dumps(plain, indent=2).encode(),
+        json.dumps(
+            {
+                "id": "r-1",
+                "inputs": [{"data": x.ravel().tolist(), "datatype": "FP64", "shape": [100, 20], "name": "x"}],
+            }
+        ).encode(),
+        json.dumps({**_one_tensor(x), "outputs": [{"name": "output_1"}]}).encode(),
+    ]
+    for body in bodies:
+        got = decode_oip(body)
+        assert got.payload.value["x"].dtype == np.float64 and np.array_equal(got.payload.value["x"], x), body[
+            :80
+        ]
+    as32 = decode_oip(json.dumps(_one_tensor(x, "FP32")).encode()).payload.value["x"]
+    assert as32.dtype == np.float32 and np.array_equal(as32, x.astype(np.float32))
+    assert decode_oip(bodies[2]).id == "r-1" and decode_oip(bodies[3]).outputs == ["output_1"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["name data", "int", "two tensors", "nested", "inexact", "parameters", "count", "binary", "bool"],
+)
+def test_bodies_the_early_read_declines_decode_as_before(change: str) -> None:
+    """What the early read must not take (a second "data", a tensor it cannot read, a count that
+    does not match) goes the general way: the same values, or the same worded error."""
+    x = np.random.default_rng(4).normal(size=(40, 20)).round(6)
+    body: dict[str, object] = _one_tensor(x)
+    tensor = body["inputs"][0]  # type: ignore[index]
+    expect: object = x
+    if change == "name data":
+        tensor["name"] = "data"
+    elif change == "int":
+        tensor.update(datatype="INT64", data=[int(v * 100) for v in x.ravel()])
+        expect = (x * 100).astype(np.int64)
+    elif change == "two tensors":
+        body["inputs"].append({"name": "y", "shape": [1], "datatype": "FP64", "data": [2.5]})  # type: ignore[attr-defined]
+    elif change == "nested":
+        tensor["data"] = x.tolist()
+    elif change == "inexact":
+        tensor["data"] = [0.12345678901234567890123, *x.ravel().tolist()[1:]]
+        expect = x.copy()
+        expect[0, 0] = 0.12345678901234567890123
+    elif change == "parameters":
+        tensor["parameters"] = {"content_type": "np"}
+    elif change == "count":
+        tensor["shape"] = [41, 20]
+        expect = "has 800 values but shape [41, 20] needs 820"
+    elif change == "binary":
+        body["parameters"] = {"binary_data_output": True}
+    elif change == "bool":
+        tensor["data"] = [True, *x.ravel().tolist()[1:]]
+        expect = "a bool is not a number"
+    raw = json.dumps(body).encode()
+    if isinstance(expect, str):
+        with pytest.raises(InvalidContent, match=re.escape(expect)):
+            decode_oip(raw)
+        return
+    got = decode_oip(raw)
+    name = "data" if change == "name data" else "x"
+    assert isinstance(expect, np.ndarray) and np.array_equal(got.payload.value[name], expect)
+    if change == "two tensors":
+        assert got.payload.value["y"].tolist() == [2.5]
+    if change == "binary":
+        assert got.binary == frozenset({"*"})
+
+
+def test_the_early_read_takes_only_a_member_holding_a_flat_array() -> None:
+    for body in (
+        b'{"data" : 1}',
+        b'{"x": "data"}',
+        b'{"data": [1, [2]]}',
+        b'{"data": [1,2',
+        b'{"data":[1e400]}',
+    ):
+        assert spliced(body) is None, body
+    cut = spliced(b'{"data" :\n [1.5, -2]  }')
+    assert cut is not None and cut[0] == b'{"data" :\n []  }' and cut[1].tolist() == [1.5, -2.0]
+    assert spliced(bytearray(b'{"data": [1]}')) is None  # type: ignore[arg-type]

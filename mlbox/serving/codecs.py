@@ -277,6 +277,9 @@ def decode_oip(body: bytes, header_length: int | None = None) -> OipRequest:
             )
         header, binary = body[:header_length], memoryview(body)[header_length:]
     else:
+        quick = _spliced_request(body)
+        if quick is not None:
+            return quick
         header, binary = body, memoryview(b"")
     check_json_depth(header)
     try:
@@ -350,6 +353,52 @@ def _float_request(req: InferenceRequest) -> OipRequest | None:
     datatypes = {t.name: t.datatype for t in req.inputs}
     return OipRequest(Payload("named", named, datatypes, bools=False), req.id, outputs, _binary_outputs(req))
 
+
+def _spliced_request(body: bytes) -> OipRequest | None:
+    """A body of one JSON float tensor whose numbers are read before the rest is decoded
+    (`mlbox.serving.jsonfloats.spliced`); None for anything else, which `decode_oip` reads (and
+    words, when it is wrong) as before.
+
+    Why: the decoder skipping 2,000 numbers to find the keys around them cost as much as reading
+    them (100 rows x 20 floats: ~55 us of ~145); here the numbers are read once and the decoder
+    reads the ~100 bytes left. The depth check needs only those bytes too: the numbers were read as
+    a flat array, and anything else there (a nested list) is declined.
+    """
+    if json_floats() is None or len(body) < _SPLICE_MIN_BYTES or b'"FP' not in body:
+        return None
+    from mlbox.serving.jsonfloats import spliced
+
+    cut = spliced(body)
+    if cut is None:
+        return None
+    header, values = cut
+    try:
+        check_json_depth(header)
+        req = _decoder.decode(header)
+    except (InvalidInput, msgspec.DecodeError):  # the general way words it
+        return None
+    if len(req.inputs) != 1:
+        return None
+    t = req.inputs[0]
+    dtype = _FLOATS.get(t.datatype)
+    if (
+        dtype is None
+        or bytes(t.data) != b"[]"  # the one "data" read was this tensor's
+        or t.parameters
+        or any(d < 0 for d in t.shape)
+        or math.prod(t.shape) != values.size
+    ):
+        return None
+    arr = values.reshape(t.shape)
+    named = {t.name: arr if dtype is np.float64 else arr.astype(dtype)}
+    outputs = None if req.outputs is None else [o.name for o in req.outputs]
+    return OipRequest(
+        Payload("named", named, {t.name: t.datatype}, bools=False), req.id, outputs, _binary_outputs(req)
+    )
+
+
+_SPLICE_MIN_BYTES = 512
+"""Bodies shorter than this (a few rows) are decoded in one pass: splicing saves nothing there."""
 
 _JSON_FLOATS: list[Any] = []  # [mlbox.serving.jsonfloats.floats] once imported, [None] without numba
 
