@@ -198,7 +198,13 @@ class ServingService:
                 pass  # logged once when the load failed; retried after RETRY_FAILED_LOAD_S
             except MlboxError as exc:
                 log.warning("serving %s: %s", key, exc.message)
+        with self._lock:
+            served_by_wanted = {id(dep) for k, dep in self._routes.items() if k in wanted}
         for key in [k for k in self._routes if k not in wanted]:
+            dep = self._routes[key]
+            target = int(key.partition("/")[2]) if "/" in key else current_version.get(key)
+            if id(dep) in served_by_wanted and dep.number == target:
+                continue  # `churn` or `churn/3` answered by what an alias serves: still right
             self._drop(key)
         for key in idle(self._on_demand, time.monotonic(), self.settings.on_demand_idle_s):
             log.info("unloading %s: not scored for %g s", key, self.settings.on_demand_idle_s)

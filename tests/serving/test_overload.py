@@ -114,3 +114,22 @@ def test_an_appliance_started_again_over_the_same_services_admits_again(
         finally:
             appliance.stop()
         assert answer.status_code == 200, answer.text
+
+
+def test_a_name_its_alias_serves_stays_routed_across_watcher_passes(
+    client: Any, serving: ServingService, registry: RegistryService, data: dict[str, Any]
+) -> None:
+    """``/v2/models/gbc/infer`` is answered by what ``gbc@champion`` serves. Every watcher pass
+    (0.5 s) forgot that route, so the requests after it each read the registry in a thread
+    until one put it back: under overload (3,000 requests/s) the thread pool queued them for
+    seconds (admitted p99 9.6 s in scripts/bench/overload.py). The route stays while the alias
+    serves that version; when the name's newest version changes, it goes."""
+    assert client.post("/v2/models/gbc/infer", json=oip(data["x"][:1])).status_code == 200
+    assert client.post("/v2/models/gbc/versions/1/infer", json=oip(data["x"][:1])).status_code == 200
+    champion = serving.route_now("gbc@champion")
+    assert champion is not None and serving.route_now("gbc") is champion
+    serving.sync()
+    assert serving.route_now("gbc") is champion and serving.route_now("gbc/1") is champion
+    registry.register("gbc", model=data["gbc"], example_input=data["x"][:5])  # version 2, unaliased
+    serving.sync()
+    assert serving.route_now("gbc") is None and serving.route_now("gbc/1") is champion
