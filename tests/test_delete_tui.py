@@ -65,6 +65,8 @@ async def test_delete_a_run_see_it_deleted_and_restore_it(
         await until(pilot, lambda: table_ids(app) == [runs[3]], lambda: table_ids(app))
         assert str(screen.sub_title).startswith("deleted runs")
         assert screen.query_one(ExperimentsList).names == []  # no experiment is deleted
+        sidebar = screen.query_one(ExperimentsList)  # yet "all experiments" counts the deleted run
+        await until(pilot, lambda: str(sidebar.get_option_at_index(0).prompt).split()[-1] == "1")
         await pilot.press("R")
         await until(pilot, lambda: table_ids(app) == [], lambda: table_ids(app))
         await pilot.press("D")

@@ -13,10 +13,11 @@ from collections.abc import Callable
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, SelectionList, Static
+from textual.widgets import DataTable, Input, SelectionList, Static
 
 from mlbox.services import Services
 from mlbox.tui.app import MlboxApp, make_app
+from mlbox.tui.bench import seed_runs
 from mlbox.tui.screens.experiments import ExperimentsScreen
 from mlbox.tui.views import saved_views
 from mlbox.tui.views.saved_views import View
@@ -229,6 +230,63 @@ async def test_columns_off_screen_are_drawn_once_scrolled_to(seeded: Services) -
         table.scroll_to(x=0, animate=False)
         await pilot.pause()
         assert table.visible_span() == (first, last) and value not in line()
+
+
+def visible_rows(table: RunsTable, *keys: str) -> list[tuple[str, ...]]:
+    """The cells of columns ``keys`` in each body row on screen, read from the drawn lines."""
+    columns = table.ordered_columns
+    widths = [c.get_render_width(table) for c in columns]
+    spans = {c.key.value: (sum(widths[:i]), sum(widths[: i + 1])) for i, c in enumerate(columns)}
+    shown = min(table.row_count - int(table.scroll_y), table.size.height - table.header_height)
+    rows = []
+    for y in range(table.header_height, table.header_height + shown):
+        text = table.render_line(y).text
+        rows.append(tuple(text[spans[k][0] : spans[k][1]].strip() for k in keys))
+    return rows
+
+
+async def test_filter_and_sort_over_2000_runs_draw_the_right_rows(services: Services) -> None:
+    """2,000 runs (`seed_runs`: run i+1 has layers 1 + i % 5 and val_acc (i % 1000) / 1000):
+    a filter, a sort picked with the keyboard, its reverse and paging down each draw the rows
+    the search answers, in order, with their own values."""
+    seed_runs(services.tracking, 2000)
+    app = app_for(services)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(RunsTable)
+        await pilot.press("slash")
+        app.screen.query_one("#filter", Input).value = "params.layers = '3'"
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("s")
+        picker = app.screen
+        assert isinstance(picker, SortPicker)
+        keys = [c.key for c in picker.columns]
+        picker.query_one("OptionList").highlighted = keys.index("metric:val_acc")  # type: ignore[attr-defined]
+        await pilot.press("a")
+        await settle(pilot)
+        assert "100 of 400 runs" in str(app.screen.query_one("#summary", Static).render())
+        ascending = sorted((i % 1000) / 1000 for i in range(2000) if i % 5 == 2)
+
+        def check(expected: list[float]) -> None:
+            rows = visible_rows(table, "id", "metric:val_acc", "param:layers")
+            first = int(table.scroll_y)
+            assert len(rows) == table.size.height - table.header_height  # a full screen
+            assert [float(v) for _, v, _ in rows] == expected[first : first + len(rows)]
+            for run_id, value, layers in rows:  # each row's cells are its own run's
+                i = int(run_id) - 1
+                assert (float(value), layers) == ((i % 1000) / 1000, "3"), (run_id, value, layers)
+            assert [r[0] for r in rows] == [str(i) for i in table.run_order[first : first + len(rows)]]
+
+        check(ascending)
+        await pilot.press("S")
+        await settle(pilot)
+        check(ascending[::-1])
+        for _ in range(4):  # past the first page: the next ones load, drawn in order
+            await pilot.press("pagedown")
+            await settle(pilot)
+        assert len(table.run_order) > 100 and table.scroll_y > 60
+        check(ascending[::-1])
 
 
 def test_views_file_damaged_or_missing_reads_as_none(tmp_path: object) -> None:

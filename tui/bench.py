@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from mlbox.services import Services
 from mlbox.tracking.series import Chunk
@@ -114,6 +115,7 @@ async def time_key_presses(
     from mlbox.tui.widgets.help_overlay import HelpOverlay
     from mlbox.tui.widgets.metric_plot import MetricPlot
     from mlbox.tui.widgets.runs_table import RunsTable
+    from mlbox.tui.widgets.sort_picker import SortPicker
 
     figures: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
@@ -141,19 +143,26 @@ async def time_key_presses(
         assert isinstance(app.screen, ExperimentsScreen)
         screen: ExperimentsScreen = app.screen
         table = screen.query_one(RunsTable)
+
+        def fetched() -> Callable[[], bool]:
+            """Answered: the runs the key asked for (a new question, not the last one) are shown."""
+            asked = screen.generation
+            return lambda: screen.generation != asked and not screen.reading
+
         await until(lambda: table.row_count > 0 and not screen.reading)
         await app.workers.wait_for_complete()
         filters = ("metrics.m03 > 0.5", "params.lr = '0.01'", "metrics.m07 < 0.2 and params.layers = '3'", "")
         for r in range(repeats):
             await pilot.press("slash")
             screen.query_one("#filter", Input).value = filters[r % len(filters)]
-            await timed("filter (enter)", ("enter",), lambda: not screen.reading)
-            await timed("sort (s, d)", ("s", "d"), lambda: not screen.reading)
-            await timed("reverse sort (S)", ("S",), lambda: not screen.reading)
+            await timed("filter (enter)", ("enter",), fetched())
+            await timed("sort picker (s)", ("s",), lambda: isinstance(app.screen, SortPicker))
+            await timed("sort (d)", ("d",), fetched())
+            await timed("reverse sort (S)", ("S",), fetched())
             sidebar = screen.query_one(ExperimentsList)
             await pilot.press("e")
             sidebar.highlighted = 1 + r % 4
-            await timed("choose experiment (enter)", ("enter",), lambda: not screen.reading)
+            await timed("choose experiment (enter)", ("enter",), fetched())
             await timed("column chooser (v)", ("v",), lambda: isinstance(app.screen, ColumnChooser))
             await timed(
                 "close chooser (esc)", ("escape",), lambda: app.screen is screen and not screen.reading

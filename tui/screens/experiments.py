@@ -60,6 +60,10 @@ class Fetch:
     """Only this experiment's runs; ``ALL``: every run."""
     keys: bool = False
     """Also read the scope's param and metric keys (the columns it can show)."""
+    focus_from: str | None = None
+    """The id of the widget the key was pressed in (the filter, the sidebar): the table takes the
+    focus from it when the answer lands, so the focus change and the new rows are drawn in one
+    frame (the table repaints all its rows on either), unless the user has moved on meanwhile."""
 
 
 class RunsFetched(Message):
@@ -71,9 +75,12 @@ class RunsFetched(Message):
 
 
 class ExperimentsListed(Message):
-    def __init__(self, experiments: list[Experiment]) -> None:
+    def __init__(self, experiments: list[Experiment], total: int | None, lifecycle: Lifecycle) -> None:
         super().__init__()
         self.experiments = experiments
+        self.lifecycle = lifecycle
+        self.total = total
+        """The runs under "all experiments" (None: the sum of the experiments' counts)."""
 
 
 class FilterRejected(Message):
@@ -174,7 +181,14 @@ class ExperimentsScreen(MlboxScreen):
     # -- fetching ------------------------------------------------------------------
 
     def request(
-        self, mode: FetchMode, filter: str, *, offset: int = 0, limit: int | None = None, keys: bool = False
+        self,
+        mode: FetchMode,
+        filter: str,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        keys: bool = False,
+        focus_from: str | None = None,
     ) -> None:
         if mode == "replace":
             self.generation = self.ask("runs")
@@ -189,6 +203,7 @@ class ExperimentsScreen(MlboxScreen):
             limit or self.ctx.page_size,
             experiment=self.experiment,
             keys=keys or self.experiment not in self.keys,
+            focus_from=focus_from,
         )
         self.fetch_runs(fetch)
 
@@ -214,15 +229,24 @@ class ExperimentsScreen(MlboxScreen):
 
     @work(thread=True, group="experiments")
     def list_experiments(self) -> None:
+        lifecycle = self.lifecycle
         try:
-            experiments = self.tracking.list_experiments(self.lifecycle)
+            experiments = self.tracking.list_experiments(lifecycle)
+            # deleted runs of live experiments are under no deleted experiment: count them all
+            total = (
+                self.tracking.search_runs(limit=1, lifecycle=lifecycle).total
+                if lifecycle != "active"
+                else None
+            )
         except MlboxError as exc:
             self.fail(exc)
             return
-        self.post_message(ExperimentsListed(experiments))
+        self.post_message(ExperimentsListed(experiments, total, lifecycle))
 
     def on_experiments_listed(self, message: ExperimentsListed) -> None:
-        self.query_one(ExperimentsList).show(message.experiments)
+        if message.lifecycle != self.lifecycle:  # asked before D switched the view
+            return
+        self.query_one(ExperimentsList).show(message.experiments, total=message.total)
 
     def refresh_runs(self) -> None:
         """The periodic re-query of the first rows, with the current filter and sort.
@@ -258,6 +282,7 @@ class ExperimentsScreen(MlboxScreen):
         if fetch.mode == "append" and fetch.offset != len(table.run_order):
             return
         if fetch.mode == "replace":
+            self._take_focus(fetch)
             self.applied_filter = fetch.filter
             if self.has_class("filter-invalid"):  # a Static's update lays the screen out again
                 self.query_one("#filter-error", Static).update("")
@@ -279,10 +304,17 @@ class ExperimentsScreen(MlboxScreen):
         self._show_summary()
         self._load_more()  # a page shorter than the screen: fetch the next at once
 
+    def _take_focus(self, fetch: Fetch) -> None:
+        focused = self.focused
+        if fetch.focus_from is not None and (focused is None or focused.id == fetch.focus_from):
+            self.table.focus()
+
     def on_filter_rejected(self, message: FilterRejected) -> None:
         if self.stale("runs", message.fetch.generation):
             return
         self.reading = False
+        if message.error.field != "filter":
+            self._take_focus(message.fetch)
         if message.error.field == "filter":
             self.query_one("#filter-error", Static).update(fmt.inert(message.error.message))
             self.add_class("filter-invalid")
@@ -426,8 +458,9 @@ class ExperimentsScreen(MlboxScreen):
         self.experiment = experiment
         self.table.clear_marks()
         self._restore_view(experiment)
-        self.request("replace", self.applied_filter)  # its keys: read once, then by the refresh
-        self.table.focus()
+        self.request("replace", self.applied_filter, focus_from="experiments")  # its keys: read once
+        if self.focused is None or self.focused.id != "experiments":
+            self.table.focus()
 
     # -- filter --------------------------------------------------------------------
 
@@ -443,8 +476,7 @@ class ExperimentsScreen(MlboxScreen):
 
     @on(Input.Submitted, "#filter")
     def filter_submitted(self, event: Input.Submitted) -> None:
-        self.request("replace", event.value.strip())
-        self.table.focus()
+        self.request("replace", event.value.strip(), focus_from="filter")
 
     # -- rows ------------------------------------------------------------------------
 

@@ -57,6 +57,8 @@ class ExperimentsList(OptionList):
         super().__init__(id=id)
         self.names: list[str] = []
         self.experiments: Sequence[Experiment] | None = None
+        self.total: int | None = None
+        """The count beside "all experiments" when it is not the sum of the experiments' counts."""
         self.chosen = ALL
 
     def on_mount(self) -> None:
@@ -64,18 +66,22 @@ class ExperimentsList(OptionList):
 
     def on_resize(self) -> None:
         if self.experiments is not None:
-            self.show(self.experiments)
+            self.show(self.experiments, total=self.total)
 
-    def show(self, experiments: Sequence[Experiment]) -> None:
+    def show(self, experiments: Sequence[Experiment], *, total: int | None = None) -> None:
         """The entries for ``experiments``; the highlight stays on its experiment.
 
-        Drawn again when the list's width changes (the first answer can come
-        before the first layout), so the counts stay right-aligned.
+        ``total`` is the count of "all experiments" where the experiments' own
+        counts do not add up to it: deleted runs of experiments that are not
+        deleted are under no deleted experiment. Drawn again when the list's
+        width changes (the first answer can come before the first layout), so
+        the counts stay right-aligned.
         """
-        self.experiments = experiments
+        self.experiments, self.total = experiments, total
         names = [e.name for e in experiments]
         width = max(self.scrollable_content_region.width, 12)
-        total = sum(e.run_count for e in experiments)
+        if total is None:
+            total = sum(e.run_count for e in experiments)
         highlighted = self.names[self.highlighted - 1] if self.highlighted and self.names else None
         options = [Option(entry(Text("all experiments", style="italic"), total, width), id=ALL_ID)]
         options += [Option(entry(fmt.inert(e.name), e.run_count, width), id=e.name) for e in experiments]

@@ -29,7 +29,7 @@ from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.geometry import Size
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey, RowKey
+from textual.widgets.data_table import ColumnKey, DuplicateKey, Row, RowKey
 
 from mlbox.tracking.schemas import Run
 from mlbox.tui.views import format as fmt
@@ -79,6 +79,7 @@ class RunsTable(DataTable[Text]):
         # before DataTable's __init__, which clears the caches
         self._geometry: _Geometry | None = None
         self._text_styles: dict[str | Style, Style] = {}
+        self._component_rich_styles: dict[tuple[str, object], Style] = {}
         self._body_cache: LRUCache[tuple[object, ...], tuple[SegmentLines, SegmentLines]] = LRUCache(1000)
         """Body rows as drawn, cleared with DataTable's own row cache."""
         super().__init__(cursor_type="row", zebra_stripes=True, id=id)
@@ -129,11 +130,13 @@ class RunsTable(DataTable[Text]):
     def _clear_caches(self) -> None:
         super()._clear_caches()
         self._body_cache.clear()
+        self._component_rich_styles.clear()
         self._geometry = None
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._body_cache.clear()
+        self._component_rich_styles.clear()
 
     def _measure(self) -> _Geometry:
         """Where each column sits on a body line (kept until the widths, the scroll or the size change)."""
@@ -201,7 +204,11 @@ class RunsTable(DataTable[Text]):
             return cached
         geometry = self._measure()
         cells = self._data[row_key]
-        row_style = self._get_row_style(row_index, base_style)
+        row_style = (
+            self._component_style("datatable--odd-row" if row_index % 2 else "datatable--even-row")
+            if self.zebra_stripes
+            else base_style
+        )
         show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
         css_fg, css_bg = self.cursor_foreground_priority == "css", self.cursor_background_priority == "css"
         fixed_component, fixed_post = self._get_styles_to_render_cell(
@@ -210,20 +217,23 @@ class RunsTable(DataTable[Text]):
         component, post = self._get_styles_to_render_cell(
             False, False, False, hover, cursor, show_cursor, show_hover, css_fg, css_bg
         )
-        fixed_pre = self.get_component_styles("datatable--fixed").rich_style + _FIXED + fixed_component
+        fixed_pre = self._component_style("datatable--fixed") + _FIXED + fixed_component
         pre = row_style + component
         fixed: list[Segment] = []
         scrollable: list[Segment] = []
+        fixed_columns, padding = self.fixed_columns, self.cell_padding
+        fixed_look = (fixed_pre, fixed_post, fixed_pre + fixed_post)
+        look = (pre, post, pre + post)
         for index, (column_key, width) in enumerate(zip(geometry.columns, geometry.widths, strict=True)):
             cell = cells.get(column_key)
             if not isinstance(cell, Text):
                 cell = Text(str(cell) if cell is not None else "")
             meta = Style.from_meta({"row": row_index, "column": index})
-            if index < self.fixed_columns:
-                fixed += self._cell_segments(cell, width, fixed_pre, fixed_post, meta)
+            if index < fixed_columns:
+                fixed += self._cell_segments(cell, width, padding, fixed_look, meta)
                 scrollable.append(Segment(" " * width, row_style))  # cropped away: it shows as fixed
             elif geometry.first <= index <= geometry.last:
-                scrollable += self._cell_segments(cell, width, pre, post, meta)
+                scrollable += self._cell_segments(cell, width, padding, look, meta)
             else:
                 scrollable.append(Segment(" " * width, row_style))  # off-screen: cropped away
         extend, _ = self._get_styles_to_render_cell(
@@ -235,10 +245,22 @@ class RunsTable(DataTable[Text]):
         self._body_cache[cache_key] = lines
         return lines
 
-    def _cell_segments(self, cell: Text, width: int, pre: Style, post: Style, meta: Style) -> list[Segment]:
+    def _component_style(self, name: str) -> Style:
+        """A component class's rich style, worked out once per pseudo-class state (focus, hover):
+        DataTable asks for it per row, and each answer walks the widget's ancestors."""
+        key = (name, self._pseudo_class_state)
+        style = self._component_rich_styles.get(key)
+        if style is None:
+            style = self._component_rich_styles[key] = self.get_component_styles(name).rich_style
+        return style
+
+    def _cell_segments(
+        self, cell: Text, width: int, padding: int, look: tuple[Style, Style, Style], meta: Style
+    ) -> list[Segment]:
         """``cell`` padded and justified to ``width``: DataTable's segments for it, styled as
-        ``Segment.apply_style(segments, pre + meta, post)`` styles them."""
-        padding = self.cell_padding
+        ``Segment.apply_style(segments, pre + meta, post)`` styles them (``look``: pre, post
+        and their sum)."""
+        pre, post, both = look
         inner = max(0, width - 2 * padding)
         if cell.cell_len > inner:
             cell = cell.copy()
@@ -246,7 +268,7 @@ class RunsTable(DataTable[Text]):
         gap = inner - cell.cell_len
         left = gap if cell.justify == "right" else gap // 2 if cell.justify == "center" else 0
         before, after = " " * (padding + left), " " * (gap - left + padding)
-        outer = pre + post + meta
+        outer = both + meta
         if cell.spans:
             body = [
                 Segment(s.text, pre + s.style + post + meta) for s in cell.render(self.app.console, end="")
@@ -316,12 +338,15 @@ class RunsTable(DataTable[Text]):
         if same and not layout_changed:
             self._update(runs)
             return
+        columns_changed = columns != self.shown_columns
         self.shown_columns, self.sort_key, self.sort_desc = columns, sort_key, sort_desc
-        self.clear(columns=layout_changed)
-        if layout_changed:
-            for column in columns:
-                label = self._label(column)
+        self.clear(columns=columns_changed)
+        for column in columns:  # the same columns, another sort: only the arrows in the labels move
+            label = self._label(column)
+            if columns_changed:
                 self.add_column(label, key=column.key, width=label.cell_len)
+            else:
+                self.columns[ColumnKey(column.key)].label = label
         self.run_order, self.run_by_id = [], {}
         self._add(runs, reset_widths=True)
         if keep is not None and keep in self.run_by_id:
@@ -341,13 +366,37 @@ class RunsTable(DataTable[Text]):
             widest = max([widest, *(row[index].cell_len for row in rows)])
             if widest != table_column.width or table_column.auto_width:
                 table_column.width, table_column.auto_width, changed = widest, False, True
+        keys = [c.key for c in self.ordered_columns]
+        was_empty = self.row_count == 0
         for r, cells in zip(fresh, rows, strict=True):
             self.run_by_id[r.id] = r
             self.run_order.append(r.id)
-            self.add_row(*cells, key=str(r.id))
+            self._put_row(RowKey(str(r.id)), dict(zip(keys, cells, strict=True)))
+        if fresh:
+            self._rows_added(was_empty)
         if changed:
             self._clear_caches()
             self.refresh()
+
+    def _put_row(self, key: RowKey, cells: dict[ColumnKey, Text]) -> None:
+        """DataTable's `add_row` for a one-line row, less what `_rows_added` does once for all:
+        add_row re-orders the columns twice and re-validates the cursor for every row it adds
+        (30 ms of each page of 100 rows)."""
+        if key in self._row_locations:
+            raise DuplicateKey(f"The row key {key!r} already exists.")
+        self._row_locations[key] = self.row_count
+        self._data[key] = cells
+        self.rows[key] = Row(key, 1)
+        self._new_rows.add(key)
+
+    def _rows_added(self, was_empty: bool) -> None:
+        """What `add_row` does after adding a row, done once after adding many."""
+        self._require_update_dimensions = True
+        self.cursor_coordinate = self.cursor_coordinate
+        if was_empty and self.columns and self.show_cursor and self.cursor_type != "none":
+            self._highlight_cursor()  # the first rows: a highlighted cell where there was none
+        self._update_count += 1
+        self.check_idle()
 
     def _update(self, runs: Sequence[Run]) -> None:
         for run in runs:
