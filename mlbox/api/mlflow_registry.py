@@ -3,9 +3,11 @@
 ``mlflow.register_model("runs:/ID/model", name)`` ends here as
 ``create_model_version`` with the run's artifact folder as its source: the
 folder (an MLflow model directory, ``MLmodel`` and the framework's files) is
-registered as a real mlbox version with the matching mlbox flavor, its
-``input_example.json`` run once to give the signature, so ``mlbox up`` serves
-it under its aliases like any other version.
+registered as a real mlbox version with the mlbox flavor ``mlbox models import``
+would choose (`mlbox.registry.mlflow_flavors.choose`, one table for both), its
+input example run once to give the signature, so ``mlbox up`` serves it under
+its aliases like any other version. A flavor whose loading unpickles needs the
+trust ``--trust`` gives the CLI: here the version tag ``mlbox.trust`` = ``true``.
 
 mlbox versions never change (serving and lineage rely on that), so MLflow's
 update of a version's description is refused with a message saying so.
