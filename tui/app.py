@@ -176,7 +176,7 @@ class MlboxApp(App[None]):
             key: self.get_key_display(active.binding) for key, active in screen.active_bindings.items()
         }
         title = str(screen.TITLE or screen.title or type(screen).__name__)
-        self.push_screen(HelpOverlay(title, help_rows(screen.active_bindings, display)))
+        HelpOverlay.shown(self, type(screen), title, help_rows(screen.active_bindings, display))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

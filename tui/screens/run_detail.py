@@ -15,8 +15,8 @@ from collections.abc import Iterable, Sequence
 from typing import ClassVar
 
 from rich.text import Text
-from textual import on, work
-from textual.app import ComposeResult, SystemCommand
+from textual import events, on, work
+from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
@@ -34,6 +34,7 @@ from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.views import artifact_preview
 from mlbox.tui.views import format as fmt
 from mlbox.tui.views.artifact_preview import Preview
+from mlbox.tui.views.curves import CurveOptions
 from mlbox.tui.widgets.artifact_preview import ArtifactPreview
 from mlbox.tui.widgets.curve_keys import CURVE_BINDINGS, CurveKeys
 from mlbox.tui.widgets.metric_grid import MetricGrid
@@ -41,19 +42,26 @@ from mlbox.tui.widgets.metric_plot import MetricPlot
 
 EACH_DEFAULT = 4
 """One chart each with fewer than two metrics chosen (by default one is): the first this many."""
+REUSED = "run-detail"
+"""The name `RunDetailScreen.open` installs its screen under (kept when popped, turned to the next run)."""
+TABLES = ("metrics", "params", "tags", "artifacts", "datasets", "environment")
 
 
 class ArtifactRead(Message):
-    def __init__(self, path: str, size: int, preview: Preview) -> None:
+    def __init__(self, run_id: int, path: str, size: int, preview: Preview) -> None:
         super().__init__()
+        self.run_id = run_id
         self.path = path
         self.size = size
         self.preview = preview
 
 
 class DetailLoaded(Message):
-    def __init__(self, detail: RunDetail, keys: list[str], series: dict[str, Chunk], defaulted: bool) -> None:
+    def __init__(
+        self, run_id: int, detail: RunDetail, keys: list[str], series: dict[str, Chunk], defaulted: bool
+    ) -> None:
         super().__init__()
+        self.run_id = run_id
         self.detail = detail
         self.keys = keys
         self.series = series
@@ -103,7 +111,7 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
     SECTION = "experiments"
     CSS_PATH = "run_detail.tcss"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "app.pop_screen", "Back"),
+        Binding("escape", "back", "Back"),
         *CURVE_BINDINGS,
         Binding("k", "focus_keys", "Curves"),
         Binding("d,delete", "delete_run", "Delete", show=False),
@@ -120,6 +128,58 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         self.shown_rows: dict[str, list[tuple[str | Text, ...]]] = {}
         self.series: dict[str, Chunk] = {}
         """The curves last read, by metric key."""
+        self.stacked = False
+        """Pushed by `open` and not popped by `back` since: no other `open` may turn it."""
+
+    @classmethod
+    def open(cls, app: App[object], run_id: int) -> None:
+        """Show run ``run_id``: on the screen an earlier `open` built, unless a screen stack still
+        holds it (another mode's), then on a new one."""
+        if app.is_screen_installed(REUSED):
+            screen = app.get_screen(REUSED)
+            if isinstance(screen, cls) and not screen.stacked:
+                screen.show_run(run_id)
+                screen.stacked = True
+                app.push_screen(screen)
+                return
+            screen = cls(run_id)
+        else:
+            screen = cls(run_id)
+            app.install_screen(screen, REUSED)
+        screen.stacked = True
+        app.push_screen(screen)
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        """Textual restyles every widget of a screen it pushes (35 ms of the key press here); a
+        screen shown again by `open` needs it only if the app's CSS changed meanwhile (a theme)."""
+        if self._css_update_count == self.app._css_update_count:
+            event.refresh_styles = False
+        self._css_update_count = self.app._css_update_count
+
+    def action_back(self) -> None:
+        self.stacked = False
+        self.app.pop_screen()
+
+    def show_run(self, run_id: int) -> None:
+        """Turn this (popped) screen to run ``run_id`` as a new screen would show it, and read it."""
+        self.workers.cancel_group(self, "detail")
+        self.workers.cancel_group(self, "artifact")
+        self.run_id = run_id
+        self.title = f"Run {run_id}"
+        self.detail, self.series, self.keys, self.user_picked = None, {}, [], False
+        self.curve_options, self.charts_each = CurveOptions(), False
+        grid = self.query_one(MetricGrid)
+        if grid.plots:
+            grid.show_charts({}, self.curve_options)
+        for table_id in TABLES:
+            self.query_one(f"#{table_id}", DataTable).move_cursor(row=0, column=0, animate=False)
+        self.query_one("#info", TabbedContent).active = "tab-metrics"
+        self.set_focus(self.query_one("#metrics", DataTable))
+        if self.live is None:
+            self.live = self.set_interval(self.ctx.live_s, self.tick, pause=True)
+        else:
+            self.live.pause()
+        self.read_now()
 
     def compose_body(self) -> ComposeResult:
         yield Static("loading…", id="run-title")
@@ -145,8 +205,8 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
     def on_mount(self) -> None:
         self.query_one("#metric-keys", SelectionList).border_title = "metrics to plot (space)"
         self.query_one(MetricGrid).display = False
-        self.load()
         self.live = self.set_interval(self.ctx.live_s, self.tick, pause=True)
+        self.read_now()
 
     def commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Back to runs", "Close this run", self.app.pop_screen)
@@ -163,13 +223,14 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
     @work(thread=True, group="artifact")
     def read_artifact(self, path: str, size: int, width: int) -> None:
         """Read the artifact's first bytes (all of an image or a Parquet file) and preview them."""
+        run_id = self.run_id
         kind = artifact_preview.kind_of(path)
         limit = (
             artifact_preview.MAX_WHOLE if artifact_preview.needs_whole(kind) else artifact_preview.MAX_BYTES
         )
         data = bytearray()
         try:
-            for chunk in self.tracking.read_artifact(self.run_id, path):
+            for chunk in self.tracking.read_artifact(run_id, path):
                 data += chunk
                 if len(data) >= limit:
                     break
@@ -178,12 +239,12 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
             return
         truncated = len(data) < size
         shown = artifact_preview.preview(
-            path, bytes(data[:limit]), run_id=self.run_id, width=max(width, 20), truncated=truncated
+            path, bytes(data[:limit]), run_id=run_id, width=max(width, 20), truncated=truncated
         )
-        self.post_message(ArtifactRead(path, size, shown))
+        self.post_message(ArtifactRead(run_id, path, size, shown))
 
     def on_artifact_read(self, message: ArtifactRead) -> None:
-        if self.app.screen is self:
+        if self.app.screen is self and message.run_id == self.run_id:
             self.app.push_screen(ArtifactPreview(message.path, message.size, message.preview))
 
     def action_focus_keys(self) -> None:
@@ -199,32 +260,49 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
 
     def on_deleted(self, message: Deleted) -> None:
         self.notify(message.text, title="Run")
-        self.app.pop_screen()
+        self.action_back()
 
     # -- loading ---------------------------------------------------------------------
 
     def load(self) -> None:
+        """Re-read the run in a worker (the live refresh, another choice of curves)."""
         self.reading = True
         self.fetch_detail(list(self.keys), pick_default=not self.keys and not self.user_picked)
 
-    @work(thread=True, group="detail")
-    def fetch_detail(self, keys: list[str], pick_default: bool) -> None:
-        """Re-read the run and the curves of ``keys`` (the first metric when none is picked yet)."""
-        tracking = self.tracking
+    def read_now(self) -> None:
+        """The first read of a run, made before the screen paints: about a millisecond for the
+        summaries and one curve (a WAL reader never waits for the writer), where a worker's answer
+        would come after a paint of the empty screen, and every widget would be drawn twice."""
+        self.reading = True
         try:
-            detail = tracking.run_detail(self.run_id)
-            if pick_default and detail.metrics:
-                keys = [detail.metrics[0].key]
-            series = {}
-            for key in keys:
-                try:
-                    series[key] = tracking.metric_series(self.run_id, key, max_points=self.ctx.max_points)
-                except NotFound:  # not logged by this run (yet)
-                    continue
+            loaded = self.read(self.run_id, [], pick_default=True)
         except MlboxError as exc:
             self.fail(exc)
             return
-        self.post_message(DetailLoaded(detail, keys, series, defaulted=pick_default))
+        self.on_detail_loaded(loaded)
+
+    @work(thread=True, group="detail")
+    def fetch_detail(self, keys: list[str], pick_default: bool) -> None:
+        try:
+            loaded = self.read(self.run_id, keys, pick_default)
+        except MlboxError as exc:
+            self.fail(exc)
+            return
+        self.post_message(loaded)
+
+    def read(self, run_id: int, keys: list[str], pick_default: bool) -> DetailLoaded:
+        """The run and the curves of ``keys`` (the first metric when none is picked yet)."""
+        tracking = self.tracking
+        detail = tracking.run_detail(run_id)
+        if pick_default and detail.metrics:
+            keys = [detail.metrics[0].key]
+        series = {}
+        for key in keys:
+            try:
+                series[key] = tracking.metric_series(run_id, key, max_points=self.ctx.max_points)
+            except NotFound:  # not logged by this run (yet)
+                continue
+        return DetailLoaded(run_id, detail, keys, series, defaulted=pick_default)
 
     def on_service_failed(self, message: ServiceFailed) -> None:
         """Stop re-reading a run the service refuses (e.g. it is gone); the app shows why."""
@@ -237,6 +315,8 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
             self.load()
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
+        if message.run_id != self.run_id:
+            return  # read for the run this screen showed before `show_run`
         self.reading = False
         detail = message.detail
         if message.defaulted and not self.user_picked:
@@ -325,12 +405,23 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
                 self.shown_rows[table_id] = rows
 
     def _show_keys(self, detail: RunDetail) -> None:
+        """The run's metric keys to pick from, `keys` selected; a key the run logs since is added
+        at the end, another run's list is replaced (unless it has the same keys)."""
         keys_list: SelectionList[str] = self.query_one("#metric-keys", SelectionList)
         have = {keys_list.get_option_at_index(i).value for i in range(keys_list.option_count)}
-        new = [m.key for m in detail.metrics if m.key not in have]
-        if new:
-            with keys_list.prevent(SelectionList.SelectedChanged):
+        want = [m.key for m in detail.metrics]
+        with keys_list.prevent(SelectionList.SelectedChanged):
+            if not have <= set(want):
+                keys_list.clear_options()
+                have = set()
+            new = [k for k in want if k not in have]
+            if new:
                 keys_list.add_options([Selection(fmt.inert(k), k, k in self.keys) for k in new])
+            if set(keys_list.selected) != set(self.keys) & set(want):
+                keys_list.deselect_all()
+                for key in self.keys:
+                    if key in want:
+                        keys_list.select(key)
 
     @on(SelectionList.SelectedChanged, "#metric-keys")
     def keys_changed(self, event: SelectionList.SelectedChanged[str]) -> None:

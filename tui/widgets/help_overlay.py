@@ -3,14 +3,20 @@
 Read from the bindings active when it opened (the focused widget's, the
 screen's and the app's), so it never disagrees with what the keys do; a
 binding without a description is an implementation detail and is left out.
+
+`HelpOverlay.shown` builds an overlay once per screen class and list of keys
+(the focused widget's keys change it) and shows it again the next time:
+composing, styling and laying out its table cost more than the 100 ms a key
+press may take over a big home (issue 18), showing it again a fraction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import ActiveBinding, Binding, BindingType
 from textual.containers import Vertical
@@ -75,6 +81,26 @@ class HelpOverlay(ModalScreen[None]):
         super().__init__()
         self.title_text = title
         self.rows = list(rows)
+        self.stacked = False
+        """Shown by `shown` and not closed since: another `shown` must not push it again."""
+
+    @classmethod
+    def shown(cls, app: App[Any], of: type[Screen[Any]], title: str, rows: Iterable[HelpRow]) -> HelpOverlay:
+        """Push the overlay of a screen of class ``of`` titled ``title`` listing ``rows``: the one
+        built for that class and those rows before, unless a screen stack still holds it (another
+        mode's), then a new one."""
+        rows = list(rows)
+        name = f"help:{of.__module__}.{of.__qualname__}:{hash(tuple(rows))}"
+        overlay = app.get_screen(name) if app.is_screen_installed(name) else None
+        if not isinstance(overlay, cls) or overlay.rows != rows or overlay.stacked:
+            fresh = cls(title, rows)
+            if overlay is None:
+                app.install_screen(fresh, name)
+            overlay = fresh
+        overlay.title_text = title
+        overlay.stacked = True
+        app.push_screen(overlay)
+        return overlay
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -88,8 +114,17 @@ class HelpOverlay(ModalScreen[None]):
             yield table
 
     def on_mount(self) -> None:
-        self.query_one(Vertical).border_title = f"Keys · {self.title_text}"
         self.query_one(DataTable).focus()
 
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        """Shown (again): the screen's title, the first row; Textual restyles every widget of a
+        screen it pushes, needed again only if the app's CSS changed meanwhile (a theme)."""
+        if self._css_update_count == self.app._css_update_count:
+            event.refresh_styles = False
+        self._css_update_count = self.app._css_update_count
+        self.query_one(Vertical).border_title = f"Keys · {self.title_text}"
+        self.query_one(DataTable).move_cursor(row=0, animate=False)
+
     def action_close(self) -> None:
+        self.stacked = False
         self.dismiss(None)

@@ -123,7 +123,10 @@ class MetricPlot(PlotextPlot):
 
     def render(self) -> RenderResult:
         """The plot built from its data again: plotext's build rescales the data it holds in
-        place (log y), so a second build of the same data (any repaint) would take the log twice."""
+        place (log y), so a second build of the same data (any repaint) would take the log twice.
+        The theme first: a curve without a colour of its own takes the next of the theme's, so
+        curves drawn before the first paint get the same colours as those drawn after it."""
+        self._plot.theme(self._get_plotext_theme_name(self.app.theme))
         self._replay()
         return super().render()
 
