@@ -74,6 +74,11 @@ def render_run(run: PipelineRun) -> list[str]:
     ]
     if run.message:
         lines.append(run.message)
+    # A failed run names why where it is shown: the user should not have to know --logs to learn it.
+    failed = [s for s in run.steps if s.state == "failed" and s.message]
+    lines.extend(f"  {s.node}: {s.message}" for s in failed)
+    if failed:
+        lines.append(f"  (each step's log: mlbox pipelines show {run.id} --logs)")
     labels = {n: (n, step_label(s.state, s.duration_s, s.attempt)) for n, s in steps.items()}
     drawing, _ = draw({n: s.deps for n, s in steps.items()}, labels)
     return [*lines, "", *drawing]

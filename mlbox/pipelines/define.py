@@ -15,10 +15,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import sys
 import threading
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
@@ -289,6 +291,9 @@ class PipelineDef:
             p.name: p.default for p in self.signature.parameters.values() if p.default is not p.empty
         }
         self.ref = f"{fn.__module__}:{fn.__qualname__}"
+        self.import_root = import_root(fn.__module__)
+        """The folder the module was imported from: stored with each run and schedule so that an
+        appliance started elsewhere (not in the submitter's folder) imports the same module."""
         functools.update_wrapper(self, fn)
 
     def __repr__(self) -> str:
@@ -384,15 +389,41 @@ def topo_order(deps: Mapping[str, list[str]]) -> list[str]:
     return order
 
 
-def resolve(ref: str) -> PipelineDef:
-    """The pipeline named ``package.module:name`` (imported: the appliance resumes runs by it)."""
+def import_root(module: str) -> str | None:
+    """The ``sys.path`` folder ``module`` (already imported) was found in, or None (``__main__``,
+    a module without a file)."""
+    mod = sys.modules.get(module)
+    file = getattr(mod, "__file__", None)
+    if module == "__main__" or not file:
+        return None
+    folder = Path(file).resolve().parent
+    if Path(file).name == "__init__.py":
+        folder = folder.parent
+    for _ in range(module.count(".")):
+        folder = folder.parent
+    return str(folder)
+
+
+def resolve(ref: str, roots: Iterable[str] = ()) -> PipelineDef:
+    """The pipeline named ``package.module:name`` (imported: the appliance resumes runs by it).
+
+    A module this process cannot import is looked for in ``roots`` too (the folders it was
+    submitted from): the appliance does not run in the folder of the user who submitted it.
+    """
     import importlib
 
     module, _, attr = ref.partition(":")
     if not module or not attr:
         raise InvalidInput(f"pipeline {ref!r} must read package.module:name", field="pipeline")
     try:
-        obj: Any = importlib.import_module(module)
+        try:
+            obj: Any = importlib.import_module(module)
+        except ModuleNotFoundError:
+            extra = [r for r in roots if r not in sys.path]
+            if not extra:
+                raise
+            sys.path.extend(extra)
+            obj = importlib.import_module(module)
         for part in attr.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:

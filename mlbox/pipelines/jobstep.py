@@ -25,13 +25,13 @@ def run_step(step_run_id: int, attempt: int) -> None:
     db = Database(home.db_path)
     artifacts = ArtifactStore(home.artifacts)
     row = db.query_one(
-        "SELECT s.node, s.state, s.attempt, r.ref, r.params, r.id AS run_id FROM step_runs s"
+        "SELECT s.node, s.state, s.attempt, r.ref, r.import_root, r.params, r.id AS run_id FROM step_runs s"
         " JOIN pipeline_runs r ON r.id = s.run_id WHERE s.id = ?",
         (step_run_id,),
     )
     if row is None or row["state"] != "running" or row["attempt"] != attempt:
         raise Conflict(f"step run {step_run_id} is no longer running attempt {attempt}", field="step_run_id")
-    graph = resolve(row["ref"]).trace()
+    graph = resolve(row["ref"], [row["import_root"]] if row["import_root"] else []).trace()
     node = graph.nodes[row["node"]]
     params: dict[str, Any] = msgspec.json.decode(row["params"])
     upstream = {

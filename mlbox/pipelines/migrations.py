@@ -124,3 +124,16 @@ def m003_upstream_triggers(conn: sqlite3.Connection) -> None:
         "kind IN ('cron', 'folder', 'alias')",
         "kind IN ('cron', 'folder', 'alias', 'dataset', 'training_set')",
     )
+
+
+@migrations
+def m004_import_roots(conn: sqlite3.Connection) -> None:
+    # The folder a run's or schedule's pipeline module was imported from by whoever submitted
+    # it, so an appliance started in another folder can import it too (NULL: not known).
+    execute_script(
+        conn,
+        """
+        ALTER TABLE pipeline_runs ADD COLUMN import_root TEXT;
+        ALTER TABLE pipeline_schedules ADD COLUMN import_root TEXT;
+        """,
+    )

@@ -183,9 +183,18 @@ class PipelineService:
                 self._graphs[key] = (pdef, pdef.trace())
             return self._graphs[key]
         if ref not in self._graphs:
-            pdef = resolve(ref)
+            pdef = resolve(ref, self._import_roots(ref))
             self._graphs[ref] = (pdef, pdef.trace())
         return self._graphs[ref]
+
+    def _import_roots(self, ref: str) -> list[str]:
+        """The folders runs and schedules of ``ref`` were submitted from."""
+        rows = self.db.query(
+            "SELECT import_root FROM pipeline_runs WHERE ref = ? AND import_root IS NOT NULL"
+            " UNION SELECT import_root FROM pipeline_schedules WHERE ref = ? AND import_root IS NOT NULL",
+            (ref, ref),
+        )
+        return [str(r["import_root"]) for r in rows]
 
     def submit(
         self,
@@ -215,7 +224,7 @@ class PipelineService:
         with self.db.atomic() as conn:
             cur = conn.execute(
                 "INSERT INTO pipeline_runs (pipeline, ref, params, state, no_cache, trigger, partition, lane,"
-                " lane_limit, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " lane_limit, created_at, import_root) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     pdef.name,
                     pdef.ref,
@@ -227,6 +236,7 @@ class PipelineService:
                     lane,
                     lane_limit,
                     now,
+                    pdef.import_root,
                 ),
             )
             run_id = int(cur.lastrowid or 0)
@@ -1021,9 +1031,19 @@ class PipelineService:
         t = time.time() if now is None else now
         with self.db.atomic() as conn:
             cur = conn.execute(
-                "INSERT INTO pipeline_schedules (ref, kind, spec, params, catchup, last_tick, state, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (pdef.ref, kind, spec, msgspec.json.encode(given).decode(), catchup, t, state, t),
+                "INSERT INTO pipeline_schedules (ref, kind, spec, params, catchup, last_tick, state, created_at,"
+                " import_root) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    pdef.ref,
+                    kind,
+                    spec,
+                    msgspec.json.encode(given).decode(),
+                    catchup,
+                    t,
+                    state,
+                    t,
+                    pdef.import_root,
+                ),
             )
             sid = int(cur.lastrowid or 0)
         return self.get_schedule(sid)

@@ -1,0 +1,121 @@
+"""Faults a new user met following README.md by hand (task H7), each pinned with real parts.
+
+* A pipeline module in the user's own folder ran only while the CLI drove it: with `mlbox up`
+  started in another folder the appliance could not import it ("No module named ...").
+* `mlbox pipelines run` printed only "failed: STEP" for a failed run, not why.
+* `@labeling_function` written bare (as `@mlbox.step` is) made no labeling function, and
+  `mlbox label weak` said the file defined none.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlbox.services import Services
+from tests.helpers import MLBOX, mlbox_env, ok, wait_announced
+
+PIPELINE_MODULE = """
+import mlbox
+
+
+@mlbox.step
+def ingest(path: str) -> int:
+    with open(path) as f:
+        header, *lines = f.read().splitlines()
+    if "label" not in header.split(","):
+        raise ValueError(f"{path} lacks the column 'label'")
+    return len(lines)
+
+
+@mlbox.step(job=True)
+def double(rows: int) -> int:
+    return rows * 2
+
+
+@mlbox.pipeline
+def rows(path: str) -> None:
+    double(ingest(path))
+"""
+
+
+def test_a_pipeline_in_the_users_folder_runs_on_an_appliance_started_elsewhere(
+    home: Path, tmp_path: Path, started: list[subprocess.Popen[Any]]
+) -> None:
+    work = tmp_path / "work"
+    elsewhere = tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    (work / "stranger_rows.py").write_text(PIPELINE_MODULE)
+    (work / "good.csv").write_text("x,label\n1,0\n2,1\n3,0\n")
+    (work / "bad.csv").write_text("x\n1\n")
+    env = mlbox_env(home, MLBOX_SCHEDULER_TICK_S="0.1", MLBOX_PORT="0")
+    log = tmp_path / "up.log"
+    with open(log, "wb") as out:
+        up = subprocess.Popen(
+            [str(MLBOX), "up"], env=env, cwd=elsewhere, stdout=out, stderr=out, start_new_session=True
+        )
+    started.append(up)
+    wait_announced(home, up, log=log)
+
+    def run(csv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                str(MLBOX),
+                "pipelines",
+                "run",
+                "stranger_rows:rows",
+                "-p",
+                f"path={work / csv}",
+                "--timeout",
+                "60",
+            ],
+            env=env,
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+
+    good = run("good.csv")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert good.stdout.splitlines()[0].split()[:4] == ["run", "1", "rows", "succeeded"]
+    # the job step (a subprocess of the appliance) imported the module from the user's folder too
+    shown = subprocess.run(
+        [str(MLBOX), "pipelines", "show", "1", "--json"],
+        env=env,
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+    )
+    assert '"double"' in shown.stdout and '"state":"succeeded"' in shown.stdout.replace(" ", "")
+
+    bad = run("bad.csv")
+    assert bad.returncode == 1
+    lines = bad.stdout.splitlines()
+    assert lines[2] == "failed: ingest"
+    assert lines[3] == f"  ingest: ValueError: {work / 'bad.csv'} lacks the column 'label'"
+    assert lines[4] == "  (each step's log: mlbox pipelines show 2 --logs)"
+
+
+def test_label_weak_takes_a_bare_labeling_function(
+    services: Services, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    ok(capsys, "label", "new", "reviews", "--choices", "pos,neg")
+    tasks = tmp_path / "reviews.csv"
+    tasks.write_text("text\ngreat film\nawful film\nfine\n")
+    ok(capsys, "label", "import", "reviews", str(tasks))
+    lfs = tmp_path / "lfs.py"
+    lfs.write_text(
+        "from mlbox.labeling.weak import ABSTAIN, labeling_function\n"
+        "@labeling_function\n"
+        "def great(task):\n    return 0 if 'great' in task['text'] else ABSTAIN\n"
+        "@labeling_function('awful_is_neg')\n"
+        "def awful(task):\n    return 1 if 'awful' in task['text'] else ABSTAIN\n"
+    )
+    out = ok(capsys, "label", "weak", "reviews", str(lfs))
+    rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines()[1:3]}
+    assert rows == {"great": ["0", "0.333333"], "awful_is_neg": ["1", "0.333333"]}
