@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -30,13 +30,24 @@ class LabelingFunction:
         return self.fn(data)
 
 
+@overload
+def labeling_function(name: Callable[[dict[str, Any]], int]) -> LabelingFunction: ...
+@overload
 def labeling_function(
     name: str | None = None,
-) -> Callable[[Callable[[dict[str, Any]], int]], LabelingFunction]:
-    """``@labeling_function()`` over ``def lf(task_data) -> class index or ABSTAIN``."""
+) -> Callable[[Callable[[dict[str, Any]], int]], LabelingFunction]: ...
+def labeling_function(
+    name: str | Callable[[dict[str, Any]], int] | None = None,
+) -> LabelingFunction | Callable[[Callable[[dict[str, Any]], int]], LabelingFunction]:
+    """``@labeling_function`` or ``@labeling_function(name)`` over ``def lf(task_data) -> class
+    index or ABSTAIN``. Bare works too, as ``@mlbox.step`` does: the bare form was silently not
+    a labeling function, and ``mlbox label weak`` then found none in the file."""
+    if callable(name):
+        return LabelingFunction(name.__name__, name)
+    label = name
 
     def wrap(fn: Callable[[dict[str, Any]], int]) -> LabelingFunction:
-        return LabelingFunction(name or fn.__name__, fn)
+        return LabelingFunction(label or fn.__name__, fn)
 
     return wrap
 
