@@ -489,7 +489,7 @@ class ExperimentsScreen(MlboxScreen):
         if event.row_key.value is not None:
             from mlbox.tui.screens.run_detail import RunDetailScreen  # plotext: not for the TUI's start
 
-            self.app.push_screen(RunDetailScreen(int(event.row_key.value)))
+            RunDetailScreen.open(self.app, int(event.row_key.value))  # the screen of the last run, turned
 
     def action_toggle_mark(self) -> None:
         self.table.toggle_mark()
