@@ -14,6 +14,7 @@ generation number drops answers to a question the user has since changed.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -45,6 +46,9 @@ FetchMode = Literal["replace", "append", "refresh"]
 REFRESH_ROWS = 500
 KEYS_EVERY = 10
 """Every this many refreshes the scope's param and metric keys are re-read (new columns)."""
+PREFETCH_KEYS = 16
+"""The keys of up to this many of the sidebar's experiments are read once it is listed, in the
+background: choosing one then skips that read (20-35 ms over 10,000 runs)."""
 PLACEHOLDER = "filter runs, e.g.  metrics.val_acc > 0.9 and params.lr = '0.01'   (/ to focus, Enter to apply)"
 
 
@@ -81,6 +85,14 @@ class ExperimentsListed(Message):
         self.lifecycle = lifecycle
         self.total = total
         """The runs under "all experiments" (None: the sum of the experiments' counts)."""
+
+
+class KeysRead(Message):
+    """Experiments' param and metric keys, read ahead of their choice."""
+
+    def __init__(self, keys: dict[str, RunKeys]) -> None:
+        super().__init__()
+        self.keys = keys
 
 
 class FilterRejected(Message):
@@ -122,6 +134,8 @@ class ExperimentsScreen(MlboxScreen):
         """The user's choice of columns (None: the scope's default)."""
         self.pinned: list[str] = []
         self.keys: dict[str, RunKeys] = {}
+        self.prefetched = False
+        """Whether the sidebar's experiments' keys were read ahead (once: the refresh keeps them)."""
         """Each scope's param and metric keys, read when it is chosen."""
         self.views: dict[str, View] = {}
         self.refreshes = 0
@@ -242,6 +256,15 @@ class ExperimentsScreen(MlboxScreen):
             self.fail(exc)
             return
         self.post_message(ExperimentsListed(experiments, total, lifecycle))
+        unread = [e.name for e in experiments if e.name not in self.keys][:PREFETCH_KEYS]
+        if unread and not self.prefetched:
+            self.prefetched = True
+            with suppress(MlboxError):  # (an experiment deleted meanwhile) read when it is chosen
+                self.post_message(KeysRead({name: self.tracking.run_keys(name) for name in unread}))
+
+    def on_keys_read(self, message: KeysRead) -> None:
+        for name, keys in message.keys.items():
+            self.keys.setdefault(name, keys)  # a fetch's own read is as new or newer
 
     def on_experiments_listed(self, message: ExperimentsListed) -> None:
         if message.lifecycle != self.lifecycle:  # asked before D switched the view

@@ -18,16 +18,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import ClassVar, Literal
 
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from textual._segment_tools import line_crop
 from textual._types import SegmentLines
 from textual.binding import Binding, BindingType
 from textual.cache import LRUCache
 from textual.coordinate import Coordinate
-from textual.geometry import Size
+from textual.geometry import Region, Size
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import ColumnKey, DuplicateKey, Row, RowKey
 
@@ -80,8 +83,12 @@ class RunsTable(DataTable[Text]):
         self._geometry: _Geometry | None = None
         self._text_styles: dict[str | Style, Style] = {}
         self._component_rich_styles: dict[tuple[str, object], Style] = {}
-        self._body_cache: LRUCache[tuple[object, ...], tuple[SegmentLines, SegmentLines]] = LRUCache(1000)
+        self._body_cache: LRUCache[tuple[object, ...], tuple[SegmentLines, SegmentLines]] = LRUCache(300)
         """Body rows as drawn, cleared with DataTable's own row cache."""
+        self._body_lines: LRUCache[tuple[object, ...], Strip] = LRUCache(300)
+        """Body lines as shown (cropped to the viewport), cleared with the rows."""
+        self._frame_style: Style | None = None
+        """The widget's style while `render_lines` draws a frame (asked once, not per line)."""
         super().__init__(cursor_type="row", zebra_stripes=True, id=id)
         self._visible: tuple[int, int] = (0, 1 << 30)
         """Scrollable column indexes [first, last] inside the viewport, as of the row being rendered."""
@@ -107,11 +114,14 @@ class RunsTable(DataTable[Text]):
         if round(old_value) != round(new_value):
             self._row_render_cache.clear()  # its rows hold blanks where columns were off-screen
             self._body_cache.clear()
+            self._body_lines.clear()
+        self._body_lines.clear()
         super().watch_scroll_x(old_value, new_value)
 
     def on_resize(self) -> None:
         self._row_render_cache.clear()  # a wider table shows more columns
         self._body_cache.clear()
+        self._body_lines.clear()
 
     def visible_span(self) -> tuple[int, int]:
         """The first and last scrollable column that shows: DataTable crops a row's cells, all
@@ -130,12 +140,14 @@ class RunsTable(DataTable[Text]):
     def _clear_caches(self) -> None:
         super()._clear_caches()
         self._body_cache.clear()
+        self._body_lines.clear()
         self._component_rich_styles.clear()
         self._geometry = None
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._body_cache.clear()
+        self._body_lines.clear()
         self._component_rich_styles.clear()
 
     def _measure(self) -> _Geometry:
@@ -155,6 +167,59 @@ class RunsTable(DataTable[Text]):
             filler=max(0, self.size.width - table_width),
         )
         return self._geometry
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._frame_style = self.rich_style
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_style = None
+
+    def render_line(self, y: int) -> Strip:
+        """A body line from its row's segments, cropped and cached per row: DataTable finds the
+        row through its line offsets, caches each line under the whole cursor and hover
+        coordinates (so a cursor move redraws every line) and asks for the widget's style
+        (an ancestor walk) per line. Headers, labels and tall rows go DataTable's way."""
+        header = self.header_height if self.show_header else 0
+        if y < header or self.fixed_rows or self._labelled_row_exists:
+            return super().render_line(y)
+        width = self.size.width
+        scroll_x, scroll_y = self.scroll_offset
+        row_index = y - header + scroll_y
+        base_style = self._frame_style or self.rich_style
+        if not 0 <= row_index < self.row_count:
+            return Strip.blank(width, base_style)
+        if len(self._y_offsets) != self.row_count:  # a row taller than a line
+            return super().render_line(y)
+        row_key = self._row_locations.get_key(row_index)
+        if row_key is None:
+            return Strip.blank(width, base_style)
+        cursor = self.cursor_coordinate.row == row_index
+        hover = self.hover_coordinate.row == row_index
+        key = (
+            row_key,
+            cursor,
+            hover,
+            base_style,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self._update_count,
+            self._pseudo_class_state,
+        )
+        strip = self._body_lines.get(key)
+        if strip is None:
+            fixed, scrollable = self._render_line_in_row(
+                row_key, 0, base_style, self.cursor_coordinate, self.hover_coordinate
+            )
+            geometry = self._measure()
+            fixed_width = sum(geometry.widths[: self.fixed_columns])
+            segments = [*chain.from_iterable(fixed)]
+            segments += line_crop(
+                [*chain.from_iterable(scrollable)], scroll_x + fixed_width, scroll_x + width, width
+            )
+            strip = Strip(segments).adjust_cell_length(width, base_style).simplify()
+            self._body_lines[key] = strip
+        return strip
 
     def _render_line_in_row(
         self,
@@ -262,10 +327,13 @@ class RunsTable(DataTable[Text]):
         and their sum)."""
         pre, post, both = look
         inner = max(0, width - 2 * padding)
-        if cell.cell_len > inner:
+        plain = cell.plain
+        length = len(plain) if plain.isascii() else cell.cell_len  # ASCII: a cell a character
+        if length > inner:
             cell = cell.copy()
             cell.truncate(inner)
-        gap = inner - cell.cell_len
+            plain, length = cell.plain, cell.cell_len
+        gap = inner - length
         left = gap if cell.justify == "right" else gap // 2 if cell.justify == "center" else 0
         before, after = " " * (padding + left), " " * (gap - left + padding)
         outer = both + meta
@@ -276,8 +344,8 @@ class RunsTable(DataTable[Text]):
             return [Segment(before, outer), *body, Segment(after, outer)]
         style = self._text_style(cell.style)
         if not style:
-            return [Segment(before + cell.plain + after, outer)]
-        return [Segment(before, outer), Segment(cell.plain, pre + style + post + meta), Segment(after, outer)]
+            return [Segment(before + plain + after, outer)]
+        return [Segment(before, outer), Segment(plain, pre + style + post + meta), Segment(after, outer)]
 
     def _text_style(self, style: str | Style) -> Style:
         """A cell's own style (``bold yellow``, a status colour) as a Style, parsed once."""
