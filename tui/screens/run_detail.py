@@ -174,7 +174,8 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         for table_id in TABLES:
             self.query_one(f"#{table_id}", DataTable).move_cursor(row=0, column=0, animate=False)
         self.query_one("#info", TabbedContent).active = "tab-metrics"
-        self.set_focus(self.query_one("#metrics", DataTable))
+        focusable = [w for w in self.query("*") if w.focusable]  # a new screen's focus: Textual's AUTO_FOCUS
+        self.set_focus(focusable[0] if focusable else None)
         if self.live is None:
             self.live = self.set_interval(self.ctx.live_s, self.tick, pause=True)
         else:
