@@ -128,7 +128,8 @@ async def test_the_help_overlay_is_kept_per_screen_class_and_keys(seeded: Servic
         table.move_cursor(row=3)
         await pilot.press("escape")
         await pilot.press("f1")
-        assert app.screen is overlay and table.row_count == len(overlay.rows)
+        assert table.row_count == len(overlay.rows)
+        assert app.screen is overlay
         assert (
             table.cursor_row == 0 and str(overlay.query_one("Vertical").border_title) == "Keys · Experiments"
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from rich.text import Text
 from textual import events, on, work
@@ -132,7 +132,7 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         """Pushed by `open` and not popped by `back` since: no other `open` may turn it."""
 
     @classmethod
-    def open(cls, app: App[object], run_id: int) -> None:
+    def open(cls, app: App[Any], run_id: int) -> None:
         """Show run ``run_id``: on the screen an earlier `open` built, unless a screen stack still
         holds it (another mode's), then on a new one."""
         if app.is_screen_installed(REUSED):
