@@ -23,6 +23,7 @@ used (the registry is imported inside the functions that need it).
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 import weakref
@@ -125,6 +126,16 @@ def active_run() -> ActiveRun | None:
     return _c().active_run()
 
 
+def _logging_run() -> ActiveRun | None:
+    """The run the log calls write to: the active one or, inside a job (``MLBOX_RUN_ID``), the
+    job's run, attached as `log_metric` attaches it. `log_model` and `register_model` use it, so
+    a job (a pipeline's job step) logs and registers a model without a `start_run`."""
+    client = _c()
+    if client.active_run() is None and os.environ.get("MLBOX_RUN_ID"):
+        return client._require_active()
+    return client.active_run()
+
+
 def end_run(status: str = "finished") -> Run | None:
     return _c().end_run(status)
 
@@ -199,7 +210,7 @@ def log_model(
     (``{"form": "state_dict", "class": "pkg.module:build", "init": {...}}``
     for a torch module).
     """
-    if active_run() is None:
+    if _logging_run() is None:
         raise Conflict("no active run: call mlbox.start_run() first", field="run")
     from mlbox.registry.flavors import save_model
     from mlbox.registry.staging import logged_signature
@@ -314,7 +325,7 @@ def register_model(
     lets a scoring request send entity keys only: serving looks the features up.
     """
     if run_id is None:
-        active = active_run()
+        active = _logging_run()
         run_id = None if active is None else active.id
     if model is None and run_id is None:
         raise InvalidInput(

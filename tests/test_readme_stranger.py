@@ -3,6 +3,8 @@
 * A pipeline module in the user's own folder ran only while the CLI drove it: with `mlbox up`
   started in another folder the appliance could not import it ("No module named ...").
 * `mlbox pipelines run` printed only "failed: STEP" for a failed run, not why.
+* In a job (the README's `@mlbox.step(gpus=1)` train step) `mlbox.log_model` said "no active
+  run" and `register_model` found none, though `log_metric` logs to the job's run.
 * `@labeling_function` written bare (as `@mlbox.step` is) made no labeling function, and
   `mlbox label weak` said the file defined none.
 """
@@ -20,6 +22,7 @@ from tests.helpers import MLBOX, mlbox_env, ok, wait_announced
 
 PIPELINE_MODULE = """
 import mlbox
+from mlbox.pipelines.values import ModelRef
 
 
 @mlbox.step
@@ -32,18 +35,25 @@ def ingest(path: str) -> int:
 
 
 @mlbox.step(job=True)
-def double(rows: int) -> int:
-    return rows * 2
+def train(rows: int) -> ModelRef:
+    # the README's job step: log the model and register it with no start_run (the job's run)
+    import numpy as np
+    from sklearn.dummy import DummyClassifier
+
+    model = DummyClassifier().fit(np.zeros((rows, 1)), np.arange(rows) % 2)
+    mlbox.log_model(model, "model", example_input=np.zeros((2, 1)))
+    version = mlbox.register_model("stranger-rows")
+    return ModelRef("stranger-rows", version.version)
 
 
 @mlbox.pipeline
 def rows(path: str) -> None:
-    double(ingest(path))
+    train(ingest(path))
 """
 
 
 def test_a_pipeline_in_the_users_folder_runs_on_an_appliance_started_elsewhere(
-    home: Path, tmp_path: Path, started: list[subprocess.Popen[Any]]
+    home: Path, services: Services, tmp_path: Path, started: list[subprocess.Popen[Any]]
 ) -> None:
     work = tmp_path / "work"
     elsewhere = tmp_path / "elsewhere"
@@ -83,15 +93,13 @@ def test_a_pipeline_in_the_users_folder_runs_on_an_appliance_started_elsewhere(
     good = run("good.csv")
     assert good.returncode == 0, good.stdout + good.stderr
     assert good.stdout.splitlines()[0].split()[:4] == ["run", "1", "rows", "succeeded"]
-    # the job step (a subprocess of the appliance) imported the module from the user's folder too
-    shown = subprocess.run(
-        [str(MLBOX), "pipelines", "show", "1", "--json"],
-        env=env,
-        cwd=elsewhere,
-        capture_output=True,
-        text=True,
-    )
-    assert '"double"' in shown.stdout and '"state":"succeeded"' in shown.stdout.replace(" ", "")
+    # the job step (a subprocess of the appliance) imported the module from the user's folder
+    # too, and its log_model/register_model found the job's run without a start_run
+    step = {s.node: s for s in services.pipelines.get_run(1).steps}["train"]
+    assert step.state == "succeeded" and step.job_id is not None
+    job_run = services.scheduler.get(step.job_id).run_id
+    (version,) = services.registry.list_versions("stranger-rows")
+    assert version.run_id == job_run is not None
 
     bad = run("bad.csv")
     assert bad.returncode == 1
