@@ -157,7 +157,13 @@ class Appliance:
             timeout_graceful_shutdown=max(1, math.ceil(serving.drain_s)),
         )
         # on SIGTERM, scoring is drained before connections close (an answer or a 503, no reset)
-        server = DrainingServer(config, admission=app.state.admission, drain_s=serving.drain_s)
+        server = DrainingServer(
+            config,
+            admission=app.state.admission,
+            drain_s=serving.drain_s,
+            # refused at the doorstep only while scoring is open (else the token is checked first)
+            accepted_hosts=None if serving.require_token else self.settings.accepted_hosts,
+        )
         self._server = server
         self._socket = sock
         return server

@@ -85,7 +85,19 @@ def test_past_the_inflight_limit_scoring_gets_503_at_once_and_health_still_answe
         for t in holders:
             t.start()
         time.sleep(0.25)  # the three are being scored now
-        shed = [_post(port) for _ in range(6)]
+        shed = [_post(port) for _ in range(3)]
+        kept = http.client.HTTPConnection("127.0.0.1", port, timeout=20)  # keep-alive: refused at the
+        for _ in range(3):  # doorstep, before its body is read; the body must not spill into the next
+            t0 = time.perf_counter()
+            kept.request("POST", INFER, BODY, {"Content-Type": "application/json"})
+            r = kept.getresponse()
+            shed.append(
+                (r.status, {k.lower(): v for k, v in r.getheaders()}, r.read(), time.perf_counter() - t0)
+            )
+        kept.request("GET", "/v2/health/live")
+        after = kept.getresponse()
+        assert after.status == 200 and after.read() == b'{"live":true}'
+        kept.close()
         health = [_get_ms(port, p) for p in ("/v2/health/live", "/api/v1/health", "/v2/health/ready")]
         for t in holders:
             t.join(20)

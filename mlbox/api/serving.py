@@ -129,7 +129,9 @@ async def admit(admission: Admission, key: str, produce: Callable[[], Awaitable[
         status = answer[0]
         return answer
     finally:  # only answers that were scored (or timed out) teach the limit a latency
-        admission.leave(ticket, time.perf_counter(), answered=status < 400 or status == 504)
+        admission.leave(
+            ticket, time.perf_counter(), answered=status < 400 or status == 504, shed=status == 503
+        )
 
 
 def _admission(request: Request[Any, Any, Any]) -> Admission:

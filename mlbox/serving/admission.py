@@ -190,12 +190,27 @@ class Admission:
 
     def enter(self, key: str, now: float) -> Ticket:
         """Admit a request for model ``key`` or raise `Overloaded` saying which limit it hit."""
+        refused = self.refusal(key, now)
+        if refused is not None:
+            raise refused
+        gate = self.gates[key]
+        gate.arrived += 1
+        gate.inflight += 1
+        self.inflight += 1
+        return Ticket(key, now)
+
+    def refusal(self, key: str, now: float) -> Overloaded | None:
+        """Why a request for model ``key`` is refused now (counted as refused), or None.
+
+        None counts nothing: `enter` asks again and counts the request it admits. The HTTP
+        server asks before a scoring request's body is read (`mlbox.api.drain`), so a refusal
+        costs no task, no ASGI call and one write."""
         if self.draining:
             self.shed += 1
-            raise Overloaded("the server is shutting down", retry_after_s=self.retry_after_s)
+            return Overloaded("the server is shutting down", retry_after_s=self.retry_after_s)
         if self.inflight >= self.max_inflight:
             self.shed += 1
-            raise Overloaded(
+            return Overloaded(
                 f"{self.inflight} scoring requests are being answered, the most at once"
                 " (MLBOX_SERVING_MAX_INFLIGHT); retry later",
                 retry_after_s=self.retry_after_s,
@@ -204,35 +219,40 @@ class Admission:
         if gate is None:
             gate = self.gates[key] = Gate(limit=float(self.max_inflight))
         gate.roll(now)
-        gate.arrived += 1
         if self.tolerance > 0 and gate.pressed():
             held = little_limit(gate.rate, gate.baseline(), self.tolerance)
             gate.limit = min(gate.limit, max(float(self.min_per_model), held))
             if self.loop_lag_s > MAX_LOOP_LAG_S:
                 self.shed += 1
-                raise Overloaded(
+                gate.arrived += 1
+                return Overloaded(
                     f"the server runs {self.loop_lag_s * 1000:.0f} ms behind reading requests while {key}"
                     " is asked more than it answers; retry later",
                     retry_after_s=self.retry_after_s,
                 )
         if self.tolerance > 0 and gate.inflight >= max(self.min_per_model, int(gate.limit)):
             self.shed += 1
-            raise Overloaded(
+            gate.arrived += 1
+            return Overloaded(
                 f"{gate.inflight} requests for {key} are being answered, as many as keep its latency"
                 f" within {self.tolerance:g}x its fastest (MLBOX_SERVING_LATENCY_TOLERANCE); retry later",
                 retry_after_s=self.retry_after_s,
             )
-        gate.inflight += 1
-        self.inflight += 1
-        return Ticket(key, now)
+        return None
 
-    def leave(self, ticket: Ticket, now: float, *, answered: bool = True) -> None:
+    def leave(self, ticket: Ticket, now: float, *, answered: bool = True, shed: bool = False) -> None:
         """The request of ``ticket`` is answered; ``answered`` False (an error before scoring, a
-        client gone) frees its place without teaching the limit its latency."""
+        client gone) frees its place without teaching the limit its latency. ``shed``: it was
+        refused past the door (its model's queue, `mlbox.serving.sojourn`): counted as refused,
+        and not as an answer of the model, so that arrivals outpace answers (`Gate.pressed`) and
+        the door refuses the next ones before their bodies are decoded."""
         self.inflight -= 1
         gate = self.gates[ticket.key]
         gate.inflight -= 1
         gate.roll(now)
+        if shed:
+            self.shed += 1
+            return
         gate.answered += 1
         if not answered or self.tolerance <= 0:
             return

@@ -139,8 +139,6 @@ class Batcher:
         self._bulk: deque[Pending] = deque()  # requests of more than max_batch_size rows
         self._bulk_thread: threading.Thread | None = None
         self._queued_rows = 0
-        self._scoring = 0
-        """Requests in the batch of the main lane being scored (between `_take` calls)."""
         self.control = SojournControl(max_delay_s=self._max_delay)
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"mlbox-infer-{name}", daemon=True)
@@ -240,7 +238,6 @@ class Batcher:
     def _take(self) -> tuple[list[Pending], list[Pending]] | None:
         """The next batch and the requests refused on the way (waited past the queue's target)."""
         with self._cond:
-            self._scoring = 0
             while not self._queue:
                 if self._closed:
                     return None
@@ -255,8 +252,9 @@ class Batcher:
             now = time.monotonic()
             control = self.control
             refused: list[Pending] = []
-            in_system = len(self._queue) + self._scoring
-            while self._queue and not control.keep(now - self._queue[0].queued_at, in_system, now):
+            while self._queue and not control.keep(
+                now - self._queue[0].queued_at, len(self._queue), now, self._max_rows
+            ):
                 item = self._queue.popleft()
                 self._queued_rows -= item.rows
                 refused.append(item)
@@ -270,7 +268,6 @@ class Batcher:
                 batch.append(item)
                 rows += item.rows
             self._queued_rows -= rows
-            self._scoring = len(batch)
             control.taken(rows, now)
             return batch, refused
 
