@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from mlbox.services import Services
-from tests.helpers import MLBOX, mlbox_env, ok, wait_announced
+from tests.helpers import MLBOX, mlbox_env, ok, run_main, wait_announced
 
 PIPELINE_MODULE = """
 import mlbox
@@ -127,3 +127,19 @@ def test_label_weak_takes_a_bare_labeling_function(
     out = ok(capsys, "label", "weak", "reviews", str(lfs))
     rows = {line.split()[0]: line.split()[1:3] for line in out.splitlines()[1:3]}
     assert rows == {"great": ["0", "0.333333"], "awful_is_neg": ["1", "0.333333"]}
+
+
+def test_a_pipeline_module_that_raises_on_import_is_bad_input_naming_its_line(
+    services: Services, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the README's snippet copied without the ModelRef import: NameError while importing
+    (tmp_path / "stranger_broken.py").write_text(
+        "import mlbox\n\n\n@mlbox.step\ndef train(c: float) -> ModelRef: ...\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_main(capsys, "pipelines", "run", "stranger_broken:digits")
+    assert code == 2 and out == ""
+    assert err.strip() == (
+        "mlbox: error: cannot load pipeline 'stranger_broken:digits': NameError: name 'ModelRef' is not"
+        f" defined ({tmp_path / 'stranger_broken.py'}, line 5)"
+    )

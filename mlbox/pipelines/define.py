@@ -428,6 +428,16 @@ def resolve(ref: str, roots: Iterable[str] = ()) -> PipelineDef:
             obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
         raise InvalidInput(f"cannot load pipeline {ref!r}: {exc}", field="pipeline") from None
+    except Exception as exc:
+        # The user's module raised while it was imported (a NameError, a bad @mlbox.step): that
+        # is bad input naming their line, not an internal error of the CLI or the appliance.
+        import traceback
+
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        raise InvalidInput(
+            f"cannot load pipeline {ref!r}: {type(exc).__name__}: {exc} ({where.filename}, line {where.lineno})",
+            field="pipeline",
+        ) from None
     if not isinstance(obj, PipelineDef):
         raise InvalidInput(f"{ref!r} is not a @mlbox.pipeline", field="pipeline")
     return obj
