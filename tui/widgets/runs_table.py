@@ -7,11 +7,16 @@ nears the end — and sorting happens in the service, over all runs. A refresh
 that returns the same runs in the same order updates changed cells in place,
 so the cursor and scroll position survive the periodic re-query.
 
-DataTable also renders every cell of a row and then crops the line to the
-screen: with an experiment's 30 columns, two thirds of that work is thrown
-away. Cells of scrollable columns outside the horizontal viewport are drawn
-here as blanks of their width (`visible_span`), and the row cache that holds
-them is dropped when the table scrolls sideways.
+DataTable keeps the cursor, scrolling, headers and messages; the body lines
+are drawn here (`render_line`, `_render_line_in_row`). DataTable's own path
+renders a row cell by cell through a console and caches each line under the
+whole cursor coordinate, so every filter or sort repainted a screenful at
+about 3 ms a row. Here a row's styles are worked out once, each plain cell is
+one segment (the same segments and styles DataTable draws, click meta
+included), cells of scrollable columns outside the horizontal viewport are
+blanks of their width (`visible_span`), and a line is cached per row, so a
+cursor move redraws two lines. Rows are added in bulk (`_put_row`), without
+DataTable's per-row column ordering and cursor validation.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import ClassVar, Literal
 
+from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -41,11 +47,23 @@ from mlbox.tui.views.run_columns import Column
 MAX_CELL = 28
 
 
-def _clip(text: Text) -> Text:
+Cell = Text | str
+"""A styled cell as Text; a plain one as its string, which the garbage collector does not track
+(a page of 100 runs x 30 columns of Text kept tens of thousands of objects alive per key press,
+and the collections of the oldest generation they set off cost 50-250 ms)."""
+
+
+def _cell(text: Text) -> Cell:
+    """``text`` clipped to `MAX_CELL`; its plain string when it has no style of its own (its
+    justification is its column's: numbers right, the rest left, as `Column.cell` makes them)."""
     if len(text) > MAX_CELL:
         text.truncate(MAX_CELL - 1)
         text.append("…")
-    return text
+    return text if text.spans or text.style else text.plain
+
+
+def _width(cell: Cell) -> int:
+    return cell_len(cell) if isinstance(cell, str) else cell.cell_len
 
 
 _FIXED = Style.from_meta({"fixed": True})
@@ -65,7 +83,7 @@ class _Geometry:
     """Blank cells after the last column, to the table's right edge."""
 
 
-class RunsTable(DataTable[Text]):
+class RunsTable(DataTable[Cell]):
     DEFAULT_CSS = """
     RunsTable {
         height: 1fr;
@@ -82,6 +100,8 @@ class RunsTable(DataTable[Text]):
         # before DataTable's __init__, which clears the caches
         self._geometry: _Geometry | None = None
         self._text_styles: dict[str | Style, Style] = {}
+        self._right: set[ColumnKey] = set()
+        """The columns whose string cells are right-justified (the numeric ones)."""
         self._component_rich_styles: dict[tuple[str, object], Style] = {}
         self._body_cache: LRUCache[tuple[object, ...], tuple[SegmentLines, SegmentLines]] = LRUCache(300)
         """Body rows as drawn, cleared with DataTable's own row cache."""
@@ -286,19 +306,19 @@ class RunsTable(DataTable[Text]):
         pre = row_style + component
         fixed: list[Segment] = []
         scrollable: list[Segment] = []
-        fixed_columns, padding = self.fixed_columns, self.cell_padding
+        fixed_columns, padding, right = self.fixed_columns, self.cell_padding, self._right
         fixed_look = (fixed_pre, fixed_post, fixed_pre + fixed_post)
         look = (pre, post, pre + post)
         for index, (column_key, width) in enumerate(zip(geometry.columns, geometry.widths, strict=True)):
-            cell = cells.get(column_key)
-            if not isinstance(cell, Text):
-                cell = Text(str(cell) if cell is not None else "")
+            cell = cells.get(column_key, "")
+            if not isinstance(cell, (str, Text)):
+                cell = str(cell)
             meta = Style.from_meta({"row": row_index, "column": index})
             if index < fixed_columns:
-                fixed += self._cell_segments(cell, width, padding, fixed_look, meta)
+                fixed += self._cell_segments(cell, column_key in right, width, padding, fixed_look, meta)
                 scrollable.append(Segment(" " * width, row_style))  # cropped away: it shows as fixed
             elif geometry.first <= index <= geometry.last:
-                scrollable += self._cell_segments(cell, width, padding, look, meta)
+                scrollable += self._cell_segments(cell, column_key in right, width, padding, look, meta)
             else:
                 scrollable.append(Segment(" " * width, row_style))  # off-screen: cropped away
         extend, _ = self._get_styles_to_render_cell(
@@ -320,23 +340,32 @@ class RunsTable(DataTable[Text]):
         return style
 
     def _cell_segments(
-        self, cell: Text, width: int, padding: int, look: tuple[Style, Style, Style], meta: Style
+        self,
+        cell: Cell,
+        right: bool,
+        width: int,
+        padding: int,
+        look: tuple[Style, Style, Style],
+        meta: Style,
     ) -> list[Segment]:
-        """``cell`` padded and justified to ``width``: DataTable's segments for it, styled as
-        ``Segment.apply_style(segments, pre + meta, post)`` styles them (``look``: pre, post
-        and their sum)."""
+        """``cell`` padded and justified to ``width`` (a string: to the right when ``right``):
+        DataTable's segments for it, styled as ``Segment.apply_style(segments, pre + meta,
+        post)`` styles them (``look``: pre, post and their sum)."""
         pre, post, both = look
         inner = max(0, width - 2 * padding)
-        plain = cell.plain
-        length = len(plain) if plain.isascii() else cell.cell_len  # ASCII: a cell a character
+        plain = cell if isinstance(cell, str) else cell.plain
+        length = len(plain) if plain.isascii() else cell_len(plain)  # ASCII: a cell a character
         if length > inner:
-            cell = cell.copy()
+            cell = Text(plain, justify="right" if right else None) if isinstance(cell, str) else cell.copy()
             cell.truncate(inner)
             plain, length = cell.plain, cell.cell_len
+        justify = ("right" if right else None) if isinstance(cell, str) else cell.justify
         gap = inner - length
-        left = gap if cell.justify == "right" else gap // 2 if cell.justify == "center" else 0
+        left = gap if justify == "right" else gap // 2 if justify == "center" else 0
         before, after = " " * (padding + left), " " * (gap - left + padding)
         outer = both + meta
+        if isinstance(cell, str):
+            return [Segment(before + plain + after, outer)]
         if cell.spans:
             body = [
                 Segment(s.text, pre + s.style + post + meta) for s in cell.render(self.app.console, end="")
@@ -379,9 +408,9 @@ class RunsTable(DataTable[Text]):
             label.append(" ▼" if self.sort_desc else " ▲", style="bold")
         return label
 
-    def _cells(self, run: Run) -> list[Text]:
+    def _cells(self, run: Run) -> list[Cell]:
         marked = run.id in self.marked
-        return [_clip(c.cell(run, marked)) for c in self.shown_columns]
+        return [_cell(c.cell(run, marked)) for c in self.shown_columns]
 
     def show(
         self,
@@ -408,6 +437,7 @@ class RunsTable(DataTable[Text]):
             return
         columns_changed = columns != self.shown_columns
         self.shown_columns, self.sort_key, self.sort_desc = columns, sort_key, sort_desc
+        self._right = {ColumnKey(c.key) for c in columns if c.numeric}
         self.clear(columns=columns_changed)
         for column in columns:  # the same columns, another sort: only the arrows in the labels move
             label = self._label(column)
@@ -431,7 +461,7 @@ class RunsTable(DataTable[Text]):
             if table_column is None:
                 continue
             widest = self._label(column).cell_len if reset_widths else table_column.width
-            widest = max([widest, *(row[index].cell_len for row in rows)])
+            widest = max([widest, *(_width(row[index]) for row in rows)])
             if widest != table_column.width or table_column.auto_width:
                 table_column.width, table_column.auto_width, changed = widest, False, True
         keys = [c.key for c in self.ordered_columns]
@@ -446,7 +476,7 @@ class RunsTable(DataTable[Text]):
             self._clear_caches()
             self.refresh()
 
-    def _put_row(self, key: RowKey, cells: dict[ColumnKey, Text]) -> None:
+    def _put_row(self, key: RowKey, cells: dict[ColumnKey, Cell]) -> None:
         """DataTable's `add_row` for a one-line row, less what `_rows_added` does once for all:
         add_row re-orders the columns twice and re-validates the cursor for every row it adds
         (30 ms of each page of 100 rows)."""
