@@ -83,17 +83,27 @@ def refused_answer(
     refused = admission.refusal(_model_key(route[1] or "/invocations", route[2]), time.perf_counter())
     if refused is None:
         return None
-    body = encode_json(refused.to_dict())
-    return b"".join(
-        (
-            b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ",
-            str(len(body)).encode(),
-            b"\r\nretry-after: ",
-            str(refused.retry_after_s).encode(),
-            b"\r\n\r\n",
-            body,
+    key = (refused.message, refused.retry_after_s)
+    answer = _ANSWERS.get(key)
+    if answer is None:
+        if len(_ANSWERS) > 64:
+            _ANSWERS.clear()
+        body = encode_json(refused.to_dict())
+        answer = _ANSWERS[key] = b"".join(
+            (
+                b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ",
+                str(len(body)).encode(),
+                b"\r\nretry-after: ",
+                str(refused.retry_after_s).encode(),
+                b"\r\n\r\n",
+                body,
+            )
         )
-    )
+    return answer
+
+
+_ANSWERS: dict[tuple[str, int], bytes] = {}
+"""The doorstep's answers by message: under overload one reason repeats thousands of times."""
 
 
 class _Answered:

@@ -48,6 +48,13 @@ milliseconds): while a model is pressed and the loop runs more than
 fraction of an answer, so the loop catches up; a busy machine that merely
 slows a closed loop down is never pressed, so lag alone refuses nothing.
 
+What neither limit sees is time spent in the model's own queue once
+admitted: `mlbox.serving.sojourn` bounds that (CoDel at the batcher's
+dequeue), from the first request of an overload, where the pressure windows
+take 200 ms. And the HTTP server asks `refusal` as soon as a scoring
+request's headers are parsed (`mlbox.api.drain.refused_answer`), so a
+refusal costs one write instead of an ASGI request.
+
 It holds values and arithmetic only: the caller passes the clock
 (``now``, seconds), and one event loop calls it (no lock). The same object
 serves `mlbox.api.serving.ScoringFastPath` and the Litestar handlers, so a

@@ -20,7 +20,8 @@ watches a packet's sojourn:
   standing queue that arrivals feed faster than it drains: from then on, a
   request dequeued after more than the target is answered 503 instead of
   being scored (it would only come back late and make the next ones later),
-  until one is dequeued within the target;
+  until one is dequeued within the target. A queue that fits in the next
+  batch is never refused: its head waited for the thread, not for others;
 * after such an episode the queue counts as *pressed* for `PRESSED_FOR`
   intervals after the last refusal: a new episode starts at once (CoDel
   remembers its drop rate the same way), and the door (`admit_new`, called
@@ -44,6 +45,11 @@ back, so the requests in the system stay at sixteen, and refusing some would
 turn their wait into 503s and retries and gain nothing (the door's argument
 in `mlbox.serving.admission`). An open loop past capacity grows without end,
 and at capacity it wanders up as often as down; those are refused.
+
+The door (`mlbox.serving.admission.Admission.leave` with ``shed``) counts
+these refusals as refused, not answered, so a model refused here is soon
+pressed there too, and the door refuses its requests before their bodies
+are decoded (at the HTTP server's doorstep, `mlbox.api.drain`).
 
 Values and arithmetic only: the batcher's thread and the event loop call it
 under the batcher's lock, and pass the clock (``now``, seconds).

@@ -393,7 +393,7 @@ def main() -> int:
     subprocess.run([sys.executable, "-c", REGISTER, str(home), str(COST_S)], check=True, env=env)
     port = free_port()
     proc = subprocess.Popen([str(Path(sys.executable).parent / "mlbox"), "up", "--port", str(port)], env=env,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+                            stderr=(work / "up.log").open("wb"))  # fmt: skip
     figures: dict[str, dict[str, float]] = {}
     checks: list[tuple[str, bool, str]] = []
     try:
@@ -453,6 +453,9 @@ def main() -> int:
                 f"{a:.1f} -> {b:.1f} ms",
             )
         )
+    except RuntimeError:
+        print((work / "up.log").read_text(errors="replace")[-2000:], file=sys.stderr)
+        raise
     finally:
         proc.terminate()
         proc.wait(30)
