@@ -215,3 +215,38 @@ def test_a_named_output_ending_in_a_digit_is_not_read_as_a_column_of_a_2d_one(tm
     for model, rid, outputs in (("m", "named", {"output_0": [1, 0]}), ("w", "wide", [[0.25, 0.75]])):
         (row,) = read_predictions(tmp_path, model).iter_rows(named=True)
         assert (row["request_id"], json.loads(row["outputs"])) == (rid, outputs)
+
+
+def test_batched_requests_logged_by_the_writer_thread_equal_what_was_served(tmp_path: Path) -> None:
+    """Many batched requests (more than one copying step of the writer, row counts from 0 to 130,
+    float32 beside float64 inputs) appended while the writer thread runs: the segment its own
+    flush wrote (no close: what a crash after that flush keeps) holds each request's inputs and
+    outputs column by column, in request order, with its id and row numbers, and no temporary
+    file is left beside it."""
+    root = tmp_path / "predictions"
+    log = PredictionLog(root, flush_s=0.2)
+    rng = np.random.default_rng(7)
+    served: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+    for i in range(300):
+        n = int(rng.integers(0, 131))
+        x = rng.normal(size=(n, 4)).astype(np.float32 if i % 7 == 0 else np.float64)
+        label, proba = rng.integers(0, 2, n), rng.random((n, 2))
+        served.append((f"r{i:03d}", x, label, proba))
+    for i, (rid, x, label, proba) in enumerate(served):  # in one go: one segment
+        log.append((rid, "m", 2, DAY1 + i * 1e-3, 1.0, False, x, {"label": label, "proba": proba}))
+    deadline = time.monotonic() + 30
+    while (log.pending or log.written < len(served)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    files = sorted((root / "m").rglob("*"))
+    assert [p.name for p in files if p.is_file()] == ["rows-000001.parquet"]
+    rows = pl.read_parquet(files[-1])
+    assert rows.height == sum(len(s[1]) for s in served)
+    assert rows["request_id"].to_list() == [rid for rid, x, _, _ in served for _ in range(len(x))]
+    assert rows["row"].to_list() == [j for _, x, _, _ in served for j in range(len(x))]
+    every_x = np.concatenate([s[1].astype(np.float64) for s in served])
+    for j in range(4):
+        assert np.array_equal(rows[f"input_{j}"].to_numpy(), every_x[:, j])
+    assert np.array_equal(rows["out:label"].to_numpy(), np.concatenate([s[2] for s in served]))
+    every_p = np.concatenate([s[3] for s in served])
+    assert np.array_equal(rows["out:proba_1"].to_numpy(), every_p[:, 1])
+    log.close()
