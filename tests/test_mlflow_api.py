@@ -623,6 +623,7 @@ def test_metric_logging_takes_the_fast_path_and_keeps_litestars_answers(services
             404,
             "RESOURCE_DOES_NOT_EXIST",
         )
+        assert set(fast._checked) == {int(rid)}  # a found run is asked of SQLite once a second, no other
         msg = mlflow_error(
             client.post(f"{API}/runs/log-metric", json={"run_id": rid, "key": "m", "value": [1]}),
             400,

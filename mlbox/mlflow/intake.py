@@ -21,8 +21,11 @@ What that gives up, and what it keeps:
 * A commit that fails (a full disk) keeps its points and retries them; until
   one succeeds, `add` raises that error, so no further point is acknowledged,
   and the buffer is bounded (`max_buffer`).
-* Points of a run deleted between its check and the commit are dropped with a
-  log line: the run they belonged to is gone.
+* Points of a run purged between its check and the commit are dropped with a
+  log line: the run they belonged to is gone. (The fast path checks a run it
+  has found at most once a second, `mlbox.api.mlflow_fast.RUN_CHECK_S`; a run
+  being logged to is never purged by ``mlbox gc``, which takes runs deleted
+  days ago.)
 """
 
 from __future__ import annotations
