@@ -14,8 +14,9 @@ from textual.widgets import DataTable, SelectionList, TabbedContent
 from mlbox.services import Services
 from mlbox.tui.app import MlboxApp
 from mlbox.tui.screens.experiments import ExperimentsScreen
-from mlbox.tui.screens.run_detail import DetailLoaded, RunDetailScreen
+from mlbox.tui.screens.run_detail import TABLES, DetailLoaded, RunDetailScreen
 from mlbox.tui.views.curves import CurveOptions
+from mlbox.tui.widgets.error_dialog import ErrorDialog
 from mlbox.tui.widgets.help_overlay import HelpOverlay
 from mlbox.tui.widgets.metric_grid import MetricGrid
 from mlbox.tui.widgets.metric_plot import MetricPlot
@@ -145,3 +146,22 @@ async def test_the_help_overlay_is_kept_per_screen_class_and_keys(seeded: Servic
         await pilot.press("question_mark")
         assert app.screen is run_help
         assert str(run_help.query_one("Vertical").border_title).startswith("Keys · Run 5 · ")
+
+
+async def test_a_run_that_cannot_be_read_shows_nothing_of_the_one_before(seeded: Services) -> None:
+    app = app_for(seeded, live_s=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        first = detail(app)
+        assert cells(first, "params") and cells(first, "metrics")
+        await pilot.press("escape")
+        RunDetailScreen.open(app, 999)
+        await settle(pilot)
+        assert isinstance(app.screen, ErrorDialog)
+        await pilot.press("escape")
+        assert app.screen is first and first.run_id == 999
+        assert [table for table in TABLES if cells(first, table)] == []
+        assert first.query_one("#metric-keys", SelectionList).option_count == 0
+        assert first.query_one("#plot", MetricPlot).series == {}

@@ -210,7 +210,7 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         self.read_now()
 
     def commands(self) -> Iterable[SystemCommand]:
-        yield SystemCommand("Back to runs", "Close this run", self.app.pop_screen)
+        yield SystemCommand("Back to runs", "Close this run", self.action_back)
         yield SystemCommand("Choose curves", "Pick the metric keys to plot", self.action_focus_keys)
 
     # -- artifact preview -----------------------------------------------------------------
@@ -278,9 +278,21 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         try:
             loaded = self.read(self.run_id, [], pick_default=True)
         except MlboxError as exc:
+            self._show_nothing()  # not the run `show_run` turned from
             self.fail(exc)
             return
         self.on_detail_loaded(loaded)
+
+    def _show_nothing(self) -> None:
+        """What a new screen shows before its run is read: no rows, no metric keys, no curves."""
+        self.query_one("#run-title", Static).update("loading…")
+        for table_id in TABLES:
+            self.query_one(f"#{table_id}", DataTable).clear()
+        self.shown_rows = {}
+        keys_list: SelectionList[str] = self.query_one("#metric-keys", SelectionList)
+        with keys_list.prevent(SelectionList.SelectedChanged):
+            keys_list.clear_options()
+        self.query_one("#plot", MetricPlot).show_series({})
 
     @work(thread=True, group="detail")
     def fetch_detail(self, keys: list[str], pick_default: bool) -> None:
