@@ -201,12 +201,12 @@ def spliced(body: bytes) -> tuple[bytes, np.ndarray] | None:
     if type(body) is not bytes:
         return None
     key = body.find(DATA_KEY)
-    if key < 0 or body.find(DATA_KEY, key + len(DATA_KEY)) >= 0:
+    if key < 0:
         return None
     # a number takes at least two bytes (a digit and a comma or the closing bracket)
     out = np.empty((len(body) - key) // 2 + 1, dtype=np.float64)
     count, start, end = read_member(np.frombuffer(body, dtype=np.uint8), key + len(DATA_KEY), out)
-    if count < 0:
+    if count < 0 or body.find(DATA_KEY, end) >= 0:  # the array read holds no key: look past it only
         return None
     out.resize(count, refcheck=False)  # shrinks in place: no copy, nothing else refers to it yet
     return body[:start] + b"[]" + body[end:], out
