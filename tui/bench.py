@@ -153,6 +153,7 @@ async def time_key_presses(
         await app.workers.wait_for_complete()
         filters = ("metrics.m03 > 0.5", "params.lr = '0.01'", "metrics.m07 < 0.2 and params.layers = '3'", "")
         for r in range(repeats):
+            await timed("unbound key (Pilot's floor)", ("f12",), lambda: True)
             await pilot.press("slash")
             screen.query_one("#filter", Input).value = filters[r % len(filters)]
             await timed("filter (enter)", ("enter",), fetched())

@@ -43,20 +43,26 @@ def main() -> int:
         print(f"seeded {args.runs:,} runs x {args.metrics} metrics in {time.perf_counter() - t0:.1f} s")
         figures = asyncio.run(time_key_presses(services, repeats=args.repeats))
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-    print(f"{'key press':<32} {'median ms':>10} {'worst ms':>10} {'cpu ms':>8}  target < {TARGET_MS:.0f} ms")
+    header = f"{'key press':<32} {'median ms':>10} {'worst ms':>10} {'cpu ms':>8}  wall    cpu"
+    print(f"{header}   (target < {TARGET_MS:.0f} ms)")
     keys = [k for k in figures if not k.startswith("cpu:")]
-    failed = 0
+    failed = cpu_failed = 0
     for name in keys:
         times = figures[name]
         worst = max(times)
         verdict = "ok" if worst < TARGET_MS else "FAIL"
         failed += verdict == "FAIL"
         cpu = statistics.median(figures[f"cpu:{name}"])
-        print(f"{name:<32} {statistics.median(times):>10.1f} {worst:>10.1f} {cpu:>8.1f}  {verdict}")
+        cpu_verdict = "ok" if cpu < TARGET_MS else "FAIL"
+        cpu_failed += cpu_verdict == "FAIL"
+        median = statistics.median(times)
+        print(f"{name:<32} {median:>10.1f} {worst:>10.1f} {cpu:>8.1f}  {verdict:<7} {cpu_verdict}")
     worst_of = f"worst of {args.repeats}"
     print(f"{len(keys) - failed} of {len(keys)} keys answer within {TARGET_MS:.0f} ms ({worst_of})")
+    print(f"{len(keys) - cpu_failed} of {len(keys)} keys take under {TARGET_MS:.0f} ms of CPU (median)")
     print("cpu ms: this process's CPU time meanwhile (all threads), the figure load inflates least")
-    print("note: a shared 2-core machine; other work on it inflates the worst times")
+    print("note: a shared 2-core machine; other work on it inflates the worst times; Pilot itself")
+    print("adds wall time: see the unbound key, whose answer is nothing")
     return 0
 
 
