@@ -5,6 +5,7 @@
 * `mlbox pipelines run` printed only "failed: STEP" for a failed run, not why.
 * In a job (the README's `@mlbox.step(gpus=1)` train step) `mlbox.log_model` said "no active
   run" and `register_model` found none, though `log_metric` logs to the job's run.
+* A management route answered a body that is not JSON without the ``type`` every other 4xx has.
 * `@labeling_function` written bare (as `@mlbox.step` is) made no labeling function, and
   `mlbox label weak` said the file defined none.
 """
@@ -16,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar.testing import TestClient
 
+from mlbox.api.app import create_app
 from mlbox.services import Services
 from tests.helpers import MLBOX, mlbox_env, ok, run_main, wait_announced
 
@@ -143,3 +146,19 @@ def test_a_pipeline_module_that_raises_on_import_is_bad_input_naming_its_line(
         "mlbox: error: cannot load pipeline 'stranger_broken:digits': NameError: name 'ModelRef' is not"
         f" defined ({tmp_path / 'stranger_broken.py'}, line 5)"
     )
+
+
+def test_a_body_that_is_not_json_is_answered_like_every_other_bad_input(services: Services) -> None:
+    app = create_app(services, token="t")
+    with TestClient(app, base_url="http://127.0.0.1:5151") as client:
+        r = client.post(
+            "/api/v1/runs",
+            content=b'{"experiment":',
+            headers={"Authorization": "Bearer t", "Content-Type": "application/json"},
+        )
+    assert r.status_code == 400
+    assert r.json() == {
+        "error": "malformed JSON body: Input data was truncated",
+        "type": "InvalidInput",
+        "field": "body",
+    }

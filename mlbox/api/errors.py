@@ -90,7 +90,9 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
         log.error("%s %s failed: %s", request.method, request.url.path, exc.detail)
         return _json({"error": "internal error"}, exc.status_code)
     if isinstance(exc.__cause__, SerializationException):  # the body is not valid JSON
-        return _json({"error": f"malformed JSON body: {exc.detail}", "field": "body"}, 400)
+        return _json(
+            {"error": f"malformed JSON body: {exc.detail}", "type": "InvalidInput", "field": "body"}, 400
+        )
     return _json({"error": exc.detail}, exc.status_code, exc.headers)
 
 
