@@ -7,7 +7,7 @@ off (rounds alternate, same load, same model), and the CPU of the log's own writ
 (``mlbox-predlog``, read per thread from ``/proc``). On a CPU-bound server, throughput is the
 inverse of CPU per request, so the relative CPU difference is the throughput cost.
 
-Run: ``.venv/bin/python scripts/bench/predlog_cost.py [--requests 20000] [--rounds 2]``.
+Run: ``.venv/bin/python scripts/bench/predlog_cost.py [--requests 20000] [--rounds 2] [--rows 1,100]``.
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rows", default="1,100", help="request sizes, comma-separated (e.g. 100)")
     args = parser.parse_args()
-    for rows in (1, 100):
+    for rows in (int(r) for r in args.rows.split(",")):
         n = args.requests if rows == 1 else args.requests // 10
         on: list[float] = []
         off: list[float] = []

@@ -133,6 +133,23 @@ The prediction log's writer (its thread, `mlbox.serving.predlog`) is now the
 largest CPU per batched request after HTTP: ~60 µs per 100-row request in process.
 ``mlbox predict`` figures: `predict.py`.
 
+Third round (issue 20, the 100-row tail; 2026-12-06, load average 5-9 from other work).
+``serving_tail.py`` found no GC in the tail (over 4,000 100-row requests: ~25 gen-0
+collections, 3-4 ms CPU in all, no gen-2) but event-loop stalls from GIL hand-offs: the
+prediction log's flush concatenated and transposed a whole segment in two C calls holding
+the GIL (~50 ms at 2,000 requests a second), and the loop let the GIL go for the ~40 µs of
+the numba float reader, then waited up to the 5 ms switch interval to get it back. Now the
+writer copies blocks into columns 64 requests a step and yields between steps, writes
+snappy (zstd cost twice the CPU for 6 % smaller segments of random floats), the float
+reader keeps the GIL, and a one-tensor JSON body has its numbers read before msgspec sees
+the rest (which it used to skip number by number): decode 100 rows 77 -> 41 µs, 1,000 rows
+942 -> 524 µs. ``serving_tail.py``, same sitting, before/after: server CPU 440-510 ->
+342-385 µs per 100-row request, loop beats later than 5 ms 47-96 -> 13-43 a run, p99 28-53
+-> 19-33 ms. One run of this script afterwards (all peers, load 6-9, 4 min 6 s): single rows
+3,970 req/s p99 11.8 ms; 100-row JSON 339,670 rows/s, p99 11.2 ms, 250 µs CPU a request,
+against MLServer's best 69,364 (``parallel_workers: 1``, p99 42 ms, 2,370 µs): 4.90x;
+1,000-row binary 1,621,094 rows/s; single rows beside them p99 1.54x unloaded.
+
 Run: ``.venv/bin/python scripts/bench/serving.py`` (``--skip-peers`` for
 mlbox alone, ``--json`` for data on stdout). A benchmark, not a test: a missed
 target prints FAIL and the exit code stays 0; errors in mlbox's responses
