@@ -6,6 +6,9 @@
 * In a job (the README's `@mlbox.step(gpus=1)` train step) `mlbox.log_model` said "no active
   run" and `register_model` found none, though `log_metric` logs to the job's run.
 * A management route answered a body that is not JSON without the ``type`` every other 4xx has.
+* The home is private (README: folders 0700, files 0600), but a monitoring reference's
+  profile.json, the feature store's DuckDB spill folder and the notebooks' folders (a frozen
+  notebook to run, the server's files and runtime) took the umask's modes.
 * `@labeling_function` written bare (as `@mlbox.step` is) made no labeling function, and
   `mlbox label weak` said the file defined none.
 """
@@ -162,3 +165,53 @@ def test_a_body_that_is_not_json_is_answered_like_every_other_bad_input(services
         "type": "InvalidInput",
         "field": "body",
     }
+
+
+def test_monitoring_features_and_notebooks_write_private_files(
+    services: Services, home: Path, tmp_path: Path
+) -> None:
+    import os
+
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from mlbox.features import Entity, FeatureView, Field, ParquetSource
+    from tests.test_home_modes import exposed
+
+    old = os.umask(0o022)
+    try:
+        x = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0) % 3})
+        services.registry.register(
+            "m", model=LogisticRegression().fit(x, np.arange(20) % 2), example_input=x[:2]
+        )
+        services.monitoring.set_reference("m/1", frame=x)
+        stats = tmp_path / "stats"
+        stats.mkdir()
+        pd.DataFrame(
+            {
+                "driver_id": [1, 2],
+                "event_ts": pd.to_datetime(["2026-12-01", "2026-12-02"]),
+                "trips": [3.0, 4.0],
+            }
+        ).to_parquet(stats / "a.parquet")
+        driver = Entity("driver", join_keys=["driver_id"])
+        view = FeatureView(
+            "driver_stats",
+            entities=[driver],
+            source=ParquetSource(str(stats)),
+            timestamp_field="event_ts",
+            features=[Field("trips", "float64")],
+        )
+        services.features.apply([driver, view])
+        entity_df = pd.DataFrame({"driver_id": [1], "event_timestamp": pd.to_datetime(["2026-12-03"])})
+        services.features.get_historical_features(entity_df, ["driver_stats:trips"]).to_polars()
+        notebook = tmp_path / "report.ipynb"
+        notebook.write_text('{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+        services.notebooks.run(notebook)
+        services.notebooks.start()
+    finally:
+        os.umask(old)
+    written = [p for p in ("monitoring", "features", "notebooks") if (home / p).exists()]
+    assert written == ["monitoring", "features", "notebooks"]
+    assert [e for e in exposed(home) if e.split("/")[0].split(" ")[0] in written] == []

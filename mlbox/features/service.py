@@ -48,7 +48,7 @@ from mlbox.features.schemas import (
     TrainingSetInfo,
     ViewInfo,
 )
-from mlbox.store import Database, Home
+from mlbox.store import Database, Home, private
 from mlbox.store.errors import NotFound
 
 if TYPE_CHECKING:
@@ -336,8 +336,7 @@ class FeatureStore:
     # -- internals -----------------------------------------------------------------------
 
     def _duckdb_config(self, memory_limit: str | None = None) -> dict[str, Any]:
-        tmp = self.root / "tmp"
-        tmp.mkdir(parents=True, exist_ok=True)
+        tmp = private.make_dirs(self.root / "tmp")
         config: dict[str, Any] = {
             "memory_limit": self.memory_limit if memory_limit is None else check_memory_limit(memory_limit),
             "temp_directory": str(tmp),

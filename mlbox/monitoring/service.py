@@ -226,7 +226,7 @@ class MonitoringService:
         )
         import msgspec
 
-        (target / "profile.json").write_bytes(msgspec.json.encode(prof))
+        private.write_bytes(target / "profile.json", msgspec.json.encode(prof))
         now = time.time()
         columns = [str(c) for c in frame.columns if c != PREDICTION and not str(c).startswith(PROBA)]
         old = self.db.query_one(

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlbox.store import private
+
 KERNEL_NAME = "python3"
 
 LAB_OPTIONS = (
@@ -60,7 +62,7 @@ class ServerPaths:
 
 def write_private(path: Path, text: str) -> None:
     """Write a file readable by its owner only, atomically (temp file, fsync, rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private.make_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:

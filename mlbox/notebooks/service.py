@@ -31,7 +31,7 @@ from mlbox.notebooks.params import parameters_source
 from mlbox.notebooks.schemas import ACTIVE_STATES, NOTEBOOK_STATES, Notebook
 from mlbox.scheduler.schemas import Job, JobSpec, Resources
 from mlbox.scheduler.service import SchedulerService
-from mlbox.store import Database, Home
+from mlbox.store import Database, Home, private
 from mlbox.store.errors import Conflict, InvalidInput, NotFound
 
 NOTEBOOK_EXPERIMENT = "notebooks"
@@ -151,8 +151,7 @@ class NotebookService:
         check_gpus(gpus)
         timeout = check_timeout(idle_timeout_s)
         if root_dir is None:
-            root = self.folder / "files"
-            root.mkdir(parents=True, exist_ok=True)
+            root = private.make_dirs(self.folder / "files")
         else:
             root = Path(root_dir).expanduser()
             if not root.is_dir():
@@ -170,7 +169,7 @@ class NotebookService:
             paths = self.paths(nid)
             # Written inside the transaction: should it fail, no row names a missing token.
             write_private(paths.token_file, token)
-            paths.runtime.mkdir(parents=True, exist_ok=True)
+            private.make_dirs(paths.runtime)
             job = self.scheduler.submit(self._server_spec(nid, gpus, root, paths))
             conn.execute("UPDATE notebooks SET job_id = ? WHERE id = ?", (job.id, nid))
         return self.get(nid)
@@ -339,8 +338,8 @@ class NotebookService:
             raise InvalidInput(f"{str(src)!r} is not a readable notebook: {exc}", field="path") from None
         # The job runs the notebook as it is now, not as it may be when the job starts.
         frozen = self.folder / "runs" / secrets.token_hex(8) / src.name
-        frozen.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, frozen)
+        private.make_dirs(frozen.parent)
+        private.write_bytes(frozen, src.read_bytes())
         command = [
             sys.executable,
             "-m",
