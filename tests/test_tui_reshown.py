@@ -12,6 +12,7 @@ from __future__ import annotations
 from textual.widgets import DataTable, SelectionList, TabbedContent
 
 from mlbox.services import Services
+from mlbox.tracking.series import Chunk
 from mlbox.tui.app import MlboxApp
 from mlbox.tui.screens.experiments import ExperimentsScreen
 from mlbox.tui.screens.run_detail import TABLES, DetailLoaded, RunDetailScreen
@@ -20,7 +21,7 @@ from mlbox.tui.widgets.error_dialog import ErrorDialog
 from mlbox.tui.widgets.help_overlay import HelpOverlay
 from mlbox.tui.widgets.metric_grid import MetricGrid
 from mlbox.tui.widgets.metric_plot import MetricPlot
-from tests.test_tui import SIZE, app_for, seeded, settle
+from tests.test_tui import SIZE, T0, app_for, seeded, settle, until
 
 __all__ = ["seeded"]
 
@@ -28,6 +29,12 @@ __all__ = ["seeded"]
 def cells(screen: RunDetailScreen, table_id: str) -> list[list[str]]:
     table = screen.query_one(f"#{table_id}", DataTable)
     return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+def log_one(services: Services, key: str) -> None:
+    chunk = Chunk()
+    chunk.append(0, T0 + 3000, 1.0)
+    services.tracking.log_metrics(6, {key: chunk})
 
 
 def detail(app: MlboxApp) -> RunDetailScreen:
@@ -165,3 +172,26 @@ async def test_a_run_that_cannot_be_read_shows_nothing_of_the_one_before(seeded:
         assert [table for table in TABLES if cells(first, table)] == []
         assert first.query_one("#metric-keys", SelectionList).option_count == 0
         assert first.query_one("#plot", MetricPlot).series == {}
+
+
+async def test_a_kept_run_detail_stops_re_reading_its_running_run(seeded: Services) -> None:
+    app = app_for(seeded, live_s=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")  # run 6, still running: re-read every 100 ms while shown
+        await until(pilot, lambda: isinstance(app.screen, RunDetailScreen))
+        first = detail(app)
+        assert first.run_id == 6 and first.detail is not None and first.detail.run.status == "running"
+        await pilot.press("escape")
+        log_one(seeded, "extra")
+        await pilot.pause(0.4)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert first.detail is not None and "extra" not in [m.key for m in first.detail.metrics]
+        await pilot.press("enter")  # shown again: read again, and re-read while it runs
+        assert detail(app) is first and "extra" in [m.key for m in first.detail.metrics]
+        log_one(seeded, "later")
+        await until(
+            pilot, lambda: "later" in [m.key for m in first.detail.metrics] if first.detail else False
+        )
+        await pilot.press("escape")

@@ -130,6 +130,8 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         """The curves last read, by metric key."""
         self.stacked = False
         """Pushed by `open` and not popped by `back` since: no other `open` may turn it."""
+        self.away = False
+        """Popped by `back` (and kept for the next `open`): no live re-reads, even one under way."""
 
     @classmethod
     def open(cls, app: App[Any], run_id: int) -> None:
@@ -157,14 +159,17 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         self._css_update_count = self.app._css_update_count
 
     def action_back(self) -> None:
-        self.stacked = False
+        """Back to the screen below; a screen kept for the next `open` stops re-reading its run."""
+        self.stacked, self.away = False, True
+        if self.live is not None:
+            self.live.pause()
         self.app.pop_screen()
 
     def show_run(self, run_id: int) -> None:
         """Turn this (popped) screen to run ``run_id`` as a new screen would show it, and read it."""
         self.workers.cancel_group(self, "detail")
         self.workers.cancel_group(self, "artifact")
-        self.run_id = run_id
+        self.run_id, self.away = run_id, False
         self.title = f"Run {run_id}"
         self.detail, self.series, self.keys, self.user_picked = None, {}, [], False
         self.curve_options, self.charts_each = CurveOptions(), False
@@ -324,7 +329,7 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
             self.live = None
 
     def tick(self) -> None:
-        if not self.reading:
+        if not self.reading and not self.away:
             self.load()
 
     def on_detail_loaded(self, message: DetailLoaded) -> None:
@@ -344,9 +349,9 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         self.series = message.series
         self.show_curves()
         if self.live is not None:
-            if run.status == "running":
+            if run.status == "running" and not self.away:
                 self.live.resume()
-            else:
+            elif run.status != "running":
                 self.live.stop()
                 self.live = None
 
