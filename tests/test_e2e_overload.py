@@ -8,6 +8,7 @@ no retry), so a connection the server drops under a sent request shows as
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -23,6 +24,7 @@ import numpy as np
 from mlbox.services import Services
 from mlbox.tui.views.serving import parse_shed
 from tests.serving.models import Slow
+from tests.serving.per_row import PerRow
 from tests.test_e2e_serving import REPO, _start_up, _stop
 
 BODY = json.dumps(
@@ -32,9 +34,10 @@ INFER = "/v2/models/slow/infer"
 
 
 def _serve_slow(services: Services, env: dict[str, str], tmp_path: Path, home: Path, delay_s: float,
-                **settings: str) -> tuple[subprocess.Popen[bytes], str, int]:  # fmt: skip
+                per_row: bool = False, **settings: str) -> tuple[subprocess.Popen[bytes], str, int]:  # fmt: skip
     x = np.random.default_rng(0).normal(size=(4, 4))
-    services.registry.register("slow", model=Slow(delay_s), flavor="python", example_input=x[:2])
+    model = PerRow(delay_s) if per_row else Slow(delay_s)
+    services.registry.register("slow", model=model, flavor="python", example_input=x[:2])
     services.registry.set_alias("slow", "champion", 1)
     env = {
         **env,
@@ -170,3 +173,68 @@ def test_sigterm_under_load_answers_every_sent_request(
     failures = [o for o in outcomes if o not in ("200", "503", "refused")]
     assert not failures, failures[:5]
     assert outcomes.count("200") > 50, outcomes.count("200")
+
+
+async def _open_loop(
+    port: int, rate: float, seconds: float, connections: int = 64
+) -> list[tuple[int, float]]:
+    """``rate`` requests/s at fixed times for ``seconds`` over keep-alive connections: each
+    request's status and seconds from when it was due (waiting for a connection counts)."""
+    request = (
+        f"POST {INFER} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(BODY)}\r\n\r\n{BODY}"
+    ).encode()
+    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(await asyncio.open_connection("127.0.0.1", port))
+    outcomes: list[tuple[int, float]] = []
+
+    async def one(due: float) -> None:
+        reader, writer = await pool.get()
+        writer.write(request)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+        length = next(
+            int(v)
+            for k, _, v in (h.partition(b":") for h in head.split(b"\r\n"))
+            if k.lower() == b"content-length"
+        )
+        await reader.readexactly(length)
+        pool.put_nowait((reader, writer))
+        outcomes.append((int(head[9:12]), time.perf_counter() - due))
+
+    loop_start = time.perf_counter()
+    tasks = []
+    for i in range(int(rate * seconds)):
+        due = loop_start + i / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(due)))
+    await asyncio.gather(*tasks)
+    while not pool.empty():
+        pool.get_nowait()[1].close()
+    return outcomes
+
+
+def test_an_open_loop_past_capacity_keeps_admitted_latency_bounded_from_its_onset(
+    home: Path, services: Services, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Three times the capacity of a 10 ms-a-row model, open loop, for 1.5 s. Before, the door
+    needed two 100 ms windows to see the pressure, and the batcher drained its whole queue in
+    one long batch meanwhile: what was admitted at the onset waited 600 ms and more. Now the
+    queue's CoDel refuses from the first interval (and the door soon after): admitted p99 stays
+    far below that (59 ms here at load 8, 484-509 ms without the CoDel control; the bound is
+    generous for a loaded CI), and every request gets 200 or 503."""
+    proc, _url, port = _serve_slow(services, subprocess_env, tmp_path, home, 0.01, per_row=True)
+    try:
+        assert _post(port)[0] == 200  # warm: the model's service time is known
+        for _ in range(5):
+            assert _post(port)[0] == 200
+        outcomes = asyncio.run(_open_loop(port, 300.0, 1.5))
+    finally:
+        code = _stop(proc)
+    assert code == 0, (tmp_path / "up.log").read_text()
+    statuses = [s for s, _ in outcomes]
+    assert set(statuses) <= {200, 503} and statuses.count(503) > 100, sorted(set(statuses))
+    admitted = sorted(t for s, t in outcomes if s == 200)
+    assert len(admitted) > 50
+    p99 = admitted[int(0.99 * len(admitted))]
+    assert p99 < 0.25, f"admitted p99 {p99 * 1000:.0f} ms"
