@@ -37,25 +37,31 @@ Four figures, each against the target issue 2 sets:
    first, then all begin together on a go file; the server's CPU is read with
    psutil around that window), so the server, not one client, is the limit.
    ``mlbox up`` is stopped before ``mlflow server`` (one worker, like mlbox's
-   one process) starts. Measured twice on 2026-12-06, MLflow 3.17.2, 2 cores
-   busy with other sessions' work (run A: load 5.8-6.7, fsync 0.8 ms; run B:
-   load 6.8-8.3, fsync 1.1 ms); points/s and the server's CPU seconds per
-   1,000 points, A / B:
+   one process) starts. Measured three times on 2026-12-06, MLflow 3.17.2, 2
+   cores busy with other sessions' work (A: load 5.8-6.7, fsync 0.8 ms; B: load
+   6.8-8.3, fsync 1.1 ms; C, after the fast path stopped asking SQLite for the
+   run on every request: load 5.6-7.5, fsync 3.8 ms); points/s, and the
+   server's CPU seconds per 1,000 points, A / B / C:
 
-   =====================  ===================  ===================  ==========  ===========
-   workload               mlbox up             mlflow server        end to end  server CPU
-   =====================  ===================  ===================  ==========  ===========
-   log_metric, 1 client   162 / 356;           27 / 31;             6.1 / 11.6× 31 / 33×
-                          0.380 / 0.276        11.7 / 9.0
-   log_metric, 4 clients  288 / 265;           39 / 41;             7.3 / 6.5×  36 / 35×
-                          0.255 / 0.270        9.3 / 9.3
-   log_batch, 1 client    7,278 / 8,715;       3,000 / 1,688;       2.4 / 5.2×  40 / 75×
-                          0.003 / 0.003        0.123 / 0.201
-   log_batch, 4 clients   15,064 / 13,319;     3,635 / 2,449;       4.1 / 5.4×  58 / 71×
-                          0.003 / 0.003        0.180 / 0.185
-   =====================  ===================  ===================  ==========  ===========
+   =====================  ======================  ====================
+   workload               mlbox up                mlflow server
+   =====================  ======================  ====================
+   log_metric, 1 client   162 / 356 / 258         27 / 31 / 29
+                          0.380 / 0.276 / 0.234   11.7 / 9.0 / 9.1
+   log_metric, 4 clients  288 / 265 / 313         39 / 41 / 35
+                          0.255 / 0.270 / 0.240   9.3 / 9.3 / 9.8
+   log_batch, 1 client    7,278 / 8,715 / 14,613  3,000 / 1,688 / 2,144
+                          0.003 / 0.003 / 0.002   0.123 / 0.201 / 0.158
+   log_batch, 4 clients   15,064 / 13,319 / 7,734 3,635 / 2,449 / 3,677
+                          0.003 / 0.003 / 0.004   0.180 / 0.185 / 0.148
+   =====================  ======================  ====================
 
-   So ≥ 10× holds per server CPU (31-75×), and not reliably end to end on
+   Ratios mlbox / MLflow, end to end and per server CPU, A / B / C:
+   log_metric 1 client 6.1 / 11.6 / 8.8× and 31 / 33 / 39×; 4 clients
+   7.3 / 6.5 / 8.9× and 36 / 35 / 41×; log_batch 1 client 2.4 / 5.2 / 6.8× and
+   40 / 75 / 83×; 4 clients 4.1 / 5.4 / 2.1× and 58 / 71 / 41×.
+
+   So ≥ 10× holds per server CPU (31-83×), and not reliably end to end on
    this machine. The MLflow client's own CPU (1.9-2.9 ms per ``log_metric``,
    30-44 ms per 1,000-point batch) runs on the same two cores: by CPU alone the
    most any server could be ahead of MLflow's is 5.5-7× with one client (the
@@ -64,13 +70,16 @@ Four figures, each against the target issue 2 sets:
    MLflow's fsync waits and the scheduling of a busy machine make a wall-clock
    ratio larger, which is why one client's ``log_metric`` ratio swings from 6×
    to 12× between runs (an earlier run that day, load ~5 and fsync 4 ms, gave
-   11.8× and 12.4×). Nothing on mlbox's side is worth removing for it: a
-   ``log_metric`` request costs ``mlbox up`` 285-310 µs of CPU against 185 µs
-   for a bare uvicorn app answering ``{}`` (same client, same load), of which
-   mlbox's fast path is 16 µs (profiled in process) and the intake's commits
-   about 20 µs (0.35 ms each, ten a second); an idle ``mlbox up`` costs 3 ms
-   of CPU a second. Removing all ~110 µs would move the end-to-end rate by
-   under 5%.
+   11.8× and 12.4×). Little is left on mlbox's side to remove for it: a
+   ``log_metric`` request cost ``mlbox up`` 285-310 µs of CPU against 185 µs
+   for a bare uvicorn app answering ``{}`` (same client, same load); asking
+   SQLite whether the run exists once a second per run, not on every request,
+   took 20-30 µs off (interleaved A/B under plain uvicorn: 245-285 → 215-255
+   µs); the rest of the gap was not pinned down. The fast path's Python is 16 µs
+   (profiled in process), the intake's commits about 20 µs (0.35 ms each, ten
+   a second), an idle ``mlbox up`` 3 ms of CPU a second. The client's ~2 ms a
+   call dwarfs all of it: removing every remaining µs over the bare app would
+   move the end-to-end rate by under 5%.
 
 Run with ``.venv/bin/python scripts/bench/tracking.py`` (``--help`` for the
 knobs). It is a benchmark, not a test: a missed target prints FAIL and the
