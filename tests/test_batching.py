@@ -157,3 +157,43 @@ async def test_max_delay_waits_for_a_batch_to_fill() -> None:
         batcher.close()
     assert model.calls == [4]  # one call: the first request waited for the others
     assert elapsed < 0.4  # and the full batch did not wait out the delay
+
+
+async def test_an_open_loop_past_capacity_is_refused_at_dequeue_and_stays_fast() -> None:
+    """Three requests every 3 ms into a model costing 3 ms a row, for 0.45 s (3x its capacity).
+    Without the queue's control each batch took the whole queue (1, 3, 9, 27 rows...) and
+    latency grew with the run; with it, stale requests get `Overloaded` (503 + Retry-After,
+    at dequeue or at submit) and what is scored comes back within a few batches."""
+
+    def per_row(x: Any) -> Outputs:
+        time.sleep(0.003 * len(x))
+        return {"y": x}
+
+    batcher = Batcher(per_row, name="m", retry_after_s=2)
+    loop = asyncio.get_running_loop()
+    latencies: list[float] = []
+    refused: list[Overloaded] = []
+
+    async def one() -> None:
+        t0 = time.perf_counter()
+        try:
+            fut = batcher.submit(np.ones((1, 1)), 1, loop)
+            await fut
+        except Overloaded as exc:
+            refused.append(exc)
+            return
+        latencies.append(time.perf_counter() - t0)
+
+    try:
+        await one()  # unloaded: the model's service time is known
+        tasks = []
+        for _ in range(150):
+            tasks += [asyncio.create_task(one()) for _ in range(3)]
+            await asyncio.sleep(0.003)
+        await asyncio.gather(*tasks)
+    finally:
+        batcher.close()
+    assert len(refused) > 100 and all(exc.retry_after_s == 2 for exc in refused)
+    assert len(latencies) > 50
+    latencies.sort()
+    assert latencies[int(0.9 * len(latencies))] < 0.1, latencies[-5:]
