@@ -215,3 +215,25 @@ def test_monitoring_features_and_notebooks_write_private_files(
     written = [p for p in ("monitoring", "features", "notebooks") if (home / p).exists()]
     assert written == ["monitoring", "features", "notebooks"]
     assert [e for e in exposed(home) if e.split("/")[0].split(" ")[0] in written] == []
+
+
+def test_runs_export_writes_what_the_suffix_says(
+    services: Services, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import mlbox
+
+    with mlbox.start_run("r", log_code=False, log_environment=False) as run:
+        for step in range(3):
+            mlbox.log_metric("loss", 1.0 / (step + 1), step=step)
+    out = ok(capsys, "runs", "export", str(run.id), "-o", str(tmp_path / "new" / "m.csv"))
+    assert out.strip() == f"wrote 3 points to {tmp_path / 'new' / 'm.csv'}"
+    lines = (tmp_path / "new" / "m.csv").read_text().splitlines()
+    assert lines[0] == "key,step,timestamp,value"
+    assert [line.split(",")[:2] + line.split(",")[3:] for line in lines[1:]] == [
+        ["loss", "0", "1.0"],
+        ["loss", "1", "0.5"],
+        ["loss", "2", "0.3333333333333333"],
+    ]
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["m.csv"]  # no temporary left
+    code, _, err = run_main(capsys, "runs", "export", str(run.id), "-o", str(tmp_path / "m.txt"))
+    assert code == 2 and len(err.splitlines()) == 1 and "name a .parquet (or .pq) or .csv file" in err

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import click
 
@@ -262,13 +264,30 @@ def runs_compare(ctx: Context, run_ids: tuple[str, ...], as_json: bool) -> None:
 
 @runs.command("export")
 @click.argument("run_id")
-@click.option("--output", "-o", required=True, help="Parquet file to write.")
+@click.option("--output", "-o", required=True, help="File to write: .parquet (or .pq) or .csv.")
 @pass_ctx
 def runs_export(ctx: Context, run_id: str, output: str) -> None:
-    """Export a run's metric history (key, step, timestamp, value) to Parquet."""
+    """Export a run's metric history (key, step, timestamp, value) to Parquet or CSV, by the
+    output's suffix (``-o m.csv`` used to get Parquet bytes under a .csv name)."""
     if os.path.isdir(output):
         raise click.BadParameter(f"{output!r} is a folder; give a file name", param_hint="--output")
-    n = ctx.services.tracking.export_metrics(_run_id(run_id), output)
+    suffix = Path(output).suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv"):
+        raise click.BadParameter(f"{output!r}: name a .parquet (or .pq) or .csv file", param_hint="--output")
+    rid = _run_id(run_id)
+    if suffix != ".csv":
+        n = ctx.services.tracking.export_metrics(rid, output)
+    else:
+        import polars as pl
+
+        # Parquet first (the one exporter), then CSV beside the target, renamed into place whole.
+        folder = Path(output).resolve().parent
+        folder.mkdir(parents=True, exist_ok=True)  # as the Parquet writer does
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".mlbox-export-") as tmp:
+            part = Path(tmp) / "metrics.parquet"
+            n = ctx.services.tracking.export_metrics(rid, part)
+            pl.read_parquet(part).write_csv(Path(tmp) / "metrics.csv")
+            os.replace(Path(tmp) / "metrics.csv", output)
     click.echo(f"wrote {n} points to {output}")
 
 
