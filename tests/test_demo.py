@@ -468,3 +468,12 @@ def test_mlflow_step_logs_registers_and_exports(
     np.testing.assert_array_equal(
         np.asarray(elsewhere.registry.load(f"copied/{copied.version}").predict(x)), champion
     )
+
+
+def test_the_demo_leaves_its_home_private(demo: tuple[Path, str]) -> None:
+    # README: everything in the home is private (folders 0700, files 0600), the example data the
+    # demo writes there (raw CSVs, feature Parquet, an MLflow export, a report) included
+    from tests.test_home_modes import exposed
+
+    home, _ = demo
+    assert exposed(home) == [], "\n".join(exposed(home))

@@ -318,7 +318,14 @@ def run_demo(services: Services, *, quick: bool = False, console: Console | None
     state = DemoState(
         services=services, console=console or Console(soft_wrap=not sys.stdout.isatty()), quick=quick
     )
-    with threadpool_limits(limits=THREADS):
-        for step in STEPS:
-            step.run(state)
+    # The demo writes its example data into the home (raw CSVs, feature Parquet, training sets,
+    # an MLflow export, a report) through pandas, polars and the exporter, which take the
+    # process's umask; the home is private (folders 0700, files 0600), so the demo's umask is.
+    umask = os.umask(0o077)
+    try:
+        with threadpool_limits(limits=THREADS):
+            for step in STEPS:
+                step.run(state)
+    finally:
+        os.umask(umask)
     return state.results
