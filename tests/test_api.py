@@ -288,6 +288,20 @@ def test_experiments(client: TestClient[Litestar], seeded: Seeded) -> None:
     error(client.get("/api/v1/experiments/999"), 404, field="experiment")
 
 
+def test_rename_an_experiment(client: TestClient[Litestar], seeded: Seeded) -> None:
+    text = next(e for e in client.get("/api/v1/experiments").json() if e["name"] == "text")
+    renamed = client.patch(f"/api/v1/experiments/{text['id']}", json={"name": "nlp"})
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["name"] == "nlp" and renamed.json()["run_count"] == text["run_count"] > 0
+    runs = client.post("/api/v1/runs/search", json={"experiments": ["nlp"]}).json()["runs"]
+    assert len(runs) == text["run_count"]
+    error(client.patch(f"/api/v1/experiments/{text['id']}", json={"name": "vision"}), 409, field="new_name")
+    error(client.patch(f"/api/v1/experiments/{text['id']}", json={"name": " "}), 400)
+    error(client.patch(f"/api/v1/experiments/{text['id']}", json={"title": "x"}), 400, field="body")
+    error(client.patch("/api/v1/experiments/999", json={"name": "x"}), 404, field="experiment")
+    assert sorted(e["name"] for e in client.get("/api/v1/experiments").json()) == ["nlp", "vision"]
+
+
 # -- runs: search, detail, compare -----------------------------------------------------------
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from mlbox.api.schemas import NewExperiment
+from mlbox.api.schemas import ExperimentChange, NewExperiment
 from mlbox.tracking.lifecycle import check_lifecycle
 from mlbox.tracking.schemas import Experiment
 from mlbox.tracking.service import TrackingService
@@ -42,6 +42,20 @@ class ExperimentController(Controller):
         self, tracking: NamedDependency[TrackingService], experiment_id: FromPath[int]
     ) -> Experiment:
         return tracking.get_experiment(experiment_id)
+
+    @patch(
+        "/{experiment_id:int}",
+        operation_id="renameExperiment",
+        sync_to_thread=True,
+        summary="Rename an experiment (409 when the name is taken, the experiment deleted or Default)",
+    )
+    def rename_experiment(
+        self,
+        tracking: NamedDependency[TrackingService],
+        experiment_id: FromPath[int],
+        data: JSONBody[ExperimentChange],
+    ) -> Experiment:
+        return tracking.rename_experiment(experiment_id, data.name)
 
     @delete(
         "/{experiment_id:int}",

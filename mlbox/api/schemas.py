@@ -25,6 +25,11 @@ class NewExperiment(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     description: str = ""
 
 
+class ExperimentChange(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    """The new name (runs follow: they record the experiment's id)."""
+
+
 class NewRun(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     experiment: str = DEFAULT_EXPERIMENT
     name: str | None = None
