@@ -24,21 +24,10 @@ import httpx
 import pytest
 
 from tests.helpers import MLBOX, stop, wait_announced
+from tests.peer_venvs import ensure
 
-ROOT = Path(__file__).resolve().parents[1]
-VENV = ROOT / ".bench" / "venvs" / "mlflow-client"
-PYTHON = VENV / "bin" / "python"
 REQUIREMENTS = ("mlflow-skinny", "scikit-learn", "pandas", "skops")
 PROBE = "import mlflow, sklearn, pandas, skops; print(mlflow.__version__)"
-
-
-def _probe() -> str | None:
-    if not PYTHON.exists():
-        return None
-    done = subprocess.run(
-        [str(PYTHON), "-c", PROBE], capture_output=True, text=True, timeout=300, check=False
-    )
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 @pytest.fixture(scope="module")
@@ -49,20 +38,7 @@ def mlflow_python() -> Path:
 @functools.cache
 def ensure_venv() -> Path:
     """The MLflow venv's interpreter, made once (skipped only when pip cannot reach an index)."""
-    if _probe() is None:
-        if not PYTHON.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=300)
-        pip = subprocess.run(
-            [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *REQUIREMENTS],
-            capture_output=True,
-            text=True,
-            timeout=1200,
-            check=False,
-        )
-        if pip.returncode != 0:
-            pytest.skip(f"cannot install {' '.join(REQUIREMENTS)} (offline?): {pip.stderr.strip()[-400:]}")
-        assert _probe() is not None, "mlflow installed but does not import"
-    return PYTHON
+    return ensure("mlflow-client", REQUIREMENTS, PROBE)
 
 
 @dataclass

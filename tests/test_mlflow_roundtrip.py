@@ -29,6 +29,7 @@ import pytest
 from mlbox.registry.mlflow_flavors import version_of
 from mlbox.services import Services
 from tests.helpers import ok
+from tests.peer_venvs import VENVS, ensure
 from tests.test_flavor_export import CASES, _xy, as_list
 
 if os.environ.get("MLBOX_TEST_MLFLOW_PEERS") != "1":
@@ -37,9 +38,7 @@ if os.environ.get("MLBOX_TEST_MLFLOW_PEERS") != "1":
     )
 
 pytestmark = pytest.mark.timeout(1800)  # the first run installs the venv
-ROOT = Path(__file__).resolve().parents[1]
-VENV = ROOT / ".bench" / "venvs" / "mlflow-serve"
-PYTHON = VENV / "bin" / "python"
+VENV = VENVS / "mlflow-serve"
 REQUIREMENTS = (
     "mlflow",
     "mlserver==1.7.*",
@@ -69,27 +68,7 @@ def peer_env() -> dict[str, str]:
 
 def ensure_venv() -> Path:
     """The peers' interpreter; the venv is made on the first run (minutes), then reused."""
-    probe = (
-        subprocess.run([str(PYTHON), "-c", PROBE], capture_output=True, env=peer_env())
-        if PYTHON.exists()
-        else None
-    )
-    if probe is not None and probe.returncode == 0:
-        return PYTHON
-    if not PYTHON.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, timeout=300)
-    started = time.monotonic()
-    pip = subprocess.run(
-        [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *REQUIREMENTS],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    if pip.returncode != 0:
-        pytest.skip(f"cannot install the peers (offline?): {pip.stderr.strip()[-400:]}")
-    print(f"[peers] installed into {VENV} in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    return PYTHON
+    return ensure("mlflow-serve", REQUIREMENTS, PROBE, env=peer_env())
 
 
 @pytest.fixture(scope="module")
