@@ -2,6 +2,8 @@
 
 * A pipeline module in the user's own folder ran only while the CLI drove it: with `mlbox up`
   started in another folder the appliance could not import it ("No module named ...").
+* The appliance kept running a user's pipeline module as it first imported it, after the
+  user edited it (in-process steps and schedule-fired runs ran stale code).
 * `mlbox pipelines run` printed only "failed: STEP" for a failed run, not why.
 * In a job (the README's `@mlbox.step(gpus=1)` train step) `mlbox.log_model` said "no active
   run" and `register_model` found none, though `log_metric` logs to the job's run.
@@ -113,6 +115,16 @@ def test_a_pipeline_in_the_users_folder_runs_on_an_appliance_started_elsewhere(
     assert lines[2] == "failed: ingest"
     assert lines[3] == f"  ingest: ValueError: {work / 'bad.csv'} lacks the column 'label'"
     assert lines[4] == "  (each step's log: mlbox pipelines show 2 --logs)"
+
+    # the user edits the module: the appliance runs the edited in-process step, not the code
+    # it imported first (the run's cache key is the edited code's)
+    edited = PIPELINE_MODULE.replace(
+        "    with open(path) as f:", '    print("ingest, edited")\n    with open(path) as f:'
+    )
+    (work / "stranger_rows.py").write_text(edited)
+    again = run("good.csv")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "ingest, edited" in services.pipelines.step_log(3, "ingest")
 
 
 def test_label_weak_takes_a_bare_labeling_function(

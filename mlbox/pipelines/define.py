@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import os
 import sys
 import threading
 import typing
@@ -404,11 +405,23 @@ def import_root(module: str) -> str | None:
     return str(folder)
 
 
-def resolve(ref: str, roots: Iterable[str] = ()) -> PipelineDef:
+def module_stamp(ref: str) -> tuple[int, int] | None:
+    """The modification time and size of the file ``ref``'s module was loaded from (None: not
+    loaded, or no file): a long-lived process reloads the module when they change."""
+    file = getattr(sys.modules.get(ref.partition(":")[0]), "__file__", None)
+    try:
+        st = os.stat(file) if file else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_mtime_ns, st.st_size)
+
+
+def resolve(ref: str, roots: Iterable[str] = (), *, reload: bool = False) -> PipelineDef:
     """The pipeline named ``package.module:name`` (imported: the appliance resumes runs by it).
 
     A module this process cannot import is looked for in ``roots`` too (the folders it was
     submitted from): the appliance does not run in the folder of the user who submitted it.
+    ``reload``: import the module's file again (the user edited it since it was imported).
     """
     import importlib
 
@@ -417,7 +430,8 @@ def resolve(ref: str, roots: Iterable[str] = ()) -> PipelineDef:
         raise InvalidInput(f"pipeline {ref!r} must read package.module:name", field="pipeline")
     try:
         try:
-            obj: Any = importlib.import_module(module)
+            loaded = sys.modules.get(module) if reload else None
+            obj: Any = importlib.reload(loaded) if loaded is not None else importlib.import_module(module)
         except ModuleNotFoundError:
             extra = [r for r in roots if r not in sys.path]
             if not extra:

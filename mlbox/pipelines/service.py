@@ -36,7 +36,7 @@ import msgspec
 
 from mlbox.pipelines import capture, lineage, machine, triggers, upstream
 from mlbox.pipelines.config import PipelineSettings
-from mlbox.pipelines.define import Graph, Node, PipelineDef, resolve
+from mlbox.pipelines.define import Graph, Node, PipelineDef, module_stamp, resolve
 from mlbox.pipelines.execute import cache_key, inputs, run_body
 from mlbox.pipelines.migrations import migrations
 from mlbox.pipelines.schemas import PipelineRun, Schedule, StepRun
@@ -167,6 +167,8 @@ class PipelineService:
         self._pool: ThreadPoolExecutor | None = None
         self._worker = _worker_id()
         self._graphs: dict[str, tuple[PipelineDef, Graph]] = {}
+        self._stamps: dict[str, tuple[int, int] | None] = {}
+        """Each resolved module's file (mtime, size) when it was imported (`module_stamp`)."""
         self._output: dict[int, capture.Buffer] = {}
         """What the in-process steps running now have printed so far, by step run id."""
         self.folder_settle_s = 1.0
@@ -182,9 +184,15 @@ class PipelineService:
             if key not in self._graphs or self._graphs[key][0] is not pdef:
                 self._graphs[key] = (pdef, pdef.trace())
             return self._graphs[key]
-        if ref not in self._graphs:
-            pdef = resolve(ref, self._import_roots(ref))
-            self._graphs[ref] = (pdef, pdef.trace())
+        # A module edited since it was imported is imported again: the appliance lives long, and
+        # the runs it fires (schedules) and the in-process steps it runs must be today's code.
+        cached = self._graphs.get(ref)
+        stamp = module_stamp(ref)
+        if cached is not None and self._stamps.get(ref, stamp) == stamp:
+            return cached
+        pdef = resolve(ref, self._import_roots(ref), reload=cached is not None)
+        self._graphs[ref] = (pdef, pdef.trace())
+        self._stamps[ref] = module_stamp(ref)
         return self._graphs[ref]
 
     def _import_roots(self, ref: str) -> list[str]:
