@@ -54,7 +54,7 @@ REQUIREMENTS = (
 )
 PROBE = "import mlflow, mlserver, mlserver_mlflow, sklearn, onnxruntime, lightgbm, xgboost, torch, keras"
 PEER_ENV = {
-    "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",  # MLflow 3.17+ refuses pickles (sklearn, .pth) without it
+    "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "true",  # the default in 3.17/3.18; set in case a later one flips it
     "KERAS_BACKEND": "torch",
     "MLFLOW_TRACKING_URI": "file:///nonexistent",  # nothing is logged anywhere
 }

@@ -29,7 +29,10 @@ from mlbox.store.errors import InvalidInput
 PYTORCH_PICKLE_MODULE = "mlflow.pytorch.pickle_module"
 """The module MLflow's pytorch loader imports to unpickle ``data/model.pth``."""
 
-PICKLE_NOTE = "MLflow 3.17+ loads this pickled model only with MLFLOW_ALLOW_PICKLE_DESERIALIZATION=true"
+PICKLE_NOTE = (
+    "a pickled model: MLflow refuses it where MLFLOW_ALLOW_PICKLE_DESERIALIZATION=false"
+    " (3.18: MLFLOW_ALLOW_MODEL_CODE_EXECUTION=false)"
+)
 
 PYFUNC_LOADER = "mlbox_pyfunc"
 """The loader module written beside an exported python-flavor model (``code/mlbox_pyfunc.py``)."""
