@@ -15,9 +15,10 @@ import re
 import numpy as np
 import pytest
 
-from mlbox.serving.codecs import decode_oip
+from mlbox.serving.codecs import decode_mlflow, decode_oip
 from mlbox.serving.errors import InvalidContent
-from mlbox.serving.jsonfloats import floats, spliced
+from mlbox.serving.jsonfloats import floats, spliced, spliced_rows
+from mlbox.store.errors import InvalidInput
 
 
 def _numbers(count: int, seed: int) -> list[str]:
@@ -194,3 +195,58 @@ def test_the_early_read_takes_only_a_member_holding_a_flat_array() -> None:
     cut = spliced(b'{"data" :\n [1.5, -2]  }')
     assert cut is not None and cut[0] == b'{"data" :\n []  }' and cut[1].tolist() == [1.5, -2.0]
     assert spliced(bytearray(b'{"data": [1]}')) is None  # type: ignore[arg-type]
+
+
+def _general_mlflow(body: bytes) -> object:
+    """What the general way (msgspec, then lists) decodes: the reference for the early read."""
+    from mlbox.serving.codecs import _mlflow_payload
+
+    return _mlflow_payload(json.loads(body)).value
+
+
+def test_mlflow_rows_read_before_the_rest_equal_the_general_decoding() -> None:
+    x = np.random.default_rng(5).normal(size=(100, 20)).round(6)
+    for body in (
+        json.dumps({"instances": x.tolist()}).encode(),
+        json.dumps({"params": {"k": 1}, "inputs": x.tolist()}, indent=1).encode(),
+        json.dumps({"instances": [[1, 2.5], [3, 4]] * 100}).encode(),  # ints beside floats: floats
+    ):
+        got = decode_mlflow(body)
+        assert isinstance(got.value, np.ndarray) and got.kind == "rows" and not got.bools
+        expected = np.array(_general_mlflow(body))
+        assert got.value.dtype == expected.dtype and np.array_equal(got.value, expected)
+        assert spliced_rows(body, b'"instances"' if b'"instances"' in body else b'"inputs"') is not None
+
+
+@pytest.mark.parametrize(
+    "change", ["ints", "ragged", "bool", "both keys", "key in params", "nested", "named"]
+)
+def test_mlflow_bodies_the_early_read_declines_decode_as_before(change: str) -> None:
+    rows = np.random.default_rng(6).normal(size=(60, 10)).round(6).tolist()
+    doc: dict[str, object] = {"instances": rows}
+    if change == "ints":
+        doc["instances"] = [[int(v * 100) for v in r] for r in rows]
+    elif change == "ragged":
+        doc["instances"] = [*rows, [1.5]]
+    elif change == "bool":
+        doc["instances"] = [[True, *rows[0][1:]], *rows[1:]]
+    elif change == "both keys":
+        doc["inputs"] = rows
+    elif change == "key in params":
+        doc = {"params": {"instances": [[0.5]]}, "instances": rows}
+    elif change == "nested":
+        doc["instances"] = [[[v] for v in r] for r in rows]
+    elif change == "named":
+        doc = {"inputs": {"a": rows[0], "b": rows[1]}}
+    body = json.dumps(doc).encode()
+    if change not in ("both keys", "key in params"):  # those the reader takes and decode_mlflow declines
+        assert spliced_rows(body, b'"instances"') is None
+    try:
+        expected = _general_mlflow(body)
+    except InvalidInput as exc:
+        with pytest.raises(InvalidInput, match=re.escape(str(exc))):
+            decode_mlflow(body)
+        return
+    got = decode_mlflow(body)
+    assert not isinstance(got.value, np.ndarray)  # the general way's lists, as before
+    assert got.value == expected

@@ -176,6 +176,53 @@ def read_member(text: Any, i: int, out: Any) -> tuple[int, int, int]:  # pragma:
     return count, start, i
 
 
+@numba.njit(
+    numba.types.UniTuple(numba.int64, 4)(_BYTES, numba.int64, numba.float64[::1]),
+    nogil=False,
+    cache=True,
+    boundscheck=False,
+)
+def read_rows_member(text: Any, i: int, out: Any) -> tuple[int, int, int, int]:  # pragma: no cover
+    """`read_member` for an array of rows (``: [[...], [...]]``), read row after row into ``out``:
+    (rows, width, where its ``[`` is, the index just past its ``]``), rows -1 where the general way
+    must read it (no rows, ragged or empty rows, anything `read_array` declines)."""
+    n = text.shape[0]
+    while i < n and (text[i] == 32 or text[i] == 9 or text[i] == 10 or text[i] == 13):
+        i += 1
+    if i >= n or text[i] != 58:  # :
+        return -1, 0, i, i
+    i += 1
+    while i < n and (text[i] == 32 or text[i] == 9 or text[i] == 10 or text[i] == 13):
+        i += 1
+    start = i
+    if i >= n or text[i] != 91:  # [
+        return -1, 0, start, i
+    i += 1
+    rows = 0
+    width = -1
+    filled = 0
+    while True:
+        while i < n and (text[i] == 32 or text[i] == 9 or text[i] == 10 or text[i] == 13):
+            i += 1
+        count, i = read_array(text, i, out[filled:])
+        if count <= 0 or (width != -1 and count != width):
+            return -1, 0, start, i
+        width = count
+        filled += count
+        rows += 1
+        while i < n and (text[i] == 32 or text[i] == 9 or text[i] == 10 or text[i] == 13):
+            i += 1
+        if i >= n:
+            return -1, 0, start, i
+        if text[i] == 44:  # ,
+            i += 1
+            continue
+        if text[i] == 93:  # ]
+            i += 1
+            return rows, width, start, i
+        return -1, 0, start, i
+
+
 def floats(raw: Any, size: int) -> np.ndarray | None:
     """The ``size`` numbers of the JSON array in ``raw`` (bytes-like) as float64, or None where the
     general way must read it (see the module's docstring)."""
@@ -210,3 +257,27 @@ def spliced(body: bytes) -> tuple[bytes, np.ndarray] | None:
         return None
     out.resize(count, refcheck=False)  # shrinks in place: no copy, nothing else refers to it yet
     return body[:start] + b"[]" + body[end:], out
+
+
+def spliced_rows(body: bytes, key: bytes) -> tuple[bytes, np.ndarray] | None:
+    """`spliced` for a body whose one ``key`` (``b'"instances"'``) holds rows of numbers: the rows
+    as a 2-D float64 array and the body with ``[]`` in their place; None where the general way must
+    read it, and where no number has a fraction or an exponent (integers only: ``np.array`` keeps
+    those integers, so the general way does)."""
+    if type(body) is not bytes:
+        return None
+    at = body.find(key)
+    if at < 0:
+        return None
+    out = np.empty((len(body) - at) // 2 + 1, dtype=np.float64)
+    rows, width, start, end = read_rows_member(np.frombuffer(body, dtype=np.uint8), at + len(key), out)
+    if rows < 0 or body.find(key, end) >= 0:
+        return None
+    if (
+        body.find(b".", start, end) < 0
+        and body.find(b"e", start, end) < 0
+        and body.find(b"E", start, end) < 0
+    ):
+        return None
+    out.resize(rows * width, refcheck=False)
+    return body[:start] + b"[]" + body[end:], out.reshape(rows, width)
