@@ -454,7 +454,7 @@ class JobsScreen(MlboxScreen):
 
         def answered(choice: str | None) -> None:
             if choice == "run" and job.run_id is not None:
-                self.app.push_screen(RunDetailScreen(job.run_id))
+                RunDetailScreen.open(self.app, job.run_id)
 
         self.app.push_screen(
             JobDetailDialog(f"job {job.id} · {job.spec.name}", rows, has_run=job.run_id is not None), answered

@@ -275,7 +275,7 @@ class ModelsScreen(MlboxScreen):
         if mv.run_id is None:
             self.notify(f"version {mv.version} was not registered from a run", title="No run")
             return
-        self.app.push_screen(RunDetailScreen(mv.run_id))
+        RunDetailScreen.open(self.app, mv.run_id)
 
     # -- selection --------------------------------------------------------------------------
 

@@ -434,7 +434,7 @@ class SweepsScreen(MlboxScreen):
         if trial.run_id is None:
             self.notify(f"trial {trial.number} has no run yet", title="Sweeps")
             return
-        self.app.push_screen(RunDetailScreen(trial.run_id))
+        RunDetailScreen.open(self.app, trial.run_id)
 
     # -- stopping ---------------------------------------------------------------------------
 
