@@ -209,7 +209,7 @@ def test_mlflow_rows_read_before_the_rest_equal_the_general_decoding() -> None:
     for body in (
         json.dumps({"instances": x.tolist()}).encode(),
         json.dumps({"params": {"k": 1}, "inputs": x.tolist()}, indent=1).encode(),
-        json.dumps({"instances": [[1, 2.5], [3, 4]] * 100}).encode(),  # ints beside floats: floats
+        json.dumps({"instances": [[1e3, 2.5], [3.0, 4e-2]] * 100}).encode(),
     ):
         got = decode_mlflow(body)
         assert isinstance(got.value, np.ndarray) and got.kind == "rows" and not got.bools
@@ -219,13 +219,15 @@ def test_mlflow_rows_read_before_the_rest_equal_the_general_decoding() -> None:
 
 
 @pytest.mark.parametrize(
-    "change", ["ints", "ragged", "bool", "both keys", "key in params", "nested", "named"]
+    "change", ["ints", "an int", "ragged", "bool", "both keys", "key in params", "nested", "named"]
 )
 def test_mlflow_bodies_the_early_read_declines_decode_as_before(change: str) -> None:
     rows = np.random.default_rng(6).normal(size=(60, 10)).round(6).tolist()
     doc: dict[str, object] = {"instances": rows}
     if change == "ints":
         doc["instances"] = [[int(v * 100) for v in r] for r in rows]
+    elif change == "an int":  # a column written as integers stays one for an integer column
+        doc["instances"] = [[int(r[0] * 100), *r[1:]] for r in rows]
     elif change == "ragged":
         doc["instances"] = [*rows, [1.5]]
     elif change == "bool":

@@ -40,43 +40,46 @@ _BYTES = numba.types.Array(numba.uint8, 1, "C", readonly=True)  # a view of the 
 
 
 @numba.njit(
-    numba.types.UniTuple(numba.int64, 2)(_BYTES, numba.int64, numba.float64[::1]),
+    numba.types.UniTuple(numba.int64, 3)(_BYTES, numba.int64, numba.float64[::1]),
     nogil=True,
     cache=True,
     boundscheck=False,
 )
-def read_array(text: Any, i: int, out: Any) -> tuple[int, int]:  # pragma: no cover - machine code
+def read_array(text: Any, i: int, out: Any) -> tuple[int, int, int]:  # pragma: no cover - machine code
     """Reads the JSON array that starts at ``text[i]`` (a ``[``) into ``out``: (the count read, the
-    index just past its ``]``), or (-1, i) where the general way must read it (not a flat array of
-    numbers, a number past the exact fast path, more numbers than ``out`` holds)."""
+    index just past its ``]``, how many numbers were written as integers: no fraction, no
+    exponent), or a count of -1 where the general way must read it (not a flat array of numbers, a
+    number past the exact fast path, more numbers than ``out`` holds)."""
     n = text.shape[0]
     if i >= n or text[i] != 91:  # [
-        return -1, i
+        return -1, i, 0
     i += 1
     while i < n and (text[i] == 32 or text[i] == 9 or text[i] == 10 or text[i] == 13):
         i += 1
     count = 0
+    plain = 0
     if i < n and text[i] == 93:  # ] : empty
         i += 1
     else:
         while True:
             if i >= n:
-                return -1, i
+                return -1, i, 0
             negative = text[i] == 45  # -
             if negative:
                 i += 1
                 if i >= n:
-                    return -1, i
+                    return -1, i, 0
             c = text[i]
             if c < 48 or c > 57:
-                return -1, i
+                return -1, i, 0
             significand = np.uint64(0)
+            integer = True  # written as one, until a fraction or an exponent says otherwise
             exponent = 0
             first = i
             if c == 48:  # a leading 0 stands alone
                 i += 1
                 if i < n and 48 <= text[i] <= 57:
-                    return -1, i
+                    return -1, i, 0
                 first = i  # the 0 is no digit of the significand
             else:
                 while i < n and 48 <= text[i] <= 57:
@@ -84,9 +87,10 @@ def read_array(text: Any, i: int, out: Any) -> tuple[int, int]:  # pragma: no co
                     i += 1
             digits = i - first
             if i < n and text[i] == 46:  # .
+                integer = False
                 i += 1
                 if i >= n or text[i] < 48 or text[i] > 57:
-                    return -1, i
+                    return -1, i, 0
                 first = i
                 while i < n and 48 <= text[i] <= 57:
                     significand = significand * np.uint64(10) + np.uint64(text[i] - 48)
@@ -94,15 +98,16 @@ def read_array(text: Any, i: int, out: Any) -> tuple[int, int]:  # pragma: no co
                 exponent = first - i
                 digits += i - first
             if digits > 19:  # the significand may have wrapped: leave it to the general way
-                return -1, i
+                return -1, i, 0
             if i < n and (text[i] == 101 or text[i] == 69):  # e E
+                integer = False
                 i += 1
                 sign = 1
                 if i < n and (text[i] == 43 or text[i] == 45):
                     sign = -1 if text[i] == 45 else 1
                     i += 1
                 if i >= n or text[i] < 48 or text[i] > 57:
-                    return -1, i
+                    return -1, i, 0
                 power = 0
                 while i < n and 48 <= text[i] <= 57:
                     if power < 10_000:
@@ -112,19 +117,21 @@ def read_array(text: Any, i: int, out: Any) -> tuple[int, int]:  # pragma: no co
             if significand == 0:
                 value = 0.0
             elif significand > _MAX_EXACT or exponent > 22 or exponent < -22:
-                return -1, i
+                return -1, i, 0
             elif exponent >= 0:
                 value = np.float64(significand) * _POWERS[exponent]
             else:
                 value = np.float64(significand) / _POWERS[-exponent]
             if count >= out.shape[0]:
-                return -1, i
+                return -1, i, 0
             out[count] = -value if negative else value
             count += 1
+            if integer:
+                plain += 1
             while i < n and (text[i] == 32 or text[i] == 9 or text[i] == 10 or text[i] == 13):
                 i += 1
             if i >= n:
-                return -1, i
+                return -1, i, 0
             if text[i] == 44:  # ,
                 i += 1
                 while i < n and (text[i] == 32 or text[i] == 9 or text[i] == 10 or text[i] == 13):
@@ -133,8 +140,8 @@ def read_array(text: Any, i: int, out: Any) -> tuple[int, int]:  # pragma: no co
             if text[i] == 93:  # ]
                 i += 1
                 break
-            return -1, i
-    return count, i
+            return -1, i, 0
+    return count, i, plain
 
 
 @numba.njit(numba.int64(_BYTES, numba.float64[::1]), nogil=False, cache=True, boundscheck=False)
@@ -145,7 +152,7 @@ def parse_into(text: Any, out: Any) -> int:  # pragma: no cover - machine code; 
     i = 0
     while i < n and (text[i] == 32 or text[i] == 9 or text[i] == 10 or text[i] == 13):
         i += 1
-    count, i = read_array(text, i, out)
+    count, i, _ = read_array(text, i, out)
     if count < 0:
         return -1
     while i < n and (text[i] == 32 or text[i] == 9 or text[i] == 10 or text[i] == 13):
@@ -172,7 +179,7 @@ def read_member(text: Any, i: int, out: Any) -> tuple[int, int, int]:  # pragma:
     while i < n and (text[i] == 32 or text[i] == 9 or text[i] == 10 or text[i] == 13):
         i += 1
     start = i
-    count, i = read_array(text, i, out)
+    count, i, _ = read_array(text, i, out)
     return count, start, i
 
 
@@ -185,7 +192,8 @@ def read_member(text: Any, i: int, out: Any) -> tuple[int, int, int]:  # pragma:
 def read_rows_member(text: Any, i: int, out: Any) -> tuple[int, int, int, int]:  # pragma: no cover
     """`read_member` for an array of rows (``: [[...], [...]]``), read row after row into ``out``:
     (rows, width, where its ``[`` is, the index just past its ``]``), rows -1 where the general way
-    must read it (no rows, ragged or empty rows, anything `read_array` declines)."""
+    must read it (no rows, ragged or empty rows, a number written as an integer, anything
+    `read_array` declines)."""
     n = text.shape[0]
     while i < n and (text[i] == 32 or text[i] == 9 or text[i] == 10 or text[i] == 13):
         i += 1
@@ -204,8 +212,8 @@ def read_rows_member(text: Any, i: int, out: Any) -> tuple[int, int, int, int]: 
     while True:
         while i < n and (text[i] == 32 or text[i] == 9 or text[i] == 10 or text[i] == 13):
             i += 1
-        count, i = read_array(text, i, out[filled:])
-        if count <= 0 or (width != -1 and count != width):
+        count, i, integers = read_array(text, i, out[filled:])
+        if count <= 0 or integers or (width != -1 and count != width):
             return -1, 0, start, i
         width = count
         filled += count
@@ -262,8 +270,9 @@ def spliced(body: bytes) -> tuple[bytes, np.ndarray] | None:
 def spliced_rows(body: bytes, key: bytes) -> tuple[bytes, np.ndarray] | None:
     """`spliced` for a body whose one ``key`` (``b'"instances"'``) holds rows of numbers: the rows
     as a 2-D float64 array and the body with ``[]`` in their place; None where the general way must
-    read it, and where no number has a fraction or an exponent (integers only: ``np.array`` keeps
-    those integers, so the general way does)."""
+    read it, and wherever a number is written as an integer (``35``, not ``35.0``): the general
+    way keeps such a column an integer one, which a model's integer column takes and a float
+    column refuses, so here every number must be written as a float."""
     if type(body) is not bytes:
         return None
     at = body.find(key)
@@ -272,12 +281,6 @@ def spliced_rows(body: bytes, key: bytes) -> tuple[bytes, np.ndarray] | None:
     out = np.empty((len(body) - at) // 2 + 1, dtype=np.float64)
     rows, width, start, end = read_rows_member(np.frombuffer(body, dtype=np.uint8), at + len(key), out)
     if rows < 0 or body.find(key, end) >= 0:
-        return None
-    if (
-        body.find(b".", start, end) < 0
-        and body.find(b"e", start, end) < 0
-        and body.find(b"E", start, end) < 0
-    ):
         return None
     out.resize(rows * width, refcheck=False)
     return body[:start] + b"[]" + body[end:], out.reshape(rows, width)
