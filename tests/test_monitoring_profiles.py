@@ -18,7 +18,7 @@ def _frame(rng: np.random.Generator, n: int, shift: float = 0.0) -> pd.DataFrame
         {
             "x": rng.normal(shift, 1.0, n),
             "k": rng.choice(["a", "b", "c"], n),
-            "few": rng.integers(0, 3, n).astype(float),
+            "few": rng.integers(0, 3, n),  # integers with few values: categorical (a float is numeric)
         }
     )
 

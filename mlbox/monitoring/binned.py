@@ -59,8 +59,11 @@ def grid(reference: npt.ArrayLike, bins: int = FINE_BINS) -> Grid:
     if a.size == 0:
         raise ValueError("the reference needs at least one finite value")
     lo, hi = float(a.min()), float(a.max())
-    width = (hi - lo) / bins if hi > lo else 1.0
-    return Grid(lo, width, bins)
+    if hi > lo:
+        return Grid(lo, (hi - lo) / bins, bins)
+    # a constant reference: a range a billionth of its value wide, so that any other value
+    # falls in an open bin (a unit width put 0.17 and 0.3 in one bin: a shift read as none)
+    return Grid(lo, max(abs(lo), 1.0) * 1e-9 / bins, bins)
 
 
 @functools.cache

@@ -1,7 +1,9 @@
 """Drift verdicts per column of two frames: which test, its statistic, p-value, threshold, verdict.
 
-Defaults follow what an Evidently user expects: a numeric column with more than
-`CATEGORICAL_MAX_UNIQUE` distinct values is numeric, anything else categorical;
+Defaults follow what an Evidently user expects: a float column is numeric whatever its
+distinct count (a constant float is a measurement that happens not to vary, not one
+category), an integer column with more than `CATEGORICAL_MAX_UNIQUE` distinct values is
+numeric, anything else (text, bools, integers with few values) categorical;
 small references (at most `SMALL_N` rows) get a significance test (KS,
 chi-squared at alpha 0.05), large ones a distance with a threshold (normed
 Wasserstein, Jensen–Shannon at 0.1), because at a million rows every test
@@ -76,11 +78,15 @@ def severity(v: Verdict) -> float:
 
 
 def column_kind(values: pd.Series) -> Kind:
-    """Numeric when its dtype is a number (not bool) with more than a handful of distinct values."""
+    """Numeric when its dtype is a float, or an integer with more than a handful of distinct
+    values; text and bools are categorical. The one rule: profiles, the framed drift and the
+    streamed window scan all take their kinds from it."""
     import pandas as pd
 
     if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
         return "categorical"
+    if pd.api.types.is_float_dtype(values):
+        return "numeric"
     head = values.iloc[:10_000]  # more than a handful there is enough; a million-row count is not free
     if head.nunique(dropna=True) > CATEGORICAL_MAX_UNIQUE:
         return "numeric"
