@@ -16,6 +16,7 @@ from typing import Any, Literal
 import msgspec
 
 from mlbox.registry.refs import parse_ref
+from mlbox.registry.signature import Schema, Signature, TensorSpec
 from mlbox.store.errors import InvalidInput
 
 Graph = Literal["chain", "ensemble"]
@@ -59,3 +60,74 @@ class Composition(msgspec.Struct, frozen=True):
 
     def to_manifest(self) -> dict[str, Any]:
         return {"flavor": "composed", **msgspec.to_builtins(self)}
+
+
+def check_chain(parts: Sequence[str], signatures: Sequence[Signature | None]) -> None:
+    """Refuse a chain whose step ``i``'s output cannot be step ``i + 1``'s input by their
+    signatures, naming the step and both sides: it would register and then answer 422 on every
+    request. Unknown dimensions (-1) fit any size; a step without a signature fits anything."""
+    for i in range(1, len(parts)):
+        before, after = signatures[i - 1], signatures[i]
+        if before is None or before.outputs is None or after is None:
+            continue
+        why = schema_misfit(before.outputs, after.inputs)
+        if why is not None:
+            raise InvalidInput(
+                f"parts[{i}] {parts[i]!r} cannot take the output of {parts[i - 1]!r}: {why} "
+                f"({parts[i - 1]!r} outputs {before.outputs.line()}, "
+                f"{parts[i]!r} takes {after.inputs.line()})",
+                field=f"parts[{i}]",
+            )
+
+
+def schema_misfit(output: Schema, inputs: Schema) -> str | None:
+    """Why values of ``output`` cannot pass ``inputs``' validation (None: they can, or the
+    signatures do not say). The rules are `signature.validate`'s, tolerant as serving is."""
+    if output.kind == "tensor" and output.tensors:
+        out = output.tensors[0]
+        if inputs.kind == "tensor" and inputs.tensors:
+            return _tensor_misfit(out, inputs.tensors[0])
+        if inputs.kind == "columns":
+            return "an array where a table with named columns is expected"
+        return None
+    if output.kind == "columns":
+        names = [c.name for c in output.columns]
+        if inputs.kind == "columns":
+            missing = [c.name for c in inputs.columns if c.name not in names]
+            return f"columns {missing} are missing" if missing else None
+        if inputs.kind == "tensor" and inputs.tensors:
+            shape = inputs.tensors[0].shape
+            if len(shape) != 2:
+                return f"a table where {len(shape)} dimensions are expected"
+            if shape[1] != -1 and shape[1] != len(names):
+                return f"{len(names)} columns where {shape[1]} values a row are expected"
+    return None
+
+
+def _tensor_misfit(out: TensorSpec, into: TensorSpec) -> str | None:
+    if len(out.shape) != len(into.shape) or any(
+        a != -1 and b != -1 and a != b for a, b in zip(out.shape, into.shape, strict=True)
+    ):
+        return "the shapes differ"
+    if not dtype_fits(out.dtype, into.dtype):
+        return f"dtype {out.dtype} is not cast to {into.dtype}"
+    return None
+
+
+def dtype_fits(got: str, expected: str) -> bool:
+    """Whether `signature.cast_values` (tolerant) can take ``got`` values as ``expected``: the
+    same dtype, anything as object, a number widened to a float, an integer to an integer (its
+    range is checked per request); not a float to an integer, a bool to a number, or text."""
+    import numpy as np
+
+    if got == expected or expected == "object":
+        return True
+    try:
+        source, target = np.dtype(got), np.dtype(expected)
+    except TypeError:
+        return False
+    if source.kind not in "biuf" or target.kind not in "biuf":
+        return False
+    if source.kind == "b" or target.kind == "b":
+        return False
+    return target.kind == "f" or source.kind in "iu"

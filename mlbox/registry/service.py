@@ -29,7 +29,7 @@ import msgspec
 
 from mlbox.registry import flavors, staging
 from mlbox.registry.cache import ModelCache, cache_key
-from mlbox.registry.composition import Composition
+from mlbox.registry.composition import Composition, check_chain
 from mlbox.registry.loaded import LoadedModel
 from mlbox.registry.migrations import migrations
 from mlbox.registry.refs import ModelRef, check_alias, check_name, check_version, parse_ref
@@ -167,11 +167,14 @@ class RegistryService:
         return self._insert(name, manifest, signature, lineage, files, description)
 
     def _check_parts(self, composition: Composition) -> None:
+        signatures = []
         for i, ref in enumerate(composition.parts):
             try:
-                self.resolve(ref)
+                signatures.append(self.resolve(ref).signature)
             except NotFound as exc:
                 raise NotFound(f"part {ref!r}: {exc.message}", field=f"parts[{i}]") from None
+        if composition.graph == "chain":
+            check_chain(composition.parts, signatures)
 
     def _lineage(
         self, run_id: int | None, model: Any, files_from: str | Path | None, artifact_path: str | None
