@@ -186,6 +186,8 @@ class PredictionLog:
         self._next_segment: dict[Path, int] = {}
         self._wake = threading.Event()
         self._warm = threading.Event()
+        self.warmed = threading.Event()
+        """Set once the writer has paid its first-use imports (`warm`)."""
         self._stop = threading.Event()
         self._write_lock = threading.Lock()
         self._start_lock = threading.Lock()
@@ -209,8 +211,10 @@ class PredictionLog:
         self._buffer.append(entry)
 
     def warm(self) -> None:
-        """Load what the first write needs now (the appliance calls this once it serves)."""
+        """Start the writer and load what its first write needs now (`warmed` says when): the
+        appliance calls this once its models are loaded, before it announces itself."""
         self._warm.set()
+        self.start()
 
     @property
     def pending(self) -> int:
@@ -262,6 +266,7 @@ class PredictionLog:
         import pyarrow as pa
 
         pa.array(["warm"], type=pa.string())
+        self.warmed.set()
         last_write = time.monotonic()
         while not self._stop.is_set():
             self._wake.wait(PREPARE_EVERY_S)

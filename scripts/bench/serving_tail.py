@@ -77,7 +77,13 @@ def traced_loop():
 
     # armed by the parent once warm (SIGUSR1): faulthandler reads the other threads' frames
     # without the GIL, which can crash a process whose threads are busy starting up
-    signal.signal(signal.SIGUSR1, lambda *_: loop.call_soon_threadsafe(beat, time.perf_counter()))
+    def arm(*_):
+        if os.environ.get("MLBOX_BENCH_GC_FREEZE") == "1":
+            gc.collect()
+            gc.freeze()  # what start-up left: never scanned again
+        loop.call_soon_threadsafe(beat, time.perf_counter())
+
+    signal.signal(signal.SIGUSR1, arm)
     return loop
 
 uvloop.new_event_loop = traced_loop
@@ -253,11 +259,16 @@ def main() -> int:
         " has crashed the server now and then)",
     )
     parser.add_argument("--switch-ms", type=float, default=0.0, help="sys.setswitchinterval in the server")
+    parser.add_argument(
+        "--gc-freeze", action="store_true", help="gc.collect() and gc.freeze() in the server once warm"
+    )
     parser.add_argument("--log", choices=("on", "off", "both"), default="on")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for the server")
     args = parser.parse_args()
     env = dict(e.split("=", 1) for e in args.env)
+    if args.gc_freeze:
+        env["MLBOX_BENCH_GC_FREEZE"] = "1"
     logs = ("1", "0") if args.log == "both" else ("1" if args.log == "on" else "0",)
     for r in range(args.rounds):
         for log_on in logs:
