@@ -10,7 +10,8 @@ screen shows the answer (`mlbox.tui.bench.time_key_presses`).
 
 Measured 2026-12-06 on the shared 2-core machine, 10,000 runs x 20 metrics, 5
 rounds, the runs table before (8442199) and after the experiments-screen work,
-run in turn three times at load 4.2-6.0; CPU ms, median of each run:
+run in turn three times at load 4.2-6.0 (the third "after" also has e5ac68e's
+frozen start-up heap); CPU ms, median of each run:
 
     filter (enter)             331 / 217 / 220  ->  127 / 147 / 147
     sort (d)                   174 / 200 / 126  ->   99 / 120 / 121
@@ -21,8 +22,8 @@ Wall medians fell from 250-880 ms to 215-500 ms; Pilot's floor (an unbound
 key) is 88-90 ms of wall at that load. What is left of a filter is mostly
 Textual's: the footer composes its keys again when the focus leaves the filter
 (40-50 ms of CPU; a filter is 80 ms without it), the layout and CSS passes of
-the focus change, and collections of the oldest GC generation (50-250 ms,
-every second or third key).
+the focus change, and, before e5ac68e, collections of the oldest GC
+generation (measured 50-250 ms of wall at load 6-8, every second or third key).
 """
 
 from __future__ import annotations
