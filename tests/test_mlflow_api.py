@@ -735,3 +735,97 @@ def test_the_intake_commits_what_it_answered_and_drops_a_purged_runs_points(serv
     intake.close()  # commits the rest in one transaction: the purged run's point is dropped
     assert intake.pending == 0
     assert [p.step for p in tracking.metric_history(kept.id, "m")] == [0, 1, 2]
+
+
+def test_the_default_experiment_is_0_both_ways(client: TestClient[Any], services: Services) -> None:
+    """MLflow's Default experiment is "0" in everything answered, whatever mlbox's row id
+    (issue 17: scripts hard-code experiment_ids=["0"]); mlbox's own ids stay as they are."""
+    other = services.tracking.create_experiment("first")  # Default is not row 1 here
+    row = services.tracking.get_or_create_experiment("Default").id
+    assert row != 0 and str(row) != "0"
+    got = ok(client.get(f"{API}/experiments/get", params={"experiment_id": "0"}))["experiment"]
+    assert got["experiment_id"] == "0" and got["name"] == "Default"
+    assert got["artifact_location"] == "mlflow-artifacts:/experiments/0"
+    by_name = ok(client.get(f"{API}/experiments/get-by-name", params={"experiment_name": "Default"}))
+    assert by_name["experiment"]["experiment_id"] == "0"
+    by_row = ok(client.get(f"{API}/experiments/get", params={"experiment_id": str(row)}))["experiment"]
+    assert by_row["experiment_id"] == "0"  # its row id still finds it, answered as "0"
+    listed = ok(client.post(f"{API}/experiments/search", json={}))["experiments"]
+    assert {e["name"]: e["experiment_id"] for e in listed} == {"Default": "0", "first": str(other.id)}
+
+    run = new_run(client)  # no experiment set: MLflow's "0"
+    assert run["info"]["experiment_id"] == "0"
+    rid = run["info"]["run_id"]
+    assert services.tracking.get_run(int(rid)).experiment_id == row  # mlbox's own id unchanged
+    got_run = ok(client.get(f"{API}/runs/get", params={"run_id": rid}))["run"]
+    assert got_run["info"]["experiment_id"] == "0"
+    found = ok(client.post(f"{API}/runs/search", json={"experiment_ids": ["0"]}))["runs"]
+    assert [(r["info"]["run_id"], r["info"]["experiment_id"]) for r in found] == [(rid, "0")]
+    ended = ok(client.post(f"{API}/runs/update", json={"run_id": rid, "status": "FINISHED"}))
+    assert ended["run_info"]["experiment_id"] == "0"
+    elsewhere = new_run(client, str(other.id))
+    assert elsewhere["info"]["experiment_id"] == str(other.id)
+
+    model = ok(
+        client.post(
+            f"{API}/logged-models", json={"experiment_id": "0", "name": "model", "source_run_id": rid}
+        )
+    )["model"]
+    assert model["info"]["experiment_id"] == "0"
+    searched = ok(client.post(f"{API}/logged-models/search", json={"experiment_ids": ["0"]}))["models"]
+    assert [m["info"]["model_id"] for m in searched] == [model["info"]["model_id"]]
+
+
+def test_the_in_process_api_calls_default_0(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlbox.mlflow as mlflow
+    from mlbox.tracking import client as tracking_client
+
+    monkeypatch.setattr(tracking_client, "_default", None)
+    mlflow.set_tracking_uri(str(tmp_path / "home"))
+    first = mlflow.create_experiment("first")  # Default comes after it
+    assert first != "0"
+    with mlflow.start_run() as run:
+        pass
+    assert run.info.experiment_id == "0"
+    assert mlflow.get_experiment("0").experiment_id == "0"
+    default = mlflow.get_experiment_by_name("Default")
+    assert default is not None and default.experiment_id == "0"
+    assert mlflow.get_run(run.info.run_id).info.experiment_id == "0"
+    frame = mlflow.search_runs(experiment_ids=["0"])
+    assert list(frame["experiment_id"]) == ["0"]
+    names = {e.name: e.experiment_id for e in mlflow.search_experiments()}
+    assert names == {"Default": "0", "first": first}
+    assert mlflow.MlflowClient().create_run("0").info.experiment_id == "0"
+
+
+def test_a_skops_model_registered_over_rest_names_its_run(
+    client: TestClient[Any], services: Services
+) -> None:
+    """MLflow's default sklearn format (skops) is converted on registration; its lineage still names
+    the run's files (issue 17: it said "object"), so the run is its source and cannot be deleted."""
+    import skops.io as sio
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from mlbox.store.errors import Conflict
+
+    rid = new_run(client)["info"]["run_id"]
+    x, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(x, y)
+    mlmodel = (
+        "artifact_path: model\nflavors:\n  python_function:\n    loader_module: mlflow.sklearn\n"
+        "  sklearn:\n    pickled_model: model.skops\n    serialization_format: skops\n"
+    )
+    root = "/api/2.0/mlflow-artifacts/artifacts"
+    ok(client.put(f"{root}/{rid}/model/MLmodel", content=mlmodel.encode()))
+    ok(client.put(f"{root}/{rid}/model/model.skops", content=sio.dumps(model)))
+    source = {"name": "iris-skops", "source": f"runs:/{rid}/model", "run_id": rid}
+    mv = ok(client.post(f"{API}/model-versions/create", json=source))["model_version"]
+    assert mv["run_id"] == rid and mv["source"] == f"mlflow-artifacts:/{rid}/model"
+    version = services.registry.get_version("iris-skops", 1)
+    assert version.lineage.source == f"run:{rid}/model" and version.lineage.run_id == int(rid)
+    assert version.lineage.experiment == "Default"
+    with pytest.raises(Conflict, match="'iris-skops' version 1 was registered from run"):
+        services.tracking.delete_run(int(rid))
+    predicted = services.registry.load(version).predictor.predict(x[::10])
+    np.testing.assert_array_equal(np.asarray(predicted), model.predict(x[::10]))

@@ -168,7 +168,12 @@ class Registry:
                 if sk.get("serialization_format") == "skops":  # loads no pickle: no trust needed
                     model = load_skops((folder / str(sk.get("pickled_model") or "model.skops")).read_bytes())
                     mv = self.registry.register(
-                        name, run_id=run_id, model=model, example_input=example, description=description
+                        name,
+                        run_id=run_id,
+                        model=model,
+                        example_input=example,
+                        description=description,
+                        read_from=path,  # lineage: the run's files, as `mlbox models register --run`
                     )
                 else:
                     chosen = choose(folder, mlmodel, read_manifest(folder))

@@ -75,6 +75,18 @@ class Mlflow:
         self.tracking = tracking
         self.state: MlflowState = state_for(tracking.db)
         self.state.adopt_deleted_marks(tracking)  # once per process; then a flag
+        self._default_id: int | None = None
+
+    def exp_id(self, ident: int | str) -> str:
+        """The MLflow id answered for experiment row ``ident``: ``"0"`` for ``Default``
+        (`protocol.experiment_id_out`; its row id read once per request)."""
+        if self._default_id is None:
+            self._default_id = self.state.default_experiment_id()
+        return p.experiment_id_out(ident, self._default_id)
+
+    def stored_id(self, given: object) -> str:
+        """The experiment row id (as text, as `mlbox.mlflow.state` keeps it) MLflow's id names."""
+        return str(self.experiment(given).id) if str(given) == p.DEFAULT_EXPERIMENT_ID else str(given)
 
     # -- experiments ---------------------------------------------------------------
 
@@ -93,7 +105,7 @@ class Mlflow:
 
     def experiment_json(self, exp: Experiment) -> Body:
         return p.experiment_json(
-            str(exp.id),
+            self.exp_id(exp.id),
             exp.name,
             exp.created_at,
             deleted=exp.deleted_at is not None,
@@ -133,7 +145,7 @@ class Mlflow:
             "run_id": str(run.id),
             "run_uuid": str(run.id),
             "run_name": run.name,
-            "experiment_id": str(run.experiment_id),
+            "experiment_id": self.exp_id(run.experiment_id),
             "user_id": run.tags.get("mlflow.user", ""),
             "status": p.status_to_mlflow(run.status),
             "start_time": p.ms(run.start_time),
@@ -202,7 +214,7 @@ class Mlflow:
         return {
             "info": {
                 "model_id": m.model_id,
-                "experiment_id": m.experiment_id,
+                "experiment_id": self.exp_id(m.experiment_id),
                 "name": m.name,
                 "artifact_uri": f"{p.artifact_uri(m.run_id)}/{m.artifact_path}",
                 "creation_timestamp_ms": p.ms(m.created_at),
@@ -242,7 +254,7 @@ class MlflowTrackingController(Controller):
         tags = p.pairs(data.get("tags"), "tags")
         if tags:
             m.state.set_tags("experiment", str(exp.id), tags)
-        return {"experiment_id": str(exp.id)}
+        return {"experiment_id": m.exp_id(exp.id)}
 
     @get(both("/experiments/get"), sync_to_thread=True, include_in_schema=False, status_code=200)
     def get_experiment(
@@ -639,7 +651,7 @@ class MlflowTrackingController(Controller):
     def search_logged_models(self, tracking: NamedDependency[TrackingService], data: JSONBody[Body]) -> Body:
         m = Mlflow(tracking)
         ids = data.get("experiment_ids") or None
-        models = m.state.logged_models(experiment_ids=[str(i) for i in ids] if ids else None)
+        models = m.state.logged_models(experiment_ids=[m.stored_id(i) for i in ids] if ids else None)
         return {"models": [m.logged_model_json(x) for x in models]}
 
 

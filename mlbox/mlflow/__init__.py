@@ -122,6 +122,21 @@ def _state() -> MlflowState:
     return state_for(_tracking().db)
 
 
+def _default_id() -> int | None:
+    """The row id of ``Default``, which MLflow's names call ``"0"`` (`protocol.experiment_id_out`)."""
+    tracking = _tracking()
+    if getattr(tracking, "db", None) is not None:
+        return state_for(tracking.db).default_experiment_id()
+    try:  # a job on a Ray node: tracking over HTTP
+        return int(tracking.get_experiment(DEFAULT_EXPERIMENT).id)
+    except NotFound:
+        return None
+
+
+def _run_entity(run: Any) -> Run:
+    return Run.of(run, default_id=_default_id())
+
+
 def _registry() -> RegistryService:
     import mlbox
 
@@ -181,7 +196,7 @@ def _experiment_of(exp_id: str | None) -> Any:
 
 def _entity(exp: Any) -> Experiment:
     state = _state()
-    return Experiment.of(exp, tags=state.tags("experiment", str(exp.id)))
+    return Experiment.of(exp, tags=state.tags("experiment", str(exp.id)), default_id=_default_id())
 
 
 def create_experiment(
@@ -190,7 +205,7 @@ def create_experiment(
     exp = _tracking().create_experiment(name)
     if tags:
         _state().set_tags("experiment", str(exp.id), {k: str(v) for k, v in tags.items()})
-    return str(exp.id)
+    return p.experiment_id_out(exp.id, _default_id())
 
 
 def get_experiment(experiment_id: str) -> Experiment:
@@ -310,7 +325,7 @@ def start_run(
                 host=socket.gethostname(),
                 pid=os.getpid(),
             )
-        active = ActiveRun(Run.of(tracking.get_run(run.id)), _writer(run.id))
+        active = ActiveRun(_run_entity(tracking.get_run(run.id)), _writer(run.id))
         _fluent.stack.append(active)
         return active
 
@@ -347,7 +362,7 @@ def end_run(status: str = "FINISHED") -> None:
                 active.writer.close()  # type: ignore[attr-defined]
             finally:
                 _tracking().end_run(rid, mlbox_status)
-        _fluent.last = Run.of(_tracking().get_run(rid))
+        _fluent.last = _run_entity(_tracking().get_run(rid))
 
 
 @atexit.register
@@ -375,7 +390,7 @@ def _active_id(run_id: str | None = None) -> int:
 
 def get_run(run_id: str) -> Run:
     rid = p.int_id(run_id, "run_id")
-    return Run.of(_tracking().get_run(rid))
+    return _run_entity(_tracking().get_run(rid))
 
 
 # -- logging ------------------------------------------------------------------------------------
@@ -586,6 +601,7 @@ def search_runs(
     clauses = [f"({p.translate_filter(filter_string)})"] if filter_string.strip() else []
     runs: list[Run] = []
     offset = 0
+    default_id = _default_id()
     while len(runs) < max_results:
         page = tracking.search_runs(
             " and ".join(clauses),
@@ -595,7 +611,7 @@ def search_runs(
             offset=offset,
             lifecycle=p.lifecycle(run_view_type),
         )
-        runs.extend(Run.of(r) for r in page.runs)
+        runs.extend(Run.of(r, default_id=default_id) for r in page.runs)
         offset += len(page.runs)
         if not page.runs or offset >= page.total:
             break

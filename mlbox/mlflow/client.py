@@ -55,7 +55,7 @@ class MlflowClient:
         run = mlflow._tracking().create_run(
             exp.name, run_name, tags={k: str(v) for k, v in (tags or {}).items()}, now=now
         )
-        return Run.of(run)
+        return mlflow._run_entity(run)
 
     def get_run(self, run_id: str) -> Run:
         return mlflow.get_run(run_id)

@@ -43,12 +43,13 @@ class Run:
     data: RunData
 
     @classmethod
-    def of(cls, run: MlboxRun) -> Run:
+    def of(cls, run: MlboxRun, *, default_id: int | None) -> Run:
+        """``default_id``: the row id of mlbox's ``Default`` experiment, MLflow's ``"0"``."""
         return cls(
             info=RunInfo(
                 run_id=str(run.id),
                 run_name=run.name,
-                experiment_id=str(run.experiment_id),
+                experiment_id=p.experiment_id_out(run.experiment_id, default_id),
                 user_id=run.tags.get("mlflow.user", ""),
                 status=p.status_to_mlflow(run.status),
                 start_time=p.ms(run.start_time),
@@ -88,12 +89,13 @@ class Experiment:
     last_update_time: int | None
 
     @classmethod
-    def of(cls, exp: MlboxExperiment, *, tags: dict[str, str]) -> Experiment:
+    def of(cls, exp: MlboxExperiment, *, tags: dict[str, str], default_id: int | None) -> Experiment:
         created = p.ms(exp.created_at)
+        exp_id = p.experiment_id_out(exp.id, default_id)
         return cls(
-            experiment_id=str(exp.id),
+            experiment_id=exp_id,
             name=exp.name,
-            artifact_location=f"mlflow-artifacts:/experiments/{exp.id}",
+            artifact_location=f"mlflow-artifacts:/experiments/{exp_id}",
             lifecycle_stage="deleted" if exp.deleted_at is not None else "active",
             tags=tags,
             creation_time=created,

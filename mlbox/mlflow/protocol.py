@@ -8,7 +8,10 @@ rules can be tested without a server.
 
 Ids: an MLflow run id is the mlbox run id as text (``"12"``); an experiment id
 likewise, except MLflow's reserved ``"0"``, the experiment its client uses when
-none is set, which is mlbox's ``Default`` experiment.
+none is set, which is mlbox's ``Default`` experiment, whatever its row id: ``"0"``
+is both what a client may send for it and what it is answered as
+(`experiment_id_out`), so scripts that hard-code ``experiment_ids=["0"]`` agree
+with what they read back.
 """
 
 from __future__ import annotations
@@ -76,6 +79,13 @@ def int_id(value: object, field: str) -> int:
 
         raise NotFound(f"no {field.removesuffix('_id')} with id {text!r}", field=field)
     return int(text)
+
+
+def experiment_id_out(exp_id: int | str, default_id: int | None) -> str:
+    """MLflow's id of an mlbox experiment: ``"0"`` for ``Default`` (row ``default_id``, None
+    while it does not exist), else the row id as text."""
+    text = str(exp_id)
+    return DEFAULT_EXPERIMENT_ID if default_id is not None and text == str(default_id) else text
 
 
 def status_to_mlflow(status: str) -> str:

@@ -25,7 +25,7 @@ import msgspec
 from mlbox.store.db import Database
 from mlbox.store.errors import Conflict, NotFound
 from mlbox.store.migrations import Migrations, execute_script
-from mlbox.tracking.service import TrackingService
+from mlbox.tracking.service import DEFAULT_EXPERIMENT, TrackingService
 
 log = logging.getLogger("mlbox.mlflow.state")
 
@@ -94,6 +94,12 @@ class MlflowState:
         migrations.apply(db)
         self._marks_adopted = False
         self._adopt_lock = threading.Lock()
+
+    def default_experiment_id(self) -> int | None:
+        """The row id of mlbox's ``Default`` experiment, which MLflow calls ``"0"`` (None while
+        there is none): one indexed read, so answers can say ``"0"`` without creating it."""
+        row = self.db.query_one("SELECT id FROM experiments WHERE name = ?", (DEFAULT_EXPERIMENT,))
+        return None if row is None else int(row["id"])
 
     # -- deleted marks of older homes ---------------------------------------------
 

@@ -100,6 +100,7 @@ class RegistryService:
         files_from: str | Path | None = None,
         options: Mapping[str, Any] | None = None,
         features: Sequence[str] | None = None,
+        read_from: str | None = None,
     ) -> ModelVersion:
         """Register a new version of ``name`` from one source:
 
@@ -108,7 +109,9 @@ class RegistryService:
         * ``files_from=``: a local file or folder;
         * ``run_id=`` (with ``artifact_path``, default ``model``): a run's logged
           file or folder. ``run_id`` with ``model=`` or ``files_from=`` only
-          records where the model came from.
+          records where the model came from; with ``model=`` read from that
+          run's artifact (an MLflow skops model, converted), ``read_from=``
+          names the artifact path, and the lineage names the run's files.
 
         A folder saved by `mlbox.registry.flavors.save_model` carries its
         manifest; other files need ``flavor=``. With ``example_input`` the saved
@@ -135,7 +138,7 @@ class RegistryService:
         staging.refuse_url(files_from, "files_from")
         if artifact_path is not None and run_id is None:
             raise InvalidInput("artifact_path= names a run's artifact: give run_id= too", field="run_id")
-        lineage = self._lineage(run_id, model, files_from, artifact_path)
+        lineage = self._lineage(run_id, model, files_from, artifact_path, read_from)
         with self.cache.staging() as tmp:
             staging_root = Path(tmp).parent
             folder = Path(tmp) / "model"
@@ -177,9 +180,16 @@ class RegistryService:
             check_chain(composition.parts, signatures)
 
     def _lineage(
-        self, run_id: int | None, model: Any, files_from: str | Path | None, artifact_path: str | None
+        self,
+        run_id: int | None,
+        model: Any,
+        files_from: str | Path | None,
+        artifact_path: str | None,
+        read_from: str | None = None,
     ) -> Lineage:
-        if model is not None:
+        if model is not None and read_from is not None and run_id is not None:
+            source = f"run:{run_id}/{clean_relpath(read_from, field='read_from')}"
+        elif model is not None:
             source = "object"
         elif files_from is not None:
             source = f"file:{Path(files_from).resolve()}"
@@ -485,8 +495,9 @@ class RegistryService:
         name = model.name
         if model.aliases:
             shown = ", ".join(f"{name}@{a} -> version {v}" for a, v in sorted(model.aliases.items()))
+            how = "; ".join(f"mlbox models alias {name} {a} --delete" for a in sorted(model.aliases))
             raise Conflict(
-                f"cannot {verb} model {name!r}: aliases still point to it ({shown}); delete them first",
+                f"cannot {verb} model {name!r}: aliases still point to it ({shown}); delete them first: {how}",
                 field="name",
             )
         versions = [v.version for v in self._versions(name)]
