@@ -8,7 +8,8 @@ Its invariants, each enforced in one place:
   `mlbox.api.serving`) skip the token;
 * one list of services (`MOUNTS`): each service's controllers receive the
   service by its name (``registry: NamedDependency[RegistryService]``);
-* every error is JSON (`mlbox.api.errors`), never a traceback or an HTML page;
+* every error is JSON (`mlbox.api.errors`), never a traceback or an HTML page; the
+  one HTML answer is the inert page at ``GET /`` for a browser (`mlbox.api.landing`);
 * the OpenAPI document is served as JSON only (``/schema/openapi.json``): no
   Swagger/Redoc page, as those load scripts from a CDN and mlbox is offline;
 * request bodies are capped (`MAX_BODY_BYTES`, 413 beyond), and a JSON body nested too deep
@@ -38,6 +39,7 @@ from mlbox.api.health import HealthController
 from mlbox.api.job_files import JobFileController
 from mlbox.api.jobs import GpuController, JobController
 from mlbox.api.labeling import LabelingController
+from mlbox.api.landing import LandingController
 from mlbox.api.metrics import MetricController
 from mlbox.api.mlflow_artifacts import MlflowArtifactsController
 from mlbox.api.mlflow_registry import MlflowRegistryController
@@ -126,7 +128,7 @@ def create_app(services: Services, *, token: str) -> Litestar:
     require = services.settings.serving.require_token  # MLBOX_SERVING_REQUIRE_TOKEN
     scoring = [scoring_token_guard(token)] if require else []
     app = Litestar(
-        route_handlers=[HealthController, *(mounted(m, services) for m in MOUNTS)],
+        route_handlers=[HealthController, LandingController, *(mounted(m, services) for m in MOUNTS)],
         guards=[
             all_of(
                 host_guard(services.settings.accepted_hosts),

@@ -34,6 +34,7 @@ from mlbox.store.errors import MlboxError
 
 ALWAYS_OPEN: frozenset[tuple[str, str]] = frozenset(
     {
+        ("GET", "/"),  # a page saying mlbox has no web UI (`mlbox.api.landing`): no data
         ("GET", "/api/v1/health"),
         ("GET", "/schema"),
         ("GET", "/schema/openapi.json"),
