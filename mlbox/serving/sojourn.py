@@ -85,7 +85,8 @@ GROWTH_SHARE = 0.5
 closed loop's count moves only by the requests on their way back (module docstring)."""
 
 STANDING_FACTOR = 8.0
-"""A queue that stands past this many targets is refused even if it does not grow: at its
+"""A queue that stands past this many targets is refused even if it does not grow (unless it
+shrinks, a burst draining): at its
 capacity (1x) a burst (the server descheduled for 60 ms on a busy machine, then every request
 that waited in the socket buffers at once) neither grows nor drains, and 22 requests waited
 up to 72 ms behind it, measured. A closed loop would need a dozen clients per request the model
@@ -221,7 +222,8 @@ class SojournControl:
                 if now - self.above_since < self.interval():
                     return True
                 grown = in_system - self.above_from > max(GROWTH_MIN, GROWTH_SHARE * self.above_from)
-                if not grown and sojourn_s <= STANDING_FACTOR * target:
+                draining = in_system < self.above_from
+                if not grown and (draining or sojourn_s <= STANDING_FACTOR * target):
                     return True
             self.dropping = True
         self.refused += 1
