@@ -380,7 +380,7 @@ def test_unknown_run_is_404(client: TestClient[Litestar], seeded: Seeded) -> Non
         error(client.get(path), 404, field="run_id")
     error(client.post("/api/v1/runs/999/end", json={}), 404, field="run_id")
     error(client.post("/api/v1/runs/999/log-batch", json={"params": {"a": 1}}), 404, field="run_id")
-    error(client.get("/api/v1/runs/abc"), 404)  # not an id: no such route
+    error(client.get("/api/v1/runs/abc"), 400, "run_id")  # not an id: a 400 naming it
 
 
 def test_compare(client: TestClient[Litestar], seeded: Seeded) -> None:

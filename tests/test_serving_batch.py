@@ -208,7 +208,7 @@ def test_rows_with_missing_values_are_counted_in_the_result(
     # a model that refuses NaN fails naming the rows, as an MlboxError
     with pytest.raises(MlboxError) as failed:
         score_file(path, tmp_path / "out.parquet", model)
-    assert "failed on rows 0..2" in failed.value.message
+    assert "failed on row 1 (a missing value" in failed.value.message
     stats = apply_driver_stats(services, tmp_path, drivers=4, seed=5)
     xs = stats.select("rating", "trips").to_numpy()
     reg = HistGradientBoostingRegressor(max_iter=5, min_samples_leaf=2).fit(xs, xs[:, 0])

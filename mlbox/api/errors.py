@@ -3,7 +3,10 @@
 Mapped once, here: `MlboxError` keeps its own status and body; Litestar's
 validation errors (a query parameter of the wrong type, malformed JSON, a body
 field of the wrong type) become 400 naming the field; its other HTTP errors
-(404 no route, 405, 413) keep their status; anything else is a 500 that says
+(404 no route, 405, 413) keep their status, except a path whose whole-number
+parameter is not a number (``/api/v1/runs/abc/restore``: Litestar's router
+matches no ``{run_id:int}`` route and says only "Not Found"), which is a 400
+naming the parameter as every other bad id is; anything else is a 500 that says
 "internal error" and nothing more (the traceback goes to the log, never to the
 caller). No error is ever an HTML page.
 """
@@ -93,7 +96,63 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
         return _json(
             {"error": f"malformed JSON body: {exc.detail}", "type": "InvalidInput", "field": "body"}, 400
         )
+    if exc.status_code == 404 and exc.detail == "Not Found":  # the router's: no route matched
+        bad = bad_int_param(request.app, request.url.path)
+        if bad is not None:
+            name, text = bad
+            return _json(
+                {
+                    "error": f"{name} must be a whole number; got {text!r}",
+                    "type": "InvalidInput",
+                    "field": name,
+                },
+                400,
+            )
     return _json({"error": exc.detail}, exc.status_code, exc.headers)
+
+
+_TEMPLATE_PARAM = re.compile(r"\{([^}:]+):([^}]+)\}")
+_STATE_KEY = "mlbox_int_route_patterns"
+
+
+def _route_patterns(app: Any) -> list[tuple[re.Pattern[str], list[str]]]:
+    """Each route with a whole-number parameter as a pattern that takes any segment there, and
+    the names of those parameters (built once per app, on its first unmatched path)."""
+    found: list[tuple[re.Pattern[str], list[str]]] | None = app.state.get(_STATE_KEY)
+    if found is None:
+        found = []
+        for route in app.routes:
+            if "int}" not in route.path:
+                continue
+            ints: list[str] = []
+            pattern, at = "", 0
+            for m in _TEMPLATE_PARAM.finditer(route.path):
+                pattern += re.escape(route.path[at : m.start()])
+                name, kind = m.group(1), m.group(2)
+                if kind == "int":
+                    ints.append(name)
+                pattern += f"(?P<{name}>.*)" if kind == "path" else f"(?P<{name}>[^/]+)"
+                at = m.end()
+            pattern += re.escape(route.path[at:])
+            found.append((re.compile(pattern + "/?"), ints))
+        app.state[_STATE_KEY] = found
+    return found
+
+
+def bad_int_param(app: Any, path: str) -> tuple[str, str] | None:
+    """(name, text) of the whole-number path parameter that kept ``path`` from matching a route,
+    or None when no route would match it with any number there."""
+    for pattern, ints in _route_patterns(app):
+        m = pattern.fullmatch(path)
+        if m is None:
+            continue
+        for name in ints:
+            text = m.group(name)
+            try:
+                int(text)
+            except ValueError:
+                return name, text
+    return None
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -82,6 +82,15 @@ COMMAND_TIMEOUT_S = 30.0
 BUCKETS = 8
 
 
+def no_reference(name: str, version: int, ref: str) -> str:
+    """The refusal of a check without a reference, saying how to set one (the one wording)."""
+    return (
+        f"{name} version {version} has no reference: set one with "
+        f"'mlbox monitor reference {ref} TRAIN.parquet' (its training data; CSV too), "
+        f"or 'mlbox monitor reference {ref} --from-log' (its logged traffic)"
+    )
+
+
 class MonitoringService:
     def __init__(
         self,
@@ -589,10 +598,7 @@ class MonitoringService:
         prof = self.reference_profile(mv.name, mv.version)
         sample = self._sample(mv.name, mv.version)
         if prof is None or sample is None:
-            raise InvalidInput(
-                f"{mv.name} version {mv.version} has no reference: set one with mlbox monitor reference",
-                field="model",
-            )
+            raise InvalidInput(no_reference(mv.name, mv.version, ref), field="model")
         large = self._large_window(mv, since=since, until=until, last=last)
         if large is not None:
             return self._evaluate_large(
@@ -1021,9 +1027,7 @@ class MonitoringService:
         mv = self.resolve(ref)
         reference = self.reference(mv.name, mv.version)
         if reference is None:
-            raise InvalidInput(
-                f"{mv.name} version {mv.version} (@{alias}) has no reference: set one first", field="model"
-            )
+            raise InvalidInput(no_reference(mv.name, mv.version, ref), field="model")
         overrides = self._column_tests(mv, column_tests or {})
         with self.db.atomic() as conn:
             if conn.execute("SELECT 1 FROM monitors WHERE model = ? AND alias = ?", (name, alias)).fetchone():

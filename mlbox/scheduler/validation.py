@@ -16,6 +16,7 @@ from typing import Any
 
 from mlbox.scheduler.environment import ENV_POLICIES
 from mlbox.scheduler.schemas import Gpu, JobSpec
+from mlbox.scheduler.wording import counted
 from mlbox.store.errors import InvalidInput
 
 FUNCTION_REF = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
@@ -90,12 +91,12 @@ def check_spec(
     if gpus_available is not None and gpus > gpus_available:
         where = f"only {gpus_available} exist" if gpus_available else "this machine has none"
         raise InvalidInput(
-            f"resources.gpus: the job asks for {gpus} GPUs and {where} (MLBOX_GPUS simulates some)",
+            f"resources.gpus: the job asks for {counted(gpus, 'GPU')} and {where} (MLBOX_GPUS simulates some)",
             field="resources.gpus",
         )
     if cpus_available is not None and r.cpus > cpus_available:
         raise InvalidInput(
-            f"resources.cpus: the job asks for {r.cpus:g} cores, the scheduler has "
+            f"resources.cpus: the job asks for {counted(r.cpus, 'core')}, the scheduler has "
             f"{cpus_available:g} (MLBOX_SCHEDULER_CPUS)",
             field="resources.cpus",
         )
@@ -153,17 +154,17 @@ def why_impossible(
     waits for them, and says who holds them rather than that the machine is too small.
     """
     if cpus > cpus_total + 1e-9:
-        return f"cannot fit: it asks for {cpus:g} cores and this scheduler has {cpus_total:g}"
+        return f"cannot fit: it asks for {counted(cpus, 'core')} and this scheduler has {cpus_total:g}"
     if gpu_memory_mb > 0:
         big = [g for g in inventory if g.memory_mb is None or g.memory_mb >= gpu_memory_mb]
         if len(big) < gpus:
             largest = max((g.memory_mb or 0 for g in inventory), default=0)
             return (
-                f"cannot fit: it asks for {gpus} GPUs with {gpu_memory_mb} MiB each; "
+                f"cannot fit: it asks for {counted(gpus, 'GPU')} with {gpu_memory_mb} MiB each; "
                 f"{len(big)} of the {len(inventory)} GPUs have that much (the largest has {largest} MiB)"
             )
     held = {i: who for i, who in (held_by or {}).items() if any(g.index == i for g in inventory)}
     if held and gpus <= len(inventory):
         holders = ", ".join(f"GPU {i} by {who.replace(':', ' ', 1)}" for i, who in sorted(held.items()))
-        return f"waiting for {gpus} GPU{'s' if gpus != 1 else ''}: held outside jobs: {holders}"
-    return f"cannot fit: it asks for {gpus} GPUs and this scheduler has {len(inventory)}"
+        return f"waiting for {counted(gpus, 'GPU')}: held outside jobs: {holders}"
+    return f"cannot fit: it asks for {counted(gpus, 'GPU')} and this scheduler has {len(inventory)}"

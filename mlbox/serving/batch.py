@@ -188,8 +188,10 @@ class _Scorer:
                 columns = pl.from_arrow(batch)
                 assert isinstance(columns, pl.DataFrame)
                 inputs = self._inputs(columns, first)
-            self.rows_with_missing += int(missing_rows(inputs).sum())
-            result = self._call(lambda: self.model.predict(inputs), first, last)
+            missing = missing_rows(inputs)
+            self.rows_with_missing += int(missing.sum())
+            at = int(np.argmax(missing)) if missing.any() else None  # the first row a model may refuse
+            result = self._call(lambda: self.model.predict(inputs), first, last, at)
         preds = prediction_columns(result, self.column, batch.num_rows)
         if self.keep_inputs:
             clash = next((n for n in preds if n in batch.schema.names), None)
@@ -221,17 +223,21 @@ class _Scorer:
             features, self.model.signature.inputs if self.model.signature else None, first_row
         )
 
-    def _call(self, run: Callable[[], Any], first: int, last: int) -> Any:
-        """The model's own exceptions as one `MlboxError` naming the version and the rows at fault."""
+    def _call(self, run: Callable[[], Any], first: int, last: int, missing_at: int | None = None) -> Any:
+        """The model's own exceptions as one `MlboxError` naming the version and the rows at fault:
+        the chunk's, or the first row with a missing value when the model complains of NaN."""
         try:
             return run()
         except MlboxError:
             raise
         except Exception as exc:  # the model's own complaint, about this file's rows
             text = str(exc).strip().splitlines()
+            where = f"rows {first}..{last}"
+            if missing_at is not None and "nan" in str(exc).lower():
+                where = f"row {first + missing_at} (a missing value, read as NaN)"
             raise MlboxError(
-                f"model {self.model.version.name} version {self.model.version.version} failed on rows "
-                f"{first}..{last}: {type(exc).__name__}: {text[0] if text else ''}"
+                f"model {self.model.version.name} version {self.model.version.version} failed on "
+                f"{where}: {type(exc).__name__}: {text[0] if text else ''}"
             ) from None
 
     def write(self, table: pa.Table) -> None:
