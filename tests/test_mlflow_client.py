@@ -226,6 +226,10 @@ def test_the_token_is_required(mlflow_python: Path, up: Up, tmp_path: Path) -> N
     """
     out = run_script(mlflow_python, up, script, tmp_path, token="not-the-token")
     assert out["code"] == "UNAUTHENTICATED"
+    # the "View run ... at" link MLflow prints opens a page (no token) saying how to see the run
+    page = httpx.get(f"{up.url}/", trust_env=False, timeout=30)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "no web UI" in page.text and "mlbox runs show" in page.text
 
 
 SKLEARN = """
@@ -248,6 +252,9 @@ SKLEARN = """
     rows = X[::10]
     print(json.dumps({
         "run_id": run.info.run_id,
+        "experiment_ids": [run.info.experiment_id, client.get_experiment("0").experiment_id,
+                           client.get_experiment_by_name("Default").experiment_id],
+        "in_0": list(mlflow.search_runs(experiment_ids=["0"])["run_id"]),
         "version": by_alias.version,
         "rows": rows.tolist(),
         "predictions": model.predict(rows).tolist(),
@@ -261,11 +268,13 @@ def test_a_registered_sklearn_model_is_served_under_its_alias(
 ) -> None:
     out = run_script(mlflow_python, up, SKLEARN, tmp_path)
     assert out["version"] == "1"
+    assert out["experiment_ids"] == ["0", "0", "0"] and out["in_0"] == [out["run_id"]]  # MLflow's Default
     with up.http() as http:
         model = http.get("/api/v1/models/iris").json()
         assert model["model"]["aliases"] == {"champion": 1}
         version = model["versions"][0]
         assert version["flavor"] == "sklearn" and version["run_id"] == int(str(out["run_id"]))
+        assert version["lineage"]["source"] == f"run:{out['run_id']}/model"  # skops, converted: still its run
         assert version["signature"] is not None  # from the logged input example
         scored = http.post("/api/v1/models/iris@champion/predict", json={"inputs": out["rows"]})
     assert scored.status_code == 200, scored.text
