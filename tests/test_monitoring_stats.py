@@ -126,10 +126,12 @@ def test_known_shifts_are_found_and_others_not() -> None:
     assert over["cat_same"].p_value is not None
 
 
-def test_a_few_distinct_numbers_are_categories_and_missing_values_are_dropped() -> None:
-    ref = pd.Series([1, 2, 3, 1, 2, 3, None] * 20, dtype="float64")
+def test_a_few_distinct_integers_are_categories_and_missing_values_are_dropped() -> None:
+    ref = pd.Series([1, 2, 3, 1, 2, 3, None] * 20, dtype="Int64")
     v = verdict("small_int", ref, ref.fillna(1))
     assert v.kind == "categorical" and v.test == "chi2" and not v.drifted
+    # the same values as floats are measurements: numeric, whatever their distinct count
+    assert verdict("few_floats", ref.astype("float64"), ref.astype("float64")).kind == "numeric"
 
 
 def test_bad_input_names_the_field() -> None:

@@ -292,7 +292,10 @@ class MonitoringService:
         prediction, proba = read_outputs(columns)
         if prediction is None or len(prediction) != len(sample):
             return sample
-        extra = pd.DataFrame({PREDICTION: prediction}, index=sample.index)
+        values = pd.Series(prediction, index=sample.index)
+        if proba is None and pd.api.types.is_float_dtype(values.infer_objects()):
+            values = values.astype(np.float64)  # a regressor's numbers: profiled as numbers, not labels
+        extra = pd.DataFrame({PREDICTION: values}, index=sample.index)
         if proba is not None:
             extra = extra.join(
                 pd.DataFrame(
