@@ -2,21 +2,22 @@
 
 The serving benchmark's 100-row p99 is several times its mean; this script finds out why. It
 runs the real ``mlbox up`` (same home, model and load generator as `serving.py`) in a child
-process that carries two tracers, both installed before the appliance starts:
+process that carries its tracers:
 
-* **loop stalls**: a beat on the event loop every 2 ms re-arms ``faulthandler.dump_traceback_later``;
-  when the loop misses its beat for ``--stall-ms``, faulthandler's own C thread (it needs no GIL)
-  writes every thread's stack. The parent counts, per thread, the innermost frames it was in
-  (faulthandler does not say which thread held the GIL: a thread shown in a wait or a sleep did
-  not; the event loop shown in ``run_forever`` is in uvloop's C code, often waiting for the GIL
-  or for a CPU).
-* **GC pauses**: ``gc.callbacks`` time every collection by generation.
+* **loop lag**: a beat on the event loop every 2 ms, timed (how late each ran), armed once
+  the server is warm;
+* **GC pauses**: ``gc.callbacks`` time every collection by generation (wall and thread CPU);
+* **loop stalls** (opt-in, ``--stall-ms``): each beat re-arms ``faulthandler.dump_traceback_later``;
+  when the loop misses its beat that long, faulthandler's own C thread writes every thread's
+  stack, and the parent counts, per thread, the innermost frames it was in. faulthandler reads
+  frames without the GIL and crashed the server now and then, and it does not say which thread
+  held the GIL (one shown in a wait or a sleep did not).
 
-The event loop's lag (how late each beat ran) is summarised too. Figures per run: client
-latency p50/p99, server CPU µs per request, the loop-lag percentiles, GC pauses (count, total,
-max per generation) and the stalls' GIL holders. The tracers cost a little CPU (a faulthandler
-thread re-armed every 2 ms), so compare runs of this script with each other, not with
-`serving.py`'s figures.
+Figures per run: client latency p50/p99/max, errors, server and client CPU µs per request,
+the loop-lag percentiles and late beats, GC pauses per generation, the stalls' frames.
+``--gc-freeze`` freezes the server's objects once warm, ``--switch-ms`` sets its
+``sys.setswitchinterval``, ``--env PYTHONPATH=<another tree>`` serves another checkout (the
+same sitting's before and after). What it found for issue 20: `serving.py`'s docstring.
 
 Run: ``.venv/bin/python scripts/bench/serving_tail.py [--rows 100] [--requests 4000] [--log on|off|both]``
 (``--env KEY=VALUE`` passes settings to the server, e.g. ``--env MLBOX_SERVING_LOG_PREDICTIONS=0``).
