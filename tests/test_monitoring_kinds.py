@@ -67,4 +67,5 @@ def test_a_constant_float_reference_is_checked_as_a_number_framed_and_streamed(t
     ]
     assert streamed.quality == framed_binned.quality
     # a regressor's predictions are numbers too: profiled as such, not as one category a value
-    assert mon.reference_profile("m", 1).columns["prediction"].kind == "numeric"
+    prof = mon.reference_profile("m", 1)
+    assert prof is not None and prof.columns["prediction"].kind == "numeric"
