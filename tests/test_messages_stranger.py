@@ -33,7 +33,9 @@ def test_the_scheduler_counts_in_the_singular_for_one() -> None:
         check_spec(JobSpec(name="j", command=["true"], resources=Resources(gpus=1)), gpus_available=0)
     assert "the job asks for 1 GPU and this machine has none" in caught.value.message
     assert why_impossible(1, 0, 1.0, [], 4.0) == "cannot fit: it asks for 1 GPU and this scheduler has 0"
-    assert why_impossible(1, 2000, 1.0, ONE, 4.0).startswith("cannot fit: it asks for 1 GPU with 2000 MiB")
+    assert why_impossible(1, 2000, 1.0, ONE, 4.0) == (
+        "cannot fit: it asks for 1 GPU with 2000 MiB each; the only GPU has 1000 MiB"
+    )
     assert why_impossible(0, 0, 1.0, ONE, 0.5) == "cannot fit: it asks for 1 core and this scheduler has 0.5"
 
 

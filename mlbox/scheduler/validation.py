@@ -159,10 +159,12 @@ def why_impossible(
         big = [g for g in inventory if g.memory_mb is None or g.memory_mb >= gpu_memory_mb]
         if len(big) < gpus:
             largest = max((g.memory_mb or 0 for g in inventory), default=0)
-            return (
-                f"cannot fit: it asks for {counted(gpus, 'GPU')} with {gpu_memory_mb} MiB each; "
-                f"{len(big)} of the {len(inventory)} GPUs have that much (the largest has {largest} MiB)"
+            found = (
+                f"the only GPU has {largest} MiB"
+                if len(inventory) == 1
+                else f"{len(big)} of the {len(inventory)} GPUs have that much (the largest has {largest} MiB)"
             )
+            return f"cannot fit: it asks for {counted(gpus, 'GPU')} with {gpu_memory_mb} MiB each; {found}"
     held = {i: who for i, who in (held_by or {}).items() if any(g.index == i for g in inventory)}
     if held and gpus <= len(inventory):
         holders = ", ".join(f"GPU {i} by {who.replace(':', ' ', 1)}" for i, who in sorted(held.items()))
