@@ -11,7 +11,8 @@ from textual.widgets import Checkbox, DataTable, Input, Static
 
 from mlbox.services import Services
 from mlbox.tui.widgets.error_dialog import ErrorDialog
-from mlbox.tui.widgets.model_transfer import ExportPrompt, ImportPrompt
+from mlbox.tui.widgets.model_transfer import ImportPrompt
+from mlbox.tui.widgets.text_prompt import TextPrompt
 from tests.test_tui import app_for, settle, until
 from tests.test_tui_models import SIZE, open_models, rows, seeded  # noqa: F401 (fixture)
 
@@ -24,7 +25,7 @@ async def test_export_then_import_round_trips_a_version(seeded: Services, tmp_pa
         screen.query_one("#versions", DataTable).focus()
         await pilot.press("e")
         await pilot.pause()
-        assert isinstance(app.screen, ExportPrompt)
+        assert isinstance(app.screen, TextPrompt)
         assert app.screen.query_one(Input).value.endswith("digits-v3-mlflow")  # a default to accept
         app.screen.query_one(Input).value = str(out)
         await pilot.press("enter")

@@ -42,6 +42,7 @@ from mlbox.tui.widgets.column_chooser import ColumnChoice, ColumnChooser
 from mlbox.tui.widgets.experiments_list import ExperimentsList
 from mlbox.tui.widgets.runs_table import RunsTable
 from mlbox.tui.widgets.sort_picker import SortChoice, SortPicker
+from mlbox.tui.widgets.text_prompt import TextPrompt
 
 FetchMode = Literal["replace", "append", "refresh"]
 REFRESH_ROWS = 500
@@ -118,6 +119,7 @@ class ExperimentsScreen(MlboxScreen):
         Binding("space", "toggle_mark", "Mark"),
         Binding("c", "compare", "Compare"),
         Binding("u", "clear_marks", "Unmark marks", show=False),
+        Binding("n", "rename_experiment", "Rename experiment", show=False),
         Binding("escape", "leave_filter", "Back to the table", show=False),
         *DELETE_BINDINGS,
     ]
@@ -544,6 +546,42 @@ class ExperimentsScreen(MlboxScreen):
         from mlbox.tui.screens.compare import CompareScreen  # plotext: not for the TUI's start
 
         self.app.push_screen(CompareScreen(marked))
+
+    # -- renaming --------------------------------------------------------------------
+
+    def action_rename_experiment(self) -> None:
+        """Rename the experiment highlighted in the sidebar, else the one the table shows."""
+        sidebar = self.query_one(ExperimentsList)
+        name = self.experiment
+        if self.focused is sidebar and sidebar.highlighted:
+            name = sidebar.names[sidebar.highlighted - 1]
+        if name == ALL or self.lifecycle == "deleted":
+            self.notify(
+                "Choose one live experiment (e, then enter) to rename it.", title="Rename", severity="warning"
+            )
+            return
+
+        def answered(new: str | None) -> None:
+            if new is not None and new != name:
+                self.rename_experiment(name, new)
+
+        hint = "its runs follow; a model version keeps the name it was registered under\nEnter to rename, Esc to cancel"
+        self.app.push_screen(TextPrompt(f"Rename experiment {name}", name, hint), answered)
+
+    @work(thread=True, group="rename")
+    def rename_experiment(self, old: str, new: str) -> None:
+        try:
+            renamed = self.tracking.rename_experiment(old, new).name
+        except MlboxError as exc:
+            self.fail(exc)
+            return
+        self.app.call_from_thread(self.renamed, old, renamed)
+
+    def renamed(self, old: str, new: str) -> None:
+        self.notify(f"{old} → {new}", title="Experiment renamed")
+        if self.experiment == old:
+            self.choose_experiment(new)
+        self.list_experiments()
 
     # -- deleting and restoring (`mlbox.tui.screens.run_deletion`) ---------------------
 

@@ -39,7 +39,7 @@ from mlbox.tui.views import format as fmt
 from mlbox.tui.views import models as view
 from mlbox.tui.widgets.alias_dialogs import AliasChooser, AliasPrompt
 from mlbox.tui.widgets.confirm_dialog import ConfirmDialog
-from mlbox.tui.widgets.model_transfer import ExportPrompt, ImportAnswer, ImportPrompt
+from mlbox.tui.widgets.model_transfer import ImportAnswer, ImportPrompt, export_prompt
 from mlbox.tui.widgets.table_rows import cursor_key, fill
 from mlbox.tui.widgets.version_detail import VersionDetail
 
@@ -414,12 +414,12 @@ class ModelsScreen(MlboxScreen):
         if mv is None:
             return
 
-        def chosen(folder: Path | None) -> None:
+        def chosen(folder: str | None) -> None:
             if folder is not None:
-                self.export_version(mv, folder)
+                self.export_version(mv, Path(folder).expanduser())
 
         default = Path.cwd() / f"{mv.name}-v{mv.version}-mlflow"
-        self.app.push_screen(ExportPrompt(mv.name, mv.version, default), chosen)
+        self.app.push_screen(export_prompt(mv.name, mv.version, default), chosen)
 
     @work(thread=True, group="transfer")
     def export_version(self, mv: ModelVersion, folder: Path) -> None:

@@ -1,6 +1,6 @@
-"""The two questions before a model leaves or enters the registry as an MLflow directory.
+"""The questions before a model leaves or enters the registry as an MLflow directory.
 
-`ExportPrompt` asks where to write a version (`mlbox models export`);
+`export_prompt` asks where to write a version (`mlbox models export`);
 `ImportPrompt` asks which directory to register, under which name, and
 whether its pickled code may be trusted (`mlbox models import --trust`).
 Each answers with `dismiss` (None on Escape) and touches nothing: the
@@ -21,8 +21,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Static
 
-from mlbox.tui.views.format import inert
 from mlbox.tui.widgets.alias_dialogs import DIALOG_CSS
+from mlbox.tui.widgets.text_prompt import TextPrompt
 
 
 @dataclass(frozen=True)
@@ -36,39 +36,14 @@ def _path(text: str) -> Path:
     return Path(text.strip()).expanduser()
 
 
-class ExportPrompt(ModalScreen[Path | None]):
+def export_prompt(model: str, version: int, default: Path) -> TextPrompt:
     """Asks for the folder an MLflow model directory is written to (new or empty)."""
-
-    DEFAULT_CSS = DIALOG_CSS.format(name="ExportPrompt")
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, model: str, version: int, default: Path) -> None:
-        super().__init__()
-        self.model = model
-        self.version = version
-        self.default = default
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="dialog"):
-            yield Static(inert(f"Export {self.model} version {self.version} as an MLflow model"), id="title")
-            yield Input(str(self.default), id="folder", select_on_focus=False)
-            yield Static(
-                "a new or empty folder; MLflow and MLServer load it (mlflow models serve -m FOLDER)\n"
-                "Enter to export, Esc to cancel",
-                id="hint",
-                markup=False,
-            )
-
-    def on_mount(self) -> None:
-        self.query_one(Input).focus()
-
-    @on(Input.Submitted)
-    def submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.dismiss(_path(event.value) if event.value.strip() else None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    return TextPrompt(
+        f"Export {model} version {version} as an MLflow model",
+        str(default),
+        "a new or empty folder; MLflow and MLServer load it (mlflow models serve -m FOLDER)\n"
+        "Enter to export, Esc to cancel",
+    )
 
 
 class ImportPrompt(ModalScreen[ImportAnswer | None]):
