@@ -7,6 +7,7 @@ from __future__ import annotations
 from textual.widgets import Input, Static
 
 from mlbox.services import Services
+from mlbox.tui.screens.experiments import ExperimentsScreen
 from mlbox.tui.widgets.error_dialog import ErrorDialog
 from mlbox.tui.widgets.experiments_list import ExperimentsList
 from mlbox.tui.widgets.text_prompt import TextPrompt
@@ -31,7 +32,8 @@ async def test_rename_the_chosen_experiment_and_refuse_a_taken_name(seeded: Serv
         await settle(pilot)
         sidebar = app.screen.query_one(ExperimentsList)
         await until(pilot, lambda: sidebar.names == ["digits", "logreg"], lambda: sidebar.names)
-        assert app.screen.experiment == "logreg" and table_ids(app) == [6, 5]
+        assert isinstance(app.screen, ExperimentsScreen) and app.screen.experiment == "logreg"
+        assert table_ids(app) == [6, 5]
         assert [r.id for r in seeded.tracking.search_runs("", experiments=["logreg"]).runs] == [6, 5]
 
         await pilot.press("n")
