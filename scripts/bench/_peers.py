@@ -5,14 +5,24 @@ would shadow ours and the comparison would measure a different mlbox. Each
 peer gets ``<repo>/.bench/venvs/<name>`` (git-ignored), made once with
 ``python -m venv`` and ``pip install``, and reused while it still imports.
 Installing needs the network; running a benchmark afterwards does not.
+
+On a machine without the network (the lent 16-core GPU machine, say), a peer
+installed beforehand (wheels carried and unpacked with ``pip install
+--target``) is named instead: ``MLBOX_BENCH_<NAME>_PYTHON`` (``<NAME>`` is the
+peer's name upper-cased, ``-`` as ``_``; ``MLBOX_BENCH_MLFLOW_PYTHON=python3``)
+is the interpreter that imports it, and no venv is made. That interpreter finds
+the peer through ``PYTHONPATH``, so its processes keep it (`Peer.environ`),
+where a venv peer's processes drop it lest mlbox's path shadow the peer's.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +37,16 @@ class Peer:
     name: str
     python: Path
     version: str
+    preinstalled: bool = False  # named by MLBOX_BENCH_<NAME>_PYTHON, found through PYTHONPATH
+
+    def environ(self, base: Mapping[str, str]) -> dict[str, str]:
+        """The environment the peer's processes run with, from ``base``: a venv peer drops
+        ``PYTHONPATH`` (mlbox's path must not shadow the venv's packages); a preinstalled one keeps
+        it, since that is where its packages are."""
+        env = dict(base)
+        if not self.preinstalled:
+            env.pop("PYTHONPATH", None)
+        return env
 
 
 class PeerUnavailable(Exception):
@@ -59,12 +79,29 @@ def _tail(text: str, lines: int = 8) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
+def override_variable(name: str) -> str:
+    """The environment variable naming a preinstalled interpreter for peer ``name``."""
+    return f"MLBOX_BENCH_{name.upper().replace('-', '_')}_PYTHON"
+
+
 def ensure_peer(name: str, requirement: str, module: str, *, log: bool = True) -> Peer:
-    """The peer's venv, made and filled on first use (pip picks the latest release).
+    """The peer's venv, made and filled on first use (pip picks the latest release), or the
+    interpreter ``MLBOX_BENCH_<NAME>_PYTHON`` names, where the peer is already installed.
 
     Raises `PeerUnavailable` with pip's last lines when the install fails
-    (offline machine, no wheel for this Python, …).
+    (offline machine, no wheel for this Python, …), or when the named interpreter
+    does not import the module.
     """
+    variable = override_variable(name)
+    named = os.environ.get(variable, "").strip()
+    if named:
+        found = shutil.which(named)
+        if found is None:
+            raise PeerUnavailable(f"{variable}={named}: no such interpreter")
+        version = _installed_version(Path(found), module)
+        if version is None:
+            raise PeerUnavailable(f"{variable}={named} does not import {module} (PYTHONPATH?)")
+        return Peer(name, Path(found), version, preinstalled=True)
     venv = VENVS / name
     python = _python_of(venv)
     version = _installed_version(python, module)

@@ -82,7 +82,11 @@ Four figures, each against the target issue 2 sets:
    move the end-to-end rate by under 5%.
 
 Run with ``.venv/bin/python scripts/bench/tracking.py`` (``--help`` for the
-knobs). It is a benchmark, not a test: a missed target prints FAIL and the
+knobs). Without the network (the lent 16-core machine), MLflow comes from
+carried wheels instead of a venv: ``MLBOX_BENCH_MLFLOW_PYTHON=python3`` with
+``PYTHONPATH`` holding those wheels' ``--target`` folder and the repo root (see
+``_peers``); both servers start as ``python -m``, so no console script is
+needed. It is a benchmark, not a test: a missed target prints FAIL and the
 exit code stays 0; only a lost point (a correctness failure) exits 1.
 """
 
@@ -361,13 +365,14 @@ def bench_mlflow(tmp: Path, calls: int, batch_points: int, res: Results) -> None
         "batch_size": 1000,
         "keys": KEYS,
     }
-    env = {
-        **os.environ,
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "true",
-        "GIT_PYTHON_REFRESH": "quiet",
-    }
-    env.pop("PYTHONPATH", None)
+    env = peer.environ(
+        {
+            **os.environ,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+            "GIT_PYTHON_REFRESH": "quiet",
+        }
+    )
     script = tmp / "mlflow_bench.py"
     script.write_text(MLFLOW_CODE)
     try:
@@ -429,14 +434,15 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 120.
 
 
 def _run_client(peer: _peers.Peer, tmp: Path, cfg: dict[str, Any], token: str | None) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "true",
-        "GIT_PYTHON_REFRESH": "quiet",
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-    }
-    env.pop("PYTHONPATH", None)
+    env = peer.environ(
+        {
+            **os.environ,
+            "MLFLOW_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "true",
+            "GIT_PYTHON_REFRESH": "quiet",
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        }
+    )
     env.pop("MLFLOW_TRACKING_TOKEN", None)
     if token:
         env["MLFLOW_TRACKING_TOKEN"] = token
@@ -511,7 +517,7 @@ def _aggregate(
     """``clients`` MLflow client processes logging ``points`` each at once into one server: they
     start their interpreters and runs first, then all begin on one go file, so the window holds
     the logging only. The server's CPU (psutil, its process tree) is read around that window."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLBOX_", "MLFLOW_", "PYTHONPATH"))}
+    env = peer.environ({k: v for k, v in os.environ.items() if not k.startswith(("MLBOX_", "MLFLOW_"))})
     env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", GIT_PYTHON_REFRESH="quiet",
                MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", **({"MLFLOW_TRACKING_TOKEN": token} if token else {}))  # fmt: skip
     folder = Path(tempfile.mkdtemp(prefix=f"agg-{kind}-", dir=tmp))
@@ -587,11 +593,12 @@ def bench_mlflow_rest(
     try:
         # mlbox up, on a fresh home
         home = tmp / "rest-home"
-        mlbox_exe = Path(sys.executable).parent / "mlbox"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLBOX_")}
         env["MLBOX_HOME"] = str(home)
         log = open(tmp / "mlbox-up.log", "wb")  # noqa: SIM115 - closed with the process
-        up = subprocess.Popen([str(mlbox_exe), "up", "--port", "0"], env=env, stdout=log, stderr=log)
+        up = subprocess.Popen(
+            [sys.executable, "-m", "mlbox", "up", "--port", "0"], env=env, stdout=log, stderr=log
+        )
         procs.append(up)
         announced = home / "appliance.json"
         end = time.monotonic() + 120
@@ -614,12 +621,12 @@ def bench_mlflow_rest(
         # MLflow's own server, SQLite backend
         port = _free_port()
         server_log = open(tmp / "mlflow-server.log", "wb")  # noqa: SIM115 - closed with the process
-        mlflow_exe = peer.python.parent / "mlflow"
         server = subprocess.Popen(
-            [str(mlflow_exe), "server", "--backend-store-uri", f"sqlite:///{tmp / 'mlflow-server.db'}",
+            [str(peer.python), "-m", "mlflow", "server",
+             "--backend-store-uri", f"sqlite:///{tmp / 'mlflow-server.db'}",
              "--default-artifact-root", str(tmp / "mlflow-artifacts"), "--host", "127.0.0.1",
              "--port", str(port), "--workers", "1"],
-            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"},
+            env=peer.environ({**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}),
             stdout=server_log,
             stderr=server_log,
             cwd=tmp,
