@@ -82,11 +82,12 @@ Four figures, each against the target issue 2 sets:
    move the end-to-end rate by under 5%.
 
 Run with ``.venv/bin/python scripts/bench/tracking.py`` (``--help`` for the
-knobs). Without the network (the lent 16-core machine), MLflow comes from
-carried wheels instead of a venv: ``MLBOX_BENCH_MLFLOW_PYTHON=python3`` with
-``PYTHONPATH`` holding those wheels' ``--target`` folder and the repo root (see
-``_peers``); both servers start as ``python -m``, so no console script is
-needed. It is a benchmark, not a test: a missed target prints FAIL and the
+knobs; an interrupt, such as ``timeout -s INT``, stops the servers and prints
+the figures measured so far). Without the network (the lent 16-core machine),
+MLflow comes from carried wheels instead of a venv:
+``MLBOX_BENCH_MLFLOW_PYTHON=python3`` with ``PYTHONPATH`` holding those
+wheels' ``--target`` folder and the repo root (see ``_peers``); both servers
+start as ``python -m``, so no console script is needed. It is a benchmark, not a test: a missed target prints FAIL and the
 exit code stays 0; only a lost point (a correctness failure) exits 1.
 """
 
@@ -1069,6 +1070,8 @@ def main(argv: list[str] | None = None) -> int:
                 bench_mlflow_rest(tmp, args.mlflow_calls, args.mlflow_batch_points, res, agg)
             bench_search(tmp / "search-home", args.runs, args.searches, res)
             bench_tui(tmp / "search-home", args.runs, res)
+    except KeyboardInterrupt:  # Ctrl-C, or a time limit's `timeout -s INT`: report what was measured
+        res.notes.append("interrupted: only the figures measured before are shown")
     finally:
         if args.keep:
             say(f"kept {tmp}")
