@@ -189,7 +189,7 @@ def test_alias_put_get_history_and_delete(client: TestClient[Litestar], run_ids:
         ("GET", "/nope/versions", None, 404, "name"),
         ("GET", "/halver/versions/9", None, 404, "version"),
         ("GET", "/halver/versions/0", None, 400, "version"),
-        ("GET", "/halver/versions/x", None, 404, None),  # not an int: no such route
+        ("GET", "/halver/versions/x", None, 400, "version"),  # not an int: named, as every id in a path
         ("GET", "/bad%20name", None, 400, "name"),
         ("GET", "/halver/aliases/nope", None, 404, "model"),
         ("GET", "/halver/aliases/Nope", None, 400, "alias"),
