@@ -13,17 +13,8 @@ from pathlib import Path
 import click
 
 from mlbox.cli.context import Context, pass_ctx
+from mlbox.sizefmt import size
 from mlbox.textsafe import visible
-
-
-def _size(n: int) -> str:
-    """Bytes for people: ``384.0 KiB``."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
 
 
 @click.command()
@@ -76,7 +67,7 @@ def backup(ctx: Context, dest: Path) -> None:
     from mlbox.store.backup import backup as take
 
     summary = take(Path(ctx.settings.home), dest)
-    click.echo(f"backed up {summary.files} files ({_size(summary.bytes)}) to {dest}")
+    click.echo(f"backed up {summary.files} files ({size(summary.bytes)}) to {dest}")
     for skipped in summary.skipped:
         click.echo(f"left out: {visible(skipped)}", err=True)
 
@@ -94,4 +85,4 @@ def restore(ctx: Context, src: Path) -> None:
 
     home = Path(ctx.settings.home)
     summary = put_back(src, home)
-    click.echo(f"restored {summary.files} files ({_size(summary.bytes)}) into {home}")
+    click.echo(f"restored {summary.files} files ({size(summary.bytes)}) into {home}")
