@@ -4,12 +4,19 @@ The run detail opened from the runs table is the screen built for the run
 before, turned to the new run: it must show the new run as a new screen
 would (first tab, first curve, default curve options), never the previous
 run's rows or curves, and a screen stack that still holds it gets a new one.
-The help overlay is kept per screen class and list of keys.
+The help overlay is kept per screen class and list of keys. The sort picker
+and the column chooser are kept and turned to the question of now: shown again,
+each must read as a new one built for the same arguments would (options,
+marks, checks, highlight), and answer as one.
 """
 
 from __future__ import annotations
 
-from textual.widgets import DataTable, SelectionList, TabbedContent
+from typing import Any
+
+from textual.containers import Vertical
+from textual.pilot import Pilot
+from textual.widgets import DataTable, OptionList, SelectionList, TabbedContent
 
 from mlbox.services import Services
 from mlbox.tracking.series import Chunk
@@ -17,11 +24,15 @@ from mlbox.tui.app import MlboxApp
 from mlbox.tui.screens.experiments import ExperimentsScreen
 from mlbox.tui.screens.run_detail import TABLES, DetailLoaded, RunDetailScreen
 from mlbox.tui.views.curves import CurveOptions
+from mlbox.tui.widgets import column_chooser, sort_picker
+from mlbox.tui.widgets.column_chooser import PIN, ColumnChooser
 from mlbox.tui.widgets.error_dialog import ErrorDialog
+from mlbox.tui.widgets.experiments_list import ExperimentsList
 from mlbox.tui.widgets.help_overlay import HelpOverlay
 from mlbox.tui.widgets.metric_grid import MetricGrid
 from mlbox.tui.widgets.metric_plot import MetricPlot
-from tests.test_tui import SIZE, T0, app_for, seeded, settle, until
+from mlbox.tui.widgets.sort_picker import SortPicker
+from tests.test_tui import SIZE, T0, app_for, seeded, settle, table_ids, until
 
 __all__ = ["seeded"]
 
@@ -195,3 +206,164 @@ async def test_a_kept_run_detail_stops_re_reading_its_running_run(seeded: Servic
             pilot, lambda: "later" in [m.key for m in first.detail.metrics] if first.detail else False
         )
         await pilot.press("escape")
+
+
+def on_top(app: MlboxApp, dialog: object) -> bool:
+    """``dialog`` is the screen shown (a function: ``app.screen is dialog`` would narrow its type)."""
+    return app.screen is dialog
+
+
+def picker_state(picker: SortPicker) -> tuple[list[str], list[str], int | None]:
+    options = picker.query_one(OptionList)
+    prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+    return [c.key for c in picker.columns], prompts, options.highlighted
+
+
+def chooser_state(chooser: ColumnChooser) -> tuple[list[str], list[str], list[str], int | None]:
+    options: SelectionList[str] = chooser.query_one(SelectionList)
+    prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+    return [c.key for c in chooser.columns], prompts, sorted(options.selected), options.highlighted
+
+
+async def fresh_state(pilot: Pilot[None], key: str, name: str, state: Any) -> object:
+    """The state of a dialog built anew (the kept one uninstalled) for what ``key`` asks now."""
+    app = pilot.app
+    kept = app.get_screen(name)
+    app.uninstall_screen(name)
+    await pilot.press(key)
+    await pilot.pause()
+    fresh = app.screen
+    assert fresh is not kept and type(fresh) is type(kept)
+    answer = state(fresh)
+    await pilot.press("escape")
+    await settle(pilot)
+    app.uninstall_screen(name)
+    app.install_screen(kept, name)  # the kept one again, for the next press
+    return answer
+
+
+async def choose(pilot: Pilot[None], index: int) -> None:
+    await pilot.press("e")
+    pilot.app.screen.query_one(ExperimentsList).highlighted = index
+    await pilot.press("enter")
+    await settle(pilot)
+
+
+async def test_the_sort_picker_is_turned_to_the_sort_of_now(seeded: Services) -> None:
+    app = app_for(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ExperimentsScreen)
+        await pilot.press("s")
+        picker = app.screen
+        assert isinstance(picker, SortPicker) and picker_state(picker)[2] == 0  # id, the first
+        keys = [c.key for c in picker.columns]
+        picker.query_one(OptionList).highlighted = keys.index("metric:loss")
+        await pilot.press("a")  # loss, low to high
+        await settle(pilot)
+        assert (screen.sort_key, screen.sort_desc) == ("metric:loss", False)
+        losses = [screen.table.run_by_id[i].metrics["loss"] for i in table_ids(app)]
+        assert losses == sorted(losses)  # type: ignore[type-var]
+
+        await pilot.press("s")
+        assert on_top(app, picker)
+        shown = picker_state(picker)
+        assert shown[2] == keys.index("metric:loss")
+        assert [p for p in shown[1] if "now" in p] == ["loss  metric  ▲ now"]
+        picker.query_one(OptionList).highlighted = 0  # moved, then cancelled: nothing changes
+        await pilot.press("escape")
+        await settle(pilot)
+        assert (screen.sort_key, screen.sort_desc) == ("metric:loss", False)
+        await pilot.press("s")
+        assert on_top(app, picker) and picker_state(picker) == shown
+        await pilot.press("enter")  # the sort column again: flipped
+        await settle(pilot)
+        assert (screen.sort_key, screen.sort_desc) == ("metric:loss", True)
+        assert [screen.table.run_by_id[i].metrics["loss"] for i in table_ids(app)] == losses[::-1]
+        await pilot.press("s")
+        assert on_top(app, picker)
+        flipped = picker_state(picker)
+        assert [p for p in flipped[1] if "now" in p] == ["loss  metric  ▼ now"]
+        await pilot.press("escape")
+        assert flipped == await fresh_state(pilot, "s", sort_picker.KEPT, picker_state)
+
+        await choose(pilot, 2)  # digits: its own columns (no experiment column), its own sort (none)
+        await pilot.press("s")
+        assert on_top(app, picker)
+        turned = picker_state(picker)
+        assert "experiment" not in turned[0] and turned[2] == 0 and not [p for p in turned[1] if "now" in p]
+        await pilot.press("d")  # id, high to low
+        await settle(pilot)
+        assert (screen.sort_key, screen.sort_desc) == ("id", True) and table_ids(app) == [4, 3, 2, 1]
+        await pilot.press("s")
+        assert on_top(app, picker)
+        await pilot.press("escape")
+        assert picker_state(picker) == await fresh_state(pilot, "s", sort_picker.KEPT, picker_state)
+
+
+async def test_the_column_chooser_is_turned_to_the_columns_of_now(seeded: Services) -> None:
+    app = app_for(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ExperimentsScreen)
+        await choose(pilot, 2)  # digits
+        await pilot.press("v")
+        chooser = app.screen
+        assert isinstance(chooser, ColumnChooser)
+        keys = [c.key for c in chooser.columns]
+        options: SelectionList[str] = chooser.query_one(SelectionList)
+        options.highlighted = keys.index("started")
+        await pilot.press("space")  # hide started
+        options.highlighted = keys.index("param:lr")
+        await pilot.press("p")  # pin lr
+        await pilot.press("escape")
+        await settle(pilot)
+        assert [c.key for c in screen.table.shown_columns][:2] == ["mark", "param:lr"]
+        assert "started" not in [c.key for c in screen.table.shown_columns]
+
+        await pilot.press("v")
+        assert on_top(app, chooser)
+        state = chooser_state(chooser)
+        assert "started" not in state[2] and "param:lr" in state[2] and state[3] == 0
+        assert [p for p in state[1] if PIN in p] == [f"lr  param  {PIN}"]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert state == await fresh_state(pilot, "v", column_chooser.KEPT, chooser_state)
+
+        # the same columns in the same order, checks and pins changed behind its back
+        screen.action_reset_view()
+        await settle(pilot)
+        await pilot.press("v")
+        keys = [c.key for c in chooser.columns]
+        options.highlighted = len(keys) - 1
+        await pilot.press("space")  # hide the last column: the order stays
+        options.highlighted = 0
+        await pilot.press("p")  # pin the first: so does it
+        await pilot.press("escape")
+        await settle(pilot)
+        assert screen.table.fixed_columns == 2 and keys[-1] not in screen.shown  # type: ignore[operator]
+        screen.action_reset_view()  # from the palette
+        await settle(pilot)
+        await pilot.press("v")
+        assert on_top(app, chooser) and [c.key for c in chooser.columns] == keys
+        reset = chooser_state(chooser)
+        assert reset[2] == sorted(keys) and not [p for p in reset[1] if PIN in p]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert reset == await fresh_state(pilot, "v", column_chooser.KEPT, chooser_state)
+
+        await choose(pilot, 0)  # all experiments: another list of columns
+        background = chooser.query_one(Vertical).styles.background
+        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+        await settle(pilot)
+        await pilot.press("v")
+        assert on_top(app, chooser)
+        everything = chooser_state(chooser)
+        assert "experiment" in everything[0] and "experiment" not in state[0]
+        assert chooser.query_one(Vertical).styles.background != background  # restyled for the theme
+        await pilot.press("escape")
+        await settle(pilot)
+        assert {c.key for c in screen.table.shown_columns} == {"mark", *everything[2]}
+        assert everything == await fresh_state(pilot, "v", column_chooser.KEPT, chooser_state)

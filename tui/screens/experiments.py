@@ -416,7 +416,7 @@ class ExperimentsScreen(MlboxScreen):
 
     def action_pick_sort(self) -> None:
         columns = [*self.table.shown_columns, *self.available_columns()]
-        self.app.push_screen(SortPicker(columns, self.sort_key, self.sort_desc), self._sort_picked)
+        SortPicker.shown(self.app, columns, self.sort_key, self.sort_desc, self._sort_picked)
 
     def _sort_picked(self, choice: SortChoice | None) -> None:
         if choice is not None:
@@ -435,7 +435,7 @@ class ExperimentsScreen(MlboxScreen):
         shown = [c.key for c in table.shown_columns]
         available = list(table.shown_columns)
         available += [c for c in self.available_columns() if c.key not in set(shown)]
-        self.app.push_screen(ColumnChooser(available, shown, self.pinned), self._columns_chosen)
+        ColumnChooser.shown(self.app, available, shown, self.pinned, self._columns_chosen)
 
     def _columns_chosen(self, choice: ColumnChoice | None) -> None:
         if choice is None:
