@@ -195,6 +195,7 @@ with mlflow.start_run() as run:
     spent(before, "log_metric")
     single_id = run.info.run_id
 out["log_metric_ended_s"] = time.perf_counter() - t0  # the run ended: every point committed
+out["log_metric_points"] = out["log_metric_calls"] = n
 
 client = MlflowClient()
 batch_run = client.create_run(exp.experiment_id)
@@ -224,6 +225,57 @@ out["log_batch_ended_s"] = time.perf_counter() - t0  # the run ended: every poin
 
 out["log_metric_stored"] = len(client.get_metric_history(single_id, "loss"))
 out["log_batch_stored"] = sum(len(client.get_metric_history(batch_run.info.run_id, k)) for k in keys)
+
+
+def batches(total):
+    # 1,000-point batches of KEYS metrics a step, as above
+    sent = step = 0
+    while sent < total:
+        ts = int(time.time() * 1000)
+        batch = []
+        while len(batch) < size and sent + len(batch) < total:
+            batch.extend(Metric(k, 1.0 / (step + 1) + i, ts, step) for i, k in enumerate(keys))
+            step += 1
+        sent += len(batch)
+        yield batch
+
+
+# MLflow's asynchronous logging (synchronous=False; MLFLOW_ENABLE_ASYNC_LOGGING=true means the same).
+# Each call queues one RunBatch and returns; one thread takes them off the queue and hands each to a
+# pool of MLFLOW_ASYNC_LOGGING_THREADPOOL_SIZE (10) threads, each one log-batch request: one request
+# per call, up to 10 at once, unless MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS is set, when the thread
+# waits that long and merges what queued for a run into requests of up to 1,000 items. Ending the
+# run (set_terminated) shuts the queue down (every request answered) before it marks the run
+# finished, which makes mlbox commit what it holds: the clock and the CPU stop there.
+for kind, buffering in cfg.get("async_kinds", []):
+    if buffering:
+        os.environ["MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"] = str(buffering)
+    else:
+        os.environ.pop("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", None)
+    if kind.startswith("log_metric"):
+        with mlflow.start_run() as run:
+            before = cpu()
+            t0 = time.perf_counter()
+            for step in range(n):
+                mlflow.log_metric("loss", 1.0 / (step + 1), step=step, synchronous=False)
+            out[kind + "_queued_s"] = time.perf_counter() - t0
+        points, calls, stored_keys = n, n, ["loss"]
+    else:
+        run = client.create_run(exp.experiment_id)
+        before = cpu()
+        t0 = time.perf_counter()
+        points = calls = 0
+        for batch in batches(total):
+            client.log_batch(run.info.run_id, metrics=batch, synchronous=False)
+            points += len(batch)
+            calls += 1
+        out[kind + "_queued_s"] = time.perf_counter() - t0
+        client.set_terminated(run.info.run_id)
+        stored_keys = keys
+    out[kind + "_s"] = out[kind + "_ended_s"] = time.perf_counter() - t0
+    spent(before, kind)
+    out[kind + "_points"], out[kind + "_calls"] = points, calls
+    out[kind + "_stored"] = sum(len(client.get_metric_history(run.info.run_id, k)) for k in stored_keys)
 print(json.dumps(out))
 """
 
@@ -236,6 +288,9 @@ cfg = json.loads(sys.argv[1])
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
+if cfg.get("buffering"):  # read by the async queue's thread on each pass
+    os.environ["MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"] = str(cfg["buffering"])
+sync = not cfg["kind"].endswith(("_async", "_async_buffered"))  # else MLflow's asynchronous logging
 client = MlflowClient(cfg["uri"])
 run_id = client.create_run("0").info.run_id  # MLflow's default experiment: no creation race
 with open(cfg["ready"] + ".tmp", "w") as f:
@@ -245,9 +300,9 @@ while not os.path.exists(cfg["go"]):
     time.sleep(0.002)
 c0, t0 = time.process_time(), time.time()
 calls = points = 0
-if cfg["kind"] == "log_metric":
+if cfg["kind"].startswith("log_metric"):
     for step in range(cfg["points"]):
-        client.log_metric(run_id, "loss", 1.0 / (step + 1), step=step)
+        client.log_metric(run_id, "loss", 1.0 / (step + 1), step=step, synchronous=sync)
     calls = points = cfg["points"]
 else:
     keys = ["metric_%d" % i for i in range(cfg["keys"])]
@@ -258,12 +313,13 @@ else:
         while len(batch) < cfg["batch_size"] and points + len(batch) < cfg["points"]:
             batch.extend(Metric(k, 1.0 / (step + 1) + i, ts, step) for i, k in enumerate(keys))
             step += 1
-        client.log_batch(run_id, metrics=batch)
+        client.log_batch(run_id, metrics=batch, synchronous=sync)
         points += len(batch)
         calls += 1
-client.set_terminated(run_id)
+client.set_terminated(run_id)  # asynchronous logging: waits for every request's answer first
 print(json.dumps({"run_id": run_id, "t0": t0, "t1": time.time(), "client_cpu_s": time.process_time() - c0,
-                  "points": points, "calls": calls, "keys": ["loss"] if cfg["kind"] == "log_metric" else keys}))
+                  "points": points, "calls": calls,
+                  "keys": ["loss"] if cfg["kind"].startswith("log_metric") else keys}))
 """
 
 
@@ -408,6 +464,22 @@ def bench_mlflow(tmp: Path, calls: int, batch_points: int, res: Results) -> None
 # -- 5. the MLflow client over HTTP: mlbox's REST API beside MLflow's server ----------------
 
 REST_TARGET = 10.0  # × MLflow's own server, for log_metric and log_batch
+SYNC_KINDS = ("log_metric", "log_batch")
+ASYNC_KINDS: dict[str, int | None] = {
+    "log_metric_async": None,
+    "log_metric_async_buffered": 1,
+    "log_batch_async": None,
+}
+"""MLflow's asynchronous logging (``synchronous=False``), each kind with the
+``MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS`` it runs under (None: unset, MLflow's default)."""
+REST_KINDS = (*SYNC_KINDS, *ASYNC_KINDS)
+KIND_LABELS = {
+    "log_metric": "log_metric",
+    "log_batch": "log_batch",
+    "log_metric_async": "log_metric async",
+    "log_metric_async_buffered": "log_metric async, buffered 1 s",
+    "log_batch_async": "log_batch async",
+}
 
 
 def _free_port() -> int:
@@ -444,7 +516,12 @@ def _run_client(peer: _peers.Peer, tmp: Path, cfg: dict[str, Any], token: str | 
             "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
         }
     )
-    env.pop("MLFLOW_TRACKING_TOKEN", None)
+    for name in (
+        "MLFLOW_TRACKING_TOKEN",
+        "MLFLOW_ENABLE_ASYNC_LOGGING",
+        "MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS",
+    ):
+        env.pop(name, None)  # the script chooses synchronous or not per figure
     if token:
         env["MLFLOW_TRACKING_TOKEN"] = token
     script = tmp / "mlflow_rest_bench.py"
@@ -462,20 +539,21 @@ def _run_client(peer: _peers.Peer, tmp: Path, cfg: dict[str, Any], token: str | 
         tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-8:])
         raise RuntimeError(f"exit {proc.returncode}:\n{tail}")
     out: dict[str, Any] = json.loads(lines[-1])
-    out["log_metric_rate"] = cfg["log_metric_calls"] / out["log_metric_s"]
-    out["log_batch_rate"] = out["log_batch_points"] / out["log_batch_s"]
-    out["log_metric_ended_rate"] = cfg["log_metric_calls"] / out["log_metric_ended_s"]
-    out["log_batch_ended_rate"] = out["log_batch_points"] / out["log_batch_ended_s"]
-    # CPU per request, in the server (with its children) and in the client
-    per_call = {"log_metric": cfg["log_metric_calls"], "log_batch": out["log_batch_calls"]}
-    for kind, n in per_call.items():
+    complete = True
+    for kind in REST_KINDS:
+        if f"{kind}_s" not in out:
+            continue
+        points, calls = out[f"{kind}_points"], out[f"{kind}_calls"]
+        out[f"{kind}_rate"] = points / out[f"{kind}_s"]
+        out[f"{kind}_ended_rate"] = points / out[f"{kind}_ended_s"]
+        # CPU per call (a request when synchronous), and per 1,000 points, in the server (with
+        # its children) and in the client (all its threads: asynchronous logging's included)
         for side in ("server", "client"):
             if f"{kind}_{side}_cpu_s" in out:
-                out[f"{kind}_{side}_cpu_us_per_call"] = out[f"{kind}_{side}_cpu_s"] / n * 1e6
-    out["complete"] = (
-        out["log_metric_stored"] == cfg["log_metric_calls"]
-        and out["log_batch_stored"] == out["log_batch_points"]
-    )
+                out[f"{kind}_{side}_cpu_us_per_call"] = out[f"{kind}_{side}_cpu_s"] / calls * 1e6
+                out[f"{kind}_{side}_cpu_s_per_1000"] = out[f"{kind}_{side}_cpu_s"] / points * 1000
+        complete = complete and out[f"{kind}_stored"] == points
+    out["complete"] = complete
     return out
 
 
@@ -528,7 +606,7 @@ def _aggregate(
     procs = []
     for i in range(clients):
         cfg = {"uri": uri, "kind": kind, "points": points, "keys": KEYS, "batch_size": 1000,
-               "ready": str(folder / f"ready-{i}"), "go": str(go)}  # fmt: skip
+               "buffering": ASYNC_KINDS.get(kind), "ready": str(folder / f"ready-{i}"), "go": str(go)}  # fmt: skip
         procs.append(subprocess.Popen([str(peer.python), str(script), json.dumps(cfg)], cwd=folder, env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))  # fmt: skip
     try:
@@ -572,8 +650,9 @@ def _aggregates(
     peer: _peers.Peer, tmp: Path, uri: str, token: str | None, pid: int, agg: dict[str, int]
 ) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for kind, points in (("log_metric", agg["calls"]), ("log_batch", agg["points"])):
-        say(f"  {agg['clients']} client processes at once: {kind}, {points:,} points each …")
+    for kind in REST_KINDS if agg["async"] else SYNC_KINDS:
+        points = agg["calls"] if kind.startswith("log_metric") else agg["points"]
+        say(f"  {agg['clients']} client processes at once: {KIND_LABELS[kind]}, {points:,} points each …")
         out[kind] = _aggregate(peer, tmp, uri, token, pid, kind, agg["clients"], points)
     return out
 
@@ -588,7 +667,8 @@ def bench_mlflow_rest(
     except _peers.PeerUnavailable as exc:
         res.notes.append(f"MLflow REST: not measured: {exc}")
         return
-    cfg = {"log_metric_calls": calls, "batch_points": batch_points, "batch_size": 1000, "keys": KEYS}
+    cfg = {"log_metric_calls": calls, "batch_points": batch_points, "batch_size": 1000, "keys": KEYS,
+           "async_kinds": list(ASYNC_KINDS.items()) if agg is None or agg["async"] else []}  # fmt: skip
     figures: dict[str, Any] = {"version": peer.version, "calls": calls}
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -824,38 +904,39 @@ def _rest_cpu_rows(rest: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     client and for several at once, and the ratios end to end and per server CPU."""
     rows: list[tuple[str, str, str, str]] = []
     sides = [(n, rest[k]) for n, k in (("mlbox up", "mlbox"), ("mlflow server", "server")) if rest.get(k)]
-    for kind in ("log_metric", "log_batch"):
+    for kind in REST_KINDS:
+        label_kind = KIND_LABELS[kind]
         for label, fig in sides:
-            points = fig["log_batch_points"] if kind == "log_batch" else rest["calls"]
-            if f"{kind}_server_cpu_s" in fig:
-                per = fig[f"{kind}_server_cpu_s"] / points * 1000
-                fig[f"{kind}_server_cpu_s_per_1000"] = per
-                rows.append((f"1 client → {label}: {kind}",
-                             f"{fig[f'{kind}_rate']:,.0f} points/s; server CPU {per:.3f} s per 1,000 points",
+            per = fig.get(f"{kind}_server_cpu_s_per_1000")
+            if per is not None:
+                client = fig.get(f"{kind}_client_cpu_s_per_1000")
+                rows.append((f"1 client → {label}: {label_kind}",
+                             f"{fig[f'{kind}_rate']:,.0f} points/s; server CPU {per:.3f} s"
+                             + (f", client {client:.3f} s" if client is not None else "") + " per 1,000 points",
                              "", ""))  # fmt: skip
             a = fig.get("aggregate", {}).get(kind)
             if a:
-                rows.append((f"{a['clients']} clients → {label}: {kind}",
+                rows.append((f"{a['clients']} clients → {label}: {label_kind}",
                              f"{a['rate']:,.0f} points/s; server CPU {a['server_cpu_s_per_1000']:.3f} s, clients"
                              f" {a['client_cpu_s_per_1000']:.3f} s per 1,000 points", "", ""))  # fmt: skip
         if len(sides) == 2:
             mb, sv = sides[0][1], sides[1][1]
             key = f"{kind}_server_cpu_s_per_1000"
-            if key in mb and key in sv:
+            if key in mb and key in sv and mb[key] > 0:  # 0: under /proc's 10 ms clock (a tiny run)
                 cpu_ratio = sv[key] / mb[key]
                 rest[f"server_cpu_ratio_{kind}"] = cpu_ratio
-                rows.append((f"per server CPU, 1 client, {kind}: MLflow / mlbox", f"{cpu_ratio:,.1f}×",
+                rows.append((f"per server CPU, 1 client, {label_kind}: MLflow / mlbox", f"{cpu_ratio:,.1f}×",
                              f"≥ {REST_TARGET:.0f}×", verdict(cpu_ratio >= REST_TARGET)))  # fmt: skip
             ma, sa = mb.get("aggregate", {}).get(kind), sv.get("aggregate", {}).get(kind)
-            if ma and sa:
+            if ma and sa and ma["server_cpu_s_per_1000"] > 0:
                 ratio = ma["rate"] / sa["rate"]
                 cpu_ratio = sa["server_cpu_s_per_1000"] / ma["server_cpu_s_per_1000"]
                 rest[f"aggregate_ratio_{kind}"] = ratio
                 rest[f"aggregate_server_cpu_ratio_{kind}"] = cpu_ratio
-                rows.append((f"{ma['clients']} clients, {kind}: mlbox / MLflow, end to end", f"{ratio:,.1f}×",
+                rows.append((f"{ma['clients']} clients, {label_kind}: mlbox / MLflow, end to end", f"{ratio:,.1f}×",
                              f"≥ {REST_TARGET:.0f}×", verdict(ratio >= REST_TARGET)))  # fmt: skip
-                rows.append((f"{ma['clients']} clients, {kind}: per server CPU, MLflow / mlbox", f"{cpu_ratio:,.1f}×",
-                             f"≥ {REST_TARGET:.0f}×", verdict(cpu_ratio >= REST_TARGET)))  # fmt: skip
+                rows.append((f"{ma['clients']} clients, {label_kind}: per server CPU, MLflow / mlbox",
+                             f"{cpu_ratio:,.1f}×", f"≥ {REST_TARGET:.0f}×", verdict(cpu_ratio >= REST_TARGET)))  # fmt: skip
     return rows
 
 
@@ -940,25 +1021,31 @@ def report(res: Results) -> str:
         sides = [("mlbox up", rest["mlbox"])]
         if rest.get("server"):
             sides.append(("mlflow server (SQLite)", rest["server"]))
-        for kind in ("log_metric", "log_batch"):
+        for kind in REST_KINDS:
+            if f"{kind}_rate" not in rest["mlbox"]:
+                continue
+            label_kind = KIND_LABELS[kind]
             for label, fig in sides:
-                rows.append((f"MLflow {rest['version']} client → {label}: {kind}",
-                             f"{fig[f'{kind}_rate']:,.0f} points/s ({fig[f'{kind}_ended_rate']:,.0f} until"
-                             " the run ended)", "", ""))  # fmt: skip
+                if f"{kind}_queued_s" in fig:  # asynchronous: the calls return long before the points land
+                    how = f"the calls returned in {fig[f'{kind}_queued_s']:.2f} s, the run ended in {fig[f'{kind}_s']:.2f} s"
+                else:
+                    how = f"{fig[f'{kind}_ended_rate']:,.0f} until the run ended"
+                rows.append((f"MLflow {rest['version']} client → {label}: {label_kind}",
+                             f"{fig[f'{kind}_rate']:,.0f} points/s ({how})", "", ""))  # fmt: skip
                 cpu = [f"{side} {fig[f'{kind}_{side}_cpu_us_per_call']:,.0f} µs"
                        for side in ("server", "client") if f"{kind}_{side}_cpu_us_per_call" in fig]  # fmt: skip
                 if cpu:
-                    rows.append(("  CPU per request", ", ".join(cpu), "", ""))
-            if len(sides) == 2:
+                    rows.append(("  CPU per call", ", ".join(cpu), "", ""))
+            if len(sides) == 2 and f"{kind}_rate" in sides[1][1]:
                 mb, sv = sides[0][1], sides[1][1]
                 ratio = mb[f"{kind}_rate"] / sv[f"{kind}_rate"]
                 rest[f"ratio_{kind}"] = ratio
                 rest[f"ratio_{kind}_ended"] = mb[f"{kind}_ended_rate"] / sv[f"{kind}_ended_rate"]
-                rows.append((f"ratio over REST, {kind}: mlbox / MLflow server", f"{ratio:,.1f}×"
+                rows.append((f"ratio over REST, {label_kind}: mlbox / MLflow server", f"{ratio:,.1f}×"
                              f" ({rest[f'ratio_{kind}_ended']:,.1f}× until ended)",
                              f"≥ {REST_TARGET:.0f}×", verdict(ratio >= REST_TARGET)))  # fmt: skip
                 # The client's own CPU bounds any server: a server that cost nothing would still
-                # leave each request the client's CPU, so MLflow's CPU per request (its server and
+                # leave each call the client's CPU, so MLflow's CPU per call (its server and
                 # the client) over the client's is the most any server can be ahead by CPU (fsync
                 # waits, which cost no CPU, add to MLflow's wall time only).
                 cpu_us: list[float | None] = [
@@ -971,7 +1058,7 @@ def report(res: Results) -> str:
                     mine, theirs, client = per[0] + per[1], per[2] + per[3], per[1]
                     rest[f"cpu_ratio_{kind}"] = theirs / mine
                     rest[f"cpu_ratio_bound_{kind}"] = theirs / client
-                    rows.append(("  CPU per request, server + client: MLflow / mlbox",
+                    rows.append(("  CPU per call, server + client: MLflow / mlbox",
                                  f"{theirs / mine:,.1f}× (a server costing nothing: {theirs / client:,.1f}×)",
                                  "", ""))  # fmt: skip
     if rest and "mlbox" in rest:
@@ -1044,6 +1131,11 @@ def main(argv: list[str] | None = None) -> int:
         default=20_000,
         help="log_batch points per client there (1,000 a call)",
     )
+    ap.add_argument(
+        "--no-async",
+        action="store_true",
+        help="figure 5 without MLflow's asynchronous logging (synchronous=False)",
+    )
     ap.add_argument("--skip-mlflow", action="store_true", help="measure mlbox only")
     ap.add_argument("--only-rest", action="store_true", help="only the MLflow client over HTTP (figure 5)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
@@ -1055,7 +1147,8 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--{name.replace('_', '-')} must be 1 or more")
     if args.rest_clients < 0:
         ap.error("--rest-clients must be 0 or more")
-    agg = {"clients": args.rest_clients, "calls": args.rest_client_calls, "points": args.rest_client_points}
+    agg = {"clients": args.rest_clients, "calls": args.rest_client_calls, "points": args.rest_client_points,
+           "async": int(not args.no_async)}  # fmt: skip
 
     res = Results()
     tmp = Path(tempfile.mkdtemp(prefix="mlbox-bench-"))
