@@ -22,7 +22,7 @@ from mlbox.services import Services
 from mlbox.tracking.series import Chunk
 from mlbox.tui.app import MlboxApp
 from mlbox.tui.screens.experiments import ExperimentsScreen
-from mlbox.tui.screens.run_detail import TABLES, DetailLoaded, RunDetailScreen
+from mlbox.tui.screens.run_detail import REUSED, TABLES, DetailLoaded, RunDetailScreen
 from mlbox.tui.views.curves import CurveOptions
 from mlbox.tui.widgets import column_chooser, sort_picker
 from mlbox.tui.widgets.column_chooser import PIN, ColumnChooser
@@ -102,6 +102,44 @@ async def test_run_detail_is_turned_to_the_next_run(seeded: Services) -> None:
         await pilot.press("g")
         await settle(pilot)
         assert again.charts_each and len(grid.plots) == 3
+
+
+def drawn(app: MlboxApp) -> list[list[tuple[str, str]]]:
+    """The screen as drawn: each line's segments, their text and style (less click metadata)."""
+    strips = app.screen._compositor.render_strips()
+    return [
+        [(s.text, str(s.style.clear_meta_and_links() if s.style else "")) for s in strip] for strip in strips
+    ]
+
+
+async def test_the_first_run_opened_is_shown_on_the_prebuilt_screen_as_on_a_new_one(seeded: Services) -> None:
+    """The experiments screen builds the run detail off screen a second after its first rows
+    (`RunDetailScreen.prebuild`): it takes nothing from the runs table, reads nothing, and the
+    first enter shows it drawn as a screen built then would be (its own CSS, not only the app's)."""
+    app = app_for(seeded, live_s=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ExperimentsScreen)
+        await until(pilot, lambda: app.is_screen_installed(REUSED))
+        prebuilt = app.get_screen(REUSED)
+        assert isinstance(prebuilt, RunDetailScreen) and prebuilt.detail is None
+        assert on_top(app, screen) and app.focused is screen.table
+        await pilot.press("down", "enter")  # run 5, ended: drawn the same a moment later
+        await settle(pilot)
+        assert on_top(app, prebuilt) and prebuilt.run_id == 5
+        assert app.focused is prebuilt.query_one("ContentTabs")
+        on_prebuilt = drawn(app)
+        await pilot.press("l")  # its keys redraw it
+        await settle(pilot)
+        assert prebuilt.query_one(MetricPlot).options.log_y and drawn(app) != on_prebuilt
+    app = app_for(seeded, live_s=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "enter")  # before the prebuild: built by `open`
+        await settle(pilot)
+        assert detail(app) is not prebuilt and detail(app).run_id == 5
+        assert drawn(app) == on_prebuilt
 
 
 async def test_a_stacked_run_detail_is_not_taken_and_a_theme_restyles_it(seeded: Services) -> None:

@@ -51,6 +51,9 @@ KEYS_EVERY = 10
 PREFETCH_KEYS = 16
 """The keys of up to this many of the sidebar's experiments are read once it is listed, in the
 background: choosing one then skips that read (20-35 ms over 10,000 runs)."""
+PREBUILD_S = 1.0
+"""This long after the first runs are shown, the run detail screen is built, off screen
+(`RunDetailScreen.prebuild`): the first enter on a run then shows a built screen."""
 PLACEHOLDER = "filter runs, e.g.  metrics.val_acc > 0.9 and params.lr = '0.01'   (/ to focus, Enter to apply)"
 
 
@@ -143,6 +146,8 @@ class ExperimentsScreen(MlboxScreen):
         self.views: dict[str, View] = {}
         self._views_lock = threading.Lock()
         self.refreshes = 0
+        self.prebuilding = False
+        """The run detail screen's `prebuild` is under way or done (once)."""
         self.lifecycle: Lifecycle = "active"
         """``deleted``: the table and the sidebar show deleted runs and experiments (``D``)."""
 
@@ -316,6 +321,9 @@ class ExperimentsScreen(MlboxScreen):
                 self.remove_class("filter-invalid")
             self._save_view()
         self.total = page.total
+        if not self.prebuilding and page.runs:
+            self.prebuilding = True
+            self.set_timer(PREBUILD_S, self._prebuild_detail)
         if fetch.mode == "append":
             columns = table.shown_columns
         else:
@@ -527,6 +535,13 @@ class ExperimentsScreen(MlboxScreen):
             from mlbox.tui.screens.run_detail import RunDetailScreen  # plotext: not for the TUI's start
 
             RunDetailScreen.open(self.app, int(event.row_key.value))  # the screen of the last run, turned
+
+    def _prebuild_detail(self) -> None:
+        run_id = self.table.current_run_id
+        if run_id is not None:
+            from mlbox.tui.screens.run_detail import RunDetailScreen  # plotext: not for the TUI's start
+
+            RunDetailScreen.prebuild(self.app, run_id)
 
     def action_toggle_mark(self) -> None:
         self.table.toggle_mark()

@@ -135,11 +135,11 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
 
     @classmethod
     def open(cls, app: App[Any], run_id: int) -> None:
-        """Show run ``run_id``: on the screen an earlier `open` built, unless a screen stack still
-        holds it (another mode's), then on a new one."""
+        """Show run ``run_id``: on the screen an earlier `open` (or `prebuild`) built, unless a
+        screen stack still holds it (another mode's) or it is still being built, then on a new one."""
         if app.is_screen_installed(REUSED):
             screen = app.get_screen(REUSED)
-            if isinstance(screen, cls) and not screen.stacked:
+            if isinstance(screen, cls) and not screen.stacked and screen.is_mounted:
                 screen.show_run(run_id)
                 screen.stacked = True
                 app.push_screen(screen)
@@ -150,6 +150,22 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
             app.install_screen(screen, REUSED)
         screen.stacked = True
         app.push_screen(screen)
+
+    @classmethod
+    def prebuild(cls, app: App[Any], run_id: int) -> None:
+        """Build the screen `open` shows, off screen, before the first run is opened: composing,
+        mounting and styling it is 100-200 ms of CPU, the first enter on a run's cost over a big
+        home (issue 18), where turning a built one to a run is a fraction. Installed under
+        `REUSED`, its CSS loaded and mounted as ``push_screen`` does it (Textual's
+        ``_load_screen_css`` and ``_get_screen``), not shown; nothing is read until `open`
+        turns it to a run. Nothing when one is installed already."""
+        if app.is_screen_installed(REUSED):
+            return
+        screen = cls(run_id)
+        screen.away = True  # not shown: `on_mount` reads nothing
+        app.install_screen(screen, REUSED)
+        app._load_screen_css(screen)  # before its widgets mount: styled once, by the whole CSS
+        app._get_screen(screen)
 
     def on_screen_resume(self, event: events.ScreenResume) -> None:
         """Textual restyles every widget of a screen it pushes (35 ms of the key press here); a
@@ -212,7 +228,8 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         self.query_one("#metric-keys", SelectionList).border_title = "metrics to plot (space)"
         self.query_one(MetricGrid).display = False
         self.live = self.set_interval(self.ctx.live_s, self.tick, pause=True)
-        self.read_now()
+        if not self.away:  # (`prebuild`'s: read when `open` turns it to a run)
+            self.read_now()
 
     def commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Back to runs", "Close this run", self.action_back)
