@@ -312,6 +312,14 @@ def test_search_runs_with_mlflow_filters_order_and_pages(client: TestClient[Any]
     mlflow_error(
         client.post(f"{API}/runs/search", json={"filter": "metrics.acc >"}), 400, "INVALID_PARAMETER_VALUE"
     )
+    assert search(filter="attributes.experiment_id = '0' and params.lr = '0.3'") == [ids[2]]
+    assert search(filter="attributes.experiment_id != '0'") == []
+    refused = mlflow_error(
+        client.post(f"{API}/runs/search", json={"filter": "dataset.digest = 'x'"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    assert "dataset.digest" in refused
 
 
 def test_translate_filter_is_mlbox_grammar() -> None:
@@ -324,6 +332,34 @@ def test_translate_filter_is_mlbox_grammar() -> None:
     assert protocol.translate_filter("tags.`mlflow.runName` = 'x'") == "attributes.name = 'x'"
     assert protocol.translate_filter("attributes.run_id IN ('3', 'zz')") == "attributes.id IN (3, -1)"
     assert protocol.translate_filter("metrics.acc > 0.9") == "metrics.acc > 0.9"
+    # MLflow's "0" is Default, whatever its row; its other spellings; what mlbox cannot search is named
+    t = protocol.translate_filter
+    assert t("attributes.experiment_id = '0'", 12) == "attributes.experiment_id = 12"
+    assert t("experiment_id IN ('0', '7', 'x')", 12) == "experiment_id IN (12, 7, -1)"
+    assert t("experiment_id = '0'", None) == "experiment_id = -1"  # no Default yet: matches none
+    assert (
+        t("run.status = 'FINISHED' and parameters.lr = '0.1'")
+        == "attributes.status = 'finished' and params.lr = '0.1'"
+    )
+    assert (
+        t("params.lr IS NULL and tags.`a b` is not null") == "not params.lr LIKE '%' and tags.`a b` LIKE '%'"
+    )
+    assert (
+        t("created > 1700000000000 and `Run name` = 'x'")
+        == "attributes.start_time > 1700000000.0 and attributes.name = 'x'"
+    )
+    assert t("attributes.user_id = 'bob'") == "tags.`mlflow.user` = 'bob'"
+    assert t("params.created = 'dataset.x'") == "params.created = 'dataset.x'"  # names and values left alone
+    for unsupported, named in (
+        ("dataset.name = 'a'", "dataset.name"),
+        ("artifact_uri LIKE 'x%'", "artifact_uri"),
+    ):
+        with pytest.raises(InvalidInput, match=named):
+            t(unsupported)
+    assert protocol.translate_order_by(["created DESC", "attributes.user_id"]) == [
+        "attributes.start_time DESC",
+        "tags.`mlflow.user`",
+    ]
     with pytest.raises(InvalidInput):
         protocol.parse_source("s3://bucket/model", None)
     assert protocol.parse_source("runs:/12/model", "12") == (12, "model")

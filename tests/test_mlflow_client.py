@@ -344,3 +344,77 @@ def test_rename_delete_tag_and_trusted_pickles_through_mlflows_client(
     with up.http() as http:
         version = http.get("/api/v1/models/gaps-pickled").json()["versions"][0]
     assert version["flavor"] == "sklearn" and version["run_id"] == int(str(out["run_id"]))
+
+
+ASYNC_AND_SEARCH = """
+    import json, os
+    os.environ["MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"] = "1"  # the queue merges calls into log-batch requests
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    ops = []
+    with mlflow.start_run(run_name="async-search") as run:  # MLflow's Default, "0"
+        for step in range(300):
+            ops.append(mlflow.log_metric("loss", 1.0 / (step + 1), step=step, synchronous=False))
+            if step % 100 == 0:
+                ops.append(mlflow.log_param(f"p{step}", step, synchronous=False))
+                ops.append(mlflow.set_tag(f"t{step}", "x", synchronous=False))
+        ops.append(mlflow.log_metrics({"a": 1.0, "b": 2.0}, step=1, synchronous=False))
+        for op in ops:
+            op.wait()  # raises what the server answered a refused batch with
+    client = MlflowClient()
+    rid = run.info.run_id
+    got = client.get_run(rid)
+    everywhere = [e.experiment_id for e in client.search_experiments()]
+
+    def ids(text, **kw):
+        return [r.info.run_id for r in client.search_runs(everywhere, text, **kw)]
+
+    def refused(text):
+        try:
+            ids(text)
+        except MlflowException as exc:
+            return [exc.error_code, exc.message]
+
+    mine = "tags.t0 = 'x'"
+    print(json.dumps({
+        "run_id": rid,
+        "points": [(m.step, m.value) for m in client.get_metric_history(rid, "loss")],
+        "metrics": got.data.metrics,
+        "params": got.data.params,
+        "tags": sorted(k for k in got.data.tags if k.startswith("t")),
+        "in_0": ids(f"attributes.experiment_id = '0' and {mine}"),
+        "not_0": ids(f"experiment_id != '0' and {mine}"),
+        "in_list": ids(f"attributes.experiment_id IN ('0', '12345') and {mine}"),
+        "fluent_0": list(mlflow.search_runs(filter_string=f"experiment_id = '0' and {mine}")["run_id"]),
+        "present": ids("params.p100 IS NOT NULL and run.run_name = 'async-search'"),
+        "absent": ids(f"params.nope IS NULL and parameters.p200 = '200' and {mine}"),
+        "user": ids(f"attributes.user_id = '{got.info.user_id}' and {mine}"),
+        "created": ids(f"attributes.created >= {got.info.start_time} and {mine}", order_by=["created DESC"]),
+        "dataset": refused("dataset.name = 'train'"),
+        "artifact_uri": refused("attributes.artifact_uri LIKE 'mlflow-artifacts:%'"),
+        "bad_grammar": refused("metrics.loss >"),
+    }))
+"""
+
+
+def test_async_logging_and_mlflow_filters_through_mlflows_client(
+    mlflow_python: Path, up: Up, tmp_path: Path
+) -> None:
+    """MLflow's asynchronous logging merges metrics, params and tags into one log-batch request (the
+    queue's buffering); every one lands. Its search filters, including ``experiment_id = '0'``
+    (MLflow's Default), answer the runs they name or MLflow's INVALID_PARAMETER_VALUE naming the part."""
+    out = run_script(mlflow_python, up, ASYNC_AND_SEARCH, tmp_path)
+    rid = out["run_id"]
+    assert out["points"] == [[s, 1.0 / (s + 1)] for s in range(300)]
+    assert out["metrics"] == {"loss": 1.0 / 300, "a": 1.0, "b": 2.0}
+    assert out["params"] == {"p0": "0", "p100": "100", "p200": "200"}
+    assert out["tags"] == ["t0", "t100", "t200"]
+    assert out["in_0"] == [rid] and out["not_0"] == [] and out["in_list"] == [rid]
+    assert out["fluent_0"] == [rid]
+    assert out["present"] == [rid] and out["absent"] == [rid]
+    assert out["user"] == [rid] and out["created"] == [rid]
+    refusals = {key: list(out[key]) for key in ("dataset", "artifact_uri", "bad_grammar")}  # type: ignore[call-overload]
+    assert all(code == "INVALID_PARAMETER_VALUE" for code, _ in refusals.values()), refusals
+    assert "dataset.name" in refusals["dataset"][1] and "artifact_uri" in refusals["artifact_uri"][1]

@@ -482,7 +482,8 @@ class MlflowTrackingController(Controller):
         names = [m.experiment(i).name for i in ids]
         limit = p.max_results(data.get("max_results"), 1000)
         offset = p.page_offset(data.get("page_token"))
-        clauses = [f"({p.translate_filter(_str(data, 'filter'))})"] if _str(data, "filter").strip() else []
+        text = _str(data, "filter")
+        clauses = [f"({p.translate_filter(text, m.state.default_experiment_id())})"] if text.strip() else []
         order = p.translate_order_by(data.get("order_by"))
         page = tracking.search_runs(
             " and ".join(clauses),

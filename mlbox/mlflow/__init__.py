@@ -598,10 +598,10 @@ def search_runs(
     names += [_experiment_of(i).name for i in experiment_ids or []]
     if not names and not search_all_experiments:
         names = [_experiment_of(_fluent.experiment_id).name]
-    clauses = [f"({p.translate_filter(filter_string)})"] if filter_string.strip() else []
+    default_id = _default_id()
+    clauses = [f"({p.translate_filter(filter_string, default_id)})"] if filter_string.strip() else []
     runs: list[Run] = []
     offset = 0
-    default_id = _default_id()
     while len(runs) < max_results:
         page = tracking.search_runs(
             " and ".join(clauses),

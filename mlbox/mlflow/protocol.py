@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -227,6 +227,41 @@ _TIME_COMPARE = re.compile(
 _RUN_NAME_TAG = re.compile(r"tags\.(?:`mlflow\.runName`|\"mlflow\.runName\"|mlflow\.runName)(?![\w.])")
 _RUN_ID_ATTR = re.compile(r"attributes\.run_?(?:id|uuid)\b", re.IGNORECASE)
 _QUOTED_IDS = re.compile(r"(attributes\.id\s+(?:not\s+)?in\s*\()([^)]*)(\))", re.IGNORECASE)
+_ATTR = r"(?:attributes?\.|attr\.|run\.)?"
+
+
+def _created(match: re.Match[str]) -> str:
+    """``created`` is MLflow's other name of ``start_time``; `` `Run name` `` of ``run_name``."""
+    return "attributes.name" if "`" in match.group(0) else "attributes.start_time"
+
+
+_RESPELLED: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
+    # MLflow's other spellings of a kind and of attributes, as mlbox's grammar spells them
+    (re.compile(r"(?<![\w.`])(?:parameters?)\.(?=[\w`\"])", re.IGNORECASE), "params."),
+    (re.compile(r"(?<![\w.`])run\.(?=[\w`\"])", re.IGNORECASE), "attributes."),
+    (
+        re.compile(r"(?<![\w.`])" + _ATTR + r"(?:`(?:run name|Run name|Run Name)`|created|Created)(?![\w.])"),
+        _created,
+    ),
+    (re.compile(r"(?<![\w.])" + _ATTR + r"user_id(?![\w.])", re.IGNORECASE), "tags.`mlflow.user`"),
+]
+_EXPERIMENT_COMPARE = re.compile(
+    r"((?<![\w.])" + _ATTR + r"experiment_id\s*(?:=|==|!=|<>)\s*)(['\"]?)([^'\"\s)]*)\2", re.IGNORECASE
+)
+_EXPERIMENT_IN = re.compile(
+    r"((?<![\w.])" + _ATTR + r"experiment_id\s+(?:not\s+)?in\s*\()([^)]*)(\))", re.IGNORECASE
+)
+_IS_NULL = re.compile(
+    r"(?<![\w.])((?:params?|parameters?|tags?)\.(?:`[^`]*`|\"[^\"]*\"|[\w\-/:.]+))\s+is\s+(not\s+)?null\b",
+    re.IGNORECASE,
+)
+_UNSUPPORTED = [  # what MLflow's filters name that mlbox's runs cannot answer: refused, named
+    (
+        re.compile(r"(?<![\w.`'\"])datasets?\.\w*", re.IGNORECASE),
+        "dataset filters (dataset.name, .digest, .context)",
+    ),
+    (re.compile(r"(?<![\w.'\"])" + _ATTR + r"artifact_uri(?![\w.])", re.IGNORECASE), "artifact_uri"),
+]
 
 
 def _lower_status(match: re.Match[str]) -> str:
@@ -245,12 +280,50 @@ def _unquote_ids(match: re.Match[str]) -> str:
     return f"{match.group(1)}{', '.join(i if i.isdigit() else '-1' for i in ids)}{match.group(3)}"
 
 
-def translate_filter(text: str | None) -> str:
+def _experiment_ids(text: str, default_id: int | None) -> str:
+    """MLflow's experiment id as the row id mlbox compares: ``"0"`` is ``Default`` (row
+    ``default_id``); anything not a number (or ``"0"`` with no ``Default`` yet) matches none."""
+    text = text.strip().strip("'\"")
+    if text == DEFAULT_EXPERIMENT_ID:
+        return str(default_id if default_id is not None else -1)
+    return text if text.isdigit() else "-1"
+
+
+def translate_filter(text: str | None, default_experiment_id: int | None = None) -> str:
     """An MLflow ``filter_string`` in mlbox's grammar (`mlbox.tracking.search`), which is a superset
-    of MLflow's but compares statuses in lower case, times in seconds and ids as integers."""
+    of MLflow's but compares statuses in lower case, times in seconds and ids as integers.
+
+    MLflow's other spellings are mapped (``run.``, ``parameter.``, ``created``, `` `Run name` ``,
+    ``user_id`` as the ``mlflow.user`` tag its runs carry, ``IS [NOT] NULL`` as a param or tag
+    being there), and ``experiment_id``, which mlbox compares and MLflow's own server refuses,
+    takes MLflow's ids (``'0'`` is ``Default``: row ``default_experiment_id``). What mlbox cannot
+    answer (``dataset.*``, ``artifact_uri``) is `InvalidInput` naming it, which the API answers as
+    MLflow's ``INVALID_PARAMETER_VALUE``; any other error is the search grammar's, naming the place.
+    """
     if not text:
         return ""
-    out = _STATUS_COMPARE.sub(_lower_status, text)
+    for pattern, what in _UNSUPPORTED:
+        found = pattern.search(text)
+        if found:
+            raise InvalidInput(
+                f"filter: {found.group(0)!r} at position {found.start()}: {what} cannot be searched in"
+                " mlbox's MLflow API",
+                field="filter",
+            )
+    out = _respell(text)
+    out = _IS_NULL.sub(lambda m: f"{'' if m.group(2) else 'not '}{m.group(1)} LIKE '%'", out)
+    out = _EXPERIMENT_COMPARE.sub(
+        lambda m: f"{m.group(1)}{_experiment_ids(m.group(3), default_experiment_id)}", out
+    )
+    out = _EXPERIMENT_IN.sub(
+        lambda m: (
+            m.group(1)
+            + ", ".join(_experiment_ids(w, default_experiment_id) for w in m.group(2).split(",") if w.strip())
+            + m.group(3)
+        ),
+        out,
+    )
+    out = _STATUS_COMPARE.sub(_lower_status, out)
     out = _STATUS_IN.sub(_lower_statuses, out)
     out = _TIME_COMPARE.sub(lambda m: f"{m.group(1)}{float(m.group(2)) / 1000.0!r}", out)
     out = _RUN_NAME_TAG.sub("attributes.name", out)
@@ -259,10 +332,17 @@ def translate_filter(text: str | None) -> str:
     return out
 
 
+def _respell(text: str) -> str:
+    """MLflow's other spellings (`_RESPELLED`) as mlbox's grammar spells them."""
+    for pattern, replacement in _RESPELLED:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def translate_order_by(items: Iterable[str] | None) -> list[str]:
     out = []
     for item in items or []:
-        text = _RUN_NAME_TAG.sub("attributes.name", str(item))
+        text = _RUN_NAME_TAG.sub("attributes.name", _respell(str(item)))
         out.append(_RUN_ID_ATTR.sub("attributes.id", text))
     return out
 
