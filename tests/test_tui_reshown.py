@@ -114,8 +114,9 @@ def drawn(app: MlboxApp) -> list[list[tuple[str, str]]]:
 
 async def test_the_first_run_opened_is_shown_on_the_prebuilt_screen_as_on_a_new_one(seeded: Services) -> None:
     """The experiments screen builds the run detail off screen a second after its first rows
-    (`RunDetailScreen.prebuild`): it takes nothing from the runs table, reads nothing, and the
-    first enter shows it drawn as a screen built then would be (its own CSS, not only the app's)."""
+    (`RunDetailScreen.prebuild`) and draws the run under the cursor on it: it takes nothing from
+    the runs table, and the first enter (on another run) shows it drawn as a screen built then
+    would be (its own CSS, not only the app's; nothing left of the run drawn ahead)."""
     app = app_for(seeded, live_s=3600)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -123,7 +124,9 @@ async def test_the_first_run_opened_is_shown_on_the_prebuilt_screen_as_on_a_new_
         assert isinstance(screen, ExperimentsScreen)
         await until(pilot, lambda: app.is_screen_installed(REUSED))
         prebuilt = app.get_screen(REUSED)
-        assert isinstance(prebuilt, RunDetailScreen) and prebuilt.detail is None
+        assert isinstance(prebuilt, RunDetailScreen)
+        await until(pilot, lambda: prebuilt.detail is not None)
+        assert prebuilt.run_id == 6 and prebuilt.away and prebuilt.query_one(MetricPlot).drawn
         assert on_top(app, screen) and app.focused is screen.table
         await pilot.press("down", "enter")  # run 5, ended: drawn the same a moment later
         await settle(pilot)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from contextlib import suppress
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -157,15 +158,27 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         mounting and styling it is 100-200 ms of CPU, the first enter on a run's cost over a big
         home (issue 18), where turning a built one to a run is a fraction. Installed under
         `REUSED`, its CSS loaded and mounted as ``push_screen`` does it (Textual's
-        ``_load_screen_css`` and ``_get_screen``), not shown; nothing is read until `open`
-        turns it to a run. Nothing when one is installed already."""
+        ``_load_screen_css`` and ``_get_screen``), not shown, then drawn once off screen with
+        run ``run_id`` (`_draw_ahead`); `open` turns it to the run opened. Nothing when one is
+        installed already."""
         if app.is_screen_installed(REUSED):
             return
         screen = cls(run_id)
-        screen.away = True  # not shown: `on_mount` reads nothing
+        screen.away = True  # not shown: `on_mount` draws it ahead, no live re-reads
         app.install_screen(screen, REUSED)
         app._load_screen_css(screen)  # before its widgets mount: styled once, by the whole CSS
         app._get_screen(screen)
+
+    def _draw_ahead(self) -> None:
+        """(`prebuild`) Lay out and draw the run read ahead once, off screen: a screen's first
+        layout and the first render of its widgets (plotext's first build among them) cost about
+        as much again as composing it; once drawn, the first `open` redraws what changed. Nothing
+        read (the run is gone): drawn empty. The live re-read stays off (`away`)."""
+        with suppress(MlboxError):
+            self.on_detail_loaded(self.read(self.run_id, [], pick_default=True))
+        if not self.stacked:  # (opened meanwhile: Textual lays it out as it shows)
+            self._refresh_layout(self.app.size)
+            self._compositor.render_update(full=True)
 
     def on_screen_resume(self, event: events.ScreenResume) -> None:
         """Textual restyles every widget of a screen it pushes (35 ms of the key press here); a
@@ -228,7 +241,9 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         self.query_one("#metric-keys", SelectionList).border_title = "metrics to plot (space)"
         self.query_one(MetricGrid).display = False
         self.live = self.set_interval(self.ctx.live_s, self.tick, pause=True)
-        if not self.away:  # (`prebuild`'s: read when `open` turns it to a run)
+        if self.away:  # `prebuild`'s
+            self.call_later(self._draw_ahead)
+        else:
             self.read_now()
 
     def commands(self) -> Iterable[SystemCommand]:
