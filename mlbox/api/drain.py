@@ -50,15 +50,20 @@ connections) arrive, are read and answered with ``Connection: close`` before con
 
 
 async def watch_loop_lag(admission: Admission) -> None:
-    """Tell ``admission`` how late this event loop wakes a timer: every `LAG_PROBE_S` while it
-    answers scoring requests, every `IDLE_PROBE_S` otherwise (see `mlbox.serving.admission`: a
-    loop running late is time requests wait before the door)."""
+    """Tell ``admission`` how late this event loop wakes a timer, and the process's CPU seconds
+    per second meanwhile (late and busy: saturated by its own work; late and idle: the machine
+    is busy elsewhere): every `LAG_PROBE_S` while it answers scoring requests or admits only a
+    share of them, every `IDLE_PROBE_S` otherwise (see `mlbox.serving.admission`: a loop
+    running late is time requests wait before the door)."""
     loop = asyncio.get_running_loop()
+    woke, cpu = loop.time(), time.process_time()
     while True:
-        every_s = LAG_PROBE_S if admission.inflight else IDLE_PROBE_S
+        every_s = LAG_PROBE_S if admission.inflight or admission.share < 1.0 else IDLE_PROBE_S
         due = loop.time() + every_s
         await asyncio.sleep(every_s)
-        admission.observe_lag(max(0.0, loop.time() - due))
+        now, cpu_now = loop.time(), time.process_time()
+        admission.observe_lag(max(0.0, now - due), (cpu_now - cpu) / max(now - woke, 1e-6))
+        woke, cpu = now, cpu_now
 
 
 def refused_answer(
@@ -80,7 +85,7 @@ def refused_answer(
         check_host(None if host is None else host.decode("latin-1"), names)
     except MlboxError:
         return None
-    refused = admission.refusal(_model_key(route[1] or "/invocations", route[2]), time.perf_counter())
+    refused = admission.door(_model_key(route[1] or "/invocations", route[2]), time.perf_counter())
     if refused is None:
         return None
     key = (refused.message, refused.retry_after_s)

@@ -48,6 +48,18 @@ milliseconds): while a model is pressed and the loop runs more than
 fraction of an answer, so the loop catches up; a busy machine that merely
 slows a closed loop down is never pressed, so lag alone refuses nothing.
 
+Nor does a model's pressure show when its requests come over a pool of
+keep-alive connections that is full: the client's next request waits in its
+pool until an answer frees a connection, so arrivals keep pace with answers
+(a closed loop, as far as the server can tell), while the loop makes a whole
+pass over the pool for every request (43 ms at 256 connections of a 0.17 ms
+model, measured; health answers wait as long). So the doorstep also admits
+only a share of scoring requests while the loop is saturated by its own work
+(`door`, `next_share`): late probe after probe while the process burns a
+core with dozens of requests in flight. Measured with the fast model at twice its capacity from 256
+connections: before, no 503 and a p99 of 8.8 s (the pool's own queue);
+after, three in four refused and a p99 of 60-80 ms.
+
 What neither limit sees is time spent in the model's own queue once
 admitted: `mlbox.serving.sojourn` bounds that (CoDel at the batcher's
 dequeue), from the first request of an overload, where the pressure windows
@@ -89,6 +101,25 @@ answers for one window, then keeps pace; an open loop past capacity outpaces the
 MAX_LOOP_LAG_S = 0.01
 """How late the event loop may run while a model is pressed before that model's requests are
 refused at once (what they have already waited is about this lag)."""
+
+SATURATED_LAG_S = 0.005
+"""How late the event loop may wake its timer, probe after probe, before the doorstep admits only
+a share of scoring requests (`next_share`). Tried at 10 ms: the fast model at twice its capacity
+kept a p99 of 116 ms against 63 ms at 5 ms (same run, 256 connections)."""
+
+CROWDED_INFLIGHT = 64
+"""Requests being answered at or above which a late, busy loop counts as crowded by them
+(`Admission.observe_lag`). Below it a late loop is a closed loop on a busy machine: serving.py's
+16 single-row clients at load 4 had 1,916 requests refused without this bound, and those clients
+only wait longer when refused. A pool of 256 connections past capacity reached 90 at once."""
+
+SATURATED_CPU = 0.8
+"""The process's CPU seconds per second at or above which a late event loop counts as busy with its
+own work (`Admission.observe_lag`)."""
+
+MIN_SHARE = 0.01
+"""The least share of scoring requests a saturated loop still admits: the model keeps answering,
+so its answer rate (what the share recovers from) stays measured."""
 
 WINDOW_S = 10.0
 """How long one window of the fastest-answer baseline lasts; the baseline is the fastest
@@ -158,6 +189,24 @@ def little_limit(rate: float, baseline_s: float, tolerance: float) -> float:
     return rate * tolerance * baseline_s
 
 
+def next_share(share: float, lag_s: float, late_before: bool, saturated: bool) -> float:
+    """The share of scoring requests to admit at the doorstep after one lag probe.
+
+    The loop woke its timer ``lag_s`` late; ``late_before`` says the previous probe was late too;
+    ``saturated``: the process burns its core with many requests in flight (`observe_lag`). Two
+    late probes in a row while saturated (one late probe may be a GC pause or a model swap; one four times
+    late is not) cut the share in proportion to how late (at twice `SATURATED_LAG_S` it halves,
+    at twenty times it falls twentyfold: one step for the onset of an overload); a probe on
+    time gives back one point, so the share climbs slowly back to where the loop saturates
+    again (faster climbs overshot: the loop fell behind by a whole pass over its connections,
+    tens of milliseconds, at every return)."""
+    if lag_s > SATURATED_LAG_S and (late_before or lag_s > 4 * SATURATED_LAG_S) and saturated:
+        return max(MIN_SHARE, share * max(0.05, SATURATED_LAG_S / lag_s))
+    if lag_s <= SATURATED_LAG_S:
+        return min(1.0, share + 0.01)
+    return share
+
+
 def next_limit(
     limit: float, latency_s: float, baseline_s: float, tolerance: float, floor: float, ceiling: float
 ) -> float:
@@ -194,6 +243,10 @@ class Admission:
         self.gates: dict[str, Gate] = {}
         self.loop_lag_s = 0.0
         """How late the event loop last woke a timer (`observe_lag`)."""
+        self.share = 1.0
+        """The share of scoring requests the doorstep admits (`door`, `next_share`): below 1 while
+        the event loop is saturated by its own work."""
+        self._credit = 0.0
 
     def enter(self, key: str, now: float) -> Ticket:
         """Admit a request for model ``key`` or raise `Overloaded` saying which limit it hit."""
@@ -280,9 +333,44 @@ class Admission:
             gate.limit, latency, baseline, self.tolerance, float(self.min_per_model), float(self.max_inflight)
         )
 
-    def observe_lag(self, lag_s: float) -> None:
-        """The event loop woke a timer ``lag_s`` late (`mlbox.api.drain.watch_loop_lag`)."""
+    def door(self, key: str, now: float) -> Overloaded | None:
+        """`refusal` as the HTTP server asks it, once per request before anything is read past the
+        headers: while the event loop is saturated (`share` < 1) it first refuses all but that
+        share of scoring requests, spread evenly (every second one at a half). The limits behind
+        the door count requests in flight, and a loop saturated by requests it reads cannot
+        see them: from a pool of keep-alive connections, arrivals keep pace with answers (a
+        client's next request waits in its own pool), so a model is never `Gate.pressed` and
+        every request waits a whole pass of the loop over the pool (43 ms at 256 connections
+        of a 0.17 ms model, health answers included). Refusals cost a third of an answer, so a
+        smaller share lets the loop catch up."""
+        if self.share < 1.0:
+            self._credit += self.share
+            if self._credit < 1.0:
+                self.shed += 1
+                gate = self.gates.get(key)
+                if gate is not None:
+                    gate.roll(now)
+                    gate.arrived += 1
+                return Overloaded(
+                    f"the server runs {self.loop_lag_s * 1000:.0f} ms behind reading requests and admits"
+                    f" {self.share:.0%} of scoring requests until it catches up; retry later",
+                    retry_after_s=self.retry_after_s,
+                )
+            self._credit -= 1.0
+        return self.refusal(key, now)
+
+    def observe_lag(self, lag_s: float, cpu: float = 0.0) -> None:
+        """The event loop woke a timer ``lag_s`` late while the process used ``cpu`` CPU seconds
+        per second (`mlbox.api.drain.watch_loop_lag`): saturated by its own requests when it burns
+        its core with `CROWDED_INFLIGHT` of them in flight; late while it uses less, the machine
+        is busy elsewhere (a training job on every core), and refusing would only turn slowness
+        into errors."""
+        late_before = self.loop_lag_s > SATURATED_LAG_S
         self.loop_lag_s = lag_s
+        saturated = cpu >= SATURATED_CPU and self.inflight >= CROWDED_INFLIGHT
+        self.share = next_share(self.share, lag_s, late_before, saturated)
+        if self.share >= 1.0:
+            self._credit = 0.0
 
     def drain(self) -> None:
         """Refuse every new request from now on (the appliance is stopping)."""

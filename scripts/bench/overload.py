@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -95,6 +96,9 @@ class Result:
     """How late the generator woke to send each request (its own delay, not the server's: the
     answer times count from the due time, so a request waiting for a free connection counts)."""
     generator_cpu_s: float = 0.0
+    timeline: list[tuple[float, float, int, bool]] = field(default_factory=list)
+    """With ``--timeline``: per answer, when it was due, its ms, its status, and whether it was the
+    first request on its connection."""
 
     def share(self, n: int) -> float:
         return 100.0 * n / self.sent if self.sent else 0.0
@@ -137,6 +141,7 @@ class Conn(asyncio.Protocol):
         self.sent_at = 0.0
         self.busy = False
         self.idle_since = 0.0
+        self.requests = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -177,16 +182,29 @@ class OpenLoop:
     answered (``timeouts``). ``lag_ms`` is how late the generator itself woke to send
     (large values mean the figures measure the generator, not the server)."""
 
-    def __init__(self, port: int, request: bytes, cap: int, result: Result) -> None:
+    def __init__(
+        self, port: int, request: bytes, cap: int, result: Result, *, timeline: bool = False
+    ) -> None:
         self.port, self.request, self.cap, self.result = port, request, cap, result
+        self.timeline = timeline
         self.loop = asyncio.get_running_loop()
         self.idle: list[Conn] = []
         self.conns: set[Conn] = set()
         self.opening = 0
         self.backlog: deque[float] = deque()
 
+    async def warm(self) -> None:
+        """Open the whole pool before the clock starts: a client whose connections were open
+        before the surge (``--warm-pool``)."""
+        for _ in range(self.cap):
+            _, conn = await self.loop.create_connection(lambda: Conn(self), "127.0.0.1", self.port)
+            conn.idle_since = time.perf_counter()
+            self.conns.add(conn)
+            self.idle.append(conn)
+
     def send(self, conn: Conn, due: float) -> None:
         conn.sent_at, conn.busy = due, True
+        conn.requests += 1
         assert conn.transport is not None
         conn.transport.write(self.request)
 
@@ -232,6 +250,8 @@ class OpenLoop:
         if not conn.busy:
             return
         ms = (time.perf_counter() - conn.sent_at) * 1000
+        if self.timeline:
+            self.result.timeline.append((conn.sent_at, ms, status, conn.requests == 1))
         if status == 200:
             self.result.ok_ms.append(ms)
         elif status == 503:
@@ -294,10 +314,21 @@ def _request(port: int, model: str) -> bytes:
     ).encode() + body
 
 
-async def open_loop(port: int, model: str, rate: float, seconds: float) -> Result:
+async def open_loop(
+    port: int,
+    model: str,
+    rate: float,
+    seconds: float,
+    *,
+    connections: int = MAX_CONNECTIONS,
+    warm: bool = False,
+    timeline: bool = False,
+) -> Result:
     """``rate`` requests/s at fixed intervals for ``seconds``, whatever the answers."""
     result = Result()
-    gen = OpenLoop(port, _request(port, model), MAX_CONNECTIONS, result)
+    gen = OpenLoop(port, _request(port, model), connections, result, timeline=timeline)
+    if warm:
+        await gen.warm()
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     health = asyncio.create_task(_health(port, t0 + seconds, result))
@@ -363,6 +394,27 @@ async def with_slow_clients(port: int, model: str, rate: float, seconds: float, 
     return result
 
 
+def print_timeline(result: Result) -> None:
+    """Quarter-second buckets of due times (the first second by 50 ms): how an overload's onset
+    and steady state differ, and how many slow answers were a new connection's first request."""
+    if not result.timeline:
+        return
+    t0 = min(due for due, *_ in result.timeline)
+    edges = [i * 0.05 for i in range(20)] + [
+        1 + i * 0.25 for i in range(int(max(0, max(due for due, *_ in result.timeline) - t0 - 1) * 4) + 2)
+    ]
+    for start, end in itertools.pairwise(edges):
+        rows = [(ms, status) for due, ms, status, _ in result.timeline if start <= due - t0 < end]
+        if rows:
+            ok = [ms for ms, status in rows if status == 200]
+            print(f"      {start:6.2f} s  answers {len(rows):5d}  200 {100 * len(ok) / len(rows):5.1f}%"
+                  f"  p99 {pct([ms for ms, _ in rows], 0.99):7.1f} ms  p99 200 {pct(ok, 0.99):7.1f} ms")  # fmt: skip
+    slow = [first for _, ms, _, first in result.timeline if ms > 300]
+    firsts = sum(first for *_, first in result.timeline)
+    print(f"      answers over 300 ms: {len(slow)}, of which a new connection's first request: {sum(slow)}"
+          f" (first requests in all: {firsts})")  # fmt: skip
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """``asyncio.run`` on uvloop (as ``mlbox up`` serves): the generator's loop costs less."""
     import uvloop
@@ -391,6 +443,9 @@ def main() -> int:
     parser.add_argument("--slow-clients", type=int, default=300)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--only", choices=["costly", "fast", "slow"], help="run one part only")
+    parser.add_argument("--connections", type=int, default=MAX_CONNECTIONS, help="the generator's pool")
+    parser.add_argument("--warm-pool", action="store_true", help="open the pool before each phase's clock")
+    parser.add_argument("--timeline", action="store_true", help="print each phase by quarter seconds")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mlbox-bench-overload-"))
     home = work / "home"
@@ -421,11 +476,13 @@ def main() -> int:
             )
             for m in multiples:
                 before, server_cpu = rss_mb(proc.pid), cpu_s(proc.pid)
-                r = run(open_loop(port, model, rate * m, d))
+                r = run(open_loop(port, model, rate * m, d, connections=args.connections, warm=args.warm_pool,
+                                  timeline=args.timeline))  # fmt: skip
                 growth, server_cpu = rss_mb(proc.pid) - before, cpu_s(proc.pid) - server_cpu
                 print(f"  {model} {m:2d}x {rate * m:8,.0f}/s  {r.line()}  rss +{growth:.0f} MB", flush=True)
                 print(f"      CPU: server {server_cpu:.1f} s, generator {r.generator_cpu_s:.1f} s"
                       f" of {d:.0f} s; load {os.getloadavg()[0]:.1f}", flush=True)  # fmt: skip
+                print_timeline(r)
                 if r.first_error:
                     print(f"      first error: {r.first_error}", flush=True)
                 name = f"{model} {m}x"

@@ -214,3 +214,65 @@ def test_requests_refused_past_the_door_count_as_refused_not_as_answers() -> Non
         door.leave(door.enter("m", now), now + 0.0001, answered=False, shed=True)
         now += 0.0001
     assert door.gates["m"].pressed() and door.shed == 3000
+
+
+def test_a_saturated_loop_cuts_the_doorstep_share_in_proportion_and_regains_it_slowly() -> None:
+    """`next_share`: two late probes in a row while saturated cut the share by how late (one late
+    probe is a GC pause; one very late probe is not); a late loop that is not saturated keeps
+    it; every probe on time gives a point back."""
+    from mlbox.serving.admission import MIN_SHARE, SATURATED_LAG_S, next_share
+
+    late = 4 * SATURATED_LAG_S
+    assert next_share(1.0, late, late_before=False, saturated=True) == 1.0  # one hiccup
+    assert next_share(1.0, late, late_before=True, saturated=True) == pytest.approx(0.25)
+    assert next_share(1.0, 10 * SATURATED_LAG_S, late_before=False, saturated=True) == pytest.approx(0.1)
+    assert next_share(1.0, 1.0, late_before=True, saturated=True) == pytest.approx(0.05)  # at most twentyfold
+    assert next_share(MIN_SHARE, 1.0, late_before=True, saturated=True) == MIN_SHARE
+    assert next_share(1.0, 10 * SATURATED_LAG_S, late_before=True, saturated=False) == 1.0
+    assert next_share(0.5, SATURATED_LAG_S / 2, late_before=True, saturated=True) == pytest.approx(0.51)
+    assert next_share(0.995, 0.0, late_before=False, saturated=True) == 1.0
+
+
+def test_a_late_loop_is_saturated_only_when_busy_with_many_requests_in_flight() -> None:
+    """Late and busy with a closed loop's 16 requests, or late with 100 in flight while the
+    process barely runs (the machine busy elsewhere): nothing is cut. Late and busy with 100
+    in flight: the share falls."""
+    from mlbox.serving.admission import CROWDED_INFLIGHT
+
+    door = Admission(max_inflight=8192, tolerance=2.0, min_per_model=3)
+    few = [door.enter("m", 0.0) for _ in range(16)]
+    door.observe_lag(0.04, cpu=1.0)
+    door.observe_lag(0.04, cpu=1.0)
+    assert door.share == 1.0
+    many = few + [door.enter("m", 0.0) for _ in range(CROWDED_INFLIGHT)]
+    door.observe_lag(0.04, cpu=0.3)
+    door.observe_lag(0.04, cpu=0.3)
+    assert door.share == 1.0
+    door.observe_lag(0.04, cpu=1.0)
+    assert door.share == pytest.approx(0.125)
+    assert len(many) > CROWDED_INFLIGHT
+
+
+def test_the_doorstep_admits_only_its_share_evenly_while_the_loop_is_saturated() -> None:
+    """A pool of 256 keep-alive connections keeps pace with answers (a model never `pressed`)
+    while the loop falls 40 ms behind: the doorstep refuses all but the share, spread evenly,
+    naming the lag; requests it lets through are admitted by `enter` as usual; once the loop
+    keeps time again the share climbs back and nothing is refused."""
+    door = Admission(max_inflight=8192, tolerance=2.0, min_per_model=3)
+    door.leave(door.enter("m", 0.0), 0.001)
+    door.observe_lag(0.04)
+    door.share = 0.25  # as a saturated loop and a few probes on time would leave it
+    outcomes = []
+    for i in range(40):
+        refused = door.door("m", 0.01 + i * 1e-4)
+        if refused is None:
+            door.leave(door.enter("m", 0.01 + i * 1e-4), 0.0101 + i * 1e-4)
+        outcomes.append(refused is None)
+        if refused is not None:
+            assert "40 ms behind" in refused.message and "25%" in refused.message
+    assert outcomes == [False, False, False, True] * 10
+    assert door.shed == 30
+    for _ in range(100):
+        door.observe_lag(0.0, cpu=0.5)
+    assert door.share == 1.0
+    assert all(door.door("m", 0.1 + i * 1e-3) is None for i in range(20))
