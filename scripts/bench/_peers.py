@@ -13,21 +13,41 @@ peer's name upper-cased, ``-`` as ``_``; ``MLBOX_BENCH_MLFLOW_PYTHON=python3``)
 is the interpreter that imports it, and no venv is made. That interpreter finds
 the peer through ``PYTHONPATH``, so its processes keep it (`Peer.environ`),
 where a venv peer's processes drop it lest mlbox's path shadow the peer's.
+Such a peer has no ``bin/`` of console scripts: a benchmark runs one through
+`Peer.script` (``mlflow``, ``mlserver``: the venv's script, or the interpreter
+calling that script's entry point), and a peer that starts another by name from
+``PATH`` (``mlflow models serve`` runs ``uvicorn``) gets it through
+``Peer.environ(..., path_scripts=...)``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 VENVS = ROOT / ".bench" / "venvs"
+SHIMS = ROOT / ".bench" / "shims"
+"""Per preinstalled peer, executable files standing in for its console scripts on ``PATH``."""
+
+RUN_SCRIPT = (
+    "import sys\n"
+    "from importlib.metadata import entry_points\n"
+    "name = sys.argv.pop(1)\n"
+    "found = entry_points(group='console_scripts', name=name)\n"
+    "if not found:\n"
+    "    sys.exit(f'no console script {name!r} installed for this interpreter')\n"
+    "sys.argv[0] = name\n"
+    "sys.exit(next(iter(found)).load()())\n"
+)
+"""Source run by ``python -c`` with the script's name first: what pip's console script would do."""
 
 
 @dataclass(frozen=True)
@@ -39,14 +59,40 @@ class Peer:
     version: str
     preinstalled: bool = False  # named by MLBOX_BENCH_<NAME>_PYTHON, found through PYTHONPATH
 
-    def environ(self, base: Mapping[str, str]) -> dict[str, str]:
+    def environ(self, base: Mapping[str, str], *, path_scripts: Sequence[str] = ()) -> dict[str, str]:
         """The environment the peer's processes run with, from ``base``: a venv peer drops
         ``PYTHONPATH`` (mlbox's path must not shadow the venv's packages); a preinstalled one keeps
-        it, since that is where its packages are."""
+        it, since that is where its packages are. ``path_scripts``: console scripts the peer starts
+        by name, put first on ``PATH`` (the venv's ``bin``, or shims calling the interpreter)."""
         env = dict(base)
         if not self.preinstalled:
             env.pop("PYTHONPATH", None)
+        if path_scripts:
+            folder = self._shims(path_scripts) if self.preinstalled else self.python.parent
+            env["PATH"] = f"{folder}{os.pathsep}{env.get('PATH', '')}"
         return env
+
+    def script(self, name: str) -> list[str]:
+        """The command that runs the peer's console script ``name`` (``mlflow``, ``mlserver``): the
+        venv's ``bin/NAME``, or the preinstalled interpreter running that entry point (`RUN_SCRIPT`)."""
+        if not self.preinstalled:
+            return [str(self.python.parent / name)]
+        return [str(self.python), "-c", RUN_SCRIPT, name]
+
+    def _shims(self, names: Sequence[str]) -> Path:
+        """A folder of executables named ``names``, each running the script through `script`."""
+        folder = SHIMS / self.name
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            shim = folder / name
+            command = " ".join(shlex.quote(part) for part in self.script(name))
+            text = f'#!/bin/sh\nexec {command} "$@"\n'
+            if not shim.exists() or shim.read_text() != text:
+                tmp = shim.with_suffix(".tmp")
+                tmp.write_text(text)
+                tmp.chmod(0o755)
+                tmp.replace(shim)
+        return folder
 
 
 class PeerUnavailable(Exception):

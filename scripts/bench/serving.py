@@ -14,7 +14,8 @@ Figures per server: requests/s, rows/s, p50/p95/p99 latency, errors, the
 server's CPU time per request (robust to a busy machine: the wall-clock
 figures are not), and the time from process start to healthy.
 
-Peers (each in ``.bench/venvs/<name>``, made on first use by `_peers`):
+Peers (each in ``.bench/venvs/<name>``, made on first use by `_peers`, or preinstalled for the
+interpreter ``MLBOX_BENCH_MLFLOW_PYTHON`` / ``MLBOX_BENCH_MLSERVER_PYTHON`` names):
 ``mlflow models serve --env-manager local`` (MLflow scoring body
 ``{"instances": ...}`` on ``/invocations``), and MLServer 1.7 with its
 scikit-learn runtime, default settings and ``parallel_workers: 0`` (OIP JSON,
@@ -489,17 +490,16 @@ def start_mlbox(workdir: Path) -> Server:
 def start_mlflow(workdir: Path) -> Server:
     peer = _peers.ensure_peer("mlflow", "mlflow", "mlflow")
     model_dir = workdir / "mlflow-model"
-    subprocess.run([str(peer.python), "-c", MLFLOW_SAVE, str(model_dir)], check=True, capture_output=True)
+    env = peer.environ(  # it runs `uvicorn` from PATH: the venv's, or a shim for MLBOX_BENCH_MLFLOW_PYTHON
+        {**os.environ, "MLFLOW_TRACKING_URI": f"file://{workdir}/mlruns"}, path_scripts=("uvicorn",)
+    )
+    subprocess.run(
+        [str(peer.python), "-c", MLFLOW_SAVE, str(model_dir)], check=True, capture_output=True, env=env
+    )
     port = free_port()
-    mlflow_bin = peer.python.parent / "mlflow"
-    env = {  # it runs `uvicorn` from PATH: the venv's
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"file://{workdir}/mlruns",
-        "PATH": f"{peer.python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [str(mlflow_bin), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
+        [*peer.script("mlflow"), "models", "serve", "-m", str(model_dir), "--env-manager", "local",
          "-h", "127.0.0.1", "-p", str(port)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -514,7 +514,15 @@ MLSERVER_EXTRAS = ("mlserver-sklearn==1.7.*", "uvloop==0.21.0")  # the issue pin
 def ensure_mlserver() -> _peers.Peer:
     """MLServer 1.7 in its venv, plus its scikit-learn runtime and the uvloop it needs."""
     peer = _peers.ensure_peer("mlserver", "mlserver==1.7.*", "mlserver")
-    probe = subprocess.run([str(peer.python), "-c", "import mlserver_sklearn, uvloop"], capture_output=True)
+    probe = subprocess.run(
+        [str(peer.python), "-c", "import mlserver_sklearn, uvloop"],
+        capture_output=True,
+        env=peer.environ(os.environ),
+    )
+    if probe.returncode != 0 and peer.preinstalled:  # no pip into an interpreter someone else set up
+        raise _peers.PeerUnavailable(
+            f"{peer.python} does not import mlserver_sklearn and uvloop (PYTHONPATH?)"
+        )
     if probe.returncode != 0:
         pip = subprocess.run(
             [
@@ -541,15 +549,16 @@ def start_mlserver(workdir: Path, parallel_workers: int) -> Server:
     peer = ensure_mlserver()
     folder = workdir / f"mlserver-{parallel_workers}"
     port, grpc, metrics = free_port(), free_port(), free_port()
+    env = peer.environ(os.environ)
     subprocess.run(
         [str(peer.python), "-c", MLSERVER_SAVE, str(folder), str(port), str(grpc), str(metrics),
          str(parallel_workers)],
-        check=True, capture_output=True,
+        check=True, capture_output=True, env=env,
     )  # fmt: skip
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [str(peer.python.parent / "mlserver"), "start", str(folder)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder,
+        [*peer.script("mlserver"), "start", str(folder)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=folder, env=env,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     wait_healthy(f"{url}/v2/models/gbc/ready", proc, 180)

@@ -12,12 +12,14 @@ on the way to ``mlbox --help`` and to the TUI (``python -X importtime``), so laz
 be placed where they pay.
 
 MLflow runs from its own venv (`_peers`, installed on first use: needs the network or a local
-index); without it, mlbox's figures are printed alone with the reason.
+index), or from the interpreter ``MLBOX_BENCH_MLFLOW_PYTHON`` names where it is preinstalled;
+without it, mlbox's figures are printed alone with the reason.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import resource
@@ -199,16 +201,16 @@ def importtime(code: str, env: dict[str, str], top: int = 15) -> list[tuple[floa
 
 def bench_mlflow(tmp: str, home: Path, repeat: int, rows: list[tuple[str, str, float, float, str]]) -> None:
     peer = _peers.ensure_peer("mlflow", "mlflow", "mlflow")
-    mlflow = peer.python.parent / "mlflow"
+    mlflow = peer.script("mlflow")  # the venv's console script, or MLBOX_BENCH_MLFLOW_PYTHON running it
     for bytecode in (False, True):
-        env = env_for(home, bytecode)
+        env = peer.environ(env_for(home, bytecode))
         label = "pyc" if bytecode else "no-pyc"
-        wall, cpu = median(lambda env=env: timed([str(mlflow), "--help"], env), repeat)
+        wall, cpu = median(functools.partial(timed, [*mlflow, "--help"], env), repeat)
         rows.append((f"mlflow {peer.version} --help", label, wall, cpu, ""))
 
         def ui(env: dict[str, str] = env) -> float:
             port = free_port()
-            cmd = [str(mlflow), "ui", "--host", "127.0.0.1", "--port", str(port)]
+            cmd = [*mlflow, "ui", "--host", "127.0.0.1", "--port", str(port)]
             cmd += ["--backend-store-uri", f"sqlite:///{tmp}/mlflow-{port}.db"]
             return until_http(cmd, env, f"http://127.0.0.1:{port}/health")
 
@@ -236,12 +238,12 @@ def main() -> None:
         for bytecode in (False, True):
             env = env_for(home, bytecode)
             label = "pyc" if bytecode else "no-pyc"
-            wall, cpu = median(lambda env=env: timed([str(MLBOX), "--help"], env), args.repeat)
+            wall, cpu = median(functools.partial(timed, [str(MLBOX), "--help"], env), args.repeat)
             rows.append(("mlbox --help", label, wall, cpu, verdict(wall, HELP_TARGET_S)))
             probe = [str(PY), "-c", TUI_PROBE]
             LATER.clear()
             wall, cpu = median(
-                lambda env=env, probe=probe: until_line(probe, env, "usable", note=("serving",)), args.repeat
+                functools.partial(until_line, probe, env, "usable", note=("serving",)), args.repeat
             )
             rows.append(("mlbox TUI usable", label, wall, cpu, verdict(wall, TUI_TARGET_S)))
             serving = statistics.median(LATER.get("serving", [float("nan")])[1:] or [float("nan")])
