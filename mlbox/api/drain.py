@@ -25,12 +25,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import sys
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
+from mlbox.api.acceptor import Acceptor
 from mlbox.api.security import accepted_names, check_host
 from mlbox.api.serving import ScoringFastPath, _model_key
 from mlbox.serving.admission import Admission
@@ -172,7 +175,24 @@ class DrainingServer(uvicorn.Server):
         self._lag_probe: asyncio.Task[None] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
+        """uvicorn's start-up, but the sockets it is given are served by `Acceptor`s, which take
+        every waiting connection each turn of the loop (uvloop's server takes one)."""
+        if not sockets:
+            await super().startup(sockets)
+        else:
+            await self.lifespan.startup()
+            if self.lifespan.should_exit:
+                sys.exit(STARTUP_FAILURE)
+            config, state, app_state = self.config, self.server_state, self.lifespan.state
+
+            def protocol() -> asyncio.Protocol:
+                make: Any = config.http_protocol_class  # uvicorn types it as asyncio.Protocol
+                return make(config=config, server_state=state, app_state=app_state)
+
+            loop = asyncio.get_running_loop()
+            acceptors: Any = [Acceptor(loop, sock, protocol, config.backlog) for sock in sockets]
+            self.servers = acceptors  # uvicorn calls close() and wait_closed() on them
+            self.started = True
         self._lag_probe = asyncio.get_running_loop().create_task(watch_loop_lag(self.admission))
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
