@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
-from textual._context import active_app
 from textual.app import ComposeResult, SystemCommand
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
@@ -32,12 +31,13 @@ from mlbox.textsafe import visible
 from mlbox.tracking.service import TrackingService
 from mlbox.tui.context import TuiContext
 from mlbox.tui.messages import ServiceFailed
+from mlbox.tui.widgets.kept_styles import KeptStyles
 from mlbox.tui.widgets.keys_footer import KeysFooter
 from mlbox.tui.widgets.nav_bar import NavBar
 from mlbox.tui.widgets.status_bar import StatusBar
 
 
-class MlboxScreen(Screen[None]):
+class MlboxScreen(KeptStyles, Screen[None]):
     SECTION: ClassVar[str] = ""
     """The navigation entry lit while this screen shows (its service's mode)."""
 
@@ -46,11 +46,9 @@ class MlboxScreen(Screen[None]):
         self.reading = False
         """A read is under way: the periodic re-read (`poll`) waits for it."""
         self._asked: dict[str, int] = {}
-        # Textual re-parses all the CSS and restyles every widget of every screen before it first
-        # shows a new mode's screen (its CSS count starts at -1): a few hundred ms on the first
-        # press of a section key, for nothing, since a screen is styled by the current stylesheet
-        # as it mounts.
-        self._css_update_count = getattr(active_app.get(None), "_css_update_count", -1)
+        # (`KeptStyles` starts the CSS count at the app's: Textual re-parses all the CSS and
+        # restyles every widget of every screen before it first shows a new mode's screen whose
+        # count is -1, a few hundred ms on the first press of a section key, for nothing.)
 
     @property
     def ctx(self) -> TuiContext:

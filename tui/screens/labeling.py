@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
@@ -94,7 +94,7 @@ class LabelingScreen(MlboxScreen):
         self.reload()
         self.set_interval(self.ctx.refresh_s, self.poll)
 
-    def on_screen_resume(self) -> None:
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
         self.reload()
 
     def commands(self) -> Iterable[SystemCommand]:

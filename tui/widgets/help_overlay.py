@@ -23,6 +23,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Static
 
+from mlbox.tui.widgets.kept_styles import KeptStyles
+
 HelpRow = tuple[str, str, str]
 """(where, keys, what it does)"""
 
@@ -51,7 +53,7 @@ def _where(node: object) -> str:
     return type(node).__name__.lower()
 
 
-class HelpOverlay(ModalScreen[None]):
+class HelpOverlay(KeptStyles, ModalScreen[None]):
     DEFAULT_CSS = """
     HelpOverlay {
         align: center middle;
@@ -117,11 +119,7 @@ class HelpOverlay(ModalScreen[None]):
         self.query_one(DataTable).focus()
 
     def on_screen_resume(self, event: events.ScreenResume) -> None:
-        """Shown (again): the screen's title, the first row; Textual restyles every widget of a
-        screen it pushes, needed again only if the app's CSS changed meanwhile (a theme)."""
-        if self._css_update_count == self.app._css_update_count:
-            event.refresh_styles = False
-        self._css_update_count = self.app._css_update_count
+        """Shown (again): the screen's title, the first row (`KeptStyles` skips the restyle)."""
         self.query_one(Vertical).border_title = f"Keys · {self.title_text}"
         self.query_one(DataTable).move_cursor(row=0, animate=False)
 

@@ -66,6 +66,9 @@ def _width(cell: Cell) -> int:
     return cell_len(cell) if isinstance(cell, str) else cell.cell_len
 
 
+_COMPONENTS = sorted(DataTable.COMPONENT_CLASSES)
+"""The component classes a body row is drawn with (cursor, hover, fixed, odd and even rows…)."""
+
 _FIXED = Style.from_meta({"fixed": True})
 """DataTable's meta on a fixed cell."""
 
@@ -109,6 +112,10 @@ class RunsTable(DataTable[Cell]):
         """Body lines as shown (cropped to the viewport), cleared with the rows."""
         self._frame_style: Style | None = None
         """The widget's style while `render_lines` draws a frame (asked once, not per line)."""
+        self._looks: dict[object, tuple[Style, ...]] = {}
+        """The look (`_look`) the cached rows were drawn with, per pseudo-class state."""
+        self._restyled = True
+        """Styles were applied since the last frame: check the look before drawing from the caches."""
         super().__init__(cursor_type="row", zebra_stripes=True, id=id)
         self._visible: tuple[int, int] = (0, 1 << 30)
         """Scrollable column indexes [first, last] inside the viewport, as of the row being rendered."""
@@ -165,10 +172,25 @@ class RunsTable(DataTable[Cell]):
         self._geometry = None
 
     def notify_style_update(self) -> None:
+        """Any restyle (a focus change: leaving the screen and coming back) made DataTable drop
+        every drawn row, 13-20 ms to draw the page again. Rows are cached under the pseudo-class
+        state and the widget's style, so they are kept here, and `_check_look` drops them at the
+        next frame only if the look they were drawn with moved (the CSS changed: a theme).
+        (Called before the component classes are restyled, so the look cannot be read yet.)"""
         super().notify_style_update()
-        self._body_cache.clear()
-        self._body_lines.clear()
-        self._component_rich_styles.clear()
+        self._restyled = True
+
+    def _look(self) -> tuple[Style, ...]:
+        return (self.rich_style, *(self.get_component_styles(n).rich_style for n in _COMPONENTS))
+
+    def _check_look(self) -> None:
+        state, look = self.get_pseudo_class_state(), self._look()
+        if self._looks.get(state, look) != look:
+            self._looks.clear()
+            self._body_cache.clear()
+            self._body_lines.clear()
+            self._component_rich_styles.clear()
+        self._looks[state] = look
 
     def _measure(self) -> _Geometry:
         """Where each column sits on a body line (kept until the widths, the scroll or the size change)."""
@@ -189,6 +211,9 @@ class RunsTable(DataTable[Cell]):
         return self._geometry
 
     def render_lines(self, crop: Region) -> list[Strip]:
+        if self._restyled:
+            self._restyled = False
+            self._check_look()
         self._frame_style = self.rich_style
         try:
             return super().render_lines(crop)
