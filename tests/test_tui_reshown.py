@@ -12,8 +12,10 @@ marks, checks, highlight), and answer as one.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import pytest
 from textual.containers import Vertical
 from textual.pilot import Pilot
 from textual.widgets import DataTable, OptionList, SelectionList, TabbedContent
@@ -143,6 +145,22 @@ async def test_the_first_run_opened_is_shown_on_the_prebuilt_screen_as_on_a_new_
         await settle(pilot)
         assert detail(app) is not prebuilt and detail(app).run_id == 5
         assert drawn(app) == on_prebuilt
+
+
+@pytest.mark.parametrize("turns", [0, 1, 3])
+async def test_an_app_closing_while_the_run_detail_is_prebuilt_closes_cleanly(
+    seeded: Services, turns: int
+) -> None:
+    """A quit (here: the test's end) a few event-loop turns after the prebuild began: the
+    screen still mounting is mounted before Textual shuts down (`MlboxApp._shutdown`), else its
+    widgets' mount handlers find no children and the app ends with an error."""
+    app = app_for(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        RunDetailScreen.prebuild(app, 6)
+        for _ in range(turns):
+            await asyncio.sleep(0)
+    assert app.return_code in (0, None)
 
 
 async def test_a_stacked_run_detail_is_not_taken_and_a_theme_restyles_it(seeded: Services) -> None:
@@ -408,3 +426,40 @@ async def test_the_column_chooser_is_turned_to_the_columns_of_now(seeded: Servic
         await settle(pilot)
         assert {c.key for c in screen.table.shown_columns} == {"mark", *everything[2]}
         assert everything == await fresh_state(pilot, "v", column_chooser.KEPT, chooser_state)
+
+
+async def test_the_runs_table_keeps_its_drawn_rows_across_a_focus_change_not_a_theme(
+    seeded: Services,
+) -> None:
+    """Leaving the screen and coming back (the table loses and takes the focus) draws the rows
+    from the table's caches; a theme change draws them anew, as a table never drawn would be."""
+    app = app_for(seeded)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, ExperimentsScreen)
+        table = screen.table
+        before = drawn(app)
+        keys = list(table._body_lines.keys())  # (a Textual LRUCache: no iteration of its own)
+        cached = {key: table._body_lines[key] for key in keys}
+        assert cached
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        assert on_top(app, screen) and app.focused is table
+        assert drawn(app) == before
+        assert all(table._body_lines.get(key) is strip for key, strip in cached.items())
+
+        def fresh() -> list[list[tuple[str, str]]]:
+            table._body_lines.clear()
+            table._body_cache.clear()
+            table._component_rich_styles.clear()
+            table._styles_cache.clear()
+            table.refresh()
+            return drawn(app)
+
+        app.theme = "textual-light" if app.theme != "textual-light" else "nord"
+        await settle(pilot)
+        themed = drawn(app)
+        assert themed != before and themed == fresh()

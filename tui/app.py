@@ -14,6 +14,7 @@ import asyncio
 import gc
 import threading
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
 
 PRELOAD_AFTER_S = 1.0
 """The other screens are imported this long after the first paint, not to slow its first reads."""
+CLOSE_WAIT_S = 2.0
+"""How long closing waits for a screen mounting off screen to be mounted (`MlboxApp._shutdown`)."""
 
 _heap_frozen = False
 
@@ -103,6 +106,17 @@ class MlboxApp(App[None]):
     def on_mount(self) -> None:
         self.count_runs()
         self.set_interval(self.ctx.refresh_s, self.count_runs)
+
+    async def _shutdown(self) -> None:
+        """Textual's, once a screen mounting off screen (`RunDetailScreen.prebuild`, a second after
+        the first rows) has mounted: Textual starts no widget once it is shutting down, so the
+        children of a screen still mounting would never mount and their mount handlers raise (a
+        quit, or a test's end, at that moment)."""
+        for screen in list(self._installed_screens.values()):
+            if isinstance(screen, Screen) and screen._task is not None and not screen.is_mounted:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(screen._mounted_event.wait(), CLOSE_WAIT_S)
+        await super()._shutdown()
 
     def on_ready(self) -> None:
         """The first screen is painted: now the work it does not need (cold start, issue 16)."""

@@ -16,10 +16,11 @@ from contextlib import suppress
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import events, on, work
+from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, SelectionList, Static, TabbedContent, TabPane
@@ -173,19 +174,18 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         """(`prebuild`) Lay out and draw the run read ahead once, off screen: a screen's first
         layout and the first render of its widgets (plotext's first build among them) cost about
         as much again as composing it; once drawn, the first `open` redraws what changed. Nothing
-        read (the run is gone): drawn empty. The live re-read stays off (`away`)."""
-        with suppress(MlboxError):
-            self.on_detail_loaded(self.read(self.run_id, [], pick_default=True))
-        if not self.stacked:  # (opened meanwhile: Textual lays it out as it shows)
+        read (the run is gone): drawn empty. The live re-read stays off (`away`). Nothing once
+        opened (`open` read its run, Textual lays it out as it shows) or while the app closes
+        (its widgets are being removed)."""
+        if self.stacked or not self.is_attached or not self.app._running:
+            return
+        try:
+            with suppress(MlboxError):
+                self.on_detail_loaded(self.read(self.run_id, [], pick_default=True))
             self._refresh_layout(self.app.size)
             self._compositor.render_update(full=True)
-
-    def on_screen_resume(self, event: events.ScreenResume) -> None:
-        """Textual restyles every widget of a screen it pushes (35 ms of the key press here); a
-        screen shown again by `open` needs it only if the app's CSS changed meanwhile (a theme)."""
-        if self._css_update_count == self.app._css_update_count:
-            event.refresh_styles = False
-        self._css_update_count = self.app._css_update_count
+        except NoMatches:  # the app is closing
+            return
 
     def action_back(self) -> None:
         """Back to the screen below; a screen kept for the next `open` stops re-reading its run."""
