@@ -56,14 +56,21 @@ async def watch_loop_lag(admission: Admission) -> None:
     """Tell ``admission`` how late this event loop wakes a timer, and the process's CPU seconds
     per second meanwhile (late and busy: saturated by its own work; late and idle: the machine
     is busy elsewhere): every `LAG_PROBE_S` while it answers scoring requests or admits only a
-    share of them, every `IDLE_PROBE_S` otherwise (see `mlbox.serving.admission`: a loop
-    running late is time requests wait before the door)."""
+    share of them, every `IDLE_PROBE_S` otherwise, woken early by the first request admitted
+    (see `mlbox.serving.admission`: a loop running late is time requests wait before the door)."""
     loop = asyncio.get_running_loop()
+    woken = asyncio.Event()
+    admission.on_first = woken.set
     woke, cpu = loop.time(), time.process_time()
     while True:
-        every_s = LAG_PROBE_S if admission.inflight or admission.share < 1.0 else IDLE_PROBE_S
-        due = loop.time() + every_s
-        await asyncio.sleep(every_s)
+        if admission.inflight or admission.share < 1.0:
+            due = loop.time() + LAG_PROBE_S
+            await asyncio.sleep(LAG_PROBE_S)
+        else:  # idle: a long sleep, cut short by the first request admitted
+            woken.clear()
+            due = loop.time() + IDLE_PROBE_S
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), IDLE_PROBE_S)
         now, cpu_now = loop.time(), time.process_time()
         admission.observe_lag(max(0.0, now - due), (cpu_now - cpu) / max(now - woke, 1e-6))
         woke, cpu = now, cpu_now

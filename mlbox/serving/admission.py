@@ -77,6 +77,7 @@ everything while the appliance stops (`mlbox.appliance`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mlbox.serving.config import ServingSettings
@@ -243,6 +244,10 @@ class Admission:
         self.gates: dict[str, Gate] = {}
         self.loop_lag_s = 0.0
         """How late the event loop last woke a timer (`observe_lag`)."""
+        self.on_first: Callable[[], None] | None = None
+        """Called when a request is admitted while none was in flight: the lag probe
+        (`mlbox.api.drain.watch_loop_lag`) sleeps long while idle and is woken to watch closely
+        from an overload's first request (it saw the first 100 ms of one late)."""
         self.share = 1.0
         """The share of scoring requests the doorstep admits (`door`, `next_share`): below 1 while
         the event loop is saturated by its own work."""
@@ -256,6 +261,8 @@ class Admission:
         gate = self.gates[key]
         gate.arrived += 1
         gate.inflight += 1
+        if not self.inflight and self.on_first is not None:
+            self.on_first()
         self.inflight += 1
         return Ticket(key, now)
 

@@ -276,3 +276,18 @@ def test_the_doorstep_admits_only_its_share_evenly_while_the_loop_is_saturated()
         door.observe_lag(0.0, cpu=0.5)
     assert door.share == 1.0
     assert all(door.door("m", 0.1 + i * 1e-3) is None for i in range(20))
+
+
+def test_the_first_request_admitted_while_none_is_in_flight_wakes_the_lag_probe() -> None:
+    """`Admission.on_first` (the idle lag probe's wake-up) fires once per quiet spell: on the
+    request that ends it, not on those behind it, and again after all were answered."""
+    door = Admission(max_inflight=64)
+    woken: list[int] = []
+    door.on_first = lambda: woken.append(door.inflight)
+    first = door.enter("m", 0.0)
+    second = door.enter("m", 0.0)
+    assert woken == [0]
+    door.leave(first, 0.001)
+    door.leave(second, 0.001)
+    door.enter("m", 0.01)
+    assert woken == [0, 0]
