@@ -56,9 +56,9 @@ pass over the pool for every request (43 ms at 256 connections of a 0.17 ms
 model, measured; health answers wait as long). So the doorstep also admits
 only a share of scoring requests while the loop is saturated by its own work
 (`door`, `next_share`): late probe after probe while the process burns a
-core with dozens of requests in flight. Measured with the fast model at twice its capacity from 256
-connections: before, no 503 and a p99 of 8.8 s (the pool's own queue);
-after, three in four refused and a p99 of 60-80 ms.
+core with dozens of requests in flight. Measured with the fast model at
+twice its capacity from 256 connections: before, no 503 and a p99 of 8.8 s
+(the pool's own queue); after, three in four refused and a p99 of 60-80 ms.
 
 What neither limit sees is time spent in the model's own queue once
 admitted: `mlbox.serving.sojourn` bounds that (CoDel at the batcher's
@@ -194,9 +194,9 @@ def next_share(share: float, lag_s: float, late_before: bool, saturated: bool) -
     """The share of scoring requests to admit at the doorstep after one lag probe.
 
     The loop woke its timer ``lag_s`` late; ``late_before`` says the previous probe was late too;
-    ``saturated``: the process burns its core with many requests in flight (`observe_lag`). Two
-    late probes in a row while saturated (one late probe may be a GC pause or a model swap; one four times
-    late is not) cut the share in proportion to how late (at twice `SATURATED_LAG_S` it halves,
+    ``saturated``: the process burns its core with many requests in flight (`observe_lag`).
+    Two late probes in a row while saturated (one late probe may be a GC pause or a model swap;
+    one four times late is not) cut the share in proportion to how late (at twice `SATURATED_LAG_S` it halves,
     at twenty times it falls twentyfold: one step for the onset of an overload); a probe on
     time gives back one point, so the share climbs slowly back to where the loop saturates
     again (faster climbs overshot: the loop fell behind by a whole pass over its connections,
@@ -358,9 +358,10 @@ class Admission:
                 if gate is not None:
                     gate.roll(now)
                     gate.arrived += 1
+                percent = max(1, round(self.share * 20) * 5)  # few distinct answers: cached as bytes
                 return Overloaded(
-                    f"the server runs {self.loop_lag_s * 1000:.0f} ms behind reading requests and admits"
-                    f" {self.share:.0%} of scoring requests until it catches up; retry later",
+                    f"the server gets scoring requests faster than it reads them and admits about"
+                    f" {percent}% of them until it catches up; retry later",
                     retry_after_s=self.retry_after_s,
                 )
             self._credit -= 1.0

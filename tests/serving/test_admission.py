@@ -255,12 +255,11 @@ def test_a_late_loop_is_saturated_only_when_busy_with_many_requests_in_flight() 
 
 def test_the_doorstep_admits_only_its_share_evenly_while_the_loop_is_saturated() -> None:
     """A pool of 256 keep-alive connections keeps pace with answers (a model never `pressed`)
-    while the loop falls 40 ms behind: the doorstep refuses all but the share, spread evenly,
-    naming the lag; requests it lets through are admitted by `enter` as usual; once the loop
+    while the loop falls behind: the doorstep refuses all but the share, spread evenly,
+    saying so; requests it lets through are admitted by `enter` as usual; once the loop
     keeps time again the share climbs back and nothing is refused."""
     door = Admission(max_inflight=8192, tolerance=2.0, min_per_model=3)
     door.leave(door.enter("m", 0.0), 0.001)
-    door.observe_lag(0.04)
     door.share = 0.25  # as a saturated loop and a few probes on time would leave it
     outcomes = []
     for i in range(40):
@@ -269,7 +268,7 @@ def test_the_doorstep_admits_only_its_share_evenly_while_the_loop_is_saturated()
             door.leave(door.enter("m", 0.01 + i * 1e-4), 0.0101 + i * 1e-4)
         outcomes.append(refused is None)
         if refused is not None:
-            assert "40 ms behind" in refused.message and "25%" in refused.message
+            assert "faster than it reads them" in refused.message and "about 25%" in refused.message
     assert outcomes == [False, False, False, True] * 10
     assert door.shed == 30
     for _ in range(100):
