@@ -8,22 +8,50 @@ screen shows the answer (`mlbox.tui.bench.time_key_presses`).
     .venv/bin/python scripts/bench/tui.py                 # 10,000 runs, 5 rounds
     .venv/bin/python scripts/bench/tui.py --runs 2000 --repeats 3
 
+Three clocks per key: Pilot's wall time (press until answered and painted, its
+idle polling included: an unbound key, whose answer is nothing, takes 65-89 ms
+of wall with 5-10 ms of CPU), the process's CPU time (all threads) and, under
+"app ms", the app's own answer time: from the key event reaching the app to
+the first frame drawn with the answer (`mlbox.tui.bench.AnswerClock`; headless,
+the frame is composed, not written to a terminal). The unbound key's app time
+is 0.2-0.3 ms: the rest is Pilot's. A mode switch (2, 1) is answered in
+60-70 ms of app time with 15-30 ms of CPU: its first frame comes ~55 ms after
+the key is handled with nothing running (not traced further).
+
 Measured 2026-12-06 on the shared 2-core machine, 10,000 runs x 20 metrics, 5
-rounds, the runs table before (8442199) and after the experiments-screen work,
-run in turn three times at load 4.2-6.0 (the third "after" also has e5ac68e's
-frozen start-up heap); CPU ms, median of each run:
+rounds, before the dialogs, screens and table caches were kept (1af6de0, its
+tree run from a copy) and after (the H1 commits), run in turn three times at
+load 0.5-1.0, while the machine was slow (seeding took 8.2-10.8 s, 6.2 s at
+13:45); CPU ms, median of each run:
 
-    filter (enter)             331 / 217 / 220  ->  127 / 147 / 147
-    sort (d)                   174 / 200 / 126  ->   99 / 120 / 121
-    reverse sort (S)            89 / 158 / 154  ->   68 /  66 /  80
-    choose experiment (enter)  249 / 195 / 184  ->   88 / 135 / 120
+    key                        before                  after           (app ms after)
+    sort picker (s)            188 / 137 / 188   ->   71 /  48 /  68    50 / 13 / 22
+    column chooser (v)         126 / 147 / 140   ->   46 /  48 /  48    13 / 14 / 15
+    sort (d)                   122 / 177 / 129   ->  109 / 104 / 156   102 / 91 / 141
+    open run detail (enter)    204 / 175 / 141   ->  145 / 171 / 132    99 / 90 / 87
+    close chooser (esc)         77 /  75 /  74   ->   47 /  45 /  42
+    screen change (2)           68 /  70 /  64   ->   22 /  20 /  25
+    screen change back (1)      90 / 128 /  84   ->   32 /  30 / 102
+    choose experiment (enter)  151 / 169 / 132   ->  105 / 108 / 116
+    filter (enter)             163 / 118 / 184   ->  185 / 116 / 203  (unchanged code)
 
-Wall medians fell from 250-880 ms to 215-500 ms; Pilot's floor (an unbound
-key) is 88-90 ms of wall at that load. What is left of a filter is mostly
-Textual's: the footer composes its keys again when the focus leaves the filter
-(40-50 ms of CPU; a filter is 80 ms without it), the layout and CSS passes of
-the focus change, and, before e5ac68e, collections of the oldest GC
-generation (measured 50-250 ms of wall at load 6-8, every second or third key).
+The chart keys (50-60), help (24-34) and back (22-29) are unchanged. On the
+faster machine earlier the same day (seeding 6.2 s, load 0.2-1.5 for the
+"before", 1.5-5.3 after): sort picker 103 -> 26-34, column chooser 108 -> 26-37,
+sort (d) 114 -> 59-78, open run detail 93-107 -> 65-83 ms of CPU, every key under
+100 ms of CPU and of app time. Left in sort (d): the search in its worker
+(8-48 ms of SQL by filter and order), the runs table's rows drawn anew (20-30
+ms) and the repaint after the picker closes; in opening a run: the plot
+(plotext's build and the ANSI it prints parsed back, ~30 ms) and the metrics
+table drawn through DataTable's own cell renderer (~16 ms).
+
+Earlier (the experiments-screen work, 8442199 -> after, load 4.2-6.0, CPU ms):
+filter 331/217/220 -> 127/147/147, sort (d) 174/200/126 -> 99/120/121, reverse
+sort 89/158/154 -> 68/66/80, choose experiment 249/195/184 -> 88/135/120; what
+was left of a filter then was the footer's recompose (since kept, a09d3a2),
+the focus change's layout and CSS passes and gen-2 GC pauses (e5ac68e).
+
+    .venv/bin/python scripts/bench/tui.py --profile 'sort (d)'   # cProfile one key
 """
 
 from __future__ import annotations
