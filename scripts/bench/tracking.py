@@ -240,6 +240,18 @@ def batches(total):
         yield batch
 
 
+def failed(ops, out, key):
+    # calls whose request the server refused (after the clock stopped); the first error kept
+    count = 0
+    for op in ops:
+        try:
+            op.wait()
+        except Exception as exc:
+            count += 1
+            out.setdefault(key, str(exc)[-400:])
+    return count
+
+
 # MLflow's asynchronous logging (synchronous=False; MLFLOW_ENABLE_ASYNC_LOGGING=true means the same).
 # Each call queues one RunBatch and returns; one thread takes them off the queue and hands each to a
 # pool of MLFLOW_ASYNC_LOGGING_THREADPOOL_SIZE (10) threads, each one log-batch request: one request
@@ -252,12 +264,13 @@ for kind, buffering in cfg.get("async_kinds", []):
         os.environ["MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"] = str(buffering)
     else:
         os.environ.pop("MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS", None)
+    ops = []  # each call's RunOperations: a refused request is only logged unless waited on
     if kind.startswith("log_metric"):
         with mlflow.start_run() as run:
             before = cpu()
             t0 = time.perf_counter()
             for step in range(n):
-                mlflow.log_metric("loss", 1.0 / (step + 1), step=step, synchronous=False)
+                ops.append(mlflow.log_metric("loss", 1.0 / (step + 1), step=step, synchronous=False))
             out[kind + "_queued_s"] = time.perf_counter() - t0
         points, calls, stored_keys = n, n, ["loss"]
     else:
@@ -266,7 +279,7 @@ for kind, buffering in cfg.get("async_kinds", []):
         t0 = time.perf_counter()
         points = calls = 0
         for batch in batches(total):
-            client.log_batch(run.info.run_id, metrics=batch, synchronous=False)
+            ops.append(client.log_batch(run.info.run_id, metrics=batch, synchronous=False))
             points += len(batch)
             calls += 1
         out[kind + "_queued_s"] = time.perf_counter() - t0
@@ -275,6 +288,7 @@ for kind, buffering in cfg.get("async_kinds", []):
     out[kind + "_s"] = out[kind + "_ended_s"] = time.perf_counter() - t0
     spent(before, kind)
     out[kind + "_points"], out[kind + "_calls"] = points, calls
+    out[kind + "_failed_calls"] = failed(ops, out, kind + "_error")
     out[kind + "_stored"] = sum(len(client.get_metric_history(run.info.run_id, k)) for k in stored_keys)
 print(json.dumps(out))
 """
@@ -300,9 +314,10 @@ while not os.path.exists(cfg["go"]):
     time.sleep(0.002)
 c0, t0 = time.process_time(), time.time()
 calls = points = 0
+ops = []  # asynchronous: each call's RunOperations (None when synchronous)
 if cfg["kind"].startswith("log_metric"):
     for step in range(cfg["points"]):
-        client.log_metric(run_id, "loss", 1.0 / (step + 1), step=step, synchronous=sync)
+        ops.append(client.log_metric(run_id, "loss", 1.0 / (step + 1), step=step, synchronous=sync))
     calls = points = cfg["points"]
 else:
     keys = ["metric_%d" % i for i in range(cfg["keys"])]
@@ -313,12 +328,20 @@ else:
         while len(batch) < cfg["batch_size"] and points + len(batch) < cfg["points"]:
             batch.extend(Metric(k, 1.0 / (step + 1) + i, ts, step) for i, k in enumerate(keys))
             step += 1
-        client.log_batch(run_id, metrics=batch, synchronous=sync)
+        ops.append(client.log_batch(run_id, metrics=batch, synchronous=sync))
         points += len(batch)
         calls += 1
 client.set_terminated(run_id)  # asynchronous logging: waits for every request's answer first
-print(json.dumps({"run_id": run_id, "t0": t0, "t1": time.time(), "client_cpu_s": time.process_time() - c0,
-                  "points": points, "calls": calls,
+t1, cpu = time.time(), time.process_time() - c0
+refused, error = 0, None
+for op in ops:  # a refused request is only logged unless its call's operation is waited on
+    try:
+        op and op.wait()
+    except Exception as exc:
+        refused += 1
+        error = error or str(exc)[-400:]
+print(json.dumps({"run_id": run_id, "t0": t0, "t1": t1, "client_cpu_s": cpu, "points": points, "calls": calls,
+                  "failed_calls": refused, "error": error,
                   "keys": ["loss"] if cfg["kind"].startswith("log_metric") else keys}))
 """
 
@@ -643,6 +666,8 @@ def _aggregate(
         "client_cpu_s_per_1000": sum(o["client_cpu_s"] for o in outs) / total * 1000,
         "stored": stored,
         "complete": stored == total,
+        "failed_calls": sum(o.get("failed_calls", 0) for o in outs),
+        "error": next((o["error"] for o in outs if o.get("error")), None),
     }
 
 
@@ -744,6 +769,24 @@ def bench_mlflow_rest(
         if not all(complete.values()):
             res.notes.append("MLflow REST: a server read back fewer points than were logged")
             res.lost_points = res.lost_points or not complete["mlbox"]
+        res.notes.extend(_refusals(figures))
+
+
+def _refusals(figures: dict[str, Any]) -> list[str]:
+    """A note for each figure where the server refused asynchronous calls (the client only logs
+    those; their points are lost), with the first error."""
+    notes = []
+    for key, label in (("mlbox", "mlbox up"), ("server", "mlflow server")):
+        fig = figures.get(key) or {}
+        found = [(KIND_LABELS[k], "1 client", fig.get(f"{k}_failed_calls", 0), fig[f"{k}_calls"],
+                  fig.get(f"{k}_error")) for k in REST_KINDS if f"{k}_calls" in fig]  # fmt: skip
+        found += [(KIND_LABELS[k], f"{a['clients']} clients", a.get("failed_calls", 0), a["calls"], a.get("error"))
+                  for k, a in fig.get("aggregate", {}).items()]  # fmt: skip
+        for kind, who, failed, calls, error in found:
+            if failed:
+                notes.append(f"MLflow REST: {label} refused {failed:,} of {calls:,} calls ({kind}, {who};"
+                             f" their points are lost): {error}")  # fmt: skip
+    return notes
 
 
 # -- 3. search over many runs -----------------------------------------------------------
