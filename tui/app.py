@@ -5,7 +5,8 @@ hands in an appliance, the app starts it (loops, then HTTP) in a thread
 worker once the first screen is painted — the UI is up before the API is —
 and stops it on exit; a port already taken shows in the status bar rather
 than ending the TUI. The other sections' screens are imported then too, in
-the background (cold start, issue 16).
+the background (cold start, issue 16). Full garbage collections wait for the
+user to be idle (`mlbox.tui.idle_gc`, issue 18).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
@@ -29,6 +30,7 @@ from textual.screen import Screen
 from mlbox.store.errors import MlboxError
 from mlbox.tui.appliance_handle import ApplianceHandle
 from mlbox.tui.context import TuiContext
+from mlbox.tui.idle_gc import TICK_S, IdleCollector
 from mlbox.tui.messages import ServiceFailed
 from mlbox.tui.navigation import SECTIONS, preload
 from mlbox.tui.screens.base import MlboxScreen
@@ -95,6 +97,7 @@ class MlboxApp(App[None]):
         self.appliance = appliance
         self._appliance_settled = threading.Event()
         self._counting = False
+        self.idle_gc = IdleCollector()
         if appliance is not None:
             state = StatusInfo(appliance="starting", home=home_label)
         elif beside_url is not None:
@@ -106,6 +109,19 @@ class MlboxApp(App[None]):
     def on_mount(self) -> None:
         self.count_runs()
         self.set_interval(self.ctx.refresh_s, self.count_runs)
+        self.set_interval(TICK_S, self.idle_gc.tick, name="idle-gc")
+
+    async def on_event(self, event: events.Event) -> None:
+        """Textual's, with input events reported to the idle collector: none runs while one is
+        handled, nor until the user has been idle a while."""
+        if not isinstance(event, events.InputEvent):
+            await super().on_event(event)
+            return
+        self.idle_gc.input_started()
+        try:
+            await super().on_event(event)
+        finally:
+            self.idle_gc.input_ended()
 
     async def _shutdown(self) -> None:
         """Textual's, once a screen mounting off screen (`RunDetailScreen.prebuild`, a second after

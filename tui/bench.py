@@ -9,6 +9,7 @@ The benchmark script and a test call both.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -152,6 +153,54 @@ class AnswerClock:
         return (end if end is not None else time.perf_counter()) - self.pressed
 
 
+class GcClock:
+    """Every garbage collection in the process while installed (`gc.callbacks`): its generation,
+    milliseconds and where it began: ``"press"`` (while `inside` is set: a timed key press),
+    ``"idle"`` (while ``idle()`` holds: the idle collector's) or ``"outside"``."""
+
+    def __init__(self, idle: Callable[[], bool] = lambda: False) -> None:
+        self.collections: list[tuple[int, float, str]] = []
+        """(generation, ms, where), in order."""
+        self.inside = False
+        self._idle = idle
+        self._started: float | None = None
+        self._where = "outside"
+
+    async def __aenter__(self) -> GcClock:
+        """Installed (async, to sit beside Pilot's ``async with``)."""
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._where = "press" if self.inside else "idle" if self._idle() else "outside"
+            self._started = time.perf_counter()
+        elif self._started is not None:
+            ms = (time.perf_counter() - self._started) * 1000
+            self.collections.append((info["generation"], ms, self._where))
+            self._started = None
+
+    def full_ms(self, since: int) -> float:
+        """Milliseconds of full (generation-2) collections since ``collections[since]``."""
+        return sum(ms for gen, ms, _ in self.collections[since:] if gen == 2)
+
+    def full(self, where: str) -> list[float]:
+        """Each full collection's milliseconds that began ``where``."""
+        return [ms for gen, ms, at in self.collections if gen == 2 and at == where]
+
+
+CLOCKS = ("cpu:", "app:", "gc2:", "gc:")
+"""Prefixes of `time_key_presses`' figures that are not a key's Pilot time."""
+
+
+def key_names(figures: dict[str, list[float]]) -> list[str]:
+    """The keys timed, in order, from `time_key_presses`' figures."""
+    return [k for k in figures if not k.startswith(CLOCKS)]
+
+
 async def time_key_presses(
     services: Services,
     *,
@@ -159,12 +208,19 @@ async def time_key_presses(
     size: tuple[int, int] = (160, 48),
     timeout_s: float = 30.0,
     around: Callable[[str], AbstractContextManager[object]] | None = None,
+    pause_s: float = 0.0,
+    idle_s: float | None = None,
 ) -> dict[str, list[float]]:
     """Milliseconds from each key press until the screen shows its answer, ``repeats`` times each;
     under ``cpu:<name>`` the CPU time this process spent meanwhile (all threads), a figure a
     busy machine inflates far less than the wall-clock one; under ``app:<name>`` the app's own
-    answer time (`AnswerClock`), without what Pilot adds. ``around(name)`` wraps each timed
-    press (a profiler).
+    answer time (`AnswerClock`), without what Pilot adds; under ``gc2:<name>`` the milliseconds
+    of full garbage collections inside each press (0 for none). ``gc:press``, ``gc:outside``
+    and ``gc:idle`` hold every full collection's ms: inside the timed presses, outside them, and
+    the idle collector's (`mlbox.tui.idle_gc`, outside the presses as well). ``around(name)`` wraps each timed
+    press (a profiler). ``pause_s`` waits before each timed press, as a person reading the screen
+    does (0: back to back, as Pilot presses); ``idle_s`` replaces the idle collector's wait
+    (`mlbox.tui.idle_gc.IDLE_S`).
 
     "Answered" is what the user waits for: the fetch the key started has
     landed in the table (filter, sort, experiment), the new screen is up
@@ -185,9 +241,13 @@ async def time_key_presses(
     figures: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
     own: dict[str, list[float]] = {}
+    full: dict[str, list[float]] = {}
     app = make_app(services, home="bench", refresh_s=3600, live_s=3600)
     clock = AnswerClock(app)
-    async with app.run_test(size=size) as pilot:
+    if idle_s is not None:
+        app.idle_gc.idle_s = idle_s
+    collections = GcClock(lambda: app.idle_gc.collecting)
+    async with app.run_test(size=size) as pilot, collections:
 
         async def until(condition: Callable[[], bool]) -> None:
             t0 = time.perf_counter()
@@ -200,14 +260,20 @@ async def time_key_presses(
                 await asyncio.sleep(0.005)
 
         async def timed(name: str, keys: tuple[str, ...], answered: Callable[[], bool]) -> None:
+            if pause_s:
+                await asyncio.sleep(pause_s)
             with around(name) if around is not None else nullcontext():
                 clock.arm(answered)
+                since = len(collections.collections)
+                collections.inside = True
                 t0, c0 = time.perf_counter(), time.process_time()
                 await pilot.press(*keys)
                 await until(answered)
                 await pilot.pause()  # painted
                 figures.setdefault(name, []).append((time.perf_counter() - t0) * 1000)
                 cpu.setdefault(name, []).append((time.process_time() - c0) * 1000)
+                collections.inside = False
+                full.setdefault(name, []).append(collections.full_ms(since))
                 own.setdefault(name, []).append(clock.disarm() * 1000)
 
         assert isinstance(app.screen, ExperimentsScreen)
@@ -228,7 +294,12 @@ async def time_key_presses(
 
         await until(lambda: table.row_count > 0 and not screen.reading)
         await app.workers.wait_for_complete()
-        filters = ("metrics.m03 > 0.5", "params.lr = '0.01'", "metrics.m07 < 0.2 and params.layers = '3'", "")
+        filters = (
+            "metrics.m03 > 0.5",
+            "params.lr = '0.01'",
+            "metrics.m07 < 0.2 and params.layers = '3'",
+            "",
+        )
         for r in range(repeats):
             await timed("unbound key (Pilot's floor)", ("f12",), lambda: True)
             await pilot.press("slash")
@@ -271,4 +342,7 @@ async def time_key_presses(
         await app.workers.wait_for_complete()
     figures.update({f"cpu:{k}": v for k, v in cpu.items()})
     figures.update({f"app:{k}": v for k, v in own.items()})
+    figures.update({f"gc2:{k}": v for k, v in full.items()})
+    for where in ("press", "outside", "idle"):
+        figures[f"gc:{where}"] = collections.full(where)
     return figures

@@ -1,0 +1,71 @@
+"""Full garbage collections wait for the user to be idle (issue 18, `mlbox.tui.idle_gc`): none
+while keys are being pressed, one once the keys stop, and only when Python's counters say a
+full collection is near."""
+
+from __future__ import annotations
+
+import gc
+import time
+
+from mlbox.services import Services
+from mlbox.tui.app import MlboxApp
+from mlbox.tui.idle_gc import EVERY_S, IdleCollector, full_collection_near
+from tests.test_tui import app_for, until
+
+IDLE_S = 0.3
+"""Shorter than the app's, to keep the test fast; the logic is the same."""
+
+
+def test_near_follows_pythons_own_counters() -> None:
+    assert not full_collection_near((500, 3, 4), (700, 10, 10))
+    assert full_collection_near((0, 0, 5), (700, 10, 10))
+    assert full_collection_near((0, 0, 1), (700, 10, 1))
+    assert not full_collection_near((0, 0, 9), (0, 10, 10))  # the collector turned off
+
+
+def bring_near() -> list[list[object]]:
+    """Allocate (and keep) containers until Python's counters say a full collection is near."""
+    kept: list[list[object]] = []
+    while not full_collection_near(gc.get_count(), gc.get_threshold()):
+        kept.extend([] for _ in range(1000))
+    return kept
+
+
+async def test_no_idle_collection_while_keys_are_pressed_then_one(services: Services) -> None:
+    app: MlboxApp = app_for(services)
+    app.idle_gc.idle_s = IDLE_S
+    async with app.run_test() as pilot:
+        await pilot.app.workers.wait_for_complete()
+        start = app.idle_gc.runs
+        kept = bring_near()
+        pressing_until = time.monotonic() + 3 * IDLE_S
+        while time.monotonic() < pressing_until:  # faster than one key per IDLE_S
+            await pilot.press("f12")  # bound to nothing: handled, answers nothing
+            await pilot.pause(IDLE_S / 4)
+            kept.extend(bring_near())  # near all along
+        assert app.idle_gc.runs == start
+        await until(pilot, lambda: app.idle_gc.runs > start, lambda: (gc.get_count(), app.idle_gc.runs))
+        assert app.idle_gc.runs == start + 1
+        assert not full_collection_near(gc.get_count(), gc.get_threshold())  # it was a full one
+        del kept
+
+
+def test_idle_collector_waits_for_idle_and_near_and_spacing() -> None:
+    now = [100.0]
+    collector = IdleCollector(idle_s=1.0, clock=lambda: now[0])
+    kept = bring_near()
+    assert not collector.tick()  # input (or start) less than idle_s ago
+    collector.input_started()
+    now[0] += 5
+    assert not collector.tick()  # a key still being handled
+    collector.input_ended()
+    now[0] += 1
+    assert collector.tick() and collector.runs == 1
+    kept.extend(bring_near())
+    now[0] += EVERY_S / 2
+    assert not collector.tick()  # collected lately
+    now[0] += EVERY_S
+    assert collector.tick() and collector.runs == 2
+    now[0] += EVERY_S
+    assert not collector.tick()  # idle, but no full collection near (just collected)
+    del kept
