@@ -109,7 +109,7 @@ class MlboxApp(App[None]):
     def on_mount(self) -> None:
         self.count_runs()
         self.set_interval(self.ctx.refresh_s, self.count_runs)
-        self.set_interval(TICK_S, self.idle_gc.tick, name="idle-gc")
+        self.set_interval(TICK_S, lambda: self.idle_gc.tick(self.message_queue_size), name="idle-gc")
 
     async def on_event(self, event: events.Event) -> None:
         """Textual's, with input events reported to the idle collector: none runs while one is

@@ -156,7 +156,9 @@ class AnswerClock:
 class GcClock:
     """Every garbage collection in the process while installed (`gc.callbacks`): its generation,
     milliseconds and where it began: ``"press"`` (while `inside` is set: a timed key press),
-    ``"idle"`` (while ``idle()`` holds: the idle collector's) or ``"outside"``."""
+    ``"idle"`` (while ``idle()`` holds: the idle collector's), ``"idle in press"`` (both: the
+    idle collector began between the press and its key event reaching the app) or
+    ``"outside"``."""
 
     def __init__(self, idle: Callable[[], bool] = lambda: False) -> None:
         self.collections: list[tuple[int, float, str]] = []
@@ -176,7 +178,10 @@ class GcClock:
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._where = "press" if self.inside else "idle" if self._idle() else "outside"
+            idle = self._idle()
+            self._where = (
+                ("idle in press" if idle else "press") if self.inside else "idle" if idle else "outside"
+            )
             self._started = time.perf_counter()
         elif self._started is not None:
             ms = (time.perf_counter() - self._started) * 1000
@@ -215,12 +220,13 @@ async def time_key_presses(
     under ``cpu:<name>`` the CPU time this process spent meanwhile (all threads), a figure a
     busy machine inflates far less than the wall-clock one; under ``app:<name>`` the app's own
     answer time (`AnswerClock`), without what Pilot adds; under ``gc2:<name>`` the milliseconds
-    of full garbage collections inside each press (0 for none). ``gc:press``, ``gc:outside``
-    and ``gc:idle`` hold every full collection's ms: inside the timed presses, outside them, and
-    the idle collector's (`mlbox.tui.idle_gc`, outside the presses as well). ``around(name)`` wraps each timed
-    press (a profiler). ``pause_s`` waits before each timed press, as a person reading the screen
-    does (0: back to back, as Pilot presses); ``idle_s`` replaces the idle collector's wait
-    (`mlbox.tui.idle_gc.IDLE_S`).
+    of full garbage collections inside each press (0 for none). ``gc:press``, ``gc:outside``,
+    ``gc:idle`` and ``gc:idle in press`` hold every full collection's ms: Python's own inside
+    the timed presses and outside them, the idle collector's (`mlbox.tui.idle_gc`) outside
+    and inside them. ``around(name)``
+    wraps each timed press (a profiler). ``pause_s`` waits before each timed press, as a person
+    reading the screen does (0: back to back, as Pilot presses); ``idle_s`` replaces the idle
+    collector's wait (`mlbox.tui.idle_gc.IDLE_S`).
 
     "Answered" is what the user waits for: the fetch the key started has
     landed in the table (filter, sort, experiment), the new screen is up
@@ -343,6 +349,6 @@ async def time_key_presses(
     figures.update({f"cpu:{k}": v for k, v in cpu.items()})
     figures.update({f"app:{k}": v for k, v in own.items()})
     figures.update({f"gc2:{k}": v for k, v in full.items()})
-    for where in ("press", "outside", "idle"):
+    for where in ("press", "outside", "idle", "idle in press"):
         figures[f"gc:{where}"] = collections.full(where)
     return figures

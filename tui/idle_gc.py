@@ -3,7 +3,7 @@
 A full (generation-2) collection walks every tracked object outside the start-up freeze
 (`freeze_startup_heap`): about 100,000 over a big home, 60-80 ms, and Python starts one
 whenever its counters say so, which fell inside about one key press in ten. The TUI app
-asks `IdleCollector.tick` a few times a second; once no input event has arrived for
+asks `IdleCollector.tick` ten times a second; once no input event has arrived for
 `IDLE_S` (and none is being handled) and Python's own counters say a full collection is
 near (`full_collection_near`), it runs that collection there, at most once every
 `EVERY_S`. The automatic one is then rarely due while a key is handled.
@@ -24,12 +24,18 @@ import gc
 import time
 from collections.abc import Callable
 
-IDLE_S = 0.5
-"""No input event for this long counts as idle (a reading pause, not a pause between keys typed)."""
-TICK_S = 0.25
-"""How often the app asks; a tick that finds nothing to do costs a few microseconds."""
-EVERY_S = 3.0
-"""At most one idle collection this often, however long the user is idle."""
+IDLE_S = 0.25
+"""No input event for this long counts as idle: longer than the gap between keys typed in a
+run, shorter than a person's pause to read the answer. The benchmark with 300 ms before each
+press (`scripts/bench/tui.py --pause-ms 300`) had 9 of 80 presses with a full collection
+inside at 0.5 s and 7 with no idle collector, 3 at 0.25 s."""
+TICK_S = 0.1
+"""How often the app asks: a Textual timer at 10 Hz costs about 2.6 ms of CPU a second idle
+(measured, against 1 at 4 Hz); the collection then starts 0.25-0.35 s after the last input."""
+EVERY_S = 1.0
+"""At most one idle collection this often. After one, the counters need 5 generation-1
+collections to be near again, which bounds them more; at 3 s, 4 of 80 presses 300 ms apart
+still held a full collection, as the idle collector had waited out its spacing."""
 NEAR_SHARE = 0.5
 """A full collection is near once the young-generation collections since the last full one
 reach this share of Python's threshold for it (10 by default, so 5)."""
@@ -88,9 +94,10 @@ class IdleCollector:
             and full_collection_near(gc.get_count(), gc.get_threshold())
         )
 
-    def tick(self) -> bool:
-        """Collect now if due; whether it did."""
-        if not self.due():
+    def tick(self, waiting: int = 0) -> bool:
+        """Collect now if due and no message is ``waiting`` for the app (a key just sent); whether
+        it did."""
+        if waiting or not self.due():
             return False
         self.collecting = True
         try:

@@ -127,7 +127,13 @@ def main() -> int:
         seed_wide_runs(services.tracking, args.runs, metrics=args.metrics)
         print(f"seeded {args.runs:,} runs x {args.metrics} metrics in {time.perf_counter() - t0:.1f} s")
         figures = asyncio.run(
-            time_key_presses(services, repeats=args.repeats, around=around, pause_s=args.pause_ms / 1000)
+            time_key_presses(
+                services,
+                repeats=args.repeats,
+                around=around,
+                pause_s=args.pause_ms / 1000,
+                idle_s=None if args.idle_ms is None else args.idle_ms / 1000,
+            )
         )
     for name, profile in profiles.items():
         print(f"--- profile of {name!r}, {args.repeats} presses, cumulative time")
@@ -166,7 +172,12 @@ def main() -> int:
     presses = sum(len(figures[k]) for k in keys)
     hit = sum(ms > 0 for k in keys for ms in figures[f"gc2:{k}"])
     print(f"presses with a gen-2 collection inside: {hit} of {presses}")
-    for where, label in (("press", "inside presses"), ("outside", "between presses"), ("idle", "idle")):
+    for where, label in (
+        ("press", "inside presses"),
+        ("outside", "between presses"),
+        ("idle", "idle, between"),
+        ("idle in press", "idle, in a press"),
+    ):
         print(f"gen-2 collections {label + ':':<17} {_spread(figures[f'gc:{where}'])}")
     print("cpu ms: this process's CPU time meanwhile (all threads), the figure load inflates least")
     print("app ms: from the key event reaching the app to the first frame drawn with the answer")
