@@ -52,6 +52,34 @@ was left of a filter then was the footer's recompose (since kept, a09d3a2),
 the focus change's layout and CSS passes and gen-2 GC pauses (e5ac68e).
 
     .venv/bin/python scripts/bench/tui.py --profile 'sort (d)'   # cProfile one key
+
+Full garbage collections (issue 18, H3): `gc.callbacks` time every collection;
+"gc2 ms" is the worst press's gen-2 ms, and the closing lines count presses
+with one inside, and gen-2 collections inside presses, between them, and the
+idle collector's (`mlbox.tui.idle_gc`: 0.25 s after the last input, when
+Python's counters say a full one is near). Pilot presses back to back; a
+person pauses, so `--pause-ms 300` waits that long before each timed press;
+`--idle-ms 1e9` turns the idle collector off, for a comparison.
+
+    .venv/bin/python scripts/bench/tui.py --pause-ms 300
+    .venv/bin/python scripts/bench/tui.py --pause-ms 300 --idle-ms 1e9   # collector off
+
+Measured 2026-12-06 15:15-15:18, 10,000 runs x 20 metrics, 5 rounds (80
+presses), load 0.5-1.4 (final settings, b06d505), presses with a gen-2
+collection inside, collector on / off:
+
+    300 ms before each press    1 / 8   (on: that one the idle collector's, 15 ms,
+                                          begun before the key reached the app;
+                                          20 idle ones between presses, p50 63 ms;
+                                          off: p50 77, max 107 ms)
+    back to back                10 / 9  (no idle time between Pilot's presses: no
+                                          gain; 2 of the 10 idle ones begun in a
+                                          gap Pilot leaves before sending the key)
+
+Earlier runs of the same day: 1000 ms pauses 0 / 10 (collector waiting 0.5 s,
+spaced 3 s); 300 ms pauses 4 / 7 with 0.25 s and 3 s spacing, 9 / 7 with a
+0.5 s wait (it rarely fired: Pilot's window plus 300 ms is ~0.4-0.5 s). The
+full collections themselves took 35-80 ms (once 151 ms) on this machine.
 """
 
 from __future__ import annotations
