@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import ClassVar
 
 import uvloop
 
@@ -12,7 +13,7 @@ from mlbox.api.acceptor import Acceptor
 
 
 class _Counted(asyncio.Protocol):
-    made: list[asyncio.BaseTransport] = []
+    made: ClassVar[list[asyncio.BaseTransport]] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.made.append(transport)
