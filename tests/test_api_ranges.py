@@ -62,3 +62,23 @@ def test_a_gpu_count_beyond_int64_is_400(client: TestClient[Litestar], path: str
     if path == "/api/v1/notebooks":
         body = b'{"gpus": 9223372036854775808}'
     error(client.post(path, content=body, headers={"content-type": "application/json"}), 400, "gpus")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/v1/models/m/versions", {"run_id": INT64_MAX + 1}, "run_id"),
+        ("/api/v1/models/m/aliases/champion", {"version": INT64_MAX + 1}, "version"),
+    ],
+)
+def test_a_body_id_beyond_int64_is_400_naming_it(
+    client: TestClient[Litestar], path: str, body: dict[str, int], field: str
+) -> None:
+    """Found by schemathesis in CI: ``{"run_id": 9223372036854775808}`` was a 500 (OverflowError)."""
+    send = client.put if "aliases" in path else client.post
+    error(send(path, json=body), 400, field)
+
+
+def test_a_lineage_path_with_a_nul_is_400_naming_path(client: TestClient[Litestar]) -> None:
+    """Found by schemathesis in CI: ``?path=%00`` was a 500 (the OS refuses such a name)."""
+    error(client.get("/api/v1/pipelines/lineage", params={"path": "/data/x\x00y"}), 400, "path")

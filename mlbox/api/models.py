@@ -19,6 +19,7 @@ from litestar import Controller, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from mlbox.api.ranges import Int64
 from mlbox.registry.refs import ModelRef, check_alias, check_name
 from mlbox.registry.schemas import AliasMove, Model, ModelVersion
 from mlbox.registry.service import DEFAULT_ARTIFACT_PATH, RegistryService
@@ -35,7 +36,7 @@ class NewVersion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     without mlbox's manifest, with ``flavor``).
     """
 
-    run_id: int
+    run_id: Int64
     artifact_path: str = DEFAULT_ARTIFACT_PATH
     flavor: str | None = None
     description: str = ""
@@ -46,7 +47,7 @@ class NewVersion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class AliasTarget(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The body of ``PUT .../aliases/{alias}``: the version it should name, and why."""
 
-    version: int
+    version: Int64
     note: str = ""
 
 

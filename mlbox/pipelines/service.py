@@ -1238,6 +1238,8 @@ class PipelineService:
 
     def lineage_forward(self, path: str) -> lineage.LineageGraph:
         """A raw file forward to the model versions and served versions it influenced."""
+        if "\x00" in path:  # no file has one; the OS refuses the name with ValueError (a 500)
+            raise InvalidInput("path must not contain a NUL character", field="path")
         return self._lineage().forward(path)
 
     def made_by(self, kind: str, ref: str) -> list[lineage.MadeBy]:
