@@ -36,6 +36,10 @@ from mlbox.settings import Settings
 TOKEN = "test-token-schemathesis"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 EXAMPLES = int(os.environ.get("MLBOX_SCHEMATHESIS_EXAMPLES", "25"))
+EXPLORE = bool(os.environ.get("MLBOX_SCHEMATHESIS_EXPLORE"))
+"""Fresh random examples each run (as CI drew them until 2026-12-06, when one run found two new 500s,
+both fixed): set it to explore. By default the examples are derandomized, the same every run, so a
+red suite means a change broke something, not that this run drew other bodies."""
 
 XFAIL: dict[str, str] = {}
 """Operations known to answer a 5xx to some body, each with why (none today)."""
@@ -87,6 +91,7 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES,
+    derandomize=not EXPLORE,
     deadline=None,
     database=None,
     suppress_health_check=list(HealthCheck),
