@@ -47,8 +47,10 @@ class Acceptor:
         for _ in range(MAX_PER_TURN):
             try:
                 conn, _ = self.sock.accept()
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            except (BlockingIOError, InterruptedError):
                 return
+            except ConnectionAbortedError:  # that client left while queued: take the next
+                continue
             except OSError:  # out of descriptors: leave the rest queued until some close
                 return
             conn.setblocking(False)
