@@ -107,3 +107,15 @@ def test_local_executor_never_imports_ray(home: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+def test_what_live_jobs_hold_bounds_the_room_a_stale_free_figure_shows() -> None:
+    """Two placed 2-CPU trials on a 4-CPU head: a cluster status read before they were placed
+    still says 4 free, but the total less what they hold leaves room for none."""
+    request = ray_spec.submit_kwargs(JobSpec(name="t", command=["true"], resources=Resources(cpus=2.0)), {})
+    live = [{"cpus": 2.0, "gpus": 0, "gpu_memory_mb": 0}, {"cpus": 2.0, "gpus": 1, "gpu_memory_mb": 1000}]
+    ours = ray_spec.held(live)
+    assert ours == {"CPU": 4.0, "GPU": 1.0, ray_spec.GPU_MEMORY_RESOURCE: 1000.0}
+    assert ray_spec.fits({"CPU": 4.0}, request) == 2
+    assert ray_spec.fits({"CPU": 4.0 - ours["CPU"]}, request) == 0
+    assert ray_spec.fits({"CPU": 7.0 - ours["CPU"]}, request) == 1

@@ -59,7 +59,7 @@ class RayAttempts:
         self._synced: dict[str, float] = {}
         self._submitted: set[str] = set()
         self._polled: dict[str, float] = {}
-        self._free: dict[str, float] = {}
+        self._cluster: dict[str, dict[str, float]] = {}
         self._free_at = float("-inf")
 
     # -- starting --------------------------------------------------------------
@@ -133,19 +133,26 @@ class RayAttempts:
         self._polled[sid] = time.time()  # Ray has it: the first ask about it comes a poll later
 
     def room(self, resources: Resources, now: float) -> int | None:
-        """How many more jobs asking ``resources`` the cluster can start now: what its free
-        resources hold, less the attempts submitted that Ray has not placed yet (no node). None
-        when the cluster does not say (then Ray's own queue is the only limit)."""
+        """How many more jobs asking ``resources`` the cluster can start now. Two bounds: its
+        free resources less the attempts submitted that Ray has not placed yet (no node), which
+        sees other clients' jobs; and its total less what this appliance's live attempts hold,
+        which the free figure's lag (a cached or not yet refreshed cluster status) cannot hide:
+        without it a trial was asked while two placed ones still counted as free. None when
+        the cluster does not say (then Ray's own queue is the only limit)."""
         if now - self._free_at >= FREE_EVERY_S:
-            self._free = self.ray.cluster().get("available", {})
+            self._cluster = self.ray.cluster()
             self._free_at = now
-        if not self._free:
+        free, total = self._cluster.get("available", {}), self._cluster.get("total", {})
+        if not free:
             return None
-        pending = self.db.query(
-            "SELECT COUNT(*) FROM jobs WHERE state = 'running' AND executor_job_id IS NOT NULL AND node IS NULL"
-        )[0][0]
+        live = self.db.query(
+            "SELECT cpus, gpus, gpu_memory_mb, node FROM jobs WHERE state = 'running' AND executor_job_id IS NOT NULL"
+        )
+        pending = sum(1 for r in live if r["node"] is None)
         request = ray_spec.submit_kwargs(JobSpec(name="room", command=["true"], resources=resources), {})
-        return max(0, ray_spec.fits(self._free, request) - int(pending))
+        ours = ray_spec.held(live)
+        left = {name: amount - ours.get(name, 0.0) for name, amount in total.items()}
+        return max(0, min(ray_spec.fits(free, request) - pending, ray_spec.fits(left, request)))
 
     # -- following -------------------------------------------------------------
 

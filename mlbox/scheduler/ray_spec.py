@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,17 @@ def fits(available: Mapping[str, float], kwargs: Mapping[str, Any]) -> int:
     }
     counts = [int((available.get(name, 0.0) + 1e-9) // amount) for name, amount in need.items() if amount > 0]
     return min(counts) if counts else 1_000_000
+
+
+def held(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+    """What jobs (rows with ``cpus``, ``gpus``, ``gpu_memory_mb``) hold of a cluster's resources,
+    under the names `fits` reads."""
+    out = {"CPU": 0.0, "GPU": 0.0, GPU_MEMORY_RESOURCE: 0.0}
+    for r in rows:
+        out["CPU"] += float(r["cpus"])
+        out["GPU"] += float(r["gpus"])
+        out[GPU_MEMORY_RESOURCE] += float(r["gpu_memory_mb"] * r["gpus"])
+    return out
 
 
 def exit_code(status: str, driver_exit_code: int | None) -> int | None:
