@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import shlex
+import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ def fits(available: Mapping[str, float], kwargs: Mapping[str, Any]) -> int:
     return min(counts) if counts else 1_000_000
 
 
-def held(rows: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+def held(rows: Iterable[sqlite3.Row | Mapping[str, Any]]) -> dict[str, float]:
     """What jobs (rows with ``cpus``, ``gpus``, ``gpu_memory_mb``) hold of a cluster's resources,
     under the names `fits` reads."""
     out = {"CPU": 0.0, "GPU": 0.0, GPU_MEMORY_RESOURCE: 0.0}
