@@ -53,13 +53,15 @@ Cell = Text | str
 and the collections of the oldest generation they set off cost 50-250 ms)."""
 
 
-def _cell(text: Text) -> Cell:
-    """``text`` clipped to `MAX_CELL`; its plain string when it has no style of its own (its
-    justification is its column's: numbers right, the rest left, as `Column.cell` makes them)."""
-    if len(text) > MAX_CELL:
-        text.truncate(MAX_CELL - 1)
-        text.append("…")
-    return text if text.spans or text.style else text.plain
+def _cell(cell: Text | str) -> Cell:
+    """``cell`` clipped to `MAX_CELL`; a Text as its plain string when it has no style of its own
+    (its justification is its column's: numbers right, the rest left, as `Column.cell` makes them)."""
+    if isinstance(cell, str):
+        return cell if len(cell) <= MAX_CELL else cell[: MAX_CELL - 1] + "…"
+    if len(cell) > MAX_CELL:
+        cell.truncate(MAX_CELL - 1)
+        cell.append("…")
+    return cell if cell.spans or cell.style else cell.plain
 
 
 def _width(cell: Cell) -> int:
