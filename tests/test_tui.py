@@ -577,3 +577,22 @@ def test_the_runs_table_opens_fast_over_10k_runs(services: Services) -> None:
     seconds = min(asyncio.run(time_open_runs_table(services)) for _ in range(2))
     # The target is 1 s (measured here about 0.4 s); the bound leaves room for a loaded CI machine.
     assert seconds < 2.0, f"the runs table took {seconds:.2f} s to open over 10,000 runs"
+
+
+async def test_a_section_seen_before_is_shown_without_textuals_hold_on_updates(services: Services) -> None:
+    """Textual holds updates 50 ms on a mode switch to mask a screen being built: the first
+    visit of a section keeps the hold, a switch back to a built one draws at once."""
+    app = app_for(services)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        other = SECTIONS[1]
+        app.switch_mode(other.mode)  # built now: held
+        assert app._batch_count == 1
+        await settle(pilot)
+        assert app._batch_count == 0
+        app.switch_mode(SECTIONS[0].mode)  # built at start
+        assert app._batch_count == 0
+        app.switch_mode(other.mode)
+        assert app._batch_count == 0 and app.current_mode == other.mode
+        await settle(pilot)
+        assert app.screen.is_mounted

@@ -26,6 +26,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import AwaitMount
 
 from mlbox.store.errors import MlboxError
 from mlbox.tui.appliance_handle import ApplianceHandle
@@ -98,6 +99,8 @@ class MlboxApp(App[None]):
         self._appliance_settled = threading.Event()
         self._counting = False
         self.idle_gc = IdleCollector()
+        self._built_mode = False
+        """`switch_mode` is moving to a mode whose screen exists (`delay_update`)."""
         if appliance is not None:
             state = StatusInfo(appliance="starting", home=home_label)
         elif beside_url is not None:
@@ -122,6 +125,20 @@ class MlboxApp(App[None]):
             await super().on_event(event)
         finally:
             self.idle_gc.input_ended()
+
+    def switch_mode(self, mode: str) -> AwaitMount:
+        """Textual's, without its 50 ms hold on updates when ``mode``'s screen exists already:
+        the hold masks a screen being built, and a built one (every mode after its first visit)
+        was drawn 50 ms after the key with nothing to wait for (its answer took 60-70 ms)."""
+        self._built_mode = mode in self._screen_stacks
+        try:
+            return super().switch_mode(mode)
+        finally:
+            self._built_mode = False
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        if not self._built_mode:
+            super().delay_update(delay)
 
     async def _shutdown(self) -> None:
         """Textual's, once a screen mounting off screen (`RunDetailScreen.prebuild`, a second after
