@@ -455,6 +455,11 @@ def main() -> int:
     parser.add_argument("--slow-clients", type=int, default=300)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--only", choices=["costly", "fast", "slow"], help="run one part only")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="take this as the sustainable rate instead of measuring it (A/B at one load)",
+    )
     parser.add_argument("--connections", type=int, default=MAX_CONNECTIONS, help="the generator's pool")
     parser.add_argument("--warm-pool", action="store_true", help="open the pool before each phase's clock")
     parser.add_argument("--timeline", action="store_true", help="print each phase by quarter seconds")
@@ -484,7 +489,7 @@ def main() -> int:
             run(closed_loop(port, model, 1.0))  # warm
             unloaded = run(open_loop(port, model, 20, min(d, 5)))
             base_p99 = pct(unloaded.ok_ms, 0.99)
-            rate = run(closed_loop(port, model, max(2.0, d / 2)))
+            rate = args.rate or run(closed_loop(port, model, max(2.0, d / 2)))
             print(
                 f"[overload] {model}: sustainable {rate:,.0f} req/s, unloaded p99 {base_p99:.1f} ms",
                 flush=True,
