@@ -611,6 +611,25 @@ def test_attributes(three: tuple[TrackingService, list[Stored]]) -> None:
     assert _ids(svc, "duration = 5") == [b.id, a.id]  # ended runs: 5 s each
 
 
+@pytest.mark.parametrize("direction", ["ASC", "DESC"])
+def test_a_page_by_one_metric_read_from_its_index_is_the_page_of_the_general_order(
+    seeded: tuple[TrackingService, list[Stored]], direction: str
+) -> None:
+    """Ordering by one metric alone reads the (key, value) index and then, past the runs with a
+    value, the others (`TrackingService._ids_by_metric`); a second key sends the same order down
+    the general path (`search.order_sql`). Every page of both agree: filters, offsets inside the
+    valued runs, across their end and past it, a metric no run has."""
+    svc, _ = seeded
+    for key in ("acc", "loss", "val/acc"):
+        for text in ("", "experiment = 'e1'", "status != 'running'", "metrics.loss > 0", "params.opt = 'adam'"):
+            whole = _ids(svc, text, order_by=[f"metrics.`{key}` {direction}", "id DESC"], limit=100)
+            assert _ids(svc, text, order_by=[f"metrics.`{key}` {direction}"], limit=100) == whole
+            for limit in (1, 7, 30):
+                for offset in (0, 3, 20, 33, 45):
+                    one = _ids(svc, text, order_by=[f"metrics.`{key}` {direction}"], limit=limit, offset=offset)
+                    assert one == whole[offset : offset + limit], (key, text, limit, offset)
+
+
 def test_order_by_metric_puts_missing_and_nan_last(fresh_service: TrackingService) -> None:
     specs = [
         RunSpec("e", "n1", "finished", 1.0, metrics={"acc": 0.5}),

@@ -207,7 +207,7 @@ class TrackingService:
             raise NotFound(f"no run {run_id}", field="run_id")
 
     def get_run(self, run_id: int) -> Run:
-        page = self._select_runs("r.id = ?", [run_id], "", 1, 0)
+        page = self._runs([run_id])
         if not page:
             raise NotFound(f"no run {run_id}", field="run_id")
         return page[0]
@@ -346,18 +346,52 @@ class TrackingService:
 
     # -- search --------------------------------------------------------------------
 
-    def _select_runs(self, where: str, params: list[Any], order: str, limit: int, offset: int) -> list[Run]:
-        """The page's runs with their params, metrics and tags.
-
-        The page's ids are chosen first, then only their params, metrics and tags
-        are gathered: in one query SQLite builds them for every matching run
-        before sorting (250 ms over 2,500 runs of 20 metrics, not 5)."""
+    def _page_ids(self, where: str, params: list[Any], order: str, limit: int, offset: int) -> list[int]:
+        """The page's run ids. Chosen first, and only their params, metrics and tags gathered
+        after (`_runs`): in one query SQLite builds them for every matching run before sorting
+        (250 ms over 2,500 runs of 20 metrics, not 5)."""
         page = self.db.query(
             f"SELECT r.id FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE {where} {order}"
             " LIMIT ? OFFSET ?",
             [*params, limit, offset],
         )
-        position = {row[0]: i for i, row in enumerate(page)}
+        return [row[0] for row in page]
+
+    def _ids_by_metric(
+        self, where: str, params: list[Any], key: str, direction: str, limit: int, offset: int
+    ) -> list[int]:
+        """The page's run ids ordered by metric ``key`` as `search.order_sql` orders them (runs
+        without a value last, the newest first among equals), read from the ``(key, value)``
+        index in order: the runs with a value, then, when the page reaches past them, the others."""
+        joined = (
+            "FROM latest_metrics lm JOIN runs r ON r.id = lm.run_id JOIN experiments e ON e.id = r.experiment_id"
+            f" WHERE lm.key = ? AND lm.value IS NOT NULL AND {where}"
+        )
+        ids = [
+            row[0]
+            for row in self.db.query(
+                f"SELECT r.id {joined} ORDER BY lm.value {direction}, r.id DESC LIMIT ? OFFSET ?",
+                [key, *params, limit, offset],
+            )
+        ]
+        if len(ids) == limit:
+            return ids
+        if ids:
+            valued = offset + len(ids)
+        else:
+            row = self.db.query_one(f"SELECT COUNT(*) {joined}", [key, *params])
+            valued = row[0] if row else 0
+        rest = self.db.query(
+            f"SELECT r.id FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE {where}"
+            " AND NOT EXISTS (SELECT 1 FROM latest_metrics WHERE run_id = r.id AND key = ? AND value IS NOT NULL)"
+            " ORDER BY r.id DESC LIMIT ? OFFSET ?",
+            [*params, key, limit - len(ids), max(0, offset - valued)],
+        )
+        return ids + [row[0] for row in rest]
+
+    def _runs(self, ids: list[int]) -> list[Run]:
+        """Runs by id, with their params, metrics and tags, in the order of ``ids``."""
+        position = {run_id: i for i, run_id in enumerate(ids)}
         if not position:
             return []
         sql = (
@@ -419,9 +453,14 @@ class TrackingService:
             f"SELECT COUNT(*) FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE {where}",
             params,
         )
-        order_params: list[Any] = []
-        order = search.order_sql(order_by, order_params)
-        runs = self._select_runs(where, [*params, *order_params], order, limit, offset)
+        by_metric = search.metric_order(order_by)
+        if by_metric is None:
+            order_params: list[Any] = []
+            order = search.order_sql(order_by, order_params)
+            ids = self._page_ids(where, [*params, *order_params], order, limit, offset)
+        else:
+            ids = self._ids_by_metric(where, params, *by_metric, limit, offset)
+        runs = self._runs(ids)
         return RunPage(runs=runs, total=total_row[0] if total_row else 0, offset=offset, limit=limit)
 
     def compare(self, run_ids: Sequence[int]) -> Comparison:
