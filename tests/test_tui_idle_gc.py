@@ -10,7 +10,12 @@ import time
 from mlbox.services import Services
 from mlbox.tui.app import MlboxApp
 from mlbox.tui.idle_gc import EVERY_S, IdleCollector, full_collection_near
-from tests.test_tui import app_for
+from mlbox.tui.screens.experiments import PREBUILD_S
+from mlbox.tui.screens.run_detail import REUSED, RunDetailScreen
+from mlbox.tui.widgets.metric_plot import MetricPlot
+from tests.test_tui import app_for, seeded, settle, until
+
+__all__ = ["seeded"]  # a fixture
 
 IDLE_S = 0.3
 """Shorter than the app's, to keep the test fast; the logic is the same."""
@@ -73,3 +78,44 @@ def test_idle_collector_waits_for_idle_and_near_and_spacing() -> None:
     now[0] += EVERY_S
     assert not collector.tick()  # idle, but no full collection near (just collected)
     del kept
+
+
+def test_deferred_work_waits_for_idle_runs_in_order_one_a_tick_before_a_collection() -> None:
+    now = [100.0]
+    collector = IdleCollector(idle_s=1.0, clock=lambda: now[0])
+    done: list[str] = []
+    collector.defer(lambda: done.append("a"))
+    collector.defer(lambda: done.append("b"))
+    kept = bring_near()
+    collector.tick()
+    assert done == []  # input (or start) less than idle_s ago
+    now[0] += 1
+    assert not collector.tick(waiting=1) and done == []  # a key sent, not yet taken
+    collector.input_started()
+    now[0] += 5
+    collector.tick()
+    assert done == []  # a key still being handled
+    collector.input_ended()
+    now[0] += 1
+    assert not collector.tick() and done == ["a"] and collector.runs == 0  # work first, then
+    assert not collector.tick() and done == ["a", "b"] and collector.runs == 0
+    assert collector.tick() and collector.runs == 1  # the collection that was due
+    del kept
+
+
+async def test_the_run_detail_is_prebuilt_once_the_keys_pause_not_while_typing(seeded: Services) -> None:
+    """Building the run detail ahead (`RunDetailScreen.prebuild`, 100-200 ms of CPU) waits for a
+    pause in the input: on a fixed timer it fell inside a key press."""
+    app: MlboxApp = app_for(seeded, live_s=3600)
+    app.idle_gc.idle_s = IDLE_S
+    async with app.run_test() as pilot:
+        await settle(pilot)
+        typing_until = time.monotonic() + PREBUILD_S + 4 * IDLE_S
+        while time.monotonic() < typing_until:  # faster than one key per IDLE_S
+            await pilot.press("f12")
+            await pilot.pause(IDLE_S / 4)
+        assert not app.is_screen_installed(REUSED)
+        await until(pilot, lambda: app.is_screen_installed(REUSED))
+        prebuilt = app.get_screen(REUSED)
+        assert isinstance(prebuilt, RunDetailScreen)
+        await until(pilot, lambda: bool(prebuilt.is_mounted and prebuilt.query_one(MetricPlot).drawn))

@@ -201,6 +201,17 @@ CLOCKS = ("cpu:", "app:", "gc2:", "gc:")
 """Prefixes of `time_key_presses`' figures that are not a key's Pilot time."""
 
 
+def prebuilt_drawn(app: App[Any]) -> bool:
+    """Whether the run detail screen built ahead (`RunDetailScreen.prebuild`) is drawn."""
+    from mlbox.tui.screens.run_detail import REUSED
+    from mlbox.tui.widgets.metric_plot import MetricPlot
+
+    if not app.is_screen_installed(REUSED):
+        return False
+    screen = app.get_screen(REUSED)
+    return screen.is_mounted and bool(screen.query(MetricPlot)) and bool(screen.query_one(MetricPlot).drawn)
+
+
 def key_names(figures: dict[str, list[float]]) -> list[str]:
     """The keys timed, in order, from `time_key_presses`' figures."""
     return [k for k in figures if not k.startswith(CLOCKS)]
@@ -300,6 +311,9 @@ async def time_key_presses(
 
         await until(lambda: table.row_count > 0 and not screen.reading)
         await app.workers.wait_for_complete()
+        # as a person reads the first screen before typing: the run detail the app builds ahead
+        # once the input pauses (`RunDetailScreen.prebuild`) is ready before the first press
+        await until(lambda: prebuilt_drawn(app))
         filters = (
             "metrics.m03 > 0.5",
             "params.lr = '0.01'",

@@ -16,12 +16,18 @@ long as the process, is frozen.
 
 Process-wide, like the collector itself: the TUI process also hosts the embedded
 appliance. `mlbox up` does not use this; its policy stays its own.
+
+The same idleness gates other work a key must not wait behind (`IdleCollector.defer`): building
+the run detail screen ahead of the first enter (`RunDetailScreen.prebuild`) is 100-200 ms of
+CPU, and on a fixed timer a second after the first rows it fell inside a key press (a filter
+answered in 232 ms, 117 of them the prebuild's, `scripts/bench/tui.py`).
 """
 
 from __future__ import annotations
 
 import gc
 import time
+from collections import deque
 from collections.abc import Callable
 
 IDLE_S = 0.25
@@ -74,6 +80,7 @@ class IdleCollector:
         """Idle collections run so far (the tests and the benchmark read it)."""
         self.collecting = False
         """True while an idle collection runs (the benchmark's `gc.callbacks` tell them apart)."""
+        self._deferred: deque[Callable[[], object]] = deque()
 
     def input_started(self) -> None:
         """An input event (key, mouse) is being handled: no collection until it is done and idle."""
@@ -84,21 +91,32 @@ class IdleCollector:
         self._handling -= 1
         self._last_input = self._clock()
 
+    def defer(self, work: Callable[[], object]) -> None:
+        """Run ``work`` at the first tick the user is idle (first come, first run; one a tick)."""
+        self._deferred.append(work)
+
+    def idle(self) -> bool:
+        """No input being handled, and none for `idle_s`."""
+        return self._handling == 0 and self._clock() - self._last_input >= self.idle_s
+
     def due(self) -> bool:
-        """Idle, not handling input, not collected lately, and a full collection near."""
-        now = self._clock()
+        """Idle, not collected lately, and a full collection near."""
         return (
-            self._handling == 0
-            and now - self._last_input >= self.idle_s
-            and now - self._last_run >= self.every_s
+            self.idle()
+            and self._clock() - self._last_run >= self.every_s
             and gc.isenabled()
             and full_collection_near(gc.get_count(), gc.get_threshold())
         )
 
     def tick(self, waiting: int = 0) -> bool:
-        """Collect now if due and no message is ``waiting`` for the app (a key just sent); whether
-        it did."""
-        if waiting or not self.due():
+        """If idle and no message is ``waiting`` for the app (a key just sent): run the oldest
+        deferred work, or else collect if due. Whether it collected."""
+        if waiting or not self.idle():
+            return False
+        if self._deferred:
+            self._deferred.popleft()()
+            return False
+        if not self.due():
             return False
         self.collecting = True
         try:
@@ -108,3 +126,13 @@ class IdleCollector:
         self._last_run = self._clock()
         self.runs += 1
         return True
+
+
+def when_idle(app: object, work: Callable[[], object]) -> None:
+    """``work`` at ``app``'s first idle tick (`IdleCollector.defer`); at once in an app without
+    an idle collector (a test's bare app)."""
+    collector = getattr(app, "idle_gc", None)
+    if isinstance(collector, IdleCollector):
+        collector.defer(work)
+    else:
+        work()

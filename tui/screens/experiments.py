@@ -32,6 +32,7 @@ from mlbox.tracking.keys import RunKeys
 from mlbox.tracking.lifecycle import Lifecycle
 from mlbox.tracking.schemas import Experiment, RunPage
 from mlbox.tui.deleting import Deleted
+from mlbox.tui.idle_gc import when_idle
 from mlbox.tui.screens import run_deletion
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.screens.run_deletion import DELETE_BINDINGS
@@ -52,8 +53,9 @@ PREFETCH_KEYS = 16
 """The keys of up to this many of the sidebar's experiments are read once it is listed, in the
 background: choosing one then skips that read (20-35 ms over 10,000 runs)."""
 PREBUILD_S = 1.0
-"""This long after the first runs are shown, the run detail screen is built, off screen
-(`RunDetailScreen.prebuild`): the first enter on a run then shows a built screen."""
+"""This long after the first runs are shown, and then once the user is idle (`IdleCollector.defer`),
+the run detail screen is built, off screen (`RunDetailScreen.prebuild`): the first enter on a run
+then shows a built screen."""
 PLACEHOLDER = "filter runs, e.g.  metrics.val_acc > 0.9 and params.lr = '0.01'   (/ to focus, Enter to apply)"
 
 
@@ -323,7 +325,7 @@ class ExperimentsScreen(MlboxScreen):
         self.total = page.total
         if not self.prebuilding and page.runs:
             self.prebuilding = True
-            self.set_timer(PREBUILD_S, self._prebuild_detail)
+            self.set_timer(PREBUILD_S, lambda: when_idle(self.app, self._prebuild_detail))
         if fetch.mode == "append":
             columns = table.shown_columns
         else:

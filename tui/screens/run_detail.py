@@ -31,6 +31,7 @@ from mlbox.textsafe import visible
 from mlbox.tracking.schemas import RunDetail
 from mlbox.tracking.series import Chunk
 from mlbox.tui.deleting import Deleted, confirm_then, restorable
+from mlbox.tui.idle_gc import when_idle
 from mlbox.tui.messages import ServiceFailed
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.views import artifact_preview
@@ -242,7 +243,7 @@ class RunDetailScreen(MlboxScreen, CurveKeys):
         self.query_one(MetricGrid).display = False
         self.live = self.set_interval(self.ctx.live_s, self.tick, pause=True)
         if self.away:  # `prebuild`'s
-            self.call_later(self._draw_ahead)
+            when_idle(self.app, self._draw_ahead)  # as long again as the build: a pause of its own
         else:
             self.read_now()
 
