@@ -145,7 +145,7 @@ def seeded_app(services: Services, utc: None) -> MlboxApp:
     seed_store(services.tracking)
     for run_id in (2, 5):
         services.tracking.delete_run(run_id, now=T0 + 7200)
-    return make_app(services, home="~/.mlbox", refresh_s=3600, live_s=3600)
+    return make_app(services, home="~/.mlbox", refresh_s=3600, live_s=3600, build_ahead=False)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -90,7 +90,9 @@ def seeded(services: Services) -> Services:
 
 
 def app_for(services: Services, **kwargs: object) -> MlboxApp:
-    options: dict[str, object] = {"home": "~/.mlbox", "refresh_s": 3600.0}
+    """The app as `mlbox` makes it, without building the sections ahead (`MlboxApp.build_ahead`,
+    ~1 s of CPU in idle moments: its own tests turn it on)."""
+    options: dict[str, object] = {"home": "~/.mlbox", "refresh_s": 3600.0, "build_ahead": False}
     options.update(kwargs)
     return make_app(services, **options)  # type: ignore[arg-type]
 

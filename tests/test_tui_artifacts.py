@@ -114,7 +114,7 @@ async def test_enter_on_an_artifact_previews_it(with_artifacts: Services) -> Non
 
 @pytest.fixture
 def app(with_artifacts: Services, utc: None) -> MlboxApp:
-    return make_app(with_artifacts, home="~/.mlbox", refresh_s=3600, live_s=3600)
+    return make_app(with_artifacts, home="~/.mlbox", refresh_s=3600, live_s=3600, build_ahead=False)
 
 
 @pytest.mark.parametrize("size", [(160, 48), (100, 30)], ids=lambda s: f"{s[0]}x{s[1]}")

@@ -183,7 +183,7 @@ async def test_compare_one_chart_per_metric_runs_keep_their_colour(seeded: Servi
 @pytest.fixture
 def app(services: Services, utc: None) -> MlboxApp:
     seed_store(services.tracking)
-    return make_app(services, home="~/.mlbox", refresh_s=3600, live_s=3600)
+    return make_app(services, home="~/.mlbox", refresh_s=3600, live_s=3600, build_ahead=False)
 
 
 @pytest.mark.parametrize("size", [(160, 48), (100, 30)], ids=lambda s: f"{s[0]}x{s[1]}")

@@ -339,7 +339,7 @@ async def test_help_overlay_lists_the_screens_keys(seeded: Services) -> None:
 @pytest.fixture
 def app(services: Services, utc: None) -> MlboxApp:
     seed_store(services.tracking)
-    return make_app(services, home="~/.mlbox", refresh_s=3600, live_s=3600)
+    return make_app(services, home="~/.mlbox", refresh_s=3600, live_s=3600, build_ahead=False)
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -4,12 +4,16 @@ full collection is near."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
+
+import pytest
 
 from mlbox.services import Services
 from mlbox.tui.app import MlboxApp
 from mlbox.tui.idle_gc import EVERY_S, IdleCollector, full_collection_near
+from mlbox.tui.navigation import SECTIONS
 from mlbox.tui.screens.experiments import PREBUILD_S
 from mlbox.tui.screens.run_detail import REUSED, RunDetailScreen
 from mlbox.tui.widgets.metric_plot import MetricPlot
@@ -80,7 +84,7 @@ def test_idle_collector_waits_for_idle_and_near_and_spacing() -> None:
     del kept
 
 
-def test_deferred_work_waits_for_idle_runs_in_order_one_a_tick_before_a_collection() -> None:
+def test_deferred_work_waits_for_idle_runs_in_order_one_a_tick_after_a_collection() -> None:
     now = [100.0]
     collector = IdleCollector(idle_s=1.0, clock=lambda: now[0])
     done: list[str] = []
@@ -97,9 +101,9 @@ def test_deferred_work_waits_for_idle_runs_in_order_one_a_tick_before_a_collecti
     assert done == []  # a key still being handled
     collector.input_ended()
     now[0] += 1
-    assert not collector.tick() and done == ["a"] and collector.runs == 0  # work first, then
-    assert not collector.tick() and done == ["a", "b"] and collector.runs == 0
-    assert collector.tick() and collector.runs == 1  # the collection that was due
+    assert collector.tick() and done == [] and collector.runs == 1  # the collection that was due first
+    assert not collector.tick() and done == ["a"]
+    assert not collector.tick() and done == ["a", "b"] and collector.runs == 1
     del kept
 
 
@@ -119,3 +123,40 @@ async def test_the_run_detail_is_prebuilt_once_the_keys_pause_not_while_typing(s
         prebuilt = app.get_screen(REUSED)
         assert isinstance(prebuilt, RunDetailScreen)
         await until(pilot, lambda: bool(prebuilt.is_mounted and prebuilt.query_one(MetricPlot).drawn))
+
+
+async def test_every_section_is_built_ahead_off_screen_then_shown_as_built(seeded: Services) -> None:
+    """Once the input pauses, each section's screen is built and drawn off screen
+    (`MlboxApp.build_ahead`), and then frozen out of the collector's view; the screen showing
+    and its focus stay as they were, and a section's first visit shows the screen built ahead
+    without Textual's hold for a screen being built."""
+    app: MlboxApp = app_for(seeded, build_ahead=True)
+    app.idle_gc.idle_s = IDLE_S
+    async with app.run_test() as pilot:
+        await settle(pilot)
+        first, focused = app.screen, app.focused
+        await until(pilot, lambda: app.settled, lambda: (list(app._screen_stacks), app.idle_gc.pending))
+        assert [s.mode for s in SECTIONS if s.mode in app._screen_stacks] == [s.mode for s in SECTIONS]
+        assert app.screen is first and app.focused is focused
+        models = app._screen_stacks[SECTIONS[1].mode][0]
+        assert not any(o is models for o in gc.get_objects())  # frozen: in no generation
+        assert models.is_mounted and not models.is_current
+        app.switch_mode(SECTIONS[1].mode)
+        assert app._batch_count == 0  # no hold: built
+        await settle(pilot)
+        assert app.screen is models and models.is_current
+
+
+@pytest.mark.parametrize("turns", [0, 1, 3])
+async def test_an_app_closing_while_sections_are_built_ahead_closes_cleanly(
+    seeded: Services, turns: int
+) -> None:
+    app: MlboxApp = app_for(seeded, build_ahead=True)
+    async with app.run_test() as pilot:
+        await settle(pilot)
+        app.build_ahead()
+        for _ in range(2):
+            app.idle_gc._deferred.popleft()()  # two sections' builds begun at once
+        for _ in range(turns):
+            await asyncio.sleep(0)
+    assert app.return_code in (0, None)

@@ -28,7 +28,7 @@ Snap = Callable[..., bool]
 @pytest.fixture
 def app(services: Services, utc: None) -> MlboxApp:
     seed_store(services.tracking)
-    return make_app(services, home="~/.mlbox", refresh_s=3600, live_s=3600)
+    return make_app(services, home="~/.mlbox", refresh_s=3600, live_s=3600, build_ahead=False)
 
 
 async def settle(pilot: Pilot[None]) -> None:

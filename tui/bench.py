@@ -311,9 +311,10 @@ async def time_key_presses(
 
         await until(lambda: table.row_count > 0 and not screen.reading)
         await app.workers.wait_for_complete()
-        # as a person reads the first screen before typing: the run detail the app builds ahead
-        # once the input pauses (`RunDetailScreen.prebuild`) is ready before the first press
-        await until(lambda: prebuilt_drawn(app))
+        # as a person reads the first screen before typing: what the app builds ahead once the
+        # input pauses (`RunDetailScreen.prebuild`, `MlboxApp.build_ahead`) is ready before the
+        # first press
+        await until(lambda: prebuilt_drawn(app) and app.settled)
         filters = (
             "metrics.m03 > 0.5",
             "params.lr = '0.01'",

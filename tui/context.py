@@ -30,6 +30,8 @@ class TuiContext:
     """Runs fetched per page; the next page is fetched as the cursor nears the end."""
     max_points: int = 500
     """Points per plotted curve; longer series are thinned evenly by the service."""
+    build_ahead: bool = True
+    """Build each section's screen while the user is idle (`MlboxApp.build_ahead`)."""
 
     @staticmethod
     def of(app: App[Any]) -> TuiContext:

@@ -95,6 +95,11 @@ class IdleCollector:
         """Run ``work`` at the first tick the user is idle (first come, first run; one a tick)."""
         self._deferred.append(work)
 
+    @property
+    def pending(self) -> int:
+        """Deferred work not yet run."""
+        return len(self._deferred)
+
     def idle(self) -> bool:
         """No input being handled, and none for `idle_s`."""
         return self._handling == 0 and self._clock() - self._last_input >= self.idle_s
@@ -109,14 +114,14 @@ class IdleCollector:
         )
 
     def tick(self, waiting: int = 0) -> bool:
-        """If idle and no message is ``waiting`` for the app (a key just sent): run the oldest
-        deferred work, or else collect if due. Whether it collected."""
+        """If idle and no message is ``waiting`` for the app (a key just sent): collect if due,
+        or else run the oldest deferred work (a collection first: it is what a key would
+        otherwise meet). Whether it collected."""
         if waiting or not self.idle():
             return False
-        if self._deferred:
-            self._deferred.popleft()()
-            return False
         if not self.due():
+            if self._deferred:
+                self._deferred.popleft()()
             return False
         self.collecting = True
         try:
