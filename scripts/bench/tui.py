@@ -20,6 +20,19 @@ updates 50 ms (``delay_update``, to mask a screen being built); the app skips
 the hold for a section whose screen exists, and the switch takes 14-20 ms.
 "app max" is the worst press's app time.
 
+The app builds ahead, once the input pauses, what a first press would otherwise build: the run
+detail (`RunDetailScreen.prebuild`) and every section's screen (`MlboxApp.build_ahead`). The
+bench starts timing once that is done (`MlboxApp.settled`), as a person reads the first screen
+before typing; on a fixed timer the run detail's build fell inside a press (a filter answered in
+232 ms, 117 of them the build's). Measured 2026-12-06 19:46-19:49, four runs of 5 rounds
+interleaved, app ms of the first visit of Models (screen change (2)), sections built ahead or
+not: 28 / 29 against 122 / 72; other keys alike within the noise. At 20:10, the machine slower
+than earlier (seeding 10.3 s against 5.0), ``--pause-ms 300``, app ms median / worst: filter
+58 / 75, sort (d) 79 / 84, reverse sort 62 / 78, choose experiment 77 / 103, open run detail
+58 / 130 (its first press: the screen built ahead shown for the first time, a 108 ms update),
+screen change 12 / 29 and back 16 / 29, help 18 / 86 (its first press builds the overlay), the
+chart keys 26-41 / 43-45: 16 of 16 keys within 100 ms by their median, 14 of 16 every time.
+
 Measured 2026-12-06 18:00, quiet machine (load 0.5), 10,000 runs x 20 metrics,
 5 rounds, ``--pause-ms 300``, app ms median / worst: filter 93 / 154 (a gen-2
 collection of 76 ms inside one press), sort (d) 92 / 114, reverse sort 60 / 76,
