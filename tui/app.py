@@ -148,8 +148,8 @@ class MlboxApp(App[None]):
             super().delay_update(delay)
 
     async def _shutdown(self) -> None:
-        """Textual's, once a screen mounting off screen (`RunDetailScreen.prebuild`, a second after
-        the first rows, or a section's built ahead, `build_ahead`) has mounted: Textual starts no widget once it is shutting down, so the
+        """Textual's, once a screen mounting off screen (`RunDetailScreen.prebuild`, a section's
+        `build_ahead`) has mounted: Textual starts no widget once it is shutting down, so the
         children of a screen still mounting would never mount and their mount handlers raise (a
         quit, or a test's end, at that moment)."""
         built = [*self._installed_screens.values(), *(stack[0] for stack in self._screen_stacks.values())]

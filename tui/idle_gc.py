@@ -11,8 +11,9 @@ near (`full_collection_near`), it runs that collection there, at most once every
 Not frozen afterwards: a `gc.freeze()` right after the collection would hold nothing that
 is garbage then, but every cycle alive at that moment (screens, widgets and their
 parent/child links, workers, the per-line caches' owners) would never be collected once it
-died, a leak that grows with every idle collection. Only start-up's heap, which lives as
-long as the process, is frozen.
+died, a leak that grows with every idle collection. Only what lives as long as the process is
+frozen, once each: start-up's heap, and the sections' screens built ahead
+(`MlboxApp.build_ahead`).
 
 Process-wide, like the collector itself: the TUI process also hosts the embedded
 appliance. `mlbox up` does not use this; its policy stays its own.
