@@ -9,13 +9,17 @@ import gc
 import time
 
 import pytest
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
 
 from mlbox.services import Services
 from mlbox.tui.app import MlboxApp
 from mlbox.tui.idle_gc import EVERY_S, IdleCollector, full_collection_near
 from mlbox.tui.navigation import SECTIONS
 from mlbox.tui.screens.experiments import PREBUILD_S
+from mlbox.tui.screens.models import ModelsScreen
 from mlbox.tui.screens.run_detail import REUSED, RunDetailScreen
+from mlbox.tui.screens.serving import ServingScreen
 from mlbox.tui.widgets.metric_plot import MetricPlot
 from tests.test_tui import app_for, seeded, settle, until
 
@@ -139,12 +143,25 @@ async def test_every_section_is_built_ahead_off_screen_then_shown_as_built(seede
         assert [s.mode for s in SECTIONS if s.mode in app._screen_stacks] == [s.mode for s in SECTIONS]
         assert app.screen is first and app.focused is focused
         models = app._screen_stacks[SECTIONS[1].mode][0]
+        assert isinstance(models, ModelsScreen)
         assert not any(o is models for o in gc.get_objects())  # frozen: in no generation
         assert models.is_mounted and not models.is_current
+        serving = next(
+            stack[0] for stack in app._screen_stacks.values() if isinstance(stack[0], ServingScreen)
+        )
+        assert serving.sampler is None  # nothing read for a section not shown yet
+        x, y = load_iris(return_X_y=True)
+        seeded.registry.register(
+            "late", model=LogisticRegression(max_iter=200).fit(x, y), example_input=x[:2]
+        )
         app.switch_mode(SECTIONS[1].mode)
         assert app._batch_count == 0  # no hold: built
         await settle(pilot)
         assert app.screen is models and models.is_current
+        await until(pilot, lambda: models.models_table.row_count == 1)  # read as it shows: the model made since
+        app.switch_mode(serving.SECTION)
+        await settle(pilot)
+        assert serving.sampler is not None
 
 
 @pytest.mark.parametrize("turns", [0, 1, 3])

@@ -208,6 +208,8 @@ class MlboxApp(App[None]):
             return
         factory = self._modes[mode]
         screen = factory() if callable(factory) else self.get_screen(factory)
+        if isinstance(screen, MlboxScreen):
+            screen.ahead = True  # its first read when it shows (`MlboxScreen.read_first`)
         self._load_screen_css(screen)  # before its widgets mount: styled once, by the whole CSS
         self._get_screen(screen)
         self._screen_stacks[mode] = [screen]

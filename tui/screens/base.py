@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
+from textual import events
 from textual.app import ComposeResult, SystemCommand
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
@@ -46,6 +47,9 @@ class MlboxScreen(KeptStyles, Screen[None]):
         self.reading = False
         """A read is under way: the periodic re-read (`poll`) waits for it."""
         self._asked: dict[str, int] = {}
+        self.ahead = False
+        """Built ahead, off screen (`MlboxApp.build_ahead`): its first read waits until it shows."""
+        self._unread = False
         # (`KeptStyles` starts the CSS count at the app's: Textual re-parses all the CSS and
         # restyles every widget of every screen before it first shows a new mode's screen whose
         # count is -1, a few hundred ms on the first press of a section key, for nothing.)
@@ -104,6 +108,21 @@ class MlboxScreen(KeptStyles, Screen[None]):
 
     def reload(self) -> None:
         """Re-read what the screen shows (a polling screen starts its read here)."""
+
+    def read_first(self) -> None:
+        """The first read (`reload`, from ``on_mount``): now, or for a screen built ahead, when it
+        first shows, so it shows what is there then, and a section never visited reads nothing
+        (Monitoring's evaluates every served alias's drift)."""
+        if self.ahead and not self.is_current:
+            self._unread = True
+        else:
+            self.reload()
+
+    def on_screen_resume(self, event: events.ScreenResume) -> None:
+        """(Textual calls each class's own handler: `KeptStyles`' too.)"""
+        if self._unread:
+            self._unread = False
+            self.reload()
 
     def poll(self) -> None:
         """The periodic re-read; skipped while one is under way or a dialog is open."""

@@ -139,7 +139,7 @@ class FeaturesScreen(MlboxScreen):
         self.table("sample").border_title = "sample"
         self.query_one("#view-detail", Static).border_title = "versions"
         views.focus()
-        self.reload()
+        self.read_first()
         self.set_interval(self.ctx.refresh_s, self.poll)
 
     def commands(self) -> Iterable[SystemCommand]:

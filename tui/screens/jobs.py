@@ -201,7 +201,7 @@ class JobsScreen(MlboxScreen):
         table.border_title = "jobs"
         self.log_view.set_title(None, follow=self.follow)
         table.focus()
-        self.reload()
+        self.read_first()
         self.set_interval(self.ctx.refresh_s, self.poll)
         self.set_interval(self.ctx.live_s, self.poll_log)
 

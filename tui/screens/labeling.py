@@ -91,7 +91,7 @@ class LabelingScreen(MlboxScreen):
         self.table.border_title = "labeling projects"
         self.query_one("#detail", Static).border_title = "selected"
         self.table.focus()
-        self.reload()
+        self.read_first()
         self.set_interval(self.ctx.refresh_s, self.poll)
 
     def on_screen_resume(self, event: events.ScreenResume) -> None:

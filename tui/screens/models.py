@@ -135,7 +135,7 @@ class ModelsScreen(MlboxScreen):
         models.border_title = "models"
         self.versions_table.border_title = "versions"
         models.focus()
-        self.reload()
+        self.read_first()
         self.set_interval(self.ctx.refresh_s, self.poll)
 
     def commands(self) -> Iterable[SystemCommand]:

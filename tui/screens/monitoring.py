@@ -109,7 +109,7 @@ class MonitorScreen(MlboxScreen):
             "#perf", PlotextPlot
         ).border_title = "accuracy over the window (acc realised, est CBPE-estimated)"
         targets.focus()
-        self.reload()
+        self.read_first()
 
     def commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Refresh monitoring", "Evaluate every served alias's latest traffic", self.reload)

@@ -132,7 +132,7 @@ class NotebooksScreen(MlboxScreen):
         self.table.border_title = "notebook servers"
         self.query_one("#detail", Static).border_title = "selected"
         self.table.focus()
-        self.reload()
+        self.read_first()
         self.set_interval(self.ctx.refresh_s, self.poll)
 
     def commands(self) -> Iterable[SystemCommand]:

@@ -137,7 +137,7 @@ class PipelinesScreen(MlboxScreen):
         self.steps_table.border_title = "steps"
         self.query_one("#log-box").border_title = "log"
         self.runs_table.focus()
-        self.reload()
+        self.read_first()
         self.set_interval(self.ctx.refresh_s, self.poll)
 
     def commands(self) -> Iterable[SystemCommand]:

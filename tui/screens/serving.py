@@ -21,6 +21,7 @@ from textual import work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import BindingType
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import DataTable, Static
 
 from mlbox.serving.service import ServingService
@@ -141,6 +142,7 @@ class ServingScreen(MlboxScreen):
         self.shed: int | None = None
         """The refused-request count of the previous sample (to say whether refusing goes on)."""
         self.sampling = False
+        self.sampler: Timer | None = None
         self.rows: list[ServedRow] = []
 
     def compose_body(self) -> ComposeResult:
@@ -158,8 +160,13 @@ class ServingScreen(MlboxScreen):
             table.add_column(Text(label, justify="left" if left else "right"), key=label)
         table.border_title = "served models"
         table.focus()
-        self.sample_now()
-        self.set_interval(self.ctx.live_s, self.sample_now)
+        self.read_first()
+
+    def reload(self) -> None:
+        """The first read (`read_first`) starts the sampling, once a second from then on."""
+        if self.sampler is None:
+            self.sample_now()
+            self.sampler = self.set_interval(self.ctx.live_s, self.sample_now)
 
     def commands(self) -> Iterable[SystemCommand]:
         yield SystemCommand("Refresh serving statistics", "Sample the served models now", self.sample_now)

@@ -187,7 +187,7 @@ class SweepsScreen(MlboxScreen):
         self.query_one(TrialCurves).border_title = "reported values"
         self.query_one(SweepAnalysis).border_title = "analysis"
         self.sweeps_table.focus()
-        self.reload()
+        self.read_first()
         self.set_interval(self.ctx.refresh_s, self.poll)
 
     def commands(self) -> Iterable[SystemCommand]:
