@@ -42,6 +42,7 @@ from mlbox.tui.widgets.artifact_preview import ArtifactPreview
 from mlbox.tui.widgets.curve_keys import CURVE_BINDINGS, CurveKeys
 from mlbox.tui.widgets.metric_grid import MetricGrid
 from mlbox.tui.widgets.metric_plot import MetricPlot
+from mlbox.tui.widgets.quick_table import QuickTable
 
 EACH_DEFAULT = 4
 """One chart each with fewer than two metrics chosen (by default one is): the first this many."""
@@ -73,7 +74,7 @@ class DetailLoaded(Message):
 
 
 def _table(table_id: str, *columns: str) -> DataTable[str | Text]:
-    table: DataTable[str | Text] = DataTable(id=table_id, cursor_type="row", zebra_stripes=True)
+    table: DataTable[str | Text] = QuickTable(id=table_id, cursor_type="row", zebra_stripes=True)
     for c in columns:
         table.add_column(c, key=c)
     return table

@@ -43,6 +43,7 @@ from textual.widgets.data_table import ColumnKey, DuplicateKey, Row, RowKey
 from mlbox.tracking.schemas import Run
 from mlbox.tui.views import format as fmt
 from mlbox.tui.views.run_columns import Column
+from mlbox.tui.widgets.quick_table import QuickTable
 
 MAX_CELL = 28
 
@@ -88,7 +89,7 @@ class _Geometry:
     """Blank cells after the last column, to the table's right edge."""
 
 
-class RunsTable(DataTable[Cell]):
+class RunsTable(QuickTable[Cell]):
     DEFAULT_CSS = """
     RunsTable {
         height: 1fr;
@@ -104,7 +105,6 @@ class RunsTable(DataTable[Cell]):
     def __init__(self, *, id: str | None = None) -> None:
         # before DataTable's __init__, which clears the caches
         self._geometry: _Geometry | None = None
-        self._text_styles: dict[str | Style, Style] = {}
         self._right: set[ColumnKey] = set()
         """The columns whose string cells are right-justified (the numeric ones)."""
         self._component_rich_styles: dict[tuple[str, object], Style] = {}
@@ -365,52 +365,6 @@ class RunsTable(DataTable[Cell]):
         if style is None:
             style = self._component_rich_styles[key] = self.get_component_styles(name).rich_style
         return style
-
-    def _cell_segments(
-        self,
-        cell: Cell,
-        right: bool,
-        width: int,
-        padding: int,
-        look: tuple[Style, Style, Style],
-        meta: Style,
-    ) -> list[Segment]:
-        """``cell`` padded and justified to ``width`` (a string: to the right when ``right``):
-        DataTable's segments for it, styled as ``Segment.apply_style(segments, pre + meta,
-        post)`` styles them (``look``: pre, post and their sum)."""
-        pre, post, both = look
-        inner = max(0, width - 2 * padding)
-        plain = cell if isinstance(cell, str) else cell.plain
-        length = len(plain) if plain.isascii() else cell_len(plain)  # ASCII: a cell a character
-        if length > inner:
-            cell = Text(plain, justify="right" if right else None) if isinstance(cell, str) else cell.copy()
-            cell.truncate(inner)
-            plain, length = cell.plain, cell.cell_len
-        justify = ("right" if right else None) if isinstance(cell, str) else cell.justify
-        gap = inner - length
-        left = gap if justify == "right" else gap // 2 if justify == "center" else 0
-        before, after = " " * (padding + left), " " * (gap - left + padding)
-        outer = both + meta
-        if isinstance(cell, str):
-            return [Segment(before + plain + after, outer)]
-        if cell.spans:
-            body = [
-                Segment(s.text, pre + s.style + post + meta) for s in cell.render(self.app.console, end="")
-            ]
-            return [Segment(before, outer), *body, Segment(after, outer)]
-        style = self._text_style(cell.style)
-        if not style:
-            return [Segment(before + plain + after, outer)]
-        return [Segment(before, outer), Segment(plain, pre + style + post + meta), Segment(after, outer)]
-
-    def _text_style(self, style: str | Style) -> Style:
-        """A cell's own style (``bold yellow``, a status colour) as a Style, parsed once."""
-        parsed = self._text_styles.get(style)
-        if parsed is None:
-            parsed = self._text_styles[style] = (
-                style if isinstance(style, Style) else self.app.console.get_style(style, default=Style.null())
-            )
-        return parsed
 
     def _render_cell(
         self,
