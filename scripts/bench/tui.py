@@ -26,12 +26,15 @@ bench starts timing once that is done (`MlboxApp.settled`), as a person reads th
 before typing; on a fixed timer the run detail's build fell inside a press (a filter answered in
 232 ms, 117 of them the build's). Measured 2026-12-06 19:46-19:49, four runs of 5 rounds
 interleaved, app ms of the first visit of Models (screen change (2)), sections built ahead or
-not: 28 / 29 against 122 / 72; other keys alike within the noise. At 20:10, the machine slower
-than earlier (seeding 10.3 s against 5.0), ``--pause-ms 300``, app ms median / worst: filter
-58 / 75, sort (d) 79 / 84, reverse sort 62 / 78, choose experiment 77 / 103, open run detail
-58 / 130 (its first press: the screen built ahead shown for the first time, a 108 ms update),
-screen change 12 / 29 and back 16 / 29, help 18 / 86 (its first press builds the overlay), the
-chart keys 26-41 / 43-45: 16 of 16 keys within 100 ms by their median, 14 of 16 every time.
+not: 28 / 29 against 122 / 72; other keys alike within the noise. Then the run detail's tables
+drawn by `QuickTable` (its metrics table 15-28 -> 14-16 ms of an open). At 20:28 and 20:32,
+``--pause-ms 300``, two runs (seeding 6.1 and 5.6 s), app ms median / worst: filter 65 / 92 and
+54 / 67, sort (d) 54 / 95 and 69 / 92, reverse sort 58 / 60 and 59 / 74, choose experiment
+82 / 96 and 80 / 100 (99.6), open run detail 58 / 90 and 66 / 75, screen change 12 / 45 and
+11 / 38, help 16 / 60 and 15 / 47, the chart keys 25-33 / 35-38: 16 of 16 keys within 100 ms
+every time in both runs, and under 100 ms of CPU by their median. Earlier, while the machine
+was slower (seeding 10.3 s against 5-6), 14 of 16 every time: choose experiment 103, and the
+first open of the run detail 130.
 
 Measured 2026-12-06 18:00, quiet machine (load 0.5), 10,000 runs x 20 metrics,
 5 rounds, ``--pause-ms 300``, app ms median / worst: filter 93 / 154 (a gen-2
