@@ -163,9 +163,9 @@ class ServingScreen(MlboxScreen):
         self.read_first()
 
     def reload(self) -> None:
-        """The first read (`read_first`) starts the sampling, once a second from then on."""
+        """A sample now; the first (`read_first`) also starts the sampling every ``live_s``."""
+        self.sample_now()
         if self.sampler is None:
-            self.sample_now()
             self.sampler = self.set_interval(self.ctx.live_s, self.sample_now)
 
     def commands(self) -> Iterable[SystemCommand]:

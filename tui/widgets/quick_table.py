@@ -4,7 +4,7 @@ DataTable renders every cell through ``console.render_lines`` (a ``Styled`` of a
 the cell): about a millisecond a row of five cells here, so the run detail's metrics table (20
 rows) took 15-28 ms of each run opened, as long as the plot. A one-line cell of text is its
 padding, its text justified or truncated to the width, and the styles DataTable would apply:
-`cell_segments` builds those segments (the runs table's rows are drawn with it too). Cells of
+`QuickTable._cell_segments` builds those segments (the runs table's rows are drawn with it too). Cells of
 other renderables, taller rows, headers and labels go DataTable's way.
 """
 
@@ -36,7 +36,7 @@ class QuickTable(DataTable[CellType]):
         cursor: bool = False,
         hover: bool = False,
     ) -> SegmentLines:
-        """A body cell of text on a one-line row as `cell_segments`, cached as DataTable caches it."""
+        """A body cell of text on a one-line row as `_cell_segments`, cached as DataTable caches it."""
         row_key = self._row_locations.get_key(row_index) if row_index >= 0 and column_index >= 0 else None
         column_key = self._column_locations.get_key(column_index)
         row = self.rows.get(row_key) if row_key is not None else None
