@@ -24,6 +24,7 @@ from textual import on, work
 from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static
 
@@ -539,7 +540,11 @@ class ExperimentsScreen(MlboxScreen):
             RunDetailScreen.open(self.app, int(event.row_key.value))  # the screen of the last run, turned
 
     def _prebuild_detail(self) -> None:
-        run_id = self.table.current_run_id
+        """(At an idle tick, which may come while the app closes and this screen's widgets go.)"""
+        try:
+            run_id = self.table.current_run_id
+        except NoMatches:
+            return
         if run_id is not None:
             from mlbox.tui.screens.run_detail import RunDetailScreen  # plotext: not for the TUI's start
 
