@@ -124,6 +124,31 @@ async def test_keys_label_accept_skip_undo_flag(lab_services: Services) -> None:
         assert got == [4]
 
 
+async def test_leaving_gives_every_task_back_whenever_a_read_runs(lab_services: Services) -> None:
+    """Prefetching reads run in threads that closing the screen cannot stop: one still claiming
+    ends before the release, and one whose thread runs after the release claims nothing. The
+    release itself runs although the screen's own workers are cancelled as it closes."""
+    lab = lab_services.labeling
+    app = app_for(lab_services)
+
+    def bob_gets_all() -> bool:
+        return sorted(t.id for t in lab.next_tasks("news", "bob", 5)) == [1, 2, 3, 4, 5]
+
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = await open_news(pilot)
+        assert not bob_gets_all()  # ann holds 1-4
+        lab.release("news", "bob")
+        screen.claims.acquire()  # a read is claiming: held here so that it is still claiming on escape
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, LabelingScreen)
+        screen.claims.release()
+        await until(pilot, bob_gets_all)
+        lab.release("news", "bob")
+        AnnotateScreen.read_next.__wrapped__(screen, 5)  # type: ignore[attr-defined]  # a late read
+        assert bob_gets_all()
+
+
 async def test_digits_draw_as_half_blocks_and_cli_opens_the_project(lab_services: Services) -> None:
     app = app_for(lab_services)
     app.call_later(open_annotator, app, "digits", "ann")  # what `mlbox label digits` does before app.run()

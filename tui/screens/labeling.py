@@ -16,6 +16,7 @@ retraining is drawn beside the task against the number of labels
 from __future__ import annotations
 
 import getpass
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -34,6 +35,7 @@ from mlbox.labeling.schemas import ModelAccuracy, Progress, Project, Task
 from mlbox.labeling.service import LabelingService
 from mlbox.store.errors import MlboxError
 from mlbox.textsafe import visible
+from mlbox.tui.messages import ServiceFailed
 from mlbox.tui.screens.base import MlboxScreen
 from mlbox.tui.views import labeling as view
 from mlbox.tui.widgets.accuracy_plot import AccuracyPlot
@@ -259,6 +261,10 @@ class AnnotateScreen(MlboxScreen):
         self.comment = ""
         self.progress: Progress | None = None
         self.fetching = False
+        self.leaving = False
+        self.claims = threading.Lock()
+        """Held while tasks are claimed or given back: a read still claiming when the screen closes
+        finishes before the release, and one that starts after it claims nothing."""
         self.pending = 0
         """Labels and skips still being saved (undo waits for them)."""
         self.exhausted = False
@@ -308,7 +314,10 @@ class AnnotateScreen(MlboxScreen):
     @work(thread=True, group="labeling-next")
     def read_next(self, n: int) -> None:
         try:
-            tasks = self.service.next_tasks(self.project_name, self.annotator, n)
+            with self.claims:
+                if self.leaving:
+                    return
+                tasks = self.service.next_tasks(self.project_name, self.annotator, n)
             progress = self.service.progress(self.project_name, self.annotator)
             project = self.service.project(self.project_name)
             history = self.service.accuracy_history(self.project_name)
@@ -626,15 +635,20 @@ class AnnotateScreen(MlboxScreen):
         self.app.push_screen(LabelPrompt(f"Comment on task {self.current.id}", self.comment), done)
 
     def action_leave(self) -> None:
-        self.release_claims()
-        self.app.pop_screen()
+        self.leaving = True
+        service, app = self.service, self.app
 
-    @work(thread=True, group="labeling-release")
-    def release_claims(self) -> None:
-        try:
-            self.service.release(self.project_name, self.annotator)
-        except MlboxError as exc:
-            self.fail(exc)
+        def release() -> None:
+            with self.claims:
+                try:
+                    service.release(self.project_name, self.annotator)
+                except MlboxError as exc:
+                    app.post_message(ServiceFailed(exc))  # the screen is gone: the app shows it
+
+        # the app's worker, not the screen's: a screen cancels its workers as it closes, and one
+        # not started yet would then never give the tasks back (seen once in CI)
+        app.run_worker(release, thread=True, group="labeling-release")
+        app.pop_screen()
 
 
 def task_view(task: Task, schema: LabelSchema, *, draw_image: bool = True) -> Text:
