@@ -191,7 +191,7 @@ class ServingService:
             if served is not None and served.number == target and not served.depends:
                 continue
             try:
-                self._ensure(key)
+                self._ensure(key, on_demand=key in self._on_demand)  # on demand: never on a GPU
             except NotFound:
                 self._drop(key)
             except NotReady:
@@ -199,9 +199,10 @@ class ServingService:
             except MlboxError as exc:
                 log.warning("serving %s: %s", key, exc.message)
         with self._lock:
+            wanted |= self._pinned  # pinned since this pass began (a version loading on demand)
             served_by_wanted = {id(dep) for k, dep in self._routes.items() if k in wanted}
-        for key in [k for k in self._routes if k not in wanted]:
-            dep = self._routes[key]
+            unwanted = [(k, dep) for k, dep in self._routes.items() if k not in wanted]
+        for key, dep in unwanted:
             target = int(key.partition("/")[2]) if "/" in key else current_version.get(key)
             if id(dep) in served_by_wanted and dep.number == target:
                 continue  # `churn` or `churn/3` answered by what an alias serves: still right
@@ -395,12 +396,21 @@ class ServingService:
             )
         with self._lock:
             evict = make_room(self._on_demand, cap)
+            # pinned before it loads: a watcher pass meanwhile would otherwise find it served
+            # and not wanted, and unload it (seen in CI)
+            self._pinned.add(key)
+            self._on_demand[key] = time.monotonic()
         for old in evict:
             log.info("unloading %s to make room for %s (MLBOX_SERVING_MAX_ON_DEMAND=%d)", old, key, cap)
             self._drop(old)
-        dep = self._ensure(key, on_demand=True)
+        try:
+            dep = self._ensure(key, on_demand=True)
+        except BaseException:
+            with self._lock:
+                self._pinned.discard(key)
+                self._on_demand.pop(key, None)
+            raise
         with self._lock:
-            self._pinned.add(key)
             self._on_demand[key] = time.monotonic()
         return dep
 

@@ -5,6 +5,7 @@ with the token a version loads on demand, at most ``max_on_demand`` of them, unl
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -80,6 +81,33 @@ def test_the_token_loads_a_version_on_demand(anon: TestClient[Litestar], serving
     # once loaded, anyone may score it (it is served now), and asking about it loads nothing more
     assert client.post("/v2/models/gbc/versions/2/infer", json=oip([ROW])).status_code == 200
     assert client.get("/v2/models/gbc/versions/2/ready").status_code == 200
+
+
+@pytest.mark.usefixtures("three")
+def test_a_watcher_pass_while_a_version_loads_on_demand_keeps_it(
+    anon: TestClient[Litestar], serving: ServingService
+) -> None:
+    """The watcher (every ``poll_s``) decides from one read what is wanted: a version loading on
+    demand meanwhile must be wanted already, or the pass unloads it as it appears (seen in CI)."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            serving.sync()
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for v in (2, 3):
+            r = anon.post(f"/v2/models/gbc/versions/{v}/infer", json=oip([ROW]), headers=AUTH)
+            assert r.status_code == 200, r.text
+            for _ in range(20):  # passes that began during the load are over, later ones keep it
+                serving.sync()
+            assert f"gbc/{v}" in serving.served(), serving.served()
+    finally:
+        stop.set()
+        watcher.join()
+    assert loaded(serving) == 3
 
 
 @pytest.mark.usefixtures("three")
