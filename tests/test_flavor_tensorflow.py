@@ -3,7 +3,7 @@ TensorFlow is installed, mlbox registers the ``.onnx`` file and scores what Tens
 
 Opt-in: set ``MLBOX_TEST_TENSORFLOW=1``. TensorFlow is not in the test extra (``tensorflow-cpu``
 is a 274 MB wheel, about 1 GB installed): it lives with ``tf2onnx`` in its own venv,
-``.bench/venvs/tensorflow`` (git-ignored; never mlbox's ``.venv``), made on the first run.
+a venv of `tests.peer_venvs` (never mlbox's ``.venv``), made on the first run.
 """
 
 from __future__ import annotations

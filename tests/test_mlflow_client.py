@@ -1,8 +1,8 @@
 """The real MLflow client against a real ``mlbox up``: unmodified MLflow scripts log into mlbox.
 
 MLflow (``mlflow-skinny`` with scikit-learn, pandas and skops, which its
-sklearn flavor needs) lives in its own virtual environment, ``.bench/venvs/mlflow-client``
-(git-ignored), made on the first run (about two minutes; it needs the network
+sklearn flavor needs) lives in its own virtual environment, ``mlflow-client`` of
+`tests.peer_venvs`, made on the first run (about two minutes; it needs the network
 once) and reused while it imports; it never touches mlbox's own ``.venv``. The
 scripts below are plain MLflow code: they learn where to log only from
 ``MLFLOW_TRACKING_URI`` and ``MLFLOW_TRACKING_TOKEN``.

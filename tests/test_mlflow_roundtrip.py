@@ -3,7 +3,7 @@ runtime (``mlserver-mlflow``, what KServe runs for ``modelFormat: mlflow``) scor
 mlbox, for every flavor `tests.test_flavor_export` exports.
 
 Opt-in: set ``MLBOX_TEST_MLFLOW_PEERS=1``. The peers live in their own venv,
-``.bench/venvs/mlflow-serve`` (git-ignored; never mlbox's ``.venv``): full MLflow, MLServer 1.7
+a venv of `tests.peer_venvs` (never mlbox's ``.venv``): full MLflow, MLServer 1.7
 with its MLflow runtime, and the frameworks the models need (torch pinned to the build mlbox
 runs, so pip takes it from the local wheel cache where there is one). Installing it takes
 minutes and about 2 GB, more than a CI run can spare; once made it is reused while it imports.
