@@ -154,6 +154,9 @@ class Appliance:
             log_level="warning",
             access_log=False,
             lifespan="on",
+            # no X-Forwarded-* rewriting: nothing reads the client's address, and a local proxy
+            # could spoof it; one ASGI layer less on every request
+            proxy_headers=False,
             limit_concurrency=serving.max_connections,
             timeout_graceful_shutdown=max(1, math.ceil(serving.drain_s)),
         )

@@ -103,21 +103,24 @@ MAX_LOOP_LAG_S = 0.01
 """How late the event loop may run while a model is pressed before that model's requests are
 refused at once (what they have already waited is about this lag)."""
 
-SATURATED_LAG_S = 0.002
+SATURATED_LAG_S = 0.001
 """How late the event loop may wake its timer, probe after probe, before the doorstep admits only
 a share of scoring requests (`next_share`). At 10 ms the fast model at twice its capacity kept a
-p99 of 116 ms, at 5 ms 59-63 ms, at 2 ms (with `CROWDED_INFLIGHT` at 24) 22-26 ms: a later cut
-lets the loop fall further behind before it starts catching up (scripts/bench/overload.py, 256
-connections, one run each, 2 cores)."""
+p99 of 116 ms, at 5 ms 59-63 ms, at 2 ms 19.6-20.1 ms, at 1 ms (with `CROWDED_INFLIGHT` at 20)
+16.4-19.7 ms, its 503 p99 6.9-9.6 ms against 8.7-9.9 (three interleaved pairs; 15-17 ms in
+runs before); at 0.5 ms no better, its 503 p99 once 15 ms (scripts/bench/overload.py, 256
+connections, 2 cores): a later cut lets the loop fall further behind before it starts catching
+up. uvloop's clock counts whole milliseconds, so "more than 1 ms" means two or more."""
 
-CROWDED_INFLIGHT = 24
+CROWDED_INFLIGHT = 20
 """Requests being answered at or above which a late, busy loop counts as crowded by them
 (`Admission.observe_lag`). Below it a late loop is a closed loop on a busy machine: serving.py's
 16 single-row clients at load 4 had 1,916 requests refused without this bound, and those clients
-only wait longer when refused. It also sets where the share settles under overload: the share
-climbs back until the loop is late again with this many in flight, so requests admitted wait
-about this many answers (Little's law). At 64 the fast model at twice its capacity kept an
-admitted p99 of 59 ms against 22-26 ms at 24 (same machine, interleaved runs)."""
+only wait longer when refused; so it stays above 16. It also sets where the share settles under
+overload: the share climbs back until the loop is late again with this many in flight, so
+requests admitted wait about this many answers (Little's law). At 64 the fast model at twice its
+capacity kept an admitted p99 of 59 ms against 22-26 ms at 24; with `SATURATED_LAG_S` at 1 ms,
+16 and 20 kept 14.5-17 ms and 12 17-25 ms (same machine, interleaved runs)."""
 
 SATURATED_CPU = 0.8
 """The process's CPU seconds per second at or above which a late event loop counts as busy with its
