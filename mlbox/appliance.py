@@ -179,7 +179,12 @@ class Appliance:
     def start_http(self) -> str:
         """Serve the API from a background thread; returns its URL once it accepts."""
         self.claim()
-        server = self._make_server()
+        try:
+            server = self._make_server()
+        except BaseException:
+            if self._lock is not None:  # the home stays held (the loops run): say there is no API
+                self._lock.mark_no_api()
+            raise
         t = threading.Thread(
             target=lambda: server.run(sockets=[self._socket]), name="mlbox-http", daemon=True
         )

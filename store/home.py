@@ -27,6 +27,9 @@ from pathlib import Path
 from mlbox.store import private
 from mlbox.store.errors import Conflict, UnusableStore
 
+NO_API = "no-api"
+"""The lock file's mark of a holder whose HTTP API did not start (`ApplianceLock.mark_no_api`)."""
+
 CLAIM_WAIT_S = 10.0
 """How long a refused claim waits for the holder to announce its address (it may have taken
 the lock a moment ago and still be binding its port), so the refusal can name it."""
@@ -56,6 +59,13 @@ class ApplianceLock:
 
     def __init__(self, fd: int) -> None:
         self._fd: int | None = fd
+
+    def mark_no_api(self) -> None:
+        """Say in the lock file that this holder's HTTP API did not start (its port was taken): a
+        refused claim then names it at once instead of waiting for an address that will not come."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, f"{os.getpid()} {NO_API}\n".encode(), 0)
 
     def release(self) -> None:
         """Unlock and close (the lock file stays: unlinking it would let two holders lock two files)."""
@@ -128,9 +138,13 @@ class Home:
         deadline = time.monotonic() + wait_s
         while True:
             try:
-                pid = int(self.lock_path.read_text().strip() or 0)
+                held = self.lock_path.read_text().split()
+                pid = int(held[0]) if held else 0
             except (OSError, ValueError):
-                pid = 0
+                held, pid = [], 0
+            if NO_API in held:
+                where = "its HTTP API did not start"
+                break
             ann = self.running_appliance()
             if ann is not None and ann.pid == pid:
                 where = ann.url

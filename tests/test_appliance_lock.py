@@ -19,6 +19,7 @@ from mlbox.appliance import Appliance
 from mlbox.services import Services
 from mlbox.settings import Settings
 from mlbox.store.errors import Conflict
+from mlbox.store.home import CLAIM_WAIT_S
 from tests.helpers import MLBOX, mlbox_env, wait_announced
 
 DEADLINE_S = 90.0
@@ -73,16 +74,25 @@ def test_the_embedded_appliance_holds_the_home_too(
     env: dict[str, str], started: list[subprocess.Popen[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = Path(env["MLBOX_HOME"])
-    services = Services.open(Settings(home=home, port=0))
-    embedded = Appliance(services)
-    embedded.start_loops()  # what the TUI does first
-    try:
-        err = refused(up(env, started, "--port", "0"))
-        assert f"already running (pid {os.getpid()}, " in err
-        with pytest.raises(Conflict):
-            Appliance(services).start_loops()
-    finally:
-        embedded.stop()
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        services = Services.open(Settings(home=home, port=blocker.getsockname()[1]))
+        embedded = Appliance(services)
+        try:
+            embedded.start_loops()  # what the TUI does first, then start_http: its port is taken
+            with pytest.raises(Conflict, match="cannot listen"):
+                embedded.start_http()
+            # the TUI goes on without an HTTP API, holding the home: refused at once, saying so
+            # (not after waiting CLAIM_WAIT_S for an address that will not come)
+            t0 = time.monotonic()
+            err = refused(up(env, started, "--port", "0"))
+            assert f"already running (pid {os.getpid()}, its HTTP API did not start)" in err
+            assert time.monotonic() - t0 < CLAIM_WAIT_S
+            with pytest.raises(Conflict, match="its HTTP API did not start"):
+                Appliance(services).start_loops()
+        finally:
+            embedded.stop()
     after = up(env, started, "--port", "0")
     wait_announced(home, after, deadline_s=DEADLINE_S)
 
